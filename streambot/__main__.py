@@ -1,0 +1,5 @@
+import sys
+
+from streambot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,185 @@
+"""Builds the pipeline from the config, supervises its tasks and shuts down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+
+from streambot.brain.catalog import CatalogBrain
+from streambot.chat.base import ChatSource
+from streambot.chat.local import HttpChatSource, ReplayChatSource, StdinChatSource
+from streambot.config import Config
+from streambot.face.mouth import MouthFace
+from streambot.host import Host
+from streambot.inbox import Inbox
+from streambot.ingest import Ingest
+from streambot.metrics import Metrics, serve_metrics
+from streambot.stage.clock import Clock, MonotonicClock, VirtualClock
+from streambot.stage.presenter import Presenter
+from streambot.stage.sinks.base import Sink, StreamFormat
+from streambot.stage.sinks.fanout import SinkFanout
+from streambot.stage.sinks.file import FileSink
+from streambot.stage.sinks.null import NullSink
+from streambot.stage.sinks.virtualcam import VirtualCamSink
+from streambot.store import Store
+from streambot.triage import Triage
+from streambot.voice.espeak import EspeakVoice
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunReport:
+    seconds: float
+    frames: int
+    fps: float
+    late_frames: int
+    sink_drops: int
+    turns: int
+    unavailable_sinks: dict[str, str] = field(default_factory=dict)
+
+
+def build_sinks(config: Config) -> list[Sink]:
+    sinks: list[Sink] = []
+    s = config.sinks
+    if s.file.enabled:
+        sinks.append(FileSink(s.file.path, s.file.preset, s.file.crf))
+    if s.virtualcam.enabled:
+        sinks.append(VirtualCamSink(s.virtualcam.device))
+    if s.null.enabled or not sinks:
+        sinks.append(NullSink())
+    return sinks
+
+
+class App:
+    def __init__(self, config: Config, clock: Clock | None = None,
+                 extra_sources: list[ChatSource] | None = None) -> None:
+        self.config = config
+        cfg = config
+        self.clock = clock or (MonotonicClock() if cfg.stream.realtime else VirtualClock())
+        self.metrics = Metrics()
+        self.store = Store(cfg.store.path)
+        self.brain = CatalogBrain(cfg.brain.catalog)
+        self.voice = EspeakVoice(cfg.voice.espeak)
+        self.face = MouthFace(cfg.face.mouth, cfg.stream.width, cfg.stream.height, cfg.stream.fps)
+        self.inbox = Inbox(cfg.triage.queue_size)
+        self.triage = Triage(cfg.triage, self.brain.answerer.catalog)
+        self.ingest = Ingest(self.store, self.triage, self.inbox, self.clock, self.metrics,
+                             cfg.host.interrupt_priority)
+        self.sources: list[ChatSource] = list(extra_sources or [])
+        local = cfg.chat.local
+        self.http_source: HttpChatSource | None = None
+        if local.http:
+            self.http_source = HttpChatSource(local.host, local.port, local.token(),
+                                              local.max_body_bytes)
+            self.sources.append(self.http_source)
+        if local.stdin:
+            self.sources.append(StdinChatSource())
+        if local.replay:
+            self.sources.append(ReplayChatSource(local.replay, self.clock, local.replay_loop))
+        self.stop = asyncio.Event()
+        self.fmt = StreamFormat(cfg.stream.width, cfg.stream.height, cfg.stream.fps,
+                                cfg.stream.sample_rate)
+        self.sinks: SinkFanout | None = None
+        self.presenter: Presenter | None = None
+        self.host: Host | None = None
+
+    def health(self) -> dict:
+        p = self.presenter
+        return {
+            "ok": p is not None and not self.stop.is_set(),
+            "frames": p.stats.frames if p else 0,
+            "late_frames": p.stats.late_frames if p else 0,
+            "inbox": len(self.inbox),
+            "sinks": [w.sink.name for w in self.sinks.workers if not w.failed] if self.sinks else [],
+            "unavailable_sinks": sorted(self.sinks.unavailable) if self.sinks else [],
+        }
+
+    async def _pump(self, source: ChatSource) -> None:
+        """Feed one source into ingest, restarting it with capped backoff if it fails."""
+        delay = 1.0
+        while not self.stop.is_set():
+            try:
+                async for msg in source.messages():
+                    self.ingest.accept(msg)
+                    delay = 1.0
+                return  # a finite source (a replay) has ended
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("chat source %s failed; restarting in %.0fs", source.name, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def request_stop(self) -> None:
+        if not self.stop.is_set():
+            log.info("stopping: finishing the current frame, closing sinks and the store")
+            self.stop.set()
+
+    async def run(self, seconds: float | None = None) -> RunReport:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        self.sinks = SinkFanout(build_sinks(cfg), self.fmt, cfg.sinks.queue_frames)
+        self.presenter = Presenter(self.face, self.sinks, self.clock, cfg.stream.fps,
+                                   cfg.stream.sample_rate, max_behind_s=cfg.stream.max_behind_s,
+                                   metrics=self.metrics)
+        self.host = Host(cfg.host, cfg.triage, self.inbox, self.ingest, self.brain, self.voice,
+                         self.face, self.presenter, self.store, self.clock, self.metrics,
+                         cfg.stream.fps)
+        self.ingest.resume(cfg.triage.resume_min_priority)
+        metrics_runner = None
+        if cfg.metrics.enabled:
+            try:
+                metrics_runner = await serve_metrics(self.metrics, cfg.metrics.host,
+                                                     cfg.metrics.port, self.health)
+            except OSError as exc:
+                log.error("metrics endpoint unavailable (%s); continuing without it", exc)
+        max_frames = None if seconds is None else int(round(seconds * cfg.stream.fps))
+        started = time.perf_counter()
+        tasks = [
+            asyncio.create_task(self.presenter.run(self.stop, max_frames), name="presenter"),
+            asyncio.create_task(self.host.run(self.stop), name="host"),
+            *(asyncio.create_task(self._pump(s), name=f"chat-{s.name}") for s in self.sources),
+        ]
+        try:
+            await self._supervise(tasks)
+        finally:
+            self.stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.sinks.close()
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
+            self.store.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+        stats = self.presenter.stats
+        return RunReport(
+            seconds=time.perf_counter() - started, frames=stats.frames, fps=stats.fps(),
+            late_frames=stats.late_frames, sink_drops=self.sinks.dropped,
+            turns=self.host.turns_played, unavailable_sinks=dict(self.sinks.unavailable),
+        )
+
+    async def _supervise(self, tasks: list[asyncio.Task]) -> None:
+        """Run until stop; a core task that dies is logged and the app stops cleanly."""
+        core = {t for t in tasks if t.get_name() in ("presenter", "host")}
+        stopper = asyncio.create_task(self.stop.wait())
+        try:
+            pending = set(tasks) | {stopper}
+            while not self.stop.is_set():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done & core:
+                    if not task.cancelled() and task.exception() is not None:
+                        log.error("%s crashed", task.get_name(), exc_info=task.exception())
+                        self.request_stop()
+        finally:
+            stopper.cancel()

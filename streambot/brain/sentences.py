@@ -1,0 +1,78 @@
+"""Streaming sentence splitter for English and Chinese.
+
+The voice can start as soon as something is speakable, so the first clause of a reply is
+released at its first comma-like break; later text goes out a whole sentence at a time
+(fewer, more natural breaks). A full stop between digits ("$39.99") or a comma inside a number
+("1,299") is not a break.
+"""
+
+from __future__ import annotations
+
+_HARD_ENDS = set("。！？!?…；;")  # always end a sentence
+_SOFT_END = "."  # ends a sentence only when followed by a space (not "39.99", "v2.1")
+_CLAUSE_BREAKS = set("，、,：:")
+_CLOSERS = set("\"'”’)）」』")
+
+
+class SentenceSplitter:
+    def __init__(self, first_clause_min_chars: int = 8, max_chars: int = 220) -> None:
+        self._buffer = ""
+        self._released_any = False
+        self._first_clause_min = first_clause_min_chars
+        self._max_chars = max_chars
+
+    def feed(self, delta: str) -> list[str]:
+        """Add streamed text; return the chunks that are now complete."""
+        self._buffer += delta
+        out: list[str] = []
+        while True:
+            cut = self._find_cut()
+            if cut is None:
+                break
+            chunk, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
+            if chunk:
+                out.append(chunk)
+                self._released_any = True
+        return out
+
+    def flush(self) -> list[str]:
+        """End of stream: whatever is left is the last sentence."""
+        chunk, self._buffer = self._buffer.strip(), ""
+        return [chunk] if chunk else []
+
+    def _find_cut(self) -> int | None:
+        text = self._buffer
+        for i, ch in enumerate(text):
+            nxt = text[i + 1] if i + 1 < len(text) else None
+            if ch in _HARD_ENDS:
+                return self._after_closers(i + 1)
+            if ch == _SOFT_END:
+                if nxt is None:
+                    return None  # cannot tell "3." from "3.5" yet
+                if nxt.isspace() or nxt in _CLOSERS:
+                    return self._after_closers(i + 1)
+            if not self._released_any and ch in _CLAUSE_BREAKS:
+                if ch in ",:" and (nxt is None or nxt.isdigit()):
+                    continue  # "1,299" or not yet known
+                if _weight(text[:i].strip()) >= self._first_clause_min:
+                    return i + 1
+        if len(text) > self._max_chars:
+            space = text.rfind(" ", 0, self._max_chars)
+            return space + 1 if space > 0 else self._max_chars
+        return None
+
+    def _after_closers(self, index: int) -> int:
+        while index < len(self._buffer) and self._buffer[index] in _CLOSERS:
+            index += 1
+        return index
+
+
+def _weight(text: str) -> int:
+    """Length in Latin-letter units: a CJK character carries about two letters' worth of speech."""
+    return sum(2 if ord(ch) >= 0x2E80 else 1 for ch in text)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split finished text into speakable sentences (the first clause early, as when streaming)."""
+    splitter = SentenceSplitter()
+    return splitter.feed(text) + splitter.flush()

@@ -1,0 +1,96 @@
+"""Command line: ``python -m streambot {run,demo}``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from importlib import resources
+from pathlib import Path
+
+from streambot.config import Config, ConfigError, load_config
+from streambot.logs import setup_logging
+from streambot.report import format_latency_table
+from streambot.store import Store
+
+log = logging.getLogger("streambot")
+EXIT_CONFIG = 2
+
+
+def demo_config(out: Path, fast: bool) -> Config:
+    replay = resources.files("streambot.assets").joinpath("demo_chat.jsonl")
+    config = Config()
+    config.stream.realtime = not fast
+    config.chat.local.http = False
+    config.chat.local.replay = str(replay)
+    config.sinks.file.enabled = True
+    config.sinks.file.path = str(out)
+    config.sinks.null.enabled = False
+    config.store.path = str(out.with_suffix(".db"))
+    config.metrics.enabled = False
+    return config
+
+
+def _run_app(config: Config, seconds: float | None) -> int:
+    from streambot.app import App  # heavy imports after argument parsing
+
+    async def main() -> None:
+        app = App(config)
+        report = await app.run(seconds)
+        print(
+            f"\nstream: {report.frames} frames in {report.seconds:.1f}s wall "
+            f"({report.fps:.1f} fps sustained), {report.late_frames} late frames, "
+            f"{report.sink_drops} frames dropped by live sinks, {report.turns} turns"
+        )
+        for name, why in report.unavailable_sinks.items():
+            print(f"sink {name} was unavailable: {why}")
+        store = Store(config.store.path)
+        print("\n" + format_latency_table(store))
+        store.close()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(config.logging.level)
+    return _run_app(config, args.seconds)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    config = demo_config(out, args.fast)
+    db = Path(config.store.path)
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)  # each demo starts from an empty store
+    setup_logging("INFO")
+    code = _run_app(config, args.seconds)
+    print(f"\nwrote {out} and its event log {db}")
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streambot", description="A 24/7 livestream host.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the host daemon from a config file")
+    run.add_argument("--config", default=None, help="config.toml (default: embedded defaults)")
+    run.add_argument("--seconds", type=float, default=None, help="stop after N seconds of stream")
+    run.set_defaults(func=cmd_run)
+    demo = sub.add_parser("demo", help="replay the bundled demo chat into an mp4")
+    demo.add_argument("--seconds", type=float, default=40.0, help="stream seconds (default 40)")
+    demo.add_argument("--out", default="demo.mp4", help="output mp4 (default demo.mp4)")
+    demo.add_argument("--fast", action="store_true",
+                      help="render faster than real time (no wall-clock pacing)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

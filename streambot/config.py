@@ -1,0 +1,205 @@
+"""Typed configuration: pydantic models for every section of ``config.toml``.
+
+Every model forbids unknown keys, so a typo is reported by name instead of silently ignored.
+Secrets never live in the file: the config names an environment variable, and the value is read
+from the environment as a ``SecretStr`` (its repr is masked) and registered with the log redactor.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from streambot.logs import register_secret
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key and what is wrong with it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def read_secret(env_name: str) -> SecretStr | None:
+    """Read the secret held in environment variable ``env_name``; ``None`` when unset or empty."""
+    if not env_name:
+        return None
+    value = os.environ.get(env_name, "")
+    if not value:
+        return None
+    register_secret(value)
+    return SecretStr(value)
+
+
+class StreamConfig(_Section):
+    fps: Annotated[int, Field(ge=1, le=60)] = 25
+    width: Annotated[int, Field(ge=64, le=3840, multiple_of=2)] = 1280
+    height: Annotated[int, Field(ge=64, le=2160, multiple_of=2)] = 720
+    realtime: bool = True
+    # Output audio rate is fixed by the timing contract (DESIGN section 2).
+    sample_rate: Literal[48000] = 48000
+    max_behind_s: Annotated[float, Field(gt=0)] = 0.5
+
+
+class LocalChatConfig(_Section):
+    http: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8765
+    token_env: str = "STREAMBOT_CHAT_TOKEN"
+    stdin: bool = False
+    replay: str = ""
+    replay_loop: bool = False
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+
+    def token(self) -> SecretStr | None:
+        return read_secret(self.token_env)
+
+
+class ChatConfig(_Section):
+    local: LocalChatConfig = LocalChatConfig()
+
+
+class TriageConfig(_Section):
+    max_chars: Annotated[int, Field(ge=1)] = 300
+    banned_words: list[str] = ["buy followers", "free followers", "加微信"]
+    drop_urls: bool = True
+    dedupe_window_s: Annotated[float, Field(ge=0)] = 60.0
+    rate_limit_count: Annotated[int, Field(ge=1)] = 3
+    rate_limit_window_s: Annotated[float, Field(gt=0)] = 15.0
+    queue_size: Annotated[int, Field(ge=1)] = 32
+    max_users_tracked: Annotated[int, Field(ge=16)] = 10_000
+    idle_pitch_after_s: Annotated[float, Field(gt=0)] = 20.0
+    resume_min_priority: Annotated[int, Field(ge=0)] = 20
+
+
+class HostConfig(_Section):
+    interrupt_priority: Annotated[int, Field(ge=0)] = 30
+    max_reply_chars: Annotated[int, Field(ge=20)] = 400
+
+
+class CatalogBrainConfig(_Section):
+    path: str = ""
+    token_interval_ms: Annotated[float, Field(ge=0)] = 0.0
+    host_name: str = "Mia"
+
+
+class BrainConfig(_Section):
+    backend: Literal["catalog"] = "catalog"
+    catalog: CatalogBrainConfig = CatalogBrainConfig()
+
+
+class EspeakVoiceConfig(_Section):
+    voice_en: str = "en-us"
+    voice_zh: str = "cmn"
+    words_per_minute: Annotated[int, Field(ge=80, le=450)] = 170
+    gain: Annotated[float, Field(gt=0, le=4)] = 1.0
+
+
+class VoiceConfig(_Section):
+    backend: Literal["espeak"] = "espeak"
+    espeak: EspeakVoiceConfig = EspeakVoiceConfig()
+
+
+class MouthFaceConfig(_Section):
+    batch_frames: Annotated[int, Field(ge=1, le=50)] = 5
+    silence_db: float = -50.0
+    loud_db: float = -18.0
+    attack: Annotated[float, Field(gt=0, le=1)] = 0.7
+    release: Annotated[float, Field(gt=0, le=1)] = 0.35
+
+
+class FaceConfig(_Section):
+    backend: Literal["mouth"] = "mouth"
+    mouth: MouthFaceConfig = MouthFaceConfig()
+
+
+class FileSinkConfig(_Section):
+    enabled: bool = False
+    path: str = "streambot.mp4"
+    preset: str = "veryfast"
+    crf: Annotated[int, Field(ge=0, le=51)] = 23
+
+
+class VirtualCamSinkConfig(_Section):
+    enabled: bool = False
+    device: str = ""
+
+
+class NullSinkConfig(_Section):
+    enabled: bool = True
+
+
+class SinksConfig(_Section):
+    file: FileSinkConfig = FileSinkConfig()
+    virtualcam: VirtualCamSinkConfig = VirtualCamSinkConfig()
+    null: NullSinkConfig = NullSinkConfig()
+    queue_frames: Annotated[int, Field(ge=1, le=250)] = 12
+
+
+class StoreConfig(_Section):
+    path: str = "streambot.db"
+
+
+class MetricsConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9108
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Config(_Section):
+    stream: StreamConfig = StreamConfig()
+    chat: ChatConfig = ChatConfig()
+    triage: TriageConfig = TriageConfig()
+    host: HostConfig = HostConfig()
+    brain: BrainConfig = BrainConfig()
+    voice: VoiceConfig = VoiceConfig()
+    face: FaceConfig = FaceConfig()
+    sinks: SinksConfig = SinksConfig()
+    store: StoreConfig = StoreConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling; see config.toml for every key)"
+    got = error.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{key}: {error['msg']}{shown}"
+
+
+def parse_config(data: dict, source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{source}: invalid configuration:\n  {problems}") from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load ``path`` (or the embedded defaults when ``None``); raise ConfigError on any problem."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,105 @@
+"""Dataclasses that flow between the pipeline's stages (DESIGN section 1)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+
+class Priority(IntEnum):
+    """Higher answers first. Values are stored, so keep them stable."""
+
+    CHAT = 10
+    QUESTION = 20
+    PAID = 30  # super chat and the like: may interrupt the current turn
+    OPERATOR = 40  # operator commands from a trusted source
+
+
+class Kind:
+    CHAT = "chat"
+    SUPERCHAT = "superchat"
+    COMMAND = "command"
+
+
+@dataclass
+class ChatMessage:
+    source: str
+    user: str
+    text: str
+    kind: str = Kind.CHAT
+    received_at: float = field(default_factory=time.time)  # wall clock, for the record
+    arrived: float = field(default_factory=time.perf_counter)  # monotonic, for latency
+    malformed: str | None = None  # set by a source that could not parse what it received
+    id: int | None = None  # store row id, set when the message is logged
+
+
+@dataclass(frozen=True)
+class Decision:
+    accepted: bool
+    reason: str
+    priority: int = Priority.CHAT
+
+
+@dataclass
+class TurnTimings:
+    """Monotonic (perf_counter) instants of one turn, filled as its stages first produce."""
+
+    arrived: float | None = None
+    dequeued: float | None = None
+    first_text: float | None = None
+    first_audio: float | None = None
+    first_frame: float | None = None
+
+    def since_arrival_ms(self, instant: float | None) -> float | None:
+        if instant is None or self.arrived is None:
+            return None
+        return (instant - self.arrived) * 1000.0
+
+
+@dataclass
+class Turn:
+    id: int
+    kind: str  # "answer" | "pitch"
+    message: ChatMessage | None
+    lang: str = "en"
+    topic: str | None = None  # product id of an idle pitch
+    timings: TurnTimings = field(default_factory=TurnTimings)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    turn_id: int
+    index: int
+    text: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class Speech:
+    """One sentence of audio, padded to whole frames: len(pcm48k) == frames * samples_per_frame."""
+
+    turn_id: int
+    sentence: Sentence
+    pcm48k: np.ndarray  # float32 mono
+    pcm16k: np.ndarray  # float32 mono, exactly a third as long
+    frames: int
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A few frames of one turn plus exactly their audio (frames.shape[0] * 1920 samples)."""
+
+    turn_id: int
+    frames: np.ndarray  # (B, H, W, 3) uint8 RGB
+    pcm: np.ndarray  # (B * samples_per_frame,) float32
+    sentence_index: int
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    """Marks the end of a turn's clips in the presenter queue."""
+
+    turn_id: int

@@ -1,0 +1,236 @@
+"""The host: one turn at a time, interruptions, operator commands and the idle pitch.
+
+A turn streams through three small tasks joined by bounded queues: brain text is split into
+sentences, each sentence is voiced and turned into frames, and the frames go to the presenter
+in small clips while later sentences are still being voiced. The host waits for the presenter
+to finish the turn, or interrupts it when something more important arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+
+from streambot.brain.base import Brain
+from streambot.brain.sentences import SentenceSplitter
+from streambot.config import HostConfig, TriageConfig
+from streambot.events import ChatMessage, Clip, Kind, Sentence, Speech, Turn, TurnEnd
+from streambot.face.base import Face
+from streambot.inbox import Inbox
+from streambot.ingest import Ingest
+from streambot.lang import detect_lang
+from streambot.metrics import Metrics
+from streambot.stage.clock import Clock
+from streambot.stage.presenter import Presenter
+from streambot.store import Store
+from streambot.voice.base import Voice, to_speech
+
+log = logging.getLogger(__name__)
+_END = object()
+
+
+class Host:
+    def __init__(self, host_config: HostConfig, triage_config: TriageConfig, inbox: Inbox,
+                 ingest: Ingest, brain: Brain, voice: Voice, face: Face, presenter: Presenter,
+                 store: Store, clock: Clock, metrics: Metrics, fps: int) -> None:
+        self.config, self.triage_config = host_config, triage_config
+        self.inbox, self.ingest = inbox, ingest
+        self.brain, self.voice, self.face, self.presenter = brain, voice, face, presenter
+        self.store, self.clock, self.metrics, self.fps = store, clock, metrics, fps
+        self._pitch_topics = itertools.cycle(brain.pitch_topics())
+        self._lang = "en"
+        self.turns_played = 0
+        self.current: Turn | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        last_activity = self.clock.now()
+        while not stop.is_set():
+            item = self.inbox.get_nowait()
+            self.metrics.inbox.set(len(self.inbox))
+            if item is None:
+                idle_for = self.clock.now() - last_activity
+                wait = self.triage_config.idle_pitch_after_s - idle_for
+                if wait <= 0:
+                    await self.play(self._pitch_turn(), stop)
+                    last_activity = self.clock.now()
+                    continue
+                await _first_of(self.inbox.wait(), self.clock.sleep(wait), stop.wait())
+                continue
+            msg, _priority = item
+            if msg.kind == Kind.COMMAND:
+                await self._command(msg, stop)
+            else:
+                await self.play(self._answer_turn(msg), stop)
+            last_activity = self.clock.now()
+
+    # -- turns -------------------------------------------------------------------------
+    def _answer_turn(self, msg: ChatMessage) -> Turn:
+        lang = detect_lang(msg.text)
+        self._lang = lang
+        turn_id = self.store.start_turn(msg.id, "answer", lang)
+        turn = Turn(turn_id, "answer", msg, lang)
+        turn.timings.arrived = msg.arrived
+        turn.timings.dequeued = time.perf_counter()
+        return turn
+
+    def _pitch_turn(self, topic: str | None = None) -> Turn:
+        turn_id = self.store.start_turn(None, "pitch", self._lang)
+        turn = Turn(turn_id, "pitch", None, self._lang, topic=topic or next(self._pitch_topics))
+        turn.timings.arrived = turn.timings.dequeued = time.perf_counter()
+        return turn
+
+    async def _command(self, msg: ChatMessage, stop: asyncio.Event) -> None:
+        word, _, rest = msg.text.strip().partition(" ")
+        self.store.set_status(msg.id, "answered")
+        if word in ("!skip", "!stop"):
+            log.info("operator: %s (current turn already interrupted)", word)
+        elif word == "!pitch":
+            await self.play(self._pitch_turn(rest.strip() or None), stop)
+        elif word == "!say" and rest.strip():
+            turn = self._pitch_turn()
+            turn.kind, turn.topic, turn.lang = "say", rest.strip(), detect_lang(rest)
+            await self.play(turn, stop)
+        else:
+            self.store.log_decision(msg.id, "rejected", f"unknown command {word!r}", None)
+
+    async def play(self, turn: Turn, stop: asyncio.Event) -> str:
+        """Produce and present one turn; returns its outcome."""
+        self.current = turn
+        self.face.reset()
+        done = self.presenter.begin_turn(turn)
+        producer = asyncio.create_task(self._produce(turn), name=f"turn-{turn.id}")
+        self.ingest.urgent.clear()
+        outcome, failed = "played", False
+        try:
+            while not done.done():
+                await _first_of(done, self.ingest.urgent.wait(), stop.wait())
+                if done.done():
+                    break
+                if stop.is_set():
+                    outcome = "interrupted-by-shutdown"
+                elif (self.inbox.peek_priority() or 0) >= self.config.interrupt_priority:
+                    outcome = "interrupted"
+                    log.info("turn %d interrupted by a more important message", turn.id)
+                else:
+                    self.ingest.urgent.clear()
+                    continue
+                self.presenter.interrupt(turn.id)
+                producer.cancel()
+                break
+            with contextlib.suppress(asyncio.CancelledError):
+                failed = await producer
+            if outcome == "played":
+                outcome = "failed" if failed else await done
+            else:
+                await _first_of(done, asyncio.sleep(1.0))
+        finally:
+            self.current = None
+        msg_id = turn.message.id if turn.message else None
+        if outcome == "interrupted-by-shutdown" and msg_id is not None:
+            self.store.end_turn(turn.id, None, outcome)
+            self.store.set_status(msg_id, "accepted")  # answered again after a restart
+        else:
+            self.store.end_turn(turn.id, msg_id, outcome)
+        self.store.log_timings(turn.id, turn.timings)
+        self._observe(turn, outcome)
+        self.turns_played += 1
+        return outcome
+
+    def _observe(self, turn: Turn, outcome: str) -> None:
+        self.metrics.turns.labels(turn.kind, outcome).inc()
+        t = turn.timings
+        for stage, instant in (("dequeue", t.dequeued), ("first_text", t.first_text),
+                               ("first_audio", t.first_audio), ("first_frame", t.first_frame)):
+            ms = t.since_arrival_ms(instant)
+            if ms is not None:
+                self.metrics.stage_latency.labels(stage).observe(ms / 1000.0)
+
+    async def _produce(self, turn: Turn) -> bool:
+        """Run brain -> voice -> face for one turn; always ends with TurnEnd. True on failure."""
+        sentences: asyncio.Queue = asyncio.Queue(maxsize=4)
+        speeches: asyncio.Queue = asyncio.Queue(maxsize=2)
+        tasks = [
+            asyncio.create_task(self._think(turn, sentences)),
+            asyncio.create_task(self._speak(turn, sentences, speeches)),
+            asyncio.create_task(self._show(turn, speeches)),
+        ]
+        failed = False
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failed = True
+            log.exception("turn %d failed; the stream goes on", turn.id)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.presenter.clips.put(TurnEnd(turn.id))
+        return failed
+
+    async def _think(self, turn: Turn, out: asyncio.Queue) -> None:
+        splitter = SentenceSplitter()
+        reply, index, limit = "", 0, self.config.max_reply_chars
+        if turn.kind == "say":
+            stream = _one(turn.topic or "")
+        else:
+            stream = self.brain.reply(turn)
+        async for delta in stream:
+            if turn.timings.first_text is None:
+                turn.timings.first_text = time.perf_counter()
+            delta = delta[: max(0, limit - len(reply))]
+            reply += delta
+            for text in splitter.feed(delta):
+                await out.put(Sentence(turn.id, index, text, turn.lang))
+                index += 1
+            if len(reply) >= limit:
+                break
+        for text in splitter.flush():
+            await out.put(Sentence(turn.id, index, text, turn.lang))
+            index += 1
+        self.store.set_reply(turn.id, reply)
+        await out.put(_END)
+
+    async def _speak(self, turn: Turn, inbox: asyncio.Queue, out: asyncio.Queue) -> None:
+        while (sentence := await inbox.get()) is not _END:
+            async for pcm in self.voice.speak(sentence.text, sentence.lang):
+                speech = to_speech(pcm, self.voice.sample_rate, sentence, self.fps)
+                if turn.timings.first_audio is None:
+                    turn.timings.first_audio = time.perf_counter()
+                self.store.log_sentence(turn.id, sentence.index, sentence.text, speech.frames)
+                await out.put(speech)
+        await out.put(_END)
+
+    async def _show(self, turn: Turn, inbox: asyncio.Queue) -> None:
+        frame_in_turn = 0
+        spf = self.presenter.samples_per_frame
+        while (speech := await inbox.get()) is not _END:
+            assert isinstance(speech, Speech)
+            start = 0
+            async for batch in self.face.render(speech.pcm16k, self.presenter.frame_index):
+                n = batch.shape[0]
+                pcm = speech.pcm48k[start * spf : (start + n) * spf]
+                await self.presenter.clips.put(Clip(turn.id, batch, pcm, speech.sentence.index))
+                start += n
+            if start != speech.frames:
+                raise RuntimeError(f"face rendered {start} frames for {speech.frames}")
+            frame_in_turn += start
+
+
+async def _one(text: str):  # noqa: ANN202 - tiny async generator
+    yield text
+
+
+async def _first_of(*awaitables) -> None:  # noqa: ANN002
+    """Wait until any of the awaitables finishes; cancel the rest (futures are left alone)."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task, original in zip(tasks, awaitables, strict=True):
+            if task is not original and not task.done():
+                task.cancel()

@@ -1,0 +1,64 @@
+"""Ingest: every received message is stored first, then triaged and queued for the host."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from streambot.events import ChatMessage, Priority
+from streambot.inbox import Inbox
+from streambot.metrics import Metrics
+from streambot.stage.clock import Clock
+from streambot.store import Store
+from streambot.triage import Triage
+
+log = logging.getLogger(__name__)
+
+
+def preview(text: str, limit: int = 60) -> str:
+    shown = text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+    return repr(shown)
+
+
+class Ingest:
+    def __init__(self, store: Store, triage: Triage, inbox: Inbox, clock: Clock,
+                 metrics: Metrics, interrupt_priority: int) -> None:
+        self.store, self.triage, self.inbox = store, triage, inbox
+        self.clock, self.metrics = clock, metrics
+        self.interrupt_priority = interrupt_priority
+        self.urgent = asyncio.Event()  # set when a message should interrupt the current turn
+
+    def accept(self, msg: ChatMessage) -> None:
+        self.store.log_message(msg)
+        self.metrics.messages.labels(msg.source).inc()
+        decision = self.triage.decide(msg, self.clock.now())
+        status = "accepted" if decision.accepted else "rejected"
+        self.store.log_decision(msg.id, status, decision.reason,
+                                decision.priority if decision.accepted else None)
+        self.metrics.decisions.labels(status, decision.reason.split(":")[0]).inc()
+        log.info("%s %s from %s/%s: %s (%s)", status, f"#{msg.id}", msg.source, msg.user,
+                 preview(msg.text), decision.reason)
+        if decision.accepted:
+            self.enqueue(msg, decision.priority)
+
+    def enqueue(self, msg: ChatMessage, priority: int) -> None:
+        dropped = self.inbox.put(msg, priority)
+        self.metrics.inbox.set(len(self.inbox))
+        if dropped is not None:
+            reason = f"queue full ({self.inbox.maxsize} waiting); less important than the rest"
+            self.store.log_decision(dropped.id, "dropped", reason, None)
+            self.metrics.decisions.labels("dropped", "queue full").inc()
+            log.warning("dropped #%s from %s: %s", dropped.id, dropped.user, reason)
+        if priority >= self.interrupt_priority and dropped is not msg:
+            self.urgent.set()
+
+    def resume(self, min_priority: int = Priority.QUESTION) -> int:
+        """Queue the accepted messages a previous run did not finish answering."""
+        pending = self.store.pending_messages(min_priority)
+        for item in pending:
+            self.store.log_decision(item.message.id, "accepted", "resumed after restart",
+                                    item.priority)
+            self.enqueue(item.message, item.priority)
+        if pending:
+            log.info("resumed %d unanswered message(s) from the store", len(pending))
+        return len(pending)

@@ -1,0 +1,213 @@
+"""The presenter: the pipeline's one clock (DESIGN section 2).
+
+Frame k has pts k/fps and carries output samples [k*spf, (k+1)*spf), so audio and video cannot
+drift apart. Each frame period the presenter takes the next frame of the current turn's clips,
+or the face's idle frame with silence when nothing is ready, and hands both to the sinks.
+
+Realtime mode paces frames on the monotonic clock and never waits for a model: a frame the
+turn should have had but did not is shown idle and counted late. Fast mode (realtime = false)
+runs on a virtual clock as fast as the pipeline goes, waiting for the turn's frames instead of
+counting them late, so recordings and tests are deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from streambot.events import Clip, Turn, TurnEnd
+from streambot.face.base import Face
+from streambot.stage.clock import Clock, VirtualClock
+from streambot.stage.sinks.fanout import SinkFanout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PresenterStats:
+    frames: int = 0
+    speech_frames: int = 0
+    idle_frames: int = 0
+    late_frames: int = 0  # a turn's frame was due but not ready, or the frame missed its slot
+    resyncs: int = 0
+    started_wall: float = 0.0
+
+    def fps(self) -> float:
+        elapsed = time.perf_counter() - self.started_wall
+        return self.frames / elapsed if elapsed > 0 else 0.0
+
+
+class Presenter:
+    def __init__(self, face: Face, sinks: SinkFanout, clock: Clock, fps: int,
+                 sample_rate: int = 48_000, queue_clips: int = 16,
+                 max_behind_s: float = 0.5, metrics=None) -> None:  # noqa: ANN001
+        self.face, self.sinks, self.clock, self.fps = face, sinks, clock, fps
+        self.samples_per_frame = sample_rate // fps
+        self.clips: asyncio.Queue[Clip | TurnEnd] = asyncio.Queue(maxsize=queue_clips)
+        self.stats = PresenterStats()
+        self.frame_index = 0
+        self._metrics = metrics
+        self._max_behind = max_behind_s
+        self._silence = np.zeros(self.samples_per_frame, np.float32)
+        self._fade_out = (0.5 + 0.5 * np.cos(np.linspace(0, np.pi, self.samples_per_frame)))
+        self._fade_out = self._fade_out.astype(np.float32)
+        self._current: Clip | None = None
+        self._pos = 0
+        self._held: Clip | TurnEnd | None = None  # an item taken from the queue, not yet used
+        self._turns: dict[int, Turn] = {}
+        self._done: dict[int, asyncio.Future[str]] = {}
+        self._playing: int | None = None  # turn whose first frame has been shown
+        self._discard: set[int] = set()
+        self._fade_pending: int | None = None
+
+    # -- control, called by the host ------------------------------------------------------
+    def begin_turn(self, turn: Turn) -> asyncio.Future[str]:
+        """Announce a turn; the future resolves to "played" or "interrupted" at its end."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._turns[turn.id] = turn
+        self._done[turn.id] = future
+        return future
+
+    def interrupt(self, turn_id: int) -> None:
+        """Stop the turn at the next frame boundary: one faded frame, then the rest dropped."""
+        if turn_id in self._done and turn_id not in self._discard:
+            self._fade_pending = turn_id
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._done)
+
+    # -- the clock loop ------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, max_frames: int | None = None) -> None:
+        """Present frames until ``stop`` is set, or ``max_frames`` frames (then set ``stop``)."""
+        self.stats.started_wall = time.perf_counter()
+        period = 1.0 / self.fps
+        origin = self.clock.now()
+        while not stop.is_set():
+            k = self.frame_index
+            deadline = origin + k * period
+            if isinstance(self.clock, VirtualClock):
+                await self.clock.advance_to(deadline)
+            else:
+                await self.clock.sleep_until(deadline)
+            frame, pcm, turn_id = await self._next_frame(stop)
+            await self.sinks.write(k, frame, pcm)
+            self._account(k, turn_id)
+            self.frame_index += 1
+            if max_frames is not None and self.frame_index >= max_frames:
+                stop.set()
+            if self.clock.realtime:
+                behind = self.clock.now() - (deadline + period)
+                if behind > 0:
+                    self._late(1)
+                if behind > self._max_behind:
+                    # Too far behind to catch up without a burst: re-anchor the clock.
+                    skipped = int(behind / period)
+                    origin += skipped * period
+                    self.stats.resyncs += 1
+                    log.warning("presenter fell %.0f ms behind; re-anchored the clock",
+                                behind * 1000)
+        self._finish_all("interrupted")
+
+    def _account(self, k: int, turn_id: int | None) -> None:
+        self.stats.frames += 1
+        if turn_id is None:
+            self.stats.idle_frames += 1
+        else:
+            self.stats.speech_frames += 1
+            turn = self._turns.get(turn_id)
+            if turn is not None and turn.timings.first_frame is None:
+                turn.timings.first_frame = time.perf_counter()
+        if self._metrics is not None:
+            self._metrics.frames.inc()
+
+    def _late(self, count: int) -> None:
+        self.stats.late_frames += count
+        if self._metrics is not None:
+            self._metrics.late_frames.inc(count)
+
+    async def _next_frame(self, stop: asyncio.Event) -> tuple[np.ndarray, np.ndarray, int | None]:
+        while True:
+            taken = self._take()
+            if taken is not None:
+                return taken
+            if self._playing is not None and self.clock.realtime:
+                self._late(1)  # the turn is speaking but its next frame is not ready
+            if not self.clock.realtime and self.busy and not stop.is_set():
+                # Fast mode: stream time waits for the pipeline instead of running ahead.
+                waiter = asyncio.ensure_future(self.clips.get())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if waiter.done():
+                    self._held = waiter.result()
+                    continue
+                waiter.cancel()
+            idle = self.face.idle(self.frame_index)
+            return idle, self._silence, None
+
+    def _pop(self) -> Clip | TurnEnd | None:
+        if self._held is not None:
+            item, self._held = self._held, None
+            return item
+        try:
+            return self.clips.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    def _take(self) -> tuple[np.ndarray, np.ndarray, int] | None:
+        while True:
+            clip = self._current
+            if clip is not None and clip.turn_id not in self._discard:
+                i = self._pos
+                frame = clip.frames[i]
+                pcm = clip.pcm[i * self.samples_per_frame : (i + 1) * self.samples_per_frame]
+                self._pos += 1
+                if self._pos >= clip.frames.shape[0]:
+                    self._current = None
+                self._playing = clip.turn_id
+                if self._fade_pending == clip.turn_id:
+                    pcm = pcm * self._fade_out
+                    self._stop_turn(clip.turn_id)
+                return frame, pcm, clip.turn_id
+            self._current = None
+            item = self._pop()
+            if item is None:
+                if self._fade_pending is not None:
+                    self._stop_turn(self._fade_pending)  # nothing left to fade
+                return None
+            if isinstance(item, TurnEnd):
+                self._end(item.turn_id)
+                continue
+            if item.turn_id in self._discard:
+                continue
+            self._current, self._pos = item, 0
+
+    def _stop_turn(self, turn_id: int) -> None:
+        self._discard.add(turn_id)
+        self._fade_pending = None
+        self._current = None
+        if self._playing == turn_id:
+            self._playing = None
+
+    def _end(self, turn_id: int) -> None:
+        outcome = "interrupted" if turn_id in self._discard else "played"
+        self._discard.discard(turn_id)
+        if self._fade_pending == turn_id:
+            self._fade_pending = None
+        if self._playing == turn_id:
+            self._playing = None
+        self._turns.pop(turn_id, None)
+        future = self._done.pop(turn_id, None)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    def _finish_all(self, outcome: str) -> None:
+        for future in self._done.values():
+            if not future.done():
+                future.set_result(outcome)
+        self._done.clear()

@@ -1,0 +1,182 @@
+"""SQLite event log (WAL): every message, triage decision, turn, spoken sentence and timing.
+
+A message is written before it is processed, so an accepted message survives a crash or a
+restart; ``pending_messages`` gives the unanswered ones back at start-up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from streambot.events import ChatMessage, TurnTimings
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    user TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    text_length INTEGER NOT NULL,
+    priority INTEGER,
+    status TEXT NOT NULL DEFAULT 'received',
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_status ON messages(status);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages(id),
+    at REAL NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS turns (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER REFERENCES messages(id),
+    kind TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    outcome TEXT,
+    reply TEXT
+);
+CREATE TABLE IF NOT EXISTS sentences (
+    id INTEGER PRIMARY KEY,
+    turn_id INTEGER NOT NULL REFERENCES turns(id),
+    idx INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    frames INTEGER NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS timings (
+    turn_id INTEGER PRIMARY KEY REFERENCES turns(id),
+    queue_wait_ms REAL,
+    first_text_ms REAL,
+    first_audio_ms REAL,
+    first_frame_ms REAL
+);
+"""
+
+# Stored text is capped: a 100 KB spam message is kept as evidence, not in full.
+MAX_STORED_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    message: ChatMessage
+    priority: int
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def _exec(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, args)
+
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def log_message(self, msg: ChatMessage) -> int:
+        text = msg.text[:MAX_STORED_TEXT]
+        cur = self._exec(
+            "INSERT INTO messages (received_at, source, user, kind, text, text_length)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (msg.received_at, msg.source, msg.user[:200], msg.kind, text, len(msg.text)),
+        )
+        msg.id = int(cur.lastrowid)
+        return msg.id
+
+    def log_decision(self, message_id: int, status: str, reason: str, priority: int | None) -> None:
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO decisions (message_id, at, decision, reason) VALUES (?, ?, ?, ?)",
+                (message_id, time.time(), status, reason),
+            )
+            self._db.execute(
+                "UPDATE messages SET status = ?, reason = ?, priority = COALESCE(?, priority)"
+                " WHERE id = ?",
+                (status, reason, priority, message_id),
+            )
+
+    def set_status(self, message_id: int, status: str) -> None:
+        self._exec("UPDATE messages SET status = ? WHERE id = ?", (status, message_id))
+
+    def start_turn(self, message_id: int | None, kind: str, lang: str) -> int:
+        cur = self._exec(
+            "INSERT INTO turns (message_id, kind, lang, started_at) VALUES (?, ?, ?, ?)",
+            (message_id, kind, lang, time.time()),
+        )
+        if message_id is not None:
+            self.set_status(message_id, "answering")
+        return int(cur.lastrowid)
+
+    def set_reply(self, turn_id: int, reply: str) -> None:
+        self._exec("UPDATE turns SET reply = ? WHERE id = ?", (reply, turn_id))
+
+    def log_sentence(self, turn_id: int, index: int, text: str, frames: int) -> None:
+        self._exec(
+            "INSERT INTO sentences (turn_id, idx, text, frames, at) VALUES (?, ?, ?, ?, ?)",
+            (turn_id, index, text, frames, time.time()),
+        )
+
+    def end_turn(self, turn_id: int, message_id: int | None, outcome: str) -> None:
+        """Close a turn. A message counts as answered only when its reply was fully played."""
+        self._exec(
+            "UPDATE turns SET ended_at = ?, outcome = ? WHERE id = ?",
+            (time.time(), outcome, turn_id),
+        )
+        if message_id is not None:
+            status = {"played": "answered", "failed": "failed"}.get(outcome, outcome)
+            self.set_status(message_id, status)
+
+    def log_timings(self, turn_id: int, timings: TurnTimings) -> None:
+        def ms(instant: float | None) -> float | None:
+            return timings.since_arrival_ms(instant)
+
+        self._exec(
+            "INSERT OR REPLACE INTO timings VALUES (?, ?, ?, ?, ?)",
+            (
+                turn_id,
+                ms(timings.dequeued),
+                ms(timings.first_text),
+                ms(timings.first_audio),
+                ms(timings.first_frame),
+            ),
+        )
+
+    def pending_messages(self, min_priority: int) -> list[PendingMessage]:
+        """Accepted messages never fully answered, most important first; the rest expire."""
+        rows = self.query(
+            "SELECT id, received_at, source, user, kind, text, priority FROM messages"
+            " WHERE status IN ('accepted', 'answering', 'interrupted-by-shutdown')"
+            " ORDER BY priority DESC, id"
+        )
+        pending = []
+        for mid, received_at, source, user, kind, text, priority in rows:
+            if (priority or 0) >= min_priority:
+                msg = ChatMessage(source, user, text, kind, received_at=received_at, id=mid)
+                pending.append(PendingMessage(msg, priority))
+            else:
+                self.log_decision(mid, "expired", "restart: low-priority chat not resumed", None)
+        return pending
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()

@@ -1,0 +1,135 @@
+"""Triage v1: which chat messages the host answers, in which order, and why the rest are not.
+
+Every rule returns a reason that is logged and stored with the message. Per-user state lives
+in bounded LRU maps, so a flood of new user names cannot grow memory without limit.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import OrderedDict, deque
+
+from streambot.brain.catalog import Catalog, detect_intents, is_greeting
+from streambot.config import TriageConfig
+from streambot.events import ChatMessage, Decision, Kind, Priority
+from streambot.lang import detect_lang
+
+_URL = re.compile(
+    r"(https?://|www\.)\S+|\b[a-z0-9-]+\.(com|net|org|io|ly|gg|cn|tv|me|xyz|top|link)(/\S*)?\b",
+    re.IGNORECASE,
+)
+_INJECTION = [
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|rules|prompts?|guidelines)\b",
+        r"\bsystem prompt\b",
+        r"\byou are now\b",
+        r"\b(pretend|act) (to be|as if|like you)\b",
+        r"\b(jailbreak|developer mode|dan mode)\b",
+        r"(忽略|无视|忘记).{0,10}(指令|规则|设定|提示)",
+        r"你现在是|系统提示|扮演",
+    )
+]
+_QUESTION_EN = re.compile(
+    r"\?|^\s*(how|what|when|where|which|who|why|is|are|do|does|can|could|will|would|any)\b",
+    re.IGNORECASE,
+)
+_QUESTION_ZH = re.compile(r"[？?]|吗|呢|多少|几|什么|怎么|哪|有没有|能不能|是不是")
+
+
+def printable_ratio(text: str) -> float:
+    if not text:
+        return 1.0
+    ok = sum(1 for ch in text if ch.isspace() or unicodedata.category(ch)[0] not in "C")
+    return ok / len(text)
+
+
+def normalise(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def is_question(text: str, lang: str) -> bool:
+    pattern = _QUESTION_ZH if lang == "zh" else _QUESTION_EN
+    return pattern.search(text) is not None
+
+
+class _BoundedLru(OrderedDict):
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def touch(self, key, default):  # noqa: ANN001, ANN201 - generic helper
+        if key in self:
+            self.move_to_end(key)
+        else:
+            self[key] = default
+            while len(self) > self.capacity:
+                self.popitem(last=False)
+        return self[key]
+
+
+class Triage:
+    def __init__(self, config: TriageConfig, catalog: Catalog | None = None) -> None:
+        self._config = config
+        self._catalog = catalog
+        self._banned = [normalise(w) for w in config.banned_words if w.strip()]
+        self._recent_texts = _BoundedLru(config.max_users_tracked)  # (user, text) -> last seen
+        self._user_times = _BoundedLru(config.max_users_tracked)  # user -> deque of instants
+        self._greeted = _BoundedLru(config.max_users_tracked)  # user -> when greeted
+
+    def decide(self, msg: ChatMessage, now: float) -> Decision:
+        """Classify one message at stream time ``now`` (seconds on the pipeline clock)."""
+        cfg = self._config
+        if msg.malformed:
+            return Decision(False, f"malformed: {msg.malformed}")
+        text = msg.text
+        if not text.strip():
+            return Decision(False, "empty message")
+        if "\x00" in text or printable_ratio(text) < 0.85:
+            return Decision(False, "binary junk: mostly unprintable characters")
+        if len(text) > cfg.max_chars:
+            return Decision(False, f"too long: {len(text)} characters (limit {cfg.max_chars})")
+        if msg.kind == Kind.COMMAND:
+            return Decision(True, "operator command", Priority.OPERATOR)
+        norm = normalise(text)
+        for word in self._banned:
+            if word in norm:
+                return Decision(False, "banned word")
+        if cfg.drop_urls and _URL.search(text):
+            return Decision(False, "contains a URL")
+        if any(p.search(text) for p in _INJECTION):
+            return Decision(False, "prompt injection attempt")
+        key = (msg.user, norm)
+        last = self._recent_texts.get(key)
+        self._recent_texts.touch(key, now)
+        self._recent_texts[key] = now
+        if last is not None and now - last < cfg.dedupe_window_s:
+            return Decision(False, f"duplicate of a message {now - last:.1f}s ago")
+        times: deque = self._user_times.touch(msg.user, deque())
+        while times and now - times[0] >= cfg.rate_limit_window_s:
+            times.popleft()
+        if len(times) >= cfg.rate_limit_count and msg.kind != Kind.SUPERCHAT:
+            return Decision(
+                False,
+                f"rate limited: more than {cfg.rate_limit_count} messages "
+                f"in {cfg.rate_limit_window_s:g}s",
+            )
+        times.append(now)
+        return self._classify(msg, now)
+
+    def _classify(self, msg: ChatMessage, now: float) -> Decision:
+        lang = detect_lang(msg.text)
+        if msg.kind == Kind.SUPERCHAT:
+            return Decision(True, "paid message", Priority.PAID)
+        mentions = bool(self._catalog and self._catalog.find(msg.text))
+        if mentions or is_question(msg.text, lang) or detect_intents(msg.text, lang):
+            return Decision(True, "question", Priority.QUESTION)
+        if is_greeting(msg.text, lang):
+            greeted = self._greeted.get(msg.user)
+            if greeted is not None and now - greeted < 300:
+                return Decision(False, "already greeted recently")
+            self._greeted.touch(msg.user, now)
+            self._greeted[msg.user] = now
+            return Decision(True, "greeting", Priority.CHAT)
+        return Decision(False, "chatter: not a question or greeting")

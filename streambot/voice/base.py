@@ -1,0 +1,45 @@
+"""The Voice role and the conversion of a voice's audio into pipeline-rate Speech."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import numpy as np
+
+from streambot.events import Sentence, Speech
+from streambot.voice.resample import resample
+
+OUTPUT_RATE = 48_000
+FACE_RATE = 16_000
+
+
+class Voice(Protocol):
+    sample_rate: int
+
+    def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
+        """Yield mono float32 audio at ``sample_rate``, one array per sentence of ``text``."""
+        ...
+
+
+def samples_per_frame(fps: int, rate: int = OUTPUT_RATE) -> int:
+    if rate % fps:
+        raise ValueError(f"{rate} Hz is not a whole number of samples per frame at {fps} fps")
+    return rate // fps
+
+
+def to_speech(pcm: np.ndarray, rate: int, sentence: Sentence, fps: int) -> Speech:
+    """Resample a voice's audio to 48 kHz, pad it to whole frames, and derive the 16 kHz copy.
+
+    The 16 kHz copy is decimated from the padded 48 kHz signal (an exact 1/3 ratio), so both
+    hold exactly ``frames`` frame-periods: 1920 and 640 samples per frame at 25 fps.
+    """
+    spf = samples_per_frame(fps)
+    pcm48 = resample(pcm, rate, OUTPUT_RATE)
+    frames = max(1, -(-pcm48.size // spf))
+    padded = np.zeros(frames * spf, dtype=np.float32)
+    padded[: pcm48.size] = pcm48
+    pcm16 = resample(padded, OUTPUT_RATE, FACE_RATE)[: frames * samples_per_frame(fps, FACE_RATE)]
+    return Speech(
+        turn_id=sentence.turn_id, sentence=sentence, pcm48k=padded, pcm16k=pcm16, frames=frames
+    )

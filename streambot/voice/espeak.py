@@ -1,0 +1,52 @@
+"""The embedded default voice: espeak-ng (from the espeakng-loader wheel), English and Mandarin."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+
+from streambot.brain.sentences import split_sentences
+from streambot.config import EspeakVoiceConfig
+from streambot.lang import detect_lang
+from streambot.voice.espeak_lib import EspeakLibrary, Synthesis
+
+# espeak pads each utterance with silence; keep a little so sentences do not run together.
+_KEEP_SILENCE_S = 0.06
+_SILENCE_LEVEL = 0.01
+
+
+def trim_silence(pcm: np.ndarray, rate: int) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(pcm) > _SILENCE_LEVEL)
+    if loud.size == 0:
+        return pcm[:0]
+    keep = int(_KEEP_SILENCE_S * rate)
+    return pcm[max(0, loud[0] - keep) : loud[-1] + 1 + keep]
+
+
+class EspeakVoice:
+    def __init__(self, config: EspeakVoiceConfig) -> None:
+        self._config = config
+        self._lib = EspeakLibrary.get()
+        self.sample_rate = self._lib.sample_rate
+        # Fail at start-up, not mid-stream, when a configured voice does not exist.
+        for voice in (config.voice_en, config.voice_zh):
+            self._lib.synth("", voice)
+
+    def voice_for(self, lang: str) -> str:
+        return self._config.voice_zh if lang == "zh" else self._config.voice_en
+
+    def synth(self, text: str, lang: str | None = None) -> Synthesis:
+        """Blocking synthesis of one sentence (call from a worker thread)."""
+        lang = lang or detect_lang(text)
+        return self._lib.synth(text, self.voice_for(lang), self._config.words_per_minute)
+
+    def synth_float(self, text: str, lang: str | None = None) -> np.ndarray:
+        pcm = self.synth(text, lang).pcm.astype(np.float32) / 32768.0
+        pcm = trim_silence(pcm, self.sample_rate) * self._config.gain
+        return np.clip(pcm, -1.0, 1.0)
+
+    async def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
+        for sentence in split_sentences(text):
+            yield await asyncio.to_thread(self.synth_float, sentence, lang)
