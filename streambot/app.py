@@ -56,8 +56,12 @@ def build_sinks(config: Config) -> list[Sink]:
 
 
 class App:
-    def __init__(self, config: Config, clock: Clock | None = None,
-                 extra_sources: list[ChatSource] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock | None = None,
+        extra_sources: list[ChatSource] | None = None,
+    ) -> None:
         self.config = config
         cfg = config
         self.clock = clock or (MonotonicClock() if cfg.stream.realtime else VirtualClock())
@@ -68,22 +72,30 @@ class App:
         self.face = MouthFace(cfg.face.mouth, cfg.stream.width, cfg.stream.height, cfg.stream.fps)
         self.inbox = Inbox(cfg.triage.queue_size)
         self.triage = Triage(cfg.triage, self.brain.answerer.catalog)
-        self.ingest = Ingest(self.store, self.triage, self.inbox, self.clock, self.metrics,
-                             cfg.host.interrupt_priority)
+        self.ingest = Ingest(
+            self.store,
+            self.triage,
+            self.inbox,
+            self.clock,
+            self.metrics,
+            cfg.host.interrupt_priority,
+        )
         self.sources: list[ChatSource] = list(extra_sources or [])
         local = cfg.chat.local
         self.http_source: HttpChatSource | None = None
         if local.http:
-            self.http_source = HttpChatSource(local.host, local.port, local.token(),
-                                              local.max_body_bytes)
+            self.http_source = HttpChatSource(
+                local.host, local.port, local.token(), local.max_body_bytes
+            )
             self.sources.append(self.http_source)
         if local.stdin:
             self.sources.append(StdinChatSource())
         if local.replay:
             self.sources.append(ReplayChatSource(local.replay, self.clock, local.replay_loop))
         self.stop = asyncio.Event()
-        self.fmt = StreamFormat(cfg.stream.width, cfg.stream.height, cfg.stream.fps,
-                                cfg.stream.sample_rate)
+        self.fmt = StreamFormat(
+            cfg.stream.width, cfg.stream.height, cfg.stream.fps, cfg.stream.sample_rate
+        )
         self.sinks: SinkFanout | None = None
         self.presenter: Presenter | None = None
         self.host: Host | None = None
@@ -95,7 +107,9 @@ class App:
             "frames": p.stats.frames if p else 0,
             "late_frames": p.stats.late_frames if p else 0,
             "inbox": len(self.inbox),
-            "sinks": [w.sink.name for w in self.sinks.workers if not w.failed] if self.sinks else [],
+            "sinks": [w.sink.name for w in self.sinks.workers if not w.failed]
+            if self.sinks
+            else [],
             "unavailable_sinks": sorted(self.sinks.unavailable) if self.sinks else [],
         }
 
@@ -127,21 +141,39 @@ class App:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         self.sinks = SinkFanout(build_sinks(cfg), self.fmt, cfg.sinks.queue_frames)
-        self.presenter = Presenter(self.face, self.sinks, self.clock, cfg.stream.fps,
-                                   cfg.stream.sample_rate, max_behind_s=cfg.stream.max_behind_s,
-                                   metrics=self.metrics)
-        self.host = Host(cfg.host, cfg.triage, self.inbox, self.ingest, self.brain, self.voice,
-                         self.face, self.presenter, self.store, self.clock, self.metrics,
-                         cfg.stream.fps)
+        self.presenter = Presenter(
+            self.face,
+            self.sinks,
+            self.clock,
+            cfg.stream.fps,
+            cfg.stream.sample_rate,
+            max_behind_s=cfg.stream.max_behind_s,
+            metrics=self.metrics,
+        )
+        self.host = Host(
+            cfg.host,
+            cfg.triage,
+            self.inbox,
+            self.ingest,
+            self.brain,
+            self.voice,
+            self.face,
+            self.presenter,
+            self.store,
+            self.clock,
+            self.metrics,
+            cfg.stream.fps,
+        )
         self.ingest.resume(cfg.triage.resume_min_priority)
         metrics_runner = None
         if cfg.metrics.enabled:
             try:
-                metrics_runner = await serve_metrics(self.metrics, cfg.metrics.host,
-                                                     cfg.metrics.port, self.health)
+                metrics_runner = await serve_metrics(
+                    self.metrics, cfg.metrics.host, cfg.metrics.port, self.health
+                )
             except OSError as exc:
                 log.error("metrics endpoint unavailable (%s); continuing without it", exc)
-        max_frames = None if seconds is None else int(round(seconds * cfg.stream.fps))
+        max_frames = None if seconds is None else round(seconds * cfg.stream.fps)
         started = time.perf_counter()
         tasks = [
             asyncio.create_task(self.presenter.run(self.stop, max_frames), name="presenter"),
@@ -164,9 +196,13 @@ class App:
                     loop.remove_signal_handler(sig)
         stats = self.presenter.stats
         return RunReport(
-            seconds=time.perf_counter() - started, frames=stats.frames, fps=stats.fps(),
-            late_frames=stats.late_frames, sink_drops=self.sinks.dropped,
-            turns=self.host.turns_played, unavailable_sinks=dict(self.sinks.unavailable),
+            seconds=time.perf_counter() - started,
+            frames=stats.frames,
+            fps=stats.fps(),
+            late_frames=stats.late_frames,
+            sink_drops=self.sinks.dropped,
+            turns=self.host.turns_played,
+            unavailable_sinks=dict(self.sinks.unavailable),
         )
 
     async def _supervise(self, tasks: list[asyncio.Task]) -> None:

@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="replay the bundled demo chat into an mp4")
     demo.add_argument("--seconds", type=float, default=40.0, help="stream seconds (default 40)")
     demo.add_argument("--out", default="demo.mp4", help="output mp4 (default demo.mp4)")
-    demo.add_argument("--fast", action="store_true",
-                      help="render faster than real time (no wall-clock pacing)")
+    demo.add_argument(
+        "--fast", action="store_true", help="render faster than real time (no wall-clock pacing)"
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

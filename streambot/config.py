@@ -169,7 +169,6 @@ class Config(_Section):
     logging: LoggingConfig = LoggingConfig()
 
 
-
 def _describe(error: dict) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":

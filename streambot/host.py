@@ -33,9 +33,21 @@ _END = object()
 
 
 class Host:
-    def __init__(self, host_config: HostConfig, triage_config: TriageConfig, inbox: Inbox,
-                 ingest: Ingest, brain: Brain, voice: Voice, face: Face, presenter: Presenter,
-                 store: Store, clock: Clock, metrics: Metrics, fps: int) -> None:
+    def __init__(
+        self,
+        host_config: HostConfig,
+        triage_config: TriageConfig,
+        inbox: Inbox,
+        ingest: Ingest,
+        brain: Brain,
+        voice: Voice,
+        face: Face,
+        presenter: Presenter,
+        store: Store,
+        clock: Clock,
+        metrics: Metrics,
+        fps: int,
+    ) -> None:
         self.config, self.triage_config = host_config, triage_config
         self.inbox, self.ingest = inbox, ingest
         self.brain, self.voice, self.face, self.presenter = brain, voice, face, presenter
@@ -142,8 +154,12 @@ class Host:
     def _observe(self, turn: Turn, outcome: str) -> None:
         self.metrics.turns.labels(turn.kind, outcome).inc()
         t = turn.timings
-        for stage, instant in (("dequeue", t.dequeued), ("first_text", t.first_text),
-                               ("first_audio", t.first_audio), ("first_frame", t.first_frame)):
+        for stage, instant in (
+            ("dequeue", t.dequeued),
+            ("first_text", t.first_text),
+            ("first_audio", t.first_audio),
+            ("first_frame", t.first_frame),
+        ):
             ms = t.since_arrival_ms(instant)
             if ms is not None:
                 self.metrics.stage_latency.labels(stage).observe(ms / 1000.0)
@@ -175,10 +191,7 @@ class Host:
     async def _think(self, turn: Turn, out: asyncio.Queue) -> None:
         splitter = SentenceSplitter()
         reply, index, limit = "", 0, self.config.max_reply_chars
-        if turn.kind == "say":
-            stream = _one(turn.topic or "")
-        else:
-            stream = self.brain.reply(turn)
+        stream = _one(turn.topic or "") if turn.kind == "say" else self.brain.reply(turn)
         async for delta in stream:
             if turn.timings.first_text is None:
                 turn.timings.first_text = time.perf_counter()
@@ -221,11 +234,11 @@ class Host:
             frame_in_turn += start
 
 
-async def _one(text: str):  # noqa: ANN202 - tiny async generator
+async def _one(text: str):
     yield text
 
 
-async def _first_of(*awaitables) -> None:  # noqa: ANN002
+async def _first_of(*awaitables) -> None:
     """Wait until any of the awaitables finishes; cancel the rest (futures are left alone)."""
     tasks = [asyncio.ensure_future(a) for a in awaitables]
     try:

@@ -21,8 +21,15 @@ def preview(text: str, limit: int = 60) -> str:
 
 
 class Ingest:
-    def __init__(self, store: Store, triage: Triage, inbox: Inbox, clock: Clock,
-                 metrics: Metrics, interrupt_priority: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        triage: Triage,
+        inbox: Inbox,
+        clock: Clock,
+        metrics: Metrics,
+        interrupt_priority: int,
+    ) -> None:
         self.store, self.triage, self.inbox = store, triage, inbox
         self.clock, self.metrics = clock, metrics
         self.interrupt_priority = interrupt_priority
@@ -33,11 +40,19 @@ class Ingest:
         self.metrics.messages.labels(msg.source).inc()
         decision = self.triage.decide(msg, self.clock.now())
         status = "accepted" if decision.accepted else "rejected"
-        self.store.log_decision(msg.id, status, decision.reason,
-                                decision.priority if decision.accepted else None)
+        self.store.log_decision(
+            msg.id, status, decision.reason, decision.priority if decision.accepted else None
+        )
         self.metrics.decisions.labels(status, decision.reason.split(":")[0]).inc()
-        log.info("%s %s from %s/%s: %s (%s)", status, f"#{msg.id}", msg.source, msg.user,
-                 preview(msg.text), decision.reason)
+        log.info(
+            "%s %s from %s/%s: %s (%s)",
+            status,
+            f"#{msg.id}",
+            msg.source,
+            msg.user,
+            preview(msg.text),
+            decision.reason,
+        )
         if decision.accepted:
             self.enqueue(msg, decision.priority)
 
@@ -56,8 +71,9 @@ class Ingest:
         """Queue the accepted messages a previous run did not finish answering."""
         pending = self.store.pending_messages(min_priority)
         for item in pending:
-            self.store.log_decision(item.message.id, "accepted", "resumed after restart",
-                                    item.priority)
+            self.store.log_decision(
+                item.message.id, "accepted", "resumed after restart", item.priority
+            )
             self.enqueue(item.message, item.priority)
         if pending:
             log.info("resumed %d unanswered message(s) from the store", len(pending))

@@ -16,18 +16,22 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.messages = Counter("streambot_messages", "Chat messages received", ["source"],
-                                registry=r)
-        self.decisions = Counter("streambot_triage_decisions", "Triage decisions",
-                                 ["decision", "reason"], registry=r)
-        self.turns = Counter("streambot_turns", "Turns by outcome", ["kind", "outcome"],
-                             registry=r)
+        self.messages = Counter(
+            "streambot_messages", "Chat messages received", ["source"], registry=r
+        )
+        self.decisions = Counter(
+            "streambot_triage_decisions", "Triage decisions", ["decision", "reason"], registry=r
+        )
+        self.turns = Counter("streambot_turns", "Turns by outcome", ["kind", "outcome"], registry=r)
         self.frames = Counter("streambot_frames", "Frames sent to the sinks", registry=r)
         self.late_frames = Counter("streambot_late_frames", "Frames that were late", registry=r)
         self.inbox = Gauge("streambot_inbox_depth", "Messages waiting to be answered", registry=r)
         self.stage_latency = Histogram(
-            "streambot_stage_latency_seconds", "Time from a message's arrival to each stage",
-            ["stage"], buckets=_LATENCY_BUCKETS, registry=r,
+            "streambot_stage_latency_seconds",
+            "Time from a message's arrival to each stage",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.started = time.time()
 
@@ -35,8 +39,9 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-async def serve_metrics(metrics: Metrics, host: str, port: int,
-                        health: Callable[[], dict]) -> web.AppRunner:
+async def serve_metrics(
+    metrics: Metrics, host: str, port: int, health: Callable[[], dict]
+) -> web.AppRunner:
     async def metrics_handler(_: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -59,7 +59,7 @@ class _BoundedLru(OrderedDict):
         super().__init__()
         self.capacity = capacity
 
-    def touch(self, key, default):  # noqa: ANN001, ANN201 - generic helper
+    def touch(self, key, default):
         if key in self:
             self.move_to_end(key)
         else:

@@ -106,7 +106,9 @@ _INTENTS_EN = {
     "price": r"\b(price|prices|cost|costs|how much|expensive|cheap|discount|deal)\b|\$",
     "stock": r"\b(stock|available|availability|left|sold out|inventory|any more|remaining)\b",
     "shipping": r"\b(ship|ships|shipping|deliver|delivery|arrive|postage|how long)\b",
-    "features": r"\b(feature|features|special|good|spec|specs|details|tell me|what does|why|worth)\b",
+    "features": (
+        r"\b(feature|features|special|good|spec|specs|details|tell me|what does|why|worth)\b"
+    ),
 }
 _INTENTS_ZH = {
     "price": r"多少钱|价格|价钱|几块|多少元|贵|便宜|优惠|折扣",

@@ -35,7 +35,9 @@ def message_from_json(data: object, source: str) -> ChatMessage:
         return ChatMessage(source, "?", repr(data)[:200], malformed="expected a JSON object")
     user, text, kind = data.get("user"), data.get("text"), data.get("kind", Kind.CHAT)
     if not isinstance(user, str) or not user.strip():
-        return ChatMessage(source, "?", repr(data)[:200], malformed="'user' must be a non-empty string")
+        return ChatMessage(
+            source, "?", repr(data)[:200], malformed="'user' must be a non-empty string"
+        )
     if not isinstance(text, str):
         return ChatMessage(source, user, repr(data)[:200], malformed="'text' must be a string")
     if kind not in _KINDS:
@@ -50,8 +52,14 @@ def junk_message(raw: bytes, source: str, why: str) -> ChatMessage:
 class HttpChatSource:
     name = "http"
 
-    def __init__(self, host: str, port: int, token: SecretStr | None = None,
-                 max_body_bytes: int = 256 * 1024, buffer: int = 1024) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        token: SecretStr | None = None,
+        max_body_bytes: int = 256 * 1024,
+        buffer: int = 1024,
+    ) -> None:
         self._host, self._port = host, port
         self._token = token
         self._max_body = max_body_bytes

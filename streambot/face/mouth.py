@@ -27,8 +27,14 @@ def frame_levels_db(pcm16k: np.ndarray, samples_per_frame: int) -> np.ndarray:
 
 
 class MouthFace:
-    def __init__(self, config: MouthFaceConfig, width: int, height: int, fps: int,
-                 portrait: Portrait | None = None) -> None:
+    def __init__(
+        self,
+        config: MouthFaceConfig,
+        width: int,
+        height: int,
+        fps: int,
+        portrait: Portrait | None = None,
+    ) -> None:
         self._config = config
         self.width, self.height, self.fps = width, height, fps
         self.portrait = portrait or draw_portrait(width, height)
@@ -43,7 +49,7 @@ class MouthFace:
             self._idle_cache[state] = frame
 
     @property
-    def mouth_box(self):  # noqa: ANN201 - Box; exposed for tests and diagnostics
+    def mouth_box(self):
         return self.portrait.mouth_box
 
     def reset(self) -> None:
@@ -78,7 +84,7 @@ class MouthFace:
         for i, opening in enumerate(openings):
             state = self.eye_state(start_index + i)
             batch[i] = self._idle_cache[state]
-            level = int(round(float(opening) * (self._levels - 1)))
+            level = round(float(opening) * (self._levels - 1))
             batch[i][mouth] = p.mouth_sprites[level]
             batch[i][eyes] = p.eye_sprites[state]
         return batch

@@ -55,8 +55,9 @@ def _background(w: int, h: int) -> Image.Image:
     draw.rectangle([0, int(h * 0.78), w, h], fill=(150, 128, 110))
     for i in range(5):
         cx = int(w * 0.14) + i * int(w * 0.012)
-        draw.ellipse([cx - 40, int(h * 0.52) - i * 30, cx + 40, int(h * 0.62) - i * 30],
-                     fill=(88, 140, 96))
+        draw.ellipse(
+            [cx - 40, int(h * 0.52) - i * 30, cx + 40, int(h * 0.62) - i * 30], fill=(88, 140, 96)
+        )
     draw.rectangle([int(w * 0.12), int(h * 0.62), int(w * 0.2), int(h * 0.78)], fill=(196, 120, 80))
     return img
 
@@ -75,33 +76,48 @@ def _mouth_sprite(size: tuple[int, int], skin_patch: Image.Image, openness: floa
     else:
         inner = [cx - half_w * 0.78, cy - gap / 2, cx + half_w * 0.78, cy + gap / 2]
         d.ellipse(inner, fill=MOUTH_INSIDE)
-        d.chord([inner[0] + 6, inner[1], inner[2] - 6, inner[1] + gap * 0.55], 180, 360,
-                fill=TEETH)
+        d.chord([inner[0] + 6, inner[1], inner[2] - 6, inner[1] + gap * 0.55], 180, 360, fill=TEETH)
         if openness > 0.35:
-            d.ellipse([cx - half_w * 0.45, cy + gap * 0.1, cx + half_w * 0.45, cy + gap / 2],
-                      fill=TONGUE)
+            d.ellipse(
+                [cx - half_w * 0.45, cy + gap * 0.1, cx + half_w * 0.45, cy + gap / 2], fill=TONGUE
+            )
     return np.asarray(img)
 
 
-def _eye_sprite(size: tuple[int, int], skin_patch: Image.Image, state: str,
-                eye_centres: list[tuple[float, float]], eye_r: float) -> np.ndarray:
+def _eye_sprite(
+    size: tuple[int, int],
+    skin_patch: Image.Image,
+    state: str,
+    eye_centres: list[tuple[float, float]],
+    eye_r: float,
+) -> np.ndarray:
     img = skin_patch.copy()
     d = ImageDraw.Draw(img)
     for ex, ey in eye_centres:
         if state == "closed":
-            d.arc([ex - eye_r, ey - eye_r * 0.6, ex + eye_r, ey + eye_r * 0.6], 10, 170,
-                  fill=HAIR, width=6)
+            d.arc(
+                [ex - eye_r, ey - eye_r * 0.6, ex + eye_r, ey + eye_r * 0.6],
+                10,
+                170,
+                fill=HAIR,
+                width=6,
+            )
             continue
         squash = 1.0 if state == "open" else 0.45
-        d.ellipse([ex - eye_r, ey - eye_r * 0.72 * squash, ex + eye_r, ey + eye_r * 0.72 * squash],
-                  fill=EYE_WHITE, outline=HAIR, width=5)
+        d.ellipse(
+            [ex - eye_r, ey - eye_r * 0.72 * squash, ex + eye_r, ey + eye_r * 0.72 * squash],
+            fill=EYE_WHITE,
+            outline=HAIR,
+            width=5,
+        )
         ir = eye_r * 0.52
         d.ellipse([ex - ir, ey - ir * squash, ex + ir, ey + ir * squash], fill=IRIS)
         pr = ir * 0.5
         d.ellipse([ex - pr, ey - pr * squash, ex + pr, ey + pr * squash], fill=(20, 20, 28))
         if state == "open":
-            d.ellipse([ex - pr * 0.2, ey - pr * 1.1, ex + pr * 0.6, ey - pr * 0.3],
-                      fill=(255, 255, 255))
+            d.ellipse(
+                [ex - pr * 0.2, ey - pr * 1.1, ex + pr * 0.6, ey - pr * 0.3], fill=(255, 255, 255)
+            )
     return np.asarray(img)
 
 
@@ -114,43 +130,76 @@ def draw_portrait(width: int, height: int, mouth_levels: int = 12) -> Portrait:
     head_w, head_h = H * 0.30, H * 0.40
     head_top = H * 0.16
     # hair behind the head, shoulders, neck, head
-    d.ellipse([cx - head_w * 0.72, head_top - H * 0.04, cx + head_w * 0.72, head_top + head_h * 1.25],
-              fill=HAIR)
-    d.rounded_rectangle([cx - H * 0.42, H * 0.74, cx + H * 0.42, H * 1.2], radius=int(H * 0.18),
-                        fill=TOP)
-    d.rectangle([cx - head_w * 0.2, head_top + head_h * 0.8, cx + head_w * 0.2, H * 0.8],
-                fill=SKIN_SHADE)
-    d.polygon([(cx - H * 0.12, H * 0.745), (cx, H * 0.84), (cx + H * 0.12, H * 0.745)], fill=SKIN_SHADE)
+    d.ellipse(
+        [cx - head_w * 0.72, head_top - H * 0.04, cx + head_w * 0.72, head_top + head_h * 1.25],
+        fill=HAIR,
+    )
+    d.rounded_rectangle(
+        [cx - H * 0.42, H * 0.74, cx + H * 0.42, H * 1.2], radius=int(H * 0.18), fill=TOP
+    )
+    d.rectangle(
+        [cx - head_w * 0.2, head_top + head_h * 0.8, cx + head_w * 0.2, H * 0.8], fill=SKIN_SHADE
+    )
+    d.polygon(
+        [(cx - H * 0.12, H * 0.745), (cx, H * 0.84), (cx + H * 0.12, H * 0.745)], fill=SKIN_SHADE
+    )
     d.ellipse([cx - head_w / 2, head_top, cx + head_w / 2, head_top + head_h], fill=SKIN)
     # ears
     for side in (-1, 1):
         ex = cx + side * head_w * 0.5
-        d.ellipse([ex - H * 0.025, head_top + head_h * 0.42, ex + H * 0.025, head_top + head_h * 0.6],
-                  fill=SKIN_SHADE)
+        d.ellipse(
+            [ex - H * 0.025, head_top + head_h * 0.42, ex + H * 0.025, head_top + head_h * 0.6],
+            fill=SKIN_SHADE,
+        )
     # fringe
-    d.chord([cx - head_w * 0.56, head_top - head_h * 0.12, cx + head_w * 0.56,
-             head_top + head_h * 0.5], 180, 360, fill=HAIR)
-    d.pieslice([cx - head_w * 0.1, head_top - head_h * 0.05, cx + head_w * 0.62,
-                head_top + head_h * 0.42], 180, 300, fill=HAIR)
+    d.chord(
+        [cx - head_w * 0.56, head_top - head_h * 0.12, cx + head_w * 0.56, head_top + head_h * 0.5],
+        180,
+        360,
+        fill=HAIR,
+    )
+    d.pieslice(
+        [cx - head_w * 0.1, head_top - head_h * 0.05, cx + head_w * 0.62, head_top + head_h * 0.42],
+        180,
+        300,
+        fill=HAIR,
+    )
     # eyebrows, nose, cheeks
     eye_y = head_top + head_h * 0.47
     eye_dx = head_w * 0.2
     eye_r = head_w * 0.085
     for side in (-1, 1):
         ex = cx + side * eye_dx
-        d.arc([ex - eye_r * 1.3, eye_y - eye_r * 2.4, ex + eye_r * 1.3, eye_y - eye_r * 0.6],
-              200, 340, fill=HAIR, width=7)
-        d.ellipse([ex - eye_r * 1.1, eye_y + eye_r * 1.4, ex + eye_r * 1.1, eye_y + eye_r * 2.2],
-                  fill=(244, 176, 168))
-    d.arc([cx - eye_r * 0.5, eye_y + eye_r * 0.8, cx + eye_r * 0.5, eye_y + eye_r * 2.1], 20, 160,
-          fill=SKIN_SHADE, width=6)
+        d.arc(
+            [ex - eye_r * 1.3, eye_y - eye_r * 2.4, ex + eye_r * 1.3, eye_y - eye_r * 0.6],
+            200,
+            340,
+            fill=HAIR,
+            width=7,
+        )
+        d.ellipse(
+            [ex - eye_r * 1.1, eye_y + eye_r * 1.4, ex + eye_r * 1.1, eye_y + eye_r * 2.2],
+            fill=(244, 176, 168),
+        )
+    d.arc(
+        [cx - eye_r * 0.5, eye_y + eye_r * 0.8, cx + eye_r * 0.5, eye_y + eye_r * 2.1],
+        20,
+        160,
+        fill=SKIN_SHADE,
+        width=6,
+    )
     img = img.filter(ImageFilter.GaussianBlur(0.6))
 
     mouth_y = head_top + head_h * 0.77
-    mouth = Box(int(cx - head_w * 0.2), int(mouth_y - head_h * 0.1), int(head_w * 0.4),
-                int(head_h * 0.2))
-    eyes = Box(int(cx - eye_dx - eye_r * 1.6), int(eye_y - eye_r * 1.2),
-               int(2 * eye_dx + eye_r * 3.2), int(eye_r * 2.4))
+    mouth = Box(
+        int(cx - head_w * 0.2), int(mouth_y - head_h * 0.1), int(head_w * 0.4), int(head_h * 0.2)
+    )
+    eyes = Box(
+        int(cx - eye_dx - eye_r * 1.6),
+        int(eye_y - eye_r * 1.2),
+        int(2 * eye_dx + eye_r * 3.2),
+        int(eye_r * 2.4),
+    )
 
     def crop(box: Box) -> Image.Image:
         return img.crop((box.x, box.y, box.x + box.w, box.y + box.h))

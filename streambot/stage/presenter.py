@@ -42,9 +42,17 @@ class PresenterStats:
 
 
 class Presenter:
-    def __init__(self, face: Face, sinks: SinkFanout, clock: Clock, fps: int,
-                 sample_rate: int = 48_000, queue_clips: int = 16,
-                 max_behind_s: float = 0.5, metrics=None) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        face: Face,
+        sinks: SinkFanout,
+        clock: Clock,
+        fps: int,
+        sample_rate: int = 48_000,
+        queue_clips: int = 16,
+        max_behind_s: float = 0.5,
+        metrics=None,
+    ) -> None:
         self.face, self.sinks, self.clock, self.fps = face, sinks, clock, fps
         self.samples_per_frame = sample_rate // fps
         self.clips: asyncio.Queue[Clip | TurnEnd] = asyncio.Queue(maxsize=queue_clips)
@@ -53,7 +61,7 @@ class Presenter:
         self._metrics = metrics
         self._max_behind = max_behind_s
         self._silence = np.zeros(self.samples_per_frame, np.float32)
-        self._fade_out = (0.5 + 0.5 * np.cos(np.linspace(0, np.pi, self.samples_per_frame)))
+        self._fade_out = 0.5 + 0.5 * np.cos(np.linspace(0, np.pi, self.samples_per_frame))
         self._fade_out = self._fade_out.astype(np.float32)
         self._current: Clip | None = None
         self._pos = 0
@@ -109,8 +117,9 @@ class Presenter:
                     skipped = int(behind / period)
                     origin += skipped * period
                     self.stats.resyncs += 1
-                    log.warning("presenter fell %.0f ms behind; re-anchored the clock",
-                                behind * 1000)
+                    log.warning(
+                        "presenter fell %.0f ms behind; re-anchored the clock", behind * 1000
+                    )
         self._finish_all("interrupted")
 
     def _account(self, k: int, turn_id: int | None) -> None:

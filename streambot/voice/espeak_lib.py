@@ -118,7 +118,7 @@ class EspeakLibrary:
         lib.espeak_SetSynthCallback(self._callback)
         self._voice: str | None = None
 
-    def _on_audio(self, wav, num_samples, events) -> int:  # noqa: ANN001 - ctypes signature
+    def _on_audio(self, wav, num_samples, events) -> int:
         if num_samples > 0:
             chunk = np.ctypeslib.as_array(wav, shape=(num_samples,)).copy()
             self._chunks.append(chunk)

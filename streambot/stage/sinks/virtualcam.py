@@ -32,15 +32,22 @@ class VirtualCamSink:
         try:
             import pyvirtualcam
         except ImportError as exc:
-            raise SinkUnavailable("virtual camera needs pyvirtualcam: pip install pyvirtualcam") from exc
+            raise SinkUnavailable(
+                "virtual camera needs pyvirtualcam: pip install pyvirtualcam"
+            ) from exc
         try:
             self._camera = pyvirtualcam.Camera(
-                width=fmt.width, height=fmt.height, fps=fmt.fps,
-                fmt=pyvirtualcam.PixelFormat.RGB, device=self._device,
+                width=fmt.width,
+                height=fmt.height,
+                fps=fmt.fps,
+                fmt=pyvirtualcam.PixelFormat.RGB,
+                device=self._device,
             )
         except RuntimeError as exc:
-            hint = LINUX_HINT if sys.platform.startswith("linux") else (
-                "start OBS once and click 'Start Virtual Camera' to install its camera"
+            hint = (
+                LINUX_HINT
+                if sys.platform.startswith("linux")
+                else ("start OBS once and click 'Start Virtual Camera' to install its camera")
             )
             raise SinkUnavailable(f"virtual camera unavailable ({exc}); {hint}") from exc
 
