@@ -74,7 +74,7 @@ class Catalog(BaseModel):
             best = 0
             for alias in names:
                 a = alias.lower()
-                if re.search(rf"(?<![a-z0-9]){re.escape(a)}(?![a-z0-9])", lowered):
+                if re.search(rf"(?<![a-z0-9]){re.escape(a)}(?:e?s)?(?![a-z0-9])", lowered):
                     best = max(best, len(a))
             for alias in [product.name_zh, *product.aliases_zh]:
                 if alias and alias in text:

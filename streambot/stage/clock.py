@@ -72,7 +72,7 @@ class VirtualClock:
             if not future.done():
                 future.set_result(None)
                 woke = True
-        if woke:
-            # A few loop turns let woken tasks reach their next await (e.g. queue a message).
-            for _ in range(5):
-                await asyncio.sleep(0)
+        # Yield every frame so other tasks run between frames even when nobody sleeps on the
+        # clock; a few more turns let woken tasks reach their next await (queue a message).
+        for _ in range(5 if woke else 1):
+            await asyncio.sleep(0)

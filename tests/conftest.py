@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streambot.config import Config
+
+
+@pytest.fixture
+def fast_config(tmp_path) -> Config:
+    """Defaults on a virtual clock, small frames, no network listeners, a temp store."""
+    config = Config()
+    config.stream.realtime = False
+    config.stream.width, config.stream.height = 320, 180
+    config.chat.local.http = False
+    config.metrics.enabled = False
+    config.store.path = str(tmp_path / "store.db")
+    return config
+
+
+def tone(seconds: float, rate: int = 16_000, freq: float = 220.0, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)

@@ -1,0 +1,68 @@
+import pytest
+
+from streambot.brain.catalog import Catalog, CatalogAnswerer, CatalogBrain, CatalogError
+from streambot.config import CatalogBrainConfig
+from streambot.events import ChatMessage, Turn
+
+CATALOG = Catalog.load()
+
+
+@pytest.mark.parametrize("product", CATALOG.product, ids=lambda p: p.id)
+def test_english_price_question_carries_the_catalog_price(product):
+    answer = CatalogAnswerer(CATALOG).answer(f"how much is the {product.aliases[0]}?")
+    assert f"${product.price:.2f}".replace(".00", "") in answer
+    assert product.name in answer
+
+
+@pytest.mark.parametrize("product", CATALOG.product, ids=lambda p: p.id)
+def test_chinese_price_question_carries_the_catalog_price(product):
+    answer = CatalogAnswerer(CATALOG).answer(f"{product.aliases_zh[0]}多少钱？")
+    amount = f"{product.price:.2f}".removesuffix(".00")
+    assert f"{amount}美元" in answer
+    assert product.name_zh in answer
+
+
+def test_stock_shipping_and_features_use_catalog_figures():
+    a = CatalogAnswerer(CATALOG)
+    thermo, lamp = CATALOG.by_id("thermo"), CATALOG.by_id("lumadesk")
+    assert f"{thermo.stock} left" in a.answer("Is the thermo bottle in stock?")
+    assert "sold out" in a.answer("any lamps left in stock?") and lamp.restock in a.answer(
+        "is the lamp in stock?"
+    )
+    assert f"还剩{thermo.stock}件" in a.answer("保温杯还有货吗？")
+    assert thermo.shipping in a.answer("how long does shipping take for the flask?")
+    assert thermo.shipping_zh in a.answer("保温杯几天发货？")
+    assert thermo.points[0] in a.answer("what's special about the bottle?")
+
+
+def test_follow_up_uses_the_product_just_discussed():
+    a = CatalogAnswerer(CATALOG)
+    a.answer("tell me about the earbuds")
+    assert "$129" in a.answer("and how much?")
+
+
+def test_greeting_fallback_and_unknown_product():
+    a = CatalogAnswerer(CATALOG)
+    assert a.answer("hello there", "ann").startswith("Hi ann")
+    assert "你好" in a.answer("大家好", "小明")
+    assert "Which product" in a.answer("how much is it?")
+    assert a.answer("nice weather") .startswith("Thanks for the message")
+
+
+def test_unspeakable_user_names_are_not_read_aloud():
+    assert "<script>" not in CatalogAnswerer(CATALOG).answer("hi", "<script>")
+
+
+async def test_reply_streams_small_deltas_that_join_to_the_answer():
+    brain = CatalogBrain(CatalogBrainConfig())
+    turn = Turn(1, "answer", ChatMessage("t", "ann", "How much is the grinder?"))
+    deltas = [d async for d in brain.reply(turn)]
+    assert len(deltas) > 3
+    assert "".join(deltas) == CatalogAnswerer(CATALOG).answer("How much is the grinder?", "ann")
+
+
+def test_bad_catalog_is_a_clear_error(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[[product]]\nid = "x"\nname = "X"\n')
+    with pytest.raises(CatalogError, match="price"):
+        Catalog.load(path)

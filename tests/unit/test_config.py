@@ -1,0 +1,67 @@
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streambot.config import Config, ConfigError, load_config, parse_config
+from streambot.logs import RedactingFilter
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_documented_config_equals_embedded_defaults():
+    assert load_config(ROOT / "config.toml") == Config()
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match=r"triage\.max_charz: unknown key"):
+        parse_config({"triage": {"max_charz": 10}})
+
+
+def test_bad_value_names_key_and_problem():
+    with pytest.raises(ConfigError) as err:
+        parse_config({"stream": {"fps": 0}, "sinks": {"file": {"crf": "high"}}})
+    text = str(err.value)
+    assert "stream.fps" in text and "greater than or equal to 1" in text
+    assert "sinks.file.crf" in text and "'high'" in text
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[stream\nfps = 25\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_cli_exits_2_and_names_the_bad_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[voice.espeak]\nwords_per_minute = "fast"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "streambot", "run", "--config", str(bad)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "voice.espeak.words_per_minute" in proc.stderr
+
+
+def test_secret_comes_from_environment_and_never_reaches_logs(monkeypatch, caplog):
+    monkeypatch.setenv("MY_CHAT_TOKEN", "s3cret-token-value")
+    config = parse_config({"chat": {"local": {"token_env": "MY_CHAT_TOKEN"}}})
+    token = config.chat.local.token()
+    assert token is not None and token.get_secret_value() == "s3cret-token-value"
+    assert "s3cret" not in repr(token) and "s3cret" not in repr(config)
+    logger = logging.getLogger("test.secret")
+    logger.addFilter(RedactingFilter())
+    with caplog.at_level(logging.INFO, logger="test.secret"):
+        logger.info("connecting with %s", token.get_secret_value())
+    assert "s3cret-token-value" not in caplog.text
+    assert "***" in caplog.text
+
+
+def test_unset_secret_is_none(monkeypatch):
+    monkeypatch.delenv("STREAMBOT_CHAT_TOKEN", raising=False)
+    assert Config().chat.local.token() is None
