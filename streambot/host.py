@@ -136,6 +136,8 @@ class Host:
                 failed = await producer
             if outcome == "played":
                 outcome = "failed" if failed else await done
+                if outcome == "stopped":
+                    outcome = "interrupted-by-shutdown"
             else:
                 await _first_of(done, asyncio.sleep(1.0))
         finally:
@@ -185,7 +187,7 @@ class Host:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self.presenter.clips.put(TurnEnd(turn.id))
+            await self.presenter.push(TurnEnd(turn.id))
         return failed
 
     async def _think(self, turn: Turn, out: asyncio.Queue) -> None:
@@ -227,7 +229,7 @@ class Host:
             async for batch in self.face.render(speech.pcm16k, self.presenter.frame_index):
                 n = batch.shape[0]
                 pcm = speech.pcm48k[start * spf : (start + n) * spf]
-                await self.presenter.clips.put(Clip(turn.id, batch, pcm, speech.sentence.index))
+                await self.presenter.push(Clip(turn.id, batch, pcm, speech.sentence.index))
                 start += n
             if start != speech.frames:
                 raise RuntimeError(f"face rendered {start} frames for {speech.frames}")

@@ -198,11 +198,10 @@ class CatalogAnswerer:
             return f"Yes, the {p.name} is in stock: {p.stock} left."
         if intent == "shipping":
             return f"{p.name_zh}{p.shipping_zh}。" if zh else f"The {p.name} {p.shipping}."
-        points = p.points_zh if zh else p.points
+        points = (p.points_zh if zh else p.points)[:2]
         if zh:
             return f"{p.name_zh}的亮点：{'，'.join(points)}。"
-        joined = ", ".join(points[:-1]) + f", and {points[-1]}" if len(points) > 1 else points[0]
-        return f"The {p.name} comes with {joined}."
+        return f"The {p.name}: {' and '.join(points)}."
 
     def _which_product(self, lang: str) -> str:
         if lang == "zh":
@@ -215,7 +214,7 @@ class CatalogAnswerer:
         if lang == "zh":
             return f"{name + '，' if name else ''}你好！欢迎来到直播间，我是{self.host_name}。"
         who = f" {name}" if name else ""
-        return f"Hi{who}, welcome to the stream! I'm {self.host_name}, ask me about any product."
+        return f"Hi{who}, welcome! I'm {self.host_name}, ask me anything."
 
     def _fallback(self, name: str | None, lang: str) -> str:
         if lang == "zh":

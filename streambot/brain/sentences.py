@@ -72,7 +72,7 @@ def _weight(text: str) -> int:
     return sum(2 if ord(ch) >= 0x2E80 else 1 for ch in text)
 
 
-def split_sentences(text: str) -> list[str]:
+def split_sentences(text: str, early_first_clause: bool = True) -> list[str]:
     """Split finished text into speakable sentences (the first clause early, as when streaming)."""
-    splitter = SentenceSplitter()
+    splitter = SentenceSplitter(first_clause_min_chars=8 if early_first_clause else 10**9)
     return splitter.feed(text) + splitter.flush()

@@ -71,14 +71,28 @@ class Presenter:
         self._playing: int | None = None  # turn whose first frame has been shown
         self._discard: set[int] = set()
         self._fade_pending: int | None = None
+        self._stopped = asyncio.Event()
 
     # -- control, called by the host ------------------------------------------------------
     def begin_turn(self, turn: Turn) -> asyncio.Future[str]:
-        """Announce a turn; the future resolves to "played" or "interrupted" at its end."""
+        """Announce a turn; the future resolves to "played", "interrupted" or "stopped"."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._turns[turn.id] = turn
         self._done[turn.id] = future
         return future
+
+    async def push(self, item: Clip | TurnEnd) -> None:
+        """Queue a clip or turn end; waits for room, but never once the presenter has stopped."""
+        if self._stopped.is_set():
+            return
+        put = asyncio.ensure_future(self.clips.put(item))
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({put, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not put.done():
+                put.cancel()
 
     def interrupt(self, turn_id: int) -> None:
         """Stop the turn at the next frame boundary: one faded frame, then the rest dropped."""
@@ -95,32 +109,35 @@ class Presenter:
         self.stats.started_wall = time.perf_counter()
         period = 1.0 / self.fps
         origin = self.clock.now()
-        while not stop.is_set():
-            k = self.frame_index
-            deadline = origin + k * period
-            if isinstance(self.clock, VirtualClock):
-                await self.clock.advance_to(deadline)
-            else:
-                await self.clock.sleep_until(deadline)
-            frame, pcm, turn_id = await self._next_frame(stop)
-            await self.sinks.write(k, frame, pcm)
-            self._account(k, turn_id)
-            self.frame_index += 1
-            if max_frames is not None and self.frame_index >= max_frames:
-                stop.set()
-            if self.clock.realtime:
-                behind = self.clock.now() - (deadline + period)
-                if behind > 0:
-                    self._late(1)
-                if behind > self._max_behind:
-                    # Too far behind to catch up without a burst: re-anchor the clock.
-                    skipped = int(behind / period)
-                    origin += skipped * period
-                    self.stats.resyncs += 1
-                    log.warning(
-                        "presenter fell %.0f ms behind; re-anchored the clock", behind * 1000
-                    )
-        self._finish_all("interrupted")
+        try:
+            while not stop.is_set():
+                k = self.frame_index
+                deadline = origin + k * period
+                if isinstance(self.clock, VirtualClock):
+                    await self.clock.advance_to(deadline)
+                else:
+                    await self.clock.sleep_until(deadline)
+                frame, pcm, turn_id = await self._next_frame(stop)
+                await self.sinks.write(k, frame, pcm)
+                self._account(k, turn_id)
+                self.frame_index += 1
+                if max_frames is not None and self.frame_index >= max_frames:
+                    stop.set()
+                if self.clock.realtime:
+                    behind = self.clock.now() - (deadline + period)
+                    if behind > 0:
+                        self._late(1)
+                    if behind > self._max_behind:
+                        # Too far behind to catch up without a burst: re-anchor the clock.
+                        skipped = int(behind / period)
+                        origin += skipped * period
+                        self.stats.resyncs += 1
+                        log.warning(
+                            "presenter fell %.0f ms behind; re-anchored the clock", behind * 1000
+                        )
+        finally:
+            self._stopped.set()
+            self._finish_all("stopped")
 
     def _account(self, k: int, turn_id: int | None) -> None:
         self.stats.frames += 1

@@ -48,5 +48,5 @@ class EspeakVoice:
         return np.clip(pcm, -1.0, 1.0)
 
     async def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
-        for sentence in split_sentences(text):
+        for sentence in split_sentences(text, early_first_clause=False):
             yield await asyncio.to_thread(self.synth_float, sentence, lang)

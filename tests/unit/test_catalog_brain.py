@@ -46,7 +46,7 @@ def test_greeting_fallback_and_unknown_product():
     assert a.answer("hello there", "ann").startswith("Hi ann")
     assert "你好" in a.answer("大家好", "小明")
     assert "Which product" in a.answer("how much is it?")
-    assert a.answer("nice weather") .startswith("Thanks for the message")
+    assert a.answer("nice weather").startswith("Thanks for the message")
 
 
 def test_unspeakable_user_names_are_not_read_aloud():

@@ -42,7 +42,9 @@ def test_cli_exits_2_and_names_the_bad_key(tmp_path):
     bad.write_text('[voice.espeak]\nwords_per_minute = "fast"\n')
     proc = subprocess.run(
         [sys.executable, "-m", "streambot", "run", "--config", str(bad)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "voice.espeak.words_per_minute" in proc.stderr

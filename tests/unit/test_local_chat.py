@@ -1,0 +1,92 @@
+import asyncio
+import json
+
+import aiohttp
+from pydantic import SecretStr
+
+from streambot.chat.local import HttpChatSource, ReplayChatSource, parse_stdin_line
+from streambot.events import Kind
+from streambot.stage.clock import VirtualClock
+
+
+async def start(source: HttpChatSource):
+    received = []
+
+    async def pump():
+        async for msg in source.messages():
+            received.append(msg)
+
+    task = asyncio.create_task(pump())
+    await asyncio.wait_for(source.ready.wait(), 5)
+    return task, received
+
+
+async def test_http_post_chat_and_bad_bodies():
+    source = HttpChatSource("127.0.0.1", 0, max_body_bytes=4096)
+    task, received = await start(source)
+    url = f"http://127.0.0.1:{source.port}/chat"
+    async with aiohttp.ClientSession() as http:
+        ok = await http.post(url, json={"user": "ann", "text": "how much?", "kind": "superchat"})
+        assert ok.status == 202
+        bad = await http.post(url, data=b"\xff\xfe not json")
+        assert bad.status == 400 and "not UTF-8 JSON" in (await bad.json())["error"]
+        no_user = await http.post(url, json={"text": "hi"})
+        assert no_user.status == 400 and "'user'" in (await no_user.json())["error"]
+        huge = await http.post(url, data=b"x" * 10_000)
+        assert huge.status == 413
+    await asyncio.sleep(0.05)
+    task.cancel()
+    assert received[0].user == "ann" and received[0].kind == Kind.SUPERCHAT
+    assert received[1].malformed and received[2].malformed  # stored with a reason, not lost
+    assert len(received) == 3
+
+
+async def test_http_token_is_required_when_configured():
+    source = HttpChatSource("127.0.0.1", 0, token=SecretStr("tok-123456"))
+    task, received = await start(source)
+    url = f"http://127.0.0.1:{source.port}/chat"
+    body = {"user": "ann", "text": "hi"}
+    async with aiohttp.ClientSession() as http:
+        assert (await http.post(url, json=body)).status == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert (await http.post(url, json=body, headers=wrong)).status == 401
+        right = {"Authorization": "Bearer tok-123456"}
+        assert (await http.post(url, json=body, headers=right)).status == 202
+    await asyncio.sleep(0.05)
+    task.cancel()
+    assert len(received) == 1
+
+
+async def test_replay_follows_offsets_on_the_pipeline_clock(tmp_path):
+    path = tmp_path / "chat.jsonl"
+    lines = [
+        json.dumps({"at": 0.0, "user": "a", "text": "one"}).encode(),
+        b"\x00\xff\xfe garbage",
+        json.dumps({"at": 2.5, "user": "b", "text": "two"}).encode(),
+    ]
+    path.write_bytes(b"\n".join(lines))
+    clock = VirtualClock()
+    got = []
+
+    async def pump():
+        async for msg in ReplayChatSource(path, clock).messages():
+            got.append((clock.now(), msg))
+
+    task = asyncio.create_task(pump())
+    await asyncio.sleep(0)  # the replay starts at stream time 0
+    for step in range(1, 40):
+        await clock.advance_to(step / 10)
+    await task
+    assert [m.text for _, m in got if not m.malformed] == ["one", "two"]
+    assert got[1][1].malformed == "replay line 2: not UTF-8 JSON"
+    assert abs(got[2][0] - 2.5) < 1e-9
+
+
+def test_stdin_lines():
+    assert (parse_stdin_line("ann: how much?").user, parse_stdin_line("ann: how much?").text) == (
+        "ann",
+        "how much?",
+    )
+    assert parse_stdin_line("just talking here").user == "operator"
+    assert parse_stdin_line('{"user": "x", "text": "y"}').text == "y"
+    assert parse_stdin_line("{broken").malformed

@@ -1,0 +1,54 @@
+import av
+import numpy as np
+import pytest
+
+from streambot.stage.sinks.base import SinkUnavailable, StreamFormat
+from streambot.stage.sinks.fanout import SinkFanout
+from streambot.stage.sinks.file import FileSink
+from streambot.stage.sinks.null import NullSink
+from streambot.stage.sinks.virtualcam import VirtualCamSink
+
+FMT = StreamFormat(320, 180, 25, 48_000)
+
+
+def test_virtualcam_without_v4l2loopback_says_how_to_load_it():
+    pytest.importorskip("pyvirtualcam")
+    import glob
+
+    if glob.glob("/dev/video*"):
+        pytest.skip("a video device exists here")
+    with pytest.raises(SinkUnavailable, match="modprobe v4l2loopback"):
+        VirtualCamSink().open(FMT)
+
+
+async def test_unavailable_sink_is_skipped_and_others_run():
+    class Missing(NullSink):
+        name = "missing"
+
+        def open(self, fmt):
+            raise SinkUnavailable("not here: do X")
+
+    null = NullSink()
+    fanout = SinkFanout([Missing(), null], FMT)
+    assert fanout.unavailable == {"missing": "not here: do X"}
+    for k in range(5):
+        await fanout.write(k, np.zeros((180, 320, 3), np.uint8), np.zeros(1920, np.float32))
+    await fanout.close()
+    assert null.frames == 5
+
+
+async def test_file_sink_writes_playable_mp4_with_equal_durations(tmp_path):
+    path = tmp_path / "out.mp4"
+    fanout = SinkFanout([FileSink(path, preset="ultrafast")], FMT)
+    for k in range(50):
+        frame = np.full((180, 320, 3), k * 5, np.uint8)
+        pcm = np.full(1920, 0.1 if k % 2 else -0.1, np.float32)
+        await fanout.write(k, frame, pcm)
+    await fanout.close()
+    with av.open(str(path)) as c:
+        video, audio = c.streams.video[0], c.streams.audio[0]
+        assert video.average_rate == 25 and video.frames == 50
+        assert audio.sample_rate == 48_000
+        v_dur = float(video.duration * video.time_base)
+        a_dur = float(audio.duration * audio.time_base)
+        assert abs(v_dur - 2.0) < 1e-6 and abs(a_dur - v_dur) <= 1 / 25
