@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -36,7 +38,7 @@ async def test_rejects_partial_frames(face):
 
 def test_idle_loop_blinks_and_frames_are_read_only(face):
     states = [face.eye_state(i) for i in range(25 * 20)]
-    blinks = sum(1 for a, b in zip(states, states[1:], strict=False) if a == "open" and b != "open")
+    blinks = sum(1 for a, b in itertools.pairwise(states) if a == "open" and b != "open")
     assert 3 <= blinks <= 7  # about every 3 to 5 seconds over 20 s
     assert not face.idle(0).flags.writeable
     closed = next(i for i, s in enumerate(states) if s == "closed")
