@@ -88,9 +88,11 @@ class Host:
         turn.timings.dequeued = time.perf_counter()
         return turn
 
-    def _pitch_turn(self, topic: str | None = None) -> Turn:
-        turn_id = self.store.start_turn(None, "pitch", self._lang)
-        turn = Turn(turn_id, "pitch", None, self._lang, topic=topic or next(self._pitch_topics))
+    def _pitch_turn(self, topic: str | None = None, kind: str = "pitch") -> Turn:
+        """An unprompted turn: a product pitch, or (kind "say") the operator's own words."""
+        lang = detect_lang(topic) if kind == "say" and topic else self._lang
+        turn_id = self.store.start_turn(None, kind, lang)
+        turn = Turn(turn_id, kind, None, lang, topic=topic or next(self._pitch_topics))
         turn.timings.arrived = turn.timings.dequeued = time.perf_counter()
         return turn
 
@@ -102,9 +104,7 @@ class Host:
         elif word == "!pitch":
             await self.play(self._pitch_turn(rest.strip() or None), stop)
         elif word == "!say" and rest.strip():
-            turn = self._pitch_turn()
-            turn.kind, turn.topic, turn.lang = "say", rest.strip(), detect_lang(rest)
-            await self.play(turn, stop)
+            await self.play(self._pitch_turn(rest.strip(), kind="say"), stop)
         else:
             self.store.log_decision(msg.id, "rejected", f"unknown command {word!r}", None)
 

@@ -1,0 +1,89 @@
+"""Pipeline latency and pacing benchmark on the embedded defaults, in real time.
+
+Questions (English and Chinese, rotating) arrive every --interval seconds, spaced so that each
+is answered from an idle host; the run reports, per message, p50/p95 from arrival to queue
+exit, first brain text, first voice audio and first frame at the sink, plus sustained FPS and
+late frames.
+
+    python bench/pipeline.py --seconds 300 --sink file
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from streambot.app import App
+from streambot.config import Config
+from streambot.logs import setup_logging
+from streambot.report import format_latency_table
+from streambot.store import Store
+
+QUESTIONS = [
+    "How much is the AeroBrew coffee grinder?",
+    "保温杯多少钱？",
+    "Is the LumaDesk lamp in stock?",
+    "耳机几天发货？",
+    "What's special about the thermo bottle?",
+    "how long does shipping take for the earbuds?",
+]
+
+
+def build_config(args: argparse.Namespace, work: Path) -> Config:
+    replay = work / "bench_chat.jsonl"
+    rows = []
+    at, i = 1.0, 0
+    while at < args.seconds - 6:
+        rows.append({"at": at, "user": f"viewer{i}", "text": QUESTIONS[i % len(QUESTIONS)]})
+        at += args.interval
+        i += 1
+    replay.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    config = Config()
+    width, height = (int(v) for v in args.size.split("x"))
+    config.stream.width, config.stream.height = width, height
+    config.chat.local.http = False
+    config.chat.local.replay = str(replay)
+    config.metrics.enabled = False
+    config.store.path = str(work / "bench.db")
+    config.triage.idle_pitch_after_s = 1e6  # measure answers only
+    config.sinks.null.enabled = args.sink == "null"
+    config.sinks.file.enabled = args.sink == "file"
+    config.sinks.file.path = str(work / "bench.mp4")
+    return config
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--interval", type=float, default=6.0, help="seconds between questions")
+    parser.add_argument("--sink", choices=["null", "file"], default="file")
+    parser.add_argument("--size", default="1280x720")
+    args = parser.parse_args()
+    setup_logging("WARNING")
+    logging.getLogger("streambot").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = build_config(args, Path(tmp))
+        started = time.perf_counter()
+        report = asyncio.run(App(config).run(args.seconds))
+        wall = time.perf_counter() - started
+        print(f"# bench/pipeline.py --seconds {args.seconds:g} --interval {args.interval:g} "
+              f"--sink {args.sink} --size {args.size}")
+        print(f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}")
+        print(f"frames {report.frames}, wall {wall:.1f}s, sustained {report.fps:.2f} fps, "
+              f"late frames {report.late_frames}, live-sink drops {report.sink_drops}, "
+              f"turns {report.turns}")
+        store = Store(config.store.path)
+        print(format_latency_table(store))
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Host behaviour on the virtual clock: interruption, operator commands, idle pitch, drops."""
+
+import asyncio
+import json
+import sqlite3
+
+from streambot.app import App
+from streambot.events import ChatMessage, Priority
+
+
+def replay(tmp_path, rows):
+    path = tmp_path / "chat.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    return str(path)
+
+
+def turns(db_path):
+    db = sqlite3.connect(db_path)
+    return db.execute(
+        "SELECT t.kind, m.user, t.outcome, t.reply FROM turns t"
+        " LEFT JOIN messages m ON m.id = t.message_id ORDER BY t.id"
+    ).fetchall()
+
+
+def test_super_chat_interrupts_the_current_answer_and_is_answered_next(fast_config, tmp_path):
+    fast_config.chat.local.replay = replay(
+        tmp_path,
+        [
+            {"at": 0.1, "user": "ann", "text": "What's special about the grinder?"},
+            {"at": 0.3, "user": "bob", "text": "is the lamp in stock?"},
+            {"at": 1.0, "user": "rich", "text": "how much are the earbuds?", "kind": "superchat"},
+        ],
+    )
+    app = App(fast_config)
+    asyncio.run(app.run(15))
+    got = turns(fast_config.store.path)
+    assert [(user, outcome) for _, user, outcome, _ in got] == [
+        ("ann", "interrupted"),
+        ("rich", "played"),
+        ("bob", "played"),
+    ]
+    assert "$129" in got[1][3]
+
+
+def test_operator_skip_stops_the_turn_and_say_speaks_verbatim(fast_config, tmp_path):
+    fast_config.chat.local.replay = replay(
+        tmp_path,
+        [
+            {"at": 0.1, "user": "ann", "text": "What's special about the thermo bottle?"},
+            {"at": 0.8, "user": "op", "text": "!skip", "kind": "command"},
+            {"at": 1.0, "user": "op", "text": "!say Flash sale in five minutes!", "kind": "command"},
+        ],
+    )
+    asyncio.run(App(fast_config).run(8))
+    got = turns(fast_config.store.path)
+    assert got[0][1:3] == ("ann", "interrupted")
+    assert got[1][0] == "say" and got[1][3] == "Flash sale in five minutes!"
+
+
+def test_idle_host_pitches_catalog_products_in_turn(fast_config):
+    fast_config.triage.idle_pitch_after_s = 2.0
+    app = App(fast_config)
+    asyncio.run(app.run(30))
+    pitches = [t for t in turns(fast_config.store.path) if t[0] == "pitch"]
+    assert len(pitches) >= 2
+    names = [p.name for p in app.brain.answerer.catalog.product]
+    assert names[0] in pitches[0][3] and names[1] in pitches[1][3]
+    assert all(t[2] == "played" for t in pitches[:-1])
+
+
+def test_full_queue_drops_the_least_important_with_a_stored_reason(fast_config):
+    fast_config.triage.queue_size = 2
+    app = App(fast_config)
+    for user in ("a", "b", "c"):
+        app.ingest.accept(ChatMessage("test", user, f"how much is the lamp, {user}?"))
+    app.ingest.accept(ChatMessage("test", "vip", "lamp price?", kind="superchat"))
+    rows = dict(
+        sqlite3.connect(fast_config.store.path).execute("SELECT user, status FROM messages")
+    )
+    assert rows == {"a": "accepted", "b": "dropped", "c": "dropped", "vip": "accepted"}
+    reason = sqlite3.connect(fast_config.store.path).execute(
+        "SELECT reason FROM messages WHERE user = 'c'"
+    ).fetchone()[0]
+    assert reason.startswith("queue full")
+    assert app.inbox.peek_priority() == Priority.PAID
+    assert app.metrics.decisions.labels("dropped", "queue full")._value.get() == 2
