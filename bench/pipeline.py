@@ -73,12 +73,16 @@ def main() -> int:
         started = time.perf_counter()
         report = asyncio.run(App(config).run(args.seconds))
         wall = time.perf_counter() - started
-        print(f"# bench/pipeline.py --seconds {args.seconds:g} --interval {args.interval:g} "
-              f"--sink {args.sink} --size {args.size}")
+        print(
+            f"# bench/pipeline.py --seconds {args.seconds:g} --interval {args.interval:g} "
+            f"--sink {args.sink} --size {args.size}"
+        )
         print(f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}")
-        print(f"frames {report.frames}, wall {wall:.1f}s, sustained {report.fps:.2f} fps, "
-              f"late frames {report.late_frames}, live-sink drops {report.sink_drops}, "
-              f"turns {report.turns}")
+        print(
+            f"frames {report.frames}, wall {wall:.1f}s, sustained {report.fps:.2f} fps, "
+            f"late frames {report.late_frames}, live-sink drops {report.sink_drops}, "
+            f"turns {report.turns}"
+        )
         store = Store(config.store.path)
         print(format_latency_table(store))
         store.close()

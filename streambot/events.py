@@ -86,6 +86,7 @@ class Speech:
     pcm48k: np.ndarray  # float32 mono
     pcm16k: np.ndarray  # float32 mono, exactly a third as long
     frames: int
+    visemes: tuple[str, ...] | None = None  # one mouth shape per frame, when the voice knows
 
 
 @dataclass(frozen=True)

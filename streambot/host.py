@@ -211,9 +211,14 @@ class Host:
         await out.put(_END)
 
     async def _speak(self, turn: Turn, inbox: asyncio.Queue, out: asyncio.Queue) -> None:
+        aligned = hasattr(self.voice, "speak_aligned")
         while (sentence := await inbox.get()) is not _END:
-            async for pcm in self.voice.speak(sentence.text, sentence.lang):
-                speech = to_speech(pcm, self.voice.sample_rate, sentence, self.fps)
+            if aligned:
+                parts = self.voice.speak_aligned(sentence.text, sentence.lang)
+            else:
+                parts = _without_phonemes(self.voice.speak(sentence.text, sentence.lang))
+            async for pcm, phonemes in parts:
+                speech = to_speech(pcm, self.voice.sample_rate, sentence, self.fps, phonemes)
                 if turn.timings.first_audio is None:
                     turn.timings.first_audio = time.perf_counter()
                 self.store.log_sentence(turn.id, sentence.index, sentence.text, speech.frames)
@@ -226,7 +231,8 @@ class Host:
         while (speech := await inbox.get()) is not _END:
             assert isinstance(speech, Speech)
             start = 0
-            async for batch in self.face.render(speech.pcm16k, self.presenter.frame_index):
+            render = self.face.render(speech.pcm16k, self.presenter.frame_index, speech.visemes)
+            async for batch in render:
                 n = batch.shape[0]
                 pcm = speech.pcm48k[start * spf : (start + n) * spf]
                 await self.presenter.push(Clip(turn.id, batch, pcm, speech.sentence.index))
@@ -234,6 +240,11 @@ class Host:
             if start != speech.frames:
                 raise RuntimeError(f"face rendered {start} frames for {speech.frames}")
             frame_in_turn += start
+
+
+async def _without_phonemes(stream):
+    async for pcm in stream:
+        yield pcm, None
 
 
 async def _one(text: str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -12,8 +12,13 @@ class Face(Protocol):
     width: int
     height: int
 
-    def render(self, pcm16k: np.ndarray, start_index: int) -> AsyncIterator[np.ndarray]:
-        """Yield (B, H, W, 3) uint8 batches: len(pcm16k) / samples_per_frame frames in all."""
+    def render(
+        self, pcm16k: np.ndarray, start_index: int, visemes: Sequence[str] | None = None
+    ) -> AsyncIterator[np.ndarray]:
+        """Yield (B, H, W, 3) uint8 batches: len(pcm16k) / samples_per_frame frames in all.
+
+        ``visemes``, when given, holds one mouth shape per frame (see voice/visemes.py).
+        """
         ...
 
     def idle(self, index: int) -> np.ndarray:

@@ -40,7 +40,7 @@ class Portrait:
     base: np.ndarray  # (H, W, 3) uint8, mouth closed, eyes open
     mouth_box: Box
     eye_box: Box  # one box spanning both eyes
-    mouth_sprites: list[np.ndarray]  # index 0 = closed ... -1 = widest open
+    mouth_sprites: dict[str, list[np.ndarray]]  # per shape: index 0 = closed ... -1 = widest
     eye_sprites: dict[str, np.ndarray]  # "open", "half", "closed"
 
 
@@ -62,22 +62,37 @@ def _background(w: int, h: int) -> Image.Image:
     return img
 
 
-def _mouth_sprite(size: tuple[int, int], skin_patch: Image.Image, openness: float) -> np.ndarray:
-    """Lips around an opening ``openness`` (0..1) of the sprite's height, on the skin patch."""
+# Mouth shapes: (half width at rest as a share of the box, width lost when fully open,
+# how far the opening goes as a share of the box height, teeth shown as a share of the gap).
+MOUTH_SHAPES = {
+    "neutral": (0.36, 0.05, 0.42, 0.55),
+    "round": (0.22, 0.02, 0.40, 0.25),
+    "spread": (0.42, 0.02, 0.24, 0.75),
+}
+
+
+def _mouth_sprite(
+    size: tuple[int, int], skin_patch: Image.Image, openness: float, shape: str = "neutral"
+) -> np.ndarray:
+    """Lips around an opening ``openness`` (0..1) of the given shape, on the skin patch."""
     w, h = size
+    rest_w, narrowing, reach, teeth = MOUTH_SHAPES[shape]
     img = skin_patch.copy()
     d = ImageDraw.Draw(img)
     cx, cy = w / 2, h / 2
-    half_w = w * (0.36 - 0.05 * openness)  # the mouth narrows a little as it opens
-    gap = 3 + openness * h * 0.42
-    d.ellipse([cx - half_w, cy - gap / 2 - 10, cx + half_w, cy + gap / 2 + 12], fill=LIP)
+    half_w = w * (rest_w - narrowing * openness)
+    gap = 3 + openness * h * reach
+    lip = 10 if shape != "round" else 14
+    d.ellipse([cx - half_w, cy - gap / 2 - lip, cx + half_w, cy + gap / 2 + lip + 2], fill=LIP)
     if openness < 0.05:
         d.line([cx - half_w * 0.9, cy, cx + half_w * 0.9, cy], fill=MOUTH_INSIDE, width=5)
     else:
         inner = [cx - half_w * 0.78, cy - gap / 2, cx + half_w * 0.78, cy + gap / 2]
         d.ellipse(inner, fill=MOUTH_INSIDE)
-        d.chord([inner[0] + 6, inner[1], inner[2] - 6, inner[1] + gap * 0.55], 180, 360, fill=TEETH)
-        if openness > 0.35:
+        d.chord(
+            [inner[0] + 6, inner[1], inner[2] - 6, inner[1] + gap * teeth], 180, 360, fill=TEETH
+        )
+        if openness > 0.35 and shape != "spread":
             d.ellipse(
                 [cx - half_w * 0.45, cy + gap * 0.1, cx + half_w * 0.45, cy + gap / 2], fill=TONGUE
             )
@@ -215,15 +230,20 @@ def draw_portrait(width: int, height: int, mouth_levels: int = 12) -> Portrait:
         return Box(box.x // s, box.y // s, box.w // s, box.h // s)
 
     mouth_s, eyes_s = scaled(mouth), scaled(eyes)
-    mouth_sprites = [
-        down(_mouth_sprite((mouth.w, mouth.h), mouth_patch, i / (mouth_levels - 1)), mouth)
-        for i in range(mouth_levels)
-    ]
+    mouth_sprites = {
+        shape: [
+            down(
+                _mouth_sprite((mouth.w, mouth.h), mouth_patch, i / (mouth_levels - 1), shape), mouth
+            )
+            for i in range(mouth_levels)
+        ]
+        for shape in MOUTH_SHAPES
+    }
     eye_sprites = {
         state: down(_eye_sprite((eyes.w, eyes.h), eye_patch, state, centres, eye_r), eyes)
         for state in ("open", "half", "closed")
     }
     base = np.array(img.resize((width, height), Image.LANCZOS))
-    base[mouth_s.slices()] = mouth_sprites[0]
+    base[mouth_s.slices()] = mouth_sprites["neutral"][0]
     base[eyes_s.slices()] = eye_sprites["open"]
     return Portrait(base, mouth_s, eyes_s, mouth_sprites, eye_sprites)

@@ -9,6 +9,7 @@ import numpy as np
 
 from streambot.events import Sentence, Speech
 from streambot.voice.resample import resample
+from streambot.voice.visemes import frame_visemes
 
 OUTPUT_RATE = 48_000
 FACE_RATE = 16_000
@@ -22,13 +23,27 @@ class Voice(Protocol):
         ...
 
 
+class AlignedVoice(Voice, Protocol):
+    """A voice that also reports when each phoneme starts (for visemes)."""
+
+    def speak_aligned(
+        self, text: str, lang: str | None = None
+    ) -> AsyncIterator[tuple[np.ndarray, list[tuple[float, str]]]]: ...
+
+
 def samples_per_frame(fps: int, rate: int = OUTPUT_RATE) -> int:
     if rate % fps:
         raise ValueError(f"{rate} Hz is not a whole number of samples per frame at {fps} fps")
     return rate // fps
 
 
-def to_speech(pcm: np.ndarray, rate: int, sentence: Sentence, fps: int) -> Speech:
+def to_speech(
+    pcm: np.ndarray,
+    rate: int,
+    sentence: Sentence,
+    fps: int,
+    phonemes: list[tuple[float, str]] | None = None,
+) -> Speech:
     """Resample a voice's audio to 48 kHz, pad it to whole frames, and derive the 16 kHz copy.
 
     The 16 kHz copy is decimated from the padded 48 kHz signal (an exact 1/3 ratio), so both
@@ -40,6 +55,12 @@ def to_speech(pcm: np.ndarray, rate: int, sentence: Sentence, fps: int) -> Speec
     padded = np.zeros(frames * spf, dtype=np.float32)
     padded[: pcm48.size] = pcm48
     pcm16 = resample(padded, OUTPUT_RATE, FACE_RATE)[: frames * samples_per_frame(fps, FACE_RATE)]
+    visemes = tuple(frame_visemes(phonemes, frames, fps)) if phonemes is not None else None
     return Speech(
-        turn_id=sentence.turn_id, sentence=sentence, pcm48k=padded, pcm16k=pcm16, frames=frames
+        turn_id=sentence.turn_id,
+        sentence=sentence,
+        pcm48k=padded,
+        pcm16k=pcm16,
+        frames=frames,
+        visemes=visemes,
     )

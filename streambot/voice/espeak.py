@@ -17,12 +17,13 @@ _KEEP_SILENCE_S = 0.06
 _SILENCE_LEVEL = 0.01
 
 
-def trim_silence(pcm: np.ndarray, rate: int) -> np.ndarray:
+def trim_bounds(pcm: np.ndarray, rate: int) -> tuple[int, int]:
+    """[start, end) of the audible part plus a little silence either side."""
     loud = np.flatnonzero(np.abs(pcm) > _SILENCE_LEVEL)
     if loud.size == 0:
-        return pcm[:0]
+        return 0, 0
     keep = int(_KEEP_SILENCE_S * rate)
-    return pcm[max(0, loud[0] - keep) : loud[-1] + 1 + keep]
+    return max(0, int(loud[0]) - keep), min(pcm.size, int(loud[-1]) + 1 + keep)
 
 
 class EspeakVoice:
@@ -42,11 +43,30 @@ class EspeakVoice:
         lang = lang or detect_lang(text)
         return self._lib.synth(text, self.voice_for(lang), self._config.words_per_minute)
 
+    def synth_aligned(
+        self, text: str, lang: str | None = None
+    ) -> tuple[np.ndarray, list[tuple[float, str]]]:
+        """Float audio, silence-trimmed, and its phonemes as (start seconds, mnemonic)."""
+        synthesis = self.synth(text, lang)
+        pcm = synthesis.pcm.astype(np.float32) / 32768.0
+        start, end = trim_bounds(pcm, self.sample_rate)
+        pcm = np.clip(pcm[start:end] * self._config.gain, -1.0, 1.0)
+        events = [
+            ((event.sample - start) / self.sample_rate, event.phoneme)
+            for event in synthesis.phonemes
+        ]
+        return pcm, events
+
     def synth_float(self, text: str, lang: str | None = None) -> np.ndarray:
-        pcm = self.synth(text, lang).pcm.astype(np.float32) / 32768.0
-        pcm = trim_silence(pcm, self.sample_rate) * self._config.gain
-        return np.clip(pcm, -1.0, 1.0)
+        return self.synth_aligned(text, lang)[0]
 
     async def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
         for sentence in split_sentences(text, early_first_clause=False):
             yield await asyncio.to_thread(self.synth_float, sentence, lang)
+
+    async def speak_aligned(
+        self, text: str, lang: str | None = None
+    ) -> AsyncIterator[tuple[np.ndarray, list[tuple[float, str]]]]:
+        """Like ``speak``, with each sentence's phoneme timing for visemes."""
+        for sentence in split_sentences(text, early_first_clause=False):
+            yield await asyncio.to_thread(self.synth_aligned, sentence, lang)

@@ -48,7 +48,12 @@ def test_operator_skip_stops_the_turn_and_say_speaks_verbatim(fast_config, tmp_p
         [
             {"at": 0.1, "user": "ann", "text": "What's special about the thermo bottle?"},
             {"at": 0.8, "user": "op", "text": "!skip", "kind": "command"},
-            {"at": 1.0, "user": "op", "text": "!say Flash sale in five minutes!", "kind": "command"},
+            {
+                "at": 1.0,
+                "user": "op",
+                "text": "!say Flash sale in five minutes!",
+                "kind": "command",
+            },
         ],
     )
     asyncio.run(App(fast_config).run(8))
@@ -78,9 +83,11 @@ def test_full_queue_drops_the_least_important_with_a_stored_reason(fast_config):
         sqlite3.connect(fast_config.store.path).execute("SELECT user, status FROM messages")
     )
     assert rows == {"a": "accepted", "b": "dropped", "c": "dropped", "vip": "accepted"}
-    reason = sqlite3.connect(fast_config.store.path).execute(
-        "SELECT reason FROM messages WHERE user = 'c'"
-    ).fetchone()[0]
+    reason = (
+        sqlite3.connect(fast_config.store.path)
+        .execute("SELECT reason FROM messages WHERE user = 'c'")
+        .fetchone()[0]
+    )
     assert reason.startswith("queue full")
     assert app.inbox.peek_priority() == Priority.PAID
     assert app.metrics.decisions.labels("dropped", "queue full")._value.get() == 2
