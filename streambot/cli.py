@@ -1,4 +1,4 @@
-"""Command line: ``python -m streambot {run,demo}``."""
+"""Command line: ``python -m streambot {run,demo,doctor}``."""
 
 from __future__ import annotations
 
@@ -75,6 +75,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from streambot.doctor import report, run_checks
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    text, healthy = report(run_checks(config))
+    print(text)
+    print("ready" if healthy else "not ready: fix the FAIL lines above")
+    return 0 if healthy else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streambot", description="A 24/7 livestream host.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--fast", action="store_true", help="render faster than real time (no wall-clock pacing)"
     )
     demo.set_defaults(func=cmd_demo)
+    doctor = sub.add_parser("doctor", help="check that this machine can run the config")
+    doctor.add_argument("--config", default=None, help="config.toml (default: embedded defaults)")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 

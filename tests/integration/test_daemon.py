@@ -118,3 +118,27 @@ port = {port}
         assert v.frames > 100 and abs(v_dur - a_dur) <= 1 / 25
     rows = sqlite3.connect(db).execute("SELECT status FROM messages").fetchall()
     assert rows == [("answered",)]
+
+
+def test_missing_virtual_camera_is_explained_and_the_other_sinks_go_on(fast_config, tmp_path):
+    import glob
+
+    if glob.glob("/dev/video*"):
+        import pytest
+
+        pytest.skip("a video device exists here")
+    fast_config.sinks.virtualcam.enabled = True
+    fast_config.sinks.file.enabled = True
+    fast_config.sinks.file.path = str(tmp_path / "out.mp4")
+    fast_config.sinks.file.preset = "ultrafast"
+    report = asyncio.run(App(fast_config).run(2.0))
+    assert "modprobe v4l2loopback" in report.unavailable_sinks["virtualcam"]
+    assert report.frames == 50
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].frames == 50
+
+    from streambot.doctor import report as doctor_report
+    from streambot.doctor import run_checks
+
+    text, healthy = doctor_report(run_checks(fast_config))
+    assert not healthy and "[FAIL] virtual camera" in text and "modprobe" in text

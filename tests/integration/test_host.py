@@ -91,3 +91,31 @@ def test_full_queue_drops_the_least_important_with_a_stored_reason(fast_config):
     assert reason.startswith("queue full")
     assert app.inbox.peek_priority() == Priority.PAID
     assert app.metrics.decisions.labels("dropped", "queue full")._value.get() == 2
+
+
+def test_a_model_error_in_one_turn_is_logged_and_the_stream_goes_on(fast_config, tmp_path):
+    fast_config.chat.local.replay = replay(
+        tmp_path,
+        [
+            {"at": 0.1, "user": "ann", "text": "how much is the grinder?"},
+            {"at": 0.2, "user": "bob", "text": "how much is the lamp?"},
+        ],
+    )
+    app = App(fast_config)
+    real_reply = app.brain.reply
+
+    async def flaky_reply(turn):
+        if turn.message.user == "ann":
+            yield "The grinder is "
+            raise RuntimeError("model exploded")
+        async for delta in real_reply(turn):
+            yield delta
+
+    app.brain.reply = flaky_reply
+    report = asyncio.run(app.run(8))
+    got = turns(fast_config.store.path)
+    assert [(user, outcome) for _, user, outcome, _ in got] == [
+        ("ann", "failed"),
+        ("bob", "played"),
+    ]
+    assert report.frames == 8 * 25 and report.late_frames == 0
