@@ -53,12 +53,17 @@ def _run_app(config: Config, seconds: float | None) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _config_or_exit(path: str | None) -> Config:
+    """Load the config; on a problem print it (it names the key) and exit with status 2."""
     try:
-        config = load_config(args.config)
+        return load_config(path)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _config_or_exit(args.config)
     setup_logging(config.logging.level)
     return _run_app(config, args.seconds)
 
@@ -78,11 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from streambot.doctor import report, run_checks
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    config = _config_or_exit(args.config)
     text, healthy = report(run_checks(config))
     print(text)
     print("ready" if healthy else "not ready: fix the FAIL lines above")
