@@ -13,7 +13,7 @@ from streambot.brain.catalog import CatalogBrain
 from streambot.chat.base import ChatSource
 from streambot.chat.local import HttpChatSource, ReplayChatSource, StdinChatSource
 from streambot.config import Config
-from streambot.face.mouth import MouthFace
+from streambot.face.factory import build_face
 from streambot.host import Host
 from streambot.inbox import Inbox
 from streambot.ingest import Ingest
@@ -69,7 +69,7 @@ class App:
         self.store = Store(cfg.store.path)
         self.brain = CatalogBrain(cfg.brain.catalog)
         self.voice = EspeakVoice(cfg.voice.espeak)
-        self.face = MouthFace(cfg.face.mouth, cfg.stream.width, cfg.stream.height, cfg.stream.fps)
+        self.face = build_face(cfg)
         self.inbox = Inbox(cfg.triage.queue_size)
         self.triage = Triage(cfg.triage, self.brain.answerer.catalog)
         self.ingest = Ingest(

@@ -113,9 +113,23 @@ class MouthFaceConfig(_Section):
     release: Annotated[float, Field(gt=0, le=1)] = 0.35
 
 
+class Wav2LipFaceConfig(_Section):
+    checkpoint: str = ""
+    avatar: str = ""
+    avatar_cache: str = "avatars"
+    face_box: Annotated[list[int], Field(min_length=4, max_length=4)] | None = None
+    pads: Annotated[list[int], Field(min_length=4, max_length=4)] = [0, 10, 0, 0]
+    engine: Literal["torch", "onnx"] = "torch"
+    onnx_path: str = ""
+    device: str = "auto"
+    first_batch: Annotated[int, Field(ge=1, le=256)] = 4
+    batch: Annotated[int, Field(ge=1, le=256)] = 16
+
+
 class FaceConfig(_Section):
-    backend: Literal["mouth"] = "mouth"
+    backend: Literal["mouth", "wav2lip"] = "mouth"
     mouth: MouthFaceConfig = MouthFaceConfig()
+    wav2lip: Wav2LipFaceConfig = Wav2LipFaceConfig()
 
 
 class FileSinkConfig(_Section):

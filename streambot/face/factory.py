@@ -1,0 +1,98 @@
+"""Builds the configured face; anything missing for Wav2Lip falls back to the mouth face with
+one clear log line, so a half-configured host still goes live."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from streambot.config import Config, Wav2LipFaceConfig
+from streambot.face.base import Face
+from streambot.face.mouth import MouthFace
+
+if TYPE_CHECKING:  # torch is an optional extra: import it only when the backend is used
+    from streambot.models.wav2lip import Wav2Lip
+    from streambot.runtime.base import Engine
+
+log = logging.getLogger(__name__)
+
+
+class FaceSetupError(RuntimeError):
+    pass
+
+
+def build_face(config: Config) -> Face:
+    s = config.stream
+    if config.face.backend == "wav2lip":
+        try:
+            return build_wav2lip_face(config)
+        except FaceSetupError as exc:
+            log.warning("Wav2Lip face unavailable, using the mouth face instead: %s", exc)
+    return MouthFace(config.face.mouth, s.width, s.height, s.fps)
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def build_wav2lip_face(config: Config) -> Face:
+    cfg, s = config.face.wav2lip, config.stream
+    if not cfg.checkpoint:
+        raise FaceSetupError("no checkpoint configured (face.wav2lip.checkpoint)")
+    checkpoint = Path(cfg.checkpoint)
+    if not checkpoint.is_file():
+        raise FaceSetupError(f"checkpoint not found: {checkpoint}")
+    if not cfg.avatar:
+        raise FaceSetupError("no avatar configured (face.wav2lip.avatar)")
+    try:
+        from streambot.face.avatar import AvatarError, prepare_avatar
+        from streambot.face.wav2lip import Wav2LipFace
+        from streambot.models.wav2lip import CheckpointError, Wav2Lip
+        from streambot.runtime.base import EngineError
+    except ImportError as exc:
+        raise FaceSetupError(
+            f"{exc}; install with: pip install 'streambot[neural,wav2lip]'"
+        ) from exc
+    try:
+        model = Wav2Lip.from_checkpoint(checkpoint)
+    except CheckpointError as exc:
+        raise FaceSetupError(f"{checkpoint}: {exc}") from exc
+    box = tuple(cfg.face_box) if cfg.face_box else None
+    try:
+        avatar = prepare_avatar(
+            cfg.avatar, Path(cfg.avatar_cache), face_box=box, pads=tuple(cfg.pads), fps=s.fps
+        )
+    except AvatarError as exc:
+        raise FaceSetupError(f"avatar {cfg.avatar}: {exc}") from exc
+    try:
+        engine = _engine(cfg, model, checkpoint)
+    except EngineError as exc:
+        raise FaceSetupError(str(exc)) from exc
+    log.info("Wav2Lip face on %s with avatar %s", engine.name, avatar.folder)
+    return Wav2LipFace(engine, avatar, s.width, s.height, s.fps, cfg.first_batch, cfg.batch)
+
+
+def _engine(cfg: Wav2LipFaceConfig, model: Wav2Lip, checkpoint: Path) -> Engine:
+    if cfg.engine == "torch":
+        from streambot.runtime.torch_engine import TorchEngine
+
+        return TorchEngine(model, ["mel", "face"], ["frame"], device=cfg.device)
+    from streambot.compress.export import export_wav2lip_onnx
+    from streambot.runtime.onnx_engine import OnnxEngine
+
+    onnx_path = (
+        Path(cfg.onnx_path)
+        if cfg.onnx_path
+        else (Path("engines") / f"wav2lip-{_file_digest(checkpoint)}.onnx")
+    )
+    if not onnx_path.is_file():
+        log.info("exporting %s to ONNX at %s (once)", checkpoint, onnx_path)
+        export_wav2lip_onnx(model, onnx_path)
+    return OnnxEngine(onnx_path)
