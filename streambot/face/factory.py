@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from streambot.config import Config, Wav2LipFaceConfig
