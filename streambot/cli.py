@@ -1,4 +1,4 @@
-"""Command line: ``python -m streambot {run,demo,doctor}``."""
+"""Command line: ``python -m streambot {run,demo,doctor,avatar}``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 
-from streambot.config import Config, ConfigError, load_config
+from streambot.config import Config, ConfigError, default_avatar_cache, load_config
 from streambot.logs import setup_logging
 from streambot.report import format_latency_table
 from streambot.store import Store
@@ -90,6 +91,40 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def _face_box(text: str) -> tuple[int, int, int, int]:
+    """Parse ``X,Y,W,H`` (pixels of the source image) for --face-box."""
+    try:
+        x, y, w, h = (int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected X,Y,W,H in whole pixels, got {text!r}"
+        ) from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"X,Y must be >= 0 and W,H > 0, got {text!r}")
+    return x, y, w, h
+
+
+def cmd_avatar_prepare(args: argparse.Namespace) -> int:
+    try:  # OpenCV is an optional extra
+        from streambot.face.avatar import AvatarError, prepare_avatar
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    started = time.perf_counter()
+    try:
+        avatar = prepare_avatar(args.source, Path(args.out), face_box=args.face_box, fps=args.fps)
+    except (AvatarError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    y1, y2, x1, x2 = (int(v) for v in avatar.boxes[0])
+    n = len(avatar.frames)
+    print(f"avatar: {avatar.folder}")
+    print(f"face box (padded, frame 0): x={x1} y={y1} w={x2 - x1} h={y2 - y1}")
+    print(f"frames: {n} at {avatar.fps} fps ({n / avatar.fps:.1f}s loop)")
+    print(f"ready in {time.perf_counter() - started:.2f}s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streambot", description="A 24/7 livestream host.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check that this machine can run the config")
     doctor.add_argument("--config", default=None, help="config.toml (default: embedded defaults)")
     doctor.set_defaults(func=cmd_doctor)
+    avatar = sub.add_parser("avatar", help="prepare a photo or video as a Wav2Lip avatar")
+    avatar_sub = avatar.add_subparsers(dest="avatar_command", required=True)
+    prepare = avatar_sub.add_parser(
+        "prepare", help="detect the face, build the idle loop and cache it (exit 2: no face)"
+    )
+    prepare.add_argument("source", metavar="IMAGE_OR_VIDEO", help="a portrait photo or video")
+    prepare.add_argument(
+        "--out",
+        default=str(default_avatar_cache()),
+        help="cache folder; the avatar goes in a subfolder named by its hash "
+        "(default: ~/.cache/streambot/avatars)",
+    )
+    prepare.add_argument(
+        "--face-box",
+        type=_face_box,
+        default=None,
+        metavar="X,Y,W,H",
+        help="the face in source pixels; skips face detection",
+    )
+    prepare.add_argument("--fps", type=int, default=25, help="stream frame rate (default 25)")
+    prepare.set_defaults(func=cmd_avatar_prepare)
     return parser
 
 

@@ -25,6 +25,12 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def default_avatar_cache() -> Path:
+    """Where prepared avatars are cached unless the config says otherwise."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "streambot" / "avatars"
+
+
 def read_secret(env_name: str) -> SecretStr | None:
     """Read the secret held in environment variable ``env_name``; ``None`` when unset or empty."""
     if not env_name:
@@ -116,7 +122,7 @@ class MouthFaceConfig(_Section):
 class Wav2LipFaceConfig(_Section):
     checkpoint: str = ""
     avatar: str = ""
-    avatar_cache: str = "avatars"
+    avatar_cache: str = ""  # "" = default_avatar_cache()
     face_box: Annotated[list[int], Field(min_length=4, max_length=4)] | None = None
     pads: Annotated[list[int], Field(min_length=4, max_length=4)] = [0, 10, 0, 0]
     engine: Literal["torch", "onnx"] = "torch"

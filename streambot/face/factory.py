@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streambot.config import Config, Wav2LipFaceConfig
+from streambot.config import Config, Wav2LipFaceConfig, default_avatar_cache
 from streambot.face.base import Face
 from streambot.face.mouth import MouthFace
 
@@ -65,9 +65,8 @@ def build_wav2lip_face(config: Config) -> Face:
         raise FaceSetupError(f"{checkpoint}: {exc}") from exc
     box = tuple(cfg.face_box) if cfg.face_box else None
     try:
-        avatar = prepare_avatar(
-            cfg.avatar, Path(cfg.avatar_cache), face_box=box, pads=tuple(cfg.pads), fps=s.fps
-        )
+        cache = Path(cfg.avatar_cache) if cfg.avatar_cache else default_avatar_cache()
+        avatar = prepare_avatar(cfg.avatar, cache, face_box=box, pads=tuple(cfg.pads), fps=s.fps)
     except AvatarError as exc:
         raise FaceSetupError(f"avatar {cfg.avatar}: {exc}") from exc
     try:

@@ -1,0 +1,115 @@
+"""Wav2Lip render-path throughput: full path (mel + model + paste-back into 1280x720) against
+the bare model forward, per backend and batch size, real-size random weights, in one run.
+
+    python bench/wav2lip.py                    # torch CPU and ONNX Runtime CPU, batch 1/8/32
+    python bench/wav2lip.py --cuda-batch 64    # adds torch CUDA fp16 when a GPU is present
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from streambot.face.wav2lip import Wav2LipFace
+from streambot.models.wav2lip import Wav2Lip
+from streambot.runtime.torch_engine import TorchEngine
+
+
+def astronaut_avatar(work: Path):
+    from PIL import Image
+    from skimage.data import astronaut
+
+    from streambot.face.avatar import prepare_avatar
+
+    path = work / "astronaut.png"
+    Image.fromarray(astronaut()).save(path)
+    return prepare_avatar(path, work / "avatars", fps=25)
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up (allocations, kernel selection)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(engine, avatar, batch: int, frames: int, repeats: int) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    mel = rng.standard_normal((batch, 1, 80, 16)).astype(np.float32)
+    face_in = rng.random((batch, 6, 96, 96)).astype(np.float32)
+    steps = max(1, frames // batch)
+
+    def bare() -> None:
+        for _ in range(steps):
+            engine.run({"mel": mel, "face": face_in})
+
+    face = Wav2LipFace(engine, avatar, 1280, 720, 25, first_batch=batch, batch=batch)
+    pcm = (0.3 * rng.standard_normal(steps * batch * 640)).astype(np.float32)
+
+    async def full_async() -> None:
+        async for _ in face.render(pcm, 0):
+            pass
+
+    def full() -> None:
+        asyncio.run(full_async())
+
+    bare_fps = steps * batch / median_seconds(bare, repeats)
+    full_fps = steps * batch / median_seconds(full, repeats)
+    return bare_fps, full_fps
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", default="1,8,32")
+    parser.add_argument("--frames", type=int, default=64, help="frames per timed pass")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cuda-batch", type=int, default=64)
+    parser.add_argument("--backends", default="torch,onnx")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = Wav2Lip().eval()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        avatar = astronaut_avatar(work)
+        engines = []
+        if "torch" in args.backends:
+            engines.append(TorchEngine(model, ["mel", "face"], ["frame"], device="cpu"))
+        if "onnx" in args.backends:
+            from streambot.compress.export import export_wav2lip_onnx
+            from streambot.runtime.onnx_engine import OnnxEngine
+
+            engines.append(OnnxEngine(export_wav2lip_onnx(model, work / "w2l.onnx")))
+        batches = [int(b) for b in args.batches.split(",")]
+        for engine in engines:
+            for batch in batches:
+                frames = max(args.frames, batch)
+                rows.append(
+                    (engine.name, batch, *measure(engine, avatar, batch, frames, args.repeats))
+                )
+        if torch.cuda.is_available():
+            engine = TorchEngine(model, ["mel", "face"], ["frame"], device="cuda")
+            b = args.cuda_batch
+            rows.append((engine.name, b, *measure(engine, avatar, b, 16 * b, args.repeats)))
+    print(f"# python bench/wav2lip.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'backend':<22}{'batch':>6}{'bare fps':>11}{'full fps':>11}{'full/bare':>11}")
+    for name, batch, bare, full in rows:
+        print(f"{name:<22}{batch:>6}{bare:>11.1f}{full:>11.1f}{full / bare:>11.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,508 @@
+"""Prepare a photo or a short video as a Wav2Lip avatar: idle loop, face boxes, face crops.
+
+Wav2Lip re-draws the lower half of a face crop for each frame of speech, so before going live an
+avatar needs (1) the full-resolution frames the stream loops through while idle, (2) where the
+face sits in each of them, padded and smoothed the way the official ``inference.py`` does, and
+(3) the face crops at the model's input size. All of it is computed once, offline (a Haar cascade
+that ships inside OpenCV, no weights are downloaded), and cached on disk under a content hash.
+
+Frames are RGB uint8 (H, W, 3) like everywhere else in streambot; OpenCV's BGR never leaks out.
+Boxes use Wav2Lip's (y1, y2, x1, x2) crop convention: ``frame[y1:y2, x1:x2]`` is the face.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+try:
+    import cv2
+except ImportError as exc:  # an optional extra: say how to get it
+    raise ImportError("avatar preparation needs OpenCV: pip install 'streambot[wav2lip]'") from exc
+
+log = logging.getLogger("streambot.face.avatar")
+
+FORMAT_VERSION = 1
+CASCADE = "haarcascade_frontalface_default.xml"
+# Haar detection runs on a copy at most this many pixels on its longer side: faster, and on big
+# frames the cascade finds spurious "faces" larger than the real one, which "largest face" picks.
+DETECT_MAX_SIDE = 640
+STILL_LOOP_SECONDS = 4
+BREATH_SCALE = 0.006  # the frame grows 0.6% about its centre at the top of a breath
+BREATH_RISE_PX = 1.5  # and the picture rises 1.5 px: sub-pixel steps via bilinear warping
+FILES = ("frames.npy", "boxes.npy", "faces.npy")
+META = "avatar.json"
+
+Rect = tuple[int, int, int, int]
+
+
+class AvatarError(Exception):
+    """The avatar cannot be prepared or loaded; the message says why and what to do."""
+
+
+@dataclass
+class PreparedAvatar:
+    """A ready avatar: the idle loop plus, per frame, the face box and the model-sized crop."""
+
+    frames: np.ndarray  # (N, H, W, 3) uint8 RGB, full resolution, loops seamlessly N-1 -> 0
+    boxes: np.ndarray  # (N, 4) int32 (y1, y2, x1, x2): frames[i][y1:y2, x1:x2] is the face
+    faces: np.ndarray  # (N, img_size, img_size, 3) uint8 RGB crops of the boxes
+    key: str  # content hash of the source file and the preparation parameters
+    fps: int
+    folder: Path
+
+
+# ---------------------------------------------------------------------------- face detection
+
+
+@cache
+def _cascade() -> cv2.CascadeClassifier:
+    path = os.path.join(cv2.data.haarcascades, CASCADE)
+    classifier = cv2.CascadeClassifier(path)
+    if classifier.empty():  # OpenCV 5 no longer ships the Haar cascades
+        raise AvatarError(
+            f"OpenCV {cv2.__version__} has no {CASCADE}: install 'opencv-python-headless<5' "
+            "or pass a face box"
+        )
+    return classifier
+
+
+def detect_face(image: np.ndarray) -> Rect | None:
+    """The largest frontal face in an RGB image as (x, y, w, h) in its pixels, or None."""
+    h, w = image.shape[:2]
+    scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    found = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40))
+    if len(found) == 0:
+        return None
+    x, y, fw, fh = max(found, key=lambda r: int(r[2]) * int(r[3]))
+    x1, y1 = int(x / scale), int(y / scale)
+    x2, y2 = min(w, math.ceil((x + fw) / scale)), min(h, math.ceil((y + fh) / scale))
+    return x1, y1, x2 - x1, y2 - y1
+
+
+def _parse_face_box(face_box: object) -> Rect:
+    """A caller's (x, y, w, h) as ints, or AvatarError if it is not four whole numbers."""
+    try:
+        values = [float(v) for v in face_box]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise AvatarError(f"bad face box {face_box!r}: expected four numbers x, y, w, h") from None
+    if len(values) != 4 or any(not v.is_integer() for v in values):
+        raise AvatarError(f"bad face box {face_box!r}: expected four whole numbers x, y, w, h")
+    x, y, w, h = (int(v) for v in values)
+    if w <= 0 or h <= 0:
+        raise AvatarError(f"bad face box {face_box!r}: width and height must be positive")
+    return x, y, w, h
+
+
+def _check_inside(rect: Rect, width: int, height: int) -> None:
+    x, y, w, h = rect
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        raise AvatarError(
+            f"bad face box {rect}: it leaves the {width}x{height} image "
+            f"(x, y >= 0, x + w <= {width}, y + h <= {height})"
+        )
+
+
+# --------------------------------------------------------------------- Wav2Lip box handling
+
+
+def pad_box(rect: Rect, pads: tuple[int, int, int, int], width: int, height: int) -> np.ndarray:
+    """Wav2Lip's padding of an (x, y, w, h) face: (y1, y2, x1, x2) clipped to the frame.
+
+    ``pads`` is (top, bottom, left, right); the default 10 px at the bottom keeps the chin in.
+    """
+    x, y, w, h = rect
+    top, bottom, left, right = pads
+    return np.array(
+        [max(0, y - top), min(height, y + h + bottom), max(0, x - left), min(width, x + w + right)],
+        dtype=np.float64,
+    )
+
+
+def smooth_boxes(boxes: np.ndarray, window: int) -> np.ndarray:
+    """Mean over a sliding window of boxes, as the official ``get_smoothened_boxes``.
+
+    Box i becomes the mean of boxes[i:i+T]; the last T-1 boxes, which have no full window ahead,
+    use the last T. Like the original, it works in place, so those tail windows already see
+    smoothed boxes. Unlike it, T shrinks to the sequence length for sequences shorter than T.
+    """
+    out = np.asarray(boxes, dtype=np.float64).copy()
+    t = max(1, min(window, len(out)))
+    for i in range(len(out)):
+        chunk = out[i : i + t] if i + t <= len(out) else out[len(out) - t :]
+        out[i] = chunk.mean(axis=0)
+    return out
+
+
+def _int_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Float (y1, y2, x1, x2) rows rounded to int32 inside the frame, never empty."""
+    b = np.rint(boxes).astype(np.int64)
+    b[:, 0] = np.clip(b[:, 0], 0, height - 1)
+    b[:, 1] = np.clip(b[:, 1], b[:, 0] + 1, height)
+    b[:, 2] = np.clip(b[:, 2], 0, width - 1)
+    b[:, 3] = np.clip(b[:, 3], b[:, 2] + 1, width)
+    return b.astype(np.int32)
+
+
+def _crop_faces(frames: np.ndarray, boxes: np.ndarray, img_size: int) -> np.ndarray:
+    faces = np.empty((len(frames), img_size, img_size, 3), np.uint8)
+    for i, (frame, (y1, y2, x1, x2)) in enumerate(zip(frames, boxes, strict=True)):
+        # Default (bilinear) interpolation, exactly what the official inference code feeds in.
+        faces[i] = cv2.resize(frame[y1:y2, x1:x2], (img_size, img_size))
+    return faces
+
+
+# ------------------------------------------------------------------------------- decoding
+
+
+def _resize(frame: np.ndarray, resize_to: tuple[int, int] | None) -> np.ndarray:
+    if resize_to is None or (frame.shape[1], frame.shape[0]) == resize_to:
+        return frame
+    shrinking = resize_to[0] * resize_to[1] < frame.shape[0] * frame.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(frame, resize_to, interpolation=interpolation)
+
+
+def _read_image(path: Path) -> np.ndarray | None:
+    """The file as an RGB still, or None if it is not one Pillow knows (then try it as video)."""
+    try:
+        with Image.open(path) as img:
+            if getattr(img, "n_frames", 1) > 1:  # an animated GIF/WebP: PyAV reads its timing
+                return None
+            upright = ImageOps.exif_transpose(img)  # phone photos carry their rotation in EXIF
+            return np.array(upright.convert("RGB"), dtype=np.uint8)
+    except UnidentifiedImageError:
+        return None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise AvatarError(f"cannot read avatar image {path}: {exc}") from None
+
+
+def _read_video(path: Path, fps: int, max_frames: int) -> list[np.ndarray]:
+    """Up to ``max_frames`` RGB frames resampled to ``fps`` by their timestamps.
+
+    Resampling keeps the idle motion at its real speed when the source has another frame rate
+    (a 60 fps clip played frame by frame at 25 fps would look slowed down 2.4 times).
+    """
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise AvatarError(f"cannot read {path}: not an image or video ({exc})") from None
+    out: list[np.ndarray] = []
+    with container:
+        if not container.streams.video:
+            raise AvatarError(f"cannot read {path}: it has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        step = 1.0 / float(rate) if rate else 1.0 / fps
+        eps = 1e-4
+        held: av.VideoFrame | None = None  # the latest decoded frame, converted on first use
+        held_rgb: np.ndarray | None = None
+        t0 = t = 0.0
+
+        def emit_until(limit: float) -> None:
+            nonlocal held_rgb
+            while held is not None and len(out) < max_frames and len(out) / fps < limit - eps:
+                if held_rgb is None:
+                    held_rgb = held.to_ndarray(format="rgb24")
+                out.append(held_rgb)
+
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                t = frame.time if frame.time is not None else i * step
+                if held is None:
+                    t0 = t
+                emit_until(t - t0)  # the held frame covers every output time before this one
+                if len(out) >= max_frames:
+                    break
+                held, held_rgb = frame, None
+            else:
+                emit_until(t - t0 + step)  # the last frame lasts one source frame
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            if not out:
+                raise AvatarError(f"cannot read {path}: not an image or video ({exc})") from None
+            log.warning("%s: stopped at a broken frame after %d frames: %s", path, len(out), exc)
+    if not out:
+        raise AvatarError(f"cannot read {path}: no video frames could be decoded")
+    return out
+
+
+# ------------------------------------------------------------------------------ the loops
+
+
+def _breath(index: int, count: int) -> float:
+    """0 at frame 0, 1 at mid-loop, periodic over ``count`` with zero slope at both ends."""
+    return 0.5 * (1.0 - math.cos(2.0 * math.pi * index / count))
+
+
+def _breathing_loop(
+    image: np.ndarray, rect: Rect, count: int
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """``count`` frames of a still that breathes, and the union of the face rect over them.
+
+    Frame 0 is the image itself; each breath scales the frame slightly about its centre and lifts
+    it a little, one smooth cosine cycle per loop, so the last frame leads back into the first.
+    """
+    h, w = image.shape[:2]
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    x, y, fw, fh = rect
+    frames = np.empty((count, h, w, 3), np.uint8)
+    lo_x, lo_y, hi_x, hi_y = math.inf, math.inf, -math.inf, -math.inf
+    for k in range(count):
+        b = _breath(k, count)
+        s = 1.0 + BREATH_SCALE * b
+        dy = -BREATH_RISE_PX * b
+        m = np.array([[s, 0.0, (1 - s) * cx], [0.0, s, (1 - s) * cy + dy]], np.float64)
+        # Reflecting the border keeps the frame edges filled with plausible pixels as it moves.
+        frames[k] = cv2.warpAffine(
+            image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        )
+        lo_x, hi_x = min(lo_x, s * (x - cx) + cx), max(hi_x, s * (x + fw - cx) + cx)
+        lo_y, hi_y = min(lo_y, s * (y - cy) + cy + dy), max(hi_y, s * (y + fh - cy) + cy + dy)
+    return frames, (lo_x, lo_y, hi_x, hi_y)
+
+
+def _ping_pong(n: int) -> np.ndarray:
+    """Indices 0..n-1 then n-2..1: 2n-2 frames (n if n < 3) that loop without a jump."""
+    if n < 3:
+        return np.arange(n)
+    return np.concatenate([np.arange(n), np.arange(n - 2, 0, -1)])
+
+
+# ------------------------------------------------------------------------------- the cache
+
+
+def _cache_key(path: Path, params: dict[str, object]) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except FileNotFoundError:
+        raise AvatarError(f"cannot read avatar source {path}: no such file") from None
+    except OSError as exc:
+        raise AvatarError(f"cannot read avatar source {path}: {exc}") from None
+    digest.update(json.dumps(params, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def _load_npy(folder: Path, name: str) -> np.ndarray:
+    path = folder / name
+    if not path.is_file():
+        raise AvatarError(f"{path} is missing: prepare the avatar again")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise AvatarError(f"{path} is broken ({exc}): prepare the avatar again") from None
+
+
+def load_avatar(folder: Path) -> PreparedAvatar:
+    """Load a prepared avatar folder, checking every file; AvatarError names any bad one."""
+    folder = Path(folder)
+    meta_path = folder / META
+    if not folder.is_dir():
+        raise AvatarError(f"avatar folder {folder} does not exist")
+    if not meta_path.is_file():
+        raise AvatarError(f"{meta_path} is missing: the preparation is incomplete, run it again")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        version, key = meta["format_version"], str(meta["key"])
+        fps, count = int(meta["fps"]), int(meta["frame_count"])
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise AvatarError(f"{meta_path} is broken ({exc!r}): prepare the avatar again") from None
+    if version != FORMAT_VERSION:
+        raise AvatarError(
+            f"{meta_path} has format version {version}, this streambot reads "
+            f"{FORMAT_VERSION}: prepare the avatar again"
+        )
+    frames, boxes, faces = (_load_npy(folder, name) for name in FILES)
+
+    def bad(name: str, array: np.ndarray, expected: str) -> AvatarError:
+        return AvatarError(
+            f"{folder / name} holds {array.dtype} {array.shape}, expected {expected}: "
+            "prepare the avatar again"
+        )
+
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+        raise bad("frames.npy", frames, "uint8 (N, H, W, 3)")
+    if len(frames) != count or count == 0:
+        raise bad("frames.npy", frames, f"{count} frames as {META} says")
+    if boxes.dtype != np.int32 or boxes.shape != (count, 4):
+        raise bad("boxes.npy", boxes, f"int32 ({count}, 4)")
+    h, w = frames.shape[1:3]
+    y1, y2, x1, x2 = boxes.T
+    if (y1 < 0).any() or (x1 < 0).any() or (y2 > h).any() or (x2 > w).any():
+        raise AvatarError(f"{folder / 'boxes.npy'} has boxes outside the {w}x{h} frames")
+    if (y2 <= y1).any() or (x2 <= x1).any():
+        raise AvatarError(f"{folder / 'boxes.npy'} has empty boxes")
+    if faces.dtype != np.uint8 or faces.ndim != 4 or len(faces) != count:
+        raise bad("faces.npy", faces, f"uint8 ({count}, S, S, 3)")
+    if faces.shape[1] != faces.shape[2] or faces.shape[3] != 3:
+        raise bad("faces.npy", faces, f"uint8 ({count}, S, S, 3)")
+    return PreparedAvatar(frames, boxes, faces, key, fps, folder)
+
+
+def _save(folder: Path, avatar: PreparedAvatar, meta: dict[str, object]) -> None:
+    """Write into a private temporary folder and rename it, so a folder is always complete."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        for name, array in zip(FILES, (avatar.frames, avatar.boxes, avatar.faces), strict=True):
+            np.save(tmp / name, array, allow_pickle=False)
+        (tmp / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        if folder.exists():  # a broken earlier attempt: we only get here when it failed to load
+            shutil.rmtree(folder)
+        os.rename(tmp, folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if (folder / META).is_file():  # another process finished the same preparation first
+            return
+        raise AvatarError(f"cannot write the prepared avatar to {folder}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- preparation
+
+
+def prepare_avatar(
+    source: str | Path,
+    cache_root: Path,
+    *,
+    face_box: tuple[int, int, int, int] | None = None,
+    pads: tuple[int, int, int, int] = (0, 10, 0, 0),
+    smooth_window: int = 5,
+    img_size: int = 96,
+    fps: int = 25,
+    max_frames: int = 250,
+    resize_to: tuple[int, int] | None = None,
+) -> PreparedAvatar:
+    """Prepare (or load from the cache) an avatar from a still image or a video.
+
+    ``face_box`` (x, y, w, h) in the source's pixels skips detection. ``pads`` is Wav2Lip's
+    (top, bottom, left, right). ``resize_to`` is (width, height) for every frame. A still
+    becomes ``fps * 4`` frames of slow breathing with one fixed face box; a video becomes up to
+    ``max_frames`` frames resampled to ``fps``, played forward then backward (2n - 2 frames).
+    The result lives in ``cache_root / key``: same file and parameters, same folder.
+    """
+    path = Path(source)
+    given = _parse_face_box(face_box) if face_box is not None else None
+    pad4 = tuple(int(p) for p in pads)
+    if len(pad4) != 4 or min(pad4) < 0:
+        raise ValueError(f"pads must be four non-negative ints (top, bottom, left, right): {pads}")
+    pads = (pad4[0], pad4[1], pad4[2], pad4[3])
+    if smooth_window < 1 or img_size < 8 or fps < 1 or max_frames < 1:
+        raise ValueError("smooth_window, fps and max_frames must be >= 1 and img_size >= 8")
+    if resize_to is not None:
+        resize_to = (int(resize_to[0]), int(resize_to[1]))
+        if min(resize_to) < 1:
+            raise ValueError(f"resize_to must be a positive (width, height): {resize_to}")
+    params: dict[str, object] = {
+        "format_version": FORMAT_VERSION,
+        "face_box": list(given) if given is not None else None,
+        "pads": list(pads),
+        "smooth_window": smooth_window,
+        "img_size": img_size,
+        "fps": fps,
+        "max_frames": max_frames,
+        "resize_to": list(resize_to) if resize_to is not None else None,
+    }
+    key = _cache_key(path, params)
+    folder = Path(cache_root) / key
+    if (folder / META).is_file():
+        try:
+            return load_avatar(folder)
+        except AvatarError as exc:
+            log.warning("cached avatar unusable, preparing again: %s", exc)
+
+    started = time.perf_counter()
+    still = _read_image(path)
+    sources = [still] if still is not None else _read_video(path, fps, max_frames)
+    src_h, src_w = sources[0].shape[:2]
+    frames_list = [_resize(f, resize_to) for f in sources]
+    h, w = frames_list[0].shape[:2]
+    sx, sy = w / src_w, h / src_h
+
+    if given is not None:
+        _check_inside(given, src_w, src_h)
+        x, y, bw, bh = given
+        # The caller measured the box on the source; carry it onto the resized frames.
+        x1, y1 = math.floor(x * sx), math.floor(y * sy)
+        x2, y2 = min(w, math.ceil((x + bw) * sx)), min(h, math.ceil((y + bh) * sy))
+        rects: list[Rect | None] = [(x1, y1, x2 - x1, y2 - y1)] * len(frames_list)
+    else:
+        rects = [detect_face(f) for f in frames_list]
+    found = [i for i, r in enumerate(rects) if r is not None]
+    if not found:
+        n = len(frames_list)
+        raise AvatarError(
+            f"no face found in {path.name} ({n} frame{'s' if n != 1 else ''} searched): "
+            "use a clear, frontal, well-lit face or give the face box (x, y, w, h) yourself"
+        )
+
+    if still is not None:
+        rect = rects[0]
+        assert rect is not None
+        frames, (lx, ly, hx, hy) = _breathing_loop(frames_list[0], rect, fps * STILL_LOOP_SECONDS)
+        # One fixed box around the face at every phase of the breath, rather than a box that
+        # follows it: the motion is a few pixels, and a moving box rounded to whole pixels would
+        # jump by a pixel now and then, which shows as a jitter of the pasted mouth. A fixed box
+        # keeps the crop-to-frame mapping constant, so the mouth moves exactly with the picture.
+        ux, uy = math.floor(lx), math.floor(ly)
+        box = pad_box((ux, uy, math.ceil(hx) - ux, math.ceil(hy) - uy), pads, w, h)
+        boxes = _int_boxes(np.repeat(box[None], len(frames), axis=0), w, h)
+        loop = "breathing"
+    else:
+        # Frames where the detector missed reuse the nearest detected box (earlier on a tie).
+        filled = [rects[min(found, key=lambda j, i=i: (abs(j - i), j))] for i in range(len(rects))]
+        padded = np.stack([pad_box(r, pads, w, h) for r in filled if r is not None])
+        forward = _int_boxes(smooth_boxes(padded, smooth_window), w, h)
+        order = _ping_pong(len(frames_list))
+        frames = np.stack([frames_list[i] for i in order])
+        boxes = forward[order]
+        loop = "ping-pong"
+    del frames_list, sources
+    faces = _crop_faces(frames, boxes, img_size)
+
+    avatar = PreparedAvatar(frames, boxes, faces, key, fps, folder)
+    y1, y2, x1, x2 = (int(v) for v in boxes[0])
+    meta: dict[str, object] = {
+        "format_version": FORMAT_VERSION,
+        "source": path.name,
+        "key": key,
+        "fps": fps,
+        "frame_count": len(frames),
+        "frame_size": [w, h],
+        "loop": loop,
+        "kind": "image" if still is not None else "video",
+        "face_box_from": "caller" if given is not None else "haar cascade",
+        "detected_in": f"{len(found)}/{len(rects)} frames",
+        "box0_y1_y2_x1_x2": [y1, y2, x1, x2],
+        "params": params,
+    }
+    _save(folder, avatar, meta)
+    log.info(
+        "prepared avatar %s from %s: %d frames, face box (y1, y2, x1, x2) %s, in %.2fs",
+        key,
+        path.name,
+        len(frames),
+        (y1, y2, x1, x2),
+        time.perf_counter() - started,
+    )
+    return avatar
