@@ -179,7 +179,8 @@ class Wav2Lip(nn.Module):
         map_location: str = "cpu",
     ) -> Wav2Lip:
         """Load an official checkpoint (``{"state_dict": ...}``, ``module.`` prefixes from
-        DataParallel) or a plain state dict; every key and shape is checked first."""
+        DataParallel), a plain state dict, or a pruned one saved with its ``widths``; every key
+        and shape is checked first."""
         if isinstance(source, Mapping):
             checkpoint = source
         else:
@@ -187,6 +188,8 @@ class Wav2Lip(nn.Module):
             if not path.is_file():
                 raise CheckpointError(f"Wav2Lip checkpoint not found: {path}")
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        if config is None and "widths" in checkpoint:  # a pruned model saved by streambot
+            config = Wav2LipConfig.from_dict(checkpoint["widths"])
         state = clean_state_dict(checkpoint)
         model = cls(config)
         check_state_dict(model, state)
