@@ -28,11 +28,11 @@ def astronaut_avatar(work: Path):
     from PIL import Image
     from skimage.data import astronaut
 
-    from streambot.face.avatar import prepare_avatar
+    from streambot.face.wav2lip import prepare_for_output
 
     path = work / "astronaut.png"
     Image.fromarray(astronaut()).save(path)
-    return prepare_avatar(path, work / "avatars", fps=25)
+    return prepare_for_output(path, work / "avatars", 1280, 720, fps=25)
 
 
 def median_seconds(fn, repeats: int) -> float:

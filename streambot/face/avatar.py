@@ -110,6 +110,15 @@ def _parse_face_box(face_box: object) -> Rect:
     return x, y, w, h
 
 
+def _scale_rect(rect: Rect | None, sx: float, sy: float, width: int, height: int) -> Rect | None:
+    if rect is None or (sx, sy) == (1.0, 1.0):
+        return rect
+    x, y, w, h = rect
+    x1, y1 = math.floor(x * sx), math.floor(y * sy)
+    x2, y2 = min(width, math.ceil((x + w) * sx)), min(height, math.ceil((y + h) * sy))
+    return (x1, y1, x2 - x1, y2 - y1)
+
+
 def _check_inside(rect: Rect, width: int, height: int) -> None:
     x, y, w, h = rect
     if x < 0 or y < 0 or x + w > width or y + h > height:
@@ -441,13 +450,12 @@ def prepare_avatar(
 
     if given is not None:
         _check_inside(given, src_w, src_h)
-        x, y, bw, bh = given
         # The caller measured the box on the source; carry it onto the resized frames.
-        x1, y1 = math.floor(x * sx), math.floor(y * sy)
-        x2, y2 = min(w, math.ceil((x + bw) * sx)), min(h, math.ceil((y + bh) * sy))
-        rects: list[Rect | None] = [(x1, y1, x2 - x1, y2 - y1)] * len(frames_list)
+        rects: list[Rect | None] = [_scale_rect(given, sx, sy, w, h)] * len(frames_list)
     else:
-        rects = [detect_face(f) for f in frames_list]
+        # Detect on the source frames: a downscaled avatar can leave the face too small for
+        # the cascade. Boxes are then carried onto the resized frames.
+        rects = [_scale_rect(detect_face(f), sx, sy, w, h) for f in sources]
     found = [i for i, r in enumerate(rects) if r is not None]
     if not found:
         n = len(frames_list)

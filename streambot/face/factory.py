@@ -51,8 +51,8 @@ def build_wav2lip_face(config: Config) -> Face:
     if not cfg.avatar:
         raise FaceSetupError("no avatar configured (face.wav2lip.avatar)")
     try:
-        from streambot.face.avatar import AvatarError, prepare_avatar
-        from streambot.face.wav2lip import Wav2LipFace
+        from streambot.face.avatar import AvatarError
+        from streambot.face.wav2lip import Wav2LipFace, prepare_for_output
         from streambot.models.wav2lip import CheckpointError, Wav2Lip
         from streambot.runtime.base import EngineError
     except ImportError as exc:
@@ -66,7 +66,9 @@ def build_wav2lip_face(config: Config) -> Face:
     box = tuple(cfg.face_box) if cfg.face_box else None
     try:
         cache = Path(cfg.avatar_cache) if cfg.avatar_cache else default_avatar_cache()
-        avatar = prepare_avatar(cfg.avatar, cache, face_box=box, pads=tuple(cfg.pads), fps=s.fps)
+        avatar = prepare_for_output(
+            cfg.avatar, cache, s.width, s.height, face_box=box, pads=tuple(cfg.pads), fps=s.fps
+        )
     except AvatarError as exc:
         raise FaceSetupError(f"avatar {cfg.avatar}: {exc}") from exc
     try:

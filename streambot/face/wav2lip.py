@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -88,6 +89,8 @@ class Wav2LipFace:
         first = avatar.frames[0]
         edge = np.concatenate([first[0], first[-1], first[:, 0], first[:, -1]])
         self._background = edge.mean(axis=0).astype(np.uint8)
+        self._canvas = np.empty((height, width, 3), np.uint8)
+        self._canvas[:] = self._background
 
     def reset(self) -> None:
         pass  # stateless between turns: every clip's mel is computed from its own audio
@@ -95,17 +98,24 @@ class Wav2LipFace:
     def loop_index(self, index: int) -> int:
         return index % len(self.avatar.frames)
 
-    def place(self, frame: np.ndarray) -> np.ndarray:
-        """The avatar-resolution frame scaled and letterboxed into the output frame."""
+    def place(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The avatar-resolution frame letterboxed into the output frame (into ``out`` if
+        given). Avatars prepared at the placed size (see `prepare_for_output`) need no
+        resampling here, only two copies."""
         p = self.placement
-        if (p.w, p.h) == (frame.shape[1], frame.shape[0]) and (p.x, p.y) == (0, 0):
-            return frame
-        cv2 = _cv2()
-        out = np.empty((self.height, self.width, 3), np.uint8)
-        out[:] = self._background
-        out[p.y : p.y + p.h, p.x : p.x + p.w] = cv2.resize(
-            frame, (p.w, p.h), interpolation=cv2.INTER_AREA if p.scale < 1 else cv2.INTER_LINEAR
-        )
+        if out is None:
+            if (p.w, p.h, p.x, p.y) == (self.width, self.height, 0, 0) and frame.shape[:2] == (
+                p.h,
+                p.w,
+            ):
+                return frame
+            out = np.empty((self.height, self.width, 3), np.uint8)
+        if (p.x, p.y, p.w, p.h) != (0, 0, self.width, self.height):
+            out[:] = self._canvas
+        if frame.shape[:2] != (p.h, p.w):
+            cv2 = _cv2()
+            frame = cv2.resize(frame, (p.w, p.h), interpolation=cv2.INTER_AREA)
+        out[p.y : p.y + p.h, p.x : p.x + p.w] = frame
         return out
 
     def idle(self, index: int) -> np.ndarray:
@@ -144,7 +154,7 @@ class Wav2LipFace:
         predicted = self.engine.run(self.model_inputs(mels, indices))["frame"]
         out = np.empty((len(mels), self.height, self.width, 3), np.uint8)
         for i, (loop_index, face) in enumerate(zip(indices, predicted, strict=True)):
-            out[i] = self.place(self.paste(loop_index, face))
+            self.place(self.paste(loop_index, face), out[i])
         return out
 
     async def render(
@@ -167,3 +177,18 @@ class Wav2LipFace:
             chunk = mels[first : first + size]
             yield await asyncio.to_thread(self.render_batch, chunk, start_index + first)
             first += len(chunk)
+
+
+def prepare_for_output(
+    source: str | Path, cache_root: Path, width: int, height: int, **options: object
+) -> PreparedAvatar:
+    """Prepare an avatar at the size it is shown in a ``width`` x ``height`` stream, so no
+    frame is resampled while live (both preparations are cached)."""
+    from streambot.face.avatar import prepare_avatar
+
+    avatar = prepare_avatar(source, cache_root, **options)
+    src_h, src_w = avatar.frames.shape[1:3]
+    fit = Placement.fit(src_w, src_h, width, height)
+    if (fit.w, fit.h) == (src_w, src_h):
+        return avatar
+    return prepare_avatar(source, cache_root, resize_to=(fit.w, fit.h), **options)
