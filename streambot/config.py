@@ -128,8 +128,8 @@ class Wav2LipFaceConfig(_Section):
     engine: Literal["torch", "onnx"] = "torch"
     onnx_path: str = ""
     device: str = "auto"
-    first_batch: Annotated[int, Field(ge=1, le=256)] = 4
-    batch: Annotated[int, Field(ge=1, le=256)] = 16
+    first_batch: Annotated[int, Field(ge=0, le=256)] = 0  # 0 = fitted to the device
+    batch: Annotated[int, Field(ge=0, le=256)] = 0
 
 
 class FaceConfig(_Section):

@@ -76,7 +76,16 @@ def build_wav2lip_face(config: Config) -> Face:
     except EngineError as exc:
         raise FaceSetupError(str(exc)) from exc
     log.info("Wav2Lip face on %s with avatar %s", engine.name, avatar.folder)
-    return Wav2LipFace(engine, avatar, s.width, s.height, s.fps, cfg.first_batch, cfg.batch)
+    first_batch, batch = batch_sizes(engine.name, cfg.first_batch, cfg.batch)
+    return Wav2LipFace(engine, avatar, s.width, s.height, s.fps, first_batch, batch)
+
+
+def batch_sizes(engine_name: str, first_batch: int, batch: int) -> tuple[int, int]:
+    """Configured sizes, or sizes fitted to the device: a small first batch so the first
+    frames reach the stream sooner, then the size that gives the best throughput there."""
+    on_gpu = "cuda" in engine_name or "tensorrt" in engine_name
+    auto_first, auto_batch = (8, 64) if on_gpu else (4, 8)
+    return first_batch or auto_first, batch or auto_batch
 
 
 def _engine(cfg: Wav2LipFaceConfig, model: Wav2Lip, checkpoint: Path) -> Engine:
