@@ -27,7 +27,7 @@ from streambot.stage.sinks.null import NullSink
 from streambot.stage.sinks.virtualcam import VirtualCamSink
 from streambot.store import Store
 from streambot.triage import Triage
-from streambot.voice.espeak import EspeakVoice
+from streambot.voice.factory import build_voice
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class App:
         self.metrics = Metrics()
         self.store = Store(cfg.store.path)
         self.brain = CatalogBrain(cfg.brain.catalog)
-        self.voice = EspeakVoice(cfg.voice.espeak)
+        self.voice = build_voice(cfg)
         self.face = build_face(cfg)
         self.inbox = Inbox(cfg.triage.queue_size)
         self.triage = Triage(cfg.triage, self.brain.answerer.catalog)

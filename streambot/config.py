@@ -106,9 +106,21 @@ class EspeakVoiceConfig(_Section):
     gain: Annotated[float, Field(gt=0, le=4)] = 1.0
 
 
+class PiperVoiceConfig(_Section):
+    model: str = ""
+    config: str = ""
+    noise_scale: Annotated[float, Field(ge=0, le=2)] | None = None
+    length_scale: Annotated[float, Field(gt=0, le=4)] | None = None
+    noise_w: Annotated[float, Field(ge=0, le=2)] | None = None
+    speaker_id: Annotated[int, Field(ge=0)] | None = None
+    decoder: Literal["onnx", "split"] = "onnx"
+    work_dir: str = ""
+
+
 class VoiceConfig(_Section):
-    backend: Literal["espeak"] = "espeak"
+    backend: Literal["espeak", "piper"] = "espeak"
     espeak: EspeakVoiceConfig = EspeakVoiceConfig()
+    piper: PiperVoiceConfig = PiperVoiceConfig()
 
 
 class MouthFaceConfig(_Section):

@@ -21,6 +21,7 @@ EVENT_LIST_TERMINATED = 0
 EVENT_WORD = 1
 EVENT_PHONEME = 7
 EE_OK = 0
+ESPEAK_PHONEMES_IPA = 0x02
 
 
 class _EventId(ctypes.Union):
@@ -105,6 +106,12 @@ class EspeakLibrary:
             ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
+        lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         rate = lib.espeak_Initialize(
             AUDIO_OUTPUT_SYNCHRONOUS,
             0,
@@ -131,13 +138,39 @@ class EspeakLibrary:
             i += 1
         return 0  # 0 = continue synthesis
 
+    def _set_voice(self, voice: str) -> None:
+        if voice != self._voice:
+            if self._lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
+                raise EspeakError(f"espeak-ng has no voice named {voice!r}")
+            self._voice = voice
+
+    def text_to_phonemes(self, text: str, voice: str) -> list[tuple[str, str]]:
+        """IPA phonemes clause by clause, each with the text that clause consumed.
+
+        espeak-ng advances the text pointer one clause per call; the consumed text (which may
+        include the first character of the next clause) tells which punctuation ended it.
+        """
+        data = text.encode("utf-8") + b"\0"
+        buf = ctypes.create_string_buffer(data)
+        base = ctypes.addressof(buf)
+        pointer = ctypes.c_void_p(base)
+        clauses: list[tuple[str, str]] = []
+        with self._lock:
+            self._set_voice(voice)
+            while pointer.value:
+                start = pointer.value - base
+                result = self._lib.espeak_TextToPhonemes(
+                    ctypes.byref(pointer), ESPEAK_CHARS_UTF8, ESPEAK_PHONEMES_IPA
+                )
+                end = (pointer.value - base) if pointer.value else len(data) - 1
+                consumed = data[start:end].decode("utf-8", "replace")
+                clauses.append(((result or b"").decode("utf-8", "replace"), consumed))
+        return clauses
+
     def synth(self, text: str, voice: str, words_per_minute: int = 165) -> Synthesis:
         data = text.encode("utf-8") + b"\0"
         with self._lock:
-            if voice != self._voice:
-                if self._lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
-                    raise EspeakError(f"espeak-ng has no voice named {voice!r}")
-                self._voice = voice
+            self._set_voice(voice)
             self._lib.espeak_SetParameter(1, int(words_per_minute), 0)  # espeakRATE, absolute
             self._chunks, self._events = [], []
             buf = ctypes.create_string_buffer(data)
