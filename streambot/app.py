@@ -9,7 +9,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from streambot.brain.catalog import CatalogBrain
+from streambot.brain.factory import build_brain
 from streambot.chat.base import ChatSource
 from streambot.chat.local import HttpChatSource, ReplayChatSource, StdinChatSource
 from streambot.config import Config
@@ -67,11 +67,11 @@ class App:
         self.clock = clock or (MonotonicClock() if cfg.stream.realtime else VirtualClock())
         self.metrics = Metrics()
         self.store = Store(cfg.store.path)
-        self.brain = CatalogBrain(cfg.brain.catalog)
+        self.brain, self.catalog_brain = build_brain(cfg)
         self.voice = build_voice(cfg)
         self.face = build_face(cfg)
         self.inbox = Inbox(cfg.triage.queue_size)
-        self.triage = Triage(cfg.triage, self.brain.answerer.catalog)
+        self.triage = Triage(cfg.triage, self.catalog_brain.answerer.catalog)
         self.ingest = Ingest(
             self.store,
             self.triage,

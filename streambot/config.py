@@ -94,9 +94,40 @@ class CatalogBrainConfig(_Section):
     host_name: str = "Mia"
 
 
+class LLMBrainConfig(_Section):
+    path: str = ""
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    trust_remote_code: bool = False
+    max_new_tokens: Annotated[int, Field(ge=8, le=1024)] = 120
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
+    top_p: Annotated[float, Field(gt=0, le=1)] = 0.9
+    memory_turns: Annotated[int, Field(ge=0, le=32)] = 4
+
+
+class OpenAIBrainConfig(_Section):
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = ""
+    api_key_env: str = "STREAMBOT_LLM_API_KEY"
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.7
+    max_tokens: Annotated[int, Field(ge=8, le=4096)] = 160
+    first_token_timeout_s: Annotated[float, Field(gt=0)] = 4.0
+    idle_timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    total_timeout_s: Annotated[float, Field(gt=0)] = 20.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    failure_threshold: Annotated[int, Field(ge=1)] = 3
+    open_seconds: Annotated[float, Field(gt=0)] = 30.0
+    memory_turns: Annotated[int, Field(ge=0, le=32)] = 4
+
+    def api_key(self) -> SecretStr | None:
+        return read_secret(self.api_key_env)
+
+
 class BrainConfig(_Section):
-    backend: Literal["catalog"] = "catalog"
+    backend: Literal["catalog", "llm", "openai"] = "catalog"
     catalog: CatalogBrainConfig = CatalogBrainConfig()
+    llm: LLMBrainConfig = LLMBrainConfig()
+    openai: OpenAIBrainConfig = OpenAIBrainConfig()
 
 
 class EspeakVoiceConfig(_Section):

@@ -68,7 +68,7 @@ def test_idle_host_pitches_catalog_products_in_turn(fast_config):
     asyncio.run(app.run(30))
     pitches = [t for t in turns(fast_config.store.path) if t[0] == "pitch"]
     assert len(pitches) >= 2
-    names = [p.name for p in app.brain.answerer.catalog.product]
+    names = [p.name for p in app.catalog_brain.answerer.catalog.product]
     assert names[0] in pitches[0][3] and names[1] in pitches[1][3]
     assert all(t[2] == "played" for t in pitches[:-1])
 

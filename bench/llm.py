@@ -1,0 +1,141 @@
+"""Time to first token with and without the system-prompt KV cache, as a ratio in one run.
+
+Real-size architecture with random weights (speed does not depend on the weights' values):
+Qwen2.5-0.5B's config by default. The prompt is a >= 1,000-token system prefix plus a
+40-token turn; "with cache" includes copying the cached prefix, as every reply does.
+
+    python bench/llm.py                      # Qwen2.5-0.5B config, CPU
+    python bench/llm.py --size 1.5b --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from streambot.brain.llm import PrefixCache
+
+SIZES = {  # from the published Qwen2.5 configs
+    "0.5b": dict(
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+    ),
+    "1.5b": dict(
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+    ),
+    "7b": dict(
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        tie_word_embeddings=False,
+    ),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=SIZES, default="0.5b")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--prefix-tokens", type=int, default=1100)
+    parser.add_argument("--turn-tokens", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--decode-tokens", type=int, default=32)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=151_936, max_position_embeddings=32_768, **SIZES[args.size])
+    model = Qwen2ForCausalLM(config).to(device, dtype).eval()
+    params = sum(p.numel() for p in model.parameters()) / 1e9
+    prefix = torch.randint(0, 150_000, (1, args.prefix_tokens), device=device)
+    turn = torch.randint(0, 150_000, (1, args.turn_tokens), device=device)
+    full = torch.cat([prefix, turn], dim=1)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    with torch.inference_mode():
+        started = time.perf_counter()
+        cache = PrefixCache(model, prefix)
+        sync()
+        encode_prefix = time.perf_counter() - started
+
+        def without_cache() -> None:
+            model(input_ids=full, use_cache=True, logits_to_keep=1)
+
+        def with_cache() -> None:
+            model(input_ids=turn, past_key_values=cache.fresh(), use_cache=True, logits_to_keep=1)
+
+        def decode() -> None:
+            past = model(
+                input_ids=turn, past_key_values=cache.fresh(), use_cache=True, logits_to_keep=1
+            )
+            token = past.logits[:, -1:].argmax(-1)
+            kv = past.past_key_values
+            for _ in range(args.decode_tokens):
+                out = model(input_ids=token, past_key_values=kv, use_cache=True, logits_to_keep=1)
+                kv, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+
+        pairs = []
+        without_cache(), with_cache()  # warm-up
+        for _ in range(args.repeats):
+            times = []
+            for fn in (without_cache, with_cache):
+                sync()
+                t0 = time.perf_counter()
+                fn()
+                sync()
+                times.append(time.perf_counter() - t0)
+            pairs.append(times)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        sync()
+        t0 = time.perf_counter()
+        decode()
+        sync()
+        decode_s = time.perf_counter() - t0
+        peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+
+    no_cache = statistics.median(p[0] for p in pairs)
+    cached = statistics.median(p[1] for p in pairs)
+    ratio = statistics.median(p[0] / p[1] for p in pairs)
+    print(f"# python bench/llm.py {' '.join(sys.argv[1:])}".rstrip())
+    print(
+        f"# Qwen2.5-{args.size} config, {params:.2f} B params, random weights, {dtype}, "
+        f"{device}, {platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(
+        f"system prefix {args.prefix_tokens} tokens (encoded once in {encode_prefix:.2f}s), "
+        f"turn {args.turn_tokens} tokens, median of {args.repeats} pairs"
+    )
+    print(f"time to first token without prefix cache: {no_cache * 1000:.0f} ms")
+    print(f"time to first token with prefix cache:    {cached * 1000:.0f} ms")
+    print(f"speed-up (median of per-pair ratios):     {ratio:.1f}x")
+    rate = args.decode_tokens / decode_s
+    print(f"decode: {rate:.1f} tokens/s after the first token ({args.decode_tokens} tokens)")
+    if peak is not None:
+        print(f"peak GPU memory: {peak:.2f} GiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,465 @@
+"""The output guard: every sentence an LLM says is checked against the catalog before it is spoken.
+
+``ReplyGuard.check`` looks at one sentence:
+
+* money figures ("$89.99", "89.99 dollars", "¥99", "99元", "24.50美元", "USD 20") must be the
+  price of a product the sentence is about (the products it names, or else the products of the
+  question), or a figure from that product's shipping terms in a sentence about shipping;
+* stock figures ("7 left", "only 7", "还剩7件") must be the product's stock, and a sold-out
+  product must not be called available ("in stock", "有货"), nor an in-stock one sold out;
+* no banned words, no invented discounts, no sign of prompt injection or of the instructions
+  leaking ("ignore previous instructions", "system prompt", the house rules themselves).
+
+A wrong figure is corrected in place when that is unambiguous (one figure of its kind in the
+sentence, one product involved); anything else wrong rejects the sentence.
+
+``GuardedBrain`` runs an inner brain (the LLM) through the guard sentence by sentence. The
+first rejected sentence is never spoken: the inner brain is closed and the fallback brain (the
+catalog brain, which states the exact figures) answers the turn instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from streambot.brain.base import Brain
+from streambot.brain.catalog import Catalog, Product, format_price
+from streambot.brain.prompt import CLOSE, HOUSE_RULES, OPEN, STYLE_RULES
+from streambot.brain.sentences import SentenceSplitter, split_sentences
+from streambot.events import Turn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GuardVerdict:
+    ok: bool
+    text: str  # the sentence to speak: unchanged, or corrected (the original when rejected)
+    reason: str | None  # None: nothing wrong; else what was corrected or why it was rejected
+
+
+# -- money ----------------------------------------------------------------------------------
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+_MONEY = re.compile(
+    rf"(?P<sym>US\$|[$€£¥￥])\s?(?P<a>{_NUM})"
+    rf"|(?<![A-Za-z])(?P<code>USD|CNY|RMB|EUR|GBP|JPY)\s?(?P<b>{_NUM})"
+    rf"|(?<![\d.,])(?P<c>{_NUM})\s*(?P<unit>美元|美金|欧元|英镑|日元|块钱|块|元"
+    r"|(?:dollars?|bucks|yuan|euros?|usd|cny|rmb|eur|gbp|jpy)(?![A-Za-z]))",
+    re.IGNORECASE,
+)
+_DOLLARS = frozenset({"USD", "CAD", "AUD", "NZD", "HKD", "SGD", "TWD"})
+_CURRENCIES = {
+    "$": _DOLLARS,
+    "us$": frozenset({"USD"}),
+    "dollar": _DOLLARS,
+    "dollars": _DOLLARS,
+    "bucks": _DOLLARS,
+    "美元": frozenset({"USD"}),
+    "美金": frozenset({"USD"}),
+    "€": frozenset({"EUR"}),
+    "euro": frozenset({"EUR"}),
+    "euros": frozenset({"EUR"}),
+    "欧元": frozenset({"EUR"}),
+    "£": frozenset({"GBP"}),
+    "英镑": frozenset({"GBP"}),
+    "¥": frozenset({"CNY", "JPY"}),
+    "￥": frozenset({"CNY", "JPY"}),
+    "元": frozenset({"CNY"}),
+    "块": frozenset({"CNY"}),
+    "块钱": frozenset({"CNY"}),
+    "yuan": frozenset({"CNY"}),
+    "rmb": frozenset({"CNY"}),
+    "日元": frozenset({"JPY"}),
+}
+# a shipping threshold ("free over $35") is a figure of the shipping terms, not a price
+_THRESHOLD_BEFORE = re.compile(r"(?:\b(?:over|above|more than|at least|from)|满|超过)\s*$", re.I)
+_SHIPPING_TALK = re.compile(
+    r"\b(?:ship|ships|shipping|shipped|postage|delivery|free|orders?)\b|包邮|运费|邮费|满|发货",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class _Money:
+    start: int
+    end: int
+    text: str
+    value: float
+    currencies: frozenset[str] | None  # None: no currency said
+
+
+def _money(text: str) -> list[_Money]:
+    out = []
+    for m in _MONEY.finditer(text):
+        number = m.group("a") or m.group("b") or m.group("c")
+        marker = (m.group("sym") or m.group("code") or m.group("unit") or "").lower()
+        currencies = _CURRENCIES.get(marker) or frozenset({marker.upper()})
+        value = float(number.replace(",", ""))
+        out.append(_Money(m.start(), m.end(), m.group(0), value, currencies))
+    return out
+
+
+def _same_money(figure: _Money, value: float, currency: str) -> bool:
+    if abs(figure.value - value) >= 0.005:
+        return False
+    return figure.currencies is None or currency.upper() in figure.currencies
+
+
+# -- stock ----------------------------------------------------------------------------------
+_NOT_STOCK_WORDS = frozenset(
+    re.findall(
+        r"\w+",
+        "second seconds minute minutes hour hours day days week weeks month months year years "
+        "setting settings color colors colour colours temperature temperatures mode modes size "
+        "sizes percent times grind levels level hz mah watts ml oz inch inches cm mm",
+    )
+)
+_STOCK_EN = [
+    # "7 left", "7 bottles left", "42 in stock", "15 units available"
+    re.compile(
+        r"(?<![\d.,$€£¥￥])\b(?P<n>\d+)\s+(?P<words>(?:[A-Za-z'-]+\s+){0,3}?)"
+        r"(?:left|remaining|in stock|available|on hand)\b",
+        re.IGNORECASE,
+    ),
+    # "only 7!", "just 7 units", "we have 7 of them"
+    re.compile(
+        r"\b(?:only|just|have|got|down to)\s+(?P<n>\d+)(?![\d.,]\d)"
+        r"(?=\s*(?:[.!?;:)]|,(?!\d)|$|(?:units?|pieces?|items?|pcs|of them)\b))",
+        re.IGNORECASE,
+    ),
+]
+_UNITS_ZH = "件|个|台|只|套|瓶|份|副|支|盏|对"
+_STOCK_ZH = [
+    re.compile(
+        rf"(?:剩下?|剩余|库存(?:还有|只有|仅有|有|为|是)?|最后)\s*(?P<n>\d+)\s*(?:{_UNITS_ZH})?"
+    ),
+    re.compile(
+        rf"(?:还有|只有|仅有|有|现货)\s*(?P<n>\d+)\s*(?:{_UNITS_ZH})(?!颜色|款|种|型号|档|小时|天|月)"
+    ),
+]
+_AVAILABLE = re.compile(
+    r"\b(?:in[ -]stock|available|ready to ship|still have (?:it|them|some|plenty)|have plenty)\b"
+    r"|有货|现货|在售|有库存|可以下单|能买到?",
+    re.IGNORECASE,
+)
+_AVAILABLE_NEGATED_BEFORE = re.compile(
+    r"(?:\b(?:not|no|no longer|never|out of|sold out|back|again|once|until|when|will be|won't)\b"
+    r"|n't\b)[^.!?。！？]{0,12}$"
+    r"|(?:没|无|不|缺|暂无|卖完|售罄|补货|到货|才|再|会|下周|以后|之后)[^.!?。！？，,]{0,3}$",
+    re.IGNORECASE,
+)
+_AVAILABLE_LATER = re.compile(
+    r"^[^.!?。！？]{0,6}\b(?:again|soon|next|from|after|starting|later|by)\b", re.I
+)
+_SOLD_OUT = re.compile(
+    r"\b(?:sold out|out of stock|unavailable|no longer available)\b|卖完|售罄|缺货|没货|无货|断货",
+    re.IGNORECASE,
+)
+
+# -- everything else ------------------------------------------------------------------------
+_LEAK = [
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|rules|prompts?|"
+        r"guidelines)\b",
+        r"\bsystem (?:prompt|message|instructions?)\b",
+        r"\bhouse rules?\b",
+        r"\bmy (?:instructions|guidelines|programming|prompt|rules)\b",
+        r"\bI (?:was|am|have been|'ve been) (?:told|instructed|programmed|prompted) to\b",
+        r"\b(?:developer mode|jailbreak|dan mode)\b",
+        r"\byou are now\b",
+        r"\btreat (?:it |this |them )?as data\b|\bquoted data\b|relevant to this question",
+        r"(?:忽略|无视|忘记).{0,10}(?:指令|规则|设定|提示)",
+        r"系统提示|提示词|我的指令|内部规则",
+    )
+] + [re.compile(re.escape(OPEN)), re.compile(re.escape(CLOSE))]
+_DISCOUNT = re.compile(
+    r"\b\d+\s*%\s*off\b|\b(?:discount(?:ed)?|coupons?|promo codes?|vouchers?|flash sale|"
+    r"half (?:price|off)|buy one,? get one|bogo|special price)\b|\bdown from\b"
+    r"|\b(?:save|saving)\s+(?:[$€£¥]\s?\d|\d+\s*%)"
+    r"|\b(?:was|originally|regularly|normally|usually)\s+(?:only\s+)?[$€£¥]\s?\d"
+    r"|\d+(?:\.\d+)?\s*折|[一二三四五六七八九]折|打\S{0,2}折|折扣|优惠券|优惠|立减|减价|降价|原价|特价|秒杀|满\d+减",
+    re.IGNORECASE,
+)
+_NEGATION_BEFORE = re.compile(
+    r"(?:\b(?:no|not|never|without)\b|n't\b|没有|没|不|无)(?:\W*\w+){0,3}?\W*$"
+)
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _normalise(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def _shingles(text: str, n: int = 6) -> set[str]:
+    words = _WORD.findall(text.lower())
+    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+_INSTRUCTION_SHINGLES = set().union(*(_shingles(rule) for rule in HOUSE_RULES + STYLE_RULES))
+
+
+class _Reject(Exception):
+    pass
+
+
+class ReplyGuard:
+    """Checks one spoken sentence at a time against the catalog (see the module docstring)."""
+
+    def __init__(self, catalog: Catalog, banned_words: Sequence[str] = ()) -> None:
+        self.catalog = catalog
+        self.banned = [_normalise(w) for w in banned_words if w.strip()]
+        self._patterns_for: Catalog | None = None
+        self._patterns: list[tuple[Product, list[re.Pattern[str]]]] = []
+
+    # -- product mentions -------------------------------------------------------------------
+    def _mention_patterns(self) -> list[tuple[Product, list[re.Pattern[str]]]]:
+        if self._patterns_for is not self.catalog:  # the catalog may be swapped on reload
+            self._patterns = []
+            for p in self.catalog.product:
+                pats = [
+                    re.compile(
+                        rf"(?<![a-z0-9]){re.escape(a.lower())}(?:e?s)?(?![a-z0-9])", re.IGNORECASE
+                    )
+                    for a in [p.name, p.id, *p.aliases]
+                    if a
+                ]
+                pats += [re.compile(re.escape(a)) for a in [p.name_zh, *p.aliases_zh] if a]
+                self._patterns.append((p, pats))
+            self._patterns_for = self.catalog
+        return self._patterns
+
+    def mentions(self, text: str) -> list[tuple[int, int, Product]]:
+        """(start, end, product) of every product name or alias in ``text``, in order."""
+        spans = [
+            (m.start(), m.end(), product)
+            for product, pats in self._mention_patterns()
+            for pat in pats
+            for m in pat.finditer(text)
+        ]
+        return sorted(spans, key=lambda s: (s[0], s[1]))
+
+    # -- the check ----------------------------------------------------------------------------
+    def check(self, sentence: str, products: Sequence[Product], lang: str) -> GuardVerdict:
+        """Check one sentence; ``products`` are those of the question (or the pitch topic)."""
+        try:
+            text, notes = self._check(sentence, list(products), lang)
+        except _Reject as exc:
+            return GuardVerdict(False, sentence, str(exc))
+        return GuardVerdict(True, text, "; ".join(notes) if notes else None)
+
+    def _check(self, sentence: str, context: list[Product], lang: str) -> tuple[str, list[str]]:
+        norm = _normalise(sentence)
+        if any(word in norm for word in self.banned):
+            raise _Reject("banned word")
+        if any(p.search(sentence) for p in _LEAK) or _shingles(norm) & _INSTRUCTION_SHINGLES:
+            raise _Reject("prompt injection or instructions leaking into the reply")
+        for m in _DISCOUNT.finditer(sentence):
+            if not _NEGATION_BEFORE.search(sentence[: m.start()]):
+                raise _Reject(f"invented discount: {m.group(0)!r} (the catalog has none)")
+        spans = self.mentions(sentence)
+        named = _unique(p for _, _, p in spans)
+        about = named or _unique(context)
+        everyone = _unique([*named, *context])
+        edits: list[tuple[int, int, str]] = []
+        notes: list[str] = []
+        self._check_money(sentence, about, everyone, lang, edits, notes)
+        self._check_stock(sentence, about, everyone, edits, notes)
+        self._check_availability(sentence, spans, about)
+        for start, end, new in sorted(edits, reverse=True):
+            sentence = sentence[:start] + new + sentence[end:]
+        return sentence, notes
+
+    def _check_money(
+        self,
+        sentence: str,
+        about: list[Product],
+        everyone: list[Product],
+        lang: str,
+        edits: list[tuple[int, int, str]],
+        notes: list[str],
+    ) -> None:
+        figures = _money(sentence)
+        candidates = about or list(self.catalog.product)  # about nothing: any catalog price
+        shipping_talk = _SHIPPING_TALK.search(sentence) is not None
+        for fig in figures:
+            if any(_same_money(fig, p.price, p.currency) for p in candidates):
+                continue
+            if shipping_talk and any(
+                _same_money(fig, extra.value, p.currency)
+                for p in candidates
+                for extra in _money(f"{p.shipping} {p.shipping_zh}")
+            ):
+                continue
+            threshold = _THRESHOLD_BEFORE.search(sentence[: fig.start]) is not None
+            if len(figures) == 1 and len(everyone) == 1 and about and not threshold:
+                product = everyone[0]
+                # the figure's own style: "99元" becomes "89.99美元", "$1" becomes "$89.99"
+                right = format_price(product, "zh" if _CJK.search(fig.text) else "en")
+                edits.append((fig.start, fig.end, right))
+                notes.append(f"price {fig.text} corrected to {right} ({product.name})")
+                continue
+            raise _Reject(f"wrong price {fig.text}: {_prices(candidates if about else [])}")
+
+    def _check_stock(
+        self,
+        sentence: str,
+        about: list[Product],
+        everyone: list[Product],
+        edits: list[tuple[int, int, str]],
+        notes: list[str],
+    ) -> None:
+        money = [(f.start, f.end) for f in _money(sentence)]
+        claims: list[tuple[int, int, int]] = []  # (start, end, claimed) of each number
+        for pattern in (*_STOCK_EN, *_STOCK_ZH):
+            for m in pattern.finditer(sentence):
+                start, end = m.span("n")
+                if any(s < end and start < e for s, e in money):
+                    continue
+                words = (m.groupdict().get("words") or "").lower().split()
+                if any(w.strip("'-") in _NOT_STOCK_WORDS for w in words):
+                    continue
+                if all(not (s < end and start < e) for s, e, _ in claims):
+                    claims.append((start, end, int(m.group("n"))))
+        if not claims:
+            return
+        if not about:
+            raise _Reject("stock figure for no product in particular")
+        for start, end, claimed in claims:
+            if any(p.stock == claimed for p in about):
+                continue
+            product = everyone[0]
+            if len(claims) == 1 and len(everyone) == 1 and product.stock > 0:
+                edits.append((start, end, str(product.stock)))
+                notes.append(f"stock {claimed} corrected to {product.stock} ({product.name})")
+                continue
+            raise _Reject(f"wrong stock {claimed}: {_stocks(about)}")
+
+    def _check_availability(
+        self, sentence: str, spans: list[tuple[int, int, Product]], about: list[Product]
+    ) -> None:
+        for m in _AVAILABLE.finditer(sentence):
+            before, after = sentence[: m.start()], sentence[m.end() :]
+            if _AVAILABLE_NEGATED_BEFORE.search(before) or _AVAILABLE_LATER.search(after):
+                continue
+            for product in _subjects(m.start(), spans, about):
+                if product.stock == 0:
+                    raise _Reject(
+                        f"says the {product.name} is available ({m.group(0)!r}) but it is sold "
+                        f"out, back {product.restock or 'soon'}"
+                    )
+        for m in _SOLD_OUT.finditer(sentence):
+            if _NEGATION_BEFORE.search(sentence[: m.start()]):
+                continue
+            subjects = _subjects(m.start(), spans, about)
+            if subjects and all(p.stock > 0 for p in subjects):
+                names = ", ".join(f"the {p.name} has {p.stock}" for p in subjects)
+                raise _Reject(f"says sold out ({m.group(0)!r}) but {names} in stock")
+
+
+def _unique(products) -> list[Product]:
+    out: list[Product] = []
+    for p in products:
+        if all(p.id != q.id for q in out):
+            out.append(p)
+    return out
+
+
+def _subjects(
+    at: int, spans: list[tuple[int, int, Product]], about: list[Product]
+) -> list[Product]:
+    """The product a claim at ``at`` is about: the nearest one named before it (else after);
+    with none named, every product the sentence may be about."""
+    if not spans:
+        return about
+    before = [s for s in spans if s[0] < at]
+    return [before[-1][2]] if before else [spans[0][2]]
+
+
+def _prices(products: Sequence[Product]) -> str:
+    if not products:
+        return "it is the price of no catalog product"
+    return ", ".join(f"the {p.name} is {format_price(p, 'en')}" for p in products)
+
+
+def _stocks(products: Sequence[Product]) -> str:
+    return ", ".join(
+        f"the {p.name} has {p.stock} in stock" if p.stock else f"the {p.name} is sold out"
+        for p in products
+    )
+
+
+# -- the guarded brain ------------------------------------------------------------------------
+class GuardedBrain:
+    """An inner brain (the LLM) whose every sentence passes the guard before it is spoken, with a
+    fallback brain (the catalog brain) that answers whenever a sentence is rejected."""
+
+    def __init__(self, inner: Brain, fallback: Brain, guard: ReplyGuard, catalog: Catalog) -> None:
+        self.inner, self.fallback, self.guard, self.catalog = inner, fallback, guard, catalog
+        self.last_verdicts: list[tuple[str, str | None]] = []  # (sentence, reason) of a reply
+        self.last_text = ""  # what the last reply actually said
+        self.rejections = 0  # replies handed to the fallback, for metrics
+
+    def pitch_topics(self) -> list[str]:
+        return self.fallback.pitch_topics()
+
+    def _question_products(self, turn: Turn) -> list[Product]:
+        if turn.kind == "pitch":
+            product = self.catalog.by_id(turn.topic) if turn.topic else None
+            return [product] if product else []
+        if turn.message is not None:
+            return self.catalog.find(turn.message.text)
+        return []
+
+    async def reply(self, turn: Turn) -> AsyncIterator[str]:
+        self.last_verdicts, self.last_text = [], ""
+        if turn.kind == "say":  # the operator's own words: trusted, said as they are
+            said = turn.topic or (turn.message.text if turn.message else "")
+            for sentence in split_sentences(said):
+                self.last_text += sentence + " "
+                yield sentence + " "
+            return
+        question = self._question_products(turn)
+        recent: list[Product] = []  # products the reply itself named last
+        splitter = SentenceSplitter()
+        stream = self.inner.reply(turn)
+        rejected = False
+        try:
+            done = False
+            while not done and not rejected:
+                try:
+                    sentences = splitter.feed(await anext(stream))
+                except StopAsyncIteration:
+                    done, sentences = True, splitter.flush()
+                except Exception:  # the LLM failed: the catalog brain answers instead
+                    log.exception("inner brain failed on turn %d; the fallback answers", turn.id)
+                    self.last_verdicts.append(("", "inner brain failed"))
+                    rejected = True
+                    break
+                for sentence in sentences:
+                    verdict = self.guard.check(sentence, _unique([*question, *recent]), turn.lang)
+                    self.last_verdicts.append((sentence, verdict.reason))
+                    if not verdict.ok:
+                        log.warning("guard rejected %r: %s", sentence, verdict.reason)
+                        rejected = True
+                        break
+                    if verdict.reason:
+                        log.info("guard corrected %r: %s", sentence, verdict.reason)
+                    named = _unique(p for _, _, p in self.guard.mentions(sentence))
+                    recent = named or recent
+                    self.last_text += verdict.text + " "
+                    yield verdict.text + " "
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if rejected:
+            self.rejections += 1
+            async for delta in self.fallback.reply(turn):
+                self.last_text += delta
+                yield delta

@@ -1,0 +1,265 @@
+"""A local Hugging Face causal LM as the host's brain, with the system prompt's KV cached.
+
+The system prompt (persona + the whole catalog + house rules) is the same for every reply, so
+its keys/values are computed once at start-up (and again when the catalog file changes) and
+every reply starts from a copy of that cache: only the turn's own tokens are encoded. The copy
+matters: generation appends to a cache in place, and the prefix must stay pristine.
+
+Generation runs token by token in a worker thread (never on the event loop); deltas are handed
+to the loop as soon as they decode to whole characters, and a closed or cancelled reply stops
+the thread at the next token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from streambot.events import Turn
+
+log = logging.getLogger(__name__)
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 120
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 0.9
+    seed: int | None = None
+
+
+class LLMError(RuntimeError):
+    pass
+
+
+def pick_dtype(device: torch.device, requested: str) -> torch.dtype:
+    if requested != "auto":
+        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[
+            requested
+        ]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+class PrefixCache:
+    """The system prompt's token ids and their KV cache; hand out copies, never the original."""
+
+    def __init__(self, model: torch.nn.Module, ids: torch.Tensor) -> None:
+        self.ids = ids  # (1, P)
+        with torch.inference_mode():
+            self._cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+
+    def fresh(self) -> object:
+        """A deep copy of the prefix's transformers Cache, for one reply to extend."""
+        return copy.deepcopy(self._cache)
+
+    @property
+    def length(self) -> int:
+        return int(self.ids.shape[1])
+
+
+class LocalLLM:
+    """Model + tokenizer + prefix cache; blocking methods, called from worker threads."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "auto",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+    ) -> None:
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:
+            raise LLMError(
+                "the LLM brain needs transformers: pip install 'streambot[neural]'"
+            ) from exc
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise LLMError(f"{path}: not a Hugging Face model folder (no config.json)")
+        self.device = torch.device(
+            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        )
+        self.dtype = pick_dtype(self.device, dtype)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                path, local_files_only=True, trust_remote_code=trust_remote_code
+            )
+            self.model = (
+                AutoModelForCausalLM.from_pretrained(
+                    path,
+                    local_files_only=True,
+                    trust_remote_code=trust_remote_code,
+                    dtype=self.dtype,
+                )
+                .to(self.device)
+                .eval()
+            )
+        except (OSError, ValueError) as exc:
+            raise LLMError(f"{path}: cannot load the model or tokenizer ({exc})") from exc
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise LLMError(f"{path}: the tokenizer has no chat template")
+        self.stop_ids = {
+            i
+            for i in (self.tokenizer.eos_token_id, self.model.config.eos_token_id)
+            if isinstance(i, int)
+        }
+        for token in ("<|im_end|>", "<|eot_id|>", "<|endoftext|>"):
+            token_id = self.tokenizer.convert_tokens_to_ids(token)
+            if isinstance(token_id, int) and token_id != self.tokenizer.unk_token_id:
+                self.stop_ids.add(token_id)
+        self.prefix: PrefixCache | None = None
+        self._lock = threading.Lock()  # one generation at a time on this model
+
+    # -- prompts ----------------------------------------------------------------------------
+    def encode(self, messages: Sequence[dict[str, str]], generation_prompt: bool) -> torch.Tensor:
+        text = self.tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=generation_prompt
+        )
+        ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+        return ids.to(self.device)
+
+    def set_system_prompt(self, system: str) -> None:
+        """Encode the system prompt once; later replies reuse its KV cache."""
+        ids = self.encode([{"role": "system", "content": system}], generation_prompt=False)
+        with self._lock:
+            self.prefix = PrefixCache(self.model, ids)
+        log.info("LLM prefix cache: %d tokens of system prompt", self.prefix.length)
+
+    def _split(self, ids: torch.Tensor) -> tuple[object | None, torch.Tensor]:
+        """(a fresh copy of the prefix cache, the ids after the prefix), or (None, all ids)."""
+        prefix = self.prefix
+        if (
+            prefix is not None
+            and ids.shape[1] > prefix.length
+            and torch.equal(ids[:, : prefix.length], prefix.ids)
+        ):
+            return prefix.fresh(), ids[:, prefix.length :]
+        if prefix is not None:
+            log.warning("prompt does not start with the cached system prompt; encoding it all")
+        return None, ids
+
+    # -- generation ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def first_token_logits(
+        self, messages: Sequence[dict[str, str]], use_cache: bool
+    ) -> torch.Tensor:
+        ids = self.encode(messages, generation_prompt=True)
+        cache, todo = self._split(ids) if use_cache else (None, ids)
+        out = self.model(input_ids=todo, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return out.logits[0, -1].float().cpu()
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        messages: Sequence[dict[str, str]],
+        settings: GenerationSettings,
+        emit: Callable[[str], None],
+        stop: threading.Event,
+    ) -> str:
+        """Generate a reply, calling ``emit`` with each decoded delta; returns the whole text."""
+        with self._lock:
+            ids = self.encode(messages, generation_prompt=True)
+            cache, todo = self._split(ids)
+            generator = torch.Generator(device=self.device)
+            if settings.seed is not None:
+                generator.manual_seed(settings.seed)
+            out_ids: list[int] = []
+            text = ""
+            for _ in range(settings.max_new_tokens):
+                if stop.is_set():
+                    break
+                # Only the last position's logits are needed: skipping the rest saves a
+                # vocabulary-sized matmul per prompt token.
+                out = self.model(
+                    input_ids=todo, past_key_values=cache, use_cache=True, logits_to_keep=1
+                )
+                cache = out.past_key_values
+                token = self._pick(out.logits[0, -1].float(), settings, generator)
+                if token in self.stop_ids:
+                    break
+                out_ids.append(token)
+                todo = torch.tensor([[token]], device=self.device)
+                decoded = self.tokenizer.decode(out_ids, skip_special_tokens=True)
+                if decoded.endswith("\ufffd"):
+                    continue  # a multi-byte character is not complete yet
+                if len(decoded) > len(text) and decoded.startswith(text):
+                    emit(decoded[len(text) :])
+                text = decoded
+            return text
+
+    @staticmethod
+    def _pick(
+        logits: torch.Tensor, settings: GenerationSettings, generator: torch.Generator
+    ) -> int:
+        if settings.temperature <= 0:
+            return int(torch.argmax(logits))
+        probs = torch.softmax(logits / settings.temperature, dim=-1)
+        sorted_probs, order = torch.sort(probs, descending=True)
+        keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < settings.top_p
+        sorted_probs = sorted_probs * keep
+        choice = torch.multinomial(sorted_probs / sorted_probs.sum(), 1, generator=generator)
+        return int(order[choice])
+
+
+class LLMBrain:
+    """The Brain role on a LocalLLM: grounded messages in, streamed deltas out.
+
+    ``catalog_changed`` (checked before each reply) reports whether the catalog was reloaded;
+    then the system prompt is re-encoded into a new prefix cache.
+    """
+
+    def __init__(
+        self,
+        llm: LocalLLM,
+        build_messages: Callable[[Turn], list[dict[str, str]]],
+        system_prompt: Callable[[], str],
+        pitch_topics: Callable[[], list[str]],
+        settings: GenerationSettings,
+        catalog_changed: Callable[[], bool] | None = None,
+    ) -> None:
+        self.llm, self.settings = llm, settings
+        self._build_messages, self._system_prompt = build_messages, system_prompt
+        self._pitch_topics, self._catalog_changed = pitch_topics, catalog_changed
+        llm.set_system_prompt(system_prompt())
+
+    def pitch_topics(self) -> list[str]:
+        return self._pitch_topics()
+
+    def _refresh(self) -> None:
+        if self._catalog_changed is not None and self._catalog_changed():
+            self.llm.set_system_prompt(self._system_prompt())
+            log.info("catalog changed: system prompt re-encoded")
+
+    async def reply(self, turn: Turn) -> AsyncIterator[str]:
+        await asyncio.to_thread(self._refresh)
+        messages = self._build_messages(turn)
+        loop = asyncio.get_running_loop()
+        deltas: asyncio.Queue = asyncio.Queue()
+        stop = threading.Event()
+
+        def emit(delta: str) -> None:
+            loop.call_soon_threadsafe(deltas.put_nowait, delta)
+
+        def work() -> str:
+            try:
+                return self.llm.generate(messages, self.settings, emit, stop)
+            finally:
+                loop.call_soon_threadsafe(deltas.put_nowait, _DONE)
+
+        worker = asyncio.ensure_future(asyncio.to_thread(work))
+        try:
+            while (delta := await deltas.get()) is not _DONE:
+                yield delta
+            await worker  # re-raises a model error for the host to log
+        finally:
+            stop.set()  # a cancelled or closed reply stops the thread at the next token

@@ -1,0 +1,545 @@
+"""A brain backed by any OpenAI-compatible chat server (vLLM, SGLang, llama.cpp server).
+
+The stream never stops mid-sentence and never goes silent: a server that fails or stalls
+before its first word is retried, and then the fallback brain (the catalog) answers instead;
+a server that breaks after some words gets a short closing sentence appended. A circuit
+breaker stops contacting a server that keeps failing, so a dead backend costs no latency.
+
+Timeouts are counted in *server time*: the time this brain spends waiting for the server,
+not the time the consumer holds a yielded delta (the host applies backpressure while the
+voice speaks, and that must not look like a stalled server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+from pydantic import SecretStr
+
+from streambot.brain.base import Brain
+from streambot.events import Turn
+
+log = logging.getLogger(__name__)
+
+CircuitState = Literal["closed", "open", "half-open"]
+
+CLOSING_EN = " Sorry, let me get back to you on that."
+CLOSING_ZH = "抱歉，我稍后再回答。"
+
+_SENTENCE_END = ".!?。！？…"
+_TRAILING_CLOSERS = "\"')]}”’」』）》"
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+_MAX_SSE_LINE = 1 << 20  # a server that never ends a line is broken, not slow
+_SNIPPET_CHARS = 200
+
+
+def ends_sentence(text: str) -> bool:
+    """True when ``text`` ends a sentence (closing quotes and brackets are looked through)."""
+    stripped = text.rstrip().rstrip(_TRAILING_CLOSERS)
+    return bool(stripped) and stripped[-1] in _SENTENCE_END
+
+
+def closing_for(text: str, lang: str) -> str:
+    """The words that end a broken reply without stopping mid-sentence ("" if not needed)."""
+    if ends_sentence(text):
+        return ""
+    if lang == "zh":
+        return CLOSING_ZH
+    # the closing brings its own space; do not double one the partial text already has
+    return CLOSING_EN.lstrip() if text[-1:].isspace() else CLOSING_EN
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    """One server-sent event: its ``event`` type ("message" unless named) and its data."""
+
+    event: str
+    data: str
+
+
+class SSEParser:
+    """Incremental parser of the ``text/event-stream`` wire format.
+
+    Feed it network chunks as they come; it returns the events that a blank line completed.
+    Lines may end in CRLF, LF or CR, a chunk may split a line, a CRLF pair or a UTF-8
+    character anywhere, comment lines (``:``) and unknown fields are ignored, and several
+    ``data`` lines of one event are joined with newlines, all as the HTML standard says.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        self._buffer += self._decoder.decode(chunk)
+        events: list[SSEEvent] = []
+        pos = 0
+        while True:
+            cr, lf = self._buffer.find("\r", pos), self._buffer.find("\n", pos)
+            if cr < 0 and lf < 0:
+                break
+            if cr >= 0 and (lf < 0 or cr < lf):
+                if cr + 1 == len(self._buffer):
+                    break  # may be the first half of a CRLF split across chunks
+                end, nxt = cr, cr + 2 if self._buffer[cr + 1] == "\n" else cr + 1
+            else:
+                end, nxt = lf, lf + 1
+            event = self._line(self._buffer[pos:end])
+            if event is not None:
+                events.append(event)
+            pos = nxt
+        self._buffer = self._buffer[pos:]
+        if len(self._buffer) > _MAX_SSE_LINE:
+            raise ValueError(f"event-stream line longer than {_MAX_SSE_LINE} characters")
+        return events
+
+    def _line(self, line: str) -> SSEEvent | None:
+        if not line:  # a blank line dispatches the event gathered so far
+            event = (
+                SSEEvent(self._event or "message", "\n".join(self._data)) if self._data else None
+            )
+            self._event, self._data = "", []
+            return event
+        if line.startswith(":"):
+            return None  # a comment, such as a keep-alive
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "error":
+            # llama.cpp's server reports a failure mid-stream as an "error:" line
+            self._event, self._data = "error", [*self._data, value]
+        return None  # id, retry and unknown fields do not matter here
+
+
+class _Failure(Exception):
+    """One failed attempt; ``reason`` is safe to log once the key is redacted."""
+
+    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+class _ServerClock:
+    """Seconds this turn has spent waiting on the server (time held by the consumer excluded)."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+        self.held = 0.0
+
+    def now(self) -> float:
+        return time.monotonic() - self._start - self.held
+
+
+@contextlib.asynccontextmanager
+async def _limit(seconds: float, reason: str) -> AsyncIterator[None]:
+    """Run the body within ``seconds``, turning this limit's own expiry into a failure."""
+    if seconds <= 0:
+        raise _Failure(reason)
+    cm = asyncio.timeout(seconds)
+    try:
+        async with cm:
+            yield
+    except TimeoutError:
+        if cm.expired():
+            raise _Failure(reason) from None
+        raise  # someone else's timeout, such as aiohttp's connect timeout
+
+
+def _snippet(text: str) -> str:
+    """A short one-line excerpt of an error body for the log."""
+    text = " ".join(text.split())
+    return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "..."
+
+
+def _error_message(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("msg") or error)
+    return str(error)
+
+
+class OpenAIChatBrain:
+    """The Brain role against an OpenAI-compatible ``/chat/completions`` endpoint.
+
+    ``reply(turn)`` streams the server's text deltas; see the module docstring for what
+    happens when the server fails. ``state`` is the circuit breaker's state, ``failures``
+    counts turns the server failed (``consecutive_failures`` the current run of them),
+    ``fallbacks`` counts turns answered by the fallback brain and ``requests`` the HTTP
+    requests made. Call ``close()`` when done, to close the shared HTTP session.
+
+    A consumer that stops early should ``aclose()`` the reply stream (or cancel the task
+    iterating it): that closes the HTTP response at once, and the server stops generating.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: SecretStr | None,
+        build_messages: Callable[[Turn], list[dict[str, str]]],
+        fallback: Brain,
+        *,
+        temperature: float = 0.7,
+        max_tokens: int = 160,
+        connect_timeout: float = 2.0,
+        first_token_timeout: float = 4.0,
+        idle_timeout: float = 3.0,
+        total_timeout: float = 20.0,
+        retries: int = 2,
+        backoff_base: float = 0.25,
+        backoff_max: float = 2.0,
+        failure_threshold: int = 3,
+        open_seconds: float = 30.0,
+    ) -> None:
+        for name, value in (
+            ("connect_timeout", connect_timeout),
+            ("first_token_timeout", first_token_timeout),
+            ("idle_timeout", idle_timeout),
+            ("total_timeout", total_timeout),
+        ):
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, not {value}")
+        if retries < 0 or failure_threshold < 1 or open_seconds < 0 or max_tokens < 1:
+            raise ValueError(
+                "retries >= 0, failure_threshold >= 1, max_tokens >= 1 and "
+                "open_seconds >= 0 are required"
+            )
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self._api_key = api_key
+        self._build_messages = build_messages
+        self.fallback = fallback
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.connect_timeout = connect_timeout
+        self.first_token_timeout = first_token_timeout
+        self.idle_timeout = idle_timeout
+        self.total_timeout = total_timeout
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.failure_threshold = failure_threshold
+        self.open_seconds = open_seconds
+
+        self.failures = 0
+        self.consecutive_failures = 0
+        self.fallbacks = 0
+        self.requests = 0
+        self._opened_at: float | None = None  # monotonic instant the circuit opened
+        self._trial_running = False
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- the Brain role ----------------------------------------------------------------
+
+    def pitch_topics(self) -> list[str]:
+        return self.fallback.pitch_topics()
+
+    async def reply(self, turn: Turn) -> AsyncIterator[str]:
+        """Yield the server's reply to ``turn`` as text deltas, or the fallback's."""
+        admitted, trial = self._admit()
+        if not admitted:
+            log.debug("turn %d: circuit %s, answering from the fallback brain", turn.id, self.state)
+            async for delta in self._fallback_reply(turn):
+                yield delta
+            return
+        try:
+            messages = self._build_messages(turn)
+        except Exception:
+            # a bug in the prompt code must not silence the stream; it is not the server's fault
+            log.exception("turn %d: building the chat messages failed; using the fallback", turn.id)
+            self._trial_running = False
+            async for delta in self._fallback_reply(turn):
+                yield delta
+            return
+
+        clock = _ServerClock()
+        attempts = 1 if trial else self.retries + 1  # half-open allows one trial request only
+        text = ""  # what has been yielded so far
+        reason = ""
+        settled = False  # whether the breaker has been told how this turn went
+        try:
+            for attempt in range(attempts):
+                if attempt:
+                    delay = self._backoff(attempt)
+                    if clock.now() + delay >= self.total_timeout:
+                        reason += f"; no time left for retry {attempt}"
+                        break
+                    log.debug(
+                        "turn %d: attempt %d failed (%s); retrying in %.2f s",
+                        turn.id,
+                        attempt,
+                        self._redact(reason),
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                try:
+                    async with contextlib.aclosing(self._attempt(messages, clock)) as deltas:
+                        async for delta in deltas:
+                            text += delta
+                            yield delta
+                    if not text:
+                        raise _Failure("the server's reply was empty")
+                except _Failure as failure:
+                    reason = failure.reason
+                    if text:
+                        # some words are out: no retry (it would repeat them) and no fallback
+                        log.warning(
+                            "turn %d: the LLM stream broke after %d characters (%s); "
+                            "closing the sentence",
+                            turn.id,
+                            len(text),
+                            self._redact(reason),
+                        )
+                        self._record(success=False)
+                        settled = True
+                        if closing := closing_for(text, turn.lang):
+                            yield closing
+                        return
+                    if not failure.retryable:
+                        break
+                    continue
+                self._record(success=True)
+                settled = True
+                return
+            log.warning(
+                "turn %d: the LLM server failed (%s); answering from the fallback brain",
+                turn.id,
+                self._redact(reason),
+            )
+            self._record(success=False)
+            settled = True
+            async for delta in self._fallback_reply(turn):
+                yield delta
+        finally:
+            if not settled:
+                # the consumer left early (cancelled, closed, or broke off); words that
+                # arrived prove the server works, silence proves nothing either way
+                if text:
+                    self._record(success=True)
+                else:
+                    self._trial_running = False
+
+    # -- circuit breaker ---------------------------------------------------------------
+
+    @property
+    def state(self) -> CircuitState:
+        if self._opened_at is None:
+            return "closed"
+        if time.monotonic() - self._opened_at < self.open_seconds:
+            return "open"
+        return "half-open"
+
+    def _admit(self) -> tuple[bool, bool]:
+        """(may this turn contact the server, is it the half-open trial)."""
+        state = self.state
+        if state == "closed":
+            return True, False
+        if state == "half-open" and not self._trial_running:
+            self._trial_running = True
+            return True, True
+        return False, False
+
+    def _record(self, *, success: bool) -> None:
+        was_trial, self._trial_running = self._trial_running, False
+        if success:
+            if self._opened_at is not None:
+                log.info("LLM circuit closed: the server answered again")
+            self._opened_at = None
+            self.consecutive_failures = 0
+            return
+        self.failures += 1
+        self.consecutive_failures += 1
+        if was_trial or (
+            self._opened_at is None and self.consecutive_failures >= self.failure_threshold
+        ):
+            self._opened_at = time.monotonic()
+            log.warning(
+                "LLM circuit open for %.0f s after %d failed turns; the fallback brain "
+                "answers meanwhile",
+                self.open_seconds,
+                self.consecutive_failures,
+            )
+
+    def _backoff(self, attempt: int) -> float:
+        """Capped exponential backoff with jitter (half fixed, half random)."""
+        delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return delay / 2 + random.uniform(0, delay / 2)
+
+    async def _fallback_reply(self, turn: Turn) -> AsyncIterator[str]:
+        self.fallbacks += 1
+        stream = self.fallback.reply(turn)
+        try:
+            async for delta in stream:
+                yield delta
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # our own timers bound the response; aiohttp's only bounds the TCP connect
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    async def close(self) -> None:
+        """Close the shared HTTP session (a later reply opens a new one)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> OpenAIChatBrain:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream"}
+        if self._api_key is not None and self._api_key.get_secret_value():
+            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        return headers
+
+    def _redact(self, text: str) -> str:
+        """Drop the API key from text bound for the log (an error body may echo it)."""
+        key = self._api_key.get_secret_value() if self._api_key is not None else ""
+        return text.replace(key, "***") if key else text
+
+    async def _attempt(
+        self, messages: list[dict[str, str]], clock: _ServerClock
+    ) -> AsyncIterator[str]:
+        """One request: yield its content deltas; raise ``_Failure`` unless it ends cleanly."""
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+        first_deadline = clock.now() + self.first_token_timeout
+        got_text = False
+
+        def budget() -> tuple[float, str]:
+            # before the first word the first-token limit applies, after it the idle gap
+            total_left = self.total_timeout - clock.now()
+            if got_text:
+                step, why = self.idle_timeout, f"stalled for {self.idle_timeout:g} s"
+            else:
+                step = first_deadline - clock.now()
+                why = f"no first token within {self.first_token_timeout:g} s"
+            if total_left < step:
+                return total_left, f"over the total limit of {self.total_timeout:g} s"
+            return step, why
+
+        self.requests += 1
+        session = self._get_session()
+        clean = False
+        try:
+            async with _limit(*budget()):
+                resp = await session.post(self.url, json=body, headers=self._headers())
+        except aiohttp.ClientError as exc:
+            raise _Failure(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}") from None
+        try:
+            try:
+                if resp.status != 200:
+                    async with _limit(*budget()):
+                        raw = await resp.content.read(4096)
+                    snippet = _snippet(raw.decode("utf-8", "replace"))
+                    retryable = resp.status >= 500 or resp.status in _RETRYABLE_STATUS
+                    raise _Failure(f"HTTP {resp.status}: {snippet}", retryable=retryable)
+                if resp.content_type == "application/json":
+                    # a server that ignored "stream": answer with the whole message at once
+                    async with _limit(*budget()):
+                        raw = await resp.content.read()
+                    content = self._whole_message(raw)
+                    clean = True
+                    yield content
+                    return
+                parser = SSEParser()
+                finished = False  # [DONE] seen, or a finish_reason (some servers omit [DONE])
+                while True:
+                    async with _limit(*budget()):
+                        chunk = await resp.content.readany()
+                    if not chunk:
+                        if finished:
+                            break
+                        raise _Failure("the connection closed before the end of the stream")
+                    for event in parser.feed(chunk):
+                        delta, done, finish = self._parse_event(event)
+                        finished = finished or done or finish
+                        if done:
+                            clean = True
+                            return
+                        if delta:
+                            got_text = True
+                            held_from = time.monotonic()
+                            yield delta
+                            clock.held += time.monotonic() - held_from
+                clean = True
+            except aiohttp.ClientError as exc:
+                raise _Failure(f"connection lost: {exc.__class__.__name__}: {exc}") from None
+            except ValueError as exc:  # bad JSON or an endless line
+                raise _Failure(f"bad stream: {exc}") from None
+        finally:
+            # close, not release, unless the stream ended: the server should stop generating
+            if clean:
+                resp.release()
+            else:
+                resp.close()
+
+    @staticmethod
+    def _parse_event(event: SSEEvent) -> tuple[str, bool, bool]:
+        """(text delta, [DONE], finish_reason seen) of one event; raises on error events."""
+        if event.data.strip() == "[DONE]":
+            return "", True, False
+        payload = json.loads(event.data) if event.data.strip() else {}
+        if event.event == "error" or (isinstance(payload, dict) and "error" in payload):
+            error = payload.get("error", payload) if isinstance(payload, dict) else payload
+            raise _Failure(f"server error mid-stream: {_snippet(_error_message(error))}")
+        if not isinstance(payload, dict):
+            raise ValueError(f"unexpected event data: {_snippet(event.data)}")
+        choices = payload.get("choices") or []  # e.g. a final usage-only chunk has none
+        if not choices or not isinstance(choices[0], dict):
+            return "", False, False
+        choice = choices[0]
+        delta = choice.get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        return (
+            (content if isinstance(content, str) else ""),
+            False,
+            bool(choice.get("finish_reason")),
+        )
+
+    @staticmethod
+    def _whole_message(raw: bytes) -> str:
+        """The content of a non-streamed completion; raises ``_Failure`` on anything else."""
+        try:
+            payload = json.loads(raw)
+            if "error" in payload:
+                raise _Failure(f"server error: {_snippet(_error_message(payload['error']))}")
+            content = payload["choices"][0]["message"]["content"]
+        except (ValueError, LookupError, TypeError):
+            raise _Failure(
+                f"unexpected JSON reply: {_snippet(raw.decode('utf-8', 'replace'))}"
+            ) from None
+        if not isinstance(content, str) or not content:
+            raise _Failure("the server's reply was empty")
+        return content

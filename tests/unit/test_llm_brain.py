@@ -1,0 +1,178 @@
+"""The local LLM brain on a tiny random Qwen2 model built in a fixture (real loading code)."""
+
+import asyncio
+import logging
+import threading
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from streambot.brain.catalog import Catalog  # noqa: E402
+from streambot.brain.factory import RememberingBrain, build_brain  # noqa: E402
+from streambot.brain.llm import GenerationSettings, LLMBrain, LLMError, LocalLLM  # noqa: E402
+from streambot.brain.prompt import system_prompt, turn_messages  # noqa: E402
+from streambot.config import Config  # noqa: E402
+from streambot.events import ChatMessage, Turn  # noqa: E402
+from tests.llm_fixture import build_tiny_qwen2  # noqa: E402
+
+CATALOG = Catalog.load()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    corpus = [
+        system_prompt(CATALOG),
+        "how much is the grinder? The grinder is $89.99.",
+        "保温杯多少钱？雪峰保温杯的价格是24.50美元。",
+    ] * 5
+    return build_tiny_qwen2(tmp_path_factory.mktemp("qwen2"), corpus)
+
+
+@pytest.fixture(scope="module")
+def llm(model_dir):
+    llm = LocalLLM(model_dir, device="cpu")
+    llm.set_system_prompt(system_prompt(CATALOG))
+    return llm
+
+
+def turn(text: str, turn_id: int = 1) -> Turn:
+    return Turn(turn_id, "answer", ChatMessage("t", "ann", text))
+
+
+def test_system_prompt_is_long_and_cached_once(llm):
+    assert llm.prefix is not None and llm.prefix.length > 200
+
+
+def test_first_token_logits_match_with_and_without_the_prefix_cache(llm):
+    messages = turn_messages(turn("how much is the grinder?"), CATALOG)
+    cached = llm.first_token_logits(messages, use_cache=True)
+    uncached = llm.first_token_logits(messages, use_cache=False)
+    assert torch.allclose(cached, uncached, atol=1e-4)
+
+
+def test_generation_never_mutates_the_cached_prefix(llm):
+    messages = turn_messages(turn("is the lamp in stock?"), CATALOG)
+    before = llm.first_token_logits(messages, use_cache=True)
+    llm.generate(messages, GenerationSettings(max_new_tokens=12), lambda d: None, threading.Event())
+    after = llm.first_token_logits(messages, use_cache=True)
+    assert torch.equal(before, after)
+
+
+def test_streamed_deltas_arrive_in_order_and_join_to_the_reply(llm):
+    messages = turn_messages(turn("tell me about the earbuds"), CATALOG)
+    deltas: list[str] = []
+    text = llm.generate(
+        messages,
+        GenerationSettings(max_new_tokens=24, temperature=0.8, seed=1),
+        deltas.append,
+        threading.Event(),
+    )
+    assert len(deltas) > 1 and "".join(deltas) == text
+
+
+def make_brain(llm, max_new_tokens=400, changed=None):
+    return LLMBrain(
+        llm,
+        lambda t: turn_messages(t, CATALOG),
+        lambda: system_prompt(CATALOG),
+        lambda: [p.id for p in CATALOG.product],
+        GenerationSettings(max_new_tokens=max_new_tokens, temperature=1.0, seed=0),
+        catalog_changed=changed,
+    )
+
+
+async def test_reply_runs_off_the_loop_and_cancels_mid_reply(llm):
+    brain = make_brain(llm)
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    tick_task = asyncio.create_task(ticker())
+    stream = brain.reply(turn("what's special about the bottle?"))
+    first = await stream.__anext__()
+    started = time.perf_counter()
+    await stream.aclose()  # the listener went away: generation must stop
+    tick_task.cancel()
+    assert first and ticks > 0  # the loop kept running while the model worked
+    # The lock is free again only once the worker stopped; 400 tokens would take far longer.
+    assert await asyncio.to_thread(llm._lock.acquire, True, 10)
+    llm._lock.release()
+    assert time.perf_counter() - started < 5
+
+
+async def test_catalog_change_re_encodes_the_prefix(llm):
+    changes = iter([True, False])
+    calls = []
+    original = llm.set_system_prompt
+
+    def spy(text):
+        calls.append(text)
+        original(text)
+
+    llm.set_system_prompt = spy
+    try:
+        brain = make_brain(llm, max_new_tokens=4, changed=lambda: next(changes, False))
+        async for _ in brain.reply(turn("hi")):
+            pass
+    finally:
+        del llm.set_system_prompt
+    assert len(calls) == 2  # at start-up and after the change
+
+
+async def test_factory_wraps_the_llm_with_guard_and_memory(model_dir):
+    config = Config()
+    config.brain.backend = "llm"
+    config.brain.llm.path = str(model_dir)
+    config.brain.llm.device = "cpu"
+    config.brain.llm.max_new_tokens = 8
+    brain, catalog_brain = build_brain(config)
+    assert isinstance(brain, RememberingBrain)
+    async for _ in brain.reply(turn("how much is the grinder?")):
+        pass
+    said = brain.memory[-1] if brain.memory else None
+    messages = turn_messages(
+        turn("and the lamp?", 2), catalog_brain.answerer.catalog, tuple(brain.memory)
+    )
+    if said:  # the tiny model may say nothing speakable; when it does, it is remembered
+        assert said[0] == "how much is the grinder?"
+        assert any(m["role"] == "assistant" for m in messages)
+
+
+def test_missing_model_falls_back_to_the_catalog_brain(tmp_path, caplog):
+    config = Config()
+    config.brain.backend = "llm"
+    config.brain.llm.path = str(tmp_path / "nothing")
+    with caplog.at_level(logging.WARNING):
+        brain, catalog_brain = build_brain(config)
+    assert brain is catalog_brain
+    assert "llm brain unavailable" in caplog.text and "no config.json" in caplog.text
+    with pytest.raises(LLMError, match=r"no config\.json"):
+        LocalLLM(tmp_path)
+
+
+async def test_memory_keeps_what_was_said_for_follow_up_questions():
+    from collections import deque
+
+    from streambot.brain.catalog import CatalogBrain
+    from streambot.config import CatalogBrainConfig
+
+    memory: deque = deque(maxlen=2)
+    brain = RememberingBrain(CatalogBrain(CatalogBrainConfig()), memory)
+    for i, question in enumerate(
+        ["how much is the grinder?", "is the lamp in stock?", "how much is the bottle?"]
+    ):
+        async for _ in brain.reply(turn(question, i)):
+            pass
+    assert [q for q, _ in memory] == ["is the lamp in stock?", "how much is the bottle?"]
+    assert "$24.50" in memory[-1][1]
+    messages = turn_messages(turn("and is it in stock?", 9), CATALOG, tuple(memory))
+    roles = [m["role"] for m in messages]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert "$24.50" in messages[4]["content"]
