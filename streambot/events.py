@@ -20,8 +20,14 @@ class Priority(IntEnum):
 
 class Kind:
     CHAT = "chat"
-    SUPERCHAT = "superchat"
+    SUPERCHAT = "superchat"  # a paid message (Bilibili super chat, Twitch Hype Chat)
     COMMAND = "command"
+    GIFT = "gift"  # a paid gift (Bilibili SEND_GIFT), thanked, in batches when they burst
+    MEMBERSHIP = "membership"  # a paid membership: Bilibili GUARD_BUY, Twitch sub/resub/gift sub
+    CHEER = "cheer"  # Twitch bits
+    RAID = "raid"  # Twitch raid
+    INTERACTION = "interaction"  # Bilibili INTERACT_WORD: entered the room, followed, shared
+    VOICE = "voice"  # transcribed from the co-host's microphone
 
 
 @dataclass
@@ -34,6 +40,11 @@ class ChatMessage:
     arrived: float = field(default_factory=time.perf_counter)  # monotonic, for latency
     malformed: str | None = None  # set by a source that could not parse what it received
     id: int | None = None  # store row id, set when the message is logged
+    amount: float | None = None  # money paid, in ``currency`` (super chats, gifts, bits)
+    currency: str = ""  # ISO code ("CNY", "USD"); bits are counted as "BITS"
+    count: int = 1  # how many (gifts in one event, gifted subs, raiders)
+    user_id: str = ""  # the platform's stable id of the user, when it has one
+    meta: dict = field(default_factory=dict)  # platform details (gift name, badges, ...)
 
 
 @dataclass(frozen=True)
