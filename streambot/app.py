@@ -79,6 +79,7 @@ class App:
             self.clock,
             self.metrics,
             cfg.host.interrupt_priority,
+            cfg.triage.gift_window_s,
         )
         self.sources: list[ChatSource] = list(extra_sources or [])
         local = cfg.chat.local
@@ -178,6 +179,7 @@ class App:
         tasks = [
             asyncio.create_task(self.presenter.run(self.stop, max_frames), name="presenter"),
             asyncio.create_task(self.host.run(self.stop), name="host"),
+            asyncio.create_task(self._thank_gifts(), name="gifts"),
             *(asyncio.create_task(self._pump(s), name=f"chat-{s.name}") for s in self.sources),
         ]
         try:
@@ -204,6 +206,12 @@ class App:
             turns=self.host.turns_played,
             unavailable_sinks=dict(self.sinks.unavailable),
         )
+
+    async def _thank_gifts(self) -> None:
+        """Turn each window of gifts into one thanks message (on the pipeline clock)."""
+        while not self.stop.is_set():
+            await self.clock.sleep(0.25)
+            self.ingest.flush_gifts()
 
     async def _supervise(self, tasks: list[asyncio.Task]) -> None:
         """Run until stop; a core task that dies is logged and the app stops cleanly."""

@@ -80,6 +80,7 @@ class TriageConfig(_Section):
     queue_size: Annotated[int, Field(ge=1)] = 32
     max_users_tracked: Annotated[int, Field(ge=16)] = 10_000
     idle_pitch_after_s: Annotated[float, Field(gt=0)] = 20.0
+    gift_window_s: Annotated[float, Field(gt=0, le=60)] = 3.0
     resume_min_priority: Annotated[int, Field(ge=0)] = 20
 
 

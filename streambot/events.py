@@ -14,7 +14,9 @@ class Priority(IntEnum):
 
     CHAT = 10
     QUESTION = 20
+    THANKS = 25  # thanks for paid gifts, memberships and raids (batched)
     PAID = 30  # super chat and the like: may interrupt the current turn
+    COHOST = 35  # the co-host talking to the host over the microphone
     OPERATOR = 40  # operator commands from a trusted source
 
 
@@ -52,6 +54,7 @@ class Decision:
     accepted: bool
     reason: str
     priority: int = Priority.CHAT
+    batch: bool = False  # held for a batched thanks instead of queued on its own
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 
@@ -52,7 +51,7 @@ class Host:
         self.inbox, self.ingest = inbox, ingest
         self.brain, self.voice, self.face, self.presenter = brain, voice, face, presenter
         self.store, self.clock, self.metrics, self.fps = store, clock, metrics, fps
-        self._pitch_topics = itertools.cycle(brain.pitch_topics())
+        self._pitches = 0
         self._lang = "en"
         self.turns_played = 0
         self.current: Turn | None = None
@@ -81,9 +80,12 @@ class Host:
     # -- turns -------------------------------------------------------------------------
     def _answer_turn(self, msg: ChatMessage) -> Turn:
         lang = detect_lang(msg.text)
-        self._lang = lang
-        turn_id = self.store.start_turn(msg.id, "answer", lang)
-        turn = Turn(turn_id, "answer", msg, lang)
+        # A batched thanks is already the words to say; everything else gets an answer.
+        kind = "thanks" if msg.meta.get("thanks") else "answer"
+        if kind == "answer":
+            self._lang = lang
+        turn_id = self.store.start_turn(msg.id, kind, lang)
+        turn = Turn(turn_id, kind, msg, lang)
         turn.timings.arrived = msg.arrived
         turn.timings.dequeued = time.perf_counter()
         return turn
@@ -92,9 +94,16 @@ class Host:
         """An unprompted turn: a product pitch, or (kind "say") the operator's own words."""
         lang = detect_lang(topic) if kind == "say" and topic else self._lang
         turn_id = self.store.start_turn(None, kind, lang)
-        turn = Turn(turn_id, kind, None, lang, topic=topic or next(self._pitch_topics))
+        turn = Turn(turn_id, kind, None, lang, topic=topic or self._next_pitch())
         turn.timings.arrived = turn.timings.dequeued = time.perf_counter()
         return turn
+
+    def _next_pitch(self) -> str:
+        """The next product of the catalog's pitch schedule (re-read: the catalog may change)."""
+        schedule = self.brain.pitch_topics()
+        topic = schedule[self._pitches % len(schedule)]
+        self._pitches += 1
+        return topic
 
     async def _command(self, msg: ChatMessage, stop: asyncio.Event) -> None:
         word, _, rest = msg.text.strip().partition(" ")
@@ -193,7 +202,12 @@ class Host:
     async def _think(self, turn: Turn, out: asyncio.Queue) -> None:
         splitter = SentenceSplitter()
         reply, index, limit = "", 0, self.config.max_reply_chars
-        stream = _one(turn.topic or "") if turn.kind == "say" else self.brain.reply(turn)
+        if turn.kind == "say":
+            stream = _one(turn.topic or "")
+        elif turn.kind == "thanks" and turn.message is not None:
+            stream = _one(turn.message.text)
+        else:
+            stream = self.brain.reply(turn)
         async for delta in stream:
             if turn.timings.first_text is None:
                 turn.timings.first_text = time.perf_counter()

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from streambot.events import ChatMessage, Priority
+from streambot.gifts import GiftBatcher
 from streambot.inbox import Inbox
 from streambot.metrics import Metrics
 from streambot.stage.clock import Clock
@@ -29,11 +30,13 @@ class Ingest:
         clock: Clock,
         metrics: Metrics,
         interrupt_priority: int,
+        gift_window_s: float = 3.0,
     ) -> None:
         self.store, self.triage, self.inbox = store, triage, inbox
         self.clock, self.metrics = clock, metrics
         self.interrupt_priority = interrupt_priority
         self.urgent = asyncio.Event()  # set when a message should interrupt the current turn
+        self.gifts = GiftBatcher(gift_window_s)
 
     def accept(self, msg: ChatMessage) -> None:
         self.store.log_message(msg)
@@ -53,8 +56,27 @@ class Ingest:
             preview(msg.text),
             decision.reason,
         )
-        if decision.accepted:
+        if decision.batch:
+            self.gifts.add(msg, self.clock.now())
+            self.store.set_status(msg.id, "batched")
+        elif decision.accepted:
             self.enqueue(msg, decision.priority)
+
+    def flush_gifts(self, force: bool = False) -> ChatMessage | None:
+        """Queue the thanks for the gifts held, once their window has passed."""
+        if not (force or self.gifts.due(self.clock.now())):
+            return None
+        batch = self.gifts.flush()
+        if batch is None:
+            return None
+        self.store.log_message(batch)
+        self.store.log_decision(
+            batch.id, "accepted", f"thanks for {batch.count} gift(s)", Priority.THANKS
+        )
+        for gift_id in batch.meta["batched_ids"]:
+            self.store.log_decision(gift_id, "batched", f"thanked in batch #{batch.id}", None)
+        self.enqueue(batch, Priority.THANKS)
+        return batch
 
     def enqueue(self, msg: ChatMessage, priority: int) -> None:
         dropped = self.inbox.put(msg, priority)

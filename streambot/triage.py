@@ -83,6 +83,9 @@ class Triage:
         cfg = self._config
         if msg.malformed:
             return Decision(False, f"malformed: {msg.malformed}")
+        event = self._platform_event(msg)
+        if event is not None:
+            return event
         text = msg.text
         if not text.strip():
             return Decision(False, "empty message")
@@ -109,7 +112,7 @@ class Triage:
         times: deque = self._user_times.touch(msg.user, deque())
         while times and now - times[0] >= cfg.rate_limit_window_s:
             times.popleft()
-        if len(times) >= cfg.rate_limit_count and msg.kind != Kind.SUPERCHAT:
+        if len(times) >= cfg.rate_limit_count and msg.kind not in (Kind.SUPERCHAT, Kind.CHEER):
             return Decision(
                 False,
                 f"rate limited: more than {cfg.rate_limit_count} messages "
@@ -118,9 +121,27 @@ class Triage:
         times.append(now)
         return self._classify(msg, now)
 
+    def _platform_event(self, msg: ChatMessage) -> Decision | None:
+        """Gifts, memberships, raids, room interactions and the co-host's voice: decided by
+        what they are, not by their text (which may be empty or a gift name)."""
+        if msg.kind in (Kind.GIFT, Kind.MEMBERSHIP, Kind.RAID):
+            if msg.kind == Kind.GIFT and not msg.amount:
+                return Decision(False, "free gift: counted, not thanked one by one")
+            return Decision(True, f"{msg.kind}: thanked in a batch", Priority.THANKS, batch=True)
+        if msg.kind == Kind.INTERACTION:
+            action = msg.meta.get("action", "interaction")
+            return Decision(False, f"room {action}: counted, not answered")
+        if msg.kind == Kind.CHEER and not msg.text.strip():
+            return Decision(True, "cheer: thanked in a batch", Priority.THANKS, batch=True)
+        if msg.kind == Kind.VOICE:
+            if not msg.text.strip():
+                return Decision(False, "empty transcription")
+            return Decision(True, "co-host on the microphone", Priority.COHOST)
+        return None
+
     def _classify(self, msg: ChatMessage, now: float) -> Decision:
         lang = detect_lang(msg.text)
-        if msg.kind == Kind.SUPERCHAT:
+        if msg.kind in (Kind.SUPERCHAT, Kind.CHEER):
             return Decision(True, "paid message", Priority.PAID)
         mentions = bool(self._catalog and self._catalog.find(msg.text))
         if mentions or is_question(msg.text, lang) or detect_intents(msg.text, lang):

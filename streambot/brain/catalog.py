@@ -43,6 +43,8 @@ class Product(BaseModel):
     shipping_zh: str
     points: list[str] = []
     points_zh: list[str] = []
+    pitch: bool = True  # include in the idle pitch rotation
+    pitch_weight: int = Field(default=1, ge=1, le=10)  # turns per rotation
 
 
 class Catalog(BaseModel):
@@ -234,7 +236,12 @@ class CatalogBrain:
         self.answerer = CatalogAnswerer(Catalog.load(config.path or None), config.host_name)
 
     def pitch_topics(self) -> list[str]:
-        return [p.id for p in self.answerer.catalog.product]
+        """The idle pitch schedule: products marked for pitching, weighted, never sold out."""
+        catalog = self.answerer.catalog
+        schedule = [
+            p.id for p in catalog.product if p.pitch and p.stock > 0 for _ in range(p.pitch_weight)
+        ]
+        return schedule or [p.id for p in catalog.product]
 
     def text_for(self, turn: Turn) -> str:
         if turn.kind == "pitch":

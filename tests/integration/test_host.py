@@ -68,8 +68,11 @@ def test_idle_host_pitches_catalog_products_in_turn(fast_config):
     asyncio.run(app.run(30))
     pitches = [t for t in turns(fast_config.store.path) if t[0] == "pitch"]
     assert len(pitches) >= 2
-    names = [p.name for p in app.catalog_brain.answerer.catalog.product]
-    assert names[0] in pitches[0][3] and names[1] in pitches[1][3]
+    catalog = app.catalog_brain.answerer.catalog
+    schedule = app.catalog_brain.pitch_topics()
+    assert schedule == ["aerobrew", "aerobrew", "thermo", "sonicbuds"]  # weighted, no sold-out
+    for pitch, product_id in zip(pitches, schedule, strict=False):
+        assert catalog.by_id(product_id).name in pitch[3]
     assert all(t[2] == "played" for t in pitches[:-1])
 
 
