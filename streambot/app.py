@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from streambot.brain.factory import build_brain
 from streambot.chat.base import ChatSource
+from streambot.chat.factory import build_platform_sources
 from streambot.chat.local import HttpChatSource, ReplayChatSource, StdinChatSource
 from streambot.config import Config
 from streambot.face.factory import build_face
@@ -81,7 +82,7 @@ class App:
             cfg.host.interrupt_priority,
             cfg.triage.gift_window_s,
         )
-        self.sources: list[ChatSource] = list(extra_sources or [])
+        self.sources: list[ChatSource] = [*build_platform_sources(cfg), *(extra_sources or [])]
         local = cfg.chat.local
         self.http_source: HttpChatSource | None = None
         if local.http:

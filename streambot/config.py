@@ -66,8 +66,41 @@ class LocalChatConfig(_Section):
         return read_secret(self.token_env)
 
 
+class TwitchChatConfig(_Section):
+    enabled: bool = False
+    bot_user_id: str = ""
+    broadcaster_user_id: str = ""
+    client_id_env: str = "TWITCH_CLIENT_ID"
+    client_secret_env: str = "TWITCH_CLIENT_SECRET"
+    access_token_env: str = "TWITCH_ACCESS_TOKEN"
+    refresh_token_env: str = "TWITCH_REFRESH_TOKEN"
+    reply_in_chat: bool = False
+
+
+class BilibiliChatConfig(_Section):
+    enabled: bool = False
+    mode: Literal["web", "open_platform"] = "web"
+    room_id: Annotated[int, Field(ge=0)] = 0
+    cookie_env: str = "BILIBILI_COOKIE"
+    app_id: Annotated[int, Field(ge=0)] = 0
+    access_key_id_env: str = "BILIBILI_ACCESS_KEY_ID"
+    access_key_secret_env: str = "BILIBILI_ACCESS_KEY_SECRET"
+    identity_code_env: str = "BILIBILI_IDENTITY_CODE"
+
+
+class MicChatConfig(_Section):
+    enabled: bool = False
+    model: str = ""
+    device: str = ""
+    language: str = ""
+    user: str = "cohost"
+
+
 class ChatConfig(_Section):
     local: LocalChatConfig = LocalChatConfig()
+    twitch: TwitchChatConfig = TwitchChatConfig()
+    bilibili: BilibiliChatConfig = BilibiliChatConfig()
+    mic: MicChatConfig = MicChatConfig()
 
 
 class TriageConfig(_Section):
