@@ -19,18 +19,21 @@ _URL = re.compile(
     r"(https?://|www\.)\S+|\b[a-z0-9-]+\.(com|net|org|io|ly|gg|cn|tv|me|xyz|top|link)(/\S*)?\b",
     re.IGNORECASE,
 )
-_INJECTION = [
-    re.compile(p, re.IGNORECASE)
-    for p in (
-        r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|rules|prompts?|guidelines)\b",
-        r"\bsystem prompt\b",
-        r"\byou are now\b",
-        r"\b(pretend|act) (to be|as if|like you)\b",
-        r"\b(jailbreak|developer mode|dan mode)\b",
-        r"(忽略|无视|忘记).{0,10}(指令|规则|设定|提示)",
-        r"你现在是|系统提示|扮演",
-    )
-]
+_INJECTION = re.compile(
+    "|".join(
+        f"(?:{p})"
+        for p in (
+            r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|rules|prompts?|guidelines)\b",
+            r"\bsystem prompt\b",
+            r"\byou are now\b",
+            r"\b(pretend|act) (to be|as if|like you)\b",
+            r"\b(jailbreak|developer mode|dan mode)\b",
+            r"(忽略|无视|忘记).{0,10}(指令|规则|设定|提示)",
+            r"你现在是|系统提示|扮演",
+        )
+    ),
+    re.IGNORECASE,
+)
 _QUESTION_EN = re.compile(
     r"\?|^\s*(how|what|when|where|which|who|why|is|are|do|does|can|could|will|would|any)\b",
     re.IGNORECASE,
@@ -39,7 +42,7 @@ _QUESTION_ZH = re.compile(r"[？?]|吗|呢|多少|几|什么|怎么|哪|有没�
 
 
 def printable_ratio(text: str) -> float:
-    if not text:
+    if not text or text.isprintable():
         return 1.0
     ok = sum(1 for ch in text if ch.isspace() or unicodedata.category(ch)[0] not in "C")
     return ok / len(text)
@@ -101,7 +104,7 @@ class Triage:
                 return Decision(False, "banned word")
         if cfg.drop_urls and _URL.search(text):
             return Decision(False, "contains a URL")
-        if any(p.search(text) for p in _INJECTION):
+        if _INJECTION.search(text):
             return Decision(False, "prompt injection attempt")
         key = (msg.user, norm)
         last = self._recent_texts.get(key)
@@ -143,8 +146,11 @@ class Triage:
         lang = detect_lang(msg.text)
         if msg.kind in (Kind.SUPERCHAT, Kind.CHEER):
             return Decision(True, "paid message", Priority.PAID)
-        mentions = bool(self._catalog and self._catalog.find(msg.text))
-        if mentions or is_question(msg.text, lang) or detect_intents(msg.text, lang):
+        if (
+            is_question(msg.text, lang)
+            or detect_intents(msg.text, lang)
+            or (self._catalog is not None and self._catalog.find(msg.text))
+        ):
             return Decision(True, "question", Priority.QUESTION)
         if is_greeting(msg.text, lang):
             greeted = self._greeted.get(msg.user)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from streambot.config import CatalogBrainConfig
 from streambot.events import Turn
@@ -51,6 +51,7 @@ class Catalog(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product: list[Product] = Field(min_length=1)
+    _compiled: list | None = PrivateAttr(default=None)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Catalog:
@@ -67,24 +68,37 @@ class Catalog(BaseModel):
         except (tomllib.TOMLDecodeError, ValidationError) as exc:
             raise CatalogError(f"catalog {path}: {exc}") from None
 
+    def _matchers(self) -> list[tuple[Product, re.Pattern[str], list[str]]]:
+        """Per product: one compiled pattern over its English names (longest first, plural
+        allowed) and its Chinese names. Built once: find() runs on every chat message."""
+        if self._compiled is None:
+            compiled = []
+            for product in self.product:
+                names = sorted(
+                    {n.lower() for n in (product.name, product.id, *product.aliases)},
+                    key=len,
+                    reverse=True,
+                )
+                alternation = "|".join(re.escape(n) for n in names)
+                pattern = re.compile(rf"(?<![a-z0-9])({alternation})(?:e?s)?(?![a-z0-9])")
+                zh = [a for a in (product.name_zh, *product.aliases_zh) if a]
+                compiled.append((product, pattern, zh))
+            self._compiled = compiled
+        return self._compiled
+
     def find(self, text: str) -> list[Product]:
         """Products mentioned in ``text``, longest alias match first, each at most once."""
         lowered = text.lower()
-        hits: list[tuple[int, int, Product]] = []
-        for product in self.product:
-            names = [product.name, product.id, *product.aliases]
-            best = 0
-            for alias in names:
-                a = alias.lower()
-                if re.search(rf"(?<![a-z0-9]){re.escape(a)}(?:e?s)?(?![a-z0-9])", lowered):
-                    best = max(best, len(a))
-            for alias in [product.name_zh, *product.aliases_zh]:
-                if alias and alias in text:
+        hits: list[tuple[int, Product]] = []
+        for product, pattern, zh_names in self._matchers():
+            best = max((len(m.group(1)) for m in pattern.finditer(lowered)), default=0)
+            for alias in zh_names:
+                if alias in text:
                     best = max(best, len(alias) * 2)
             if best:
-                hits.append((best, lowered.find(names[0].lower()), product))
+                hits.append((best, product))
         hits.sort(key=lambda h: -h[0])
-        return [h[2] for h in hits]
+        return [h[1] for h in hits]
 
     def by_id(self, product_id: str) -> Product | None:
         return next((p for p in self.product if p.id == product_id), None)
