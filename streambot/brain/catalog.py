@@ -136,16 +136,20 @@ _GREETING_EN = r"^\W*(hi|hello|hey|yo|good (morning|afternoon|evening)|greetings
 _GREETING_ZH = r"你好|大家好|哈喽|嗨|早上好|晚上好|下午好|主播好"
 
 
+_COMPILED_INTENTS = {
+    "zh": [(name, re.compile(p)) for name, p in _INTENTS_ZH.items()],
+    "en": [(name, re.compile(p, re.IGNORECASE)) for name, p in _INTENTS_EN.items()],
+}
+_COMPILED_GREETING = {"zh": re.compile(_GREETING_ZH), "en": re.compile(_GREETING_EN, re.I)}
+
+
 def detect_intents(text: str, lang: str) -> list[str]:
-    table = _INTENTS_ZH if lang == "zh" else _INTENTS_EN
-    flags = 0 if lang == "zh" else re.IGNORECASE
-    return [name for name, pattern in table.items() if re.search(pattern, text, flags)]
+    table = _COMPILED_INTENTS["zh" if lang == "zh" else "en"]
+    return [name for name, pattern in table if pattern.search(text)]
 
 
 def is_greeting(text: str, lang: str) -> bool:
-    if lang == "zh":
-        return re.search(_GREETING_ZH, text) is not None
-    return re.search(_GREETING_EN, text, re.IGNORECASE) is not None
+    return _COMPILED_GREETING["zh" if lang == "zh" else "en"].search(text) is not None
 
 
 def speakable_name(user: str) -> str | None:
