@@ -14,6 +14,7 @@ from streambot.chat.base import ChatSource
 from streambot.chat.factory import build_platform_sources
 from streambot.chat.local import HttpChatSource, ReplayChatSource, StdinChatSource
 from streambot.config import Config
+from streambot.events import ChatMessage
 from streambot.face.factory import build_face
 from streambot.host import Host
 from streambot.inbox import Inbox
@@ -166,6 +167,7 @@ class App:
             self.metrics,
             cfg.stream.fps,
         )
+        self.host.on_answered = self._reply_in_chat
         self.ingest.resume(cfg.triage.resume_min_priority)
         metrics_runner = None
         if cfg.metrics.enabled:
@@ -207,6 +209,15 @@ class App:
             turns=self.host.turns_played,
             unavailable_sinks=dict(self.sinks.unavailable),
         )
+
+    async def _reply_in_chat(self, question: ChatMessage, reply: str) -> None:
+        """Post the spoken answer into the chat it came from, where the platform allows it."""
+        for source in self.sources:
+            if source.name == question.source and getattr(source, "reply_in_chat", False):
+                try:
+                    await source.send(reply, reply_to=question.meta.get("message_id"))
+                except Exception as exc:  # a failed chat post must not disturb the stream
+                    log.warning("could not post the answer into %s chat: %s", source.name, exc)
 
     async def _thank_gifts(self) -> None:
         """Turn each window of gifts into one thanks message (on the pipeline clock)."""

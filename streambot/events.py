@@ -80,6 +80,7 @@ class Turn:
     message: ChatMessage | None
     lang: str = "en"
     topic: str | None = None  # product id of an idle pitch
+    reply: str = ""  # the text said, once the brain has finished
     timings: TurnTimings = field(default_factory=TurnTimings)
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from streambot.brain.base import Brain
 from streambot.brain.sentences import SentenceSplitter
@@ -55,6 +56,10 @@ class Host:
         self._lang = "en"
         self.turns_played = 0
         self.current: Turn | None = None
+        # Called with (question, reply text) after an answer was fully spoken, e.g. to post
+        # the answer into the platform's chat as well.
+        self.on_answered: Callable[[ChatMessage, str], Awaitable[None]] | None = None
+        self._background: set[asyncio.Task] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         last_activity = self.clock.now()
@@ -159,6 +164,10 @@ class Host:
             self.store.end_turn(turn.id, msg_id, outcome)
         self.store.log_timings(turn.id, turn.timings)
         self._observe(turn, outcome)
+        if outcome == "played" and turn.kind == "answer" and turn.message and self.on_answered:
+            task = asyncio.create_task(self.on_answered(turn.message, turn.reply))
+            self._background.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._background.discard)
         self.turns_played += 1
         return outcome
 
@@ -221,6 +230,7 @@ class Host:
         for text in splitter.flush():
             await out.put(Sentence(turn.id, index, text, turn.lang))
             index += 1
+        turn.reply = reply
         self.store.set_reply(turn.id, reply)
         await out.put(_END)
 

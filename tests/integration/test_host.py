@@ -122,3 +122,25 @@ def test_a_model_error_in_one_turn_is_logged_and_the_stream_goes_on(fast_config,
         ("bob", "played"),
     ]
     assert report.frames == 8 * 25 and report.late_frames == 0
+
+
+def test_answers_are_posted_back_into_the_chat_they_came_from(fast_config):
+    class ChatWithReplies:
+        name = "twitch"
+        reply_in_chat = True
+
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, str | None]] = []
+
+        async def messages(self):
+            msg = ChatMessage("twitch", "ann", "how much is the lamp?")
+            msg.meta["message_id"] = "m-1"
+            yield msg
+
+        async def send(self, text, reply_to=None):
+            self.sent.append((text, reply_to))
+            return True
+
+    chat = ChatWithReplies()
+    asyncio.run(App(fast_config, extra_sources=[chat]).run(6))
+    assert chat.sent == [("The LumaDesk Lamp is $59.", "m-1")]
