@@ -21,11 +21,13 @@ from streambot.inbox import Inbox
 from streambot.ingest import Ingest
 from streambot.metrics import Metrics, serve_metrics
 from streambot.stage.clock import Clock, MonotonicClock, VirtualClock
+from streambot.stage.director import StageDirector, obs_controller
 from streambot.stage.presenter import Presenter
 from streambot.stage.sinks.base import Sink, StreamFormat
 from streambot.stage.sinks.fanout import SinkFanout
 from streambot.stage.sinks.file import FileSink
 from streambot.stage.sinks.null import NullSink
+from streambot.stage.sinks.stream import StreamSink
 from streambot.stage.sinks.virtualcam import VirtualCamSink
 from streambot.store import Store
 from streambot.triage import Triage
@@ -50,6 +52,16 @@ def build_sinks(config: Config) -> list[Sink]:
     s = config.sinks
     if s.file.enabled:
         sinks.append(FileSink(s.file.path, s.file.preset, s.file.crf))
+    if s.stream.enabled:
+        sinks.append(
+            StreamSink(
+                s.stream.url,
+                video_bitrate=s.stream.video_bitrate,
+                audio_bitrate=s.stream.audio_bitrate,
+                gop_seconds=s.stream.gop_seconds,
+                preset=s.stream.preset,
+            )
+        )
     if s.virtualcam.enabled:
         sinks.append(VirtualCamSink(s.virtualcam.device))
     if s.null.enabled or not sinks:
@@ -168,6 +180,11 @@ class App:
             cfg.stream.fps,
         )
         self.host.on_answered = self._reply_in_chat
+        director = self._director()
+        if director is not None:
+            await director.start()
+            self.host.on_turn_start = director.turn_started
+            self.host.on_turn_end = director.turn_ended
         self.ingest.resume(cfg.triage.resume_min_priority)
         metrics_runner = None
         if cfg.metrics.enabled:
@@ -178,6 +195,8 @@ class App:
             except OSError as exc:
                 log.error("metrics endpoint unavailable (%s); continuing without it", exc)
         max_frames = None if seconds is None else round(seconds * cfg.stream.fps)
+        if director is not None:
+            director.on_air()
         started = time.perf_counter()
         tasks = [
             asyncio.create_task(self.presenter.run(self.stop, max_frames), name="presenter"),
@@ -193,6 +212,8 @@ class App:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.sinks.close()
+            if director is not None:
+                await director.stop()
             if metrics_runner is not None:
                 await metrics_runner.cleanup()
             self.store.close()
@@ -209,6 +230,17 @@ class App:
             turns=self.host.turns_played,
             unavailable_sinks=dict(self.sinks.unavailable),
         )
+
+    def _director(self) -> StageDirector | None:
+        cfg = self.config.obs
+        if not cfg.enabled:
+            return None
+        try:
+            controller = obs_controller(cfg)
+        except ImportError as exc:
+            log.error("OBS control unavailable (%s): pip install 'streambot[stage]'", exc)
+            return None
+        return StageDirector(controller, self.catalog_brain.answerer.catalog)
 
     async def _reply_in_chat(self, question: ChatMessage, reply: str) -> None:
         """Post the spoken answer into the chat it came from, where the platform allows it."""

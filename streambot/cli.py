@@ -1,4 +1,4 @@
-"""Command line: ``python -m streambot {run,demo,doctor,avatar}``."""
+"""Command line: ``python -m streambot {run,demo,doctor,avatar,obs}``."""
 
 from __future__ import annotations
 
@@ -125,6 +125,23 @@ def cmd_avatar_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_obs_setup(args: argparse.Namespace) -> int:
+    from streambot.stage.director import obs_controller
+
+    """Create the scenes and sources the stage director uses (existing ones are kept)."""
+    config = _config_or_exit(args.config)
+    setup_logging("WARNING")
+    try:
+        controller = obs_controller(config.obs)
+    except ImportError as exc:
+        print(f"error: {exc}; pip install 'streambot[stage]'", file=sys.stderr)
+        return EXIT_CONFIG
+    stream_url = config.obs.stream_url or config.sinks.stream.url
+    report = asyncio.run(controller.setup(stream_url))
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streambot", description="A 24/7 livestream host.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prepare.add_argument("--fps", type=int, default=25, help="stream frame rate (default 25)")
     prepare.set_defaults(func=cmd_avatar_prepare)
+    obs = sub.add_parser("obs", help="OBS scenes and sources over obs-websocket")
+    obs_sub = obs.add_subparsers(dest="obs_command", required=True)
+    obs_setup = obs_sub.add_parser(
+        "setup",
+        help="create the scenes, caption, product image "
+        "and the Media Source that plays the stream sink",
+    )
+    obs_setup.add_argument("--config", default=None, help="config.toml")
+    obs_setup.set_defaults(func=cmd_obs_setup)
     return parser
 
 

@@ -231,11 +231,40 @@ class NullSinkConfig(_Section):
     enabled: bool = True
 
 
+class StreamSinkConfig(_Section):
+    enabled: bool = False
+    url: str = "udp://127.0.0.1:9999"
+    video_bitrate: str = "2500k"
+    audio_bitrate: str = "128k"
+    gop_seconds: Annotated[float, Field(gt=0, le=10)] = 1.0
+    preset: str = "veryfast"
+
+
 class SinksConfig(_Section):
     file: FileSinkConfig = FileSinkConfig()
+    stream: StreamSinkConfig = StreamSinkConfig()
     virtualcam: VirtualCamSinkConfig = VirtualCamSinkConfig()
     null: NullSinkConfig = NullSinkConfig()
     queue_frames: Annotated[int, Field(ge=1, le=250)] = 12
+
+
+class ObsConfig(_Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 4455
+    password_env: str = "OBS_WEBSOCKET_PASSWORD"
+    timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    stream_url: str = ""
+    scene_idle: str = "streambot idle"
+    scene_talking: str = "streambot talking"
+    scene_showcase: str = "streambot showcase"
+    scene_brb: str = "streambot brb"
+    caption_source: str = "streambot caption"
+    product_source: str = "streambot product"
+    media_source: str = "streambot stream"
+
+    def password(self) -> SecretStr | None:
+        return read_secret(self.password_env)
 
 
 class StoreConfig(_Section):
@@ -261,6 +290,7 @@ class Config(_Section):
     voice: VoiceConfig = VoiceConfig()
     face: FaceConfig = FaceConfig()
     sinks: SinksConfig = SinksConfig()
+    obs: ObsConfig = ObsConfig()
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()

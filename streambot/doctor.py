@@ -78,10 +78,26 @@ def run_checks(config: Config) -> list[Check]:
     ]
     if local.http:
         checks.append(_try("chat HTTP port", lambda: _port_free(local.host, local.port)))
+    if config.obs.enabled:
+        checks.extend(_obs_checks(config))
     if config.metrics.enabled:
         m = config.metrics
         checks.append(_try("metrics port", lambda: _port_free(m.host, m.port)))
     return checks
+
+
+def _obs_checks(config: Config) -> list[Check]:
+    """OBS reachable, and every scene and source the stage director uses exists."""
+    import asyncio
+
+    from streambot.stage.director import obs_controller
+
+    try:
+        controller = obs_controller(config.obs)
+    except ImportError as exc:
+        return [Check("OBS", False, f"{exc}; pip install 'streambot[stage]'")]
+    results = asyncio.run(controller.check())
+    return [Check(f"OBS {name}", ok, detail) for name, ok, detail in results]
 
 
 def report(checks: list[Check]) -> tuple[str, bool]:

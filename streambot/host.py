@@ -59,6 +59,9 @@ class Host:
         # Called with (question, reply text) after an answer was fully spoken, e.g. to post
         # the answer into the platform's chat as well.
         self.on_answered: Callable[[ChatMessage, str], Awaitable[None]] | None = None
+        # Called when a turn starts and ends (the stage director switches OBS scenes).
+        self.on_turn_start: Callable[[Turn], None] | None = None
+        self.on_turn_end: Callable[[Turn], None] | None = None
         self._background: set[asyncio.Task] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -126,6 +129,8 @@ class Host:
         """Produce and present one turn; returns its outcome."""
         self.current = turn
         self.face.reset()
+        if self.on_turn_start is not None:
+            self.on_turn_start(turn)
         done = self.presenter.begin_turn(turn)
         producer = asyncio.create_task(self._produce(turn), name=f"turn-{turn.id}")
         self.ingest.urgent.clear()
@@ -156,6 +161,8 @@ class Host:
                 await _first_of(done, asyncio.sleep(1.0))
         finally:
             self.current = None
+            if self.on_turn_end is not None:
+                self.on_turn_end(turn)
         msg_id = turn.message.id if turn.message else None
         if outcome == "interrupted-by-shutdown" and msg_id is not None:
             self.store.end_turn(turn.id, None, outcome)

@@ -43,6 +43,7 @@ class Product(BaseModel):
     shipping_zh: str
     points: list[str] = []
     points_zh: list[str] = []
+    image: str = ""  # picture shown in OBS while the product is discussed
     pitch: bool = True  # include in the idle pitch rotation
     pitch_weight: int = Field(default=1, ge=1, le=10)  # turns per rotation
 

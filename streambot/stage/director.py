@@ -1,0 +1,88 @@
+"""The stage director: follows the host's turns and sets OBS's scene, caption and product image.
+
+Every change goes to the ObsController as a background task: OBS being slow, down or
+restarting never delays a turn (the controller remembers the wanted state and applies it
+when OBS is back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from streambot.brain.catalog import Catalog, Product
+from streambot.config import ObsConfig
+from streambot.events import Turn
+
+if TYPE_CHECKING:  # obsws-python is an optional extra
+    from streambot.stage.obs import ObsController
+
+log = logging.getLogger(__name__)
+MAX_CAPTION = 120
+
+
+def obs_controller(cfg: ObsConfig) -> ObsController:
+    """An ObsController for the ``[obs]`` config section (ImportError without obsws-python)."""
+    from streambot.stage.obs import ObsController, ObsScenes
+
+    scenes = ObsScenes(
+        idle=cfg.scene_idle,
+        talking=cfg.scene_talking,
+        showcase=cfg.scene_showcase,
+        brb=cfg.scene_brb,
+        caption=cfg.caption_source,
+        product=cfg.product_source,
+        stream=cfg.media_source,
+    )
+    return ObsController(cfg.host, cfg.port, cfg.password(), cfg.timeout_s, scenes)
+
+
+def caption_for(turn: Turn) -> str:
+    if turn.kind == "answer" and turn.message is not None:
+        text = " ".join(turn.message.text.split())
+        text = text if len(text) <= MAX_CAPTION else text[: MAX_CAPTION - 1] + "…"
+        return f"{turn.message.user}: {text}"
+    return ""
+
+
+class StageDirector:
+    def __init__(self, controller: ObsController, catalog: Catalog) -> None:
+        self.controller, self.catalog = controller, catalog
+        self._tasks: set[asyncio.Task] = set()
+
+    def _send(self, state: str, caption: str | None = None, image: str | None = None) -> None:
+        task = asyncio.create_task(self.controller.set_state(state, caption, image))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def product_for(self, turn: Turn) -> Product | None:
+        if turn.kind == "pitch" and turn.topic:
+            return self.catalog.by_id(turn.topic)
+        if turn.message is not None:
+            found = self.catalog.find(turn.message.text)
+            return found[0] if found else None
+        return None
+
+    async def start(self) -> None:
+        await self.controller.start()
+        self._send("brb", caption="")
+
+    def on_air(self) -> None:
+        self._send("idle", caption="")
+
+    def turn_started(self, turn: Turn) -> None:
+        product = self.product_for(turn)
+        caption = caption_for(turn) or (product.name if product else "")
+        if product is not None and product.image:
+            self._send("showcase", caption, product.image)
+        else:
+            self._send("talking", caption)
+
+    def turn_ended(self, turn: Turn) -> None:
+        self._send("idle", caption="")
+
+    async def stop(self) -> None:
+        self._send("brb", caption="")
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.controller.stop()
