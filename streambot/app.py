@@ -23,6 +23,7 @@ from streambot.metrics import Metrics, serve_metrics
 from streambot.stage.clock import Clock, MonotonicClock, VirtualClock
 from streambot.stage.director import StageDirector, obs_controller
 from streambot.stage.presenter import Presenter
+from streambot.stage.sinks.audio_device import AudioDeviceSink
 from streambot.stage.sinks.base import Sink, StreamFormat
 from streambot.stage.sinks.fanout import SinkFanout
 from streambot.stage.sinks.file import FileSink
@@ -64,6 +65,11 @@ def build_sinks(config: Config) -> list[Sink]:
         )
     if s.virtualcam.enabled:
         sinks.append(VirtualCamSink(s.virtualcam.device))
+    if s.audio_device.enabled:
+        device: str | int | None = s.audio_device.device or None
+        if isinstance(device, str) and device.isdigit():
+            device = int(device)
+        sinks.append(AudioDeviceSink(device, s.audio_device.latency_s))
     if s.null.enabled or not sinks:
         sinks.append(NullSink())
     return sinks

@@ -227,6 +227,12 @@ class VirtualCamSinkConfig(_Section):
     device: str = ""
 
 
+class AudioDeviceSinkConfig(_Section):
+    enabled: bool = False
+    device: str = ""
+    latency_s: Annotated[float, Field(gt=0, le=2)] = 0.1
+
+
 class NullSinkConfig(_Section):
     enabled: bool = True
 
@@ -244,6 +250,7 @@ class SinksConfig(_Section):
     file: FileSinkConfig = FileSinkConfig()
     stream: StreamSinkConfig = StreamSinkConfig()
     virtualcam: VirtualCamSinkConfig = VirtualCamSinkConfig()
+    audio_device: AudioDeviceSinkConfig = AudioDeviceSinkConfig()
     null: NullSinkConfig = NullSinkConfig()
     queue_frames: Annotated[int, Field(ge=1, le=250)] = 12
 

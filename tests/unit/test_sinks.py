@@ -52,3 +52,18 @@ async def test_file_sink_writes_playable_mp4_with_equal_durations(tmp_path):
         v_dur = float(video.duration * video.time_base)
         a_dur = float(audio.duration * audio.time_base)
         assert abs(v_dur - 2.0) < 1e-6 and abs(a_dur - v_dur) <= 1 / 25
+
+
+def test_audio_device_without_portaudio_says_how_to_install_it(monkeypatch):
+    from streambot.stage.sinks.audio_device import AudioDeviceSink
+
+    try:
+        import sounddevice  # noqa: F401
+
+        pytest.skip("PortAudio is installed here")
+    except OSError:
+        pass
+    except ImportError:
+        pytest.skip("sounddevice is not installed")
+    with pytest.raises(SinkUnavailable, match="libportaudio2"):
+        AudioDeviceSink().open(FMT)
