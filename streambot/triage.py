@@ -71,6 +71,11 @@ class _BoundedLru(OrderedDict):
                 self.popitem(last=False)
         return self[key]
 
+    def put(self, key, value):
+        """Set ``key`` as the most recent entry, evicting the least recent past capacity."""
+        self.touch(key, value)
+        self[key] = value
+
 
 class Triage:
     def __init__(self, config: TriageConfig, catalog: Catalog | None = None) -> None:
@@ -108,8 +113,7 @@ class Triage:
             return Decision(False, "prompt injection attempt")
         key = (msg.user, norm)
         last = self._recent_texts.get(key)
-        self._recent_texts.touch(key, now)
-        self._recent_texts[key] = now
+        self._recent_texts.put(key, now)
         if last is not None and now - last < cfg.dedupe_window_s:
             return Decision(False, f"duplicate of a message {now - last:.1f}s ago")
         times: deque = self._user_times.touch(msg.user, deque())
@@ -156,7 +160,6 @@ class Triage:
             greeted = self._greeted.get(msg.user)
             if greeted is not None and now - greeted < 300:
                 return Decision(False, "already greeted recently")
-            self._greeted.touch(msg.user, now)
-            self._greeted[msg.user] = now
+            self._greeted.put(msg.user, now)
             return Decision(True, "greeting", Priority.CHAT)
         return Decision(False, "chatter: not a question or greeting")

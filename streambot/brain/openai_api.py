@@ -17,7 +17,6 @@ import codecs
 import contextlib
 import json
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any, Literal
 import aiohttp
 from pydantic import SecretStr
 
+from streambot.backoff import capped_exponential, equal_jitter
 from streambot.brain.base import Brain
 from streambot.events import Turn
 
@@ -377,8 +377,7 @@ class OpenAIChatBrain:
 
     def _backoff(self, attempt: int) -> float:
         """Capped exponential backoff with jitter (half fixed, half random)."""
-        delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-        return delay / 2 + random.uniform(0, delay / 2)
+        return equal_jitter(capped_exponential(attempt - 1, self.backoff_base, self.backoff_max))
 
     async def _fallback_reply(self, turn: Turn) -> AsyncIterator[str]:
         self.fallbacks += 1

@@ -37,6 +37,7 @@ import aiohttp
 import yarl
 from pydantic import SecretStr
 
+from streambot.backoff import capped_exponential, full_jitter
 from streambot.chat.bilibili_codec import (
     OP_AUTH_REPLY,
     OP_COMMAND,
@@ -207,7 +208,7 @@ class _DanmakuClient:
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(max, base * 2**attempt)]."""
-        return random.uniform(0.0, min(self.backoff_max, self.backoff_base * 2 ** min(attempt, 30)))
+        return full_jitter(capped_exponential(attempt, self.backoff_base, self.backoff_max))
 
     def _handle(self, item: Packet | DecodeError) -> ChatMessage | None:
         if isinstance(item, DecodeError):

@@ -298,11 +298,9 @@ def _ping_pong(n: int) -> np.ndarray:
 
 
 def _cache_key(path: Path, params: dict[str, object]) -> str:
-    digest = hashlib.sha256()
     try:
         with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
+            digest = hashlib.file_digest(f, "sha256")
     except FileNotFoundError:
         raise AvatarError(f"cannot read avatar source {path}: no such file") from None
     except OSError as exc:

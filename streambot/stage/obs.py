@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
+from streambot.backoff import capped_exponential, equal_jitter
+
 log = logging.getLogger(__name__)
 
 State = Literal["idle", "talking", "showcase", "brb"]
@@ -424,8 +426,8 @@ class ObsController:
             client.base_client.ws.shutdown()  # unblocks a thread still stuck in recv
 
     def _backoff(self, attempt: int) -> float:
-        delay = min(self.backoff_max, self.backoff_initial * (2**attempt))
-        return delay / 2 + self._rng() * delay / 2  # "equal jitter"
+        delay = capped_exponential(attempt, self.backoff_initial, self.backoff_max)
+        return equal_jitter(delay, self._rng)
 
     async def _run(self) -> None:
         attempt = 0
