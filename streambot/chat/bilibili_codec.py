@@ -171,42 +171,12 @@ class PacketDecoder:
     ) -> None:
         offset, size = 0, len(data)
         while offset < size:
-            if size - offset < HEADER_LEN:
-                out.append(
-                    DecodeError(
-                        f"truncated header: {size - offset} bytes" + _at(offset, depth),
-                        data[offset : offset + 64],
-                    )
-                )
+            problem = self._framing_problem(data, offset)
+            if problem is not None:
+                # The framing is lost: nothing after this point can be trusted.
+                out.append(DecodeError(problem + _at(offset, depth), data[offset : offset + 64]))
                 return
             packet_len, header_len, ver, op, seq = HEADER.unpack_from(data, offset)
-            if header_len < HEADER_LEN or packet_len < header_len:
-                out.append(
-                    DecodeError(
-                        f"bad lengths: packet_len {packet_len}, header_len {header_len}"
-                        + _at(offset, depth),
-                        data[offset : offset + 64],
-                    )
-                )
-                return
-            if packet_len > self.max_packet:
-                out.append(
-                    DecodeError(
-                        f"oversized packet: {packet_len} bytes (limit {self.max_packet})"
-                        + _at(offset, depth),
-                        data[offset : offset + 64],
-                    )
-                )
-                return
-            if offset + packet_len > size:
-                out.append(
-                    DecodeError(
-                        f"truncated packet: header says {packet_len} bytes, "
-                        f"{size - offset} left" + _at(offset, depth),
-                        data[offset : offset + 64],
-                    )
-                )
-                return
             body = data[offset + header_len : offset + packet_len]
             raw = data[offset : offset + min(packet_len, 64)]
             offset += packet_len
@@ -226,6 +196,20 @@ class PacketDecoder:
                 self._unpack(inner, depth + 1, out, budget)
             else:
                 out.append(DecodeError(f"unknown protover {ver} (op {op})", raw))
+
+    def _framing_problem(self, data: bytes, offset: int) -> str | None:
+        """Why the packet at ``offset`` cannot be framed, or None when its header is sound."""
+        left = len(data) - offset
+        if left < HEADER_LEN:
+            return f"truncated header: {left} bytes"
+        packet_len, header_len, _, _, _ = HEADER.unpack_from(data, offset)
+        if header_len < HEADER_LEN or packet_len < header_len:
+            return f"bad lengths: packet_len {packet_len}, header_len {header_len}"
+        if packet_len > self.max_packet:
+            return f"oversized packet: {packet_len} bytes (limit {self.max_packet})"
+        if packet_len > left:
+            return f"truncated packet: header says {packet_len} bytes, {left} left"
+        return None
 
     def _inflate(self, body: bytes, ver: int, budget: list[int]) -> bytes | DecodeError:
         limit = min(self.max_packet, budget[0])  # the decompressed size this body may take
