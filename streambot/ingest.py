@@ -46,6 +46,7 @@ class Ingest:
         self.store.log_decision(
             msg.id, status, decision.reason, decision.priority if decision.accepted else None
         )
+        # Reasons read "<rule>: <details>"; only the rule is a metric label (bounded set).
         self.metrics.decisions.labels(status, decision.reason.split(":")[0]).inc()
         log.info(
             "%s %s from %s/%s: %s (%s)",

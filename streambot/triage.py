@@ -115,7 +115,7 @@ class Triage:
         last = self._recent_texts.get(key)
         self._recent_texts.put(key, now)
         if last is not None and now - last < cfg.dedupe_window_s:
-            return Decision(False, f"duplicate of a message {now - last:.1f}s ago")
+            return Decision(False, f"duplicate: same message {now - last:.1f}s ago")
         times: deque = self._user_times.touch(msg.user, deque())
         while times and now - times[0] >= cfg.rate_limit_window_s:
             times.popleft()
