@@ -257,7 +257,6 @@ class Host:
         await out.put(_END)
 
     async def _show(self, turn: Turn, inbox: asyncio.Queue) -> None:
-        frame_in_turn = 0
         spf = self.presenter.samples_per_frame
         while (speech := await inbox.get()) is not _END:
             assert isinstance(speech, Speech)
@@ -270,7 +269,6 @@ class Host:
                 start += n
             if start != speech.frames:
                 raise RuntimeError(f"face rendered {start} frames for {speech.frames}")
-            frame_in_turn += start
 
 
 async def _without_phonemes(stream):

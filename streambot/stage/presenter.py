@@ -119,7 +119,7 @@ class Presenter:
                     await self.clock.sleep_until(deadline)
                 frame, pcm, turn_id = await self._next_frame(stop)
                 await self.sinks.write(k, frame, pcm)
-                self._account(k, turn_id)
+                self._account(turn_id)
                 self.frame_index += 1
                 if max_frames is not None and self.frame_index >= max_frames:
                     stop.set()
@@ -139,7 +139,7 @@ class Presenter:
             self._stopped.set()
             self._finish_all("stopped")
 
-    def _account(self, k: int, turn_id: int | None) -> None:
+    def _account(self, turn_id: int | None) -> None:
         self.stats.frames += 1
         if turn_id is None:
             self.stats.idle_frames += 1
