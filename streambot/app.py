@@ -242,7 +242,7 @@ class App:
         if not cfg.enabled:
             return None
         try:
-            controller = obs_controller(cfg)
+            controller = obs_controller(self.config)
         except ImportError as exc:
             log.error("OBS control unavailable (%s): pip install 'streambot[stage]'", exc)
             return None

@@ -126,13 +126,13 @@ def cmd_avatar_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_obs_setup(args: argparse.Namespace) -> int:
+    """Create the scenes and sources the stage director uses (existing ones are kept)."""
     from streambot.stage.director import obs_controller
 
-    """Create the scenes and sources the stage director uses (existing ones are kept)."""
     config = _config_or_exit(args.config)
     setup_logging("WARNING")
     try:
-        controller = obs_controller(config.obs)
+        controller = obs_controller(config)
     except ImportError as exc:
         print(f"error: {exc}; pip install 'streambot[stage]'", file=sys.stderr)
         return EXIT_CONFIG

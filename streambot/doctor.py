@@ -93,7 +93,7 @@ def _obs_checks(config: Config) -> list[Check]:
     from streambot.stage.director import obs_controller
 
     try:
-        controller = obs_controller(config.obs)
+        controller = obs_controller(config)
     except ImportError as exc:
         return [Check("OBS", False, f"{exc}; pip install 'streambot[stage]'")]
     results = asyncio.run(controller.check())

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from streambot.brain.catalog import Catalog, Product
-from streambot.config import ObsConfig
+from streambot.config import Config
 from streambot.events import Turn
 
 if TYPE_CHECKING:  # obsws-python is an optional extra
@@ -22,9 +22,19 @@ log = logging.getLogger(__name__)
 MAX_CAPTION = 120
 
 
-def obs_controller(cfg: ObsConfig) -> ObsController:
-    """An ObsController for the ``[obs]`` config section (ImportError without obsws-python)."""
+def media_stream_url(config: Config) -> str:
+    """What OBS's Media Source should play: ``obs.stream_url``, else the stream sink's URL
+    when that sink is on, else "" (the picture reaches OBS some other way)."""
+    if config.obs.stream_url:
+        return config.obs.stream_url
+    return config.sinks.stream.url if config.sinks.stream.enabled else ""
+
+
+def obs_controller(config: Config) -> ObsController:
+    """An ObsController for the config's ``[obs]`` section (ImportError without obsws-python)."""
     from streambot.stage.obs import ObsController, ObsScenes
+
+    cfg = config.obs
 
     scenes = ObsScenes(
         idle=cfg.scene_idle,
@@ -35,7 +45,14 @@ def obs_controller(cfg: ObsConfig) -> ObsController:
         product=cfg.product_source,
         stream=cfg.media_source,
     )
-    return ObsController(cfg.host, cfg.port, cfg.password(), cfg.timeout_s, scenes)
+    return ObsController(
+        cfg.host,
+        cfg.port,
+        cfg.password(),
+        cfg.timeout_s,
+        scenes,
+        stream_url=media_stream_url(config) or None,
+    )
 
 
 def caption_for(turn: Turn) -> str:

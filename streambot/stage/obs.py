@@ -186,6 +186,7 @@ class ObsController:
         backoff_max: float = 30.0,
         health_interval: float = 5.0,
         rng: Callable[[], float] = random.random,
+        stream_url: str | None = None,
     ) -> None:
         silence_obsws_logging()
         self.host = host
@@ -203,7 +204,11 @@ class ObsController:
         self._wake = asyncio.Event()
         self._connected_event = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._desired: dict[str, str] = {}  # "product" / "caption" / "scene" -> value
+        self._desired: dict[str, str] = {}  # "stream" / "product" / "caption" / "scene"
+        if stream_url:
+            # Re-checked on every (re)connect: an OBS that crashed may come back with an older
+            # scene collection whose Media Source plays some other URL.
+            self._desired["stream"] = stream_url
         self._applied: dict[str, str] = {}
         self.last_error = ""
         self.platform = ""
@@ -317,6 +322,23 @@ class ObsController:
                 results.append((f"source {name!r}", False, f"kind is {have}, expected {kind}"))
             else:
                 results.append((f"source {name!r}", True, kind))
+        want_url = self._desired.get("stream")
+        if want_url and have_inputs.get(self.scenes.stream) == MEDIA_KIND:
+            try:
+                answer = await self._request("GetInputSettings", {"inputName": self.scenes.stream})
+            except (ObsUnavailable, ObsRequestFailed) as e:
+                results.append(("media source input", False, str(e)))
+                return results
+            have_url = answer.get("inputSettings", {}).get("input", "")
+            results.append(
+                (
+                    f"source {self.scenes.stream!r} input",
+                    have_url == want_url,
+                    have_url
+                    if have_url == want_url
+                    else f"plays {have_url or 'nothing'}, expected {want_url} (run obs setup)",
+                )
+            )
         return results
 
     async def screenshot(
@@ -500,9 +522,13 @@ class ObsController:
 
     async def _apply_pending(self) -> None:
         async with self._apply_lock:
-            for key in ("product", "caption", "scene"):
+            for key in ("stream", "product", "caption", "scene"):
                 want = self._desired.get(key)
                 if want is None or self._applied.get(key) == want:
+                    continue
+                if key == "stream":
+                    await self._point_media_source_at(want)
+                    self._applied[key] = want
                     continue
                 if key == "scene":
                     request, data = "SetCurrentProgramScene", {"sceneName": want}
@@ -516,6 +542,23 @@ class ObsController:
                 except ObsRequestFailed as e:
                     log.warning("OBS could not set the %s: %s (run obs setup?)", key, e)
                 self._applied[key] = want  # also on a refusal: retried on the next reconnect
+
+    async def _point_media_source_at(self, url: str) -> None:
+        """Make the Media Source play ``url``; left alone when it already does, because
+        changing its settings restarts playback (a visible hiccup)."""
+        source = self.scenes.stream
+        try:
+            answer = await self._request("GetInputSettings", {"inputName": source})
+            have = answer.get("inputSettings", {})
+            if have.get("input") == url and have.get("is_local_file") is False:
+                return
+            await self._request(
+                "SetInputSettings",
+                {"inputName": source, "inputSettings": media_settings(url), "overlay": True},
+            )
+            log.info("OBS Media Source %r now plays %s", source, url)
+        except ObsRequestFailed as e:
+            log.warning("OBS Media Source %r cannot play the stream: %s (obs setup?)", source, e)
 
     async def _scene_names(self) -> set[str]:
         data = await self._request("GetSceneList")
@@ -602,6 +645,8 @@ class ObsController:
         if product_image is not None:
             self._desired["product"] = product_image
             self._applied["product"] = product_image
+        if self._desired.get("stream") == stream_url:
+            self._applied["stream"] = stream_url
 
 
 def _major(version: str) -> int:

@@ -285,3 +285,45 @@ async def test_old_websocket_version_and_down_obs_in_check() -> None:
     obs = ObsController(port=port, timeout=0.5)
     [(name, ok, detail)] = await obs.check()
     assert name == "obs connection" and not ok and "connection refused" in detail
+
+
+async def test_media_source_is_pointed_back_at_the_stream_after_a_crash(double) -> None:
+    """An OBS that crashed can come back with an older scene collection whose Media Source
+    plays another URL; the controller points it at the stream again, and leaves a correct
+    one alone (changing its settings would restart playback)."""
+    obs = controller(double, stream_url=URL)
+    await obs.start()
+    try:
+        assert await obs.wait_connected(5)
+        assert (await obs.setup(URL)).ok
+        await obs.set_state("idle")
+        sets_after_setup = len(double.requests_of("SetInputSettings"))
+        await double.stop()
+        await eventually(lambda: not obs.connected)
+        # The crashed OBS lost the last save: its Media Source plays last week's URL.
+        double.inputs[SCENES.stream]["settings"]["input"] = "udp://127.0.0.1:1234"
+        await double.start()
+        await eventually(lambda: double.inputs[SCENES.stream]["settings"]["input"] == URL)
+        assert len(double.requests_of("SetInputSettings")) == sets_after_setup + 1
+        results = {name: (ok, detail) for name, ok, detail in await obs.check()}
+        assert results[f"source {SCENES.stream!r} input"] == (True, URL)
+
+        await double.stop()
+        await eventually(lambda: not obs.connected)
+        await double.start()  # this time it kept the right URL
+        await eventually(lambda: obs.connected)
+        await asyncio.sleep(0.3)
+        assert len(double.requests_of("SetInputSettings")) == sets_after_setup + 1
+    finally:
+        await obs.stop()
+
+
+async def test_check_names_a_media_source_playing_the_wrong_url(double) -> None:
+    obs = controller(double, stream_url=URL)
+    try:
+        assert (await obs.setup("udp://127.0.0.1:1234")).ok
+        results = {name: (ok, detail) for name, ok, detail in await obs.check()}
+        ok, detail = results[f"source {SCENES.stream!r} input"]
+        assert not ok and detail == f"plays udp://127.0.0.1:1234, expected {URL} (run obs setup)"
+    finally:
+        await obs.stop()
