@@ -9,12 +9,15 @@ that OBS shows the host's frames and to measure the latency from the presenter t
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 COUNTER_BITS = 16
 CHECK_BITS = 4
 _CELLS = 2 + COUNTER_BITS + CHECK_BITS  # white reference, black reference, data
 _STRIP = 1 / 6  # the counter strip's share of the frame height
+_PERIOD = 50  # frames before the moving pattern repeats
 
 
 def _check(k: int) -> int:
@@ -30,16 +33,24 @@ def draw_test_card(k: int, width: int, height: int) -> np.ndarray:
     """Frame ``k`` (0 <= k < 65536) as an RGB uint8 array of ``height`` x ``width``."""
     if not 0 <= k < 1 << COUNTER_BITS:
         raise ValueError(f"frame number {k} does not fit in {COUNTER_BITS} bits")
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    phase = 2 * np.pi * k / 50
-    frame = np.empty((height, width, 3), np.uint8)
-    frame[..., 0] = 128 + 100 * np.sin(x / 37 + phase)
-    frame[..., 1] = 128 + 100 * np.sin(y / 23 - 1.3 * phase)
-    frame[..., 2] = 128 + 100 * np.sin((x + y) / 51 + 0.7 * phase)
+    frame = _pattern(k % _PERIOD, width, height).copy()
     strip = max(1, round(height * _STRIP))
     for cell, bit in enumerate([1, 0, *_bits(k)]):
         x0, x1 = cell * width // _CELLS, (cell + 1) * width // _CELLS
         frame[:strip, x0:x1] = 255 if bit else 0
+    return frame
+
+
+@lru_cache(maxsize=_PERIOD)
+def _pattern(phase_index: int, width: int, height: int) -> np.ndarray:
+    """The moving background (cached: drawing it takes longer than a frame period)."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    phase = 2 * np.pi * phase_index / _PERIOD
+    frame = np.empty((height, width, 3), np.uint8)
+    frame[..., 0] = 128 + 100 * np.sin(x / 37 + phase)
+    frame[..., 1] = 128 + 100 * np.sin(y / 23 - 1.3 * phase)
+    frame[..., 2] = 128 + 100 * np.sin((x + y) / 51 + 0.7 * phase)
+    frame.flags.writeable = False
     return frame
 
 
