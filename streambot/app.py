@@ -246,7 +246,9 @@ class App:
         except ImportError as exc:
             log.error("OBS control unavailable (%s): pip install 'streambot[stage]'", exc)
             return None
-        return StageDirector(controller, self.catalog_brain.answerer.catalog)
+        return StageDirector(
+            controller, self.catalog_brain.answerer.catalog, cfg.picture_delay_s
+        )
 
     async def _reply_in_chat(self, question: ChatMessage, reply: str) -> None:
         """Post the spoken answer into the chat it came from, where the platform allows it."""

@@ -64,14 +64,33 @@ def caption_for(turn: Turn) -> str:
 
 
 class StageDirector:
-    def __init__(self, controller: ObsController, catalog: Catalog) -> None:
+    def __init__(
+        self, controller: ObsController, catalog: Catalog, picture_delay_s: float = 0.0
+    ) -> None:
         self.controller, self.catalog = controller, catalog
+        self.picture_delay_s = picture_delay_s
         self._tasks: set[asyncio.Task] = set()
 
-    def _send(self, state: str, caption: str | None = None, image: str | None = None) -> None:
-        task = asyncio.create_task(self.controller.set_state(state, caption, image))
+    def _send(
+        self,
+        state: str,
+        caption: str | None = None,
+        image: str | None = None,
+        delay: float | None = None,
+    ) -> None:
+        """Change OBS's state after ``delay`` (default: the picture's lag); every change waits
+        the same time, so they reach OBS in the order they were made."""
+        wait = self.picture_delay_s if delay is None else delay
+        task = asyncio.create_task(self._set_later(wait, state, caption, image))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _set_later(
+        self, delay: float, state: str, caption: str | None, image: str | None
+    ) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await self.controller.set_state(state, caption, image)
 
     def product_for(self, turn: Turn) -> Product | None:
         if turn.kind == "pitch" and turn.topic:
@@ -83,7 +102,7 @@ class StageDirector:
 
     async def start(self) -> None:
         await self.controller.start()
-        self._send("brb", caption="")
+        self._send("brb", caption="", delay=0)
 
     def on_air(self) -> None:
         self._send("idle", caption="")
@@ -100,6 +119,8 @@ class StageDirector:
         self._send("idle", caption="")
 
     async def stop(self) -> None:
-        self._send("brb", caption="")
+        # Pending delayed changes run first (same delay, earlier start), then brb at once.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._send("brb", caption="", delay=0)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.controller.stop()

@@ -327,3 +327,37 @@ async def test_check_names_a_media_source_playing_the_wrong_url(double) -> None:
         assert not ok and detail == f"plays udp://127.0.0.1:1234, expected {URL} (run obs setup)"
     finally:
         await obs.stop()
+
+
+async def test_director_delays_changes_by_the_pictures_lag_and_keeps_their_order(double) -> None:
+    from streambot.brain.catalog import Catalog
+    from streambot.events import Turn
+    from streambot.stage.director import StageDirector
+
+    obs = controller(double)
+    assert (await obs.setup(URL)).ok
+    director = StageDirector(obs, Catalog.load(), picture_delay_s=0.4)
+    await director.start()
+    try:
+        await eventually(lambda: double.current_scene == SCENES.brb)  # at once: no picture yet
+        director.on_air()
+        turn = Turn(id=1, kind="pitch", message=None, topic="thermo")
+        started = time.monotonic()
+        director.turn_started(turn)
+        await asyncio.sleep(0.25)
+        assert double.current_scene == SCENES.brb  # still waiting for the picture
+        await eventually(lambda: double.current_scene == SCENES.talking, timeout=3)
+        director.turn_ended(turn)
+        assert time.monotonic() - started >= 0.4
+        await eventually(lambda: double.current_scene == SCENES.idle, timeout=3)
+        switched = [d["sceneName"] for d in double.requests_of("SetCurrentProgramScene")]
+        assert switched[-3:] == [SCENES.idle, SCENES.talking, SCENES.idle]
+        captions = [
+            d["inputSettings"]["text"]
+            for d in double.requests_of("SetInputSettings")
+            if d["inputName"] == SCENES.caption
+        ]
+        assert "SnowPeak Thermo Bottle" in captions
+    finally:
+        await director.stop()
+    assert double.current_scene == SCENES.brb
