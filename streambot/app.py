@@ -20,7 +20,7 @@ from streambot.host import Host
 from streambot.inbox import Inbox
 from streambot.ingest import Ingest
 from streambot.metrics import Metrics, serve_metrics
-from streambot.stage.clock import Clock, MonotonicClock, VirtualClock
+from streambot.stage.clock import Clock, DeviceClock, MonotonicClock, VirtualClock
 from streambot.stage.director import StageDirector, obs_controller
 from streambot.stage.presenter import Presenter
 from streambot.stage.sinks.audio_device import AudioDeviceSink
@@ -75,6 +75,16 @@ def build_sinks(config: Config) -> list[Sink]:
     return sinks
 
 
+def default_clock(config: Config) -> Clock:
+    """Realtime runs with a sound card are paced by the card (once it opens, see
+    ``App.run``), others by the monotonic clock; fast runs by a virtual clock."""
+    if not config.stream.realtime:
+        return VirtualClock()
+    if config.sinks.audio_device.enabled:
+        return DeviceClock()  # on the monotonic clock until the card is attached
+    return MonotonicClock()
+
+
 class App:
     def __init__(
         self,
@@ -84,7 +94,7 @@ class App:
     ) -> None:
         self.config = config
         cfg = config
-        self.clock = clock or (MonotonicClock() if cfg.stream.realtime else VirtualClock())
+        self.clock = clock or default_clock(cfg)
         self.metrics = Metrics()
         self.store = Store(cfg.store.path)
         self.brain, self.catalog_brain = build_brain(cfg)
@@ -162,6 +172,7 @@ class App:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         self.sinks = SinkFanout(build_sinks(cfg), self.fmt, cfg.sinks.queue_frames)
+        self._pace_on_the_sound_card()
         self.presenter = Presenter(
             self.face,
             self.sinks,
@@ -237,6 +248,18 @@ class App:
             unavailable_sinks=dict(self.sinks.unavailable),
         )
 
+    def _pace_on_the_sound_card(self) -> None:
+        """Hand the card's sample counter to the clock, if the audio device sink opened."""
+        if not isinstance(self.clock, DeviceClock) or self.sinks is None:
+            return
+        for worker in self.sinks.workers:
+            sink = worker.sink
+            if isinstance(sink, AudioDeviceSink) and sink.buffer is not None:
+                self.clock.attach(sink.buffer)
+                log.info("pacing the stream on the audio device's clock")
+                return
+        log.info("audio device unavailable; pacing the stream on the monotonic clock")
+
     def _director(self) -> StageDirector | None:
         cfg = self.config.obs
         if not cfg.enabled:
@@ -246,9 +269,7 @@ class App:
         except ImportError as exc:
             log.error("OBS control unavailable (%s): pip install 'streambot[stage]'", exc)
             return None
-        return StageDirector(
-            controller, self.catalog_brain.answerer.catalog, cfg.picture_delay_s
-        )
+        return StageDirector(controller, self.catalog_brain.answerer.catalog, cfg.picture_delay_s)
 
     async def _reply_in_chat(self, question: ChatMessage, reply: str) -> None:
         """Post the spoken answer into the chat it came from, where the platform allows it."""

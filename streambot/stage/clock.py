@@ -1,13 +1,20 @@
-"""Clocks the pipeline schedules against: the real monotonic clock, or a virtual one for
-faster-than-real-time runs and tests, advanced by whoever owns stream time (the presenter)."""
+"""Clocks the pipeline schedules against: the real monotonic clock, a sound card's sample clock
+(when the voice plays on an audio device, so picture and sound share the card's pace), or a
+virtual one for faster-than-real-time runs and tests, advanced by whoever owns stream time
+(the presenter)."""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
 import itertools
+import logging
+import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Clock(Protocol):
@@ -36,6 +43,99 @@ class MonotonicClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+
+class SampleCounter(Protocol):
+    """A sound card's progress: how many samples it has taken, and when it last asked."""
+
+    rate: int
+    max_gap: float  # the longest pause between callbacks that is normal for this device
+
+    def tick(self) -> tuple[int, float] | None:
+        """(samples consumed, ``time.monotonic()`` of that callback); None once closed."""
+        ...
+
+
+class DeviceClock:
+    """Stream time from a sound card's sample counter: the hardware clock paces the stream.
+
+    Between the card's callbacks the time is interpolated on the monotonic clock so it moves
+    smoothly. Until a counter is attached, or while the card has stopped asking for samples
+    (longer than ``stall_s``, or twice the card's ``max_gap``: stream died, device unplugged),
+    the clock carries on on the monotonic clock from where it was, so the stream never stops;
+    when the card comes back it rejoins it from there. Time never goes backwards.
+    """
+
+    realtime = True
+
+    def __init__(self, stall_s: float = 0.5, time_fn: Callable[[], float] = time.monotonic):
+        self._time = time_fn
+        self._stall = self._stall_now = stall_s
+        self._source: SampleCounter | None = None
+        self._value = 0.0  # the last time returned
+        self._at = time_fn()  # monotonic instant of _value
+        self._offset = 0.0  # stream time minus device time, fixed each time the clock joins it
+        self._following = False
+        self._warned = False
+        self._lock = threading.Lock()
+
+    def attach(self, source: SampleCounter) -> None:
+        """Follow this card from the next reading on (joining it where the clock is then)."""
+        self._source, self._following, self._warned = source, False, False
+        self._stall_now = max(self._stall, 2 * source.max_gap)
+
+    @property
+    def source(self) -> SampleCounter | None:
+        return self._source
+
+    @property
+    def following_device(self) -> bool:
+        """Whether the card paced the last reading (else the monotonic clock did)."""
+        return self._following
+
+    def now(self) -> float:
+        with self._lock:  # the event loop reads it; a worker thread reading too stays monotonic
+            return self._now()
+
+    def _now(self) -> float:
+        mono = self._time()
+        carried = self._value + (mono - self._at)  # the monotonic clock's continuation
+        tick = self._source.tick() if self._source is not None else None
+        if tick is not None and mono - tick[1] <= self._stall_now:
+            samples, at = tick
+            device = samples / self._source.rate + (mono - at)
+            if not self._following:
+                # Join (or rejoin) the card where the clock stands, so time does not jump.
+                self._offset = carried - device
+                self._following = True
+                if self._warned:
+                    log.info("the audio device is consuming samples again; pacing on it")
+                self._warned = False
+            value = device + self._offset
+        else:
+            if tick is not None and not self._warned:
+                log.warning(
+                    "the audio device has not asked for samples for %.1f s; "
+                    "pacing on the monotonic clock until it does",
+                    mono - tick[1],
+                )
+                self._warned = True
+            self._following = False
+            value = carried
+        # A card a little slow against the interpolation would step back at its next
+        # callback: hold the time instead until the card catches up.
+        if value > self._value:
+            self._value = value
+        self._at = mono
+        return self._value
+
+    async def sleep_until(self, deadline: float) -> None:
+        # The card's clock and the monotonic one differ slightly: sleep, look, sleep again.
+        while (delay := deadline - self.now()) > 0:
+            await asyncio.sleep(max(delay, 0.001))
+
+    async def sleep(self, seconds: float) -> None:
+        await self.sleep_until(self.now() + max(0.0, seconds))
 
 
 class VirtualClock:

@@ -4,10 +4,12 @@ Frame k has pts k/fps and carries output samples [k*spf, (k+1)*spf), so audio an
 drift apart. Each frame period the presenter takes the next frame of the current turn's clips,
 or the face's idle frame with silence when nothing is ready, and hands both to the sinks.
 
-Realtime mode paces frames on the monotonic clock and never waits for a model: a frame the
-turn should have had but did not is shown idle and counted late. Fast mode (realtime = false)
-runs on a virtual clock as fast as the pipeline goes, waiting for the turn's frames instead of
-counting them late, so recordings and tests are deterministic.
+Realtime mode paces frames on a real clock (the sound card's when the voice plays on an audio
+device, so the frame pushed is the one whose pts the audio has reached; else the monotonic
+clock) and never waits for a model: a frame the turn should have had but did not is shown
+idle and counted late. Fast mode (realtime = false) runs on a virtual clock as fast as the
+pipeline goes, waiting for the turn's frames instead of counting them late, so recordings and
+tests are deterministic.
 """
 
 from __future__ import annotations
