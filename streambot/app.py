@@ -257,6 +257,16 @@ class App:
             if isinstance(sink, AudioDeviceSink) and sink.buffer is not None:
                 self.clock.attach(sink.buffer)
                 log.info("pacing the stream on the audio device's clock")
+                # The voice is heard output_delay_s after the presenter hands it over; a
+                # camera shows its frame at once, so hold the pictures back as long.
+                frames = round(sink.output_delay_s * self.fmt.fps)
+                for name in self.sinks.delay_pictures(frames):
+                    log.info(
+                        "%s held back %d frames (%.0f ms) to stay in sync with the voice",
+                        name,
+                        frames,
+                        frames * 1000 / self.fmt.fps,
+                    )
                 return
         log.info("audio device unavailable; pacing the stream on the monotonic clock")
 

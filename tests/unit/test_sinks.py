@@ -67,3 +67,22 @@ def test_audio_device_without_portaudio_says_how_to_install_it(monkeypatch):
         pytest.skip("sounddevice is not installed")
     with pytest.raises(SinkUnavailable, match="libportaudio2"):
         AudioDeviceSink().open(FMT)
+
+
+async def test_picture_only_sinks_are_held_back_and_others_are_not():
+    class Recording(NullSink):
+        def __init__(self, name: str, picture_only: bool) -> None:
+            super().__init__()
+            self.name, self.picture_only, self.indices = name, picture_only, []
+
+        def write(self, index, frame, pcm):
+            self.indices.append(index)
+
+    camera, stream = Recording("camera", True), Recording("stream", False)
+    fanout = SinkFanout([camera, stream], FMT)
+    assert fanout.delay_pictures(3) == ["camera"]
+    for k in range(10):
+        await fanout.write(k, np.zeros((180, 320, 3), np.uint8), np.zeros(1920, np.float32))
+    await fanout.close()
+    assert stream.indices == list(range(10))
+    assert camera.indices == list(range(7))  # frame k shown when frame k + 3 was handed over

@@ -167,6 +167,14 @@ class AudioDeviceSink:
             lead / fmt.sample_rate * 1000,
         )
 
+    @property
+    def output_delay_s(self) -> float:
+        """From handing a frame's samples over to hearing them: the lead plus the device's
+        latency (0 until open)."""
+        if self._stream is None or self.buffer is None:
+            return 0.0
+        return self.buffer.lead / self.buffer.rate + float(self._stream.latency)
+
     def _unavailable(self, sd: Any, exc: Exception) -> SinkUnavailable:
         devices = ", ".join(
             f"{i}: {d['name']}"

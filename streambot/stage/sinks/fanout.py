@@ -11,6 +11,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections import deque
 
 import numpy as np
 
@@ -26,6 +27,10 @@ class SinkWorker:
         self.dropped = 0
         self.written = 0
         self.failed: str | None = None
+        # Frames held back before writing: a picture-only sink (the virtual camera) waits for
+        # the sound card's output delay so that lips and voice leave the machine together.
+        self.delay_frames = 0
+        self._held: deque = deque()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_frames)
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
 
@@ -39,6 +44,11 @@ class SinkWorker:
                 break
             if self.failed:
                 continue
+            if self.delay_frames:
+                self._held.append(item)
+                if len(self._held) <= self.delay_frames:
+                    continue
+                item = self._held.popleft()
             try:
                 self.sink.write(*item)
                 self.written += 1
@@ -82,6 +92,15 @@ class SinkFanout:
             worker = SinkWorker(sink, queue_frames)
             worker.start()
             self.workers.append(worker)
+
+    def delay_pictures(self, frames: int) -> list[str]:
+        """Hold back ``frames`` frames on every picture-only sink; returns their names."""
+        delayed = []
+        for worker in self.workers:
+            if getattr(worker.sink, "picture_only", False):
+                worker.delay_frames = frames
+                delayed.append(worker.sink.name)
+        return delayed
 
     @property
     def dropped(self) -> int:

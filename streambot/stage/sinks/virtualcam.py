@@ -23,6 +23,7 @@ LINUX_HINT = (
 class VirtualCamSink:
     name = "virtualcam"
     live = True
+    picture_only = True  # held back by the sound card's delay when an audio sink plays the voice
 
     def __init__(self, device: str = "") -> None:
         self._device = device or None
