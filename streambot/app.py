@@ -21,7 +21,7 @@ from streambot.inbox import Inbox
 from streambot.ingest import Ingest
 from streambot.metrics import Metrics, serve_metrics
 from streambot.stage.clock import Clock, DeviceClock, MonotonicClock, VirtualClock
-from streambot.stage.director import StageDirector, obs_controller
+from streambot.stage.director import StageDirector, obs_controller, picture_delay
 from streambot.stage.presenter import Presenter
 from streambot.stage.sinks.audio_device import AudioDeviceSink
 from streambot.stage.sinks.base import Sink, StreamFormat
@@ -279,7 +279,9 @@ class App:
         except ImportError as exc:
             log.error("OBS control unavailable (%s): pip install 'streambot[stage]'", exc)
             return None
-        return StageDirector(controller, self.catalog_brain.answerer.catalog, cfg.picture_delay_s)
+        return StageDirector(
+            controller, self.catalog_brain.answerer.catalog, picture_delay(self.config)
+        )
 
     async def _reply_in_chat(self, question: ChatMessage, reply: str) -> None:
         """Post the spoken answer into the chat it came from, where the platform allows it."""

@@ -269,9 +269,10 @@ class ObsConfig(_Section):
     caption_source: str = "streambot caption"
     product_source: str = "streambot product"
     media_source: str = "streambot stream"
-    # How far the Media Source's picture lags the presenter (bench/obs_latency.py measures it):
-    # scene and caption changes wait this long so they land with the picture they belong to.
-    picture_delay_s: Annotated[float, Field(ge=0, le=10)] = 0.0
+    # How far OBS's picture lags the presenter (bench/obs_latency.py measures it): scene and
+    # caption changes wait this long so they land with the picture they belong to. "auto":
+    # the Media Source's lag when it plays the stream sink, else 0 (a virtual camera).
+    picture_delay_s: Literal["auto"] | Annotated[float, Field(ge=0, le=10)] = "auto"
 
     def password(self) -> SecretStr | None:
         return read_secret(self.password_env)

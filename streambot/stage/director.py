@@ -30,6 +30,24 @@ def media_stream_url(config: Config) -> str:
     return config.sinks.stream.url if config.sinks.stream.enabled else ""
 
 
+# FFmpeg (inside OBS's Media Source) reads 20 frames of a new MPEG-TS stream to learn its
+# frame rate before it plays the first one, and plays at stream speed from there: that backlog,
+# plus decoding and OBS's frame queue, is the picture's lag (bench/obs_latency.py: ~1.1 s).
+PROBED_FRAMES = 20
+MEDIA_SOURCE_OVERHEAD_S = 0.2
+
+
+def picture_delay(config: Config) -> float:
+    """Seconds OBS's picture lags the presenter: ``obs.picture_delay_s``, or for "auto" the
+    Media Source's lag when it plays the stream sink, else 0."""
+    delay = config.obs.picture_delay_s
+    if delay != "auto":
+        return float(delay)
+    if config.sinks.stream.enabled and media_stream_url(config) == config.sinks.stream.url:
+        return PROBED_FRAMES / config.stream.fps + MEDIA_SOURCE_OVERHEAD_S
+    return 0.0
+
+
 def obs_controller(config: Config) -> ObsController:
     """An ObsController for the config's ``[obs]`` section (ImportError without obsws-python)."""
     from streambot.stage.obs import ObsController, ObsScenes
