@@ -85,6 +85,9 @@ def default_clock(config: Config) -> Clock:
     return MonotonicClock()
 
 
+CATALOG_POLL_S = 2.0
+
+
 class App:
     def __init__(
         self,
@@ -97,11 +100,13 @@ class App:
         self.clock = clock or default_clock(cfg)
         self.metrics = Metrics()
         self.store = Store(cfg.store.path)
-        self.brain, self.catalog_brain = build_brain(cfg)
+        self.brain, self.catalog = build_brain(cfg)
+        self.catalog_brain = self.catalog.brain
         self.voice = build_voice(cfg)
         self.face = build_face(cfg)
         self.inbox = Inbox(cfg.triage.queue_size)
-        self.triage = Triage(cfg.triage, self.catalog_brain.answerer.catalog)
+        self.triage = Triage(cfg.triage, self.catalog.catalog)
+        self.catalog.listeners.append(self.triage.use_catalog)
         self.ingest = Ingest(
             self.store,
             self.triage,
@@ -219,6 +224,7 @@ class App:
             asyncio.create_task(self.presenter.run(self.stop, max_frames), name="presenter"),
             asyncio.create_task(self.host.run(self.stop), name="host"),
             asyncio.create_task(self._thank_gifts(), name="gifts"),
+            asyncio.create_task(self._watch_catalog(), name="catalog"),
             *(asyncio.create_task(self._pump(s), name=f"chat-{s.name}") for s in self.sources),
         ]
         try:
@@ -279,9 +285,19 @@ class App:
         except ImportError as exc:
             log.error("OBS control unavailable (%s): pip install 'streambot[stage]'", exc)
             return None
-        return StageDirector(
-            controller, self.catalog_brain.answerer.catalog, picture_delay(self.config)
-        )
+        director = StageDirector(controller, self.catalog.catalog, picture_delay(self.config))
+        self.catalog.listeners.append(director.use_catalog)
+        return director
+
+    async def _watch_catalog(self) -> None:
+        """Pick up an edited catalog file within a few seconds (prices change mid-stream);
+        a broken edit is reported and the old catalog kept."""
+        while not self.stop.is_set():
+            await self.clock.sleep(CATALOG_POLL_S)
+            try:
+                self.catalog.reload_if_changed()
+            except Exception:  # a listener's bug must not end the watch
+                log.exception("catalog reload failed; keeping the old catalog")
 
     async def _reply_in_chat(self, question: ChatMessage, reply: str) -> None:
         """Post the spoken answer into the chat it came from, where the platform allows it."""

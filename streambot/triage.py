@@ -86,6 +86,10 @@ class Triage:
         self._user_times = _BoundedLru(config.max_users_tracked)  # user -> deque of instants
         self._greeted = _BoundedLru(config.max_users_tracked)  # user -> when greeted
 
+    def use_catalog(self, catalog: Catalog) -> None:
+        """The catalog was reloaded: product names in questions are matched against it."""
+        self._catalog = catalog
+
     def decide(self, msg: ChatMessage, now: float) -> Decision:
         """Classify one message at stream time ``now`` (seconds on the pipeline clock)."""
         cfg = self._config

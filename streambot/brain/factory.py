@@ -70,17 +70,19 @@ class RememberingBrain:
             self.memory.append((turn.message.text, said.strip()))
 
 
-def build_brain(config: Config) -> tuple[Brain, CatalogBrain]:
-    """(the brain that answers, the catalog brain that grounds and backs it up)."""
+def build_brain(config: Config) -> tuple[Brain, CatalogSource]:
+    """(the brain that answers, the live catalog); ``source.brain`` is the catalog brain that
+    grounds the answers and backs them up."""
     catalog_brain = CatalogBrain(config.brain.catalog)
+    source = CatalogSource(catalog_brain, config.brain.catalog.path)
     backend = config.brain.backend
     if backend == "catalog":
-        return catalog_brain, catalog_brain
+        return catalog_brain, source
     try:
-        inner, source, memory = _build_llm(config, catalog_brain)
+        inner, memory = _build_llm(config, source)
     except Exception as exc:  # a missing model must not keep the stream off the air
         log.warning("%s brain unavailable, answering from the catalog: %s", backend, exc)
-        return catalog_brain, catalog_brain
+        return catalog_brain, source
     from streambot.brain.guard import GuardedBrain, ReplyGuard
 
     guard = ReplyGuard(source.catalog, config.triage.banned_words)
@@ -90,16 +92,14 @@ def build_brain(config: Config) -> tuple[Brain, CatalogBrain]:
         guard.catalog = guarded.catalog = catalog
 
     source.listeners.append(follow)
-    return RememberingBrain(guarded, memory), catalog_brain
+    return RememberingBrain(guarded, memory), source
 
 
-def _build_llm(
-    config: Config, catalog_brain: CatalogBrain
-) -> tuple[Brain, CatalogSource, deque[tuple[str, str]]]:
-    """The bare LLM brain (local or remote), the live catalog, and the shared memory."""
+def _build_llm(config: Config, source: CatalogSource) -> tuple[Brain, deque[tuple[str, str]]]:
+    """The bare LLM brain (local or remote) and the memory it shares with its wrapper."""
     from streambot.brain.prompt import system_prompt, turn_messages
 
-    source = CatalogSource(catalog_brain, config.brain.catalog.path)
+    catalog_brain = source.brain
     host = config.brain.catalog.host_name
     if config.brain.backend == "llm":
         cfg = config.brain.llm
@@ -144,4 +144,4 @@ def _build_llm(
             failure_threshold=cfg.failure_threshold,
             open_seconds=cfg.open_seconds,
         )
-    return brain, source, memory
+    return brain, memory

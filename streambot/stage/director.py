@@ -110,6 +110,10 @@ class StageDirector:
             await asyncio.sleep(delay)
         await self.controller.set_state(state, caption, image)
 
+    def use_catalog(self, catalog: Catalog) -> None:
+        """The catalog was reloaded: products and their images come from it."""
+        self.catalog = catalog
+
     def product_for(self, turn: Turn) -> Product | None:
         if turn.kind == "pitch" and turn.topic:
             return self.catalog.by_id(turn.topic)

@@ -132,7 +132,8 @@ async def test_factory_wraps_the_llm_with_guard_and_memory(model_dir):
     config.brain.llm.path = str(model_dir)
     config.brain.llm.device = "cpu"
     config.brain.llm.max_new_tokens = 8
-    brain, catalog_brain = build_brain(config)
+    brain, source = build_brain(config)
+    catalog_brain = source.brain
     assert isinstance(brain, RememberingBrain)
     async for _ in brain.reply(turn("how much is the grinder?")):
         pass
@@ -150,8 +151,8 @@ def test_missing_model_falls_back_to_the_catalog_brain(tmp_path, caplog):
     config.brain.backend = "llm"
     config.brain.llm.path = str(tmp_path / "nothing")
     with caplog.at_level(logging.WARNING):
-        brain, catalog_brain = build_brain(config)
-    assert brain is catalog_brain
+        brain, source = build_brain(config)
+    assert brain is source.brain
     assert "llm brain unavailable" in caplog.text and "no config.json" in caplog.text
     with pytest.raises(LLMError, match=r"no config\.json"):
         LocalLLM(tmp_path)

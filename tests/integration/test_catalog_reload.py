@@ -1,0 +1,58 @@
+"""A seller edits the catalog mid-stream: the next answers use the new figures and names."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+from importlib import resources
+
+from streambot.app import App
+
+
+def test_an_edited_catalog_is_used_by_the_brain_and_triage_without_a_restart(
+    fast_config, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO, logger="streambot.brain.factory")
+    bundled = resources.files("streambot.assets").joinpath("catalog.toml").read_text("utf-8")
+    assert "price = 24.50" in bundled
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(bundled)
+    replay = tmp_path / "chat.jsonl"
+    rows = [
+        {"at": 1.0, "user": "ann", "text": "how much is the thermo bottle?"},
+        {"at": 14.0, "user": "bob", "text": "how much is the thermo bottle?"},
+        {"at": 22.0, "user": "cat", "text": "hydroflask"},  # only a product name: the new alias
+    ]
+    replay.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    fast_config.brain.catalog.path = str(catalog)
+    fast_config.chat.local.replay = str(replay)
+    fast_config.triage.idle_pitch_after_s = 3600
+
+    async def scenario():
+        app = App(fast_config)
+        run = asyncio.create_task(app.run(30.0))
+        while app.clock.now() < 6.0:  # stream time: ann has had her answer
+            await asyncio.sleep(0.005)
+        edited = bundled.replace("price = 24.50", "price = 19.99").replace(
+            'aliases = ["thermo bottle",', 'aliases = ["hydroflask", "thermo bottle",'
+        )
+        catalog.write_text(edited)
+        stat = catalog.stat()
+        os.utime(catalog, (stat.st_atime, stat.st_mtime + 5))  # a visible mtime change
+        await run
+
+    asyncio.run(scenario())
+    db = sqlite3.connect(fast_config.store.path)
+    replies = dict(
+        db.execute(
+            "SELECT m.user, t.reply FROM turns t JOIN messages m ON m.id = t.message_id "
+            "WHERE t.outcome = 'played'"
+        ).fetchall()
+    )
+    assert "24.50" in replies["ann"]
+    assert "19.99" in replies["bob"] and "24.50" not in replies["bob"]
+    assert "cat" in replies, "a question naming the product by its new alias was not answered"
+    assert "catalog reloaded" in caplog.text
