@@ -92,6 +92,33 @@ class _Money:
     currencies: frozenset[str] | None  # None: no currency said
 
 
+# Prices in Chinese numerals: "二十四块五", "八十九块九毛九", "八十九点九九美元", "一千二百九十九元".
+_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6}
+_ZH_DIGITS |= {"七": 7, "八": 8, "九": 9}
+_ZH_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000}
+_ZH_NUM = "[零〇一二两三四五六七八九十百千万]"
+_ZH_MONEY = re.compile(
+    rf"(?P<int>{_ZH_NUM}+)(?:点(?P<dec>[零〇一二三四五六七八九]+))?"
+    r"\s*(?P<unit>美元|美金|欧元|英镑|日元|块钱|块|元)"
+    r"(?:(?P<jiao>[零一二两三四五六七八九])(?:毛|角)?(?:(?P<fen>[一二两三四五六七八九])分?)?)?"
+)
+
+
+def _zh_integer(text: str) -> int:
+    """A Chinese-numeral integer below 100 million: "一千二百九十九" -> 1299, "十五" -> 15."""
+    total, section, digit = 0, 0, 0
+    for char in text:
+        if char in _ZH_DIGITS:
+            digit = _ZH_DIGITS[char]
+        elif char == "万":
+            total += (section + digit) * 10_000
+            section, digit = 0, 0
+        else:  # 十 百 千: a bare 十 ("十五") means one ten
+            section += (digit or 1) * _ZH_UNITS[char]
+            digit = 0
+    return total + section + digit
+
+
 def _money(text: str) -> list[_Money]:
     out = []
     for m in _MONEY.finditer(text):
@@ -100,7 +127,16 @@ def _money(text: str) -> list[_Money]:
         currencies = _CURRENCIES.get(marker) or frozenset({marker.upper()})
         value = float(number.replace(",", ""))
         out.append(_Money(m.start(), m.end(), m.group(0), value, currencies))
-    return out
+    for m in _ZH_MONEY.finditer(text):
+        value = float(_zh_integer(m.group("int")))
+        if m.group("dec"):
+            value += float("0." + "".join(str(_ZH_DIGITS[c]) for c in m.group("dec")))
+        if m.group("jiao"):  # 块五 / 块五毛 / 块九毛九: tenths, then hundredths
+            value += _ZH_DIGITS[m.group("jiao")] / 10
+            if m.group("fen"):
+                value += _ZH_DIGITS[m.group("fen")] / 100
+        out.append(_Money(m.start(), m.end(), m.group(0), round(value, 2), _CURRENCIES[m["unit"]]))
+    return sorted(out, key=lambda money: money.start)
 
 
 def _same_money(figure: _Money, value: float, currency: str) -> bool:

@@ -165,6 +165,19 @@ def test_wrong_price_for_one_product_is_corrected():
     assert verdict.ok and verdict.text == "磨豆机只要89.99美元！"
 
 
+def test_prices_in_chinese_numerals_are_checked_too():
+    right = "雪峰保温杯只要二十四点五美元。"
+    assert GUARD.check(right, [THERMO], "zh") == GuardVerdict(True, right, None)
+    assert GUARD.check("磨豆机八十九点九九美元，四十档研磨。", [GRINDER], "zh").ok
+    verdict = GUARD.check("磨豆机只要九十九块！", [GRINDER], "zh")
+    assert verdict.ok and verdict.text == "磨豆机只要89.99美元！"
+    assert "九十九块" in verdict.reason
+    verdict = GUARD.check("保温杯只要十九块九毛九。", [THERMO], "zh")
+    assert verdict.ok and verdict.text == "保温杯只要24.50美元。"
+    two = GUARD.check("磨豆机一千二百九十九元，保温杯也很便宜。", [GRINDER, THERMO], "zh")
+    assert not two.ok and "一千二百九十九元" in two.reason
+
+
 def test_sold_out_lamp_is_not_in_stock():
     verdict = GUARD.check("Good news, the lamp is in stock!", [LAMP], "en")
     assert not verdict.ok and "sold out" in verdict.reason
