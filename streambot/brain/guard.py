@@ -92,7 +92,7 @@ class _Money:
     currencies: frozenset[str] | None  # None: no currency said
 
 
-# Prices in Chinese numerals: "二十四块五", "八十九块九毛九", "八十九点九九美元", "一千二百九十九元".
+# Prices in Chinese numerals: "二十四块五", "八十九块九毛九", "一千二百九十九元".
 _ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6}
 _ZH_DIGITS |= {"七": 7, "八": 8, "九": 9}
 _ZH_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000}
