@@ -24,6 +24,7 @@ class CatalogSource:
         self.brain, self.path = brain, Path(path) if path else None
         self._mtime = self._stat()
         self.listeners: list[Callable[[Catalog], None]] = []
+        self.version = 0  # reloads so far
 
     @property
     def catalog(self) -> Catalog:
@@ -46,10 +47,25 @@ class CatalogSource:
             log.error("catalog changed but cannot be used, keeping the old one: %s", exc)
             return False
         self.brain.answerer.catalog = catalog
+        self.version += 1
         for listener in self.listeners:
             listener(catalog)
         log.info("catalog reloaded from %s", self.path)
         return True
+
+    def change_check(self) -> Callable[[], bool]:
+        """A check for one consumer: reloads if the file changed and says whether the catalog
+        changed since that consumer last asked, whoever reloaded it (the app's watch task
+        usually gets there first, so ``reload_if_changed``'s own answer would miss it)."""
+        seen = self.version
+
+        def changed() -> bool:
+            nonlocal seen
+            self.reload_if_changed()
+            now_changed, seen = self.version != seen, self.version
+            return now_changed
+
+        return changed
 
 
 class RememberingBrain:
@@ -115,7 +131,7 @@ def _build_llm(config: Config, source: CatalogSource) -> tuple[Brain, deque[tupl
             lambda: system_prompt(source.catalog, host),
             catalog_brain.pitch_topics,
             GenerationSettings(cfg.max_new_tokens, cfg.temperature, cfg.top_p),
-            catalog_changed=source.reload_if_changed,
+            catalog_changed=source.change_check(),
         )
     else:
         cfg = config.brain.openai

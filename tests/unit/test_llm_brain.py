@@ -4,6 +4,7 @@ import asyncio
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +178,26 @@ async def test_memory_keeps_what_was_said_for_follow_up_questions():
     roles = [m["role"] for m in messages]
     assert roles == ["system", "user", "assistant", "user", "assistant", "user"]
     assert "$24.50" in messages[4]["content"]
+
+
+def test_a_reload_by_the_apps_watch_still_reaches_each_consumer(tmp_path):
+    """The app's watch task reloads the catalog first; the local LLM must still learn of it
+    (or it keeps old prices in its cached system prompt)."""
+    import os
+
+    from streambot.brain.catalog import CatalogBrain
+    from streambot.brain.factory import CatalogSource
+    from streambot.config import CatalogBrainConfig
+
+    path = tmp_path / "catalog.toml"
+    bundled = (Path(__file__).parents[2] / "streambot" / "assets" / "catalog.toml").read_text()
+    path.write_text(bundled)
+    source = CatalogSource(CatalogBrain(CatalogBrainConfig(path=str(path))), str(path))
+    llm_check, other_check = source.change_check(), source.change_check()
+    assert llm_check() is False
+    path.write_text(bundled.replace("price = 24.50", "price = 19.99"))
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))
+    assert source.reload_if_changed() is True  # the app's watch got there first
+    assert llm_check() is True and llm_check() is False
+    assert other_check() is True
+    assert source.catalog.by_id("thermo").price == 19.99
