@@ -325,11 +325,10 @@ class ObsController:
         want_url = self._desired.get("stream")
         if want_url and have_inputs.get(self.scenes.stream) == MEDIA_KIND:
             try:
-                answer = await self._request("GetInputSettings", {"inputName": self.scenes.stream})
+                have_url = (await self._media_source_settings()).get("input", "")
             except (ObsUnavailable, ObsRequestFailed) as e:
                 results.append(("media source input", False, str(e)))
                 return results
-            have_url = answer.get("inputSettings", {}).get("input", "")
             results.append(
                 (
                     f"source {self.scenes.stream!r} input",
@@ -548,8 +547,7 @@ class ObsController:
         changing its settings restarts playback (a visible hiccup)."""
         source = self.scenes.stream
         try:
-            answer = await self._request("GetInputSettings", {"inputName": source})
-            have = answer.get("inputSettings", {})
+            have = await self._media_source_settings()
             if have.get("input") == url and have.get("is_local_file") is False:
                 return
             await self._request(
@@ -559,6 +557,10 @@ class ObsController:
             log.info("OBS Media Source %r now plays %s", source, url)
         except ObsRequestFailed as e:
             log.warning("OBS Media Source %r cannot play the stream: %s (obs setup?)", source, e)
+
+    async def _media_source_settings(self) -> dict[str, Any]:
+        answer = await self._request("GetInputSettings", {"inputName": self.scenes.stream})
+        return answer.get("inputSettings", {})
 
     async def _scene_names(self) -> set[str]:
         data = await self._request("GetSceneList")
