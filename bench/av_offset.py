@@ -2,10 +2,10 @@
 
 Streams N minutes of presenter-stamped frames through ``StreamSink`` (the same code path as a
 udp:// or srt:// stream: MPEG-TS muxing, x264 zerolatency, AAC), but into a temporary .ts file
-as fast as the encoder goes instead of a real-time network socket. Every frame carries its index
-as a 4 x 4 block pattern; every second (frame k * fps) the audio has a 1 kHz tone burst. The .ts
-is then decoded and, for every second k, the pts of the video frame carrying index k * fps is
-compared with the time of the burst's onset found in the decoded audio.
+as fast as the encoder goes instead of a real-time network socket. Every frame is a test card
+carrying its index (streambot/stage/testcard.py); every second (frame k * fps) the audio has a
+1 kHz tone burst. The .ts is then decoded and, for every second k, the pts of the video frame
+carrying index k * fps is compared with the time of the burst's onset in the decoded audio.
 
     python bench/av_offset.py                 # 10 minutes of stream time
     python bench/av_offset.py --minutes 1 --keep /tmp/run.ts
@@ -26,29 +26,7 @@ import numpy as np
 
 from streambot.stage.sinks.base import StreamFormat
 from streambot.stage.sinks.stream import StreamSink
-
-GRID = 4  # a 4 x 4 grid of blocks: a 16-bit frame index
-
-
-def marked_frame(fmt: StreamFormat, index: int) -> np.ndarray:
-    bh, bw = fmt.height // GRID, fmt.width // GRID
-    bits = (index >> np.arange(GRID * GRID)) & 1
-    levels = np.where(bits.reshape(GRID, GRID) == 1, 230, 25).astype(np.uint8)
-    plane = np.kron(levels, np.ones((bh, bw), np.uint8))
-    frame = np.zeros((fmt.height, fmt.width, 3), np.uint8)
-    frame[: plane.shape[0], : plane.shape[1]] = plane[..., None]
-    return frame
-
-
-def read_index(fmt: StreamFormat, frame: np.ndarray) -> int:
-    bh, bw = fmt.height // GRID, fmt.width // GRID
-    mh, mw = bh // 4, bw // 4
-    index = 0
-    for bit in range(GRID * GRID):
-        r, c = divmod(bit, GRID)
-        block = frame[r * bh + mh : (r + 1) * bh - mh, c * bw + mw : (c + 1) * bw - mw, 0]
-        index |= int(block.mean() > 128) << bit
-    return index
+from streambot.stage.testcard import draw_test_card, read_test_card
 
 
 def marked_pcm(fmt: StreamFormat, index: int) -> np.ndarray:
@@ -64,7 +42,7 @@ def stream(fmt: StreamFormat, frames: int, path: Path, preset: str) -> float:
     sink.open(fmt)
     start = time.perf_counter()
     for k in range(frames):
-        sink.write(k, marked_frame(fmt, k), marked_pcm(fmt, k))
+        sink.write(k, draw_test_card(k, fmt.width, fmt.height), marked_pcm(fmt, k))
     sink.close()
     return time.perf_counter() - start
 
@@ -78,7 +56,9 @@ def analyse(fmt: StreamFormat, path: Path) -> tuple[dict[int, float], list[float
         for frame in c.decode(c.streams.video[0], c.streams.audio[0]):
             t = float(frame.pts * frame.time_base)
             if isinstance(frame, av.VideoFrame):
-                video_time[read_index(fmt, frame.to_ndarray(format="rgb24"))] = t
+                index = read_test_card(frame.to_ndarray(format="rgb24"))
+                if index is not None:  # an unreadable marker just leaves its second out
+                    video_time[index] = t
                 continue
             pcm = frame.to_ndarray().reshape(-1)
             for i in np.flatnonzero(np.abs(pcm) > 0.1):

@@ -29,14 +29,22 @@ def _bits(k: int) -> list[int]:
     return [(value >> (COUNTER_BITS + CHECK_BITS - 1 - i)) & 1 for i in range(_CELLS - 2)]
 
 
+def _strip_height(height: int) -> int:
+    return max(1, round(height * _STRIP))
+
+
+def _cell_span(cell: int, width: int) -> tuple[int, int]:
+    return cell * width // _CELLS, (cell + 1) * width // _CELLS
+
+
 def draw_test_card(k: int, width: int, height: int) -> np.ndarray:
     """Frame ``k`` (0 <= k < 65536) as an RGB uint8 array of ``height`` x ``width``."""
     if not 0 <= k < 1 << COUNTER_BITS:
         raise ValueError(f"frame number {k} does not fit in {COUNTER_BITS} bits")
     frame = _pattern(k % _PERIOD, width, height).copy()
-    strip = max(1, round(height * _STRIP))
+    strip = _strip_height(height)
     for cell, bit in enumerate([1, 0, *_bits(k)]):
-        x0, x1 = cell * width // _CELLS, (cell + 1) * width // _CELLS
+        x0, x1 = _cell_span(cell, width)
         frame[:strip, x0:x1] = 255 if bit else 0
     return frame
 
@@ -59,11 +67,11 @@ def read_test_card(image: np.ndarray) -> int | None:
     if image.ndim == 3:
         image = image[..., :3].mean(axis=2)
     height, width = image.shape
-    strip = max(1, round(height * _STRIP))
+    strip = _strip_height(height)
     levels = []
     for cell in range(_CELLS):
         # The centre of each cell: away from edges the encoder blurred.
-        x0, x1 = cell * width // _CELLS, (cell + 1) * width // _CELLS
+        x0, x1 = _cell_span(cell, width)
         mx, my = max(1, (x1 - x0) // 4), max(1, strip // 4)
         levels.append(float(image[my : strip - my, x0 + mx : x1 - mx].mean()))
     white, black = levels[0], levels[1]
