@@ -155,6 +155,7 @@ class App:
         while not self.stop.is_set():
             try:
                 async for msg in source.messages():
+                    self._refresh_catalog()  # triage must know today's product names
                     self.ingest.accept(msg)
                     delay = 1.0
                 return  # a finite source (a replay) has ended
@@ -202,6 +203,7 @@ class App:
             cfg.stream.fps,
         )
         self.host.on_answered = self._reply_in_chat
+        self.host.before_turn = self._refresh_catalog  # every answer quotes the file as it is now
         director = self._director()
         if director is not None:
             await director.start()
@@ -294,10 +296,16 @@ class App:
         a broken edit is reported and the old catalog kept."""
         while not self.stop.is_set():
             await self.clock.sleep(CATALOG_POLL_S)
-            try:
-                self.catalog.reload_if_changed()
-            except Exception:  # a listener's bug must not end the watch
-                log.exception("catalog reload failed; keeping the old catalog")
+            self._refresh_catalog()
+
+    def _refresh_catalog(self) -> None:
+        """Reload the catalog if its file changed (one stat when it did not). Also called
+        before each message is triaged and each turn starts, so an edit is never missed by
+        the next answer, whatever the poll's phase."""
+        try:
+            self.catalog.reload_if_changed()
+        except Exception:  # a listener's bug must not stop the stream
+            log.exception("catalog reload failed; keeping the old catalog")
 
     async def _reply_in_chat(self, question: ChatMessage, reply: str) -> None:
         """Post the spoken answer into the chat it came from, where the platform allows it."""

@@ -62,6 +62,8 @@ class Host:
         # Called when a turn starts and ends (the stage director switches OBS scenes).
         self.on_turn_start: Callable[[Turn], None] | None = None
         self.on_turn_end: Callable[[Turn], None] | None = None
+        # Called before a turn is built (the app re-reads an edited catalog here).
+        self.before_turn: Callable[[], None] | None = None
         self._background: set[asyncio.Task] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -73,12 +75,16 @@ class Host:
                 idle_for = self.clock.now() - last_activity
                 wait = self.triage_config.idle_pitch_after_s - idle_for
                 if wait <= 0:
+                    if self.before_turn is not None:
+                        self.before_turn()
                     await self.play(self._pitch_turn(), stop)
                     last_activity = self.clock.now()
                     continue
                 await _first_of(self.inbox.wait(), self.clock.sleep(wait), stop.wait())
                 continue
             msg, _priority = item
+            if self.before_turn is not None:
+                self.before_turn()
             if msg.kind == Kind.COMMAND:
                 await self._command(msg, stop)
             else:
