@@ -53,22 +53,12 @@ def obs_controller(config: Config) -> ObsController:
     from streambot.stage.obs import ObsController, ObsScenes
 
     cfg = config.obs
-
-    scenes = ObsScenes(
-        idle=cfg.scene_idle,
-        talking=cfg.scene_talking,
-        showcase=cfg.scene_showcase,
-        brb=cfg.scene_brb,
-        caption=cfg.caption_source,
-        product=cfg.product_source,
-        stream=cfg.media_source,
-    )
     return ObsController(
         cfg.host,
         cfg.port,
         cfg.password(),
         cfg.timeout_s,
-        scenes,
+        ObsScenes.from_config(cfg),
         stream_url=media_stream_url(config) or None,
     )
 

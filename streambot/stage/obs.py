@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from streambot.backoff import capped_exponential, equal_jitter
+from streambot.config import ObsConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,29 @@ def silence_obsws_logging() -> None:
 
 @dataclass(frozen=True)
 class ObsScenes:
-    """The names of the scenes and sources streambot drives (created by ``setup``)."""
+    """The names of the scenes and sources streambot drives (created by ``setup``); the
+    defaults live in one place, ``ObsConfig``."""
 
-    idle: str = "streambot idle"
-    talking: str = "streambot talking"
-    showcase: str = "streambot showcase"
-    brb: str = "streambot brb"
-    caption: str = "streambot caption"
-    product: str = "streambot product"
-    stream: str = "streambot stream"
+    idle: str
+    talking: str
+    showcase: str
+    brb: str
+    caption: str
+    product: str
+    stream: str
+
+    @classmethod
+    def from_config(cls, cfg: ObsConfig | None = None) -> ObsScenes:
+        cfg = cfg or ObsConfig()
+        return cls(
+            idle=cfg.scene_idle,
+            talking=cfg.scene_talking,
+            showcase=cfg.scene_showcase,
+            brb=cfg.scene_brb,
+            caption=cfg.caption_source,
+            product=cfg.product_source,
+            stream=cfg.media_source,
+        )
 
     def scene_for(self, state: str) -> str:
         if state not in STATES:
@@ -193,7 +208,7 @@ class ObsController:
         self.port = port
         self._password = password
         self.timeout = timeout
-        self.scenes = scenes or ObsScenes()
+        self.scenes = scenes or ObsScenes.from_config()
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.health_interval = health_interval

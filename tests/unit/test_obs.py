@@ -23,7 +23,7 @@ from streambot.stage.obs import (
 from tests.obs_double import ObsDouble, auth_string
 
 PASSWORD = "hunter2-obs-PASSWORD-zz9"
-SCENES = ObsScenes()
+SCENES = ObsScenes.from_config()
 URL = "srt://127.0.0.1:9000?mode=listener"
 
 
