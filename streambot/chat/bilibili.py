@@ -31,6 +31,7 @@ import secrets
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -175,23 +176,26 @@ def _cookie_value(cookie: str, name: str) -> str | None:
 # -- the websocket session shared by both modes ---------------------------------------------
 
 
+@dataclass(frozen=True)
+class DanmakuTiming:
+    """Seconds that govern a danmaku connection (tests shorten them)."""
+
+    heartbeat_interval: float = 30.0
+    auth_timeout: float = 5.0
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    http_timeout: float = 10.0
+
+
 class _DanmakuClient:
     name = SOURCE
 
-    def __init__(
-        self,
-        *,
-        heartbeat_interval: float,
-        auth_timeout: float,
-        backoff_base: float,
-        backoff_max: float,
-        http_timeout: float,
-        max_queue: int = 4096,
-    ) -> None:
-        self.heartbeat_interval = heartbeat_interval
-        self.auth_timeout = auth_timeout
-        self.backoff_base, self.backoff_max = backoff_base, backoff_max
-        self._timeout = aiohttp.ClientTimeout(total=http_timeout)
+    def __init__(self, timing: DanmakuTiming | None, max_queue: int = 4096) -> None:
+        timing = timing or DanmakuTiming()
+        self.heartbeat_interval = timing.heartbeat_interval
+        self.auth_timeout = timing.auth_timeout
+        self.backoff_base, self.backoff_max = timing.backoff_base, timing.backoff_max
+        self._timeout = aiohttp.ClientTimeout(total=timing.http_timeout)
         self.decoder = PacketDecoder()
         self.popularity: int | None = None
         self.connected = asyncio.Event()  # set while authenticated
@@ -322,19 +326,9 @@ class BilibiliChatSource(_DanmakuClient):
         api_base: str = "https://api.live.bilibili.com",
         nav_base: str = "https://api.bilibili.com",
         ws_url_override: str | None = None,
-        heartbeat_interval: float = 30.0,
-        auth_timeout: float = 5.0,
-        backoff_base: float = 1.0,
-        backoff_max: float = 60.0,
-        http_timeout: float = 10.0,
+        timing: DanmakuTiming | None = None,
     ) -> None:
-        super().__init__(
-            heartbeat_interval=heartbeat_interval,
-            auth_timeout=auth_timeout,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            http_timeout=http_timeout,
-        )
+        super().__init__(timing)
         self.room_id = int(room_id)
         self._cookie = cookie
         self.api_base, self.nav_base = api_base.rstrip("/"), nav_base.rstrip("/")
@@ -467,20 +461,10 @@ class BilibiliOpenPlatformSource(_DanmakuClient):
         *,
         api_base: str = "https://live-open.biliapi.com",
         ws_url_override: str | None = None,
-        heartbeat_interval: float = 30.0,
         app_heartbeat_interval: float = 20.0,
-        auth_timeout: float = 5.0,
-        backoff_base: float = 1.0,
-        backoff_max: float = 60.0,
-        http_timeout: float = 10.0,
+        timing: DanmakuTiming | None = None,
     ) -> None:
-        super().__init__(
-            heartbeat_interval=heartbeat_interval,
-            auth_timeout=auth_timeout,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            http_timeout=http_timeout,
-        )
+        super().__init__(timing)
         self.app_id = int(app_id)
         self.access_key_id = access_key_id
         self._secret = access_key_secret

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from streambot.chat.bilibili import (
     BilibiliChatSource,
     BilibiliOpenPlatformSource,
+    DanmakuTiming,
     cookie_from_env,
     mixin_key,
     open_platform_headers,
@@ -219,10 +220,9 @@ async def live():
         api_base=f"http://{hostport}",
         nav_base=f"http://{hostport}",
         ws_url_override=f"ws://{hostport}/sub",
-        heartbeat_interval=0.05,
-        auth_timeout=1.0,
-        backoff_base=0.01,
-        backoff_max=0.05,
+        timing=DanmakuTiming(
+            heartbeat_interval=0.05, auth_timeout=1.0, backoff_base=0.01, backoff_max=0.05
+        ),
     )
     stream = source.messages()
     yield server, source, stream
@@ -428,7 +428,7 @@ async def test_open_platform_start_heartbeat_end_and_a_dm():
     source = BilibiliOpenPlatformSource(
         42, "kid", SecretStr("sec"), "CODE-XYZ", api_base=f"http://127.0.0.1:{port}",
         ws_url_override=f"ws://127.0.0.1:{port}/sub", app_heartbeat_interval=0.05,
-        heartbeat_interval=0.05,
+        timing=DanmakuTiming(heartbeat_interval=0.05),
     )  # fmt: skip
     stream = source.messages()
     try:
