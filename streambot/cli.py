@@ -117,7 +117,7 @@ def cmd_avatar_prepare(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     y1, y2, x1, x2 = (int(v) for v in avatar.boxes[0])
-    n = len(avatar.frames)
+    n = len(avatar.loop)
     print(f"avatar: {avatar.folder}")
     print(f"face box (padded, frame 0): x={x1} y={y1} w={x2 - x1} h={y2 - y1}")
     print(f"frames: {n} at {avatar.fps} fps ({n / avatar.fps:.1f}s loop)")

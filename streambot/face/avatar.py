@@ -34,7 +34,8 @@ except ImportError as exc:  # an optional extra: say how to get it
 
 log = logging.getLogger("streambot.face.avatar")
 
-FORMAT_VERSION = 1
+# 2: each distinct frame stored once, the loop's order in loop.npy, frames memory-mapped.
+FORMAT_VERSION = 2
 CASCADE = "haarcascade_frontalface_default.xml"
 # Haar detection runs on a copy at most this many pixels on its longer side: faster, and on big
 # frames the cascade finds spurious "faces" larger than the real one, which "largest face" picks.
@@ -42,7 +43,7 @@ DETECT_MAX_SIDE = 640
 STILL_LOOP_SECONDS = 4
 BREATH_SCALE = 0.006  # the frame grows 0.6% about its centre at the top of a breath
 BREATH_RISE_PX = 1.5  # and the picture rises 1.5 px: sub-pixel steps via bilinear warping
-FILES = ("frames.npy", "boxes.npy", "faces.npy")
+FILES = ("frames.npy", "boxes.npy", "faces.npy", "loop.npy")
 META = "avatar.json"
 
 Rect = tuple[int, int, int, int]
@@ -56,9 +57,15 @@ class AvatarError(Exception):
 class PreparedAvatar:
     """A ready avatar: the idle loop plus, per frame, the face box and the model-sized crop."""
 
-    frames: np.ndarray  # (N, H, W, 3) uint8 RGB, full resolution, loops seamlessly N-1 -> 0
+    # Each distinct frame once, (N, H, W, 3) uint8 RGB at full resolution. A loaded avatar maps
+    # the file rather than reading it: a minute of 1080p is gigabytes, and the OS page cache
+    # then holds only what is played and shares it.
+    frames: np.ndarray
     boxes: np.ndarray  # (N, 4) int32 (y1, y2, x1, x2): frames[i][y1:y2, x1:x2] is the face
     faces: np.ndarray  # (N, img_size, img_size, 3) uint8 RGB crops of the boxes
+    # (L,) int32 indices into frames, the idle loop in play order; it loops seamlessly from
+    # L-1 to 0 (a video plays forward then backward without storing the way back).
+    loop: np.ndarray
     key: str  # content hash of the source file and the preparation parameters
     fps: int
     folder: Path
@@ -314,7 +321,7 @@ def _load_npy(folder: Path, name: str) -> np.ndarray:
     if not path.is_file():
         raise AvatarError(f"{path} is missing: prepare the avatar again")
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode="r" if name == "frames.npy" else None)
     except (OSError, ValueError, EOFError) as exc:
         raise AvatarError(f"{path} is broken ({exc}): prepare the avatar again") from None
 
@@ -338,7 +345,7 @@ def load_avatar(folder: Path) -> PreparedAvatar:
             f"{meta_path} has format version {version}, this streambot reads "
             f"{FORMAT_VERSION}: prepare the avatar again"
         )
-    frames, boxes, faces = (_load_npy(folder, name) for name in FILES)
+    frames, boxes, faces, loop = (_load_npy(folder, name) for name in FILES)
 
     def bad(name: str, array: np.ndarray, expected: str) -> AvatarError:
         return AvatarError(
@@ -362,7 +369,11 @@ def load_avatar(folder: Path) -> PreparedAvatar:
         raise bad("faces.npy", faces, f"uint8 ({count}, S, S, 3)")
     if faces.shape[1] != faces.shape[2] or faces.shape[3] != 3:
         raise bad("faces.npy", faces, f"uint8 ({count}, S, S, 3)")
-    return PreparedAvatar(frames, boxes, faces, key, fps, folder)
+    if loop.dtype != np.int32 or loop.ndim != 1 or len(loop) == 0:
+        raise bad("loop.npy", loop, "int32 (L,)")
+    if loop.min() < 0 or loop.max() >= count:
+        raise AvatarError(f"{folder / 'loop.npy'} names frames outside 0..{count - 1}")
+    return PreparedAvatar(frames, boxes, faces, loop, key, fps, folder)
 
 
 def _save(folder: Path, avatar: PreparedAvatar, meta: dict[str, object]) -> None:
@@ -372,7 +383,8 @@ def _save(folder: Path, avatar: PreparedAvatar, meta: dict[str, object]) -> None
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        for name, array in zip(FILES, (avatar.frames, avatar.boxes, avatar.faces), strict=True):
+        arrays = (avatar.frames, avatar.boxes, avatar.faces, avatar.loop)
+        for name, array in zip(FILES, arrays, strict=True):
             np.save(tmp / name, array, allow_pickle=False)
         (tmp / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         if folder.exists():  # a broken earlier attempt: we only get here when it failed to load
@@ -473,20 +485,20 @@ def prepare_avatar(
         ux, uy = math.floor(lx), math.floor(ly)
         box = pad_box((ux, uy, math.ceil(hx) - ux, math.ceil(hy) - uy), pads, w, h)
         boxes = _int_boxes(np.repeat(box[None], len(frames), axis=0), w, h)
+        order = np.arange(len(frames))
         loop = "breathing"
     else:
         # Frames where the detector missed reuse the nearest detected box (earlier on a tie).
         filled = [rects[min(found, key=lambda j, i=i: (abs(j - i), j))] for i in range(len(rects))]
         padded = np.stack([pad_box(r, pads, w, h) for r in filled if r is not None])
         forward = _int_boxes(smooth_boxes(padded, smooth_window), w, h)
+        frames, boxes = np.stack(frames_list), forward
         order = _ping_pong(len(frames_list))
-        frames = np.stack([frames_list[i] for i in order])
-        boxes = forward[order]
         loop = "ping-pong"
     del frames_list, sources
     faces = _crop_faces(frames, boxes, img_size)
 
-    avatar = PreparedAvatar(frames, boxes, faces, key, fps, folder)
+    avatar = PreparedAvatar(frames, boxes, faces, order.astype(np.int32), key, fps, folder)
     y1, y2, x1, x2 = (int(v) for v in boxes[0])
     meta: dict[str, object] = {
         "format_version": FORMAT_VERSION,
@@ -494,6 +506,7 @@ def prepare_avatar(
         "key": key,
         "fps": fps,
         "frame_count": len(frames),
+        "loop_length": len(order),
         "frame_size": [w, h],
         "loop": loop,
         "kind": "image" if still is not None else "video",
@@ -511,4 +524,5 @@ def prepare_avatar(
         (y1, y2, x1, x2),
         time.perf_counter() - started,
     )
-    return avatar
+    del avatar, frames, faces  # hand back the mapped files, not a second copy in memory
+    return load_avatar(folder)

@@ -96,7 +96,9 @@ class Wav2LipFace:
         pass  # stateless between turns: every clip's mel is computed from its own audio
 
     def loop_index(self, index: int) -> int:
-        return index % len(self.avatar.frames)
+        """The stored frame shown at idle-loop position ``index``."""
+        loop = self.avatar.loop
+        return int(loop[index % len(loop)])
 
     def place(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The avatar-resolution frame letterboxed into the output frame (into ``out`` if

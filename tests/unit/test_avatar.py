@@ -35,8 +35,10 @@ def overlap(box_yyxx: np.ndarray, known: tuple[int, int, int, int]) -> float:
     return iw * ih / ((x2 - x1) * (y2 - y1))
 
 
-def check_shapes(a: PreparedAvatar, n: int, h: int, w: int) -> None:
+def check_shapes(a: PreparedAvatar, n: int, h: int, w: int, loop: int | None = None) -> None:
+    """n distinct frames of h x w, played in a loop of ``loop`` positions (default n)."""
     assert a.frames.shape == (n, h, w, 3) and a.frames.dtype == np.uint8
+    assert a.loop.shape == (loop or n,) and a.loop.dtype == np.int32
     assert a.boxes.shape == (n, 4) and a.boxes.dtype == np.int32
     assert a.faces.shape == (n, 96, 96, 3) and a.faces.dtype == np.uint8
     y1, y2, x1, x2 = a.boxes.T
@@ -110,14 +112,18 @@ def test_still_image_loop_is_smooth_and_moves(prepared, astronaut_png):
 def test_cache_folder_holds_the_preparation(prepared):
     a, _, _ = prepared
     names = {p.name for p in a.folder.iterdir()}
-    assert {"frames.npy", "boxes.npy", "faces.npy", "avatar.json"} <= names
+    assert {"frames.npy", "boxes.npy", "faces.npy", "loop.npy", "avatar.json"} <= names
     meta = json.loads((a.folder / "avatar.json").read_text())
     assert meta["key"] == a.key and meta["fps"] == 25 and meta["frame_count"] == 100
-    assert meta["source"] == "astronaut.png" and meta["format_version"] == 1
+    assert meta["loop_length"] == 100
+    assert meta["source"] == "astronaut.png" and meta["format_version"] == 2
     assert meta["box0_y1_y2_x1_x2"] == [int(v) for v in a.boxes[0]]
     loaded = load_avatar(a.folder)
     assert np.array_equal(loaded.frames, a.frames) and np.array_equal(loaded.faces, a.faces)
     assert np.array_equal(loaded.boxes, a.boxes) and loaded.key == a.key
+    assert np.array_equal(loaded.loop, np.arange(100))
+    # The frames are mapped from the file, not read into memory.
+    assert isinstance(loaded.frames, np.memmap) and isinstance(a.frames, np.memmap)
 
 
 def test_second_call_hits_the_cache(prepared, astronaut_png, monkeypatch):
@@ -206,11 +212,13 @@ def test_video_is_ping_ponged_with_boxes_that_follow_the_face(tmp_path):
     video = tmp_path / "shift.mp4"
     write_shifting_video(video, frames=20, shift=3)
     a = prepare_avatar(video, tmp_path / "cache")
-    # 20 decoded frames played forward then backward without repeating the ends: 2 * 20 - 2.
-    check_shapes(a, 38, 512, 512)
-    assert np.array_equal(a.frames[21], a.frames[17]) and np.array_equal(a.boxes[37], a.boxes[1])
-    steps = [mean_diff(a.frames[i], a.frames[i + 1]) for i in range(37)]
-    assert mean_diff(a.frames[37], a.frames[0]) <= max(steps) + 1e-9  # no jump at the loop
+    # 20 decoded frames, stored once, played forward then backward without repeating the
+    # ends: a loop of 2 * 20 - 2 positions.
+    check_shapes(a, 20, 512, 512, loop=38)
+    assert list(a.loop) == [*range(20), *range(18, 0, -1)]
+    played = [a.frames[i] for i in a.loop]
+    steps = [mean_diff(played[i], played[i + 1]) for i in range(37)]
+    assert mean_diff(played[37], played[0]) <= max(steps) + 1e-9  # no jump at the loop
     forward_x = a.boxes[:20, 2].astype(float)
     assert np.all(np.diff(forward_x) >= 0)  # the box only moves the way the face does
     slope = np.polyfit(np.arange(20), forward_x, 1)[0]
@@ -233,7 +241,7 @@ def test_video_frames_without_a_face_reuse_the_nearest_box(tmp_path, monkeypatch
 
     monkeypatch.setattr(avatar_mod, "detect_face", flaky)
     a = prepare_avatar(video, tmp_path / "cache", smooth_window=1)
-    check_shapes(a, 10, 512, 512)
+    check_shapes(a, 6, 512, 512, loop=10)
     assert a.boxes[2, 2] > a.boxes[0, 2] or a.boxes[3, 2] > a.boxes[2, 2]  # the face moved
     assert (a.boxes[:3] == a.boxes[2]).all() and (a.boxes[3:6] == a.boxes[3]).all()
     monkeypatch.setattr(avatar_mod, "detect_face", lambda image: None)
@@ -245,9 +253,9 @@ def test_video_is_resampled_to_the_stream_rate(tmp_path):
     video = tmp_path / "shift.mp4"
     write_shifting_video(video, frames=20, shift=3)  # 0.8 s at 25 fps
     a = prepare_avatar(video, tmp_path / "cache", fps=10, max_frames=5)
-    check_shapes(a, 2 * 5 - 2, 512, 512)  # max_frames counts frames at the stream rate
+    check_shapes(a, 5, 512, 512, loop=2 * 5 - 2)  # max_frames counts frames at the stream rate
     b = prepare_avatar(video, tmp_path / "cache", fps=10)
-    assert len(b.frames) == 2 * 8 - 2  # 0.8 s at 10 fps
+    assert len(b.frames) == 8 and len(b.loop) == 2 * 8 - 2  # 0.8 s at 10 fps
 
 
 def test_cli_prepares_and_reports(astronaut_png, gray_png, tmp_path):

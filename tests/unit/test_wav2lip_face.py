@@ -22,7 +22,8 @@ def make_avatar(n: int = 6) -> PreparedAvatar:
     y1, y2, x1, x2 = BOX
     faces = np.stack([cv2.resize(f[y1:y2, x1:x2], (96, 96)) for f in frames])
     boxes = np.tile(np.array(BOX, np.int32), (n, 1))
-    return PreparedAvatar(frames, boxes, faces, "test", 25, Path("."))
+    loop = np.arange(n, dtype=np.int32)
+    return PreparedAvatar(frames, boxes, faces, loop, "test", 25, Path("."))
 
 
 class RecordingEngine:
