@@ -1,0 +1,114 @@
+"""What a video avatar costs on disk and in memory: the stored layout (each frame once, loop
+order in loop.npy, frames memory-mapped) against the old one (the ping-pong loop expanded on
+disk and read whole into RAM), for one 1080p video, in one run.
+
+    python bench/avatar_memory.py                 # 10 s of 1920x1080 at 25 fps
+    python bench/avatar_memory.py --seconds 4
+
+Memory is read from /proc/self/status in a fresh process per layout after one full pass of the
+idle loop: RssAnon is private memory that nothing else can reclaim; RssFile is page cache the
+OS shares between processes and drops under pressure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def write_video(path: Path, frames: int, fps: int) -> None:
+    """The astronaut, scaled to 1080 rows on a 1920-wide canvas, drifting 2 px per frame."""
+    import cv2
+    from skimage.data import astronaut
+
+    face = cv2.resize(astronaut(), (1080, 1080), interpolation=cv2.INTER_CUBIC)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
+        for i in range(frames):
+            canvas = np.full((1080, 1920, 3), 90, np.uint8)
+            x = 300 + 2 * i
+            canvas[:, x : x + 1080] = face
+            for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def play_once(folder: str, layout: str) -> None:
+    """Child process: load the avatar the way ``layout`` says, show every loop position once
+    (a copy per frame, as the paste-back does), print RssAnon and RssFile in MiB."""
+    from streambot.face.avatar import load_avatar
+
+    avatar = load_avatar(Path(folder))
+    if layout == "old":  # what format 1 did: the expanded loop, read whole into memory
+        frames = np.stack([np.asarray(avatar.frames[i]) for i in avatar.loop])
+        order = np.arange(len(frames))
+        del avatar
+    else:
+        frames, order = avatar.frames, avatar.loop
+    checksum = 0
+    for i in order:
+        checksum += int(frames[i].copy()[540, 960, 0])
+    print(status_kib("RssAnon") / 1024, status_kib("RssFile") / 1024, checksum)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--fps", type=int, default=25)
+    parser.add_argument("--play", nargs=2, metavar=("FOLDER", "LAYOUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.play:
+        play_once(*args.play)
+        return
+
+    from streambot.face.avatar import prepare_avatar
+
+    frames = round(args.seconds * args.fps)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        video = work / "host.mp4"
+        write_video(video, frames, args.fps)
+        started = time.perf_counter()
+        avatar = prepare_avatar(video, work / "cache", fps=args.fps, max_frames=frames)
+        prepared_s = time.perf_counter() - started
+        stored = sum(p.stat().st_size for p in avatar.folder.iterdir())
+        n, loop = len(avatar.frames), len(avatar.loop)
+        old_disk = stored + avatar.frames.nbytes * (loop - n) / n + avatar.faces.nbytes * (
+            loop - n
+        ) / n
+        folder = str(avatar.folder)
+        del avatar
+        rows = {}
+        for layout in ("old", "mapped"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--play", folder, layout],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            rows[layout] = (float(out[0]), float(out[1]))
+    print(f"video: {frames} frames 1920x1080 at {args.fps} fps, prepared in {prepared_s:.1f} s")
+    print(f"loop: {n} stored frames, {loop} positions (ping-pong)")
+    print(f"disk: old layout {old_disk / 2**30:.2f} GiB, stored now {stored / 2**30:.2f} GiB")
+    for layout, (anon, file) in rows.items():
+        print(f"{layout:>6}: RssAnon {anon:7.0f} MiB   RssFile {file:7.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
