@@ -89,9 +89,9 @@ def main() -> None:
         prepared_s = time.perf_counter() - started
         stored = sum(p.stat().st_size for p in avatar.folder.iterdir())
         n, loop = len(avatar.frames), len(avatar.loop)
-        old_disk = stored + avatar.frames.nbytes * (loop - n) / n + avatar.faces.nbytes * (
-            loop - n
-        ) / n
+        old_disk = (
+            stored + avatar.frames.nbytes * (loop - n) / n + avatar.faces.nbytes * (loop - n) / n
+        )
         folder = str(avatar.folder)
         del avatar
         rows = {}
