@@ -127,7 +127,9 @@ class EspeakLibrary:
 
     def _on_audio(self, wav, num_samples, events) -> int:
         if num_samples > 0:
-            chunk = np.ctypeslib.as_array(wav, shape=(num_samples,)).copy()
+            # Copy the bytes out: np.ctypeslib.as_array would make (and ctypes keep forever) a
+            # new array type for every distinct chunk length, a slow leak in a 24/7 process.
+            chunk = np.frombuffer(ctypes.string_at(wav, num_samples * 2), np.int16)
             self._chunks.append(chunk)
         i = 0
         while events[i].type != EVENT_LIST_TERMINATED:
