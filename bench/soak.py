@@ -130,6 +130,10 @@ def main() -> None:
         f"at the end; max {max(r for _, r, _ in samples):.0f} MiB; "
         f"trend {rss_slope:+.1f} MiB per stream hour"
     )
+    marks = [
+        after[min(len(after) - 1, round(q * (len(after) - 1)))] for q in (0, 0.25, 0.5, 0.75, 1)
+    ]
+    print("RSS over the run: " + ", ".join(f"{s / 3600:.1f} h {r:.0f} MiB" for s, r, _ in marks))
     print(
         f"store: {first[2]:.2f} MiB -> {last[2]:.2f} MiB; trend {store_slope:+.2f} MiB per "
         f"stream hour ({store_slope * 24:.1f} MiB per day)"
