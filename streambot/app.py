@@ -86,6 +86,7 @@ def default_clock(config: Config) -> Clock:
 
 
 CATALOG_POLL_S = 2.0
+STORE_PRUNE_EVERY_S = 3600.0
 
 
 class App:
@@ -227,6 +228,7 @@ class App:
             asyncio.create_task(self.host.run(self.stop), name="host"),
             asyncio.create_task(self._thank_gifts(), name="gifts"),
             asyncio.create_task(self._watch_catalog(), name="catalog"),
+            asyncio.create_task(self._prune_store(), name="store-prune"),
             *(asyncio.create_task(self._pump(s), name=f"chat-{s.name}") for s in self.sources),
         ]
         try:
@@ -297,6 +299,22 @@ class App:
         while not self.stop.is_set():
             await self.clock.sleep(CATALOG_POLL_S)
             self._refresh_catalog()
+
+    async def _prune_store(self) -> None:
+        """Keep the event log to ``store.keep_days`` (checked at start and hourly) so a host
+        that runs for months does not fill its disk."""
+        keep_days = self.config.store.keep_days
+        if keep_days <= 0:
+            return
+        while not self.stop.is_set():
+            try:
+                # Off the loop: the batches are short, but a big backlog is many of them.
+                removed = await asyncio.to_thread(self.store.prune, time.time() - keep_days * 86400)
+                if removed:
+                    log.info("store: removed %d messages older than %g days", removed, keep_days)
+            except Exception:  # a full or locked disk must not stop the stream
+                log.exception("store pruning failed; will try again in an hour")
+            await self.clock.sleep(STORE_PRUNE_EVERY_S)
 
     def _refresh_catalog(self) -> None:
         """Reload the catalog if its file changed (one stat when it did not). Also called

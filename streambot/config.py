@@ -280,6 +280,9 @@ class ObsConfig(_Section):
 
 class StoreConfig(_Section):
     path: str = "streambot.db"
+    # The record is kept this many days, then pruned hourly (0 keeps it forever); messages
+    # still waiting for an answer are never pruned.
+    keep_days: Annotated[float, Field(ge=0)] = 30.0
 
 
 class MetricsConfig(_Section):

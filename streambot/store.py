@@ -60,7 +60,16 @@ CREATE TABLE IF NOT EXISTS timings (
     first_audio_ms REAL,
     first_frame_ms REAL
 );
+CREATE INDEX IF NOT EXISTS decisions_message ON decisions(message_id);
+CREATE INDEX IF NOT EXISTS turns_message ON turns(message_id);
+CREATE INDEX IF NOT EXISTS sentences_turn ON sentences(turn_id);
 """
+# Accepted but not yet fully answered: these survive a restart and are never pruned.
+PENDING = ("accepted", "answering", "interrupted-by-shutdown")
+_PENDING_SQL = "(" + ", ".join(f"'{status}'" for status in PENDING) + ")"
+# Rows deleted per transaction when pruning: the lock is shared with the ingest path, which
+# must never wait long.
+PRUNE_BATCH = 500
 
 # Stored text is capped: a 100 KB spam message is kept as evidence, not in full.
 MAX_STORED_TEXT = 2000
@@ -79,6 +88,7 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self._closed = False
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -164,7 +174,7 @@ class Store:
         """Accepted messages never fully answered, most important first; the rest expire."""
         rows = self.query(
             "SELECT id, received_at, source, user, kind, text, priority FROM messages"
-            " WHERE status IN ('accepted', 'answering', 'interrupted-by-shutdown')"
+            f" WHERE status IN {_PENDING_SQL}"
             " ORDER BY priority DESC, id"
         )
         pending = []
@@ -176,7 +186,52 @@ class Store:
                 self.log_decision(mid, "expired", "restart: low-priority chat not resumed", None)
         return pending
 
+    def prune(self, before: float, batch: int = PRUNE_BATCH) -> int:
+        """Delete the record of everything older than ``before`` (wall-clock seconds): turns
+        with their sentences and timings, then messages with their decisions. Messages still
+        waiting for an answer are kept. Runs in small transactions so the ingest path is
+        never held up; SQLite reuses the freed pages, so the file stops growing. Returns the
+        number of messages deleted."""
+        while self._delete_batch(
+            f"SELECT t.id FROM turns t LEFT JOIN messages m ON m.id = t.message_id"
+            f" WHERE t.started_at < ? AND (m.id IS NULL OR m.status NOT IN {_PENDING_SQL})"
+            " ORDER BY t.id LIMIT ?",
+            (before, batch),
+            ("sentences", "turn_id"),
+            ("timings", "turn_id"),
+            ("turns", "id"),
+        ):
+            pass
+        deleted = 0
+        while count := self._delete_batch(
+            f"SELECT id FROM messages WHERE received_at < ? AND status NOT IN {_PENDING_SQL}"
+            " AND NOT EXISTS (SELECT 1 FROM turns WHERE turns.message_id = messages.id)"
+            " ORDER BY id LIMIT ?",
+            (before, batch),
+            ("decisions", "message_id"),
+            ("messages", "id"),
+        ):
+            deleted += count
+        return deleted
+
+    def _delete_batch(self, select: str, args: tuple, *targets: tuple[str, str]) -> int:
+        """One transaction: pick ids with ``select``, delete them from each (table, column)."""
+        with self._lock:
+            if self._closed:  # shutting down: a prune in a worker thread just stops
+                return 0
+            with self._db:
+                self._db.execute("BEGIN")
+                ids = [row[0] for row in self._db.execute(select, args)]
+                if ids:
+                    marks = ", ".join("?" * len(ids))
+                    for table, column in targets:
+                        self._db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)
+        return len(ids)
+
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()

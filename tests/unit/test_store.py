@@ -1,0 +1,111 @@
+"""The event log's retention: old records go, anything still owed an answer stays."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+
+from streambot.app import App
+from streambot.events import ChatMessage, TurnTimings
+from streambot.store import Store
+
+DAY = 86400.0
+
+
+def add_answered(store: Store, user: str, at: float) -> tuple[int, int]:
+    """A message received at ``at``, accepted, answered with one sentence: (message, turn)."""
+    msg = ChatMessage("local", user, f"question from {user}", received_at=at)
+    mid = store.log_message(msg)
+    store.log_decision(mid, "accepted", "question", 50)
+    turn = store.start_turn(mid, "answer", "en")
+    store.log_sentence(turn, 0, "An answer.", 25)
+    store.log_timings(turn, TurnTimings())
+    store.end_turn(turn, mid, "played")
+    store._exec("UPDATE turns SET started_at = ? WHERE id = ?", (at, turn))
+    return mid, turn
+
+
+def users(path) -> list[str]:
+    db = sqlite3.connect(path)
+    names = [name for (name,) in db.execute("SELECT user FROM messages ORDER BY id")]
+    db.close()
+    return names
+
+
+def counts(path) -> dict[str, int]:
+    db = sqlite3.connect(path)
+    tables = ("messages", "decisions", "turns", "sentences", "timings")
+    out = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+    db.close()
+    return out
+
+
+def test_prune_removes_old_records_and_keeps_what_is_still_owed(tmp_path):
+    path = tmp_path / "log.db"
+    store = Store(path)
+    now = time.time()
+    for i in range(1203):  # more than two batches
+        add_answered(store, f"old{i}", now - 40 * DAY)
+    recent_mid, recent_turn = add_answered(store, "recent", now - DAY)
+    # Old but never answered (the stream stopped first): it will be answered after a restart.
+    waiting = store.log_message(ChatMessage("local", "patient", "still there?", received_at=0.0))
+    store.log_decision(waiting, "accepted", "question", 50)
+    rejected = store.log_message(
+        ChatMessage("local", "spam", "buy now", received_at=now - 40 * DAY)
+    )
+    store.log_decision(rejected, "rejected", "link", None)
+    pitch = store.start_turn(None, "pitch", "en")  # an idle pitch: no message
+    store._exec("UPDATE turns SET started_at = ? WHERE id = ?", (now - 40 * DAY, pitch))
+
+    removed = store.prune(now - 30 * DAY)
+
+    assert removed == 1203 + 1  # the old answered questions and the old spam
+    assert counts(path) == {"messages": 2, "decisions": 2, "turns": 1, "sentences": 1, "timings": 1}
+    (pending,) = store.pending_messages(min_priority=0)
+    assert pending.message.id == waiting and pending.message.text == "still there?"
+    rows = store.query("SELECT t.id, m.id FROM turns t JOIN messages m ON m.id = t.message_id")
+    assert rows == [(recent_turn, recent_mid)]
+    assert store.prune(now - 30 * DAY) == 0  # nothing left to do
+    store.close()
+
+
+def test_prune_stops_quietly_once_the_store_is_closed(tmp_path):
+    store = Store(tmp_path / "log.db")
+    add_answered(store, "ann", 0.0)
+    store.close()
+    assert store.prune(time.time()) == 0
+    store.close()  # closing twice is harmless
+
+
+def test_the_app_prunes_the_log_it_starts_with(fast_config, tmp_path):
+    fast_config.store.keep_days = 7
+    store = Store(fast_config.store.path)
+    now = time.time()
+    add_answered(store, "last-month", now - 30 * DAY)
+    add_answered(store, "yesterday", now - DAY)
+    store.close()
+
+    async def scenario() -> list[str]:
+        app = App(fast_config)
+        run = asyncio.create_task(app.run())  # live until stopped; pruning runs beside it
+        for _ in range(1000):
+            if (seen := users(fast_config.store.path)) == ["yesterday"]:
+                break
+            await asyncio.sleep(0.01)
+        app.request_stop()
+        await run
+        return seen
+
+    assert asyncio.run(scenario()) == ["yesterday"]
+
+
+def test_keep_days_zero_keeps_everything(fast_config):
+    fast_config.store.keep_days = 0
+    store = Store(fast_config.store.path)
+    add_answered(store, "ancient", 1.0)
+    store.close()
+
+    asyncio.run(App(fast_config).run(60.0))
+
+    assert users(fast_config.store.path) == ["ancient"]
