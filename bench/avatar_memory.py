@@ -5,6 +5,10 @@ disk and read whole into RAM), for one 1080p video, in one run.
     python bench/avatar_memory.py                 # 10 s of 1920x1080 at 25 fps
     python bench/avatar_memory.py --seconds 4
 
+It then times preparing the same video for a 1280x720 stream: the full size and then the
+shown size (what ``prepare_for_output`` did to learn the source's size) against the shown size
+only (it now reads the size from one decoded frame).
+
 Memory is read from /proc/self/status in a fresh process per layout after one full pass of the
 idle loop: RssAnon is private memory that nothing else can reclaim; RssFile is page cache the
 OS shares between processes and drops under pressure.
@@ -103,11 +107,36 @@ def main() -> None:
                 text=True,
             ).stdout.split()
             rows[layout] = (float(out[0]), float(out[1]))
+        stream_rows = prepare_for_stream(video, work, args.fps, frames)
     print(f"video: {frames} frames 1920x1080 at {args.fps} fps, prepared in {prepared_s:.1f} s")
     print(f"loop: {n} stored frames, {loop} positions (ping-pong)")
     print(f"disk: old layout {old_disk / 2**30:.2f} GiB, stored now {stored / 2**30:.2f} GiB")
     for layout, (anon, file) in rows.items():
         print(f"{layout:>6}: RssAnon {anon:7.0f} MiB   RssFile {file:7.0f} MiB")
+    print("for a 1280x720 stream (each in an empty cache):")
+    for name, (seconds, size) in stream_rows.items():
+        print(f"  {name}: {seconds:5.1f} s, {size / 2**30:.2f} GiB on disk")
+
+
+def prepare_for_stream(video: Path, work: Path, fps: int, frames: int) -> dict:
+    """Preparing for a 1280x720 stream: the full size first and then the shown size, as
+    ``prepare_for_output`` used to (to learn the source's size), against the shown size only."""
+    from streambot.face.avatar import prepare_avatar
+    from streambot.face.wav2lip import prepare_for_output
+
+    def folder_bytes(root: Path) -> int:
+        return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+
+    rows = {}
+    started = time.perf_counter()
+    full = prepare_avatar(video, work / "two", fps=fps, max_frames=frames)
+    prepare_avatar(video, work / "two", fps=fps, max_frames=frames, resize_to=(1280, 720))
+    rows["full size, then 1280x720"] = (time.perf_counter() - started, folder_bytes(work / "two"))
+    del full
+    started = time.perf_counter()
+    prepare_for_output(video, work / "one", 1280, 720, fps=fps, max_frames=frames)
+    rows["1280x720 only (now)     "] = (time.perf_counter() - started, folder_bytes(work / "one"))
+    return rows
 
 
 if __name__ == "__main__":

@@ -105,14 +105,30 @@ def _face_box(text: str) -> tuple[int, int, int, int]:
 
 
 def cmd_avatar_prepare(args: argparse.Namespace) -> int:
+    """Prepare the avatar exactly as the daemon with this config will load it (same stream
+    size, frame rate, pads and cache), so going live finds it ready."""
+    config = _config_or_exit(args.config)
     try:  # OpenCV is an optional extra
-        from streambot.face.avatar import AvatarError, prepare_avatar
+        from streambot.face.avatar import AvatarError
+        from streambot.face.wav2lip import prepare_for_output
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    face, stream = config.face.wav2lip, config.stream
+    cache = args.out or face.avatar_cache or str(default_avatar_cache())
+    box = args.face_box or (tuple(face.face_box) if face.face_box else None)
+    fps = args.fps or stream.fps
     started = time.perf_counter()
     try:
-        avatar = prepare_avatar(args.source, Path(args.out), face_box=args.face_box, fps=args.fps)
+        avatar = prepare_for_output(
+            args.source,
+            Path(cache),
+            stream.width,
+            stream.height,
+            face_box=box,
+            pads=tuple(face.pads),
+            fps=fps,
+        )
     except (AvatarError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -120,7 +136,8 @@ def cmd_avatar_prepare(args: argparse.Namespace) -> int:
     n = len(avatar.loop)
     print(f"avatar: {avatar.folder}")
     print(f"face box (padded, frame 0): x={x1} y={y1} w={x2 - x1} h={y2 - y1}")
-    print(f"frames: {n} at {avatar.fps} fps ({n / avatar.fps:.1f}s loop)")
+    height, width = avatar.frames.shape[1:3]
+    print(f"frames: {n} at {avatar.fps} fps ({n / avatar.fps:.1f}s loop), {width}x{height}")
     print(f"ready in {time.perf_counter() - started:.2f}s")
     return 0
 
@@ -166,10 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prepare.add_argument("source", metavar="IMAGE_OR_VIDEO", help="a portrait photo or video")
     prepare.add_argument(
+        "--config",
+        default=None,
+        help="config.toml whose stream size, fps, pads and avatar cache to prepare for "
+        "(default: embedded defaults)",
+    )
+    prepare.add_argument(
         "--out",
-        default=str(default_avatar_cache()),
+        default=None,
         help="cache folder; the avatar goes in a subfolder named by its hash "
-        "(default: ~/.cache/streambot/avatars)",
+        "(default: face.wav2lip.avatar_cache, else ~/.cache/streambot/avatars)",
     )
     prepare.add_argument(
         "--face-box",
@@ -178,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="X,Y,W,H",
         help="the face in source pixels; skips face detection",
     )
-    prepare.add_argument("--fps", type=int, default=25, help="stream frame rate (default 25)")
+    prepare.add_argument(
+        "--fps", type=int, default=None, help="frame rate (default: the config's stream.fps)"
+    )
     prepare.set_defaults(func=cmd_avatar_prepare)
     obs = sub.add_parser("obs", help="OBS scenes and sources over obs-websocket")
     obs_sub = obs.add_subparsers(dest="obs_command", required=True)

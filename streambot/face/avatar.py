@@ -259,6 +259,18 @@ def _read_video(path: Path, fps: int, max_frames: int) -> list[np.ndarray]:
     return out
 
 
+def source_size(source: str | Path) -> tuple[int, int]:
+    """(width, height) of the frames an avatar source gives (upright, as preparation reads
+    them), from one decoded frame: enough to choose the size to prepare it at."""
+    path = Path(source)
+    if not path.is_file():
+        raise AvatarError(f"cannot read avatar source {path}: no such file")
+    still = _read_image(path)
+    first = still if still is not None else _read_video(path, fps=1, max_frames=1)[0]
+    height, width = first.shape[:2]
+    return width, height
+
+
 # ------------------------------------------------------------------------------ the loops
 
 

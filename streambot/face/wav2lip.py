@@ -184,13 +184,13 @@ class Wav2LipFace:
 def prepare_for_output(
     source: str | Path, cache_root: Path, width: int, height: int, **options: object
 ) -> PreparedAvatar:
-    """Prepare an avatar at the size it is shown in a ``width`` x ``height`` stream, so no
-    frame is resampled while live (both preparations are cached)."""
-    from streambot.face.avatar import prepare_avatar
+    """Prepare (or load from the cache) an avatar at the size it is shown in a ``width`` x
+    ``height`` stream, so no frame is resampled while live. Only that size is prepared: the
+    source's size comes from one decoded frame."""
+    from streambot.face.avatar import prepare_avatar, source_size
 
-    avatar = prepare_avatar(source, cache_root, **options)
-    src_h, src_w = avatar.frames.shape[1:3]
+    src_w, src_h = source_size(source)
     fit = Placement.fit(src_w, src_h, width, height)
     if (fit.w, fit.h) == (src_w, src_h):
-        return avatar
+        return prepare_avatar(source, cache_root, **options)
     return prepare_avatar(source, cache_root, resize_to=(fit.w, fit.h), **options)

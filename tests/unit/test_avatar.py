@@ -280,3 +280,42 @@ def test_cli_prepares_and_reports(astronaut_png, gray_png, tmp_path):
     )
     assert bad.returncode == 2
     assert "no face found in gray.png" in bad.stderr
+
+
+def test_prepare_for_output_prepares_only_the_size_shown(astronaut_png, tmp_path):
+    from streambot.face.wav2lip import prepare_for_output
+
+    a = prepare_for_output(astronaut_png, tmp_path, 1280, 720, fps=25)
+    assert a.frames.shape[1:3] == (720, 720)  # the 512x512 photo fitted to the stream's height
+    assert [p.name for p in tmp_path.iterdir()] == [a.key]  # no full-size copy beside it
+    assert avatar_mod.source_size(astronaut_png) == (512, 512)
+    with pytest.raises(AvatarError, match="no such file"):
+        prepare_for_output(tmp_path / "missing.jpg", tmp_path, 1280, 720)
+
+
+def test_cli_prepares_what_the_daemon_will_load(astronaut_png, tmp_path, monkeypatch):
+    from streambot.face.wav2lip import prepare_for_output
+
+    config = tmp_path / "config.toml"
+    cache = tmp_path / "avatars"
+    config.write_text(
+        f'[stream]\nwidth = 640\nheight = 360\n[face.wav2lip]\navatar_cache = "{cache}"\n'
+    )
+    cmd = [sys.executable, "-m", "streambot", "avatar", "prepare", str(astronaut_png)]
+    done = subprocess.run(
+        [*cmd, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "360x360" in done.stdout
+
+    def no_detection(image):
+        raise AssertionError("the daemon prepared the avatar again")
+
+    # The daemon's own call (face/factory.py) with that config's values finds it ready.
+    monkeypatch.setattr(avatar_mod, "detect_face", no_detection)
+    live = prepare_for_output(astronaut_png, cache, 640, 360, face_box=None, pads=(0, 10, 0, 0))
+    assert str(live.folder) in done.stdout
