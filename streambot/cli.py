@@ -10,7 +10,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from streambot.config import Config, ConfigError, default_avatar_cache, load_config
+from streambot.config import Config, ConfigError, load_config
 from streambot.logs import setup_logging
 from streambot.report import format_latency_table
 from streambot.store import Store
@@ -108,27 +108,23 @@ def cmd_avatar_prepare(args: argparse.Namespace) -> int:
     """Prepare the avatar exactly as the daemon with this config will load it (same stream
     size, frame rate, pads and cache), so going live finds it ready."""
     config = _config_or_exit(args.config)
+    face = config.face.wav2lip
+    face.avatar = args.source
+    if args.out:
+        face.avatar_cache = args.out
+    if args.face_box:
+        face.face_box = list(args.face_box)
+    if args.fps:
+        config.stream.fps = args.fps
     try:  # OpenCV is an optional extra
         from streambot.face.avatar import AvatarError
-        from streambot.face.wav2lip import prepare_for_output
+        from streambot.face.factory import configured_avatar
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    face, stream = config.face.wav2lip, config.stream
-    cache = args.out or face.avatar_cache or str(default_avatar_cache())
-    box = args.face_box or (tuple(face.face_box) if face.face_box else None)
-    fps = args.fps or stream.fps
     started = time.perf_counter()
     try:
-        avatar = prepare_for_output(
-            args.source,
-            Path(cache),
-            stream.width,
-            stream.height,
-            face_box=box,
-            pads=tuple(face.pads),
-            fps=fps,
-        )
+        avatar = configured_avatar(config)
     except (AvatarError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

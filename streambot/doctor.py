@@ -68,6 +68,41 @@ def _store_writable(path: str) -> str:
     return f"{path} is writable"
 
 
+def _piper(config: Config) -> str:
+    from streambot.voice.factory import piper_voice
+
+    voice = piper_voice(config.voice.piper)
+    seconds = sum(pcm.size for pcm in voice.synthesize("Hello.")) / voice.sample_rate
+    return f"{Path(config.voice.piper.model).name}: {voice.sample_rate} Hz, {seconds:.2f}s"
+
+
+def _wav2lip_checkpoint(config: Config) -> str:
+    from streambot.models.wav2lip import Wav2Lip
+
+    model = Wav2Lip.from_checkpoint(Path(config.face.wav2lip.checkpoint))
+    params = sum(p.numel() for p in model.parameters())
+    return f"{Path(config.face.wav2lip.checkpoint).name}: {params / 1e6:.1f} M parameters"
+
+
+def _avatar(config: Config) -> Check:
+    """Prepared for this stream already, or how to prepare it ahead of going live."""
+    from streambot.face.avatar import AvatarNotPrepared
+    from streambot.face.factory import configured_avatar
+
+    name = "avatar"
+    try:
+        avatar = configured_avatar(config, cached_only=True)
+    except AvatarNotPrepared as exc:
+        hint = f"python -m streambot avatar prepare {config.face.wav2lip.avatar} --config ..."
+        return Check(name, False, f"{exc}; going live prepares it first, or run: {hint}", False)
+    except Exception as exc:  # unreadable source, bad cache: a readable line
+        return Check(name, False, f"{type(exc).__name__}: {exc}")
+    height, width = avatar.frames.shape[1:3]
+    return Check(
+        name, True, f"ready: {len(avatar.loop)} frames at {width}x{height} in {avatar.folder}"
+    )
+
+
 def run_checks(config: Config) -> list[Check]:
     local = config.chat.local
     checks = [
@@ -76,6 +111,11 @@ def run_checks(config: Config) -> list[Check]:
         _try("virtual camera", lambda: _virtualcam(config), config.sinks.virtualcam.enabled),
         _try("store", lambda: _store_writable(config.store.path)),
     ]
+    if config.voice.backend == "piper":
+        checks.append(_try("Piper voice", lambda: _piper(config)))
+    if config.face.backend == "wav2lip":
+        checks.append(_try("Wav2Lip checkpoint", lambda: _wav2lip_checkpoint(config)))
+        checks.append(_avatar(config))
     if local.http:
         checks.append(_try("chat HTTP port", lambda: _port_free(local.host, local.port)))
     if config.obs.enabled:

@@ -53,6 +53,10 @@ class AvatarError(Exception):
     """The avatar cannot be prepared or loaded; the message says why and what to do."""
 
 
+class AvatarNotPrepared(AvatarError):
+    """Asked for a cached avatar only (``cached_only``) and there is none yet."""
+
+
 @dataclass
 class PreparedAvatar:
     """A ready avatar: the idle loop plus, per frame, the face box and the model-sized crop."""
@@ -423,6 +427,7 @@ def prepare_avatar(
     fps: int = 25,
     max_frames: int = 250,
     resize_to: tuple[int, int] | None = None,
+    cached_only: bool = False,
 ) -> PreparedAvatar:
     """Prepare (or load from the cache) an avatar from a still image or a video.
 
@@ -431,6 +436,7 @@ def prepare_avatar(
     becomes ``fps * 4`` frames of slow breathing with one fixed face box; a video becomes up to
     ``max_frames`` frames resampled to ``fps``, played forward then backward (2n - 2 frames).
     The result lives in ``cache_root / key``: same file and parameters, same folder.
+    ``cached_only`` loads that folder or raises AvatarNotPrepared, never preparing.
     """
     path = Path(source)
     given = _parse_face_box(face_box) if face_box is not None else None
@@ -460,7 +466,11 @@ def prepare_avatar(
         try:
             return load_avatar(folder)
         except AvatarError as exc:
+            if cached_only:
+                raise
             log.warning("cached avatar unusable, preparing again: %s", exc)
+    if cached_only:
+        raise AvatarNotPrepared(f"{path.name} is not prepared in {cache_root} yet")
 
     started = time.perf_counter()
     still = _read_image(path)

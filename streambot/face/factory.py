@@ -13,6 +13,7 @@ from streambot.face.base import Face
 from streambot.face.mouth import MouthFace
 
 if TYPE_CHECKING:  # torch is an optional extra: import it only when the backend is used
+    from streambot.face.avatar import PreparedAvatar
     from streambot.models.wav2lip import Wav2Lip
     from streambot.runtime.base import Engine
 
@@ -38,6 +39,27 @@ def _file_digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 
 
+def configured_avatar(config: Config, cached_only: bool = False) -> PreparedAvatar:
+    """The avatar ``face.wav2lip`` names, prepared for the stream's size and rate (the cached
+    one when ready). ``cached_only``: raise AvatarNotPrepared rather than prepare it. The
+    daemon, ``avatar prepare`` and ``doctor`` all come here, so they agree on the cache."""
+    from streambot.face.wav2lip import prepare_for_output
+
+    cfg, s = config.face.wav2lip, config.stream
+    cache = Path(cfg.avatar_cache) if cfg.avatar_cache else default_avatar_cache()
+    box = tuple(cfg.face_box) if cfg.face_box else None
+    return prepare_for_output(
+        cfg.avatar,
+        cache,
+        s.width,
+        s.height,
+        face_box=box,
+        pads=tuple(cfg.pads),
+        fps=s.fps,
+        cached_only=cached_only,
+    )
+
+
 def build_wav2lip_face(config: Config) -> Face:
     cfg, s = config.face.wav2lip, config.stream
     if not cfg.checkpoint:
@@ -49,7 +71,7 @@ def build_wav2lip_face(config: Config) -> Face:
         raise FaceSetupError("no avatar configured (face.wav2lip.avatar)")
     try:
         from streambot.face.avatar import AvatarError
-        from streambot.face.wav2lip import Wav2LipFace, prepare_for_output
+        from streambot.face.wav2lip import Wav2LipFace
         from streambot.models.wav2lip import CheckpointError, Wav2Lip
         from streambot.runtime.base import EngineError
     except ImportError as exc:
@@ -60,12 +82,8 @@ def build_wav2lip_face(config: Config) -> Face:
         model = Wav2Lip.from_checkpoint(checkpoint)
     except CheckpointError as exc:
         raise FaceSetupError(f"{checkpoint}: {exc}") from exc
-    box = tuple(cfg.face_box) if cfg.face_box else None
     try:
-        cache = Path(cfg.avatar_cache) if cfg.avatar_cache else default_avatar_cache()
-        avatar = prepare_for_output(
-            cfg.avatar, cache, s.width, s.height, face_box=box, pads=tuple(cfg.pads), fps=s.fps
-        )
+        avatar = configured_avatar(config)
     except AvatarError as exc:
         raise FaceSetupError(f"avatar {cfg.avatar}: {exc}") from exc
     try:

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from pathlib import Path
 
 import av
 import numpy as np
@@ -80,3 +81,27 @@ def test_without_a_checkpoint_the_daemon_says_so_once_and_uses_the_mouth(wav2lip
     assert (
         len(warnings) == 1 and "checkpoint not found: /nonexistent/wav2lip_gan.pth" in warnings[0]
     )
+
+
+def test_doctor_checks_the_checkpoint_and_says_whether_the_avatar_is_ready(wav2lip_config):
+    from streambot.doctor import report, run_checks
+    from streambot.face.factory import configured_avatar
+
+    def lines() -> dict[str, str]:
+        text, _ = report(run_checks(wav2lip_config))
+        return {line.split(":", 1)[0]: line for line in text.splitlines()}
+
+    before = lines()
+    assert before["[ok  ] Wav2Lip checkpoint"].endswith("M parameters")
+    # Not prepared yet: a warning with the command that prepares it, not a failure.
+    assert "[warn] avatar" in before and "avatar prepare" in before["[warn] avatar"]
+    cache = Path(wav2lip_config.face.wav2lip.avatar_cache)
+    assert not cache.exists() or not any(cache.iterdir()), "doctor must not prepare the avatar"
+
+    prepared = configured_avatar(wav2lip_config)  # what `avatar prepare --config` does
+    after = lines()
+    assert "[ok  ] avatar" in after and str(prepared.folder) in after["[ok  ] avatar"]
+
+    wav2lip_config.face.wav2lip.checkpoint += ".missing"
+    text, healthy = report(run_checks(wav2lip_config))
+    assert "[FAIL] Wav2Lip checkpoint" in text and not healthy

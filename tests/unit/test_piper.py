@@ -172,3 +172,15 @@ def test_factory_routes_chinese_to_espeak_mandarin():
 
     assert asyncio.run(first("保温杯有货。")).size > 10_000
     assert asyncio.run(first("The bottle is in stock.")).size > 10_000
+
+
+def test_doctor_checks_the_configured_piper_voice(fast_config, tmp_path):
+    from streambot.doctor import report, run_checks
+
+    fast_config.voice.backend = "piper"
+    fast_config.voice.piper.model = str(joe.model_path())
+    text, healthy = report(run_checks(fast_config))
+    assert f"[ok  ] Piper voice: {joe.model_path().name}: 22050 Hz" in text and healthy
+    fast_config.voice.piper.model = str(tmp_path / "missing.onnx")
+    text, healthy = report(run_checks(fast_config))
+    assert "[FAIL] Piper voice" in text and "missing.onnx" in text and not healthy
