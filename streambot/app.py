@@ -31,6 +31,7 @@ from streambot.stage.sinks.null import NullSink
 from streambot.stage.sinks.stream import StreamSink
 from streambot.stage.sinks.virtualcam import VirtualCamSink
 from streambot.store import Store
+from streambot.tasks import cancel_and_wait
 from streambot.triage import Triage
 from streambot.voice.factory import build_voice
 
@@ -235,9 +236,7 @@ class App:
             await self._supervise(tasks)
         finally:
             self.stop.set()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)  # a lost cancel must not keep the daemon from exiting
             await self.sinks.close()
             if director is not None:
                 await director.stop()

@@ -31,6 +31,7 @@ from pydantic import SecretStr
 
 from streambot.backoff import capped_exponential, equal_jitter
 from streambot.config import ObsConfig
+from streambot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,7 @@ class ObsController:
         self._wake = asyncio.Event()
         self._connected_event = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self._desired: dict[str, str] = {}  # "stream" / "product" / "caption" / "scene"
         if stream_url:
             # Re-checked on every (re)connect: an OBS that crashed may come back with an older
@@ -248,14 +250,14 @@ class ObsController:
     async def start(self) -> None:
         """Start the background (re)connect loop; returns at once (OBS may still be down)."""
         if self._task is None or self._task.done():
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="obs-controller")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        self._stopping = True
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait([task])  # one cancel can be lost on 3.11 (see tasks.py)
         async with self._lock:
             client, self._client = self._client, None
             self._connected_event.clear()
@@ -467,7 +469,7 @@ class ObsController:
 
     async def _run(self) -> None:
         attempt = 0
-        while True:
+        while not self._stopping:
             if self._client is None:
                 try:
                     await self._connect()

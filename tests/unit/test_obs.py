@@ -18,6 +18,7 @@ from streambot.stage.obs import (
     TEXT_KIND_WINDOWS,
     ObsController,
     ObsScenes,
+    ObsUnavailable,
     media_settings,
 )
 from tests.obs_double import ObsDouble, auth_string
@@ -377,3 +378,32 @@ def test_picture_delay_is_the_media_sources_lag_only_when_it_plays_the_stream() 
     assert picture_delay(config) == 0.0
     config.obs.picture_delay_s = 0.35
     assert picture_delay(config) == 0.35
+
+
+async def test_stop_ends_the_loop_even_when_a_cancel_is_lost(double) -> None:
+    """Python 3.11's wait_for can swallow a cancel that lands as its inner call finishes (a
+    reconnect attempt failing at that instant); stop() must still end the loop, not hang."""
+    obs = controller(double)
+    attempts = swallowed = 0
+
+    async def connect_that_loses_one_cancel() -> None:
+        nonlocal attempts, swallowed
+        attempts += 1
+        try:
+            await asyncio.sleep(30)  # a connect attempt in progress when stop() comes
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed += 1  # what 3.11's wait_for does: the failure surfaces, not the cancel
+            raise ObsUnavailable("authentication failed") from None
+
+    obs._connect = connect_that_loses_one_cancel
+    await obs.start()
+    await eventually(lambda: attempts == 1)
+    loop_task = obs._task
+    stopping = asyncio.create_task(obs.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)  # not wait_for: it has the same flaw
+    if not done:  # before the fix: stop() waited on a loop that was never going to end
+        loop_task.cancel()
+        await asyncio.wait({stopping}, timeout=5)
+    assert done and swallowed == 1 and loop_task.done()
