@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from fractions import Fraction
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import av
 import numpy as np
 
 from streambot.stage.sinks.base import SinkUnavailable, StreamFormat
+from streambot.stage.sinks.mux import AvEncoder
 
 AUDIO_RATE = 48_000
 UDP_PACKET_SIZE = 1316  # 7 x 188-byte TS packets: what OBS / VLC / ffmpeg expect over UDP
@@ -127,7 +127,6 @@ class StreamSink:
         return text
 
     def open(self, fmt: StreamFormat) -> None:
-        self._fmt = fmt
         self._open_url = _with_udp_options(self.url) if self.scheme == "udp" else self.url
         container_options = {}
         if self.container_format == "flv":
@@ -146,9 +145,8 @@ class StreamSink:
                 f"cannot stream to {self.masked_url}: {self._reason(exc)}"
             ) from None
         keyint = max(1, round(self._gop_seconds * fmt.fps))
-        video = container.add_stream("libx264", rate=fmt.fps)
-        video.width, video.height, video.pix_fmt = fmt.width, fmt.height, "yuv420p"
-        video.codec_context.time_base = Fraction(1, fmt.fps)
+        encoder = AvEncoder(container, fmt, audio_rate=AUDIO_RATE)
+        video, audio = encoder.video, encoder.audio
         video.bit_rate = self._video_bitrate
         video.options = {
             "preset": self._preset,
@@ -160,12 +158,8 @@ class StreamSink:
             "maxrate": str(self._video_bitrate),
             "bufsize": str(self._video_bitrate),  # one second of VBV: near-constant bitrate
         }
-        audio = container.add_stream("aac", rate=AUDIO_RATE)
-        audio.layout = "mono"
         audio.bit_rate = self._audio_bitrate
-        self._container, self._video, self._audio = container, video, audio
-        self._video_tb = Fraction(1, fmt.fps)
-        self._audio_tb = Fraction(1, fmt.sample_rate)
+        self._container, self._encoder = container, encoder
         try:
             # Connect and write the header now, so an unreachable server or a protocol this
             # FFmpeg lacks (srt) shows up here as SinkUnavailable, not at the first frame.
@@ -193,18 +187,8 @@ class StreamSink:
     def write(self, index: int, frame: np.ndarray, pcm: np.ndarray) -> None:
         if self._container is None:
             raise StreamDisconnected(f"stream to {self.masked_url} is not open")
-        vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-        vf.pts, vf.time_base = index, self._video_tb
-        af = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(pcm, dtype=np.float32)[None, :], format="flt", layout="mono"
-        )
-        af.sample_rate = self._fmt.sample_rate
-        af.pts, af.time_base = index * self._fmt.samples_per_frame, self._audio_tb
         try:
-            for packet in self._video.encode(vf):
-                self._container.mux(packet)
-            for packet in self._audio.encode(af):
-                self._container.mux(packet)
+            self._encoder.encode(index, frame, pcm)
         except (OSError, av.FFmpegError) as exc:
             reason = self._reason(exc)
             self._abandon()
@@ -214,9 +198,7 @@ class StreamSink:
         if self._container is None:
             return
         try:
-            for stream in (self._video, self._audio):
-                for packet in stream.encode(None):
-                    self._container.mux(packet)
+            self._encoder.flush()
         except (OSError, av.FFmpegError):
             pass  # the connection is gone; nothing left to flush to
         finally:
