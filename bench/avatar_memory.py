@@ -46,6 +46,10 @@ def write_video(path: Path, frames: int, fps: int) -> None:
             out.mux(packet)
 
 
+def folder_bytes(root: Path) -> int:
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+
+
 def status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -91,7 +95,7 @@ def main() -> None:
         started = time.perf_counter()
         avatar = prepare_avatar(video, work / "cache", fps=args.fps, max_frames=frames)
         prepared_s = time.perf_counter() - started
-        stored = sum(p.stat().st_size for p in avatar.folder.iterdir())
+        stored = folder_bytes(avatar.folder)
         n, loop = len(avatar.frames), len(avatar.loop)
         old_disk = (
             stored + avatar.frames.nbytes * (loop - n) / n + avatar.faces.nbytes * (loop - n) / n
@@ -124,15 +128,11 @@ def prepare_for_stream(video: Path, work: Path, fps: int, frames: int) -> dict:
     from streambot.face.avatar import prepare_avatar
     from streambot.face.wav2lip import prepare_for_output
 
-    def folder_bytes(root: Path) -> int:
-        return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
-
     rows = {}
     started = time.perf_counter()
-    full = prepare_avatar(video, work / "two", fps=fps, max_frames=frames)
+    prepare_avatar(video, work / "two", fps=fps, max_frames=frames)
     prepare_avatar(video, work / "two", fps=fps, max_frames=frames, resize_to=(1280, 720))
     rows["full size, then 1280x720"] = (time.perf_counter() - started, folder_bytes(work / "two"))
-    del full
     started = time.perf_counter()
     prepare_for_output(video, work / "one", 1280, 720, fps=fps, max_frames=frames)
     rows["1280x720 only (now)     "] = (time.perf_counter() - started, folder_bytes(work / "one"))

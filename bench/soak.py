@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import platform
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -81,7 +82,7 @@ async def soak(config: Config, seconds: float, sample_every: float) -> dict:
         size = sum(p.stat().st_size for p in store.parent.glob(store.name + "*"))
         samples.append((app.clock.now(), rss_mib(), size / 2**20))
     report = await run
-    return {"samples": samples, "report": report, "app": app}
+    return {"samples": samples, "report": report}
 
 
 def main() -> None:
@@ -106,8 +107,6 @@ def main() -> None:
         started = time.perf_counter()
         result = asyncio.run(soak(config, seconds, 30.0))
         wall = time.perf_counter() - started
-        import sqlite3
-
         db = sqlite3.connect(config.store.path)
         messages = db.execute("SELECT count(*) FROM messages").fetchone()[0]
         outcomes = dict(db.execute("SELECT outcome, count(*) FROM turns GROUP BY outcome"))

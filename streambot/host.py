@@ -69,22 +69,20 @@ class Host:
     async def run(self, stop: asyncio.Event) -> None:
         last_activity = self.clock.now()
         while not stop.is_set():
+            if self.before_turn is not None:  # each pass may build a turn
+                self.before_turn()
             item = self.inbox.get_nowait()
             self.metrics.inbox.set(len(self.inbox))
             if item is None:
                 idle_for = self.clock.now() - last_activity
                 wait = self.triage_config.idle_pitch_after_s - idle_for
                 if wait <= 0:
-                    if self.before_turn is not None:
-                        self.before_turn()
                     await self.play(self._pitch_turn(), stop)
                     last_activity = self.clock.now()
                     continue
                 await _first_of(self.inbox.wait(), self.clock.sleep(wait), stop.wait())
                 continue
             msg, _priority = item
-            if self.before_turn is not None:
-                self.before_turn()
             if msg.kind == Kind.COMMAND:
                 await self._command(msg, stop)
             else:
