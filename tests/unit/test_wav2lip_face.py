@@ -3,9 +3,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import need_torch
 
 cv2 = pytest.importorskip("cv2")
-torch = pytest.importorskip("torch")
+torch = need_torch()
 
 from streambot.face.avatar import PreparedAvatar  # noqa: E402
 from streambot.face.wav2lip import Wav2LipFace  # noqa: E402

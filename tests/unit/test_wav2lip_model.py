@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
+from needs import need_torch
 
-torch = pytest.importorskip("torch")
+torch = need_torch()
 
 from streambot.models.wav2lip import (  # noqa: E402
     CheckpointError,

@@ -1,0 +1,21 @@
+"""Skips for tests whose optional dependencies are missing, each saying how to run them.
+
+torch is left out of the dev extra on purpose (a bare ``pip install torch`` may pull a
+multi-GB CUDA build); CI installs a CPU build first and sets ``STREAMBOT_REQUIRE_TORCH=1``,
+which turns these skips into failures (see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+TORCH_HINT = (
+    "needs torch, which the dev extra does not install: `pip install torch` "
+    "(a CPU build is enough, e.g. from https://download.pytorch.org/whl/cpu) to run this test"
+)
+
+
+def need_torch() -> types.ModuleType:
+    return pytest.importorskip("torch", reason=TORCH_HINT)
