@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -47,6 +48,12 @@ class ChatMessage:
     count: int = 1  # how many (gifts in one event, gifted subs, raiders)
     user_id: str = ""  # the platform's stable id of the user, when it has one
     meta: dict = field(default_factory=dict)  # platform details (gift name, badges, ...)
+    # The name the host may say aloud, set by triage (None: it failed the name rules, so the
+    # host says "friend"). Nothing spoken ever uses ``user`` directly.
+    spoken_name: str | None = None
+    # Set by a source that acknowledges a message only once it is stored (HTTP's 202): the
+    # pump resolves it with the stored Decision, or an exception when the message was lost.
+    receipt: asyncio.Future | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,9 @@ class GiftBatcher:
 def thanks_text(messages: list[ChatMessage], zh: bool, max_names: int = 4, extra: int = 0) -> str:
     givers: OrderedDict[str, _Giver] = OrderedDict()
     for m in messages:
-        giver = givers.setdefault(m.user, _Giver(m.user))
+        # Only a name triage allows is said; the others are thanked as "friend" / "朋友".
+        name = m.spoken_name or ("朋友" if zh else "friend")
+        giver = givers.setdefault(m.spoken_name or f"\0{m.user}", _Giver(name))
         what = _describe(m, zh)
         # A raid's count is its viewers, already in its description: it is one raid.
         amount = 1 if m.kind == Kind.RAID else max(1, m.count)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 _secrets: set[str] = set()
@@ -25,11 +26,34 @@ def redact(text: str) -> str:
     return text
 
 
+# Control characters (a newline in a user name would forge a log line, NUL and ESC confuse
+# terminals), line/paragraph separators and the bidirectional overrides and isolates (which
+# make a line read differently from what it holds).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_unsafe(text: str) -> str:
+    """``text`` with control and bidi characters written as escapes (one record, one line)."""
+    return _UNSAFE.sub(_escape_one, text)
+
+
 class RedactingFilter(logging.Filter):
+    """Masks secrets and escapes unsafe characters in every record's message. Tracebacks
+    (``exc_info``) keep their lines: they come from code, not from chat."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            record.msg = redact(record.getMessage())
-            record.args = ()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging reports it when it formats
+            return True
+        cleaned = escape_unsafe(redact(message) if _secrets else message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, ()
         return True
 
 

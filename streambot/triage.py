@@ -14,26 +14,8 @@ from streambot.brain.catalog import Catalog, detect_intents, is_greeting
 from streambot.config import TriageConfig
 from streambot.events import ChatMessage, Decision, Kind, Priority
 from streambot.lang import detect_lang
+from streambot.screening import Screen, fold
 
-_URL = re.compile(
-    r"(https?://|www\.)\S+|\b[a-z0-9-]+\.(com|net|org|io|ly|gg|cn|tv|me|xyz|top|link)(/\S*)?\b",
-    re.IGNORECASE,
-)
-_INJECTION = re.compile(
-    "|".join(
-        f"(?:{p})"
-        for p in (
-            r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|rules|prompts?|guidelines)\b",
-            r"\bsystem prompt\b",
-            r"\byou are now\b",
-            r"\b(pretend|act) (to be|as if|like you)\b",
-            r"\b(jailbreak|developer mode|dan mode)\b",
-            r"(忽略|无视|忘记).{0,10}(指令|规则|设定|提示)",
-            r"你现在是|系统提示|扮演",
-        )
-    ),
-    re.IGNORECASE,
-)
 _QUESTION_EN = re.compile(
     r"\?|^\s*(how|what|when|where|which|who|why|is|are|do|does|can|could|will|would|any)\b",
     re.IGNORECASE,
@@ -46,10 +28,6 @@ def printable_ratio(text: str) -> float:
         return 1.0
     ok = sum(1 for ch in text if ch.isspace() or unicodedata.category(ch)[0] not in "C")
     return ok / len(text)
-
-
-def normalise(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
 
 
 def is_question(text: str, lang: str) -> bool:
@@ -81,7 +59,8 @@ class Triage:
     def __init__(self, config: TriageConfig, catalog: Catalog | None = None) -> None:
         self._config = config
         self._catalog = catalog
-        self._banned = [normalise(w) for w in config.banned_words if w.strip()]
+        self.screen = Screen(config.banned_words, config.drop_urls)
+        self._product_names = _product_names(catalog)
         self._recent_texts = _BoundedLru(config.max_users_tracked)  # (user, text) -> last seen
         self._user_times = _BoundedLru(config.max_users_tracked)  # user -> deque of instants
         self._greeted = _BoundedLru(config.max_users_tracked)  # user -> when greeted
@@ -89,12 +68,19 @@ class Triage:
     def use_catalog(self, catalog: Catalog) -> None:
         """The catalog was reloaded: product names in questions are matched against it."""
         self._catalog = catalog
+        self._product_names = _product_names(catalog)
+
+    def spoken_name(self, msg: ChatMessage) -> str | None:
+        """The viewer's name as the host may say it, or None ("friend") when it fails the
+        name rules: no banned word, link, figure, instruction or product name."""
+        return self.screen.speakable_name(msg.user, self._product_names)
 
     def decide(self, msg: ChatMessage, now: float) -> Decision:
         """Classify one message at stream time ``now`` (seconds on the pipeline clock)."""
         cfg = self._config
         if msg.malformed:
             return Decision(False, f"malformed: {msg.malformed}")
+        msg.spoken_name = self.spoken_name(msg)
         event = self._platform_event(msg)
         if event is not None:
             return event
@@ -106,16 +92,14 @@ class Triage:
         if len(text) > cfg.max_chars:
             return Decision(False, f"too long: {len(text)} characters (limit {cfg.max_chars})")
         if msg.kind == Kind.COMMAND:
+            # The operator's own words are said as typed, but never a banned word.
+            if self.screen.banned_word(text) is not None:
+                return Decision(False, "operator command: banned word")
             return Decision(True, "operator command", Priority.OPERATOR)
-        norm = normalise(text)
-        for word in self._banned:
-            if word in norm:
-                return Decision(False, "banned word")
-        if cfg.drop_urls and _URL.search(text):
-            return Decision(False, "contains a URL")
-        if _INJECTION.search(text):
-            return Decision(False, "prompt injection attempt")
-        key = (msg.user, norm)
+        reason = self.screen.reject_reason(text)
+        if reason is not None:
+            return Decision(False, reason)
+        key = (msg.user, fold(text))
         last = self._recent_texts.get(key)
         self._recent_texts.put(key, now)
         if last is not None and now - last < cfg.dedupe_window_s:
@@ -167,3 +151,14 @@ class Triage:
             self._greeted.put(msg.user, now)
             return Decision(True, "greeting", Priority.CHAT)
         return Decision(False, "chatter: not a question or greeting")
+
+
+def _product_names(catalog: Catalog | None) -> list[str]:
+    if catalog is None:
+        return []
+    return [
+        name
+        for p in catalog.product
+        for name in (p.id, p.name, p.name_zh, *p.aliases, *p.aliases_zh)
+        if name
+    ]

@@ -153,14 +153,6 @@ def is_greeting(text: str, lang: str) -> bool:
     return _COMPILED_GREETING["zh" if lang == "zh" else "en"].search(text) is not None
 
 
-def speakable_name(user: str) -> str | None:
-    """A chat name the host may say aloud: short and plain, or nothing at all."""
-    name = user.strip().lstrip("@")
-    if 1 <= len(name) <= 20 and re.fullmatch(r"[\w\- ]+", name):
-        return name
-    return None
-
-
 class CatalogAnswerer:
     """Pure text logic: question in, complete answer out (no streaming, no I/O)."""
 
@@ -169,11 +161,11 @@ class CatalogAnswerer:
         self.host_name = host_name
         self._last_product: Product | None = None
 
-    def answer(self, text: str, user: str = "", lang: str | None = None) -> str:
+    def answer(self, text: str, name: str | None = None, lang: str | None = None) -> str:
+        """``name``: the viewer's name as triage allows it to be said (None: "friend")."""
         lang = lang or detect_lang(text)
         products = self.catalog.find(text)
         intents = detect_intents(text, lang)
-        name = speakable_name(user)
         if not products and intents and self._last_product is not None:
             products = [self._last_product]  # a follow-up about the product just discussed
         if products:
@@ -233,15 +225,14 @@ class CatalogAnswerer:
 
     def _greeting(self, name: str | None, lang: str) -> str:
         if lang == "zh":
-            return f"{name + '，' if name else ''}你好！欢迎来到直播间，我是{self.host_name}。"
-        who = f" {name}" if name else ""
-        return f"Hi{who}, welcome! I'm {self.host_name}, ask me anything."
+            return f"{name or '朋友'}，你好！欢迎来到直播间，我是{self.host_name}。"
+        return f"Hi {name or 'friend'}, welcome! I'm {self.host_name}, ask me anything."
 
     def _fallback(self, name: str | None, lang: str) -> str:
         if lang == "zh":
             return "谢谢你的留言！想了解哪款产品的价格、库存或发货，尽管问我。"
-        who = f", {name}" if name else ""
-        return f"Thanks for the message{who}! Ask me about prices, stock or shipping."
+        who = name or "friend"
+        return f"Thanks for the message, {who}! Ask me about prices, stock or shipping."
 
 
 def _deltas(text: str) -> list[str]:
@@ -266,7 +257,7 @@ class CatalogBrain:
         if turn.kind == "pitch":
             return self.answerer.pitch(turn.topic or self.pitch_topics()[0], turn.lang)
         assert turn.message is not None
-        return self.answerer.answer(turn.message.text, turn.message.user, turn.lang)
+        return self.answerer.answer(turn.message.text, turn.message.spoken_name, turn.lang)
 
     async def reply(self, turn: Turn) -> AsyncIterator[str]:
         interval = self._config.token_interval_ms / 1000.0

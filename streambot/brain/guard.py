@@ -31,6 +31,7 @@ from streambot.brain.catalog import Catalog, Product, format_price
 from streambot.brain.prompt import CLOSE, HOUSE_RULES, OPEN, STYLE_RULES
 from streambot.brain.sentences import SentenceSplitter, split_sentences
 from streambot.events import Turn
+from streambot.screening import Screen, fold
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ class ReplyGuard:
 
     def __init__(self, catalog: Catalog, banned_words: Sequence[str] = ()) -> None:
         self.catalog = catalog
-        self.banned = [_normalise(w) for w in banned_words if w.strip()]
+        self.screen = Screen(banned_words)  # the same folding as triage's checks
         self._patterns_for: Catalog | None = None
         self._patterns: list[tuple[Product, list[re.Pattern[str]]]] = []
 
@@ -291,9 +292,11 @@ class ReplyGuard:
 
     def _check(self, sentence: str, context: list[Product], lang: str) -> tuple[str, list[str]]:
         norm = _normalise(sentence)
-        if any(word in norm for word in self.banned):
+        if self.screen.banned_word(sentence) is not None:
             raise _Reject("banned word")
-        if any(p.search(sentence) for p in _LEAK) or _shingles(norm) & _INSTRUCTION_SHINGLES:
+        folded = fold(sentence)
+        leaks = any(p.search(sentence) or p.search(folded) for p in _LEAK)
+        if leaks or _shingles(norm) & _INSTRUCTION_SHINGLES:
             raise _Reject("prompt injection or instructions leaking into the reply")
         for m in _DISCOUNT.finditer(sentence):
             if not _NEGATION_BEFORE.search(sentence[: m.start()]):

@@ -130,7 +130,7 @@ def _relevant(products: Sequence[Product]) -> str:
 
 def _answer_message(turn: Turn, catalog: Catalog, host_name: str) -> str:
     assert turn.message is not None
-    text, user = turn.message.text, turn.message.user
+    text, user = turn.message.text, turn.message.spoken_name  # only a name it may say
     return (
         f"{quoted(text, user)}\n\n"
         f"{_relevant(catalog.find(sanitize(text)))}\n\n"

@@ -67,7 +67,8 @@ def caption_for(turn: Turn) -> str:
     if turn.kind == "answer" and turn.message is not None:
         text = " ".join(turn.message.text.split())
         text = text if len(text) <= MAX_CAPTION else text[: MAX_CAPTION - 1] + "…"
-        return f"{turn.message.user}: {text}"
+        name = turn.message.spoken_name  # a name that failed the name rules is not shown
+        return f"{name}: {text}" if name else text
     return ""
 
 

@@ -49,8 +49,11 @@ def test_greeting_fallback_and_unknown_product():
     assert a.answer("nice weather").startswith("Thanks for the message")
 
 
-def test_unspeakable_user_names_are_not_read_aloud():
-    assert "<script>" not in CatalogAnswerer(CATALOG).answer("hi", "<script>")
+def test_a_name_triage_refused_is_said_as_friend():
+    a = CatalogAnswerer(CATALOG)
+    assert a.answer("hi", None).startswith("Hi friend, welcome")
+    assert a.answer("nice weather", None).startswith("Thanks for the message, friend!")
+    assert a.answer("你好", None).startswith("朋友，你好")
 
 
 async def test_reply_streams_small_deltas_that_join_to_the_answer():

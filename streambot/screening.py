@@ -1,0 +1,195 @@
+"""One normalisation and one set of rules for every word from chat the host might repeat.
+
+Strangers write "b u y  f o l l o w e r s", "ｂｕｙ", "bu\u200dy", "bцy" (Cyrillic) or base64 to
+slip past a filter. Everything is compared in a *folded* form: NFKC (full-width and mathematical
+letters become plain ones), invisible format characters removed (zero-width space and joiners,
+soft hyphen, bidi controls), letters of other scripts that look like Latin ones mapped to those
+(Unicode's confusables data via ``confusable_homoglyphs``), case folded, spaces collapsed. Banned
+words are also matched on the *squashed* form (letters and digits only), so spacing and
+punctuation cannot split them, and inside any base64 run that decodes to text.
+
+The same rules screen message text (triage), the names the host says aloud (greetings, thanks,
+fallbacks: a name that fails is replaced by "friend") and, for banned words, every sentence an
+LLM wants to say (the output guard).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+from confusable_homoglyphs import categories, confusables
+
+# Scripts whose look-alikes of Latin letters are mapped (Cyrillic "о", Greek "ο", ...). CJK
+# and Latin itself are left alone, and digits are never mapped to letters: "1" stays a figure.
+_KEEP_SCRIPTS = frozenset({"LATIN", "COMMON", "INHERITED", "HAN", "HIRAGANA", "KATAKANA"})
+_MAX_FOLDED = 4000  # longer text is cut before screening (triage refuses it anyway)
+
+
+@functools.lru_cache(maxsize=8192)
+def _latin_lookalike(char: str) -> str:
+    """The Latin letter ``char`` is made to look like, or ``char`` itself."""
+    if char.isascii() or char.isdigit():
+        return char
+    try:
+        script = categories.alias(char)
+    except Exception:  # characters the data does not know
+        return char
+    if script in _KEEP_SCRIPTS:
+        return char
+    found = confusables.is_confusable(char, greedy=True, preferred_aliases=["latin"])
+    for entry in found or ():
+        for glyph in entry["homoglyphs"]:
+            candidate = glyph["c"]
+            if len(candidate) == 1 and candidate.isascii() and candidate.isalpha():
+                return candidate.lower()
+    return char
+
+
+def fold(text: str) -> str:
+    """The comparable form of ``text`` (see the module docstring)."""
+    text = unicodedata.normalize("NFKC", text[:_MAX_FOLDED])
+    chars = []
+    for char in text:
+        if unicodedata.category(char) == "Cf":  # zero-width, joiners, bidi, soft hyphen
+            continue
+        chars.append(_latin_lookalike(char))
+    return " ".join("".join(chars).casefold().split())
+
+
+def squash(folded: str) -> str:
+    """Only the letters and digits of a folded text: no spacing or punctuation trick splits."""
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
+
+
+def decoded_payloads(text: str, limit: int = 8) -> list[str]:
+    """Text hidden as base64 (standard or URL-safe) in ``text``: each run of 12+ base64
+    characters that decodes to printable UTF-8."""
+    found = []
+    for match in _BASE64_RUN.finditer(text):
+        run = match.group(0)
+        run = run + "=" * (-len(run) % 4)
+        decoder = base64.urlsafe_b64decode if "-" in run or "_" in run else base64.b64decode
+        try:
+            raw = decoder(run)
+            decoded = raw.decode("utf-8")
+        except (binascii.Error, ValueError):
+            continue
+        if decoded and sum(ch.isprintable() or ch.isspace() for ch in decoded) >= 0.9 * len(
+            decoded
+        ):
+            found.append(decoded)
+        if len(found) >= limit:
+            break
+    return found
+
+
+URL = re.compile(
+    r"(https?://|www\.)\S+"
+    r"|\b[a-z0-9-]+\s*\.\s*(com|net|org|io|ly|gg|cn|tv|me|xyz|top|link|shop|vip)(/\S*)?\b"
+    r"|\b[a-z0-9-]+\s+dot\s+(com|net|org|io|cn|tv|me|xyz|top|link|shop|vip)\b"
+    r"|(点|點)\s*(com|net|cn)\b",
+    re.IGNORECASE,
+)
+INJECTION = re.compile(
+    "|".join(
+        f"(?:{p})"
+        for p in (
+            r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|rules|prompts?|guidelines)\b",
+            r"\bsystem prompt\b",
+            r"\byou are now\b",
+            r"\b(pretend|act) (to be|as if|like you)\b",
+            r"\b(jailbreak|developer mode|dan mode)\b",
+            r"(忽略|无视|忘记).{0,10}(指令|规则|设定|提示)",
+            r"你现在是|系统提示|扮演",
+        )
+    ),
+    re.IGNORECASE,
+)
+# A figure in a name ("lamp is 1 dollar", "九块九"): digits in any script, money signs and words,
+# percentages, and Chinese numerals with a money or count unit.
+FIGURE = re.compile(
+    r"\d|[$€£¥￥%]|\b(dollars?|bucks|cents?|yuan|usd|rmb|cny|eur|price|free|off|sale)\b"
+    r"|[零〇一二两三四五六七八九十百千万][零〇一二两三四五六七八九十百千万]*\s*(元|块|毛|角|折|件|个|美元)"
+    r"|免费|包邮|价格|优惠|折扣|特价",
+    re.IGNORECASE,
+)
+MAX_NAME_CHARS = 20
+MAX_NAME_WORDS = 3
+
+
+class Screen:
+    """The rules, built once from the triage settings (see the module docstring)."""
+
+    def __init__(self, banned_words: Iterable[str], drop_urls: bool = True) -> None:
+        folded = [fold(w) for w in banned_words if w.strip()]
+        self.banned = sorted({w for w in folded if w}, key=len, reverse=True)
+        self._banned_squashed = [(w, squash(w)) for w in self.banned if squash(w)]
+        self.drop_urls = drop_urls
+
+    def _views(self, text: str) -> list[str]:
+        """The folded text, and the folded text of anything hidden in it as base64."""
+        return [fold(text), *(fold(p) for p in decoded_payloads(text))]
+
+    def banned_word(self, text: str) -> str | None:
+        """The banned word ``text`` contains, however it is spelled, or None."""
+        for view in self._views(text):
+            squashed = squash(view)
+            for word, word_squashed in self._banned_squashed:
+                if word in view or word_squashed in squashed:
+                    return word
+        return None
+
+    def has_url(self, text: str) -> bool:
+        return any(URL.search(view) for view in [text, *self._views(text)])
+
+    def injection(self, text: str) -> bool:
+        return any(INJECTION.search(view) for view in [text, *self._views(text)])
+
+    def reject_reason(self, text: str) -> str | None:
+        """Why triage must not answer ``text`` (banned word, URL, injection), or None."""
+        if self.banned_word(text) is not None:
+            return "banned word"
+        if self.drop_urls and self.has_url(text):
+            return "contains a URL"
+        if self.injection(text):
+            return "prompt injection attempt"
+        return None
+
+    def name_reject_reason(self, user: str, product_names: Sequence[str] = ()) -> str | None:
+        """Why ``user`` must not be said aloud, or None. Stricter than text: a name is said
+        without context, so no figures, no product names, short and plain."""
+        name = user.strip().lstrip("@")
+        folded = fold(name)
+        if not folded:
+            return "empty"
+        if len(name) > MAX_NAME_CHARS or len(folded.split()) > MAX_NAME_WORDS:
+            return "too long to say"
+        if not all(ch.isalnum() or ch in " -_'." for ch in unicodedata.normalize("NFKC", name)):
+            return "symbols"
+        if self.banned_word(name) is not None:
+            return "banned word"
+        if self.has_url(name):
+            return "a link"
+        if FIGURE.search(folded) or any(FIGURE.search(fold(p)) for p in decoded_payloads(name)):
+            return "a figure"
+        if self.injection(name):
+            return "an instruction"
+        squashed = squash(folded)
+        for product in product_names:
+            if (p := squash(fold(product))) and len(p) >= 3 and p in squashed:
+                return "a product name"
+        return None
+
+    def speakable_name(self, user: str, product_names: Sequence[str] = ()) -> str | None:
+        """``user`` as the host may say it, or None when it fails the name rules."""
+        if self.name_reject_reason(user, product_names) is not None:
+            return None
+        return unicodedata.normalize("NFKC", user.strip().lstrip("@"))
