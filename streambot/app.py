@@ -20,6 +20,7 @@ from streambot.host import Host
 from streambot.inbox import Inbox
 from streambot.ingest import Ingest
 from streambot.metrics import Metrics, serve_metrics
+from streambot.preflight import preflight
 from streambot.stage.clock import Clock, DeviceClock, MonotonicClock, VirtualClock
 from streambot.stage.director import StageDirector, obs_controller, picture_delay
 from streambot.stage.presenter import Presenter
@@ -97,6 +98,7 @@ class App:
         clock: Clock | None = None,
         extra_sources: list[ChatSource] | None = None,
     ) -> None:
+        preflight(config)  # a bad path or value stops here, naming its key
         self.config = config
         cfg = config
         self.clock = clock or default_clock(cfg)
@@ -123,7 +125,13 @@ class App:
         self.http_source: HttpChatSource | None = None
         if local.http:
             self.http_source = HttpChatSource(
-                local.host, local.port, local.token(), local.max_body_bytes
+                local.host,
+                local.port,
+                local.token(),
+                local.max_body_bytes,
+                token_env=local.token_env,
+                max_connections=local.max_connections,
+                idle_timeout_s=local.idle_timeout_s,
             )
             self.sources.append(self.http_source)
         if local.stdin:
@@ -157,8 +165,7 @@ class App:
         while not self.stop.is_set():
             try:
                 async for msg in source.messages():
-                    self._refresh_catalog()  # triage must know today's product names
-                    self.ingest.accept(msg)
+                    self._accept(msg)
                     delay = 1.0
                 return  # a finite source (a replay) has ended
             except asyncio.CancelledError:
@@ -167,6 +174,20 @@ class App:
                 log.exception("chat source %s failed; restarting in %.0fs", source.name, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    def _accept(self, msg: ChatMessage) -> None:
+        """Store and triage one message, then settle its receipt (HTTP answers 202 only now).
+        A message that fails is logged and refused on its own: its source keeps running."""
+        try:
+            self._refresh_catalog()  # triage must know today's product names
+            decision = self.ingest.accept(msg)
+        except Exception as exc:
+            log.exception("message from %s could not be stored; refused", msg.source)
+            if msg.receipt is not None and not msg.receipt.done():
+                msg.receipt.set_exception(exc)
+            return
+        if msg.receipt is not None and not msg.receipt.done():
+            msg.receipt.set_result(decision)
 
     def request_stop(self) -> None:
         if not self.stop.is_set():

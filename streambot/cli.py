@@ -37,7 +37,11 @@ def _run_app(config: Config, seconds: float | None) -> int:
     from streambot.app import App  # heavy imports after argument parsing
 
     async def main() -> None:
-        app = App(config)
+        try:
+            app = App(config)
+        except ConfigError as exc:  # a path or value the config names is not usable
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
         report = await app.run(seconds)
         print(
             f"\nstream: {report.frames} frames in {report.seconds:.1f}s wall "

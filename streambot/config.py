@@ -60,10 +60,23 @@ class LocalChatConfig(_Section):
     stdin: bool = False
     replay: str = ""
     replay_loop: bool = False
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    max_connections: Annotated[int, Field(ge=1, le=10_000)] = 256
+    idle_timeout_s: Annotated[float, Field(gt=0, le=600)] = 15.0
 
     def token(self) -> SecretStr | None:
         return read_secret(self.token_env)
+
+    def check_exposure(self) -> None:
+        """Chat reachable from other machines must need the token: refuse to start without."""
+        from streambot.chat.local import is_loopback
+
+        if self.http and not is_loopback(self.host) and self.token() is None:
+            raise ConfigError(
+                f"chat.local.host: {self.host!r} is reachable from other machines, so chat "
+                f"needs a token: set the environment variable {self.token_env} "
+                "(chat.local.token_env), or bind to 127.0.0.1"
+            )
 
 
 class TwitchChatConfig(_Section):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from streambot.config import Config
+from streambot.config import Config, ConfigError
 
 
 @dataclass
@@ -16,6 +16,13 @@ class Check:
     ok: bool
     detail: str
     required: bool = True
+
+
+def _config_check(name: str, probe: Callable[[Config], str], config: Config) -> Check:
+    try:
+        return Check(name, True, probe(config))
+    except ConfigError as exc:  # its message names the key
+        return Check(name, False, str(exc))
 
 
 def _try(name: str, probe: Callable[[], str], required: bool = True) -> Check:
@@ -104,12 +111,15 @@ def _avatar(config: Config) -> Check:
 
 
 def run_checks(config: Config) -> list[Check]:
+    from streambot import preflight
+
     local = config.chat.local
     checks = [
         _try("espeak-ng voice", lambda: _espeak(config)),
         _try("video/audio encoders", _encoders, required=config.sinks.file.enabled),
         _try("virtual camera", lambda: _virtualcam(config), config.sinks.virtualcam.enabled),
         _try("store", lambda: _store_writable(config.store.path)),
+        *(_config_check(name, probe, config) for name, probe in preflight.checks(config)),
     ]
     if config.voice.backend == "piper":
         checks.append(_try("Piper voice", lambda: _piper(config)))

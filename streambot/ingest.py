@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from streambot.events import ChatMessage, Priority
+from streambot.chat.hygiene import clean_message
+from streambot.events import ChatMessage, Decision, Priority
 from streambot.gifts import GiftBatcher
 from streambot.inbox import Inbox
 from streambot.metrics import Metrics
@@ -38,8 +39,13 @@ class Ingest:
         self.urgent = asyncio.Event()  # set when a message should interrupt the current turn
         self.gifts = GiftBatcher(gift_window_s)
 
-    def accept(self, msg: ChatMessage) -> None:
+    def accept(self, msg: ChatMessage) -> Decision:
+        """Store ``msg``, triage it and queue it if accepted; returns the decision. Raises
+        only when the store cannot take it (the message was then not accepted)."""
+        notes = clean_message(msg)  # a stranger's text must fit the store before anything
         self.store.log_message(msg)
+        if notes:
+            log.warning("#%s from %s cleaned: %s", msg.id, msg.source, "; ".join(notes))
         self.metrics.messages.labels(msg.source).inc()
         decision = self.triage.decide(msg, self.clock.now())
         status = "accepted" if decision.accepted else "rejected"
@@ -62,6 +68,7 @@ class Ingest:
             self.store.set_status(msg.id, "batched")
         elif decision.accepted:
             self.enqueue(msg, decision.priority)
+        return decision
 
     def flush_gifts(self, force: bool = False) -> ChatMessage | None:
         """Queue the thanks for the gifts held, once their window has passed."""

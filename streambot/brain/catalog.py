@@ -34,9 +34,10 @@ class Product(BaseModel):
     name_zh: str
     aliases: list[str] = []
     aliases_zh: list[str] = []
-    price: float = Field(ge=0)
-    currency: str = "USD"
-    stock: int = Field(ge=0)
+    # Finite and sane: "price = inf" or nan in a live edit must not reach the host's mouth.
+    price: float = Field(ge=0, le=1e9, allow_inf_nan=False)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    stock: int = Field(ge=0, le=1_000_000_000)
     restock: str = ""
     restock_zh: str = ""
     shipping: str

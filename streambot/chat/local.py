@@ -15,9 +15,12 @@ import asyncio
 import hmac
 import json
 import logging
+import reprlib
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -27,29 +30,89 @@ from streambot.stage.clock import Clock
 
 log = logging.getLogger(__name__)
 _KINDS = {Kind.CHAT, Kind.SUPERCHAT, Kind.COMMAND}
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+_preview = reprlib.Repr()  # bounded in size and depth, whatever a stranger sends
+_preview.maxstring = _preview.maxother = 200
+_preview.maxlevel = 4
+
+
+def is_loopback(host: str) -> bool:
+    return host.strip("[]").lower() in _LOOPBACK or host.startswith("127.")
 
 
 def message_from_json(data: object, source: str) -> ChatMessage:
     """Build a ChatMessage from a decoded JSON object, or a malformed one naming the problem."""
     if not isinstance(data, dict):
-        return ChatMessage(source, "?", repr(data)[:200], malformed="expected a JSON object")
+        return ChatMessage(source, "?", _preview.repr(data), malformed="expected a JSON object")
     user, text, kind = data.get("user"), data.get("text"), data.get("kind", Kind.CHAT)
     if not isinstance(user, str) or not user.strip():
         return ChatMessage(
-            source, "?", repr(data)[:200], malformed="'user' must be a non-empty string"
+            source, "?", _preview.repr(data), malformed="'user' must be a non-empty string"
         )
     if not isinstance(text, str):
-        return ChatMessage(source, user, repr(data)[:200], malformed="'text' must be a string")
-    if kind not in _KINDS:
-        return ChatMessage(source, user, text, malformed=f"unknown kind {kind!r}")
+        return ChatMessage(
+            source, user[:64], _preview.repr(data), malformed="'text' must be a string"
+        )
+    if not isinstance(kind, str) or kind not in _KINDS:
+        return ChatMessage(source, user[:64], text, malformed=f"unknown kind {_preview.repr(kind)}")
     return ChatMessage(source, user.strip()[:64], text, kind)
+
+
+def parse_json_body(raw: bytes, source: str) -> ChatMessage:
+    """One request body or replay line: a message, or a malformed one saying why."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return junk_message(raw, source, f"body is not UTF-8 JSON ({exc.reason})")
+    except RecursionError:
+        return junk_message(raw, source, "body is not UTF-8 JSON (nested too deeply)")
+    except ValueError as exc:  # JSONDecodeError, and integers past Python's digit limit
+        return junk_message(raw, source, f"body is not UTF-8 JSON ({exc})")
+    return message_from_json(data, source)
 
 
 def junk_message(raw: bytes, source: str, why: str) -> ChatMessage:
     return ChatMessage(source, "?", repr(raw[:200]), malformed=why)
 
 
+class _Busy(asyncio.Protocol):
+    """Answers a connection over the cap with a 503 and closes it (the client may retry)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+            b"Retry-After: 1\r\nConnection: close\r\n\r\n"
+        )
+        transport.close()
+
+
+class _RefusalLog:
+    """Logs refused requests without letting a flood of them flood the log."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self._every, self._last, self._skipped = every_s, -1e9, 0
+
+    def warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self._every:
+            self._skipped += 1
+            return
+        more = f" ({self._skipped} more refused since the last report)" if self._skipped else ""
+        log.warning(message + more, *args)
+        self._last, self._skipped = now, 0
+
+
 class HttpChatSource:
+    """``POST /chat`` on a local port. A 202 means the message is in the store: the request
+    waits for its receipt from the pump (``ChatMessage.receipt``).
+
+    Hardened against the web pages the streamer opens and against strangers on the network:
+    only ``application/json`` bodies (a cross-origin page cannot send those without a CORS
+    preflight, which is never granted), no ``Origin`` other than a loopback one, operator
+    commands only with the token, a cap on connections, and idle and body-read timeouts.
+    """
+
     name = "http"
 
     def __init__(
@@ -59,50 +122,105 @@ class HttpChatSource:
         token: SecretStr | None = None,
         max_body_bytes: int = 256 * 1024,
         buffer: int = 1024,
+        token_env: str = "STREAMBOT_CHAT_TOKEN",
+        max_connections: int = 256,
+        idle_timeout_s: float = 15.0,
+        read_timeout_s: float = 10.0,
+        receipt_timeout_s: float = 10.0,
     ) -> None:
         self._host, self._port = host, port
         self._token = token
+        self._token_env = token_env
         self._max_body = max_body_bytes
+        self._max_connections = max_connections
+        self._idle_timeout = idle_timeout_s
+        self._read_timeout = read_timeout_s
+        self._receipt_timeout = receipt_timeout_s
         self._queue: asyncio.Queue[ChatMessage] = asyncio.Queue(maxsize=buffer)
+        self._refusals = _RefusalLog()
         self.port: int | None = None  # the bound port, once listening
         self.ready = asyncio.Event()
 
-    def _authorised(self, request: web.Request) -> bool:
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        """A response for a request refused before its body is read, or None."""
+        origin = request.headers.get("Origin")
+        if origin is not None and not is_loopback(urlsplit(origin).hostname or origin):
+            self._refusals.warn("refused a chat request from a web page at %r", origin)
+            return web.json_response(
+                {"error": "requests from web pages other than this computer's are refused"},
+                status=403,
+            )
+        if request.content_type != "application/json":
+            self._refusals.warn("refused a chat request of type %r", request.content_type)
+            return web.json_response({"error": "Content-Type must be application/json"}, status=415)
         if self._token is None:
-            return True
-        expected = f"Bearer {self._token.get_secret_value()}"
-        return hmac.compare_digest(request.headers.get("Authorization", ""), expected)
+            return None
+        header = request.headers.get("Authorization", "")
+        expected = f"Bearer {self._token.get_secret_value()}".encode()
+        if not hmac.compare_digest(header.encode("utf-8", "surrogateescape"), expected):
+            self._refusals.warn("refused a chat request without the right bearer token")
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        return None
 
     async def _handle(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
-        raw = await request.read()
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
         try:
-            msg = message_from_json(json.loads(raw.decode("utf-8")), self.name)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            msg = junk_message(raw, self.name, f"body is not UTF-8 JSON ({exc})")
+            raw = await asyncio.wait_for(request.read(), self._read_timeout)
+        except TimeoutError:
+            return web.json_response({"error": "body not received in time"}, status=408)
+        msg = parse_json_body(raw, self.name)
+        status = 400
+        if msg.kind == Kind.COMMAND and not msg.malformed and self._token is None:
+            log.warning(
+                "refused an operator command over HTTP: no token is configured (set %s)",
+                self._token_env,
+            )
+            msg.malformed = f"operator commands over HTTP need a token: set {self._token_env}"
+            status = 403
+        loop = asyncio.get_running_loop()
+        msg.receipt = loop.create_future()
+        # Retrieved here so a receipt settled after a timeout is not reported as unhandled.
+        msg.receipt.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
             self._queue.put_nowait(msg)
         except asyncio.QueueFull:
             return web.json_response({"error": "busy, retry later"}, status=503)
+        try:
+            await asyncio.wait_for(asyncio.shield(msg.receipt), self._receipt_timeout)
+        except TimeoutError:
+            return web.json_response({"error": "not stored in time, retry later"}, status=503)
+        except Exception as exc:  # the store failed: not acknowledged, so the client retries
+            return web.json_response({"error": f"not stored ({exc}), retry later"}, status=503)
         if msg.malformed:
-            return web.json_response({"error": msg.malformed}, status=400)
-        return web.json_response({"queued": True}, status=202)
+            return web.json_response({"error": msg.malformed, "id": msg.id}, status=status)
+        return web.json_response({"queued": True, "id": msg.id}, status=202)
 
     async def messages(self) -> AsyncIterator[ChatMessage]:
         app = web.Application(client_max_size=self._max_body)
         app.router.add_post("/chat", self._handle)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=self._idle_timeout)
         await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        factory = runner.server
+        assert factory is not None
+
+        def protocol() -> asyncio.BaseProtocol:
+            if len(factory.connections) >= self._max_connections:
+                self._refusals.warn("refused a chat connection: %d open", self._max_connections)
+                return _Busy()
+            return factory()
+
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(protocol, self._host, self._port)
+        self.port = server.sockets[0].getsockname()[1]
         log.info("local chat: POST http://%s:%d/chat", self._host, self.port)
         self.ready.set()
         try:
             while True:
                 yield await self._queue.get()
         finally:
+            server.close()
             await runner.cleanup()
 
 
@@ -112,7 +230,7 @@ def parse_stdin_line(line: str) -> ChatMessage:
     if stripped.startswith("{"):
         try:
             return message_from_json(json.loads(stripped), "stdin")
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:
             return ChatMessage("stdin", "?", stripped[:200], malformed=f"bad JSON: {exc}")
     user, sep, text = stripped.partition(":")
     if sep and user and " " not in user.strip():
@@ -155,7 +273,7 @@ class ReplayChatSource:
                     continue
                 try:
                     data = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
+                except (UnicodeDecodeError, ValueError, RecursionError):
                     yield junk_message(raw, self.name, f"replay line {number}: not UTF-8 JSON")
                     continue
                 at = data.get("at", last_at) if isinstance(data, dict) else last_at

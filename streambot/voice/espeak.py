@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from streambot.brain.sentences import split_sentences
-from streambot.config import EspeakVoiceConfig
+from streambot.config import ConfigError, EspeakVoiceConfig
 from streambot.lang import detect_lang
-from streambot.voice.espeak_lib import EspeakLibrary, Synthesis
+from streambot.voice.espeak_lib import EspeakError, EspeakLibrary, Synthesis
 
 # espeak pads each utterance with silence; keep a little so sentences do not run together.
 _KEEP_SILENCE_S = 0.06
@@ -32,8 +32,11 @@ class EspeakVoice:
         self._lib = EspeakLibrary.get()
         self.sample_rate = self._lib.sample_rate
         # Fail at start-up, not mid-stream, when a configured voice does not exist.
-        for voice in (config.voice_en, config.voice_zh):
-            self._lib.synth("", voice)
+        for key, voice in (("voice_en", config.voice_en), ("voice_zh", config.voice_zh)):
+            try:
+                self._lib.synth("", voice)
+            except EspeakError as exc:
+                raise ConfigError(f"voice.espeak.{key}: {exc}") from None
 
     def voice_for(self, lang: str) -> str:
         return self._config.voice_zh if lang == "zh" else self._config.voice_en

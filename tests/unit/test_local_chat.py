@@ -5,20 +5,28 @@ import aiohttp
 from pydantic import SecretStr
 
 from streambot.chat.local import HttpChatSource, ReplayChatSource, parse_stdin_line
-from streambot.events import Kind
+from streambot.events import Decision, Kind
 from streambot.stage.clock import VirtualClock
 
 
 async def start(source: HttpChatSource):
+    """Run the source with a pump that "stores" each message (gives it an id) and settles
+    its receipt, as the app's pump does after the store write."""
     received = []
 
     async def pump():
         async for msg in source.messages():
             received.append(msg)
+            msg.id = len(received)
+            if msg.receipt is not None:
+                msg.receipt.set_result(Decision(not msg.malformed, msg.malformed or "ok"))
 
     task = asyncio.create_task(pump())
     await asyncio.wait_for(source.ready.wait(), 5)
     return task, received
+
+
+JSON = {"Content-Type": "application/json"}
 
 
 async def test_http_post_chat_and_bad_bodies():
@@ -28,11 +36,11 @@ async def test_http_post_chat_and_bad_bodies():
     async with aiohttp.ClientSession() as http:
         ok = await http.post(url, json={"user": "ann", "text": "how much?", "kind": "superchat"})
         assert ok.status == 202
-        bad = await http.post(url, data=b"\xff\xfe not json")
+        bad = await http.post(url, data=b"\xff\xfe not json", headers=JSON)
         assert bad.status == 400 and "not UTF-8 JSON" in (await bad.json())["error"]
         no_user = await http.post(url, json={"text": "hi"})
         assert no_user.status == 400 and "'user'" in (await no_user.json())["error"]
-        huge = await http.post(url, data=b"x" * 10_000)
+        huge = await http.post(url, data=b"x" * 10_000, headers=JSON)
         assert huge.status == 413
     await asyncio.sleep(0.05)
     task.cancel()
@@ -51,6 +59,8 @@ async def test_http_token_is_required_when_configured():
         wrong = {"Authorization": "Bearer nope"}
         assert (await http.post(url, json=body, headers=wrong)).status == 401
         right = {"Authorization": "Bearer tok-123456"}
+        non_ascii = {"Authorization": "Bearer tök-123456".encode().decode("latin-1")}
+        assert (await http.post(url, json=body, headers=non_ascii)).status == 401
         assert (await http.post(url, json=body, headers=right)).status == 202
     await asyncio.sleep(0.05)
     task.cancel()
