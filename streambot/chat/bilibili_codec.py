@@ -20,6 +20,7 @@ Commands (op 5, JSON) become :class:`~streambot.events.ChatMessage` objects thro
 from __future__ import annotations
 
 import json
+import reprlib
 import struct
 import zlib
 from dataclasses import dataclass
@@ -31,6 +32,21 @@ try:  # brotli is in the ``chat`` extra; without it protover 3 packets are repor
     import brotli
 except ImportError:  # pragma: no cover - depends on the environment
     brotli = None
+
+# ``Decompressor.process(..., output_buffer_limit=)`` (the bound on what one body may inflate
+# to) arrived in brotli 1.2; 1.1 fails on every compressed frame.
+BROTLI_MIN = (1, 2)
+
+
+def brotli_problem() -> str | None:
+    """Why protover 3 frames cannot be decoded here, or None when they can."""
+    if brotli is None:
+        return "brotli is not installed: pip install 'streambot[chat]'"
+    version = getattr(brotli, "__version__", "0")
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts < BROTLI_MIN:
+        return f"brotli {version} is too old (1.2 or newer is needed): pip install 'brotli>=1.2'"
+    return None
 
 SOURCE = "bilibili"
 
@@ -51,6 +67,9 @@ OP_AUTH_REPLY = 8
 MAX_PACKET = 1 << 20  # one packet (header + body), as sent or once decompressed
 MAX_DEPTH = 2  # compressed packets inside compressed packets; the server uses one level
 MAX_FRAME_OUTPUT = 8 << 20  # everything decompressed out of one frame, all levels together
+# Packets taken from one frame: a busy room's frames carry tens; a 16 KB brotli frame of empty
+# packets could otherwise unpack to half a million and hold the event loop for seconds.
+MAX_FRAME_PACKETS = 2_000
 
 _json_decode = json.JSONDecoder().decode  # skips json.loads' per-call encoding sniffing
 GUARD_NAMES = {1: "总督", 2: "提督", 3: "舰长"}
@@ -73,12 +92,16 @@ class Packet:
             return int.from_bytes(self.body, "big", signed=True)
         try:
             data = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
         if isinstance(data, dict):
             value = data.get("popularity", data.get("online"))
             return value if isinstance(value, int) else None
         return data if isinstance(data, int) else None
+
+
+class _TooManyPackets(Exception):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +161,12 @@ class PacketDecoder:
         max_packet: int = MAX_PACKET,
         max_depth: int = MAX_DEPTH,
         max_frame_output: int = MAX_FRAME_OUTPUT,
+        max_frame_packets: int = MAX_FRAME_PACKETS,
     ) -> None:
         self.max_packet = max_packet
         self.max_depth = max_depth
         self.max_frame_output = max_frame_output
+        self.max_frame_packets = max_frame_packets
         self.frames = 0
         self.packets = 0
         self.errors = 0
@@ -158,7 +183,15 @@ class PacketDecoder:
             if not data:
                 out.append(DecodeError("empty frame"))
             else:
-                self._unpack(data, 0, out, [self.max_frame_output])
+                try:
+                    self._unpack(data, 0, out, [self.max_frame_output])
+                except _TooManyPackets:
+                    out.append(
+                        DecodeError(
+                            f"frame holds more than {self.max_frame_packets} packets; "
+                            "the rest were dropped"
+                        )
+                    )
         for item in out:
             if isinstance(item, Packet):
                 self.packets += 1
@@ -171,6 +204,8 @@ class PacketDecoder:
     ) -> None:
         offset, size = 0, len(data)
         while offset < size:
+            if len(out) >= self.max_frame_packets:
+                raise _TooManyPackets
             problem = self._framing_problem(data, offset)
             if problem is not None:
                 # The framing is lost: nothing after this point can be trusted.
@@ -221,8 +256,8 @@ class PacketDecoder:
                 too_big = len(inner) > limit or bool(inflater.unconsumed_tail)
                 finished = inflater.eof
             else:
-                if brotli is None:  # pragma: no cover
-                    return DecodeError("brotli packet but brotli is not installed")
+                if (problem := brotli_problem()) is not None:
+                    return DecodeError(f"brotli packet, but {problem}")
                 inflater = brotli.Decompressor()
                 inner = inflater.process(body, output_buffer_limit=limit + 1)
                 too_big = len(inner) > limit or not inflater.can_accept_more_data()
@@ -289,8 +324,13 @@ def _num(value: object) -> float | None:
     return None
 
 
+_preview = reprlib.Repr()  # bounded in size and depth: a stranger's object may be huge or deep
+_preview.maxstring = _preview.maxother = 200
+_preview.maxlevel = 4
+
+
 def _bad(cmd: str, data: object, why: str, source: str) -> ChatMessage:
-    raw = json.dumps(data, ensure_ascii=False, default=str)[:200] if data is not None else ""
+    raw = _preview.repr(data)[:200] if data is not None else ""
     return ChatMessage(source, "?", raw, malformed=f"{cmd}: {why}")
 
 
@@ -523,6 +563,8 @@ def command_to_message(obj: object, source: str = SOURCE) -> ChatMessage | None:
         return None
     try:
         return handler(obj, source)  # type: ignore[arg-type]
+    except RecursionError:  # a field nested absurdly deep, or a JSON string inside one
+        return _bad(name, None, "unexpected shape (nested too deeply)", source)
     except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
         return _bad(name, obj, f"unexpected shape ({type(exc).__name__}: {exc})", source)
 

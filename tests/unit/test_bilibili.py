@@ -28,6 +28,9 @@ from streambot.chat.bilibili import (
     wbi_sign,
 )
 from streambot.chat.bilibili_codec import (
+    MAX_FRAME_PACKETS,
+    OP_COMMAND,
+    OP_HEARTBEAT_REPLY,
     DecodeError,
     Packet,
     PacketDecoder,
@@ -551,3 +554,43 @@ def test_encode_packet_round_trips_through_the_decoder():
     frame = encode_packet(5, {"cmd": "DANMU_MSG"}) + encode_packet(3, b"\x00\x00\x01\x00", ver=1)
     a, b = PacketDecoder().decode(frame)
     assert a.json() == {"cmd": "DANMU_MSG"} and b.popularity() == 256
+
+
+# -- hostile frames -----------------------------------------------------------------------
+def test_a_deeply_nested_heartbeat_reply_is_not_a_popularity_and_does_not_raise():
+    deep = b"[" * 50_000 + b"]" * 50_000
+    assert Packet(OP_HEARTBEAT_REPLY, 1, 1, deep).popularity() is None
+
+
+@pytest.mark.parametrize("depth", [900, 3000, 50_000])
+def test_a_deeply_nested_danmaku_becomes_a_malformed_message(depth):
+    info = "[" * depth + "]" * depth
+    for body in (
+        f'{{"cmd":"DANMU_MSG","info":{info}}}',
+        # the nesting hidden in a JSON string a handler decodes again
+        json.dumps({"cmd": "DANMU_MSG", "info": [[0, 1, 25, 0, 0, 0, 0, "", 0, 0, 0, "", 0,
+                    "{}", "{}", {"extra": info}], "hi", [1, "ann"]]}),
+    ):  # fmt: skip
+        msg = packet_to_message(Packet(OP_COMMAND, 0, 1, body.encode()))
+        assert msg is None or msg.malformed or msg.text == "hi"
+
+
+def test_a_frame_of_half_a_million_empty_packets_is_cut_short():
+    empty = encode_packet(OP_COMMAND, b"")
+    # eight brotli packets, each inflating to just under the 1 MiB packet limit: 524,280
+    # empty packets within the 8 MiB frame budget, from a frame of a few kilobytes
+    body = encode_packet(OP_COMMAND, brotli.compress(empty * 65_535, quality=5), ver=3, seq=0)
+    frame = body * 8
+    assert len(frame) < 16 * 1024
+    out = PacketDecoder().decode(frame)
+    assert len(out) == MAX_FRAME_PACKETS + 1
+    assert "more than 2000 packets" in out[-1].reason
+
+
+def test_a_too_old_brotli_is_named_instead_of_failing_every_frame(monkeypatch):
+    import streambot.chat.bilibili_codec as codec
+
+    monkeypatch.setattr(codec.brotli, "__version__", "1.1.0")
+    frame = encode_packet(OP_COMMAND, brotli.compress(encode_packet(OP_COMMAND, b"{}")), ver=3)
+    (error,) = PacketDecoder().decode(frame)
+    assert "brotli 1.1.0 is too old" in error.reason and "brotli>=1.2" in error.reason
