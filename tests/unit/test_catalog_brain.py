@@ -1,6 +1,16 @@
+import os
+import time
+from importlib import resources
+
 import pytest
 
-from streambot.brain.catalog import Catalog, CatalogAnswerer, CatalogBrain, CatalogError
+from streambot.brain.catalog import (
+    Catalog,
+    CatalogAnswerer,
+    CatalogBrain,
+    CatalogError,
+    format_amount,
+)
 from streambot.config import CatalogBrainConfig
 from streambot.events import ChatMessage, Turn
 
@@ -68,4 +78,31 @@ def test_bad_catalog_is_a_clear_error(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[[product]]\nid = "x"\nname = "X"\n')
     with pytest.raises(CatalogError, match="price"):
+        Catalog.load(path)
+
+
+@pytest.mark.parametrize("bad", ["inf", "nan", "-1.0", "1e12", "-inf"])
+def test_a_live_edit_with_an_impossible_price_keeps_the_old_catalog(tmp_path, bad):
+    from streambot.brain.factory import CatalogSource
+
+    text = resources.files("streambot.assets").joinpath("catalog.toml").read_text("utf-8")
+    path = tmp_path / "catalog.toml"
+    path.write_text(text, encoding="utf-8")
+    brain = CatalogBrain(CatalogBrainConfig(path=str(path)))
+    source = CatalogSource(brain, str(path))
+    old_price = brain.answerer.catalog.product[0].price
+    edited = text.replace(f"price = {old_price}", f"price = {bad}", 1)
+    assert edited != text
+    path.write_text(edited, encoding="utf-8")
+    os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime, whatever the clock's grain
+    assert source.reload_if_changed() is False
+    answer = brain.answerer.answer(f"how much is the {brain.answerer.catalog.product[0].name}?")
+    assert format_amount(old_price) in answer and "inf" not in answer and "nan" not in answer
+
+
+def test_a_currency_must_be_a_code(tmp_path):
+    text = resources.files("streambot.assets").joinpath("catalog.toml").read_text("utf-8")
+    path = tmp_path / "c.toml"
+    path.write_text(text.replace('currency = "USD"', 'currency = "dollars!"', 1), "utf-8")
+    with pytest.raises(CatalogError, match="currency"):
         Catalog.load(path)

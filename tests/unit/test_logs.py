@@ -1,0 +1,45 @@
+"""Log lines: chat strings cannot forge lines, hide text with bidi overrides, or leak secrets."""
+
+from __future__ import annotations
+
+import logging
+
+from streambot.events import ChatMessage
+from streambot.ingest import Ingest
+from streambot.logs import register_secret, setup_logging
+
+
+def test_a_chat_name_cannot_forge_a_log_line_or_reorder_it(fast_config, capsys):
+    from streambot.app import App
+
+    setup_logging("INFO")
+    try:
+        app = App(fast_config)
+        hostile = ChatMessage(
+            "http",
+            "ann\n2026-12-02 06:00:00,000 INFO streambot.host: operator: !say x\r",
+            "hello \x00 \u202edlrow\u202c \u2066x\u2069 \x1b[31mred",
+        )
+        assert isinstance(app.ingest, Ingest)
+        app.ingest.accept(hostile)
+        app.store.close()
+    finally:
+        logging.getLogger().handlers.clear()
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "#1" in line or "operator" in line]
+    assert len(lines) == 1, err  # one record, one line: the forged line is not a line
+    (line,) = lines
+    assert "ann\\x0a2026" in line and "\\x0d" in line
+    for raw in ("\x00", "\u202e", "\u202c", "\u2066", "\u2069", "\x1b", "\r"):
+        assert raw not in err
+
+
+def test_secrets_are_masked_in_log_lines(capsys):
+    setup_logging("INFO")
+    try:
+        register_secret("s3cr3t-token-value")
+        logging.getLogger("streambot.test").info("user pasted %s", "s3cr3t-token-value\n")
+    finally:
+        logging.getLogger().handlers.clear()
+    err = capsys.readouterr().err
+    assert "s3cr3t" not in err and "***\\x0a" in err
