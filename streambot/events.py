@@ -88,6 +88,7 @@ class Turn:
     lang: str = "en"
     topic: str | None = None  # product id of an idle pitch
     reply: str = ""  # the text said, once the brain has finished
+    priority: int = 0  # the message's priority, kept to queue it again after an interruption
     timings: TurnTimings = field(default_factory=TurnTimings)
 
 

@@ -23,6 +23,7 @@ from streambot.inbox import Inbox
 from streambot.ingest import Ingest
 from streambot.lang import detect_lang
 from streambot.metrics import Metrics
+from streambot.screening import fold
 from streambot.stage.clock import Clock
 from streambot.stage.presenter import Presenter
 from streambot.store import Store
@@ -30,6 +31,7 @@ from streambot.voice.base import Voice, to_speech
 
 log = logging.getLogger(__name__)
 _END = object()
+MAX_REQUEUES = 2  # an interrupted question is tried again at most this many times
 
 
 class Host:
@@ -82,22 +84,22 @@ class Host:
                     continue
                 await _first_of(self.inbox.wait(), self.clock.sleep(wait), stop.wait())
                 continue
-            msg, _priority = item
+            msg, priority = item
             if msg.kind == Kind.COMMAND:
                 await self._command(msg, stop)
             else:
-                await self.play(self._answer_turn(msg), stop)
+                await self.play(self._answer_turn(msg, priority), stop)
             last_activity = self.clock.now()
 
     # -- turns -------------------------------------------------------------------------
-    def _answer_turn(self, msg: ChatMessage) -> Turn:
+    def _answer_turn(self, msg: ChatMessage, priority: int = 0) -> Turn:
         lang = detect_lang(msg.text)
         # A batched thanks is already the words to say; everything else gets an answer.
         kind = "thanks" if msg.meta.get("thanks") else "answer"
         if kind == "answer":
             self._lang = lang
         turn_id = self.store.start_turn(msg.id, kind, lang)
-        turn = Turn(turn_id, kind, msg, lang)
+        turn = Turn(turn_id, kind, msg, lang, priority=priority)
         turn.timings.arrived = msg.arrived
         turn.timings.dequeued = time.perf_counter()
         return turn
@@ -139,6 +141,7 @@ class Host:
         producer = asyncio.create_task(self._produce(turn), name=f"turn-{turn.id}")
         self.ingest.urgent.clear()
         outcome, failed = "played", False
+        interrupter: ChatMessage | None = None
         try:
             while not done.done():
                 await _first_of(done, self.ingest.urgent.wait(), stop.wait())
@@ -148,6 +151,7 @@ class Host:
                     outcome = "interrupted-by-shutdown"
                 elif (self.inbox.peek_priority() or 0) >= self.config.interrupt_priority:
                     outcome = "interrupted"
+                    interrupter = (self.inbox.peek() or (None, 0))[0]
                     log.info("turn %d interrupted by a more important message", turn.id)
                 else:
                     self.ingest.urgent.clear()
@@ -173,6 +177,8 @@ class Host:
             self.store.set_status(msg_id, "accepted")  # answered again after a restart
         else:
             self.store.end_turn(turn.id, msg_id, outcome)
+            if outcome == "interrupted" and turn.message is not None:
+                self._after_interruption(turn, turn.message, interrupter)
         self.store.log_timings(turn.id, turn.timings)
         self._observe(turn, outcome)
         if outcome == "played" and turn.kind == "answer" and turn.message and self.on_answered:
@@ -181,6 +187,35 @@ class Host:
             task.add_done_callback(self._background.discard)
         self.turns_played += 1
         return outcome
+
+    def _after_interruption(
+        self, turn: Turn, msg: ChatMessage, interrupter: ChatMessage | None
+    ) -> None:
+        """An interrupted question (or thanks) is answered again after what interrupted it,
+        unless the operator skipped it, it was cut off too often, or the same viewer asked
+        the same again meanwhile; each of those is stored as the reason."""
+        if interrupter is not None and interrupter.kind == Kind.COMMAND:
+            word = interrupter.text.strip().split(" ", 1)[0]
+            if word in ("!skip", "!stop"):
+                self.store.log_decision(
+                    msg.id, "skipped", f"skipped by the operator ({word})", None
+                )
+                return
+        tries = msg.meta["interruptions"] = msg.meta.get("interruptions", 0) + 1
+        if tries > MAX_REQUEUES:
+            reason = f"interrupted {tries} times; not tried again"
+            self.store.log_decision(msg.id, "unanswered", reason, None)
+            log.info("#%s %s", msg.id, reason)
+            return
+        asked = fold(msg.text)
+        for other in self.inbox.queued():
+            if other is not msg and other.user == msg.user and fold(other.text) == asked:
+                reason = f"interrupted; the same question is queued again as #{other.id}"
+                self.store.log_decision(msg.id, "superseded", reason, None)
+                return
+        by = f"{interrupter.kind} #{interrupter.id}" if interrupter is not None else "shutdown"
+        self.ingest.requeue(msg, turn.priority, f"re-queued: interrupted by {by}")
+        log.info("#%s queued again: interrupted by %s", msg.id, by)
 
     def _observe(self, turn: Turn, outcome: str) -> None:
         self.metrics.turns.labels(turn.kind, outcome).inc()

@@ -98,13 +98,28 @@ class Ingest:
             self.urgent.set()
 
     def resume(self, min_priority: int = Priority.QUESTION) -> int:
-        """Queue the accepted messages a previous run did not finish answering."""
+        """Queue the accepted messages a previous run did not finish answering. None is
+        dropped: those beyond the queue's room wait (still pending in the store) and move in
+        as the host answers."""
         pending = self.store.pending_messages(min_priority)
+        held = 0
         for item in pending:
-            self.store.log_decision(
-                item.message.id, "accepted", "resumed after restart", item.priority
-            )
-            self.enqueue(item.message, item.priority)
+            msg = item.message
+            msg.spoken_name = self.triage.spoken_name(msg)  # names are screened again
+            self.store.log_decision(msg.id, "accepted", "resumed after restart", item.priority)
+            held += not self.inbox.put_or_wait(msg, item.priority)
+        self.metrics.inbox.set(len(self.inbox))
         if pending:
-            log.info("resumed %d unanswered message(s) from the store", len(pending))
+            log.info(
+                "resumed %d unanswered message(s) from the store (%d queued, %d waiting for room)",
+                len(pending),
+                len(pending) - held,
+                held,
+            )
         return len(pending)
+
+    def requeue(self, msg: ChatMessage, priority: int, reason: str) -> None:
+        """Queue an interrupted question again (it is answered after what interrupted it)."""
+        self.store.log_decision(msg.id, "accepted", reason, priority)
+        self.inbox.put_or_wait(msg, priority, first=True)
+        self.metrics.inbox.set(len(self.inbox))

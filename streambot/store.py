@@ -65,7 +65,8 @@ CREATE INDEX IF NOT EXISTS turns_message ON turns(message_id);
 CREATE INDEX IF NOT EXISTS sentences_turn ON sentences(turn_id);
 """
 # Accepted but not yet fully answered: these survive a restart and are never pruned.
-PENDING = ("accepted", "answering", "interrupted-by-shutdown")
+# ("interrupted": rows of versions that never answered an interrupted question again.)
+PENDING = ("accepted", "answering", "interrupted-by-shutdown", "interrupted")
 _PENDING_SQL = "(" + ", ".join(f"'{status}'" for status in PENDING) + ")"
 # Rows deleted per transaction when pruning: the lock is shared with the ingest path, which
 # must never wait long.

@@ -48,6 +48,7 @@ def brotli_problem() -> str | None:
         return f"brotli {version} is too old (1.2 or newer is needed): pip install 'brotli>=1.2'"
     return None
 
+
 SOURCE = "bilibili"
 
 HEADER = struct.Struct(">IHHII")

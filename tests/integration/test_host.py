@@ -37,6 +37,7 @@ def test_super_chat_interrupts_the_current_answer_and_is_answered_next(fast_conf
     assert [(user, outcome) for _, user, outcome, _ in got] == [
         ("ann", "interrupted"),
         ("rich", "played"),
+        ("ann", "played"),  # answered again, before bob who asked after her
         ("bob", "played"),
     ]
     assert "$129" in got[1][3]
@@ -144,3 +145,77 @@ def test_answers_are_posted_back_into_the_chat_they_came_from(fast_config):
     chat = ChatWithReplies()
     asyncio.run(App(fast_config, extra_sources=[chat]).run(6))
     assert chat.sent == [("The LumaDesk Lamp is $59.", "m-1")]
+
+
+def test_more_resumed_questions_than_the_queue_holds_are_all_answered(fast_config):
+    from streambot.store import Store
+
+    fast_config.triage.queue_size = 4
+    store = Store(fast_config.store.path)
+    products = ["lamp", "grinder", "earbuds", "thermo bottle", "lamp", "grinder"]
+    for i, product in enumerate(products):  # six questions a crash left unanswered
+        msg = ChatMessage("http", f"viewer{i}", f"how much is the {product}?")
+        store.log_message(msg)
+        store.log_decision(msg.id, "accepted", "question", Priority.QUESTION)
+    store.close()
+    app = App(fast_config)
+    asyncio.run(app.run(60))
+    db = sqlite3.connect(fast_config.store.path)
+    statuses = dict(db.execute("SELECT user, status FROM messages"))
+    assert statuses == {f"viewer{i}": "answered" for i in range(6)}
+    dropped = db.execute("SELECT count(*) FROM decisions WHERE decision = 'dropped'").fetchone()
+    assert dropped == (0,)
+
+
+def test_an_interrupted_question_left_by_an_older_version_is_answered_after_a_restart(
+    fast_config,
+):
+    from streambot.store import Store
+
+    store = Store(fast_config.store.path)
+    msg = ChatMessage("http", "ann", "how much is the lamp?")
+    store.log_message(msg)
+    store.log_decision(msg.id, "accepted", "question", Priority.QUESTION)
+    store.set_status(msg.id, "interrupted")
+    store.close()
+    asyncio.run(App(fast_config).run(10))
+    assert turns(fast_config.store.path)[0][1:3] == ("ann", "played")
+
+
+def test_a_question_the_operator_skips_is_not_answered_again(fast_config, tmp_path):
+    fast_config.chat.local.replay = replay(
+        tmp_path,
+        [
+            {"at": 0.1, "user": "ann", "text": "What's special about the thermo bottle?"},
+            {"at": 0.8, "user": "op", "text": "!skip", "kind": "command"},
+        ],
+    )
+    asyncio.run(App(fast_config).run(10))
+    got = turns(fast_config.store.path)
+    assert [(user, outcome) for _, user, outcome, _ in got if user == "ann"] == [
+        ("ann", "interrupted")
+    ]
+    db = sqlite3.connect(fast_config.store.path)
+    assert db.execute("SELECT status, reason FROM messages WHERE user = 'ann'").fetchone() == (
+        "skipped",
+        "skipped by the operator (!skip)",
+    )
+
+
+def test_a_question_interrupted_again_and_again_is_given_up_with_a_reason(fast_config, tmp_path):
+    rows = [{"at": 0.1, "user": "ann", "text": "What's special about the thermo bottle?"}]
+    rows += [
+        {"at": 0.6 + 3.0 * i, "user": f"rich{i}", "text": "how much is the lamp?",
+         "kind": "superchat"}
+        for i in range(3)
+    ]  # fmt: skip
+    fast_config.chat.local.replay = replay(tmp_path, rows)
+    fast_config.host.interrupt_priority = 20  # questions interrupt questions: ann is cut off
+    asyncio.run(App(fast_config).run(30))
+    db = sqlite3.connect(fast_config.store.path)
+    assert db.execute("SELECT status, reason FROM messages WHERE user = 'ann'").fetchone() == (
+        "unanswered",
+        "interrupted 3 times; not tried again",
+    )
+    ann = [outcome for _, user, outcome, _ in turns(fast_config.store.path) if user == "ann"]
+    assert ann == ["interrupted"] * 3

@@ -4,7 +4,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from streambot.config import EspeakVoiceConfig
+from streambot.config import ConfigError, EspeakVoiceConfig
 from streambot.events import Sentence
 from streambot.voice.base import to_speech
 from streambot.voice.espeak import EspeakVoice
@@ -56,7 +56,7 @@ async def test_speak_streams_one_array_per_sentence(voice):
 
 
 def test_unknown_voice_is_a_clear_error():
-    with pytest.raises(RuntimeError, match="no voice named 'xx-nope'"):
+    with pytest.raises(ConfigError, match=r"voice\.espeak\.voice_en: .*no voice named 'xx-nope'"):
         EspeakVoice(EspeakVoiceConfig(voice_en="xx-nope"))
 
 
