@@ -139,6 +139,7 @@ class App:
         if local.replay:
             self.sources.append(ReplayChatSource(local.replay, self.clock, local.replay_loop))
         self.stop = asyncio.Event()
+        self._sources_state: dict[int, dict] = {}  # id(source) -> its pump's health
         self.fmt = StreamFormat(
             cfg.stream.width, cfg.stream.height, cfg.stream.fps, cfg.stream.sample_rate
         )
@@ -147,30 +148,51 @@ class App:
         self.host: Host | None = None
 
     def health(self) -> dict:
+        """What /healthz answers: not ok while the presenter is not running or any configured
+        sink or chat source is down (reconnecting, failed, unavailable, restarting)."""
         p = self.presenter
+        sinks = self.sinks.health() if self.sinks else []
+        sources = [self._source_health(source) for source in self.sources]
+        running = p is not None and not self.stop.is_set()
         return {
-            "ok": p is not None and not self.stop.is_set(),
+            "ok": running
+            and all(s["state"] == "up" for s in sinks)
+            and all(s["state"] in ("up", "ended") for s in sources),
             "frames": p.stats.frames if p else 0,
             "late_frames": p.stats.late_frames if p else 0,
             "inbox": len(self.inbox),
-            "sinks": [w.sink.name for w in self.sinks.workers if not w.failed]
-            if self.sinks
-            else [],
-            "unavailable_sinks": sorted(self.sinks.unavailable) if self.sinks else [],
+            "inbox_waiting": self.inbox.waiting,
+            "sinks": sinks,
+            "sources": sources,
         }
+
+    def _source_health(self, source: ChatSource) -> dict:
+        state = dict(self._sources_state.get(id(source), {"state": "starting"}))
+        # Platform clients reconnect by themselves and say whether their session is open.
+        connected = getattr(source, "connected", None)
+        live = isinstance(connected, asyncio.Event) and connected.is_set()
+        if state["state"] == "up" and isinstance(connected, asyncio.Event) and not live:
+            state["state"] = "connecting"
+        return {"name": source.name, **state}
 
     async def _pump(self, source: ChatSource) -> None:
         """Feed one source into ingest, restarting it with capped backoff if it fails."""
-        delay = 1.0
+        delay, restarts = 1.0, 0
+        health = self._sources_state.setdefault(id(source), {"state": "up"})
         while not self.stop.is_set():
             try:
+                health.update(state="up")
                 async for msg in source.messages():
                     self._accept(msg)
                     delay = 1.0
+                health.update(state="ended")
                 return  # a finite source (a replay) has ended
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                restarts += 1
+                health.update(state="restarting", error=f"{type(exc).__name__}: {exc}",
+                              restarts=restarts)  # fmt: skip
                 log.exception("chat source %s failed; restarting in %.0fs", source.name, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)

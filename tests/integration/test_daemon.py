@@ -103,7 +103,8 @@ port = {port}
             except OSError:
                 pass
             time.sleep(0.2)
-        assert health and health["ok"] and health["sinks"] == ["file"]
+        assert health and health["ok"] and [s["name"] for s in health["sinks"]] == ["file"]
+        assert health["sinks"][0]["state"] == "up"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
             assert "streambot_frames_total" in r.read().decode()
         proc.send_signal(signal.SIGTERM)

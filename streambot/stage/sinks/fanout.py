@@ -1,32 +1,54 @@
 """Runs each sink in its own thread behind a small bounded queue.
 
 Encoding or a slow device never blocks the presenter's clock: a live sink that falls behind
-loses frames (counted), a recording sink makes the presenter wait, and a sink that raises is
-closed and dropped with a logged reason while the others go on.
+loses frames (counted), a recording sink makes the presenter wait. A live sink whose writes
+fail (an RTMP ingest that drops) is closed and opened again with capped exponential backoff and
+jitter, losing the frames in between (counted); a recording sink that fails (a full disk) stops
+with its error. Either way the others go on, and ``health()`` says what each sink is doing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import deque
 
 import numpy as np
 
+from streambot.backoff import capped_exponential, equal_jitter
 from streambot.stage.sinks.base import Sink, SinkUnavailable, StreamFormat
 
 log = logging.getLogger(__name__)
 _STOP = object()
+RECONNECT_BASE_S = 1.0
+RECONNECT_CAP_S = 30.0
+
+UP, RECONNECTING, FAILED = "up", "reconnecting", "failed"
 
 
 class SinkWorker:
-    def __init__(self, sink: Sink, queue_frames: int) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        queue_frames: int,
+        fmt: StreamFormat | None = None,
+        reconnect_base_s: float = RECONNECT_BASE_S,
+        reconnect_cap_s: float = RECONNECT_CAP_S,
+    ) -> None:
         self.sink = sink
+        self.format = fmt
         self.dropped = 0
         self.written = 0
-        self.failed: str | None = None
+        self.reconnects = 0
+        self.state = UP
+        self.error: str | None = None  # the last failure, kept after a reconnect for the record
+        self._base, self._cap = reconnect_base_s, reconnect_cap_s
+        self._attempt = 0
+        self._retry_at = 0.0
         # Frames held back before writing: a picture-only sink (the virtual camera) waits for
         # the sound card's output delay so that lips and voice leave the machine together.
         self.delay_frames = 0
@@ -37,12 +59,30 @@ class SinkWorker:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def failed(self) -> str | None:
+        """The error of a sink that has stopped for good (a recording), else None."""
+        return self.error if self.state == FAILED else None
+
+    def health(self) -> dict:
+        return {
+            "name": self.sink.name,
+            "state": self.state,
+            "error": self.error,
+            "reconnects": self.reconnects,
+            "written": self.written,
+            "dropped": self.dropped,
+        }
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:
                 break
-            if self.failed:
+            if self.state == FAILED:
+                continue
+            if self.state == RECONNECTING and not self._reopen():
+                self.dropped += 1  # the stream is down: this frame is lost, the rest go on
                 continue
             if self.delay_frames:
                 self._held.append(item)
@@ -53,15 +93,45 @@ class SinkWorker:
                 self.sink.write(*item)
                 self.written += 1
             except Exception as exc:  # a sink that disappears must not take the stream down
-                self.failed = f"{type(exc).__name__}: {exc}"
-                log.error("sink %s failed and was dropped: %s", self.sink.name, self.failed)
+                self._went_down(exc)
         try:
             self.sink.close()
         except Exception as exc:
             log.error("sink %s failed to close: %s", self.sink.name, exc)
 
+    def _went_down(self, exc: Exception) -> None:
+        self.error = f"{type(exc).__name__}: {exc}"
+        self._held.clear()
+        with contextlib.suppress(Exception):  # already broken; closing is best effort
+            self.sink.close()
+        if not self.sink.live or self.format is None:
+            self.state = FAILED
+            log.error("sink %s failed and was stopped: %s", self.sink.name, self.error)
+            return
+        self.state, self._attempt = RECONNECTING, 0
+        self._retry_at = time.monotonic() + equal_jitter(self._base)
+        log.error("sink %s failed (%s); reconnecting", self.sink.name, self.error)
+
+    def _reopen(self) -> bool:
+        """One reconnect attempt when its time has come; True once the sink is up again."""
+        if time.monotonic() < self._retry_at:
+            return False
+        assert self.format is not None
+        try:
+            self.sink.open(self.format)
+        except Exception as exc:
+            self._attempt += 1
+            delay = equal_jitter(capped_exponential(self._attempt, self._base, self._cap))
+            self._retry_at = time.monotonic() + delay
+            log.warning("sink %s still down (%s); next try in %.1fs", self.sink.name, exc, delay)
+            return False
+        self.state = UP
+        self.reconnects += 1
+        log.info("sink %s reconnected (after %d failed tries)", self.sink.name, self._attempt)
+        return True
+
     async def submit(self, index: int, frame: np.ndarray, pcm: np.ndarray) -> None:
-        if self.failed:
+        if self.state == FAILED:
             return
         item = (index, frame, pcm)
         try:
@@ -78,7 +148,14 @@ class SinkWorker:
 
 
 class SinkFanout:
-    def __init__(self, sinks: list[Sink], fmt: StreamFormat, queue_frames: int = 12) -> None:
+    def __init__(
+        self,
+        sinks: list[Sink],
+        fmt: StreamFormat,
+        queue_frames: int = 12,
+        reconnect_base_s: float = RECONNECT_BASE_S,
+        reconnect_cap_s: float = RECONNECT_CAP_S,
+    ) -> None:
         self.format = fmt
         self.workers: list[SinkWorker] = []
         self.unavailable: dict[str, str] = {}
@@ -89,7 +166,7 @@ class SinkFanout:
                 self.unavailable[sink.name] = str(exc)
                 log.error("sink %s unavailable, continuing without it: %s", sink.name, exc)
                 continue
-            worker = SinkWorker(sink, queue_frames)
+            worker = SinkWorker(sink, queue_frames, fmt, reconnect_base_s, reconnect_cap_s)
             worker.start()
             self.workers.append(worker)
 
@@ -101,6 +178,15 @@ class SinkFanout:
                 worker.delay_frames = frames
                 delayed.append(worker.sink.name)
         return delayed
+
+    def health(self) -> list[dict]:
+        """Every configured sink with its state: up, reconnecting, failed or unavailable."""
+        report = [w.health() for w in self.workers]
+        report += [
+            {"name": name, "state": "unavailable", "error": why}
+            for name, why in sorted(self.unavailable.items())
+        ]
+        return report
 
     @property
     def dropped(self) -> int:
