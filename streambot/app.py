@@ -88,6 +88,15 @@ def default_clock(config: Config) -> Clock:
 
 
 CATALOG_POLL_S = 2.0
+MAX_BURST = 256  # messages stored in one transaction at most
+
+
+def _ready(source: ChatSource) -> bool:
+    """Whether ``source`` has another message waiting (sources that can tell say so)."""
+    waiting = getattr(source, "waiting", None)
+    return callable(waiting) and waiting() > 0
+
+
 STORE_PRUNE_EVERY_S = 3600.0
 
 
@@ -182,8 +191,15 @@ class App:
         while not self.stop.is_set():
             try:
                 health.update(state="up")
+                burst: list[ChatMessage] = []
                 async for msg in source.messages():
-                    self._accept(msg)
+                    burst.append(msg)
+                    # Messages already waiting in the source are taken at once (no await) and
+                    # stored in one transaction: a flood costs one commit per burst.
+                    if len(burst) < MAX_BURST and _ready(source):
+                        continue
+                    self._accept_burst(burst)
+                    burst = []
                     delay = 1.0
                 health.update(state="ended")
                 return  # a finite source (a replay) has ended
@@ -197,9 +213,29 @@ class App:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
+    def _accept_burst(self, burst: list[ChatMessage]) -> None:
+        """Triage and store the messages in one transaction, then settle their receipts
+        (HTTP answers 202 only now). If the transaction fails, each is tried on its own, so
+        one bad message is refused alone and its source keeps running."""
+        if len(burst) == 1:
+            self._accept(burst[0])
+            return
+        self._refresh_catalog()
+        try:
+            with self.store.batch():
+                decisions = [self.ingest.accept(msg) for msg in burst]
+        except Exception:
+            log.exception("storing a burst of %d messages failed; one by one", len(burst))
+            for msg in burst:
+                self._accept(msg)
+            return
+        for msg, decision in zip(burst, decisions, strict=True):
+            if msg.receipt is not None and not msg.receipt.done():
+                msg.receipt.set_result(decision)
+
     def _accept(self, msg: ChatMessage) -> None:
-        """Store and triage one message, then settle its receipt (HTTP answers 202 only now).
-        A message that fails is logged and refused on its own: its source keeps running."""
+        """Store and triage one message, then settle its receipt. A message that fails is
+        logged and refused on its own: its source keeps running."""
         try:
             self._refresh_catalog()  # triage must know today's product names
             decision = self.ingest.accept(msg)

@@ -40,18 +40,26 @@ class Ingest:
         self.gifts = GiftBatcher(gift_window_s)
 
     def accept(self, msg: ChatMessage) -> Decision:
-        """Store ``msg``, triage it and queue it if accepted; returns the decision. Raises
-        only when the store cannot take it (the message was then not accepted)."""
+        """Triage ``msg``, store it with its decision in one transaction, then queue it if
+        accepted; returns the decision. Nothing is queued or acknowledged before the commit,
+        so a crash loses nothing accepted. Raises only when the store cannot take it."""
         notes = clean_message(msg)  # a stranger's text must fit the store before anything
-        self.store.log_message(msg)
+        try:
+            decision = self.triage.decide(msg, self.clock.now())
+        except Exception as exc:  # a triage bug must not lose the message: stored, refused
+            log.exception("triage failed on a message from %s", msg.source)
+            decision = Decision(False, f"internal error in triage: {type(exc).__name__}")
+        status = "accepted" if decision.accepted else "rejected"
+        self.store.log_received(
+            msg,
+            status,
+            decision.reason,
+            decision.priority if decision.accepted else None,
+            final_status="batched" if decision.batch else None,
+        )
         if notes:
             log.warning("#%s from %s cleaned: %s", msg.id, msg.source, "; ".join(notes))
         self.metrics.messages.labels(msg.source).inc()
-        decision = self.triage.decide(msg, self.clock.now())
-        status = "accepted" if decision.accepted else "rejected"
-        self.store.log_decision(
-            msg.id, status, decision.reason, decision.priority if decision.accepted else None
-        )
         # Reasons read "<rule>: <details>"; only the rule is a metric label (bounded set).
         self.metrics.decisions.labels(status, decision.reason.split(":")[0]).inc()
         log.info(
@@ -65,7 +73,6 @@ class Ingest:
         )
         if decision.batch:
             self.gifts.add(msg, self.clock.now())
-            self.store.set_status(msg.id, "batched")
         elif decision.accepted:
             self.enqueue(msg, decision.priority)
         return decision

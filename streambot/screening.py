@@ -50,15 +50,31 @@ def _latin_lookalike(char: str) -> str:
     return char
 
 
+class _FoldTable(dict):
+    """``str.translate`` table filled on first sight of each character: format characters
+    removed, look-alike letters mapped. Bounded: past the cap, new characters are worked out
+    each time instead of remembered (a stranger can send every code point there is)."""
+
+    CAP = 65_536
+
+    def __missing__(self, code: int) -> str | None:
+        char = chr(code)
+        value = None if unicodedata.category(char) == "Cf" else _latin_lookalike(char)
+        if len(self) < self.CAP:
+            self[code] = value
+        return value
+
+
+_FOLD_TABLE = _FoldTable()
+
+
 def fold(text: str) -> str:
     """The comparable form of ``text`` (see the module docstring)."""
-    text = unicodedata.normalize("NFKC", text[:_MAX_FOLDED])
-    chars = []
-    for char in text:
-        if unicodedata.category(char) == "Cf":  # zero-width, joiners, bidi, soft hyphen
-            continue
-        chars.append(_latin_lookalike(char))
-    return " ".join("".join(chars).casefold().split())
+    text = text[:_MAX_FOLDED]
+    if text.isascii():  # most chat: NFKC, format characters and look-alikes cannot apply
+        return " ".join(text.casefold().split())
+    text = unicodedata.normalize("NFKC", text).translate(_FOLD_TABLE)
+    return " ".join(text.casefold().split())
 
 
 def squash(folded: str) -> str:
@@ -138,28 +154,32 @@ class Screen:
         """The folded text, and the folded text of anything hidden in it as base64."""
         return [fold(text), *(fold(p) for p in decoded_payloads(text))]
 
-    def banned_word(self, text: str) -> str | None:
-        """The banned word ``text`` contains, however it is spelled, or None."""
-        for view in self._views(text):
+    def banned_word(self, text: str, views: list[str] | None = None) -> str | None:
+        """The banned word ``text`` contains, however it is spelled, or None. ``views``:
+        ``_views(text)`` when the caller already has them."""
+        for view in views if views is not None else self._views(text):
             squashed = squash(view)
             for word, word_squashed in self._banned_squashed:
                 if word in view or word_squashed in squashed:
                     return word
         return None
 
-    def has_url(self, text: str) -> bool:
-        return any(URL.search(view) for view in [text, *self._views(text)])
+    def has_url(self, text: str, views: list[str] | None = None) -> bool:
+        views = views if views is not None else self._views(text)
+        return any(URL.search(view) for view in [text, *views])
 
-    def injection(self, text: str) -> bool:
-        return any(INJECTION.search(view) for view in [text, *self._views(text)])
+    def injection(self, text: str, views: list[str] | None = None) -> bool:
+        views = views if views is not None else self._views(text)
+        return any(INJECTION.search(view) for view in [text, *views])
 
     def reject_reason(self, text: str) -> str | None:
         """Why triage must not answer ``text`` (banned word, URL, injection), or None."""
-        if self.banned_word(text) is not None:
+        views = self._views(text)  # folded once for every rule
+        if self.banned_word(text, views) is not None:
             return "banned word"
-        if self.drop_urls and self.has_url(text):
+        if self.drop_urls and self.has_url(text, views):
             return "contains a URL"
-        if self.injection(text):
+        if self.injection(text, views):
             return "prompt injection attempt"
         return None
 
@@ -174,13 +194,14 @@ class Screen:
             return "too long to say"
         if not all(ch.isalnum() or ch in " -_'." for ch in unicodedata.normalize("NFKC", name)):
             return "symbols"
-        if self.banned_word(name) is not None:
+        views = self._views(name)
+        if self.banned_word(name, views) is not None:
             return "banned word"
-        if self.has_url(name):
+        if self.has_url(name, views):
             return "a link"
-        if FIGURE.search(folded) or any(FIGURE.search(fold(p)) for p in decoded_payloads(name)):
+        if any(FIGURE.search(view) for view in views):
             return "a figure"
-        if self.injection(name):
+        if self.injection(name, views):
             return "an instruction"
         squashed = squash(folded)
         for product in product_names:

@@ -6,9 +6,11 @@ restart; ``pending_messages`` gives the unanswered ones back at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,11 +90,52 @@ class Store:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by the writes inside a batch()
+        self._batch_depth = 0
         self._closed = False
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction, or a part of the batch() already open on this thread."""
+        with self._lock:
+            if self._batch_depth:
+                yield
+                return
+            self._db.execute("BEGIN")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every write inside is one transaction, committed at the end (group commit: a
+        burst of chat costs one commit, not one per message). Everything is rolled back if
+        the block raises. Holds the store's lock: keep the block short and free of awaits."""
+        with self._lock:
+            if self._batch_depth:
+                self._batch_depth += 1
+                try:
+                    yield
+                finally:
+                    self._batch_depth -= 1
+                return
+            self._db.execute("BEGIN")
+            self._batch_depth = 1
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._batch_depth = 0
 
     def _exec(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
         with self._lock:
@@ -112,9 +155,34 @@ class Store:
         msg.id = int(cur.lastrowid)
         return msg.id
 
+    def log_received(
+        self,
+        msg: ChatMessage,
+        status: str,
+        reason: str,
+        priority: int | None,
+        final_status: str | None = None,
+    ) -> int:
+        """A received message and its triage decision in one transaction (one commit per
+        message on the ingest path); sets ``msg.id``. ``final_status`` overrides the
+        message's status (a gift held for a batched thanks is "batched")."""
+        text = msg.text[:MAX_STORED_TEXT]
+        with self._transaction():
+            cur = self._db.execute(
+                "INSERT INTO messages (received_at, source, user, kind, text, text_length,"
+                " priority, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (msg.received_at, msg.source, msg.user[:200], msg.kind, text, len(msg.text),
+                 priority, final_status or status, reason),
+            )  # fmt: skip
+            msg.id = int(cur.lastrowid)
+            self._db.execute(
+                "INSERT INTO decisions (message_id, at, decision, reason) VALUES (?, ?, ?, ?)",
+                (msg.id, time.time(), status, reason),
+            )
+        return msg.id
+
     def log_decision(self, message_id: int, status: str, reason: str, priority: int | None) -> None:
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
+        with self._transaction():
             self._db.execute(
                 "INSERT INTO decisions (message_id, at, decision, reason) VALUES (?, ?, ?, ?)",
                 (message_id, time.time(), status, reason),

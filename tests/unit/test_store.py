@@ -109,3 +109,23 @@ def test_keep_days_zero_keeps_everything(fast_config):
     asyncio.run(App(fast_config).run(60.0))
 
     assert users(fast_config.store.path) == ["ancient"]
+
+
+def test_a_batch_is_one_transaction_and_rolls_back_whole(tmp_path):
+    path = tmp_path / "s.db"
+    store = Store(path)
+    with store.batch():
+        for i in range(3):
+            store.log_received(ChatMessage("t", f"u{i}", "hi"), "accepted", "greeting", 10)
+        # nothing is visible to another connection before the commit
+        assert sqlite3.connect(path).execute("SELECT count(*) FROM messages").fetchone() == (0,)
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM messages").fetchone() == (3,)
+    try:
+        with store.batch():
+            store.log_received(ChatMessage("t", "x", "hi"), "accepted", "greeting", 10)
+            raise RuntimeError("disk full")
+    except RuntimeError:
+        pass
+    assert store.query("SELECT count(*) FROM messages") == [(3,)]
+    assert store.query("SELECT count(*) FROM decisions") == [(3,)]
+    store.close()
