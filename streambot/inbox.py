@@ -44,6 +44,10 @@ class Inbox:
     def waiting(self) -> int:
         return len(self._waiting)
 
+    def would_refuse(self, priority: int) -> bool:
+        """Whether ``put`` would refuse a message of ``priority`` right now."""
+        return len(self._heap) >= self.maxsize and priority <= max(self._heap).priority
+
     def put_or_wait(self, message: ChatMessage, priority: int, first: bool = False) -> bool:
         """Queue ``message`` if there is room, else hold it until there is; True if queued.
         Nothing already queued is displaced. ``first``: ahead of its priority's others (a

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter
 
 from streambot.chat.hygiene import clean_message
 from streambot.events import ChatMessage, Decision, Priority
@@ -22,6 +24,25 @@ def preview(text: str, limit: int = 60) -> str:
     return repr(shown)
 
 
+class RefusalSummary:
+    """Counts refused messages by rule and logs one line for them every ``every_s``."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self._counts: Counter[str] = Counter()
+        self._since = time.monotonic()
+
+    def count(self, rule: str) -> None:
+        self._counts[rule] += 1
+        now = time.monotonic()
+        if now - self._since >= self.every_s:
+            total = sum(self._counts.values())
+            rules = ", ".join(f"{n} {r}" for r, n in self._counts.most_common(6))
+            log.info("refused %d message(s) in the last %.0fs: %s", total, now - self._since, rules)
+            self._counts.clear()
+            self._since = now
+
+
 class Ingest:
     def __init__(
         self,
@@ -38,6 +59,7 @@ class Ingest:
         self.interrupt_priority = interrupt_priority
         self.urgent = asyncio.Event()  # set when a message should interrupt the current turn
         self.gifts = GiftBatcher(gift_window_s)
+        self.refusals = RefusalSummary()
 
     def accept(self, msg: ChatMessage) -> Decision:
         """Triage ``msg``, store it with its decision in one transaction, then queue it if
@@ -50,19 +72,27 @@ class Ingest:
             log.exception("triage failed on a message from %s", msg.source)
             decision = Decision(False, f"internal error in triage: {type(exc).__name__}")
         status = "accepted" if decision.accepted else "rejected"
+        queued = decision.accepted and not decision.batch
+        # A full inbox that would refuse it anyway: stored as dropped in the same commit.
+        refused = queued and self.inbox.would_refuse(decision.priority)
         self.store.log_received(
             msg,
             status,
             decision.reason,
             decision.priority if decision.accepted else None,
             final_status="batched" if decision.batch else None,
+            then=("dropped", self._queue_full_reason()) if refused else None,
         )
         if notes:
             log.warning("#%s from %s cleaned: %s", msg.id, msg.source, "; ".join(notes))
         self.metrics.messages.labels(msg.source).inc()
         # Reasons read "<rule>: <details>"; only the rule is a metric label (bounded set).
-        self.metrics.decisions.labels(status, decision.reason.split(":")[0]).inc()
-        log.info(
+        rule = decision.reason.split(":")[0]
+        self.metrics.decisions.labels(status, rule).inc()
+        # Queued messages get a line each; refusals (most of a flood) a summary every few
+        # seconds, so a spam wave cannot flood the log. Each one is in the store either way.
+        log.log(
+            logging.INFO if decision.accepted and not refused else logging.DEBUG,
             "%s %s from %s/%s: %s (%s)",
             status,
             f"#{msg.id}",
@@ -71,11 +101,19 @@ class Ingest:
             preview(msg.text),
             decision.reason,
         )
+        if not decision.accepted:
+            self.refusals.count(rule)
         if decision.batch:
             self.gifts.add(msg, self.clock.now())
+        elif refused:
+            self.metrics.decisions.labels("dropped", "queue full").inc()
+            self.refusals.count("queue full")
         elif decision.accepted:
             self.enqueue(msg, decision.priority)
         return decision
+
+    def _queue_full_reason(self) -> str:
+        return f"queue full ({self.inbox.maxsize} waiting); less important than the rest"
 
     def flush_gifts(self, force: bool = False) -> ChatMessage | None:
         """Queue the thanks for the gifts held, once their window has passed."""
@@ -97,10 +135,11 @@ class Ingest:
         dropped = self.inbox.put(msg, priority)
         self.metrics.inbox.set(len(self.inbox))
         if dropped is not None:
-            reason = f"queue full ({self.inbox.maxsize} waiting); less important than the rest"
+            reason = self._queue_full_reason()
             self.store.log_decision(dropped.id, "dropped", reason, None)
             self.metrics.decisions.labels("dropped", "queue full").inc()
-            log.warning("dropped #%s from %s: %s", dropped.id, dropped.user, reason)
+            log.debug("dropped #%s from %s: %s", dropped.id, dropped.user, reason)
+            self.refusals.count("queue full")
         if priority >= self.interrupt_priority and dropped is not msg:
             self.urgent.set()
 

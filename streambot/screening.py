@@ -166,11 +166,11 @@ class Screen:
 
     def has_url(self, text: str, views: list[str] | None = None) -> bool:
         views = views if views is not None else self._views(text)
-        return any(URL.search(view) for view in [text, *views])
+        return any(URL.search(view) for view in views)  # case-insensitive: folded is enough
 
     def injection(self, text: str, views: list[str] | None = None) -> bool:
         views = views if views is not None else self._views(text)
-        return any(INJECTION.search(view) for view in [text, *views])
+        return any(INJECTION.search(view) for view in views)
 
     def reject_reason(self, text: str) -> str | None:
         """Why triage must not answer ``text`` (banned word, URL, injection), or None."""

@@ -162,22 +162,32 @@ class Store:
         reason: str,
         priority: int | None,
         final_status: str | None = None,
+        then: tuple[str, str] | None = None,
     ) -> int:
         """A received message and its triage decision in one transaction (one commit per
         message on the ingest path); sets ``msg.id``. ``final_status`` overrides the
-        message's status (a gift held for a batched thanks is "batched")."""
+        message's status (a gift held for a batched thanks is "batched"); ``then`` is a
+        second decision (status, reason) that follows at once (dropped: the queue is full)."""
         text = msg.text[:MAX_STORED_TEXT]
+        if then is not None:
+            final_status, reason_shown = then
+        else:
+            reason_shown = reason
         with self._transaction():
             cur = self._db.execute(
                 "INSERT INTO messages (received_at, source, user, kind, text, text_length,"
                 " priority, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (msg.received_at, msg.source, msg.user[:200], msg.kind, text, len(msg.text),
-                 priority, final_status or status, reason),
+                 priority, final_status or status, reason_shown),
             )  # fmt: skip
             msg.id = int(cur.lastrowid)
-            self._db.execute(
+            now = time.time()
+            rows = [(msg.id, now, status, reason)]
+            if then is not None:
+                rows.append((msg.id, now, *then))
+            self._db.executemany(
                 "INSERT INTO decisions (message_id, at, decision, reason) VALUES (?, ?, ?, ?)",
-                (msg.id, time.time(), status, reason),
+                rows,
             )
         return msg.id
 

@@ -64,16 +64,22 @@ class Triage:
         self._recent_texts = _BoundedLru(config.max_users_tracked)  # (user, text) -> last seen
         self._user_times = _BoundedLru(config.max_users_tracked)  # user -> deque of instants
         self._greeted = _BoundedLru(config.max_users_tracked)  # user -> when greeted
+        self._names = _BoundedLru(4096)  # user -> spoken name (names repeat; screening is dear)
 
     def use_catalog(self, catalog: Catalog) -> None:
         """The catalog was reloaded: product names in questions are matched against it."""
         self._catalog = catalog
         self._product_names = _product_names(catalog)
+        self._names.clear()  # a new product name may now be in someone's name
 
     def spoken_name(self, msg: ChatMessage) -> str | None:
         """The viewer's name as the host may say it, or None ("friend") when it fails the
         name rules: no banned word, link, figure, instruction or product name."""
-        return self.screen.speakable_name(msg.user, self._product_names)
+        if msg.user in self._names:
+            return self._names[msg.user]
+        name = self.screen.speakable_name(msg.user, self._product_names)
+        self._names.put(msg.user, name)
+        return name
 
     def decide(self, msg: ChatMessage, now: float) -> Decision:
         """Classify one message at stream time ``now`` (seconds on the pipeline clock)."""

@@ -12,7 +12,7 @@ from streambot.logs import register_secret, setup_logging
 def test_a_chat_name_cannot_forge_a_log_line_or_reorder_it(fast_config, capsys):
     from streambot.app import App
 
-    setup_logging("INFO")
+    setup_logging("DEBUG")  # refused messages are logged at DEBUG, one line each
     try:
         app = App(fast_config)
         hostile = ChatMessage(
@@ -43,3 +43,20 @@ def test_secrets_are_masked_in_log_lines(capsys):
         logging.getLogger().handlers.clear()
     err = capsys.readouterr().err
     assert "s3cr3t" not in err and "***\\x0a" in err
+
+
+def test_a_spam_flood_is_summarised_not_logged_line_by_line(fast_config, caplog):
+    from streambot.app import App
+
+    app = App(fast_config)
+    app.ingest.refusals.every_s = 3600.0
+    with caplog.at_level(logging.INFO, logger="streambot.ingest"):
+        for i in range(200):
+            app.ingest.accept(ChatMessage("http", f"bot{i}", "buy followers at spam.com"))
+        app.ingest.refusals.every_s = 0.0
+        app.ingest.accept(ChatMessage("http", "bot", "buy followers"))
+        app.ingest.accept(ChatMessage("http", "ann", "how much is the lamp?"))
+    app.store.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("refused 201 message(s)") and lines[0].endswith(": 201 banned word")
+    assert len(lines) == 2 and lines[1].startswith("accepted #202 from http/ann")
