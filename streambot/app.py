@@ -88,7 +88,7 @@ def default_clock(config: Config) -> Clock:
 
 
 CATALOG_POLL_S = 2.0
-MAX_BURST = 256  # messages stored in one transaction at most
+MAX_BURST = 64  # messages stored in one transaction at most (~6 ms of the loop)
 
 
 def _ready(source: ChatSource) -> bool:
@@ -169,6 +169,8 @@ class App:
             and all(s["state"] in ("up", "ended") for s in sources),
             "frames": p.stats.frames if p else 0,
             "late_frames": p.stats.late_frames if p else 0,
+            "late_not_ready": p.stats.not_ready if p else 0,
+            "late_missed_slots": p.stats.missed_slots if p else 0,
             "inbox": len(self.inbox),
             "inbox_waiting": self.inbox.waiting,
             "sinks": sinks,

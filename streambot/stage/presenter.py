@@ -35,6 +35,8 @@ class PresenterStats:
     speech_frames: int = 0
     idle_frames: int = 0
     late_frames: int = 0  # a turn's frame was due but not ready, or the frame missed its slot
+    not_ready: int = 0  # of those: the turn's next frame was not rendered in time
+    missed_slots: int = 0  # of those: the loop handed the frame over after its slot had ended
     resyncs: int = 0
     started_wall: float = 0.0
 
@@ -129,6 +131,7 @@ class Presenter:
                     behind = self.clock.now() - (deadline + period)
                     if behind > 0:
                         self._late(1)
+                        self.stats.missed_slots += 1
                     if behind > self._max_behind:
                         # Too far behind to catch up without a burst: re-anchor the clock.
                         skipped = int(behind / period)
@@ -165,6 +168,7 @@ class Presenter:
                 return taken
             if self._playing is not None and self.clock.realtime:
                 self._late(1)  # the turn is speaking but its next frame is not ready
+                self.stats.not_ready += 1
             if not self.clock.realtime and self.busy and not stop.is_set():
                 # Fast mode: stream time waits for the pipeline instead of running ahead.
                 waiter = asyncio.ensure_future(self.clips.get())
