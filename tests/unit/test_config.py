@@ -67,3 +67,8 @@ def test_secret_comes_from_environment_and_never_reaches_logs(monkeypatch, caplo
 def test_unset_secret_is_none(monkeypatch):
     monkeypatch.delenv("STREAMBOT_CHAT_TOKEN", raising=False)
     assert Config().chat.local.token() is None
+
+
+def test_chat_body_limit_has_an_upper_bound():
+    with pytest.raises(ConfigError, match="chat.local.max_body_bytes"):
+        parse_config({"chat": {"local": {"max_body_bytes": 10**10}}})
