@@ -89,8 +89,12 @@ def _mouth_sprite(
     else:
         inner = [cx - half_w * 0.78, cy - gap / 2, cx + half_w * 0.78, cy + gap / 2]
         d.ellipse(inner, fill=MOUTH_INSIDE)
+        inset = min(6.0, (inner[2] - inner[0]) / 4)  # small portraits have small mouths
         d.chord(
-            [inner[0] + 6, inner[1], inner[2] - 6, inner[1] + gap * teeth], 180, 360, fill=TEETH
+            [inner[0] + inset, inner[1], inner[2] - inset, inner[1] + gap * teeth],
+            180,
+            360,
+            fill=TEETH,
         )
         if openness > 0.35 and shape != "spread":
             d.ellipse(

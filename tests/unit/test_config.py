@@ -70,5 +70,5 @@ def test_unset_secret_is_none(monkeypatch):
 
 
 def test_chat_body_limit_has_an_upper_bound():
-    with pytest.raises(ConfigError, match="chat.local.max_body_bytes"):
+    with pytest.raises(ConfigError, match=r"chat\.local\.max_body_bytes"):
         parse_config({"chat": {"local": {"max_body_bytes": 10**10}}})

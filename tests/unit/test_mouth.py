@@ -5,6 +5,7 @@ import pytest
 
 from streambot.config import MouthFaceConfig
 from streambot.face.mouth import MouthFace
+from streambot.face.portrait import draw_portrait
 from tests.conftest import tone
 
 
@@ -43,3 +44,9 @@ def test_idle_loop_blinks_and_frames_are_read_only(face):
     assert not face.idle(0).flags.writeable
     closed = next(i for i, s in enumerate(states) if s == "closed")
     assert not np.array_equal(face.idle(closed), face.idle(0))
+
+
+@pytest.mark.parametrize(("width", "height"), [(64, 64), (160, 90), (96, 64)])
+def test_the_smallest_stream_sizes_the_config_allows_get_a_portrait(width, height):
+    portrait = draw_portrait(width, height)
+    assert portrait.base.shape[:2] == (height, width)
