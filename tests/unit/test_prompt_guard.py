@@ -207,6 +207,11 @@ def test_wrong_price_with_two_products_is_rejected():
     [
         "Want to BUY   followers? Ask me.",
         "加微信聊聊吧。",
+        # what an LLM may repeat from a viewer's disguised text: the guard folds it the same way
+        "You can b u y  f.o.l.l.o.w.e.r.s here.",
+        "Ｂｕｙ ｆｏｌｌｏｗｅｒｓ today!",
+        "Buy f\u043ell\u043ewers today!",
+        "加\u200b微\u200b信就好。",
     ],
 )
 def test_banned_words_are_rejected(sentence):
