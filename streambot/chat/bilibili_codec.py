@@ -20,12 +20,12 @@ Commands (op 5, JSON) become :class:`~streambot.events.ChatMessage` objects thro
 from __future__ import annotations
 
 import json
-import reprlib
 import struct
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from streambot.chat.hygiene import preview
 from streambot.events import ChatMessage, Kind
 
 try:  # brotli is in the ``chat`` extra; without it protover 3 packets are reported, not decoded
@@ -325,13 +325,8 @@ def _num(value: object) -> float | None:
     return None
 
 
-_preview = reprlib.Repr()  # bounded in size and depth: a stranger's object may be huge or deep
-_preview.maxstring = _preview.maxother = 200
-_preview.maxlevel = 4
-
-
 def _bad(cmd: str, data: object, why: str, source: str) -> ChatMessage:
-    raw = _preview.repr(data)[:200] if data is not None else ""
+    raw = preview(data)[:200] if data is not None else ""
     return ChatMessage(source, "?", raw, malformed=f"{cmd}: {why}")
 
 

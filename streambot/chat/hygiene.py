@@ -9,6 +9,7 @@ pasted into chat are masked before they reach the store, as they are in the log.
 from __future__ import annotations
 
 import re
+import reprlib
 
 from streambot.events import ChatMessage
 from streambot.logs import redact
@@ -16,6 +17,16 @@ from streambot.logs import redact
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 _MAX_META_DEPTH = 8  # platform details are shallow; deeper junk is dropped, not walked
+
+
+_PREVIEW = reprlib.Repr()  # bounded in size and depth, whatever a stranger sends
+_PREVIEW.maxstring = _PREVIEW.maxother = 200
+_PREVIEW.maxlevel = 4
+
+
+def preview(value: object) -> str:
+    """A short repr of a stranger's decoded object (huge or deeply nested ones included)."""
+    return _PREVIEW.repr(value)[:200]
 
 
 def storable(text: str) -> str:

@@ -15,7 +15,6 @@ import asyncio
 import hmac
 import json
 import logging
-import reprlib
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -25,15 +24,13 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import SecretStr
 
+from streambot.chat.hygiene import preview
 from streambot.events import ChatMessage, Kind
 from streambot.stage.clock import Clock
 
 log = logging.getLogger(__name__)
 _KINDS = {Kind.CHAT, Kind.SUPERCHAT, Kind.COMMAND}
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
-_preview = reprlib.Repr()  # bounded in size and depth, whatever a stranger sends
-_preview.maxstring = _preview.maxother = 200
-_preview.maxlevel = 4
 
 
 def is_loopback(host: str) -> bool:
@@ -43,18 +40,16 @@ def is_loopback(host: str) -> bool:
 def message_from_json(data: object, source: str) -> ChatMessage:
     """Build a ChatMessage from a decoded JSON object, or a malformed one naming the problem."""
     if not isinstance(data, dict):
-        return ChatMessage(source, "?", _preview.repr(data), malformed="expected a JSON object")
+        return ChatMessage(source, "?", preview(data), malformed="expected a JSON object")
     user, text, kind = data.get("user"), data.get("text"), data.get("kind", Kind.CHAT)
     if not isinstance(user, str) or not user.strip():
         return ChatMessage(
-            source, "?", _preview.repr(data), malformed="'user' must be a non-empty string"
+            source, "?", preview(data), malformed="'user' must be a non-empty string"
         )
     if not isinstance(text, str):
-        return ChatMessage(
-            source, user[:64], _preview.repr(data), malformed="'text' must be a string"
-        )
+        return ChatMessage(source, user[:64], preview(data), malformed="'text' must be a string")
     if not isinstance(kind, str) or kind not in _KINDS:
-        return ChatMessage(source, user[:64], text, malformed=f"unknown kind {_preview.repr(kind)}")
+        return ChatMessage(source, user[:64], text, malformed=f"unknown kind {preview(kind)}")
     return ChatMessage(source, user.strip()[:64], text, kind)
 
 
