@@ -318,6 +318,7 @@ class App:
         finally:
             self.stop.set()
             await cancel_and_wait(tasks)  # a lost cancel must not keep the daemon from exiting
+            self.ingest.refusals.flush()  # the last window's refusals, summed up
             await self.sinks.close()
             if director is not None:
                 await director.stop()

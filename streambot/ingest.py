@@ -25,22 +25,37 @@ def preview(text: str, limit: int = 60) -> str:
 
 
 class RefusalSummary:
-    """Counts refused messages by rule and logs one line for them every ``every_s``."""
+    """Rate-limited logging of refused messages: the first ``lines`` of every ``every_s`` get
+    a line each, the rest are counted by rule and summed up in one line when the window ends
+    (so a spam wave cannot flood the log; each message is in the store either way)."""
 
-    def __init__(self, every_s: float = 10.0) -> None:
-        self.every_s = every_s
+    def __init__(self, every_s: float = 10.0, lines: int = 5) -> None:
+        self.every_s, self.lines = every_s, lines
+        self._shown = 0
         self._counts: Counter[str] = Counter()
         self._since = time.monotonic()
 
-    def count(self, rule: str) -> None:
-        self._counts[rule] += 1
+    def admit(self, rule: str) -> bool:
+        """Count one refusal; True when it may have a log line of its own."""
         now = time.monotonic()
         if now - self._since >= self.every_s:
+            self.flush(now)
+        if self._shown < self.lines:
+            self._shown += 1
+            return True
+        self._counts[rule] += 1
+        return False
+
+    def flush(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self._counts:
             total = sum(self._counts.values())
             rules = ", ".join(f"{n} {r}" for r, n in self._counts.most_common(6))
-            log.info("refused %d message(s) in the last %.0fs: %s", total, now - self._since, rules)
-            self._counts.clear()
-            self._since = now
+            log.info(
+                "refused %d more message(s) in the last %.0fs: %s", total, now - self._since, rules
+            )
+        self._counts.clear()
+        self._shown, self._since = 0, now
 
 
 class Ingest:
@@ -89,10 +104,13 @@ class Ingest:
         # Reasons read "<rule>: <details>"; only the rule is a metric label (bounded set).
         rule = decision.reason.split(":")[0]
         self.metrics.decisions.labels(status, rule).inc()
-        # Queued messages get a line each; refusals (most of a flood) a summary every few
-        # seconds, so a spam wave cannot flood the log. Each one is in the store either way.
+        # Queued messages get a line each; refusals (most of a flood) a few lines and then a
+        # summary, so a spam wave cannot flood the log. Each one is in the store either way.
+        shown = (decision.accepted and not refused) or self.refusals.admit(
+            "queue full" if refused else rule
+        )
         log.log(
-            logging.INFO if decision.accepted and not refused else logging.DEBUG,
+            logging.INFO if shown else logging.DEBUG,
             "%s %s from %s/%s: %s (%s)",
             status,
             f"#{msg.id}",
@@ -101,13 +119,10 @@ class Ingest:
             preview(msg.text),
             decision.reason,
         )
-        if not decision.accepted:
-            self.refusals.count(rule)
         if decision.batch:
             self.gifts.add(msg, self.clock.now())
         elif refused:
             self.metrics.decisions.labels("dropped", "queue full").inc()
-            self.refusals.count("queue full")
         elif decision.accepted:
             self.enqueue(msg, decision.priority)
         return decision
@@ -138,8 +153,8 @@ class Ingest:
             reason = self._queue_full_reason()
             self.store.log_decision(dropped.id, "dropped", reason, None)
             self.metrics.decisions.labels("dropped", "queue full").inc()
-            log.debug("dropped #%s from %s: %s", dropped.id, dropped.user, reason)
-            self.refusals.count("queue full")
+            level = logging.INFO if self.refusals.admit("queue full") else logging.DEBUG
+            log.log(level, "dropped #%s from %s: %s", dropped.id, dropped.user, reason)
         if priority >= self.interrupt_priority and dropped is not msg:
             self.urgent.set()
 

@@ -53,10 +53,13 @@ def test_a_spam_flood_is_summarised_not_logged_line_by_line(fast_config, caplog)
     with caplog.at_level(logging.INFO, logger="streambot.ingest"):
         for i in range(200):
             app.ingest.accept(ChatMessage("http", f"bot{i}", "buy followers at spam.com"))
-        app.ingest.refusals.every_s = 0.0
-        app.ingest.accept(ChatMessage("http", "bot", "buy followers"))
         app.ingest.accept(ChatMessage("http", "ann", "how much is the lamp?"))
+        app.ingest.refusals.flush()
+    assert app.store.query("SELECT count(*) FROM messages") == [(201,)]  # each one stored
     app.store.close()
     lines = [r.getMessage() for r in caplog.records]
-    assert lines[0].startswith("refused 201 message(s)") and lines[0].endswith(": 201 banned word")
-    assert len(lines) == 2 and lines[1].startswith("accepted #202 from http/ann")
+    assert len(lines) == 5 + 1 + 1  # five refusals shown, ann's question, one summary
+    assert all(line.startswith("rejected #") for line in lines[:5])
+    assert lines[5].startswith("accepted #201 from http/ann")
+    assert lines[6].startswith("refused 195 more message(s)")
+    assert lines[6].endswith(": 195 banned word")
