@@ -19,6 +19,7 @@ from streambot.face.factory import build_face
 from streambot.host import Host
 from streambot.inbox import Inbox
 from streambot.ingest import Ingest
+from streambot.logs import redact
 from streambot.metrics import Metrics, serve_metrics
 from streambot.preflight import preflight
 from streambot.stage.clock import Clock, DeviceClock, MonotonicClock, VirtualClock
@@ -88,6 +89,7 @@ def default_clock(config: Config) -> Clock:
 
 
 CATALOG_POLL_S = 2.0
+STORE_PRUNE_EVERY_S = 3600.0
 MAX_BURST = 64  # messages stored in one transaction at most (~6 ms of the loop)
 
 
@@ -95,9 +97,6 @@ def _ready(source: ChatSource) -> bool:
     """Whether ``source`` has another message waiting (sources that can tell say so)."""
     waiting = getattr(source, "waiting", None)
     return callable(waiting) and waiting() > 0
-
-
-STORE_PRUNE_EVERY_S = 3600.0
 
 
 class App:
@@ -191,9 +190,9 @@ class App:
         delay, restarts = 1.0, 0
         health = self._sources_state.setdefault(id(source), {"state": "up"})
         while not self.stop.is_set():
+            burst: list[ChatMessage] = []
             try:
                 health.update(state="up")
-                burst: list[ChatMessage] = []
                 async for msg in source.messages():
                     burst.append(msg)
                     # Messages already waiting in the source are taken at once (no await) and
@@ -208,8 +207,10 @@ class App:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if burst:  # taken from the source before it failed: stored all the same
+                    self._accept_burst(burst)
                 restarts += 1
-                health.update(state="restarting", error=f"{type(exc).__name__}: {exc}",
+                health.update(state="restarting", error=redact(f"{type(exc).__name__}: {exc}"),
                               restarts=restarts)  # fmt: skip
                 log.exception("chat source %s failed; restarting in %.0fs", source.name, delay)
                 await asyncio.sleep(delay)

@@ -20,6 +20,7 @@ from collections import deque
 import numpy as np
 
 from streambot.backoff import capped_exponential, equal_jitter
+from streambot.logs import redact
 from streambot.stage.sinks.base import Sink, SinkUnavailable, StreamFormat
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class SinkWorker:
         return {
             "name": self.sink.name,
             "state": self.state,
-            "error": self.error,
+            "error": redact(self.error) if self.error else None,
             "reconnects": self.reconnects,
             "written": self.written,
             "dropped": self.dropped,
