@@ -66,15 +66,6 @@ def _port_free(host: str, port: int) -> str:
     return f"{host}:{port} is free"
 
 
-def _store_writable(path: str) -> str:
-    parent = Path(path).resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    probe = parent / ".streambot-doctor"
-    probe.write_text("ok")
-    probe.unlink()
-    return f"{path} is writable"
-
-
 def _piper(config: Config) -> str:
     from streambot.voice.factory import piper_voice
 
@@ -118,7 +109,6 @@ def run_checks(config: Config) -> list[Check]:
         _try("espeak-ng voice", lambda: _espeak(config)),
         _try("video/audio encoders", _encoders, required=config.sinks.file.enabled),
         _try("virtual camera", lambda: _virtualcam(config), config.sinks.virtualcam.enabled),
-        _try("store", lambda: _store_writable(config.store.path)),
         *(_config_check(name, probe, config) for name, probe in preflight.checks(config)),
     ]
     if config.voice.backend == "piper":
