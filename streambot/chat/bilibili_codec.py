@@ -25,6 +25,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from streambot.chat import bilibili_pb
 from streambot.chat.hygiene import preview
 from streambot.events import ChatMessage, Kind
 
@@ -90,7 +91,7 @@ class Packet:
     def popularity(self) -> int | None:
         """The heartbeat reply's viewer figure, as a 4-byte int or a JSON body."""
         if len(self.body) == 4:
-            return int.from_bytes(self.body, "big", signed=True)
+            return int.from_bytes(self.body, "big", signed=False)  # an unsigned 32-bit count
         try:
             data = json.loads(self.body)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -171,6 +172,7 @@ class PacketDecoder:
         self.frames = 0
         self.packets = 0
         self.errors = 0
+        self.heartbeat_echoes = 0  # heartbeat replies followed by the echoed client body
 
     def decode(self, frame: bytes | bytearray | memoryview) -> list[Packet | DecodeError]:
         self.frames += 1
@@ -218,6 +220,12 @@ class PacketDecoder:
             offset += packet_len
             if ver in (VER_JSON, VER_INT):
                 out.append(Packet(op, ver, seq, body))
+                if op == OP_HEARTBEAT_REPLY and depth == 0:
+                    # The server's heartbeat reply (pack_len 20: the popularity) is followed
+                    # by an echo of the client's heartbeat body, which is not a packet: the
+                    # frame ends here, as every client reads it.
+                    self.heartbeat_echoes += offset < size
+                    return
             elif ver in (VER_ZLIB, VER_BROTLI):
                 if depth >= self.max_depth:
                     out.append(DecodeError(f"compressed packets nested deeper than {depth}", raw))
@@ -403,6 +411,34 @@ def _super_chat(obj: dict, source: str) -> ChatMessage:
     )  # fmt: skip
 
 
+def _paid_gift(
+    source: str,
+    uname: str,
+    user_id: str,
+    gift: str,
+    num: int,
+    *,
+    gold: bool,
+    total_coin: float | None,
+    price: float,
+    box: str | None = None,
+) -> ChatMessage:
+    """A gift event as a message. The amount is what the viewer paid: ``total_coin`` (gold
+    coins, 1000 = 1 CNY), else ``price x num``. A blind box is paid at the box's price even
+    when it opens something dearer or cheaper, so ``total_coin`` is the truth there."""
+    paid_coin = total_coin if total_coin is not None else price * num
+    amount = round(paid_coin / 1000.0, 3) if gold else 0.0
+    meta: dict = {"gift_name": gift, "coin_type": "gold" if gold else "silver", "paid": gold}
+    text = f"{gift} x{num}"
+    if box:
+        meta["blind_box"] = box  # the box bought; ``gift_name`` is what it opened
+        text = f"{box} -> {gift} x{num}"
+    return ChatMessage(
+        source, uname, text, Kind.GIFT, amount=amount, currency="CNY", count=num,
+        user_id=user_id, meta=meta,
+    )  # fmt: skip
+
+
 def _gift(obj: dict, source: str) -> ChatMessage:
     data = _data(obj, "SEND_GIFT", source)
     if isinstance(data, ChatMessage):
@@ -411,13 +447,37 @@ def _gift(obj: dict, source: str) -> ChatMessage:
     num = _int(data.get("num"), 1)
     if uname is None or not gift or num < 1:
         return _bad("SEND_GIFT", data, "needs uname, giftName and a positive num", source)
-    paid = data.get("coin_type") == "gold"
-    price = _num(data.get("price")) or 0.0
-    amount = round(price * num / 1000.0, 3) if paid else 0.0
-    meta = {"gift_name": gift, "coin_type": data.get("coin_type"), "paid": paid}
-    return ChatMessage(
-        source, uname, f"{gift} x{num}", Kind.GIFT, amount=amount, currency="CNY", count=num,
-        user_id=_id(data.get("uid")), meta=meta,
+    blind = data.get("blind_gift") if isinstance(data.get("blind_gift"), dict) else {}
+    return _paid_gift(
+        source, uname, _id(data.get("uid")), gift, num,
+        gold=data.get("coin_type") == "gold", total_coin=_num(data.get("total_coin")),
+        price=_num(data.get("price")) or 0.0, box=_text(blind.get("original_gift_name")),
+    )  # fmt: skip
+
+
+def _gift_v2(obj: dict, source: str) -> ChatMessage:
+    """SEND_GIFT_V2: the gift in ``data.pb`` (protobuf, see ``proto/bilibili_live.proto``)."""
+    cmd = "SEND_GIFT_V2"
+    data = _data(obj, cmd, source)
+    if isinstance(data, ChatMessage):
+        return data
+    try:
+        pb = bilibili_pb.decode("SendGiftV2", data.get("pb"))
+    except bilibili_pb.PbUnavailable as exc:
+        return _bad(cmd, None, str(exc), source)
+    except ValueError as exc:
+        return _bad(cmd, data, str(exc), source)
+    uname = (pb.uname or pb.uinfo.base.name).strip()[:64]
+    item = pb.gift
+    if not uname or not item.gift_name or item.num < 1:
+        return _bad(cmd, None, "needs uname, gift.gift_name and a positive gift.num", source)
+    blind = pb.blind_gift if pb.HasField("blind_gift") else None
+    return _paid_gift(
+        source, uname, _id(pb.uid or pb.uinfo.uid), item.gift_name, item.num,
+        gold=item.coin_type == "gold",
+        total_coin=float(item.total_coin) if item.total_coin else None,
+        price=float(item.discount_price or item.price),
+        box=blind.original_gift_name if blind is not None else None,
     )  # fmt: skip
 
 
@@ -438,6 +498,15 @@ def _guard(obj: dict, source: str) -> ChatMessage:
     )  # fmt: skip
 
 
+def _interaction(source: str, uname: str, user_id: str, msg_type: int) -> ChatMessage | None:
+    action = INTERACT_ACTIONS.get(msg_type)
+    if action is None:
+        return None  # a kind of interaction this host does not react to
+    return ChatMessage(
+        source, uname, action, Kind.INTERACTION, user_id=user_id, meta={"action": action}
+    )
+
+
 def _interact(obj: dict, source: str) -> ChatMessage | None:
     data = _data(obj, "INTERACT_WORD", source)
     if isinstance(data, ChatMessage):
@@ -445,13 +514,36 @@ def _interact(obj: dict, source: str) -> ChatMessage | None:
     uname = _user(data, "uname")
     if uname is None:
         return _bad("INTERACT_WORD", data, "needs uname", source)
-    action = INTERACT_ACTIONS.get(_int(data.get("msg_type")))
-    if action is None:
-        return None  # a kind of interaction this host does not react to
-    return ChatMessage(
-        source, uname, action, Kind.INTERACTION, user_id=_id(data.get("uid")),
-        meta={"action": action},
-    )  # fmt: skip
+    return _interaction(source, uname, _id(data.get("uid")), _int(data.get("msg_type")))
+
+
+def _interact_v2(obj: dict, source: str) -> ChatMessage | None:
+    """INTERACT_WORD_V2: enter / follow / share in ``data.pb`` (protobuf since 2025-09)."""
+    cmd = "INTERACT_WORD_V2"
+    data = _data(obj, cmd, source)
+    if isinstance(data, ChatMessage):
+        return data
+    try:
+        pb = bilibili_pb.decode("InteractWordV2", data.get("pb"))
+    except bilibili_pb.PbUnavailable as exc:
+        return _bad(cmd, None, str(exc), source)
+    except ValueError as exc:
+        return _bad(cmd, data, str(exc), source)
+    uname = (pb.uname or pb.uinfo.base.name).strip()[:64]
+    if not uname:
+        return _bad(cmd, None, "needs uname", source)
+    return _interaction(source, uname, _id(pb.uid or pb.uinfo.uid), pb.msg_type)
+
+
+def _danmu_mirror(obj: dict, source: str) -> ChatMessage:
+    """DANMU_MSG_MIRROR: danmaku from the other room of a linked stream (连麦 / PK). Kept as a
+    message with its origin, so it is stored; triage does not answer it (not our viewer)."""
+    msg = _danmu(obj, source)
+    if not msg.malformed:
+        msg.kind = Kind.INTERACTION
+        msg.meta["action"] = "danmaku mirrored from a linked room"
+        msg.meta["mirrored"] = True
+    return msg
 
 
 # -- the official open platform (开放平台) -------------------------------------------------
@@ -488,8 +580,13 @@ def _open_gift(obj: dict, source: str) -> ChatMessage:
     if uname is None or not gift or num < 1:
         return _bad(cmd, data, "needs uname, gift_name and a positive gift_num", source)
     paid = data.get("paid") is True
-    price = _num(data.get("price")) or 0.0
-    amount = round(price * num / 1000.0, 3) if paid else 0.0
+    # The official docs: ``price`` is the gift's list price per item and "for discounted
+    # gifts not what was actually paid: use r_price"; ``r_price`` is the actual value per
+    # item (1000 = 1 CNY). So r_price, with price only when r_price is missing. For a blind
+    # box both are the opened gift's value: the platform reports no box price here.
+    unit = _num(data.get("r_price"))
+    unit = _num(data.get("price")) if unit is None else unit
+    amount = round((unit or 0.0) * num / 1000.0, 3) if paid else 0.0
     meta = {"gift_name": gift, "paid": paid, "open_id": data.get("open_id")}
     return ChatMessage(
         source, uname, f"{gift} x{num}", Kind.GIFT, amount=amount, currency="CNY", count=num,
@@ -538,9 +635,12 @@ def _open_guard(obj: dict, source: str) -> ChatMessage:
 _HANDLERS = {
     "DANMU_MSG": _danmu,
     "SUPER_CHAT_MESSAGE": _super_chat,
+    "DANMU_MSG_MIRROR": _danmu_mirror,
     "SEND_GIFT": _gift,
+    "SEND_GIFT_V2": _gift_v2,
     "GUARD_BUY": _guard,
     "INTERACT_WORD": _interact,
+    "INTERACT_WORD_V2": _interact_v2,
     "LIVE_OPEN_PLATFORM_DM": _open_dm,
     "LIVE_OPEN_PLATFORM_SEND_GIFT": _open_gift,
     "LIVE_OPEN_PLATFORM_SUPER_CHAT": _open_super_chat,

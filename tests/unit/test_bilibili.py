@@ -4,6 +4,7 @@ the client against a loopback danmaku server (HTTP API + websocket) on 127.0.0.1
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from streambot.chat import bilibili_pb
 from streambot.chat.bilibili import (
     BilibiliChatSource,
     BilibiliOpenPlatformSource,
@@ -129,6 +131,7 @@ class FakeBilibili:
         self.auth_codes: list[int | None] = []  # per connection; None: never answer
         self.auths: list[dict] = []
         self.heartbeats = 0
+        self.popularity = 4242
         self.w_rid_ok: list[bool] = []
         self.cookies: list[str] = []
         self.connections = 0
@@ -190,10 +193,13 @@ class FakeBilibili:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY:
-                    for _ver, op, _ in parse(msg.data):
+                    for _ver, op, body in parse(msg.data):
                         if op == 2:
                             self.heartbeats += 1
-                            await ws.send_bytes(pkt(3, struct.pack(">I", 4242), ver=1))
+                            # as the real server: a 20-byte reply (pack_len 20), then the echo
+                            # of the client's heartbeat body, which is not a packet
+                            reply = pkt(3, struct.pack(">I", self.popularity), ver=1)
+                            await ws.send_bytes(reply + body)
         finally:
             pumping.cancel()
         return ws
@@ -289,6 +295,7 @@ async def test_auth_heartbeats_and_a_brotli_burst(live):
     assert source.popularity == 4242
     assert source.stats["heartbeat_replies"] >= 1
     assert source.stats["ignored"] == 1
+    assert source.stats["malformed"] == 0  # the echoed heartbeat body is no malformed packet
 
 
 async def test_zlib_packet_and_masked_names(live):
@@ -594,3 +601,114 @@ def test_a_too_old_brotli_is_named_instead_of_failing_every_frame(monkeypatch):
     frame = encode_packet(OP_COMMAND, brotli.compress(encode_packet(OP_COMMAND, b"{}")), ver=3)
     (error,) = PacketDecoder().decode(frame)
     assert "brotli 1.1.0 is too old" in error.reason and "brotli>=1.2" in error.reason
+
+
+# -- protobuf commands, paid amounts, linked rooms ------------------------------------------
+def send_gift_v2(uname, gift, num, total_coin, coin_type="gold", box=None, box_price=0):
+    """SEND_GIFT_V2 as the server sends it: the gift in ``data.pb``, our schema's encoding."""
+    message = bilibili_pb.message_class("SendGiftV2")(uid=77777, uname=uname)
+    message.uinfo.uid, message.uinfo.base.name = 77777, uname
+    item = message.gift
+    item.gift_id, item.gift_name, item.num = 31036, gift, num
+    item.price = item.discount_price = total_coin // max(1, num)
+    item.total_coin, item.coin_type, item.action = total_coin, coin_type, "投喂"
+    if box:
+        message.blind_gift.original_gift_id = 32251
+        message.blind_gift.original_gift_name = box
+        message.blind_gift.original_gift_price = box_price
+        message.blind_gift.gift_action = "爆出"
+    return {"cmd": "SEND_GIFT_V2", "data": {"dmscore": 10, "pb": bilibili_pb.encode(message)}}
+
+
+def interact_v2(uname, msg_type):
+    message = bilibili_pb.message_class("InteractWordV2")(
+        uid=88888, uname=uname, msg_type=msg_type, roomid=REAL_ID, timestamp=1_786_116_094
+    )
+    message.uinfo.uid, message.uinfo.base.name = 88888, uname
+    return {"cmd": "INTERACT_WORD_V2", "data": {"dmscore": 10, "pb": bilibili_pb.encode(message)}}
+
+
+async def test_protobuf_gifts_and_follows_and_the_heartbeat_echo_over_the_wire(live):
+    server, source, stream = live
+    server.popularity = 0xFFFF_FFF0  # above 2**31: an unsigned count
+    burst = [
+        pkt(5, send_gift_v2("用户G", "牛哇牛哇", 5, 500)),
+        # a 15 CNY blind box that opened a 16 CNY gift: the viewer paid 15
+        pkt(5, send_gift_v2("用户H", "星月盲盒礼物", 1, 15_000, box="心动盲盒", box_price=15_000)),
+        pkt(5, send_gift_v2("用户I", "小心心", 2, 0, coin_type="silver")),
+        pkt(5, interact_v2("路人J", 2)),
+        pkt(5, interact_v2("路人K", 1)),
+    ]
+    await server.outbox.put(brotli_frame(*burst))
+    gift, box, free, follow, enter = await take(stream, 5)
+    assert (gift.kind, gift.user, gift.user_id, gift.count, gift.amount) == (
+        Kind.GIFT, "用户G", "77777", 5, 0.5)  # fmt: skip
+    assert (box.amount, box.meta["blind_box"], box.meta["gift_name"], box.text) == (
+        15.0, "心动盲盒", "星月盲盒礼物", "心动盲盒 -> 星月盲盒礼物 x1")  # fmt: skip
+    assert (free.amount, free.meta["paid"]) == (0.0, False)
+    assert (follow.kind, follow.user, follow.meta["action"]) == (
+        Kind.INTERACTION,
+        "路人J",
+        "follow",
+    )
+    assert enter.meta["action"] == "enter"
+    await wait_for(lambda: server.heartbeats >= 2)
+    await server.outbox.put(pkt(5, danmu("next", 1, "a")))
+    await take(stream, 1)
+    assert source.popularity == 0xFFFF_FFF0
+    assert source.stats["malformed"] == 0
+
+
+def test_a_v1_blind_box_gift_counts_what_was_paid():
+    gift = {"cmd": "SEND_GIFT", "data": {"giftName": "星月盲盒礼物", "num": 1, "uname": "用户H",
+            "uid": 1, "price": 16000, "coin_type": "gold", "total_coin": 15000,
+            "blind_gift": {"original_gift_name": "心动盲盒", "original_gift_price": 15000,
+                           "gift_action": "爆出"}}}  # fmt: skip
+    msg = command_to_message(gift)
+    assert (msg.amount, msg.meta["blind_box"]) == (15.0, "心动盲盒")  # not price x num = 16
+
+
+def test_the_open_platform_counts_r_price_not_the_list_price():
+    data = {"uname": "用户L", "open_id": "o-1", "gift_name": "打折礼物", "gift_num": 2,
+            "price": 1000, "r_price": 800, "paid": True}  # fmt: skip
+    msg = command_to_message({"cmd": "LIVE_OPEN_PLATFORM_SEND_GIFT", "data": data})
+    assert msg.amount == 1.6
+
+
+@pytest.mark.parametrize(
+    ("pb", "reason"),
+    [
+        ("", "non-empty base64"),
+        ("not base64!!", "not base64"),
+        ("//79/A==", "not a SendGiftV2 protobuf"),
+        (base64.b64encode(b"\x08\x01").decode(), "needs uname"),
+    ],
+)
+def test_a_bad_protobuf_gift_is_malformed_with_its_reason(pb, reason):
+    msg = command_to_message({"cmd": "SEND_GIFT_V2", "data": {"pb": pb}})
+    assert msg.malformed and reason in msg.malformed
+
+
+def test_mirrored_danmaku_from_a_linked_room_is_stored_but_not_answered():
+    from streambot.config import TriageConfig
+    from streambot.triage import Triage
+
+    mirror = {**danmu("这个多少钱？", 5, "别的房间观众"), "cmd": "DANMU_MSG_MIRROR"}
+    msg = command_to_message(mirror)
+    assert not msg.malformed and msg.meta["mirrored"] and msg.text == "这个多少钱？"
+    decision = Triage(TriageConfig()).decide(msg, 0.0)
+    assert not decision.accepted and "linked room" in decision.reason
+
+
+def test_the_compiled_schema_matches_the_proto_file(tmp_path):
+    grpc_tools = pytest.importorskip("grpc_tools.protoc")
+    from importlib import resources
+
+    folder = resources.files("streambot.chat.proto")
+    out = tmp_path / "schema.binpb"
+    args = ["protoc", f"-I{folder}", f"--descriptor_set_out={out}",
+            str(folder / "bilibili_live.proto")]  # fmt: skip
+    assert grpc_tools.main(args) == 0
+    assert out.read_bytes() == folder.joinpath("bilibili_live.binpb").read_bytes(), (
+        "bilibili_live.proto changed: rebuild bilibili_live.binpb (command in the .proto)"
+    )
