@@ -88,6 +88,9 @@ class TwitchChatConfig(_Section):
     access_token_env: str = "TWITCH_ACCESS_TOKEN"
     refresh_token_env: str = "TWITCH_REFRESH_TOKEN"
     reply_in_chat: bool = False
+    # Shared Chat: messages sent in another channel of the shared session are kept and
+    # counted; "answer" lets the host answer them too.
+    shared_chat: Literal["answer", "ignore"] = "ignore"
 
 
 class BilibiliChatConfig(_Section):

@@ -38,6 +38,7 @@ def _twitch(config: Config) -> ChatSource:
         access_token=read_secret(cfg.access_token_env) or _missing(cfg.access_token_env),
         refresh_token=read_secret(cfg.refresh_token_env),
         reply_in_chat=cfg.reply_in_chat,
+        shared_chat=cfg.shared_chat,
     )
 
 

@@ -29,11 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 import json
 import logging
 import random
-from collections.abc import AsyncIterator
-from typing import Any
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
 
 import aiohttp
 from pydantic import SecretStr
@@ -49,7 +52,27 @@ log = logging.getLogger(__name__)
 
 EVENTSUB_URL = "wss://eventsub.wss.twitch.tv/ws"
 KEEPALIVE_SECONDS = 30  # asked for in the URL; Twitch allows 10-600
-_SEEN_IDS = 2048  # EventSub message ids remembered for de-duplication
+# Twitch's replay guard: a notification older than this is refused, and message ids are
+# remembered for this long (a redelivery comes within the window, a replay after it is stale).
+REPLAY_WINDOW_S = 600.0
+_MAX_SEEN_IDS = 500_000  # a memory bound only: far above any channel's 10 minutes of events
+_FRACTION = re.compile(r"(\.\d{6})\d+")  # RFC 3339 nanoseconds; Python reads microseconds
+
+
+def message_time(stamp: object) -> float | None:
+    """An EventSub ``message_timestamp`` ("2023-07-19T14:56:51.634234626Z") as epoch
+    seconds, or None when it is missing or not a timestamp."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(_FRACTION.sub(r"\1", stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.timestamp()
+
+
 _PAID = {Kind.SUPERCHAT, Kind.CHEER, Kind.MEMBERSHIP, Kind.RAID}  # never dropped when full
 
 
@@ -130,6 +153,14 @@ def normalise(sub_type: str, event: dict) -> ChatMessage | None:
         }
         if event.get("reply"):
             meta["reply_parent_message_id"] = event["reply"].get("parent_message_id")
+        source_id = event.get("source_broadcaster_user_id")
+        if source_id and str(source_id) != str(event.get("broadcaster_user_id")):
+            meta["shared_chat_from"] = {  # Shared Chat: sent in another channel of the session
+                "id": str(source_id),
+                "login": event.get("source_broadcaster_user_login"),
+                "name": event.get("source_broadcaster_user_name"),
+                "message_id": event.get("source_message_id"),
+            }
         if event.get("cheer"):  # the bits also arrive as channel.cheer: counted there
             meta["bits"] = event["cheer"].get("bits")
         msg = ChatMessage(
@@ -243,6 +274,8 @@ class TwitchChatSource:
         keepalive_seconds: int = KEEPALIVE_SECONDS,
         keepalive_margin: float = 5.0,
         max_backoff: float = 60.0,
+        shared_chat: Literal["answer", "ignore"] = "ignore",
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         for secret in (client_secret, access_token, refresh_token):
             if secret is not None:
@@ -269,7 +302,9 @@ class TwitchChatSource:
         self._maxsize = max(1, buffer)
         self._queue: collections.deque[ChatMessage] = collections.deque()
         self._ready = asyncio.Event()
-        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()  # id -> at
+        self.shared_chat = shared_chat
+        self._clock = wall_clock
         self.dropped: collections.Counter[str] = collections.Counter()
         self.session_id: str | None = None
         self.connected = asyncio.Event()  # set while a welcomed, subscribed session is open
@@ -355,12 +390,20 @@ class TwitchChatSource:
     def _handle(self, data: dict) -> None:
         metadata = data.get("metadata") or {}
         message_id = str(metadata.get("message_id") or "")
+        now = self._clock()
+        sent = message_time(metadata.get("message_timestamp"))
+        if sent is not None and now - sent > REPLAY_WINDOW_S:
+            self.dropped["replay guard: older than 10 minutes"] += 1
+            log.debug("twitch: notification %s from %.0fs ago refused", message_id, now - sent)
+            return
         if message_id:
+            while self._seen and now - next(iter(self._seen.values())) > REPLAY_WINDOW_S:
+                self._seen.popitem(last=False)
             if message_id in self._seen:
                 log.debug("twitch: duplicate EventSub message %s ignored", message_id)
                 return
-            self._seen[message_id] = None
-            while len(self._seen) > _SEEN_IDS:
+            self._seen[message_id] = now
+            while len(self._seen) > _MAX_SEEN_IDS:
                 self._seen.popitem(last=False)
         sub_type = metadata.get("subscription_type") or ""
         event = (data.get("payload") or {}).get("event")
@@ -383,6 +426,14 @@ class TwitchChatSource:
             )
         if msg is not None:
             msg.meta.setdefault("eventsub_message_id", message_id)
+            shared_from = msg.meta.get("shared_chat_from")
+            if shared_from and self.shared_chat == "ignore":
+                # Shared Chat: another channel's viewer, seen here too. Kept and counted, not
+                # answered ([chat.twitch] shared_chat = "answer" answers them).
+                msg.kind = Kind.INTERACTION
+                msg.meta["action"] = (
+                    f"shared chat from {shared_from.get('login') or 'another channel'}"
+                )
             self._put(msg)
 
     # --- the websocket ---------------------------------------------------------------------

@@ -475,3 +475,74 @@ async def test_hype_chat_is_a_superchat() -> None:
     )
     assert msg is not None
     assert (msg.kind, msg.amount, msg.currency) == (Kind.SUPERCHAT, 5.0, "USD")
+
+
+# -- replay guard and Shared Chat -----------------------------------------------------------
+def _offline_source(clock: list[float], **kwargs) -> TwitchChatSource:
+    return TwitchChatSource(
+        CLIENT_ID, SecretStr(SECRET), BOT, CHANNEL, access_token=SecretStr(ACCESS),
+        wall_clock=lambda: clock[0], **kwargs,
+    )  # fmt: skip
+
+
+def _stamped(event: dict, sent: float, message_id: str | None = None) -> dict:
+    data = notification("channel.chat.message", event, message_id)
+    when = datetime.datetime.fromtimestamp(sent, datetime.UTC)
+    # RFC 3339 with nanoseconds, as EventSub sends it
+    data["metadata"]["message_timestamp"] = when.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+    return data
+
+
+def test_the_replay_guard_refuses_stale_notifications_and_remembers_ids_for_ten_minutes():
+    clock = [1_800_000_000.0]
+    source = _offline_source(clock)
+    source._handle(_stamped(chat("old news"), clock[0] - 601))  # older than 10 minutes
+    source._handle(_stamped(chat("fresh"), clock[0] - 5, message_id="m-0"))
+    assert [m.text for m in source._queue] == ["fresh"]
+    assert source.dropped["replay guard: older than 10 minutes"] == 1
+    for i in range(1, 3000):  # more than the old fixed 2,048 ids, all within the window
+        clock[0] += 0.1
+        source._handle(_stamped(chat(f"n{i}"), clock[0], message_id=f"m-{i}"))
+    source._queue.clear()
+    source._handle(_stamped(chat("fresh"), clock[0], message_id="m-0"))  # redelivered
+    assert list(source._queue) == []  # still remembered: a duplicate
+    clock[0] += 601
+    source._handle(_stamped(chat("later"), clock[0], message_id="m-new"))
+    assert len(source._seen) == 1  # ids past the window are forgotten, not kept by count
+
+
+def _shared(text: str) -> dict:
+    return chat(
+        text,
+        source_broadcaster_user_id="99999",
+        source_broadcaster_user_login="otherchan",
+        source_broadcaster_user_name="OtherChan",
+        source_message_id="src-1",
+        source_badges=[],
+    )
+
+
+def test_shared_chat_from_another_channel_is_kept_but_not_answered_by_default():
+    from streambot.config import TriageConfig
+    from streambot.triage import Triage
+
+    clock = [1_800_000_000.0]
+    source = _offline_source(clock)
+    source._handle(_stamped(_shared("how much is the lamp?"), clock[0]))
+    source._handle(_stamped(chat("how much is the lamp?", source_broadcaster_user_id=CHANNEL),
+                            clock[0]))  # fmt: skip
+    other, ours = source._queue
+    shared = {"id": "99999", "login": "otherchan", "name": "OtherChan", "message_id": "src-1"}
+    assert other.meta["shared_chat_from"] == shared
+    decision = Triage(TriageConfig()).decide(other, 0.0)
+    assert not decision.accepted and "shared chat from otherchan" in decision.reason
+    assert "shared_chat_from" not in ours.meta  # our own channel's message in the session
+    assert Triage(TriageConfig()).decide(ours, 0.0).accepted
+
+
+def test_shared_chat_can_be_answered_when_the_config_says_so():
+    clock = [1_800_000_000.0]
+    source = _offline_source(clock, shared_chat="answer")
+    source._handle(_stamped(_shared("how much is the lamp?"), clock[0]))
+    (msg,) = source._queue
+    assert msg.kind == Kind.CHAT and msg.meta["shared_chat_from"]["login"] == "otherchan"
