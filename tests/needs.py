@@ -19,3 +19,14 @@ TORCH_HINT = (
 
 def need_torch() -> types.ModuleType:
     return pytest.importorskip("torch", reason=TORCH_HINT)
+
+
+PRUNING_HINT = (
+    "needs torch and Torch-Pruning, which the dev extra does not install: "
+    "`pip install torch torch-pruning` (a CPU torch build is enough) to run this test"
+)
+
+
+def need_torch_pruning() -> types.ModuleType:
+    need_torch()
+    return pytest.importorskip("torch_pruning", reason=PRUNING_HINT)

@@ -1,0 +1,88 @@
+"""Channel pruning of the real-size Wav2Lip: channels and parameters are removed for real, and
+the pruned model reloads from a plain state dict plus its widths with the same output."""
+
+from __future__ import annotations
+
+import pytest
+from needs import need_torch_pruning
+
+need_torch_pruning()
+
+import torch  # noqa: E402
+
+from streambot.compress.prune import (  # noqa: E402
+    PruningError,
+    example_inputs,
+    parameter_count,
+    prune_wav2lip,
+    save_pruned,
+)
+from streambot.models.wav2lip import Wav2Lip, Wav2LipConfig  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def teacher() -> Wav2Lip:
+    torch.manual_seed(0)
+    model = Wav2Lip().eval()
+    for param in model.parameters():  # as a model loaded for inference: the silent no-op trap
+        param.requires_grad_(False)
+    return model
+
+
+@pytest.fixture(scope="module")
+def half(teacher) -> object:
+    return prune_wav2lip(teacher, 0.5)
+
+
+def test_half_the_channels_go_and_three_quarters_of_the_parameters(teacher, half):
+    full = Wav2LipConfig()
+    config = half.config
+    assert half.params_before == parameter_count(teacher) == 36_298_035
+    assert half.params_after == parameter_count(half.model) < 0.3 * half.params_before
+    for got, was in zip(
+        config.face_widths + config.audio_widths + config.decoder_widths,
+        full.face_widths + full.audio_widths + full.decoder_widths,
+        strict=True,
+    ):
+        assert got == was // 2 and got % 8 == 0
+    assert config.output_width == full.output_width // 2
+    model = half.model
+    assert model.face_encoder_blocks[0][0].conv_block[0].in_channels == 6  # inputs untouched
+    assert model.audio_encoder[0].conv_block[0].in_channels == 1
+    assert model.output_block[1].out_channels == 3  # the output conv untouched
+    assert parameter_count(teacher) == 36_298_035  # the teacher itself is left as it was
+
+
+def test_the_pruned_model_reloads_from_state_dict_and_widths_with_the_same_output(half, tmp_path):
+    path = save_pruned(half, tmp_path / "wav2lip-p50.pt")
+    saved = torch.load(path, weights_only=True)  # tensors, numbers and strings only
+    assert set(saved) == {"state_dict", "widths", "pruning"}
+    reloaded = Wav2Lip.from_checkpoint(path)
+    assert reloaded.config == half.config
+    mel, face = example_inputs(4)
+    with torch.no_grad():
+        assert torch.allclose(reloaded(mel, face), half.model(mel, face), atol=1e-6)
+
+
+def test_a_smaller_ratio_keeps_more(teacher):
+    light = prune_wav2lip(teacher, 0.25)
+    # 75% of each width, rounded down to a multiple of 8 (16 -> 12 -> 8)
+    assert light.config.face_widths == (8, 24, 48, 96, 192, 384, 384)
+    assert 0.5 * light.params_before < light.params_after < 0.65 * light.params_before
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0, -0.1, 1.5])
+def test_a_ratio_outside_0_1_is_refused(teacher, ratio):
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        prune_wav2lip(teacher, ratio)
+
+
+def test_a_width_the_config_cannot_hold_is_named(teacher):
+    from streambot.compress.prune import widths_of
+
+    model = Wav2Lip().eval()
+    bottleneck = model.face_encoder_blocks[6][0].conv_block
+    bottleneck[0] = torch.nn.Conv2d(512, 240, 3, 1, 0)
+    bottleneck[1] = torch.nn.BatchNorm2d(240)
+    with pytest.raises(PruningError, match=r"face_encoder_blocks\.6\.0 has 240 channels"):
+        widths_of(model)
