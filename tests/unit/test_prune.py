@@ -86,3 +86,18 @@ def test_a_width_the_config_cannot_hold_is_named(teacher):
     bottleneck[1] = torch.nn.BatchNorm2d(240)
     with pytest.raises(PruningError, match=r"face_encoder_blocks\.6\.0 has 240 channels"):
         widths_of(model)
+
+
+def test_the_pruned_model_exported_to_onnx_runs_the_same_in_onnx_runtime(half, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from streambot.compress.export import export_wav2lip_onnx
+    from streambot.runtime.onnx_engine import OnnxEngine
+
+    engine = OnnxEngine(export_wav2lip_onnx(half.model, tmp_path / "p50.onnx"))
+    mel, face = example_inputs(3)  # another batch size than the export's: the axis is dynamic
+    got = engine.run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
+    with torch.no_grad():
+        expected = half.model(mel, face).numpy()
+    assert got.shape == (3, 3, 96, 96)
+    assert abs(got - expected).max() < 1e-4

@@ -1,0 +1,162 @@
+"""Distil a pruned Wav2Lip (the student) from the unpruned one (the teacher).
+
+The student learns to draw what the teacher draws for the user's own inputs: the prepared
+avatar's face crops with mel windows of the configured voice (the build supplies them; no
+dataset is needed). The loss is L1 on the predicted face with the mouth region (the lower
+half, which Wav2Lip redraws) weighted up. BatchNorm statistics stay frozen: the student keeps
+the teacher's, pruned with it, and small batches would only add noise to them.
+
+Training is time-boxed (``budget_s``) and resumable: every ``save_every_s`` the student,
+optimiser and step go to ``resume_path``, and a later run with the same widths continues.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from streambot.models.wav2lip import Wav2Lip
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # mel (B, 1, 80, 16), face (B, 6, 96, 96)
+
+
+@dataclass
+class DistilReport:
+    steps: int = 0
+    seconds: float = 0.0
+    resumed_from: int = 0
+    losses: list[float] = field(default_factory=list)  # one per step, the mouth-weighted L1
+
+    @property
+    def first_loss(self) -> float | None:
+        return self.losses[0] if self.losses else None
+
+    @property
+    def last_loss(self) -> float | None:
+        """The mean of the last tenth of the steps (single steps are noisy)."""
+        if not self.losses:
+            return None
+        tail = self.losses[-max(1, len(self.losses) // 10) :]
+        return sum(tail) / len(tail)
+
+
+def mouth_weights(size: int, mouth_weight: float) -> torch.Tensor:
+    """(1, 1, size, 1) weights: 1 for the upper half, ``mouth_weight`` for the lower half."""
+    weights = torch.ones(1, 1, size, 1)
+    weights[:, :, size // 2 :, :] = mouth_weight
+    return weights / weights.mean()
+
+
+def distil_loss(
+    student: torch.Tensor, teacher: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    return (weights * (student - teacher).abs()).mean()
+
+
+def _freeze_batchnorm(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eval()
+
+
+def distil(
+    teacher: Wav2Lip,
+    student: Wav2Lip,
+    batches: Iterator[Batch],
+    *,
+    budget_s: float,
+    max_steps: int | None = None,
+    lr: float = 1e-4,
+    mouth_weight: float = 4.0,
+    resume_path: str | Path | None = None,
+    save_every_s: float = 60.0,
+    device: str = "cpu",
+    clock: Callable[[], float] = time.monotonic,
+    on_step: Callable[[int, float], None] | None = None,
+) -> DistilReport:
+    """Train ``student`` in place for ``budget_s`` seconds (or ``max_steps``)."""
+    teacher = teacher.to(device).eval()
+    student = student.to(device)
+    for param in student.parameters():
+        param.requires_grad_(True)
+    optimiser = torch.optim.Adam(student.parameters(), lr=lr)
+    report = DistilReport()
+    resume = Path(resume_path) if resume_path else None
+    if resume is not None and resume.is_file():
+        saved = torch.load(resume, map_location=device, weights_only=True)
+        if saved.get("widths") == student.config.to_dict():
+            student.load_state_dict(saved["state_dict"])
+            optimiser.load_state_dict(saved["optimiser"])
+            report.resumed_from = int(saved["step"])
+    weights = mouth_weights(student.config.img_size, mouth_weight).to(device)
+    started = last_save = clock()
+    step = report.resumed_from
+    student.train()
+    _freeze_batchnorm(student)
+    try:
+        while clock() - started < budget_s and (max_steps is None or report.steps < max_steps):
+            try:
+                mel, face = next(batches)
+            except StopIteration:
+                break
+            mel, face = mel.to(device), face.to(device)
+            with torch.no_grad():
+                target = teacher(mel, face)
+            loss = distil_loss(student(mel, face), target, weights)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            step += 1
+            report.steps += 1
+            report.losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(step, report.losses[-1])
+            if resume is not None and clock() - last_save >= save_every_s:
+                _save(resume, student, optimiser, step)
+                last_save = clock()
+    finally:
+        student.eval()
+        for param in student.parameters():
+            param.requires_grad_(False)
+        if resume is not None and report.steps:
+            _save(resume, student, optimiser, step)
+        report.seconds = clock() - started
+    return report
+
+
+def _save(path: Path, student: Wav2Lip, optimiser: torch.optim.Optimizer, step: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(
+        {
+            "state_dict": student.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "widths": student.config.to_dict(),
+            "step": step,
+        },
+        temporary,
+    )
+    temporary.replace(path)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: Wav2Lip, batches: Iterator[Batch], steps: int = 20) -> None:
+    """Re-estimate BatchNorm statistics on ``batches`` (the avatar). A randomly initialised
+    teacher otherwise draws a nearly flat face, and fidelity figures against it say nothing."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # a cumulative average over the steps
+    model.train()
+    for _ in range(steps):
+        try:
+            mel, face = next(batches)
+        except StopIteration:
+            break
+        model(mel, face)
+    model.eval()
