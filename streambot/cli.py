@@ -1,4 +1,4 @@
-"""Command line: ``python -m streambot {run,demo,doctor,avatar,obs}``."""
+"""Command line: ``python -m streambot {run,demo,doctor,avatar,obs,engines}``."""
 
 from __future__ import annotations
 
@@ -214,9 +214,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     obs_setup.add_argument("--config", default=None, help="config.toml")
     obs_setup.set_defaults(func=cmd_obs_setup)
+    engines = sub.add_parser("engines", help="build the model engines (as build_engines.py)")
+    engines_sub = engines.add_subparsers(dest="engines_command", required=True)
+    engines_build = engines_sub.add_parser(
+        "build", add_help=False, help="prune, distil and export; --help for the flags"
+    )
+    engines_build.add_argument("rest", nargs=argparse.REMAINDER)
+    engines_build.set_defaults(func=cmd_engines_build)
     return parser
 
 
+def cmd_engines_build(args: argparse.Namespace) -> int:
+    """The same code as ``python build_engines.py``."""
+    from streambot.compress.build import main as build_main
+
+    return build_main(args.rest)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `engines build` hands its flags to build_engines.py's own parser (argparse's REMAINDER
+    # does not take flags that come first), every other command parses strictly.
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "func", None) is cmd_engines_build:
+        args.rest = [*extra, *args.rest]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args.func(args)
