@@ -218,7 +218,10 @@ class Wav2LipFaceConfig(_Section):
     avatar_cache: str = ""  # "" = default_avatar_cache()
     face_box: Annotated[list[int], Field(min_length=4, max_length=4)] | None = None
     pads: Annotated[list[int], Field(min_length=4, max_length=4)] = [0, 10, 0, 0]
-    engine: Literal["torch", "onnx"] = "torch"
+    # "auto": the fastest usable engine build_engines.py recorded in engines_dir's manifest
+    # (fresh, and built for this machine), else the checkpoint itself on torch.
+    engine: Literal["auto", "torch", "onnx"] = "auto"
+    engines_dir: str = "engines"
     onnx_path: str = ""
     device: str = "auto"
     first_batch: Annotated[int, Field(ge=0, le=256)] = 0  # 0 = fitted to the device

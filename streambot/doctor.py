@@ -101,6 +101,30 @@ def _avatar(config: Config) -> Check:
     )
 
 
+def _engines(config: Config) -> Check:
+    """The built engines found and the one the daemon would use (never required: without
+    one the checkpoint runs as it is)."""
+    name, cfg = "Wav2Lip engines", config.face.wav2lip
+    try:
+        from streambot.face.factory import configured_avatar
+        from streambot.runtime.manifest import Manifest
+        from streambot.runtime.select import choose, this_device
+
+        found = Manifest.load(cfg.engines_dir).of_kind("wav2lip")
+        if not found:
+            return Check(name, False, f"none in {cfg.engines_dir}: run python build_engines.py",
+                         False)  # fmt: skip
+        avatar = configured_avatar(config, cached_only=True)
+        choice = choose("wav2lip", cfg.engines_dir, Path(cfg.checkpoint), avatar.key,
+                        this_device(cfg.device))  # fmt: skip
+    except Exception as exc:
+        return Check(name, False, f"{type(exc).__name__}: {exc}", False)
+    listed = ", ".join(f"{a.file} ({a.backend})" for a in found)
+    if choice.artifact is None:
+        return Check(name, False, f"{listed}; none usable: {'; '.join(choice.refused)}", False)
+    return Check(name, True, f"{listed}; would use {choice.artifact.file}", False)
+
+
 def run_checks(config: Config) -> list[Check]:
     from streambot import preflight
 
@@ -116,6 +140,7 @@ def run_checks(config: Config) -> list[Check]:
     if config.face.backend == "wav2lip":
         checks.append(_try("Wav2Lip checkpoint", lambda: _wav2lip_checkpoint(config)))
         checks.append(_avatar(config))
+        checks.append(_engines(config))
     if local.http:
         checks.append(_try("chat HTTP port", lambda: _port_free(local.host, local.port)))
     if config.obs.enabled:

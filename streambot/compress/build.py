@@ -27,7 +27,6 @@ from streambot.runtime.manifest import (
     ManifestError,
     sha256_file,
     sha256_json,
-    sha256_tree,
 )
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,9 @@ def resolve_wav2lip(config: Config, options: BuildOptions) -> Wav2LipBuild:
                "img_size": 96, "fps": config.stream.fps}  # fmt: skip
     inputs = {
         "checkpoint": sha256_file(checkpoint),
-        "avatar": sha256_tree(avatar.folder),
+        # the prepared avatar's own content key (source file + preparation settings): the
+        # daemon checks the same key at start without hashing gigabytes of frames
+        "avatar": avatar.key,
         "build settings": sha256_json(shaping),
     }
     files = {"torch": f"wav2lip-{tag}.pt", "onnx": f"wav2lip-{tag}.onnx"}

@@ -87,7 +87,7 @@ def build_wav2lip_face(config: Config) -> Face:
     except AvatarError as exc:
         raise FaceSetupError(f"avatar {cfg.avatar}: {exc}") from exc
     try:
-        engine = _engine(cfg, model, checkpoint)
+        engine = _engine(cfg, model, checkpoint, avatar.key)
     except EngineError as exc:
         raise FaceSetupError(str(exc)) from exc
     log.info("Wav2Lip face on %s with avatar %s", engine.name, avatar.folder)
@@ -103,8 +103,13 @@ def batch_sizes(engine_name: str, first_batch: int, batch: int) -> tuple[int, in
     return first_batch or auto_first, batch or auto_batch
 
 
-def _engine(cfg: Wav2LipFaceConfig, model: Wav2Lip, checkpoint: Path) -> Engine:
-    if cfg.engine == "torch":
+def _engine(cfg: Wav2LipFaceConfig, model: Wav2Lip, checkpoint: Path, avatar_key: str) -> Engine:
+    if cfg.engine == "auto":
+        built = _built_engine(cfg, checkpoint, avatar_key)
+        if built is not None:
+            return built
+        log.info("no built Wav2Lip engine to use; the checkpoint runs as it is (torch)")
+    if cfg.engine in ("torch", "auto"):
         from streambot.runtime.torch_engine import TorchEngine
 
         return TorchEngine(model, ["mel", "face"], ["frame"], device=cfg.device)
@@ -120,3 +125,27 @@ def _engine(cfg: Wav2LipFaceConfig, model: Wav2Lip, checkpoint: Path) -> Engine:
         log.info("exporting %s to ONNX at %s (once)", checkpoint, onnx_path)
         export_wav2lip_onnx(model, onnx_path)
     return OnnxEngine(onnx_path)
+
+
+def _built_engine(cfg: Wav2LipFaceConfig, checkpoint: Path, avatar_key: str) -> Engine | None:
+    """The engine build_engines.py made for this checkpoint and avatar, if one is usable."""
+    from streambot.models.wav2lip import Wav2Lip
+    from streambot.runtime.select import choose, this_device
+
+    device = this_device(cfg.device)
+    choice = choose("wav2lip", cfg.engines_dir, checkpoint, avatar_key, device)
+    if choice.artifact is None or choice.path is None:
+        return None
+    backend = choice.artifact.backend
+    log.info("Wav2Lip engine from %s: %s (%s)", cfg.engines_dir, choice.path.name, backend)
+    if backend == "onnxruntime":
+        from streambot.runtime.onnx_engine import OnnxEngine
+
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return OnnxEngine(choice.path, providers if device.kind == "cuda" else providers[1:])
+    if backend == "torch":
+        from streambot.runtime.torch_engine import TorchEngine
+
+        pruned = Wav2Lip.from_checkpoint(choice.path)
+        return TorchEngine(pruned, ["mel", "face"], ["frame"], device=cfg.device)
+    return None  # tensorrt: not run by this version (the manifest never holds one yet)

@@ -43,6 +43,7 @@ def project(tmp_path_factory) -> Path:
         "[stream]\nrealtime = false\nwidth = 320\nheight = 180\n"
         f"[face]\nbackend = 'wav2lip'\n[face.wav2lip]\ncheckpoint = '{checkpoint}'\n"
         f"avatar = '{portrait}'\navatar_cache = '{folder / 'avatars'}'\ndevice = 'cpu'\n"
+        f"engines_dir = '{folder / 'engines'}'\n"
         f"[store]\npath = '{folder / 'store.db'}'\n[metrics]\nenabled = false\n"
     )
     configured_avatar(load_config(config))  # `avatar prepare`, as the README's step before
@@ -58,8 +59,23 @@ def build(project: Path, *args: str, out: str = "engines") -> subprocess.Complet
     )  # fmt: skip
 
 
+def daemon_face(project: Path, caplog, force_default: bool = False):
+    """The face the daemon builds from this config. ``force_default``: treat the built
+    engines as defaults (the tiny random teacher's fidelity is under the floor)."""
+    from streambot.face.factory import build_wav2lip_face
+
+    if force_default:
+        path = project / "engines" / "manifest.json"
+        manifest = json.loads(path.read_text())
+        for artifact in manifest["artifacts"]:
+            artifact["default"] = True
+        path.write_text(json.dumps(manifest))
+    with caplog.at_level("INFO"):
+        return build_wav2lip_face(load_config(project / "config.toml"))
+
+
 @pytest.mark.slow
-def test_build_then_up_to_date_then_stale(project):
+def test_build_then_up_to_date_then_stale(project, caplog):
     dry = build(project, "--dry-run", out="fresh")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.count("to build") == 2 and "TensorRT" in dry.stdout
@@ -86,6 +102,17 @@ def test_build_then_up_to_date_then_stale(project):
     again = build(project)
     assert again.returncode == 0 and again.stdout.count("up to date") == 2, again.stdout
 
+    # the daemon's engine = "auto" picks the built ONNX engine (the fastest on a CPU) ...
+    face = daemon_face(project, caplog, force_default=True)
+    assert face.engine.name == "onnxruntime-cpu"
+    assert "Wav2Lip engine from" in caplog.text and "wav2lip-p50.onnx" in caplog.text
+    doctor = subprocess.run(
+        [sys.executable, "-m", "streambot", "doctor", "--config", str(project / "config.toml")],
+        capture_output=True, text=True, timeout=120, cwd=project,
+    )  # fmt: skip
+    assert "Wav2Lip engines: wav2lip-p50.pt (torch), wav2lip-p50.onnx (onnxruntime); would " \
+           "use wav2lip-p50.onnx" in doctor.stdout, doctor.stdout  # fmt: skip
+
     checkpoint = project / "tiny_wav2lip.pth"
     saved = torch.load(checkpoint, weights_only=True)
     saved["state_dict"]["output_block.1.bias"] += 0.1  # the user swapped in other weights
@@ -93,6 +120,11 @@ def test_build_then_up_to_date_then_stale(project):
     stale = build(project, "--dry-run")
     assert stale.stdout.count("to build") == 2
     assert "the checkpoint changed since it was built" in stale.stdout.replace("\n", " ")
+    # ... and refuses it, saying why, once the checkpoint is not the one it was built from
+    caplog.clear()
+    face = daemon_face(project, caplog)
+    assert face.engine.name == "torch-cpu-fp32"
+    assert "wav2lip-p50.onnx is stale: the checkpoint changed since it was built" in caplog.text
 
 
 @pytest.mark.parametrize(

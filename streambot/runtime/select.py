@@ -1,0 +1,71 @@
+"""Pick the engine a face uses from ``engines/manifest.json`` (``engine = "auto"``).
+
+The fastest usable artifact for this machine wins: on a GPU TensorRT, then ONNX Runtime, then
+torch; on a CPU ONNX Runtime, then torch. An artifact is usable when its file is intact, it was
+built from this checkpoint and this prepared avatar, the build judged its fidelity good enough,
+and (TensorRT) it was built for this GPU and TensorRT. Each one refused gets a log line saying
+why, and with none usable the caller falls back to the unpruned checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from streambot.runtime.manifest import Artifact, Device, Manifest, ManifestError, sha256_file
+
+log = logging.getLogger(__name__)
+
+GPU_ORDER = ("tensorrt", "onnxruntime", "torch")
+CPU_ORDER = ("onnxruntime", "torch")
+
+
+@dataclass(frozen=True)
+class Choice:
+    artifact: Artifact | None
+    path: Path | None
+    refused: tuple[str, ...]
+
+
+def this_device(requested: str = "auto") -> Device:
+    """The device engines will run on here."""
+    try:
+        import torch
+    except ImportError:
+        return Device()
+    if requested == "cpu" or not torch.cuda.is_available():
+        return Device()
+    index = torch.cuda.current_device()
+    major, minor = torch.cuda.get_device_capability(index)
+    return Device("cuda", torch.cuda.get_device_name(index), f"{major}.{minor}")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for module in ("tensorrt", "onnxruntime", "torch"):
+        try:
+            versions[module] = __import__(module).__version__
+        except Exception:  # not installed, or its native libraries are missing
+            continue
+    return versions
+
+
+def choose(
+    kind: str, engines_dir: str | Path, checkpoint: Path, avatar_key: str, device: Device
+) -> Choice:
+    """The artifact ``kind`` to use here, or none; every refusal is logged and returned."""
+    try:
+        manifest = Manifest.load(engines_dir)
+    except ManifestError as exc:
+        log.warning("built engines ignored: %s", exc)
+        return Choice(None, None, (str(exc),))
+    if not manifest.of_kind(kind):
+        return Choice(None, None, ())
+    inputs = {"checkpoint": sha256_file(checkpoint), "avatar": avatar_key}
+    order = GPU_ORDER if device.kind == "cuda" else CPU_ORDER
+    artifact, refused = manifest.usable(kind, inputs, device, library_versions(), order)
+    for why in refused:
+        log.warning("built %s engine not used: %s", kind, why)
+    path = manifest.file_of(artifact) if artifact is not None else None
+    return Choice(artifact, path, tuple(refused))
