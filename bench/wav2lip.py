@@ -3,6 +3,10 @@ the bare model forward, per backend and batch size, real-size random weights, in
 
     python bench/wav2lip.py                    # torch CPU and ONNX Runtime CPU, batch 1/8/32
     python bench/wav2lip.py --cuda-batch 64    # adds torch CUDA fp16 when a GPU is present
+    python bench/wav2lip.py --backends onnx --batches 8 --prune 0,0.3,0.5   # pruned vs not
+
+``--prune`` ratios are pruned with ``streambot.compress.prune`` (Torch-Pruning): random weights,
+since speed does not depend on their values; fidelity is measured by ``build_engines.py``.
 """
 
 from __future__ import annotations
@@ -91,32 +95,41 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--cuda-batch", type=int, default=64)
     parser.add_argument("--backends", default="torch,onnx")
+    parser.add_argument("--prune", default="0", help="pruning ratios, e.g. 0,0.3,0.5")
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = Wav2Lip().eval()
+    unpruned = Wav2Lip().eval()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         avatar = astronaut_avatar(work)
-        engines = []
-        if "torch" in args.backends:
-            engines.append(TorchEngine(model, ["mel", "face"], ["frame"], device="cpu"))
-        if "onnx" in args.backends:
-            from streambot.compress.export import export_wav2lip_onnx
-            from streambot.runtime.onnx_engine import OnnxEngine
-
-            engines.append(OnnxEngine(export_wav2lip_onnx(model, work / "w2l.onnx")))
         batches = [int(b) for b in args.batches.split(",")]
-        for engine in engines:
-            for batch in batches:
-                frames = max(args.frames, batch)
-                rows.append(
-                    (engine.name, batch, *measure(engine, avatar, batch, frames, args.repeats))
-                )
-        if torch.cuda.is_available():
-            engine = TorchEngine(model, ["mel", "face"], ["frame"], device="cuda")
-            b = args.cuda_batch
-            rows.append((engine.name, b, *measure(engine, avatar, b, 16 * b, args.repeats)))
+        for ratio in (float(r) for r in args.prune.split(",")):
+            model = unpruned
+            if ratio > 0:
+                from streambot.compress.prune import prune_wav2lip
+
+                model = prune_wav2lip(unpruned, ratio).model
+            tag = f" p{round(ratio * 100):02d}" if ratio > 0 else ""
+            engines = []
+            if "torch" in args.backends:
+                engines.append(TorchEngine(model, ["mel", "face"], ["frame"], device="cpu"))
+            if "onnx" in args.backends:
+                from streambot.compress.export import export_wav2lip_onnx
+                from streambot.runtime.onnx_engine import OnnxEngine
+
+                path = export_wav2lip_onnx(model, work / f"w2l{tag.strip()}.onnx")
+                engines.append(OnnxEngine(path))
+            for engine in engines:
+                for batch in batches:
+                    frames = max(args.frames, batch)
+                    measured = measure(engine, avatar, batch, frames, args.repeats)
+                    rows.append((engine.name + tag, batch, *measured))
+            if torch.cuda.is_available():
+                engine = TorchEngine(model, ["mel", "face"], ["frame"], device="cuda")
+                b = args.cuda_batch
+                measured = measure(engine, avatar, b, 16 * b, args.repeats)
+                rows.append((engine.name + tag, b, *measured))
     print(f"# python bench/wav2lip.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'backend':<22}{'batch':>6}{'bare fps':>11}{'full fps':>11}{'full/bare':>11}")
