@@ -27,6 +27,8 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from streambot.progress import track
+
 try:
     import cv2
 except ImportError as exc:  # an optional extra: say how to get it
@@ -487,7 +489,10 @@ def prepare_avatar(
     else:
         # Detect on the source frames: a downscaled avatar can leave the face too small for
         # the cascade. Boxes are then carried onto the resized frames.
-        rects = [_scale_rect(detect_face(f), sx, sy, w, h) for f in sources]
+        rects = [
+            _scale_rect(detect_face(f), sx, sy, w, h)
+            for f in track(sources, f"finding the face in {path.name}", len(sources))
+        ]
     found = [i for i, r in enumerate(rects) if r is not None]
     if not found:
         n = len(frames_list)

@@ -319,3 +319,15 @@ def test_cli_prepares_what_the_daemon_will_load(astronaut_png, tmp_path, monkeyp
     monkeypatch.setattr(avatar_mod, "detect_face", no_detection)
     live = prepare_for_output(astronaut_png, cache, 640, 360, face_box=None, pads=(0, 10, 0, 0))
     assert str(live.folder) in done.stdout
+
+
+def test_preparing_a_video_reports_its_progress_when_not_on_a_terminal(tmp_path, caplog):
+    import logging
+
+    from streambot.progress import track
+
+    with caplog.at_level(logging.INFO, logger="streambot.progress"):
+        assert list(track(range(3), "finding the face in x.mp4", 3)) == [0, 1, 2]
+    assert [r.getMessage().split(" in ")[0] for r in caplog.records] == [
+        "finding the face", "finding the face"]  # fmt: skip
+    assert caplog.records[-1].getMessage().startswith("finding the face in x.mp4: 3 done")
