@@ -25,6 +25,23 @@ def tone(seconds: float, rate: int = 16_000, freq: float = 220.0, amp: float = 0
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
+@pytest.fixture(scope="module")
+def real_obs(tmp_path_factory):
+    """A real OBS under Xvfb for the module (``tests/obs_real.py``); skipped where OBS is not
+    installed, and a failure in CI (``STREAMBOT_REQUIRE_OBS``)."""
+    from tests.obs_real import RealObs, obs_available
+
+    why = obs_available()
+    if why:
+        if os.environ.get("STREAMBOT_REQUIRE_OBS"):
+            pytest.fail(f"a real OBS is required here: {why}")
+        pytest.skip(why)
+    obs = RealObs(tmp_path_factory.mktemp("obs-home"))
+    obs.start()
+    yield obs
+    obs.stop()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """With ``STREAMBOT_REQUIRE_TORCH=1`` (CI) a test skipped for want of torch fails instead:

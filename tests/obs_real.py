@@ -53,7 +53,9 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 class RealObs:
-    def __init__(self, home: Path, password: str = "obs-test-password") -> None:
+    PASSWORD = "obs-test-password"
+
+    def __init__(self, home: Path, password: str = PASSWORD) -> None:
         self.home = home
         self.password = password
         self.port = free_port()

@@ -455,18 +455,25 @@ def _gift(obj: dict, source: str) -> ChatMessage:
     )  # fmt: skip
 
 
-def _gift_v2(obj: dict, source: str) -> ChatMessage:
-    """SEND_GIFT_V2: the gift in ``data.pb`` (protobuf, see ``proto/bilibili_live.proto``)."""
-    cmd = "SEND_GIFT_V2"
+def _pb_payload(obj: dict, cmd: str, message: str, source: str) -> Any:
+    """The protobuf message in a command's ``data.pb``, or a malformed ChatMessage saying why."""
     data = _data(obj, cmd, source)
     if isinstance(data, ChatMessage):
         return data
     try:
-        pb = bilibili_pb.decode("SendGiftV2", data.get("pb"))
+        return bilibili_pb.decode(message, data.get("pb"))
     except bilibili_pb.PbUnavailable as exc:
         return _bad(cmd, None, str(exc), source)
     except ValueError as exc:
         return _bad(cmd, data, str(exc), source)
+
+
+def _gift_v2(obj: dict, source: str) -> ChatMessage:
+    """SEND_GIFT_V2: the gift in ``data.pb`` (protobuf, see ``proto/bilibili_live.proto``)."""
+    cmd = "SEND_GIFT_V2"
+    pb = _pb_payload(obj, cmd, "SendGiftV2", source)
+    if isinstance(pb, ChatMessage):
+        return pb
     uname = (pb.uname or pb.uinfo.base.name).strip()[:64]
     item = pb.gift
     if not uname or not item.gift_name or item.num < 1:
@@ -520,15 +527,9 @@ def _interact(obj: dict, source: str) -> ChatMessage | None:
 def _interact_v2(obj: dict, source: str) -> ChatMessage | None:
     """INTERACT_WORD_V2: enter / follow / share in ``data.pb`` (protobuf since 2025-09)."""
     cmd = "INTERACT_WORD_V2"
-    data = _data(obj, cmd, source)
-    if isinstance(data, ChatMessage):
-        return data
-    try:
-        pb = bilibili_pb.decode("InteractWordV2", data.get("pb"))
-    except bilibili_pb.PbUnavailable as exc:
-        return _bad(cmd, None, str(exc), source)
-    except ValueError as exc:
-        return _bad(cmd, data, str(exc), source)
+    pb = _pb_payload(obj, cmd, "InteractWordV2", source)
+    if isinstance(pb, ChatMessage):
+        return pb
     uname = (pb.uname or pb.uinfo.base.name).strip()[:64]
     if not uname:
         return _bad(cmd, None, "needs uname", source)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import uuid
 
 import aiohttp
@@ -20,25 +19,12 @@ from pydantic import SecretStr
 
 from streambot.stage.obs import ObsController
 from tests.obs_double import ObsDouble, auth_string
-from tests.obs_real import RealObs, obs_available
+from tests.obs_real import RealObs
 
-PASSWORD = "parity-password-123"
+PASSWORD = RealObs.PASSWORD  # the double takes the real OBS's password
 AUTH_MISSING = (
     "Your payload's data is missing an `authentication` string, however authentication is required."
 )
-
-
-@pytest.fixture(scope="module")
-def real_obs(tmp_path_factory):
-    why = obs_available()
-    if why:
-        if os.environ.get("STREAMBOT_REQUIRE_OBS"):
-            pytest.fail(f"a real OBS is required here: {why}")
-        pytest.skip(why)
-    obs = RealObs(tmp_path_factory.mktemp("obs-home"), password=PASSWORD)
-    obs.start()
-    yield obs
-    obs.stop()
 
 
 @pytest.fixture(params=["double", pytest.param("real", marks=[pytest.mark.obs, pytest.mark.slow])])

@@ -31,25 +31,12 @@ from streambot.stage.sinks.base import StreamFormat
 from streambot.stage.sinks.fanout import SinkFanout
 from streambot.stage.sinks.stream import StreamSink
 from streambot.stage.testcard import read_test_card
-from tests.obs_real import CardFace, ObsProbe, RealObs, TapSink, free_port, obs_available
+from tests.obs_real import CardFace, ObsProbe, RealObs, TapSink, free_port
 
 pytestmark = [pytest.mark.obs, pytest.mark.slow]
 
 SCENES = ("streambot idle", "streambot talking", "streambot showcase", "streambot brb")
 MEDIA, CAPTION, PRODUCT = "streambot stream", "streambot caption", "streambot product"
-
-
-@pytest.fixture(scope="module")
-def real_obs(tmp_path_factory):
-    why = obs_available()
-    if why:
-        if os.environ.get("STREAMBOT_REQUIRE_OBS"):
-            pytest.fail(f"a real OBS is required here: {why}")
-        pytest.skip(why)
-    obs = RealObs(tmp_path_factory.mktemp("obs-home"))
-    obs.start()
-    yield obs
-    obs.stop()
 
 
 def _config_file(tmp_path, obs: RealObs, udp_port: int) -> str:
