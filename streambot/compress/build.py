@@ -260,13 +260,22 @@ def _build_wav2lip(config: Config, options: BuildOptions, manifest: Manifest) ->
     outputs = []
     if "torch" in options.backends:
         outputs.append(("torch", "fp32", save_pruned(pruned, options.out / job.files["torch"])))
+    int8_note = ""
     if "onnx" in options.backends:
         onnx_path = export_wav2lip_onnx(student, options.out / job.files["onnx"])
         outputs.append(("onnxruntime", "fp32", onnx_path))
+        if options.device == "cpu":
+            int8, int8_note = _int8(onnx_path, train, held, reference, options)
+            if int8 is not None:
+                outputs.append(("onnxruntime", "int8", int8[0]))
     for backend, precision, path in outputs:
+        figures, default = fidelity, good
+        if precision == "int8":
+            figures = {**fidelity, "int8": int8[1]}  # its own fidelity and speed
+            default = int8[1]["mouth_psnr_db"] >= options.min_mouth_psnr_db
         manifest.put(Artifact(
             "wav2lip", path.name, sha256_file(path), backend, precision, dict(job.inputs),
-            Device(), _versions(), pruning, fidelity, default=good))  # fmt: skip
+            Device(), _versions(), pruning, figures, default=default))  # fmt: skip
         detail = (f"mouth PSNR {before['mouth_psnr_db']:.1f} -> {after['mouth_psnr_db']:.1f} dB, "
                   f"SSIM {before['mouth_ssim']:.3f} -> {after['mouth_ssim']:.3f}, "
                   f"{pruned.params_after / 1e6:.1f}M params")  # fmt: skip
@@ -274,8 +283,43 @@ def _build_wav2lip(config: Config, options: BuildOptions, manifest: Manifest) ->
             detail += "; teacher has random weights"
         if not good:
             detail += f"; not a default: {why_not}"
+        if path.name.endswith("-int8.onnx"):
+            detail = int8_note
         rows.append(Row("wav2lip", path.name, "built", detail))
+    if int8_note and not any(r.artifact.endswith("-int8.onnx") for r in rows):
+        rows.append(Row("wav2lip", "int8", "not kept", int8_note))
     return rows
+
+
+def _int8(onnx_path, train, held, reference, options: BuildOptions):
+    """Quantize to int8 QDQ calibrated on the avatar; keep it only if it is faster here.
+    Returns ((path, figures) or None, a note for the summary)."""
+    from streambot.compress.fidelity import mouth_fidelity
+    from streambot.compress.quantize import frames_per_second, quantize_wav2lip
+    from streambot.runtime.onnx_engine import OnnxEngine
+
+    def calibration():
+        for mel, face in train.batches(options.batch, seed=1):
+            yield {"mel": mel.numpy(), "face": face.numpy()}
+
+    path = onnx_path.with_name(onnx_path.stem + "-int8.onnx")
+    quantize_wav2lip(onnx_path, path, calibration(), batches=16)
+    mel, face = held.head(64)
+    sample = {"mel": mel[:8].numpy(), "face": face[:8].numpy()}
+    fp32_engine, int8_engine = OnnxEngine(onnx_path), OnnxEngine(path)
+    fp32_fps = frames_per_second(fp32_engine, sample)
+    int8_fps = frames_per_second(int8_engine, sample)
+    out = int8_engine.run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
+    figures = {**mouth_fidelity(out, reference), "fps_batch8": round(int8_fps, 1),
+               "fp32_fps_batch8": round(fp32_fps, 1)}  # fmt: skip
+    note = (f"int8 QDQ {int8_fps:.0f} vs fp32 {fp32_fps:.0f} FPS (bare, batch 8), "
+            f"mouth PSNR {figures['mouth_psnr_db']:.1f} dB")  # fmt: skip
+    if int8_fps < 1.1 * fp32_fps:
+        path.unlink(missing_ok=True)
+        return None, note + ": not faster here, not kept"
+    if figures["mouth_psnr_db"] < options.min_mouth_psnr_db:
+        note += f"; not a default: under the {options.min_mouth_psnr_db:g} dB floor"
+    return (path, figures), note
 
 
 def _catalog(config: Config):

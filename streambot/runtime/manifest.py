@@ -183,14 +183,16 @@ class Manifest:
         device: Device,
         versions: Mapping[str, str],
         order: Iterable[str],
+        precisions: Iterable[str] = (),
     ) -> tuple[Artifact | None, list[str]]:
-        """The first usable default artifact of ``kind`` in backend ``order``, and why each
-        one before it was refused."""
+        """The first usable default artifact of ``kind`` in backend ``order`` (then in
+        ``precisions`` order within a backend), and why each one before it was refused."""
         refused = []
         rank = {backend: i for i, backend in enumerate(order)}
+        prefer = {precision: i for i, precision in enumerate(precisions)}
         candidates = sorted(
             (a for a in self.of_kind(kind) if a.backend in rank),
-            key=lambda a: rank[a.backend],
+            key=lambda a: (rank[a.backend], prefer.get(a.precision, len(prefer))),
         )
         for artifact in candidates:
             if not artifact.default:

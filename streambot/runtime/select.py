@@ -1,10 +1,11 @@
 """Pick the engine a face uses from ``engines/manifest.json`` (``engine = "auto"``).
 
 The fastest usable artifact for this machine wins: on a GPU TensorRT, then ONNX Runtime, then
-torch; on a CPU ONNX Runtime, then torch. An artifact is usable when its file is intact, it was
-built from this checkpoint and this prepared avatar, the build judged its fidelity good enough,
-and (TensorRT) it was built for this GPU and TensorRT. Each one refused gets a log line saying
-why, and with none usable the caller falls back to the unpruned checkpoint.
+torch (fp16 first); on a CPU ONNX Runtime (int8 first), then torch. An artifact is usable when
+its file is intact, it was built from this checkpoint and this prepared avatar, the build
+judged its fidelity good enough, and (TensorRT) it was built for this GPU and TensorRT. Each
+one refused gets a log line saying why, and with none usable the caller falls back to the
+unpruned checkpoint.
 """
 
 from __future__ import annotations
@@ -63,8 +64,11 @@ def choose(
     if not manifest.of_kind(kind):
         return Choice(None, None, ())
     inputs = {"checkpoint": sha256_file(checkpoint), "avatar": avatar_key}
-    order = GPU_ORDER if device.kind == "cuda" else CPU_ORDER
-    artifact, refused = manifest.usable(kind, inputs, device, library_versions(), order)
+    gpu = device.kind == "cuda"
+    order = GPU_ORDER if gpu else CPU_ORDER
+    # int8 QDQ pays off on a CPU; a GPU runs fp16 best
+    precisions = ("fp16", "fp32", "int8") if gpu else ("int8", "fp32", "fp16")
+    artifact, refused = manifest.usable(kind, inputs, device, library_versions(), order, precisions)
     for why in refused:
         log.warning("built %s engine not used: %s", kind, why)
     path = manifest.file_of(artifact) if artifact is not None else None

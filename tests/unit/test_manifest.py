@@ -119,3 +119,18 @@ def test_an_unknown_schema_or_junk_is_refused_as_a_whole(tmp_path):
 
 def test_no_manifest_yet_is_an_empty_one(tmp_path):
     assert Manifest.load(tmp_path / "engines").artifacts == []
+
+
+def test_within_a_backend_the_preferred_precision_comes_first(built):
+    root, _, _, inputs = built
+    engines = root / "engines"
+    manifest = Manifest.load(engines)
+    (engines / "wav2lip-p50-int8.onnx").write_bytes(b"int8")
+    manifest.put(Artifact("wav2lip", "wav2lip-p50-int8.onnx",
+                          sha256_file(engines / "wav2lip-p50-int8.onnx"), "onnxruntime", "int8",
+                          dict(inputs), default=True))  # fmt: skip
+    cpu = Device()
+    chosen, _ = manifest.usable("wav2lip", inputs, cpu, {}, ("onnxruntime",), ("int8", "fp32"))
+    assert chosen.file == "wav2lip-p50-int8.onnx"
+    chosen, _ = manifest.usable("wav2lip", inputs, cpu, {}, ("onnxruntime",), ("fp32", "int8"))
+    assert chosen.file == "wav2lip-p50.onnx"

@@ -101,3 +101,26 @@ def test_the_pruned_model_exported_to_onnx_runs_the_same_in_onnx_runtime(half, t
         expected = half.model(mel, face).numpy()
     assert got.shape == (3, 3, 96, 96)
     assert abs(got - expected).max() < 1e-4
+
+
+def test_the_pruned_onnx_model_quantizes_to_int8_qdq(half, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from streambot.compress.export import export_wav2lip_onnx
+    from streambot.compress.quantize import quantize_wav2lip
+    from streambot.runtime.onnx_engine import OnnxEngine
+
+    fp32 = export_wav2lip_onnx(half.model, tmp_path / "p50.onnx")
+
+    def calibration():
+        for seed in range(4):
+            mel, face = example_inputs(4)
+            yield {"mel": (mel + seed).numpy(), "face": face.numpy()}
+
+    int8 = quantize_wav2lip(fp32, tmp_path / "p50-int8.onnx", calibration(), batches=4)
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert int8.stat().st_size < 0.4 * fp32.stat().st_size  # int8 weights
+    mel, face = example_inputs(2)
+    out = OnnxEngine(int8).run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
+    assert out.shape == (2, 3, 96, 96) and out.min() >= 0.0 and out.max() <= 1.0
