@@ -122,11 +122,14 @@ def resolve_wav2lip(config: Config, options: BuildOptions) -> Wav2LipBuild:
 
 
 def _tensorrt_unavailable() -> str:
+    from streambot.runtime.base import EngineError
+    from streambot.runtime.tensorrt_engine import load_tensorrt
+
     try:
-        import tensorrt  # noqa: F401
-    except Exception as exc:  # ImportError, or the bindings' missing libnvinfer
-        return f"TensorRT is not available here ({type(exc).__name__}: {exc})"
-    return "TensorRT engines are not built by this version yet (ONNX Runtime is used)"
+        load_tensorrt()
+    except EngineError as exc:
+        return str(exc)
+    return "TensorRT engines need the fp16 ONNX export, not made by this version yet"
 
 
 def plan(config: Config, options: BuildOptions, manifest: Manifest) -> list[Row]:
