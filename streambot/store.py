@@ -117,25 +117,12 @@ class Store:
         """Every write inside is one transaction, committed at the end (group commit: a
         burst of chat costs one commit, not one per message). Everything is rolled back if
         the block raises. Holds the store's lock: keep the block short and free of awaits."""
-        with self._lock:
-            if self._batch_depth:
-                self._batch_depth += 1
-                try:
-                    yield
-                finally:
-                    self._batch_depth -= 1
-                return
-            self._db.execute("BEGIN")
-            self._batch_depth = 1
+        with self._transaction():  # the writes inside see the depth and join this one
+            self._batch_depth += 1
             try:
                 yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._db.execute("COMMIT")
             finally:
-                self._batch_depth = 0
+                self._batch_depth -= 1
 
     def _exec(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
         with self._lock:
