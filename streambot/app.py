@@ -14,7 +14,7 @@ from streambot.chat.base import ChatSource
 from streambot.chat.factory import build_platform_sources
 from streambot.chat.local import HttpChatSource, ReplayChatSource, StdinChatSource
 from streambot.config import Config
-from streambot.events import ChatMessage
+from streambot.events import ChatMessage, Decision
 from streambot.face.factory import build_face
 from streambot.host import Host
 from streambot.inbox import Inbox
@@ -91,6 +91,17 @@ def default_clock(config: Config) -> Clock:
 CATALOG_POLL_S = 2.0
 STORE_PRUNE_EVERY_S = 3600.0
 MAX_BURST = 64  # messages stored in one transaction at most (~6 ms of the loop)
+
+
+def _settle(msg: ChatMessage, outcome: Decision | Exception) -> None:
+    """Answer a message's receipt (HTTP's 202 waits on it): its decision, or why it was lost.
+    A receipt already settled (it expired first) is left as it is."""
+    if msg.receipt is None or msg.receipt.done():
+        return
+    if isinstance(outcome, Exception):
+        msg.receipt.set_exception(outcome)
+    else:
+        msg.receipt.set_result(outcome)
 
 
 def _ready(source: ChatSource) -> bool:
@@ -180,8 +191,8 @@ class App:
         state = dict(self._sources_state.get(id(source), {"state": "starting"}))
         # Platform clients reconnect by themselves and say whether their session is open.
         connected = getattr(source, "connected", None)
-        live = isinstance(connected, asyncio.Event) and connected.is_set()
-        if state["state"] == "up" and isinstance(connected, asyncio.Event) and not live:
+        session_down = isinstance(connected, asyncio.Event) and not connected.is_set()
+        if state["state"] == "up" and session_down:
             state["state"] = "connecting"
         return {"name": source.name, **state}
 
@@ -233,8 +244,7 @@ class App:
                 self._accept(msg)
             return
         for msg, decision in zip(burst, decisions, strict=True):
-            if msg.receipt is not None and not msg.receipt.done():
-                msg.receipt.set_result(decision)
+            _settle(msg, decision)
 
     def _accept(self, msg: ChatMessage) -> None:
         """Store and triage one message, then settle its receipt. A message that fails is
@@ -244,11 +254,9 @@ class App:
             decision = self.ingest.accept(msg)
         except Exception as exc:
             log.exception("message from %s could not be stored; refused", msg.source)
-            if msg.receipt is not None and not msg.receipt.done():
-                msg.receipt.set_exception(exc)
+            _settle(msg, exc)
             return
-        if msg.receipt is not None and not msg.receipt.done():
-            msg.receipt.set_result(decision)
+        _settle(msg, decision)
 
     def request_stop(self) -> None:
         if not self.stop.is_set():
