@@ -137,6 +137,12 @@ FIGURE = re.compile(
     r"|免费|包邮|价格|优惠|折扣|特价",
     re.IGNORECASE,
 )
+@functools.lru_cache(maxsize=4096)
+def _squashed(product_name: str) -> str:
+    """A catalog name folded and squashed (names are checked against every product's)."""
+    return squash(fold(product_name))
+
+
 MAX_NAME_CHARS = 20
 MAX_NAME_WORDS = 3
 
@@ -150,14 +156,16 @@ class Screen:
         self._banned_squashed = [(w, squash(w)) for w in self.banned if squash(w)]
         self.drop_urls = drop_urls
 
-    def _views(self, text: str) -> list[str]:
-        """The folded text, and the folded text of anything hidden in it as base64."""
+    @staticmethod
+    def views(text: str) -> list[str]:
+        """The folded text (first), and the folded text of anything hidden in it as base64.
+        Every check takes them, so a caller folds a text once for all of them."""
         return [fold(text), *(fold(p) for p in decoded_payloads(text))]
 
     def banned_word(self, text: str, views: list[str] | None = None) -> str | None:
         """The banned word ``text`` contains, however it is spelled, or None. ``views``:
-        ``_views(text)`` when the caller already has them."""
-        for view in views if views is not None else self._views(text):
+        ``views(text)`` when the caller already has them."""
+        for view in views if views is not None else self.views(text):
             squashed = squash(view)
             for word, word_squashed in self._banned_squashed:
                 if word in view or word_squashed in squashed:
@@ -165,16 +173,16 @@ class Screen:
         return None
 
     def has_url(self, text: str, views: list[str] | None = None) -> bool:
-        views = views if views is not None else self._views(text)
+        views = views if views is not None else self.views(text)
         return any(URL.search(view) for view in views)  # case-insensitive: folded is enough
 
     def injection(self, text: str, views: list[str] | None = None) -> bool:
-        views = views if views is not None else self._views(text)
+        views = views if views is not None else self.views(text)
         return any(INJECTION.search(view) for view in views)
 
-    def reject_reason(self, text: str) -> str | None:
+    def reject_reason(self, text: str, views: list[str] | None = None) -> str | None:
         """Why triage must not answer ``text`` (banned word, URL, injection), or None."""
-        views = self._views(text)  # folded once for every rule
+        views = views if views is not None else self.views(text)  # folded once for every rule
         if self.banned_word(text, views) is not None:
             return "banned word"
         if self.drop_urls and self.has_url(text, views):
@@ -187,14 +195,14 @@ class Screen:
         """Why ``user`` must not be said aloud, or None. Stricter than text: a name is said
         without context, so no figures, no product names, short and plain."""
         name = user.strip().lstrip("@")
-        folded = fold(name)
+        views = self.views(name)
+        folded = views[0]
         if not folded:
             return "empty"
         if len(name) > MAX_NAME_CHARS or len(folded.split()) > MAX_NAME_WORDS:
             return "too long to say"
         if not all(ch.isalnum() or ch in " -_'." for ch in unicodedata.normalize("NFKC", name)):
             return "symbols"
-        views = self._views(name)
         if self.banned_word(name, views) is not None:
             return "banned word"
         if self.has_url(name, views):
@@ -205,7 +213,7 @@ class Screen:
             return "an instruction"
         squashed = squash(folded)
         for product in product_names:
-            if (p := squash(fold(product))) and len(p) >= 3 and p in squashed:
+            if (p := _squashed(product)) and len(p) >= 3 and p in squashed:
                 return "a product name"
         return None
 

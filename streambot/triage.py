@@ -14,7 +14,7 @@ from streambot.brain.catalog import Catalog, detect_intents, is_greeting
 from streambot.config import TriageConfig
 from streambot.events import ChatMessage, Decision, Kind, Priority
 from streambot.lang import detect_lang
-from streambot.screening import Screen, fold
+from streambot.screening import Screen
 
 _QUESTION_EN = re.compile(
     r"\?|^\s*(how|what|when|where|which|who|why|is|are|do|does|can|could|will|would|any)\b",
@@ -102,10 +102,11 @@ class Triage:
             if self.screen.banned_word(text) is not None:
                 return Decision(False, "operator command: banned word")
             return Decision(True, "operator command", Priority.OPERATOR)
-        reason = self.screen.reject_reason(text)
+        views = self.screen.views(text)
+        reason = self.screen.reject_reason(text, views)
         if reason is not None:
             return Decision(False, reason)
-        key = (msg.user, fold(text))
+        key = (msg.user, views[0])  # the folded text
         last = self._recent_texts.get(key)
         self._recent_texts.put(key, now)
         if last is not None and now - last < cfg.dedupe_window_s:
