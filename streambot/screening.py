@@ -137,6 +137,8 @@ FIGURE = re.compile(
     r"|免费|包邮|价格|优惠|折扣|特价",
     re.IGNORECASE,
 )
+
+
 @functools.lru_cache(maxsize=4096)
 def _squashed(product_name: str) -> str:
     """A catalog name folded and squashed (names are checked against every product's)."""

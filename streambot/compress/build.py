@@ -18,8 +18,10 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from streambot.config import Config, ConfigError, load_config
+from streambot.progress import interactive
 from streambot.runtime.manifest import (
     Artifact,
     Device,
@@ -28,9 +30,11 @@ from streambot.runtime.manifest import (
     sha256_file,
     sha256_json,
 )
+from streambot.runtime.select import library_versions
 
 log = logging.getLogger(__name__)
 EXIT_CONFIG = 2
+BUILD_LIBRARIES = ("torch", "onnxruntime", "onnx", "torch_pruning")
 KINDS = ("wav2lip", "voice", "llm")
 BACKENDS = ("trt", "onnx", "torch")
 # A random-weight checkpoint made for tests and benchmarks says so under this key.
@@ -73,17 +77,9 @@ class Wav2LipBuild:
     """What the Wav2Lip build needs, resolved from the config (errors name the key)."""
 
     checkpoint: Path
-    avatar_folder: Path
+    avatar: Any  # the PreparedAvatar (imported lazily: OpenCV is an optional extra)
     inputs: dict[str, str]
     files: dict[str, str] = field(default_factory=dict)  # backend -> file name
-
-
-def _versions() -> dict[str, str]:
-    versions = {}
-    for module in ("torch", "onnxruntime", "onnx", "torch_pruning"):
-        with contextlib.suppress(ImportError):
-            versions[module] = __import__(module).__version__
-    return versions
 
 
 def resolve_wav2lip(config: Config, options: BuildOptions) -> Wav2LipBuild:
@@ -118,7 +114,7 @@ def resolve_wav2lip(config: Config, options: BuildOptions) -> Wav2LipBuild:
         "build settings": sha256_json(shaping),
     }
     files = {"torch": f"wav2lip-{tag}.pt", "onnx": f"wav2lip-{tag}.onnx"}
-    return Wav2LipBuild(checkpoint, avatar.folder, inputs, files)
+    return Wav2LipBuild(checkpoint, avatar, inputs, files)
 
 
 def _tensorrt_unavailable() -> str:
@@ -132,21 +128,30 @@ def _tensorrt_unavailable() -> str:
     return "TensorRT engines need the fp16 ONNX export, not made by this version yet"
 
 
-def plan(config: Config, options: BuildOptions, manifest: Manifest) -> list[Row]:
+@dataclass
+class Plan:
+    rows: list[Row]
+    wav2lip: Wav2LipBuild | None = None  # resolved once, for the plan and the build
+
+
+def plan(config: Config, options: BuildOptions, manifest: Manifest) -> Plan:
     """What a build would do, without doing it."""
-    rows: list[Row] = []
+    result = Plan([])
     if "wav2lip" in options.only:
-        rows += _plan_wav2lip(config, options, manifest)
+        if config.face.backend != "wav2lip" and not options.explicit:
+            result.rows.append(Row("wav2lip", "-", "not needed", "face.backend is not wav2lip"))
+        else:
+            result.wav2lip = resolve_wav2lip(config, options)
+            result.rows += _plan_wav2lip(result.wav2lip, options, manifest)
     for kind in ("voice", "llm"):
         if kind in options.only and options.explicit:
-            rows.append(Row(kind, "-", "not built", "this version builds the Wav2Lip face only"))
-    return rows
+            result.rows.append(
+                Row(kind, "-", "not built", "this version builds the Wav2Lip face only")
+            )
+    return result
 
 
-def _plan_wav2lip(config: Config, options: BuildOptions, manifest: Manifest) -> list[Row]:
-    if config.face.backend != "wav2lip" and not options.explicit:
-        return [Row("wav2lip", "-", "not needed", "face.backend is not wav2lip")]
-    build = resolve_wav2lip(config, options)
+def _plan_wav2lip(build: Wav2LipBuild, options: BuildOptions, manifest: Manifest) -> list[Row]:
     rows = []
     if "trt" in options.backends:
         rows.append(Row("wav2lip", "TensorRT", "skipped", _tensorrt_unavailable()))
@@ -182,15 +187,18 @@ def _progress(enabled: bool) -> Iterator[object]:
 
 def build(config: Config, options: BuildOptions) -> list[Row]:
     manifest = Manifest.load(options.out)
-    rows = plan(config, options, manifest)
-    if options.dry_run or not any(r.status == "to build" for r in rows):
+    planned = plan(config, options, manifest)
+    rows = planned.rows
+    if options.dry_run or planned.wav2lip is None or not any(r.status == "to build" for r in rows):
         return rows
-    built = _build_wav2lip(config, options, manifest)
+    built = _build_wav2lip(config, planned.wav2lip, options, manifest)
     manifest.save()
     return [r for r in rows if r.status != "to build"] + built
 
 
-def _build_wav2lip(config: Config, options: BuildOptions, manifest: Manifest) -> list[Row]:
+def _build_wav2lip(
+    config: Config, job: Wav2LipBuild, options: BuildOptions, manifest: Manifest
+) -> list[Row]:
     try:
         import torch
 
@@ -199,19 +207,16 @@ def _build_wav2lip(config: Config, options: BuildOptions, manifest: Manifest) ->
         from streambot.compress.fidelity import mouth_fidelity
         from streambot.compress.prune import prune_wav2lip, save_pruned
         from streambot.compress.wav2lip_data import catalog_sentences, frame_sets
-        from streambot.face.factory import configured_avatar
         from streambot.models.wav2lip import Wav2Lip
         from streambot.voice.factory import build_voice
     except ImportError as exc:
         raise BuildError(f"{exc}: pip install torch 'streambot[neural,wav2lip]'") from exc
-    job = resolve_wav2lip(config, options)
     raw = torch.load(job.checkpoint, map_location="cpu", weights_only=True)
     random_teacher = bool(raw.get(RANDOM_WEIGHTS_KEY)) if isinstance(raw, dict) else False
     teacher = Wav2Lip.from_checkpoint(raw)
-    avatar = configured_avatar(config, cached_only=True)
+    avatar = job.avatar
     catalog = _catalog(config)
-    interactive = sys.stdout.isatty()
-    with _progress(interactive) as bar:
+    with _progress(interactive()) as bar:
         sentences = catalog_sentences(catalog)
         log.info("wav2lip: the voice speaks %d catalog sentences for the data", len(sentences))
         train, held = frame_sets(avatar, build_voice(config), sentences, config.stream.fps)
@@ -271,6 +276,7 @@ def _build_wav2lip(config: Config, options: BuildOptions, manifest: Manifest) ->
             int8, int8_note = _int8(onnx_path, train, held, reference, options)
             if int8 is not None:
                 outputs.append(("onnxruntime", "int8", int8[0]))
+    versions = library_versions(BUILD_LIBRARIES)
     for backend, precision, path in outputs:
         figures, default = fidelity, good
         if precision == "int8":
@@ -278,7 +284,7 @@ def _build_wav2lip(config: Config, options: BuildOptions, manifest: Manifest) ->
             default = int8[1]["mouth_psnr_db"] >= options.min_mouth_psnr_db
         manifest.put(Artifact(
             "wav2lip", path.name, sha256_file(path), backend, precision, dict(job.inputs),
-            Device(), _versions(), pruning, figures, default=default))  # fmt: skip
+            Device(), versions, pruning, figures, default=default))  # fmt: skip
         detail = (f"mouth PSNR {before['mouth_psnr_db']:.1f} -> {after['mouth_psnr_db']:.1f} dB, "
                   f"SSIM {before['mouth_ssim']:.3f} -> {after['mouth_ssim']:.3f}, "
                   f"{pruned.params_after / 1e6:.1f}M params")  # fmt: skip

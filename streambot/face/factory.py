@@ -3,7 +3,6 @@ one clear log line, so a half-configured host still goes live."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 from streambot.config import Config, Wav2LipFaceConfig, default_avatar_cache
 from streambot.face.base import Face
 from streambot.face.mouth import MouthFace
+from streambot.runtime.manifest import sha256_file
 
 if TYPE_CHECKING:  # torch is an optional extra: import it only when the backend is used
     from streambot.face.avatar import PreparedAvatar
@@ -35,8 +35,7 @@ def build_face(config: Config) -> Face:
 
 
 def _file_digest(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
+    return sha256_file(path)[:16]
 
 
 def configured_avatar(config: Config, cached_only: bool = False) -> PreparedAvatar:

@@ -11,6 +11,7 @@ unpruned checkpoint.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +43,12 @@ def this_device(requested: str = "auto") -> Device:
     return Device("cuda", torch.cuda.get_device_name(index), f"{major}.{minor}")
 
 
-def library_versions() -> dict[str, str]:
+def library_versions(
+    modules: Sequence[str] = ("tensorrt", "onnxruntime", "torch"),
+) -> dict[str, str]:
+    """The installed version of each of ``modules`` (those that import)."""
     versions = {}
-    for module in ("tensorrt", "onnxruntime", "torch"):
+    for module in modules:
         try:
             versions[module] = __import__(module).__version__
         except Exception:  # not installed, or its native libraries are missing
