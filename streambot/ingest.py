@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import Counter
 
 from streambot.chat.hygiene import clean_message
 from streambot.events import ChatMessage, Decision, Priority
 from streambot.gifts import GiftBatcher
 from streambot.inbox import Inbox
+from streambot.logs import RefusalSummary
 from streambot.metrics import Metrics
 from streambot.stage.clock import Clock
 from streambot.store import Store
@@ -22,40 +21,6 @@ log = logging.getLogger(__name__)
 def preview(text: str, limit: int = 60) -> str:
     shown = text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
     return repr(shown)
-
-
-class RefusalSummary:
-    """Rate-limited logging of refused messages: the first ``lines`` of every ``every_s`` get
-    a line each, the rest are counted by rule and summed up in one line when the window ends
-    (so a spam wave cannot flood the log; each message is in the store either way)."""
-
-    def __init__(self, every_s: float = 10.0, lines: int = 5) -> None:
-        self.every_s, self.lines = every_s, lines
-        self._shown = 0
-        self._counts: Counter[str] = Counter()
-        self._since = time.monotonic()
-
-    def admit(self, rule: str) -> bool:
-        """Count one refusal; True when it may have a log line of its own."""
-        now = time.monotonic()
-        if now - self._since >= self.every_s:
-            self.flush(now)
-        if self._shown < self.lines:
-            self._shown += 1
-            return True
-        self._counts[rule] += 1
-        return False
-
-    def flush(self, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        if self._counts:
-            total = sum(self._counts.values())
-            rules = ", ".join(f"{n} {r}" for r, n in self._counts.most_common(6))
-            log.info(
-                "refused %d more message(s) in the last %.0fs: %s", total, now - self._since, rules
-            )
-        self._counts.clear()
-        self._shown, self._since = 0, now
 
 
 class Ingest:
@@ -74,7 +39,7 @@ class Ingest:
         self.interrupt_priority = interrupt_priority
         self.urgent = asyncio.Event()  # set when a message should interrupt the current turn
         self.gifts = GiftBatcher(gift_window_s)
-        self.refusals = RefusalSummary()
+        self.refusals = RefusalSummary(log, "message(s)")
 
     def accept(self, msg: ChatMessage) -> Decision:
         """Triage ``msg``, store it with its decision in one transaction, then queue it if

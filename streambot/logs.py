@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
+from collections import Counter
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -66,3 +68,44 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # aiohttp's access log prints every request line; chat bodies are logged by us, redacted.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class RefusalSummary:
+    """Rate-limited logging of refusals (a flood of spam, of bad requests): the first
+    ``lines`` of every ``every_s`` get a line each, the rest are counted by reason and summed
+    up in one line when the window ends, so a wave of them cannot flood the log."""
+
+    def __init__(
+        self, logger: logging.Logger, what: str, every_s: float = 10.0, lines: int = 5
+    ) -> None:
+        self.logger, self.what = logger, what
+        self.every_s, self.lines = every_s, lines
+        self._shown = 0
+        self._counts: Counter[str] = Counter()
+        self._since = time.monotonic()
+
+    def admit(self, reason: str) -> bool:
+        """Count one refusal; True when it may have a log line of its own."""
+        now = time.monotonic()
+        if now - self._since >= self.every_s:
+            self.flush(now)
+        if self._shown < self.lines:
+            self._shown += 1
+            return True
+        self._counts[reason] += 1
+        return False
+
+    def flush(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self._counts:
+            total = sum(self._counts.values())
+            reasons = ", ".join(f"{n} {r}" for r, n in self._counts.most_common(6))
+            self.logger.info(
+                "refused %d more %s in the last %.0fs: %s",
+                total,
+                self.what,
+                now - self._since,
+                reasons,
+            )
+        self._counts.clear()
+        self._shown, self._since = 0, now

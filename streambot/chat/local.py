@@ -16,7 +16,6 @@ import hmac
 import json
 import logging
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from pydantic import SecretStr
 
 from streambot.chat.hygiene import preview
 from streambot.events import ChatMessage, Kind
+from streambot.logs import RefusalSummary
 from streambot.stage.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -91,22 +91,6 @@ class _Busy(asyncio.Protocol):
         transport.close()
 
 
-class _RefusalLog:
-    """Logs refused requests without letting a flood of them flood the log."""
-
-    def __init__(self, every_s: float = 10.0) -> None:
-        self._every, self._last, self._skipped = every_s, -1e9, 0
-
-    def warn(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last < self._every:
-            self._skipped += 1
-            return
-        more = f" ({self._skipped} more refused since the last report)" if self._skipped else ""
-        log.warning(message + more, *args)
-        self._last, self._skipped = now, 0
-
-
 class HttpChatSource:
     """``POST /chat`` on a local port. A 202 means the message is in the store: the request
     waits for its receipt from the pump (``ChatMessage.receipt``).
@@ -141,7 +125,7 @@ class HttpChatSource:
         self._read_timeout = read_timeout_s
         self._receipt_timeout = receipt_timeout_s
         self._queue: asyncio.Queue[ChatMessage] = asyncio.Queue(maxsize=buffer)
-        self._refusals = _RefusalLog()
+        self._refusals = RefusalSummary(log, "request(s)", lines=1)
         self.port: int | None = None  # the bound port, once listening
         self.ready = asyncio.Event()
 
@@ -149,24 +133,28 @@ class HttpChatSource:
         """Messages received and not yet taken by the pump (it stores a burst at once)."""
         return self._queue.qsize()
 
+    def _refused(self, reason: str, message: str, *args: object) -> None:
+        if self._refusals.admit(reason):
+            log.warning(message, *args)
+
     def _refusal(self, request: web.Request) -> web.Response | None:
         """A response for a request refused before its body is read, or None."""
         origin = request.headers.get("Origin")
         if origin is not None and not is_loopback(urlsplit(origin).hostname or origin):
-            self._refusals.warn("refused a chat request from a web page at %r", origin)
+            self._refused("web page", "refused a chat request from a web page at %r", origin)
             return web.json_response(
                 {"error": "requests from web pages other than this computer's are refused"},
                 status=403,
             )
         if request.content_type != "application/json":
-            self._refusals.warn("refused a chat request of type %r", request.content_type)
+            self._refused("content type", "refused a chat request of type %r", request.content_type)
             return web.json_response({"error": "Content-Type must be application/json"}, status=415)
         if self._token is None:
             return None
         header = request.headers.get("Authorization", "")
         expected = f"Bearer {self._token.get_secret_value()}".encode()
         if not hmac.compare_digest(header.encode("utf-8", "surrogateescape"), expected):
-            self._refusals.warn("refused a chat request without the right bearer token")
+            self._refused("token", "refused a chat request without the right bearer token")
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         return None
 
@@ -217,7 +205,9 @@ class HttpChatSource:
 
         def protocol() -> asyncio.BaseProtocol:
             if len(factory.connections) >= self._max_connections:
-                self._refusals.warn("refused a chat connection: %d open", self._max_connections)
+                self._refused(
+                    "connection cap", "refused a chat connection: %d open", self._max_connections
+                )
                 return _Busy()
             return factory()
 
@@ -230,6 +220,7 @@ class HttpChatSource:
             while True:
                 yield await self._queue.get()
         finally:
+            self._refusals.flush()  # the last window's refusals, summed up
             server.close()
             await runner.cleanup()
 
