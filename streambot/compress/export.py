@@ -6,31 +6,55 @@ import warnings
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from streambot.models.wav2lip import Wav2Lip, fold_batchnorm
 
 WAV2LIP_INPUTS = ("mel", "face")
 WAV2LIP_OUTPUTS = ("frame",)
+PRECISIONS = ("fp32", "fp16")
 
 
-def export_wav2lip_onnx(model: Wav2Lip, path: str | Path, opset: int = 17) -> Path:
-    """Write ``model`` (BatchNorm folded) as ONNX with a dynamic batch axis on every tensor."""
+class _Fp16Inside(nn.Module):
+    """fp32 in and out, fp16 inside: the graph starts and ends with a Cast, so every engine
+    (ONNX Runtime, TensorRT) feeds it the same fp32 arrays, and a strongly typed TensorRT
+    network built from it runs its convs in fp16."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.half()
+
+    def forward(self, mel: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+        return self.model(mel.half(), face.half()).float()
+
+
+def export_wav2lip_onnx(
+    model: Wav2Lip, path: str | Path, opset: int = 17, precision: str = "fp32"
+) -> Path:
+    """Write ``model`` (BatchNorm folded) as ONNX with a dynamic batch axis on every tensor;
+    ``precision="fp16"`` keeps fp32 inputs and output around fp16 weights and activations."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    folded = fold_batchnorm(model).float().eval()
+    folded: nn.Module = fold_batchnorm(model).float().eval()
+    if precision == "fp16":
+        folded = _Fp16Inside(folded).eval()
     size = model.config.img_size
     example = (torch.zeros(1, 1, 80, 16), torch.zeros(1, 6, size, size))
     axes = {name: {0: "batch"} for name in (*WAV2LIP_INPUTS, *WAV2LIP_OUTPUTS)}
+    temporary = path.with_name(path.name + ".tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not our problem
         torch.onnx.export(
             folded,
             example,
-            str(path),
+            str(temporary),
             input_names=list(WAV2LIP_INPUTS),
             output_names=list(WAV2LIP_OUTPUTS),
             dynamic_axes=axes,
             opset_version=opset,
             dynamo=False,
         )
+    temporary.replace(path)  # a half-written export never sits under the real name
     return path

@@ -4,7 +4,10 @@ Torch-Pruning traces the model and prunes whole dependency groups, so the U-Net'
 concatenations, the ConvTranspose layers and the residual adds (which tie every conv of a
 stage to one width) stay consistent. Each layer keeps ``1 - ratio`` of its channels, rounded to
 multiples of ``round_to`` (tensor cores and SIMD like multiples of 8); the inputs and the
-3-channel output conv are untouched. Importance is the L2 magnitude of each group's weights.
+3-channel output conv are untouched. Importance is either the L2 magnitude of each group's
+weights, or, given frames of the user's own avatar, how strongly each channel fires on them
+(``ActivationImportance``): a channel that is large in the weights can still be idle on one
+face, and the build keeps whichever choice measures closer to the teacher.
 
 The result is rebuilt as the project's own ``Wav2Lip`` from a plain state dict plus its
 widths (``Wav2LipConfig``), checked to give the same output as the pruned graph, and saved the
@@ -14,10 +17,12 @@ same way: no pickled modules, so it reloads with ``Wav2Lip.from_checkpoint``.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from streambot.models.wav2lip import Wav2Lip, Wav2LipConfig, check_state_dict
 
@@ -29,12 +34,17 @@ class PruningError(RuntimeError):
     """Pruning did not give a model the project's Wav2Lip can express (the message says why)."""
 
 
+IMPORTANCES = ("l2", "activation")
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
 @dataclass(frozen=True)
 class PrunedWav2Lip:
     model: Wav2Lip
     ratio: float
     params_before: int
     params_after: int
+    importance: str = "l2"
 
     @property
     def config(self) -> Wav2LipConfig:
@@ -75,8 +85,65 @@ def example_inputs(batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def prune_wav2lip(model: Wav2Lip, ratio: float, round_to: int = 8) -> PrunedWav2Lip:
-    """A copy of ``model`` with ``ratio`` of the channels of every prunable layer removed."""
+def channel_activity(model: nn.Module, batches: Batches) -> dict[nn.Module, torch.Tensor]:
+    """Mean |activation| of every channel after each BatchNorm of ``model``, over ``batches``
+    of (mel, face): what each channel contributes on these frames."""
+    sums: dict[nn.Module, torch.Tensor] = {}
+    counts: dict[nn.Module, int] = {}
+
+    def record(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        per_channel = output.detach().abs().mean(dim=(0, 2, 3)) * output.shape[0]
+        sums[module] = sums.get(module, 0) + per_channel
+        counts[module] = counts.get(module, 0) + output.shape[0]
+
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    hooks = [m.register_forward_hook(record) for m in norms]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for mel, face in batches:
+                model(mel, face)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    if not counts:
+        raise PruningError("no calibration frames: channel activity needs at least one batch")
+    return {m: sums[m] / counts[m] for m in sums}
+
+
+def _activation_importance(activity: dict[nn.Module, torch.Tensor]) -> object:
+    import torch_pruning as tp
+
+    class ActivationImportance(tp.importance.GroupMagnitudeImportance):
+        """A group's channels scored by their measured activity after each BatchNorm in the
+        group (normalised per layer, averaged over the group); a group with no BatchNorm
+        (none in Wav2Lip but the untouched output conv) falls back to the L2 magnitude."""
+
+        @torch.no_grad()
+        def __call__(self, group: tp.Group) -> torch.Tensor:
+            scores, root_indexes = [], []
+            for i, (dep, idxs) in enumerate(group):
+                if (
+                    dep.pruning_fn == tp.pruner.function.prune_batchnorm_out_channels
+                    and dep.layer in activity
+                ):
+                    scores.append(activity[dep.layer][idxs])
+                    root_indexes.append(group[i].root_idxs)
+            if not scores:
+                return super().__call__(group)
+            return self._normalize(self._reduce(scores, root_indexes), self.normalizer)
+
+    return ActivationImportance(p=2)
+
+
+def prune_wav2lip(
+    model: Wav2Lip, ratio: float, round_to: int = 8, calibration: Batches | None = None
+) -> PrunedWav2Lip:
+    """A copy of ``model`` with ``ratio`` of the channels of every prunable layer removed;
+    with ``calibration`` batches (the avatar's frames) the channels kept are the most active
+    on them, otherwise those with the largest weights."""
     if not 0.0 < ratio < 1.0:
         raise ValueError(f"pruning ratio must be between 0 and 1, got {ratio}")
     try:
@@ -91,10 +158,15 @@ def prune_wav2lip(model: Wav2Lip, ratio: float, round_to: int = 8) -> PrunedWav2
     for param in graph.parameters():
         param.requires_grad_(True)
     inputs = example_inputs()
+    if calibration is None:
+        importance, method = tp.importance.GroupMagnitudeImportance(p=2), "l2"
+    else:
+        activity = channel_activity(graph, calibration)
+        importance, method = _activation_importance(activity), "activation"
     pruner = tp.pruner.MetaPruner(
         graph,
         example_inputs=inputs,
-        importance=tp.importance.GroupMagnitudeImportance(p=2),
+        importance=importance,
         pruning_ratio=ratio,
         ignored_layers=[graph.output_block[1]],  # the 3-channel output conv
         round_to=round_to,
@@ -117,7 +189,10 @@ def prune_wav2lip(model: Wav2Lip, ratio: float, round_to: int = 8) -> PrunedWav2
         raise PruningError("the rebuilt model does not match the pruned graph")
     for param in pruned.parameters():
         param.requires_grad_(False)
-    return PrunedWav2Lip(pruned, ratio, before, after)
+    return PrunedWav2Lip(pruned, ratio, before, after, method)
+
+
+_METHODS = {"l2": "L2 group magnitude", "activation": "channel activity on the avatar"}
 
 
 def save_pruned(result: PrunedWav2Lip, path: str | Path) -> Path:
@@ -128,7 +203,7 @@ def save_pruned(result: PrunedWav2Lip, path: str | Path) -> Path:
         "state_dict": result.model.state_dict(),
         "widths": result.config.to_dict(),
         "pruning": {
-            "method": "torch-pruning, L2 group magnitude, uniform per layer",
+            "method": f"torch-pruning, {_METHODS[result.importance]}, uniform per layer",
             "ratio": result.ratio,
             "params_before": result.params_before,
             "params_after": result.params_after,

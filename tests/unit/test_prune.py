@@ -124,3 +124,57 @@ def test_the_pruned_onnx_model_quantizes_to_int8_qdq(half, tmp_path):
     mel, face = example_inputs(2)
     out = OnnxEngine(int8).run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
     assert out.shape == (2, 3, 96, 96) and out.min() >= 0.0 and out.max() <= 1.0
+
+
+def _kept_rows(pruned: torch.Tensor, full: torch.Tensor) -> list[int]:
+    """Which of ``full``'s output channels survive in ``pruned`` (matched by their weights)."""
+    flat = full.flatten(1)
+    return [int((flat - row.flatten()).abs().sum(1).argmin()) for row in pruned]
+
+
+def test_activity_on_the_avatar_keeps_the_channels_that_fire_where_l2_keeps_the_heavy_ones():
+    torch.manual_seed(1)
+    model = Wav2Lip().eval()
+    first = model.face_encoder_blocks[0][0].conv_block  # 16 channels, a group of its own
+    with torch.no_grad():
+        first[0].weight[:8] *= 10.0  # heavy weights ...
+        first[1].weight[:8] = 0.0  # ... on channels whose BatchNorm silences them
+        first[1].bias[:8] = 0.0
+    calibration = [example_inputs(4) for _ in range(2)]
+    by_weight = prune_wav2lip(model, 0.5)
+    by_activity = prune_wav2lip(model, 0.5, calibration=calibration)
+    assert by_weight.importance == "l2" and by_activity.importance == "activation"
+    full = first[0].weight
+    kept_by_weight = _kept_rows(
+        by_weight.model.face_encoder_blocks[0][0].conv_block[0].weight, full
+    )
+    kept_by_activity = _kept_rows(
+        by_activity.model.face_encoder_blocks[0][0].conv_block[0].weight, full
+    )
+    assert sorted(kept_by_weight) == list(range(8))  # the silent, heavy channels
+    assert sorted(kept_by_activity) == list(range(8, 16))  # the ones that fire
+    assert by_activity.config == by_weight.config  # same widths, other channels
+
+
+def test_the_fp16_export_takes_and_gives_fp32_and_stores_fp16_weights(half, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto
+
+    from streambot.compress.export import export_wav2lip_onnx
+    from streambot.runtime.onnx_engine import OnnxEngine
+
+    fp32 = export_wav2lip_onnx(half.model, tmp_path / "p50.onnx")
+    fp16 = export_wav2lip_onnx(half.model, tmp_path / "p50-fp16.onnx", precision="fp16")
+    graph = onnx.load(str(fp16)).graph
+    assert {i.type.tensor_type.elem_type for i in graph.input} == {TensorProto.FLOAT}
+    assert graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    weights = [t for t in graph.initializer if len(t.dims) == 4]
+    assert weights and all(t.data_type == TensorProto.FLOAT16 for t in weights)
+    assert fp16.stat().st_size < 0.6 * fp32.stat().st_size
+    mel, face = example_inputs(5)
+    got = OnnxEngine(fp16).run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
+    with torch.no_grad():
+        expected = half.model(mel, face).numpy()
+    assert got.shape == (5, 3, 96, 96)
+    assert abs(got - expected).max() < 1e-2  # fp16 rounding, not a different model
