@@ -119,7 +119,7 @@ def _engines(config: Config) -> Check:
                         this_device(cfg.device))  # fmt: skip
     except Exception as exc:
         return Check(name, False, f"{type(exc).__name__}: {exc}", False)
-    listed = ", ".join(f"{a.file} ({a.backend})" for a in found)
+    listed = ", ".join(f"{a.file} ({a.backend} {a.precision})" for a in found)
     if choice.artifact is None:
         return Check(name, False, f"{listed}; none usable: {'; '.join(choice.refused)}", False)
     return Check(name, True, f"{listed}; would use {choice.artifact.file}", False)

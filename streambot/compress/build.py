@@ -1,11 +1,13 @@
 """``python build_engines.py``: prune, distil, export and record the engines a config uses.
 
-This version builds the Wav2Lip face: prune (``--prune``), distil on the user's avatar and
-voice for ``--distil-minutes``, measure mouth fidelity against the teacher before and after,
-save the pruned model (torch) and its ONNX export (ONNX Runtime), and record both in
-``engines/manifest.json`` with their inputs' checksums. An artifact whose inputs and versions
-are unchanged is skipped. TensorRT and the voice and LLM engines are reported as not built
-(with the reason) rather than faked.
+This version builds the Wav2Lip face: prune (``--prune``; channels chosen by weight magnitude
+or by their activity on the user's avatar, whichever measures closer to the teacher), distil
+on the user's avatar and voice for ``--distil-minutes``, measure mouth fidelity against the
+teacher before and after, and write the pruned model (torch), its ONNX exports (fp32, int8
+when it is faster on this CPU, fp16 for GPUs) and, on a GPU with TensorRT, a TensorRT engine;
+each is recorded in ``engines/manifest.json`` with its inputs' checksums and its own fidelity.
+An artifact whose inputs and versions are unchanged is skipped. The voice and LLM engines are
+reported as not built (with the reason) rather than faked.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -30,7 +33,7 @@ from streambot.runtime.manifest import (
     sha256_file,
     sha256_json,
 )
-from streambot.runtime.select import library_versions
+from streambot.runtime.select import cuda_versions, library_versions
 
 log = logging.getLogger(__name__)
 EXIT_CONFIG = 2
@@ -56,6 +59,7 @@ class BuildOptions:
     force: bool = False
     dry_run: bool = False
     min_mouth_psnr_db: float = 25.0
+    importance: str = "auto"  # "l2", "activation", or "auto": whichever measures closer
     batch: int = 8
     explicit: bool = (
         False  # --only named the kinds: build them even if the config does not use them
@@ -79,7 +83,29 @@ class Wav2LipBuild:
     checkpoint: Path
     avatar: Any  # the PreparedAvatar (imported lazily: OpenCV is an optional extra)
     inputs: dict[str, str]
-    files: dict[str, str] = field(default_factory=dict)  # backend -> file name
+    tag: str  # "p50": the pruning ratio in file names
+    tensorrt: TensorRTTarget | None = None  # where TensorRT can build here, else None
+    tensorrt_blocker: str = ""  # why it cannot
+
+    @property
+    def files(self) -> dict[str, str]:
+        """The artifact file of each output the plan checks (int8 is kept only if it wins)."""
+        files = {"torch": f"wav2lip-{self.tag}.pt", "onnx": f"wav2lip-{self.tag}.onnx",
+                 "onnx-fp16": f"wav2lip-{self.tag}-fp16.onnx"}  # fmt: skip
+        if self.tensorrt is not None:
+            files["trt"] = f"wav2lip-{self.tag}-{self.tensorrt.slug}.plan"
+        return files
+
+
+@dataclass(frozen=True)
+class TensorRTTarget:
+    """The GPU a TensorRT engine is built for (engines run only there)."""
+
+    device: Device
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.device.name.lower()).strip("-") or "gpu"
 
 
 def resolve_wav2lip(config: Config, options: BuildOptions) -> Wav2LipBuild:
@@ -103,9 +129,13 @@ def resolve_wav2lip(config: Config, options: BuildOptions) -> Wav2LipBuild:
             f"face.wav2lip.avatar: {exc}; prepare it first: python -m streambot avatar prepare "
             f"{cfg.avatar} --config <your config>"
         ) from exc
-    tag = f"p{round(options.prune * 100):02d}"
-    shaping = {"prune": options.prune, "distil_minutes": options.distil_minutes,
-               "img_size": 96, "fps": config.stream.fps}  # fmt: skip
+    shaping = {
+        "prune": options.prune,
+        "distil_minutes": options.distil_minutes,
+        "importance": options.importance,
+        "img_size": 96,
+        "fps": config.stream.fps,
+    }
     inputs = {
         "checkpoint": sha256_file(checkpoint),
         # the prepared avatar's own content key (source file + preparation settings): the
@@ -113,19 +143,28 @@ def resolve_wav2lip(config: Config, options: BuildOptions) -> Wav2LipBuild:
         "avatar": avatar.key,
         "build settings": sha256_json(shaping),
     }
-    files = {"torch": f"wav2lip-{tag}.pt", "onnx": f"wav2lip-{tag}.onnx"}
-    return Wav2LipBuild(checkpoint, avatar, inputs, files)
+    job = Wav2LipBuild(checkpoint, avatar, inputs, tag=f"p{round(options.prune * 100):02d}")
+    if "trt" in options.backends:
+        job.tensorrt, job.tensorrt_blocker = _tensorrt_target(options)
+    return job
 
 
-def _tensorrt_unavailable() -> str:
+def _tensorrt_target(options: BuildOptions) -> tuple[TensorRTTarget | None, str]:
+    """The GPU to build TensorRT engines for, or why there is none."""
     from streambot.runtime.base import EngineError
+    from streambot.runtime.select import this_device
     from streambot.runtime.tensorrt_engine import load_tensorrt
 
     try:
         load_tensorrt()
     except EngineError as exc:
-        return str(exc)
-    return "TensorRT engines need the fp16 ONNX export, not made by this version yet"
+        return None, f"{exc}; the other backends are built"
+    if options.device != "cuda":
+        return None, "TensorRT builds on a GPU: add --device cuda"
+    device = this_device("cuda")
+    if device.kind != "cuda":
+        return None, "TensorRT needs a CUDA GPU, and torch sees none"
+    return TensorRTTarget(device), ""
 
 
 @dataclass
@@ -151,26 +190,44 @@ def plan(config: Config, options: BuildOptions, manifest: Manifest) -> Plan:
     return result
 
 
+def _wanted(options: BuildOptions, output: str) -> bool:
+    """Whether ``output`` ("torch", "onnx", "onnx-fp16", "trt") is asked for: the fp16 ONNX
+    comes with the ONNX backend (for ONNX Runtime on a GPU) and is TensorRT's input."""
+    backend = output.split("-")[0]
+    return backend in options.backends or (output == "onnx-fp16" and "trt" in options.backends)
+
+
 def _plan_wav2lip(build: Wav2LipBuild, options: BuildOptions, manifest: Manifest) -> list[Row]:
     rows = []
-    if "trt" in options.backends:
-        rows.append(Row("wav2lip", "TensorRT", "skipped", _tensorrt_unavailable()))
-    for backend in ("torch", "onnx"):
-        if backend not in options.backends:
+    if "trt" in options.backends and build.tensorrt is None:
+        rows.append(Row("wav2lip", "TensorRT", "skipped", build.tensorrt_blocker))
+    now = library_versions(BUILD_LIBRARIES)
+    for output, name in build.files.items():
+        if not _wanted(options, output):
             continue
-        name = build.files[backend]
         entry = next((a for a in manifest.artifacts if a.file == name), None)
         if entry is None:
             rows.append(Row("wav2lip", name, "to build", "not built yet"))
             continue
-        why = manifest.why_unusable(entry, build.inputs, entry.device, entry.versions)
+        device = build.tensorrt.device if output == "trt" and build.tensorrt else entry.device
+        why = manifest.why_unusable(entry, build.inputs, device, now | cuda_versions())
         if options.force:
             rows.append(Row("wav2lip", name, "to build", "--force"))
+        elif why is None and (changed := _versions_changed(entry.versions, now)):
+            rows.append(Row("wav2lip", name, "to build", f"built with {changed}"))
         elif why is None:
             rows.append(Row("wav2lip", name, "up to date", ""))
         else:
             rows.append(Row("wav2lip", name, "to build", why))
     return rows
+
+
+def _versions_changed(built_with: dict[str, str], now: dict[str, str]) -> str:
+    """The build libraries whose version differs from the one an artifact was built with."""
+    changed = [f"{library} {version}, now {now.get(library, 'none')}"
+               for library, version in built_with.items()
+               if library in BUILD_LIBRARIES and now.get(library) != version]  # fmt: skip
+    return "; ".join(changed)
 
 
 @contextlib.contextmanager
@@ -196,6 +253,19 @@ def build(config: Config, options: BuildOptions) -> list[Row]:
     return [r for r in rows if r.status != "to build"] + built
 
 
+@dataclass
+class _Output:
+    """One file the build made, before it goes into the manifest."""
+
+    output: str  # "torch", "onnx", "onnx-int8", "onnx-fp16", "trt"
+    backend: str
+    precision: str
+    path: Path
+    fidelity: dict[str, float]  # this file's own output against the teacher
+    device: Device = field(default_factory=Device)
+    note: str = ""
+
+
 def _build_wav2lip(
     config: Config, job: Wav2LipBuild, options: BuildOptions, manifest: Manifest
 ) -> list[Row]:
@@ -203,9 +273,7 @@ def _build_wav2lip(
         import torch
 
         from streambot.compress.distill import distil
-        from streambot.compress.export import export_wav2lip_onnx
         from streambot.compress.fidelity import mouth_fidelity
-        from streambot.compress.prune import prune_wav2lip, save_pruned
         from streambot.compress.wav2lip_data import catalog_sentences, frame_sets
         from streambot.models.wav2lip import Wav2Lip
         from streambot.voice.factory import build_voice
@@ -214,19 +282,17 @@ def _build_wav2lip(
     raw = torch.load(job.checkpoint, map_location="cpu", weights_only=True)
     random_teacher = bool(raw.get(RANDOM_WEIGHTS_KEY)) if isinstance(raw, dict) else False
     teacher = Wav2Lip.from_checkpoint(raw)
-    avatar = job.avatar
-    catalog = _catalog(config)
     with _progress(interactive()) as bar:
-        sentences = catalog_sentences(catalog)
+        sentences = catalog_sentences(_catalog(config))
         log.info("wav2lip: the voice speaks %d catalog sentences for the data", len(sentences))
-        train, held = frame_sets(avatar, build_voice(config), sentences, config.stream.fps)
+        train, held = frame_sets(job.avatar, build_voice(config), sentences, config.stream.fps)
         log.info("wav2lip: %d training frames, %d held out", len(train), len(held))
-        pruned = prune_wav2lip(teacher, options.prune)
-        student = pruned.model
         mel, face = held.head(64)
         with torch.no_grad():
             reference = teacher(mel, face).numpy()
-            before = mouth_fidelity(student(mel, face).numpy(), reference)
+        pruned, importance = _prune(teacher, train, (mel, face), reference, options)
+        student = pruned.model
+        before = importance[pruned.importance]
         budget = options.distil_minutes * 60.0
         task = bar.add_task("distilling", total=budget) if bar is not None else None
         started = time.monotonic()
@@ -240,69 +306,155 @@ def _build_wav2lip(
         report = distil(teacher, student, train.batches(options.batch), budget_s=budget,
                         resume_path=options.out / ".wav2lip-distil.pt", device=options.device,
                         on_step=tick)  # fmt: skip
+        teacher.cpu(), student.cpu()
         with torch.no_grad():
             after = mouth_fidelity(student(mel, face).numpy(), reference)
-    fidelity = {
+    shared = {
         "before_distillation": before,
         "after_distillation": after,
+        "importance": importance,
         "distillation": {"steps": report.steps, "seconds": round(report.seconds, 1),
-                         "first_loss": report.first_loss, "last_loss": report.last_loss},
+                         "first_loss": report.first_loss, "last_loss": report.last_loss,
+                         "loss_curve": _curve(report.losses)},
         "teacher": "random weights (speed only: these figures say nothing of quality)"
         if random_teacher else "the configured checkpoint",
         "held_out_frames": len(held),
     }  # fmt: skip
-    good = after["mouth_psnr_db"] >= options.min_mouth_psnr_db
-    why_not = (
-        ""
-        if good
-        else f"mouth PSNR {after['mouth_psnr_db']:.1f} dB < floor {options.min_mouth_psnr_db:g}"
-    )
     pruning = {
         "ratio": options.prune,
+        "importance": pruned.importance,
         "widths": pruned.config.to_dict(),
         "params_before": pruned.params_before,
         "params_after": pruned.params_after,
     }
     options.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    outputs = []
-    if "torch" in options.backends:
-        outputs.append(("torch", "fp32", save_pruned(pruned, options.out / job.files["torch"])))
-    int8_note = ""
-    if "onnx" in options.backends:
-        onnx_path = export_wav2lip_onnx(student, options.out / job.files["onnx"])
-        outputs.append(("onnxruntime", "fp32", onnx_path))
-        if options.device == "cpu":
-            int8, int8_note = _int8(onnx_path, train, held, reference, options)
-            if int8 is not None:
-                outputs.append(("onnxruntime", "int8", int8[0]))
+    outputs = _export(teacher, pruned, job, train, (mel, face), reference, after, options)
     versions = library_versions(BUILD_LIBRARIES)
-    for backend, precision, path in outputs:
-        figures, default = fidelity, good
-        if precision == "int8":
-            figures = {**fidelity, "int8": int8[1]}  # its own fidelity and speed
-            default = int8[1]["mouth_psnr_db"] >= options.min_mouth_psnr_db
+    rows = [out for out in outputs if isinstance(out, Row)]  # what was made and not kept
+    for out in (out for out in outputs if isinstance(out, _Output)):
+        default = out.fidelity["mouth_psnr_db"] >= options.min_mouth_psnr_db
+        own = {"this_file": out.fidelity} if out.output != "torch" else {}
         manifest.put(Artifact(
-            "wav2lip", path.name, sha256_file(path), backend, precision, dict(job.inputs),
-            Device(), versions, pruning, figures, default=default))  # fmt: skip
-        detail = (f"mouth PSNR {before['mouth_psnr_db']:.1f} -> {after['mouth_psnr_db']:.1f} dB, "
-                  f"SSIM {before['mouth_ssim']:.3f} -> {after['mouth_ssim']:.3f}, "
-                  f"{pruned.params_after / 1e6:.1f}M params")  # fmt: skip
+            "wav2lip", out.path.name, sha256_file(out.path), out.backend, out.precision,
+            dict(job.inputs), out.device, versions | _device_versions(out), pruning,
+            {**shared, **own}, default=default))  # fmt: skip
+        detail = out.note or (
+            f"mouth PSNR {before['mouth_psnr_db']:.1f} -> {after['mouth_psnr_db']:.1f} dB, "
+            f"SSIM {before['mouth_ssim']:.3f} -> {after['mouth_ssim']:.3f}, "
+            f"{pruned.params_after / 1e6:.1f}M params, {pruned.importance} importance"
+        )
         if random_teacher:
             detail += "; teacher has random weights"
-        if not good:
-            detail += f"; not a default: {why_not}"
-        if path.name.endswith("-int8.onnx"):
-            detail = int8_note
-        rows.append(Row("wav2lip", path.name, "built", detail))
-    if int8_note and not any(r.artifact.endswith("-int8.onnx") for r in rows):
-        rows.append(Row("wav2lip", "int8", "not kept", int8_note))
+        if not default:
+            detail += (f"; not a default: mouth PSNR {out.fidelity['mouth_psnr_db']:.1f} dB < "
+                       f"floor {options.min_mouth_psnr_db:g}")  # fmt: skip
+        rows.append(Row("wav2lip", out.path.name, "built", detail))
     return rows
 
 
-def _int8(onnx_path, train, held, reference, options: BuildOptions):
-    """Quantize to int8 QDQ calibrated on the avatar; keep it only if it is faster here.
-    Returns ((path, figures) or None, a note for the summary)."""
+def _curve(losses: Sequence[float], points: int = 20) -> list[float]:
+    """The loss curve for the report: ``points`` means over equal stretches of the steps."""
+    if not losses:
+        return []
+    size = max(1, len(losses) // points)
+    return [round(sum(chunk) / len(chunk), 5)
+            for chunk in (losses[i : i + size] for i in range(0, len(losses), size))]  # fmt: skip
+
+
+def _device_versions(out: _Output) -> dict[str, str]:
+    if out.backend != "tensorrt":
+        return {}
+    return library_versions(("tensorrt",))
+
+
+def _prune(teacher, train, held, reference, options: BuildOptions):
+    """Prune by L2 magnitude and by channel activity on the avatar (``--importance auto``),
+    keep the one closer to the teacher on the held-out frames; also the figures of each."""
+    from itertools import islice
+
+    import torch
+
+    from streambot.compress.fidelity import mouth_fidelity
+    from streambot.compress.prune import prune_wav2lip
+
+    kinds = ("l2", "activation") if options.importance == "auto" else (options.importance,)
+    candidates, figures = {}, {}
+    for kind in kinds:
+        calibration = None
+        if kind == "activation":  # 8 batches of the avatar: channel activity settles by then
+            calibration = list(islice(train.batches(options.batch, seed=2), 8))
+        result = prune_wav2lip(teacher, options.prune, calibration=calibration)
+        with torch.no_grad():
+            figures[kind] = mouth_fidelity(result.model(*held).numpy(), reference)
+        candidates[kind] = result
+    best = max(candidates, key=lambda k: figures[k]["mouth_psnr_db"])
+    log.info("wav2lip: pruned by %s importance (%s)", best,
+             ", ".join(f"{k} {v['mouth_psnr_db']:.1f} dB" for k, v in figures.items()))  # fmt: skip
+    return candidates[best], {**figures, "chosen": best}
+
+
+def _export(teacher, pruned, job: Wav2LipBuild, train, held, reference, after, options):
+    """Write each asked-for file of the distilled student, each with its own fidelity (and the
+    speed-up over the unpruned teacher on ONNX Runtime, measured in this run)."""
+    from streambot.compress.export import export_wav2lip_onnx
+    from streambot.compress.prune import save_pruned
+
+    files, out = job.files, options.out
+    outputs: list[_Output | Row] = []
+    if _wanted(options, "torch"):
+        path = save_pruned(pruned, out / files["torch"])
+        outputs.append(_Output("torch", "torch", "fp32", path, after))
+    if _wanted(options, "onnx"):
+        path = export_wav2lip_onnx(pruned.model, out / files["onnx"])
+        speed = _speed_up(teacher, path, held, options)
+        outputs.append(_Output("onnx", "onnxruntime", "fp32", path,
+                               {**_onnx_fidelity(path, held, reference), **speed}))  # fmt: skip
+        if options.device == "cpu":
+            outputs += _int8(path, train, held, reference, options)
+    fp16 = None
+    if _wanted(options, "onnx-fp16"):
+        fp16 = export_wav2lip_onnx(pruned.model, out / files["onnx-fp16"], precision="fp16")
+        outputs.append(_Output("onnx-fp16", "onnxruntime", "fp16", fp16,
+                               _onnx_fidelity(fp16, held, reference)))  # fmt: skip
+    if job.tensorrt is not None and fp16 is not None:
+        outputs.append(_tensorrt(fp16, job, held, reference, options))
+    return outputs
+
+
+def _onnx_fidelity(path: Path, held, reference) -> dict[str, float]:
+    from streambot.compress.fidelity import mouth_fidelity
+    from streambot.runtime.onnx_engine import OnnxEngine
+
+    mel, face = held
+    frames = OnnxEngine(path).run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
+    return mouth_fidelity(frames, reference)
+
+
+def _speed_up(teacher, student_path: Path, held, options: BuildOptions) -> dict[str, float]:
+    """Bare frames per second of the unpruned teacher and the student, ONNX Runtime fp32,
+    ``options.batch`` frames a batch, measured back to back in this run."""
+    import tempfile
+
+    from streambot.compress.export import export_wav2lip_onnx
+    from streambot.compress.quantize import frames_per_second
+    from streambot.runtime.onnx_engine import OnnxEngine
+
+    mel, face = held
+    sample = {"mel": mel[: options.batch].numpy(), "face": face[: options.batch].numpy()}
+    with tempfile.TemporaryDirectory() as work:
+        teacher_path = export_wav2lip_onnx(teacher, Path(work) / "teacher.onnx")
+        teacher_fps = frames_per_second(OnnxEngine(teacher_path), sample)
+    student_fps = frames_per_second(OnnxEngine(student_path), sample)
+    return {
+        "fps_batch": float(options.batch),
+        "teacher_fps": round(teacher_fps, 1),
+        "fps": round(student_fps, 1),
+        "speed_up": round(student_fps / teacher_fps, 2),
+    }
+
+
+def _int8(onnx_path: Path, train, held, reference, options: BuildOptions) -> list[_Output | Row]:
+    """Quantize to int8 QDQ calibrated on the avatar; keep it only if it is faster here."""
     from streambot.compress.fidelity import mouth_fidelity
     from streambot.compress.quantize import frames_per_second, quantize_wav2lip
     from streambot.runtime.onnx_engine import OnnxEngine
@@ -313,22 +465,40 @@ def _int8(onnx_path, train, held, reference, options: BuildOptions):
 
     path = onnx_path.with_name(onnx_path.stem + "-int8.onnx")
     quantize_wav2lip(onnx_path, path, calibration(), batches=16)
-    mel, face = held.head(64)
-    sample = {"mel": mel[:8].numpy(), "face": face[:8].numpy()}
+    mel, face = held
+    sample = {"mel": mel[: options.batch].numpy(), "face": face[: options.batch].numpy()}
     fp32_engine, int8_engine = OnnxEngine(onnx_path), OnnxEngine(path)
     fp32_fps = frames_per_second(fp32_engine, sample)
     int8_fps = frames_per_second(int8_engine, sample)
     out = int8_engine.run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
-    figures = {**mouth_fidelity(out, reference), "fps_batch8": round(int8_fps, 1),
-               "fp32_fps_batch8": round(fp32_fps, 1)}  # fmt: skip
-    note = (f"int8 QDQ {int8_fps:.0f} vs fp32 {fp32_fps:.0f} FPS (bare, batch 8), "
+    figures = {**mouth_fidelity(out, reference), "fps": round(int8_fps, 1),
+               "fp32_fps": round(fp32_fps, 1), "fps_batch": float(options.batch)}  # fmt: skip
+    note = (f"int8 QDQ {int8_fps:.0f} vs fp32 {fp32_fps:.0f} FPS (bare, batch {options.batch}), "
             f"mouth PSNR {figures['mouth_psnr_db']:.1f} dB")  # fmt: skip
     if int8_fps < 1.1 * fp32_fps:
         path.unlink(missing_ok=True)
-        return None, note + ": not faster here, not kept"
-    if figures["mouth_psnr_db"] < options.min_mouth_psnr_db:
-        note += f"; not a default: under the {options.min_mouth_psnr_db:g} dB floor"
-    return (path, figures), note
+        return [Row("wav2lip", path.name, "not kept", note + ": not faster here")]
+    return [_Output("onnx-int8", "onnxruntime", "int8", path, figures, note=note)]
+
+
+def _tensorrt(fp16: Path, job: Wav2LipBuild, held, reference, options: BuildOptions) -> _Output:
+    """The TensorRT engine of the fp16 ONNX for this GPU, with its own fidelity and speed."""
+    from streambot.compress.fidelity import mouth_fidelity
+    from streambot.compress.quantize import frames_per_second
+    from streambot.runtime.tensorrt_engine import TensorRTEngine, build_engine
+
+    assert job.tensorrt is not None
+    target = options.out / job.files["trt"]
+    cache = options.out / f"tensorrt-{job.tensorrt.slug}.timing-cache"
+    log.info("wav2lip: building the TensorRT engine %s (minutes, once per GPU)", target.name)
+    build_engine(fp16, target, cache)
+    engine = TensorRTEngine(target)
+    mel, face = held
+    frames = engine.run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
+    fps = frames_per_second(engine, {"mel": mel.numpy(), "face": face.numpy()})
+    figures = {**mouth_fidelity(frames, reference), "fps": round(fps, 1),
+               "fps_batch": float(len(mel))}  # fmt: skip
+    return _Output("trt", "tensorrt", "fp16", target, figures, device=job.tensorrt.device)
 
 
 def _catalog(config: Config):
@@ -366,6 +536,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", default=",".join(BACKENDS), help="trt,onnx,torch")
     p.add_argument("--min-mouth-psnr", type=float, default=25.0,
                    help="fidelity floor for an engine to be used by default (dB)")  # fmt: skip
+    p.add_argument("--importance", default="auto", choices=("auto", "l2", "activation"),
+                   help="which channels pruning keeps: by weight magnitude, by activity on the "
+                        "avatar, or whichever measures closer to the teacher")  # fmt: skip
     p.add_argument("--force", action="store_true", help="rebuild even what is up to date")
     p.add_argument("--dry-run", action="store_true", help="print the plan, build nothing")
     return p
@@ -383,7 +556,8 @@ def _options(args: argparse.Namespace) -> BuildOptions:
     return BuildOptions(
         out=Path(args.out), only=only, prune=args.prune, distil_minutes=args.distil_minutes,
         device=args.device, backends=backends, force=args.force, dry_run=args.dry_run,
-        min_mouth_psnr_db=args.min_mouth_psnr, explicit=bool(args.only),
+        min_mouth_psnr_db=args.min_mouth_psnr, importance=args.importance,
+        explicit=bool(args.only),
     )  # fmt: skip
 
 

@@ -147,4 +147,12 @@ def _built_engine(cfg: Wav2LipFaceConfig, checkpoint: Path, avatar_key: str) -> 
 
         pruned = Wav2Lip.from_checkpoint(choice.path)
         return TorchEngine(pruned, ["mel", "face"], ["frame"], device=cfg.device)
-    return None  # tensorrt: not run by this version (the manifest never holds one yet)
+    if backend == "tensorrt":
+        from streambot.runtime.base import EngineError
+        from streambot.runtime.tensorrt_engine import TensorRTEngine
+
+        try:
+            return TensorRTEngine(choice.path)
+        except EngineError as exc:  # e.g. the driver cannot load it after all
+            log.warning("built Wav2Lip engine %s not used: %s", choice.path.name, exc)
+    return None

@@ -25,8 +25,10 @@ from typing import Any
 
 SCHEMA = 1
 MANIFEST_NAME = "manifest.json"
-# Backends whose artifacts only run on the device and library version they were built with.
-DEVICE_BOUND = frozenset({"tensorrt"})
+# Backends whose artifacts only run on the device they were built on, with the libraries named
+# here at the version they were built with (a TensorRT engine: its GPU model and TensorRT).
+# Other recorded versions (torch, CUDA) are for the record and for rebuild decisions.
+DEVICE_BOUND: dict[str, tuple[str, ...]] = {"tensorrt": ("tensorrt",)}
 
 
 class ManifestError(ValueError):
@@ -170,8 +172,9 @@ class Manifest:
                     f"{artifact.file} was built for {artifact.device.describe()}, "
                     f"this machine has {device.describe()}"
                 )
-            for library, version in artifact.versions.items():
-                if versions.get(library) != version:
+            for library in DEVICE_BOUND[artifact.backend]:
+                version = artifact.versions.get(library)
+                if version is not None and versions.get(library) != version:
                     have = versions.get(library) or "none"
                     return f"{artifact.file} needs {library} {version}, this machine has {have}"
         return None

@@ -46,13 +46,29 @@ def this_device(requested: str = "auto") -> Device:
 def library_versions(
     modules: Sequence[str] = ("tensorrt", "onnxruntime", "torch"),
 ) -> dict[str, str]:
-    """The installed version of each of ``modules`` (those that import)."""
+    """The installed version of each of ``modules`` (those that import), plus the CUDA and
+    cuDNN that torch runs on when it has a GPU."""
     versions = {}
     for module in modules:
         try:
             versions[module] = __import__(module).__version__
         except Exception:  # not installed, or its native libraries are missing
             continue
+    return versions | cuda_versions()
+
+
+def cuda_versions() -> dict[str, str]:
+    """``cuda`` and ``cudnn`` as torch sees them, when a CUDA GPU is usable; else nothing."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    if not torch.cuda.is_available():
+        return {}
+    versions = {"cuda": str(torch.version.cuda)}
+    cudnn = torch.backends.cudnn.version()
+    if cudnn:
+        versions["cudnn"] = str(cudnn)
     return versions
 
 

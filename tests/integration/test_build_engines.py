@@ -78,7 +78,8 @@ def daemon_face(project: Path, caplog, force_default: bool = False):
 def test_build_then_up_to_date_then_stale(project, caplog):
     dry = build(project, "--dry-run", out="fresh")
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.count("to build") == 2 and "TensorRT" in dry.stdout
+    assert dry.stdout.count("to build") == 3  # the pruned torch model, fp32 and fp16 ONNX
+    assert "TensorRT is not available here" in dry.stdout  # said, and the rest is built
     assert not (project / "fresh").exists()  # a dry run writes nothing
 
     first = build(project)
@@ -86,39 +87,69 @@ def test_build_then_up_to_date_then_stale(project, caplog):
     assert first.stdout.count("built") >= 2 and "teacher has random weights" in first.stdout
     manifest = json.loads((project / "engines" / "manifest.json").read_text())
     assert manifest["schema"] == 1
-    by_backend = {a["backend"]: a for a in manifest["artifacts"]}
-    assert set(by_backend) == {"torch", "onnxruntime"}
-    onnx = by_backend["onnxruntime"]
-    assert onnx["file"] == "wav2lip-p50.onnx" and (project / "engines" / onnx["file"]).is_file()
+    by_file = {a["file"]: a for a in manifest["artifacts"]}
+    assert {"wav2lip-p50.pt", "wav2lip-p50.onnx", "wav2lip-p50-fp16.onnx"} <= set(by_file)
+    assert by_file["wav2lip-p50.pt"]["backend"] == "torch"
+    onnx, fp16 = by_file["wav2lip-p50.onnx"], by_file["wav2lip-p50-fp16.onnx"]
+    assert (onnx["backend"], onnx["precision"]) == ("onnxruntime", "fp32")
+    assert (fp16["backend"], fp16["precision"]) == ("onnxruntime", "fp16")
+    assert all((project / "engines" / name).is_file() for name in by_file)
     assert set(onnx["inputs"]) == {"checkpoint", "avatar", "build settings"}
     assert onnx["pruning"]["params_after"] < 0.3 * onnx["pruning"]["params_before"]
     fidelity = onnx["fidelity"]
     assert fidelity["teacher"].startswith("random weights")
     assert fidelity["distillation"]["steps"] > 0
     assert {"mouth_psnr_db", "mouth_ssim"} <= set(fidelity["after_distillation"])
-    reloaded = Wav2Lip.from_checkpoint(project / "engines" / by_backend["torch"]["file"])
+    assert len(fidelity["distillation"]["loss_curve"]) >= 1
+    # both importances were measured, the closer one kept
+    chosen = fidelity["importance"]["chosen"]
+    assert chosen == onnx["pruning"]["importance"] in ("l2", "activation")
+    assert fidelity["importance"][chosen]["mouth_psnr_db"] == max(
+        fidelity["importance"][k]["mouth_psnr_db"] for k in ("l2", "activation")
+    )
+    # each file has its own figures: the fp16 export is within rounding of the fp32 one
+    assert fidelity["this_file"]["speed_up"] > 0 and fidelity["this_file"]["teacher_fps"] > 0
+    fp32_psnr = fidelity["this_file"]["mouth_psnr_db"]
+    assert abs(fp16["fidelity"]["this_file"]["mouth_psnr_db"] - fp32_psnr) < 3.0
+    reloaded = Wav2Lip.from_checkpoint(project / "engines" / "wav2lip-p50.pt")
     assert reloaded.config.face_widths == tuple(w // 2 for w in TINY.face_widths)
 
     again = build(project)
-    assert again.returncode == 0 and again.stdout.count("up to date") == 2, again.stdout
+    assert again.returncode == 0 and again.stdout.count("up to date") == 3, again.stdout
+
+    # an artifact built with another version of a build library is rebuilt
+    path = project / "engines" / "manifest.json"
+    edited = json.loads(path.read_text())
+    for artifact in edited["artifacts"]:
+        if artifact["file"] == "wav2lip-p50.pt":
+            artifact["versions"]["torch"] = "2.0.0"
+    path.write_text(json.dumps(edited))
+    upgraded = build(project, "--dry-run")
+    assert upgraded.stdout.count("up to date") == 2, upgraded.stdout
+    assert "built with torch 2.0.0, now" in upgraded.stdout
 
     # the daemon's engine = "auto" picks the built ONNX engine (the fastest on a CPU) ...
     face = daemon_face(project, caplog, force_default=True)
     assert face.engine.name == "onnxruntime-cpu"
-    assert "Wav2Lip engine from" in caplog.text and "wav2lip-p50.onnx" in caplog.text
+    assert "Wav2Lip engine from" in caplog.text
+    assert "wav2lip-p50.onnx" in caplog.text or "wav2lip-p50-int8.onnx" in caplog.text
     doctor = subprocess.run(
         [sys.executable, "-m", "streambot", "doctor", "--config", str(project / "config.toml")],
         capture_output=True, text=True, timeout=120, cwd=project,
     )  # fmt: skip
-    assert "Wav2Lip engines: wav2lip-p50.pt (torch), wav2lip-p50.onnx (onnxruntime); would " \
-           "use wav2lip-p50.onnx" in doctor.stdout, doctor.stdout  # fmt: skip
+    listed = "Wav2Lip engines: wav2lip-p50.pt (torch fp32), wav2lip-p50.onnx (onnxruntime fp32)"
+    assert listed in doctor.stdout, doctor.stdout
+    assert "wav2lip-p50-fp16.onnx (onnxruntime fp16)" in doctor.stdout
+    assert "would use wav2lip-p50.onnx" in doctor.stdout or (
+        "would use wav2lip-p50-int8.onnx" in doctor.stdout  # int8 where it won on this CPU
+    )
 
     checkpoint = project / "tiny_wav2lip.pth"
     saved = torch.load(checkpoint, weights_only=True)
     saved["state_dict"]["output_block.1.bias"] += 0.1  # the user swapped in other weights
     torch.save(saved, checkpoint)
     stale = build(project, "--dry-run")
-    assert stale.stdout.count("to build") == 2
+    assert stale.stdout.count("to build") == 3
     assert "the checkpoint changed since it was built" in stale.stdout.replace("\n", " ")
     # ... and refuses it, saying why, once the checkpoint is not the one it was built from
     caplog.clear()
