@@ -7,6 +7,9 @@ the bare model forward, per backend and batch size, real-size random weights, in
 
 ``--prune`` ratios are pruned with ``streambot.compress.prune`` (Torch-Pruning): random weights,
 since speed does not depend on their values; fidelity is measured by ``build_engines.py``.
+``--fp16`` adds the fp16 ONNX export (the TensorRT input) on ONNX Runtime CPU, and ``--slim``
+the fp32 export after onnxslim's graph simplification (``pip install onnxslim``; it prints the
+node counts before and after), so either is kept or dropped on a measurement.
 """
 
 from __future__ import annotations
@@ -108,6 +111,23 @@ def _int8_engine(fp32: Path, avatar: PreparedAvatar) -> Engine:
     return engine
 
 
+def _slim_engine(fp32: Path) -> Engine:
+    """``fp32`` after onnxslim (constant folding, fusion, dead-node removal)."""
+    import onnx
+    import onnxslim
+
+    from streambot.runtime.onnx_engine import OnnxEngine
+
+    before = len(onnx.load(str(fp32)).graph.node)
+    slim = fp32.with_name(fp32.stem + "-slim.onnx")
+    onnx.save(onnxslim.slim(str(fp32)), str(slim))
+    after = len(onnx.load(str(slim)).graph.node)
+    print(f"# onnxslim {fp32.name}: {before} nodes -> {after}")
+    engine = OnnxEngine(slim)
+    engine.name += " slim"
+    return engine
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", default="1,8,32")
@@ -117,6 +137,8 @@ def main() -> int:
     parser.add_argument("--backends", default="torch,onnx")
     parser.add_argument("--prune", default="0", help="pruning ratios, e.g. 0,0.3,0.5")
     parser.add_argument("--int8", action="store_true", help="also int8 static QDQ (ONNX)")
+    parser.add_argument("--fp16", action="store_true", help="also the fp16 ONNX export")
+    parser.add_argument("--slim", action="store_true", help="also the onnxslim'd fp32 ONNX")
     args = parser.parse_args()
     torch.manual_seed(0)
     unpruned = Wav2Lip().eval()
@@ -143,6 +165,13 @@ def main() -> int:
                 engines.append(OnnxEngine(path))
                 if args.int8:
                     engines.append(_int8_engine(path, avatar))
+                if args.fp16:
+                    half = export_wav2lip_onnx(model, work / f"w2l{tag.strip()}-fp16.onnx",
+                                               precision="fp16")  # fmt: skip
+                    engines.append(OnnxEngine(half))
+                    engines[-1].name += " fp16"
+                if args.slim:
+                    engines.append(_slim_engine(path))
             for engine in engines:
                 for batch in batches:
                     frames = max(args.frames, batch)

@@ -176,3 +176,26 @@ def test_a_missing_checkpoint_or_avatar_exits_2_naming_the_key(project, tmp_path
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 2 and key in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_a_gpu_build_makes_a_tensorrt_engine_the_daemon_runs(project, caplog):
+    from streambot.runtime.base import EngineError
+    from streambot.runtime.tensorrt_engine import load_tensorrt
+
+    try:
+        load_tensorrt()
+    except EngineError as exc:
+        pytest.skip(str(exc))
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    run = build(project, "--device", "cuda", "--backends", "trt", out="gpu")
+    assert run.returncode == 0, run.stderr[-3000:]
+    manifest = json.loads((project / "gpu" / "manifest.json").read_text())
+    engine = next(a for a in manifest["artifacts"] if a["backend"] == "tensorrt")
+    assert engine["precision"] == "fp16" and engine["file"].endswith(".plan")
+    assert engine["device"]["kind"] == "cuda" and engine["device"]["capability"]
+    assert {"tensorrt", "cuda"} <= set(engine["versions"])
+    assert engine["fidelity"]["this_file"]["mouth_psnr_db"] > 0
+    assert list((project / "gpu").glob("tensorrt-*.timing-cache"))
