@@ -15,7 +15,7 @@ from streambot.chat.factory import build_platform_sources
 from streambot.chat.local import HttpChatSource, ReplayChatSource, StdinChatSource
 from streambot.config import Config
 from streambot.events import ChatMessage, Decision
-from streambot.face.factory import build_face
+from streambot.face.factory import build_face, slow_face_policy
 from streambot.host import Host
 from streambot.inbox import Inbox
 from streambot.ingest import Ingest
@@ -277,6 +277,7 @@ class App:
             self.clock,
             cfg.stream.fps,
             cfg.stream.sample_rate,
+            buffer_s=cfg.face.buffer_s,
             max_behind_s=cfg.stream.max_behind_s,
             metrics=self.metrics,
         )
@@ -293,6 +294,7 @@ class App:
             self.clock,
             self.metrics,
             cfg.stream.fps,
+            slow=slow_face_policy(cfg, self.face),
         )
         self.host.on_answered = self._reply_in_chat
         self.host.before_turn = self._refresh_catalog  # every answer quotes the file as it is now

@@ -230,6 +230,12 @@ class Wav2LipFaceConfig(_Section):
 
 class FaceConfig(_Section):
     backend: Literal["mouth", "wav2lip"] = "mouth"
+    # A face that renders slower than real time starts each sentence later, by as much as it
+    # would fall behind, so the voice never breaks up. Under ``slow_floor`` x real time:
+    # "wait" keeps doing that (long pauses), "mouth" finishes the turn with the mouth face.
+    slow: Literal["wait", "mouth"] = "wait"
+    slow_floor: Annotated[float, Field(gt=0, le=1)] = 0.5
+    buffer_s: Annotated[float, Field(ge=1, le=60)] = 8.0  # frames the presenter may hold
     mouth: MouthFaceConfig = MouthFaceConfig()
     wav2lip: Wav2LipFaceConfig = Wav2LipFaceConfig()
 

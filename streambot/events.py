@@ -90,6 +90,7 @@ class Turn:
     reply: str = ""  # the text said, once the brain has finished
     priority: int = 0  # the message's priority, kept to queue it again after an interruption
     timings: TurnTimings = field(default_factory=TurnTimings)
+    first_index: int | None = None  # the frame index the presenter shows its first frame at
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,10 @@ class Clip:
     frames: np.ndarray  # (B, H, W, 3) uint8 RGB
     pcm: np.ndarray  # (B * samples_per_frame,) float32
     sentence_index: int
+    # The frame index its first frame is shown at (Presenter.schedule), rendered for exactly
+    # that index; None: as soon as the presenter gets to it.
+    index: int | None = None
+    last: bool = False  # the last clip of its speech: a wait after it is a pause, not a gap
 
 
 @dataclass(frozen=True)

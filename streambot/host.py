@@ -14,6 +14,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import numpy as np
+
 from streambot.brain.base import Brain
 from streambot.brain.sentences import SentenceSplitter
 from streambot.config import HostConfig, TriageConfig
@@ -26,6 +28,7 @@ from streambot.metrics import Metrics
 from streambot.screening import fold
 from streambot.stage.clock import Clock
 from streambot.stage.presenter import Presenter
+from streambot.stage.schedule import RenderRate, SlowFacePolicy
 from streambot.store import Store
 from streambot.voice.base import Voice, to_speech
 
@@ -49,6 +52,7 @@ class Host:
         clock: Clock,
         metrics: Metrics,
         fps: int,
+        slow: SlowFacePolicy | None = None,
     ) -> None:
         self.config, self.triage_config = host_config, triage_config
         self.inbox, self.ingest = inbox, ingest
@@ -67,8 +71,13 @@ class Host:
         # Called before a turn is built (the app re-reads an edited catalog here).
         self.before_turn: Callable[[], None] | None = None
         self._background: set[asyncio.Task] = set()
+        self.slow = slow or SlowFacePolicy()
+        self.render_rates: dict[str, RenderRate] = {}  # per face backend
+        self._said_slow: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.clock.realtime:  # fast mode waits for frames: it schedules on no rate
+            await self.calibrate()
         last_activity = self.clock.now()
         while not stop.is_set():
             if self.before_turn is not None:  # each pass may build a turn
@@ -295,19 +304,85 @@ class Host:
                 await out.put(speech)
         await out.put(_END)
 
+    # -- the face: scheduled rendering -------------------------------------------------------
+    def render_rate(self, face: Face) -> RenderRate:
+        return self.render_rates.setdefault(_backend(face), RenderRate())
+
+    async def calibrate(self, seconds: float = 1.0) -> None:
+        """Render a second of silence once, before the first turn, so the first speech is
+        scheduled on a measured render rate (and the engine's first, slow run is behind us)."""
+        frames = max(2, round(seconds * self.fps))
+        silence = np.zeros(frames * (16_000 // self.fps), np.float32)
+        try:
+            await self._render(self.face, silence, 0, None, frames, None)
+        except Exception:
+            log.exception("the face failed its warm-up render; its first turn may be late")
+        finally:
+            self.face.reset()
+
+    def _face_for(self, face: Face) -> Face:
+        """``face``, or the mouth face when ``face`` is too slow and the policy says so."""
+        rate = self.render_rate(face)
+        factor = rate.real_time_factor(self.fps)
+        if rate.samples == 0 or factor >= self.slow.floor:
+            return face
+        fallback = self.slow.fallback if self.slow.mode == "mouth" else None
+        name = _backend(face)
+        if name not in self._said_slow:
+            self._said_slow.add(name)
+            then = "finishing turns with the mouth face" if fallback is not None else (
+                "each sentence starts later so the voice never breaks up")  # fmt: skip
+            log.warning("the %s face renders at %.1f fps (%.2fx real time, under the floor "
+                        "%.2fx): %s", name, rate.fps, factor, self.slow.floor, then)  # fmt: skip
+        return fallback if fallback is not None else face
+
     async def _show(self, turn: Turn, inbox: asyncio.Queue) -> None:
-        spf = self.presenter.samples_per_frame
+        face = self.face
         while (speech := await inbox.get()) is not _END:
             assert isinstance(speech, Speech)
-            start = 0
-            render = self.face.render(speech.pcm16k, self.presenter.frame_index, speech.visemes)
-            async for batch in render:
-                n = batch.shape[0]
-                pcm = speech.pcm48k[start * spf : (start + n) * spf]
-                await self.presenter.push(Clip(turn.id, batch, pcm, speech.sentence.index))
-                start += n
-            if start != speech.frames:
-                raise RuntimeError(f"face rendered {start} frames for {speech.frames}")
+            chosen = self._face_for(face)
+            if chosen is not face:
+                face = chosen
+                face.reset()
+            start = self.presenter.schedule(turn.id, speech.frames, self.render_rate(face))
+            await self._render(face, speech.pcm16k, start, speech, speech.frames, turn)
+
+    async def _render(
+        self,
+        face: Face,
+        pcm16k: np.ndarray,
+        start: int,
+        speech: Speech | None,
+        frames: int,
+        turn: Turn | None,
+    ) -> None:
+        """Render ``pcm16k`` for frame indices from ``start`` (to the presenter when ``turn``
+        is given), timing the face alone for its render rate."""
+        spf, rate = self.presenter.samples_per_frame, self.render_rate(face)
+        shown = 0
+        render = face.render(pcm16k, start, speech.visemes if speech else None)
+        asked = self.clock.now()  # the presenter's time: what the schedule is made in
+        async for batch in render:
+            took, n = self.clock.now() - asked, batch.shape[0]
+            if shown == 0:
+                rate.observe_first(n, took)
+            else:
+                rate.observe_batch(n, took)
+            if turn is not None and speech is not None:
+                pcm = speech.pcm48k[shown * spf : (shown + n) * spf]
+                last = shown + n >= frames
+                clip = Clip(turn.id, batch, pcm, speech.sentence.index, start + shown, last)
+                await self.presenter.push(clip)
+            shown += n
+            asked = self.clock.now()
+        if shown != frames:
+            raise RuntimeError(f"face rendered {shown} frames for {frames}")
+
+
+def _backend(face: Face) -> str:
+    """The name a face's render rate is kept under: its engine's, else its class's."""
+    engine = getattr(face, "engine", None)
+    return getattr(engine, "name", None) or type(face).__name__
 
 
 async def _without_phonemes(stream):

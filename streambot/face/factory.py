@@ -11,6 +11,7 @@ from streambot.config import Config, Wav2LipFaceConfig, default_avatar_cache
 from streambot.face.base import Face
 from streambot.face.mouth import MouthFace
 from streambot.runtime.manifest import sha256_file
+from streambot.stage.schedule import SlowFacePolicy
 
 if TYPE_CHECKING:  # torch is an optional extra: import it only when the backend is used
     from streambot.face.avatar import PreparedAvatar
@@ -32,6 +33,16 @@ def build_face(config: Config) -> Face:
         except FaceSetupError as exc:
             log.warning("Wav2Lip face unavailable, using the mouth face instead: %s", exc)
     return MouthFace(config.face.mouth, s.width, s.height, s.fps)
+
+
+def slow_face_policy(config: Config, face: Face) -> SlowFacePolicy:
+    """``[face] slow``: with "mouth", a mouth face ready to finish the turns of a face that
+    renders too slowly (none is needed when the face is the mouth face already)."""
+    fallback = None
+    if config.face.slow == "mouth" and not isinstance(face, MouthFace):
+        s = config.stream
+        fallback = MouthFace(config.face.mouth, s.width, s.height, s.fps)
+    return SlowFacePolicy(config.face.slow, config.face.slow_floor, fallback)
 
 
 def _file_digest(path: Path) -> str:

@@ -139,11 +139,16 @@ class DeviceClock:
 
 
 class VirtualClock:
-    """Time that moves only when ``advance_to`` is called; sleepers wake in deadline order."""
+    """Time that moves only when ``advance_to`` is called; sleepers wake in deadline order.
+
+    ``realtime=True`` simulates real time: the presenter still moves the clock frame by frame,
+    but never waits for a model, and counts a frame that is not ready as late, as on a real
+    clock (tests of pacing that must not depend on the machine's speed)."""
 
     realtime = False
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, realtime: bool = False) -> None:
+        self.realtime = realtime
         self._now = start
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()

@@ -6,10 +6,15 @@ or the face's idle frame with silence when nothing is ready, and hands both to t
 
 Realtime mode paces frames on a real clock (the sound card's when the voice plays on an audio
 device, so the frame pushed is the one whose pts the audio has reached; else the monotonic
-clock) and never waits for a model: a frame the turn should have had but did not is shown
-idle and counted late. Fast mode (realtime = false) runs on a virtual clock as fast as the
-pipeline goes, waiting for the turn's frames instead of counting them late, so recordings and
-tests are deterministic.
+clock) and never waits for a model. So that no frame of a speech comes too late, the host asks
+``schedule`` where each speech starts: far enough ahead for the face's measured render rate
+(stage/schedule.py), and the face renders for exactly those frame indices, so the idle loop
+under the speech continues without a pose jump. Frames before a scheduled start are idle
+frames with silence (a pause between sentences); a frame inside a speech that is still not
+ready when due is a *gap*: shown idle, counted late, and the rest of the speech follows on
+from there, so no speech is ever dropped. Fast mode (realtime = false) runs on a virtual
+clock as fast as the pipeline goes, waiting for the turn's frames instead of counting them
+late, so recordings and tests are deterministic.
 """
 
 from __future__ import annotations
@@ -24,9 +29,36 @@ import numpy as np
 from streambot.events import Clip, Turn, TurnEnd
 from streambot.face.base import Face
 from streambot.stage.clock import Clock, VirtualClock
+from streambot.stage.schedule import RenderRate
 from streambot.stage.sinks.fanout import SinkFanout
 
 log = logging.getLogger(__name__)
+_PAUSE = object()  # the next speech is scheduled later: an idle frame, not a late one
+
+
+class ClipQueue(asyncio.Queue):
+    """The presenter's queue, bounded by the frames it holds rather than by clips: a face
+    slower than real time renders a speech ahead into it, and the frames are what cost memory."""
+
+    def __init__(self, max_frames: int) -> None:
+        super().__init__()
+        self.max_frames, self.frames = max(1, max_frames), 0
+
+    @staticmethod
+    def _count(item: object) -> int:
+        return item.frames.shape[0] if isinstance(item, Clip) else 0
+
+    def _put(self, item: Clip | TurnEnd) -> None:
+        super()._put(item)
+        self.frames += self._count(item)
+
+    def _get(self) -> Clip | TurnEnd:
+        item = super()._get()
+        self.frames -= self._count(item)
+        return item
+
+    def full(self) -> bool:
+        return self.frames >= self.max_frames
 
 
 @dataclass
@@ -36,6 +68,9 @@ class PresenterStats:
     idle_frames: int = 0
     late_frames: int = 0  # a turn's frame was due but not ready, or the frame missed its slot
     not_ready: int = 0  # of those: the turn's next frame was not rendered in time
+    speech_gaps: int = 0  # of those: inside a speech (the voice broke up there)
+    late_starts: int = 0  # speeches whose first frame came after its scheduled slot
+    pause_frames: int = 0  # idle frames before a scheduled speech (a pause, not a fault)
     missed_slots: int = 0  # of those: the loop handed the frame over after its slot had ended
     resyncs: int = 0
     started_wall: float = 0.0
@@ -53,13 +88,13 @@ class Presenter:
         clock: Clock,
         fps: int,
         sample_rate: int = 48_000,
-        queue_clips: int = 16,
+        buffer_s: float = 8.0,
         max_behind_s: float = 0.5,
         metrics=None,
     ) -> None:
         self.face, self.sinks, self.clock, self.fps = face, sinks, clock, fps
         self.samples_per_frame = sample_rate // fps
-        self.clips: asyncio.Queue[Clip | TurnEnd] = asyncio.Queue(maxsize=queue_clips)
+        self.clips = ClipQueue(round(buffer_s * fps))
         self.stats = PresenterStats()
         self.frame_index = 0
         self._metrics = metrics
@@ -72,7 +107,9 @@ class Presenter:
         self._held: Clip | TurnEnd | None = None  # an item taken from the queue, not yet used
         self._turns: dict[int, Turn] = {}
         self._done: dict[int, asyncio.Future[str]] = {}
-        self._playing: int | None = None  # turn whose first frame has been shown
+        self._in_speech = False  # the last frame shown was inside a speech, not its end
+        self._next_free: dict[int, int] = {}  # turn -> first frame after its scheduled speech
+        self._shift: dict[int, int] = {}  # turn -> frames its speech runs behind its schedule
         self._discard: set[int] = set()
         self._fade_pending: int | None = None
         self._stopped = asyncio.Event()
@@ -97,6 +134,22 @@ class Presenter:
             stopped.cancel()
             if not put.done():
                 put.cancel()
+
+    def schedule(self, turn_id: int, frames: int, rate: RenderRate | None = None) -> int:
+        """The frame index at which a speech of ``frames`` frames, about to be rendered, starts:
+        after the turn's speech before it, and (in real time) far enough ahead that ``rate``'s
+        face has every frame ready when due. The face renders for exactly these indices."""
+        now = self.frame_index + 1  # the frame being shown now is already handed over
+        start = self._next_free.get(turn_id, now)
+        if self.clock.realtime:
+            rate = rate or RenderRate()
+            start = max(start, now + rate.lead_frames(frames, self.fps))
+        start = max(start, now)
+        self._next_free[turn_id] = start + frames
+        turn = self._turns.get(turn_id)
+        if turn is not None and turn.first_index is None:
+            turn.first_index = start
+        return start
 
     def interrupt(self, turn_id: int) -> None:
         """Stop the turn at the next frame boundary: one faded frame, then the rest dropped."""
@@ -163,12 +216,16 @@ class Presenter:
 
     async def _next_frame(self, stop: asyncio.Event) -> tuple[np.ndarray, np.ndarray, int | None]:
         while True:
-            taken = self._take()
+            taken = self._take(self.frame_index)
+            if taken is _PAUSE:
+                self.stats.pause_frames += 1
+                return self.face.idle(self.frame_index), self._silence, None
             if taken is not None:
                 return taken
-            if self._playing is not None and self.clock.realtime:
+            if self._in_speech and self.clock.realtime:
                 self._late(1)  # the turn is speaking but its next frame is not ready
                 self.stats.not_ready += 1
+                self.stats.speech_gaps += 1
             if not self.clock.realtime and self.busy and not stop.is_set():
                 # Fast mode: stream time waits for the pipeline instead of running ahead.
                 waiter = asyncio.ensure_future(self.clips.get())
@@ -191,17 +248,38 @@ class Presenter:
         except asyncio.QueueEmpty:
             return None
 
-    def _take(self) -> tuple[np.ndarray, np.ndarray, int] | None:
+    def _due(self, clip: Clip, k: int) -> bool | None:
+        """Whether ``clip``'s next frame is due at frame ``k`` (None: scheduled later). A frame
+        past its slot is shown now, and the rest of its speech follows on from here."""
+        if clip.index is None:
+            return True
+        shift = self._shift.get(clip.turn_id, 0)
+        due = clip.index + self._pos + shift
+        if due > k:
+            return None
+        if due < k:
+            if self._pos == 0 and not self._in_speech:
+                self.stats.late_starts += 1
+            self._shift[clip.turn_id] = shift + (k - due)
+        return True
+
+    def _take(self, k: int) -> tuple[np.ndarray, np.ndarray, int] | object | None:
         while True:
             clip = self._current
             if clip is not None and clip.turn_id not in self._discard:
+                if self._due(clip, k) is None:
+                    if self._fade_pending == clip.turn_id:
+                        self._stop_turn(clip.turn_id)  # nothing of it was heard yet
+                        continue
+                    return _PAUSE
                 i = self._pos
                 frame = clip.frames[i]
                 pcm = clip.pcm[i * self.samples_per_frame : (i + 1) * self.samples_per_frame]
                 self._pos += 1
+                self._in_speech = True
                 if self._pos >= clip.frames.shape[0]:
                     self._current = None
-                self._playing = clip.turn_id
+                    self._in_speech = not clip.last
                 if self._fade_pending == clip.turn_id:
                     pcm = pcm * self._fade_out
                     self._stop_turn(clip.turn_id)
@@ -223,17 +301,17 @@ class Presenter:
         self._discard.add(turn_id)
         self._fade_pending = None
         self._current = None
-        if self._playing == turn_id:
-            self._playing = None
+        self._in_speech = False
 
     def _end(self, turn_id: int) -> None:
         outcome = "interrupted" if turn_id in self._discard else "played"
         self._discard.discard(turn_id)
         if self._fade_pending == turn_id:
             self._fade_pending = None
-        if self._playing == turn_id:
-            self._playing = None
+        self._in_speech = False
         self._turns.pop(turn_id, None)
+        self._next_free.pop(turn_id, None)
+        self._shift.pop(turn_id, None)
         future = self._done.pop(turn_id, None)
         if future is not None and not future.done():
             future.set_result(outcome)

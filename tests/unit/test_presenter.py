@@ -148,3 +148,80 @@ async def test_a_failing_sink_is_dropped_and_the_others_go_on():
     await fanout.close()
     assert len(good.writes) == 20
     assert "device unplugged" in fanout.workers[0].failed
+
+
+def scheduled(turn_id: int, first: int, n: int, index: int, last: bool) -> Clip:
+    c = clip(turn_id, first, n)
+    return Clip(c.turn_id, c.frames, c.pcm, 0, index=index, last=last)
+
+
+async def test_a_scheduled_speech_starts_at_its_index_after_a_pause_that_is_not_late():
+    presenter, sink, fanout = make(VirtualClock(realtime=True))
+    stop = asyncio.Event()
+    done = presenter.begin_turn(turn(3))
+    await presenter.clips.put(scheduled(3, 0, 4, index=2, last=True))  # a sentence at 2..5
+    await presenter.clips.put(scheduled(3, 4, 3, index=9, last=True))  # the next at 9..11
+    await presenter.clips.put(TurnEnd(3))
+    await presenter.run(stop, max_frames=14)
+    await fanout.close()
+    assert await done == "played"
+    assert [w[1] for w in sink.writes] == [0, 0, 1, 2, 3, 4, 0, 0, 0, 5, 6, 7, 0, 0]
+    stats = presenter.stats
+    assert stats.late_frames == 0 and stats.speech_gaps == 0  # pauses between sentences
+    assert stats.pause_frames == 2 + 3
+
+
+async def test_a_frame_not_ready_inside_a_speech_is_a_gap_and_the_rest_follows_on():
+    presenter, sink, fanout = make(VirtualClock(realtime=True))
+    stop = asyncio.Event()
+    presenter.begin_turn(turn(4))
+    await presenter.clips.put(scheduled(4, 0, 2, index=1, last=False))  # frames 1, 2 ...
+
+    async def rest_comes_late():
+        while presenter.frame_index < 5:
+            await asyncio.sleep(0)
+        await presenter.clips.put(scheduled(4, 2, 2, index=3, last=True))  # ... due at 3, 4
+
+    task = asyncio.create_task(rest_comes_late())
+    await presenter.run(stop, max_frames=9)
+    await task
+    await fanout.close()
+    # nothing of the speech is dropped: frames 3 and 4 of it come at 5 and 6, after two gaps
+    assert [w[1] for w in sink.writes] == [0, 1, 2, 0, 0, 3, 4, 0, 0]
+    assert presenter.stats.speech_gaps == 2 and presenter.stats.late_frames == 2
+
+
+async def test_an_interrupt_during_a_scheduled_pause_ends_the_turn_at_once():
+    presenter, sink, fanout = make(VirtualClock(realtime=True))
+    stop = asyncio.Event()
+    done = presenter.begin_turn(turn(5))
+    await presenter.clips.put(scheduled(5, 0, 3, index=6, last=True))
+    presenter.interrupt(5)
+    await presenter.clips.put(TurnEnd(5))
+    await presenter.run(stop, max_frames=10)
+    await fanout.close()
+    assert await done == "interrupted"
+    assert all(w[1] == 0 and not w[2].any() for w in sink.writes)  # none of it was heard
+
+
+async def test_the_queue_holds_frames_up_to_its_budget_not_a_count_of_clips():
+    presenter = make(VirtualClock())[0]
+    presenter.clips.max_frames = 6
+    await presenter.clips.put(clip(1, 0, 4))
+    await presenter.clips.put(clip(1, 4, 4))  # 8 frames now: over the budget
+    assert presenter.clips.full() and presenter.clips.frames == 8
+    presenter.clips.get_nowait()
+    assert not presenter.clips.full() and presenter.clips.frames == 4
+
+
+def test_the_lead_is_the_first_batch_for_a_fast_face_and_grows_with_a_slow_ones_speech():
+    from streambot.stage.schedule import MARGIN_FRAMES, SAFETY, RenderRate
+
+    fast = RenderRate(latency_s=0.2, fps=100.0, batch=8, first_batch=4, samples=1)
+    assert fast.lead_frames(10, 25) == fast.lead_frames(500, 25)  # any length: the latency
+    assert fast.lead_frames(10, 25) <= round(25 * 0.2 * SAFETY) + MARGIN_FRAMES + 1
+    slow = RenderRate(latency_s=0.2, fps=12.5, batch=8, first_batch=4, samples=1)
+    short, long = slow.lead_frames(25, 25), slow.lead_frames(250, 25)
+    # half real time: a speech must wait about as long as it lasts, and more with the margin
+    assert 250 < long < 250 * SAFETY * 1.3 and short < long / 5
+    assert slow.buffered_frames(250, 25) > 125  # what the queue must hold to play it through
