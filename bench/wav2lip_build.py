@@ -87,11 +87,17 @@ def random_teacher(work: Path, config_path: Path) -> None:
 
 def live(config_path: Path, seconds: float) -> dict:
     setup_logging("WARNING")
-    report = asyncio.run(App(load_config(config_path)).run(seconds))
+    app = App(load_config(config_path))
+    report = asyncio.run(app.run(seconds))
+    stats = app.presenter.stats
     return {
         "frames": report.frames,
-        "fps": round(report.fps, 2),
+        "speech_frames": stats.speech_frames,
         "late_frames": report.late_frames,
+        "gaps_inside_speech": stats.speech_gaps,
+        "missed_slots": stats.missed_slots,
+        "late_starts": stats.late_starts,
+        "pause_frames": stats.pause_frames,
         "turns": report.turns,
     }
 

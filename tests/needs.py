@@ -30,3 +30,18 @@ PRUNING_HINT = (
 def need_torch_pruning() -> types.ModuleType:
     need_torch()
     return pytest.importorskip("torch_pruning", reason=PRUNING_HINT)
+
+
+def need_tensorrt_gpu() -> None:
+    """Skip unless TensorRT imports and torch sees a CUDA GPU (never the case in this
+    project's workplace: TensorRT cannot be installed there)."""
+    torch = pytest.importorskip("torch")
+    from streambot.runtime.base import EngineError
+    from streambot.runtime.tensorrt_engine import load_tensorrt
+
+    try:
+        load_tensorrt()
+    except EngineError as exc:
+        pytest.skip(str(exc))
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from needs import need_torch_pruning
+from needs import need_tensorrt_gpu, need_torch_pruning
 
 need_torch_pruning()
 pytest.importorskip("cv2")
@@ -181,15 +181,7 @@ def test_a_missing_checkpoint_or_avatar_exits_2_naming_the_key(project, tmp_path
 @pytest.mark.gpu
 @pytest.mark.slow
 def test_a_gpu_build_makes_a_tensorrt_engine_the_daemon_runs(project, caplog):
-    from streambot.runtime.base import EngineError
-    from streambot.runtime.tensorrt_engine import load_tensorrt
-
-    try:
-        load_tensorrt()
-    except EngineError as exc:
-        pytest.skip(str(exc))
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU")
+    need_tensorrt_gpu()
     run = build(project, "--device", "cuda", "--backends", "trt", out="gpu")
     assert run.returncode == 0, run.stderr[-3000:]
     manifest = json.loads((project / "gpu" / "manifest.json").read_text())

@@ -87,13 +87,11 @@ def test_only_type_stubs_or_no_tensorrt_is_not_tensorrt(monkeypatch):
 
 @pytest.mark.gpu
 def test_a_real_engine_from_the_fp16_export_matches_torch(tmp_path):
-    torch = pytest.importorskip("torch")
-    try:
-        load_tensorrt()
-    except EngineError as exc:
-        pytest.skip(str(exc))
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU")
+    from needs import need_tensorrt_gpu
+
+    need_tensorrt_gpu()
+    import torch
+
     from streambot.compress.export import export_wav2lip_onnx
     from streambot.compress.prune import example_inputs
     from streambot.models.wav2lip import Wav2Lip
