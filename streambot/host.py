@@ -30,7 +30,7 @@ from streambot.stage.clock import Clock
 from streambot.stage.presenter import Presenter
 from streambot.stage.schedule import RenderRate, SlowFacePolicy
 from streambot.store import Store
-from streambot.voice.base import Voice, to_speech
+from streambot.voice.base import FACE_RATE, Voice, samples_per_frame, to_speech
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -312,9 +312,9 @@ class Host:
         """Render a second of silence once, before the first turn, so the first speech is
         scheduled on a measured render rate (and the engine's first, slow run is behind us)."""
         frames = max(2, round(seconds * self.fps))
-        silence = np.zeros(frames * (16_000 // self.fps), np.float32)
+        silence = np.zeros(frames * samples_per_frame(self.fps, FACE_RATE), np.float32)
         try:
-            await self._render(self.face, silence, 0, None, frames, None)
+            await self._render(self.face, silence, 0)
         except Exception:
             log.exception("the face failed its warm-up render; its first turn may be late")
         finally:
@@ -345,20 +345,20 @@ class Host:
                 face = chosen
                 face.reset()
             start = self.presenter.schedule(turn.id, speech.frames, self.render_rate(face))
-            await self._render(face, speech.pcm16k, start, speech, speech.frames, turn)
+            await self._render(face, speech.pcm16k, start, speech, turn)
 
     async def _render(
         self,
         face: Face,
         pcm16k: np.ndarray,
         start: int,
-        speech: Speech | None,
-        frames: int,
-        turn: Turn | None,
+        speech: Speech | None = None,
+        turn: Turn | None = None,
     ) -> None:
-        """Render ``pcm16k`` for frame indices from ``start`` (to the presenter when ``turn``
-        is given), timing the face alone for its render rate."""
+        """Render ``pcm16k`` for frame indices from ``start`` (``speech``'s clips to the
+        presenter when ``turn`` is given), timing the face alone for its render rate."""
         spf, rate = self.presenter.samples_per_frame, self.render_rate(face)
+        frames = pcm16k.size // samples_per_frame(self.fps, FACE_RATE)
         shown = 0
         render = face.render(pcm16k, start, speech.visemes if speech else None)
         asked = self.clock.now()  # the presenter's time: what the schedule is made in

@@ -33,7 +33,7 @@ from streambot.runtime.manifest import (
     sha256_file,
     sha256_json,
 )
-from streambot.runtime.select import cuda_versions, library_versions
+from streambot.runtime.select import library_versions
 
 log = logging.getLogger(__name__)
 EXIT_CONFIG = 2
@@ -210,7 +210,7 @@ def _plan_wav2lip(build: Wav2LipBuild, options: BuildOptions, manifest: Manifest
             rows.append(Row("wav2lip", name, "to build", "not built yet"))
             continue
         device = build.tensorrt.device if output == "trt" and build.tensorrt else entry.device
-        why = manifest.why_unusable(entry, build.inputs, device, now | cuda_versions())
+        why = manifest.why_unusable(entry, build.inputs, device, now)
         if options.force:
             rows.append(Row("wav2lip", name, "to build", "--force"))
         elif why is None and (changed := _versions_changed(entry.versions, now)):
@@ -257,7 +257,6 @@ def build(config: Config, options: BuildOptions) -> list[Row]:
 class _Output:
     """One file the build made, before it goes into the manifest."""
 
-    output: str  # "torch", "onnx", "onnx-int8", "onnx-fp16", "trt"
     backend: str
     precision: str
     path: Path
@@ -333,7 +332,7 @@ def _build_wav2lip(
     rows = [out for out in outputs if isinstance(out, Row)]  # what was made and not kept
     for out in (out for out in outputs if isinstance(out, _Output)):
         default = out.fidelity["mouth_psnr_db"] >= options.min_mouth_psnr_db
-        own = {"this_file": out.fidelity} if out.output != "torch" else {}
+        own = {"this_file": out.fidelity} if out.backend != "torch" else {}
         manifest.put(Artifact(
             "wav2lip", out.path.name, sha256_file(out.path), out.backend, out.precision,
             dict(job.inputs), out.device, versions | _device_versions(out), pruning,
@@ -398,39 +397,40 @@ def _export(teacher, pruned, job: Wav2LipBuild, train, held, reference, after, o
     speed-up over the unpruned teacher on ONNX Runtime, measured in this run)."""
     from streambot.compress.export import export_wav2lip_onnx
     from streambot.compress.prune import save_pruned
+    from streambot.runtime.onnx_engine import OnnxEngine
 
     files, out = job.files, options.out
     outputs: list[_Output | Row] = []
     if _wanted(options, "torch"):
         path = save_pruned(pruned, out / files["torch"])
-        outputs.append(_Output("torch", "torch", "fp32", path, after))
+        outputs.append(_Output("torch", "fp32", path, after))
     if _wanted(options, "onnx"):
         path = export_wav2lip_onnx(pruned.model, out / files["onnx"])
-        speed = _speed_up(teacher, path, held, options)
-        outputs.append(_Output("onnx", "onnxruntime", "fp32", path,
-                               {**_onnx_fidelity(path, held, reference), **speed}))  # fmt: skip
+        engine = OnnxEngine(path)  # one session for its fidelity, its speed and int8's baseline
+        speed = _speed_up(teacher, engine, held, options)
+        outputs.append(_Output("onnxruntime", "fp32", path,
+                               {**_onnx_fidelity(engine, held, reference), **speed}))  # fmt: skip
         if options.device == "cpu":
-            outputs += _int8(path, train, held, reference, options)
+            outputs += _int8(path, speed["fps"], train, held, reference, options)
     fp16 = None
     if _wanted(options, "onnx-fp16"):
         fp16 = export_wav2lip_onnx(pruned.model, out / files["onnx-fp16"], precision="fp16")
-        outputs.append(_Output("onnx-fp16", "onnxruntime", "fp16", fp16,
-                               _onnx_fidelity(fp16, held, reference)))  # fmt: skip
+        outputs.append(_Output("onnxruntime", "fp16", fp16,
+                               _onnx_fidelity(OnnxEngine(fp16), held, reference)))  # fmt: skip
     if job.tensorrt is not None and fp16 is not None:
         outputs.append(_tensorrt(fp16, job, held, reference, options))
     return outputs
 
 
-def _onnx_fidelity(path: Path, held, reference) -> dict[str, float]:
+def _onnx_fidelity(engine, held, reference) -> dict[str, float]:
     from streambot.compress.fidelity import mouth_fidelity
-    from streambot.runtime.onnx_engine import OnnxEngine
 
     mel, face = held
-    frames = OnnxEngine(path).run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
+    frames = engine.run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
     return mouth_fidelity(frames, reference)
 
 
-def _speed_up(teacher, student_path: Path, held, options: BuildOptions) -> dict[str, float]:
+def _speed_up(teacher, student, held, options: BuildOptions) -> dict[str, float]:
     """Bare frames per second of the unpruned teacher and the student, ONNX Runtime fp32,
     ``options.batch`` frames a batch, measured back to back in this run."""
     import tempfile
@@ -444,7 +444,7 @@ def _speed_up(teacher, student_path: Path, held, options: BuildOptions) -> dict[
     with tempfile.TemporaryDirectory() as work:
         teacher_path = export_wav2lip_onnx(teacher, Path(work) / "teacher.onnx")
         teacher_fps = frames_per_second(OnnxEngine(teacher_path), sample)
-    student_fps = frames_per_second(OnnxEngine(student_path), sample)
+    student_fps = frames_per_second(student, sample)
     return {
         "fps_batch": float(options.batch),
         "teacher_fps": round(teacher_fps, 1),
@@ -453,8 +453,11 @@ def _speed_up(teacher, student_path: Path, held, options: BuildOptions) -> dict[
     }
 
 
-def _int8(onnx_path: Path, train, held, reference, options: BuildOptions) -> list[_Output | Row]:
-    """Quantize to int8 QDQ calibrated on the avatar; keep it only if it is faster here."""
+def _int8(
+    onnx_path: Path, fp32_fps: float, train, held, reference, options: BuildOptions
+) -> list[_Output | Row]:
+    """Quantize to int8 QDQ calibrated on the avatar; keep it only if it is faster here than
+    the fp32 engine (``fp32_fps``, measured just before on the same frames)."""
     from streambot.compress.fidelity import mouth_fidelity
     from streambot.compress.quantize import frames_per_second, quantize_wav2lip
     from streambot.runtime.onnx_engine import OnnxEngine
@@ -467,18 +470,17 @@ def _int8(onnx_path: Path, train, held, reference, options: BuildOptions) -> lis
     quantize_wav2lip(onnx_path, path, calibration(), batches=16)
     mel, face = held
     sample = {"mel": mel[: options.batch].numpy(), "face": face[: options.batch].numpy()}
-    fp32_engine, int8_engine = OnnxEngine(onnx_path), OnnxEngine(path)
-    fp32_fps = frames_per_second(fp32_engine, sample)
+    int8_engine = OnnxEngine(path)
     int8_fps = frames_per_second(int8_engine, sample)
     out = int8_engine.run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
     figures = {**mouth_fidelity(out, reference), "fps": round(int8_fps, 1),
-               "fp32_fps": round(fp32_fps, 1), "fps_batch": float(options.batch)}  # fmt: skip
+               "fp32_fps": fp32_fps, "fps_batch": float(options.batch)}  # fmt: skip
     note = (f"int8 QDQ {int8_fps:.0f} vs fp32 {fp32_fps:.0f} FPS (bare, batch {options.batch}), "
             f"mouth PSNR {figures['mouth_psnr_db']:.1f} dB")  # fmt: skip
     if int8_fps < 1.1 * fp32_fps:
         path.unlink(missing_ok=True)
         return [Row("wav2lip", path.name, "not kept", note + ": not faster here")]
-    return [_Output("onnx-int8", "onnxruntime", "int8", path, figures, note=note)]
+    return [_Output("onnxruntime", "int8", path, figures, note=note)]
 
 
 def _tensorrt(fp16: Path, job: Wav2LipBuild, held, reference, options: BuildOptions) -> _Output:
@@ -494,11 +496,12 @@ def _tensorrt(fp16: Path, job: Wav2LipBuild, held, reference, options: BuildOpti
     build_engine(fp16, target, cache)
     engine = TensorRTEngine(target)
     mel, face = held
-    frames = engine.run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
-    fps = frames_per_second(engine, {"mel": mel.numpy(), "face": face.numpy()})
+    feed = {"mel": mel.numpy(), "face": face.numpy()}
+    frames = engine.run(feed)["frame"]
+    fps = frames_per_second(engine, feed)
     figures = {**mouth_fidelity(frames, reference), "fps": round(fps, 1),
                "fps_batch": float(len(mel))}  # fmt: skip
-    return _Output("trt", "tensorrt", "fp16", target, figures, device=job.tensorrt.device)
+    return _Output("tensorrt", "fp16", target, figures, device=job.tensorrt.device)
 
 
 def _catalog(config: Config):

@@ -34,7 +34,6 @@ class PruningError(RuntimeError):
     """Pruning did not give a model the project's Wav2Lip can express (the message says why)."""
 
 
-IMPORTANCES = ("l2", "activation")
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 

@@ -248,15 +248,15 @@ class Presenter:
         except asyncio.QueueEmpty:
             return None
 
-    def _due(self, clip: Clip, k: int) -> bool | None:
-        """Whether ``clip``'s next frame is due at frame ``k`` (None: scheduled later). A frame
-        past its slot is shown now, and the rest of its speech follows on from here."""
+    def _due(self, clip: Clip, k: int) -> bool:
+        """Whether ``clip``'s next frame is shown at frame ``k`` (False: it is scheduled later).
+        A frame past its slot is shown now, and the rest of its speech follows on from here."""
         if clip.index is None:
             return True
         shift = self._shift.get(clip.turn_id, 0)
         due = clip.index + self._pos + shift
         if due > k:
-            return None
+            return False
         if due < k:
             if self._pos == 0 and not self._in_speech:
                 self.stats.late_starts += 1
@@ -267,7 +267,7 @@ class Presenter:
         while True:
             clip = self._current
             if clip is not None and clip.turn_id not in self._discard:
-                if self._due(clip, k) is None:
+                if not self._due(clip, k):
                     if self._fade_pending == clip.turn_id:
                         self._stop_turn(clip.turn_id)  # nothing of it was heard yet
                         continue

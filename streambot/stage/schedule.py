@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streambot.face.base import Face
 
 SAFETY = 1.15  # estimates are stretched by this much: a late frame costs more than a pause
 MARGIN_FRAMES = 2  # handover slack between the host's tasks and the presenter's loop
@@ -76,4 +80,4 @@ class SlowFacePolicy:
 
     mode: str = "wait"
     floor: float = 0.5
-    fallback: object | None = None  # a Face
+    fallback: Face | None = None
