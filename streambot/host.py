@@ -309,11 +309,14 @@ class Host:
         return self.render_rates.setdefault(_backend(face), RenderRate())
 
     async def calibrate(self, seconds: float = 1.0) -> None:
-        """Render a second of silence once, before the first turn, so the first speech is
-        scheduled on a measured render rate (and the engine's first, slow run is behind us)."""
+        """Render a second of silence twice before the first turn, so the first speech is
+        scheduled on a measured render rate: the first pass warms the engine up (its first
+        runs are slow) and is forgotten, the second is measured."""
         frames = max(2, round(seconds * self.fps))
         silence = np.zeros(frames * samples_per_frame(self.fps, FACE_RATE), np.float32)
         try:
+            await self._render(self.face, silence, 0)
+            self.render_rates.pop(_backend(self.face), None)
             await self._render(self.face, silence, 0)
         except Exception:
             log.exception("the face failed its warm-up render; its first turn may be late")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -97,6 +98,8 @@ class Presenter:
         self.clips = ClipQueue(round(buffer_s * fps))
         self.stats = PresenterStats()
         self.frame_index = 0
+        self._next_slot = 0  # the first frame not yet taken (frame_index, or one more)
+        self._origin: float | None = None  # clock time of frame 0's deadline, once running
         self._metrics = metrics
         self._max_behind = max_behind_s
         self._silence = np.zeros(self.samples_per_frame, np.float32)
@@ -139,17 +142,22 @@ class Presenter:
         """The frame index at which a speech of ``frames`` frames, about to be rendered, starts:
         after the turn's speech before it, and (in real time) far enough ahead that ``rate``'s
         face has every frame ready when due. The face renders for exactly these indices."""
-        now = self.frame_index + 1  # the frame being shown now is already handed over
-        start = self._next_free.get(turn_id, now)
+        now = self._next_slot
+        start = max(self._next_free.get(turn_id, now), now)
         if self.clock.realtime:
-            rate = rate or RenderRate()
-            start = max(start, now + rate.lead_frames(frames, self.fps))
-        start = max(start, now)
+            lead = (rate or RenderRate()).lead_seconds(frames, self.fps)
+            start = max(start, self._slot_after(self.clock.now() + lead))
         self._next_free[turn_id] = start + frames
         turn = self._turns.get(turn_id)
         if turn is not None and turn.first_index is None:
             turn.first_index = start
         return start
+
+    def _slot_after(self, instant: float) -> int:
+        """The first frame whose deadline is at or after ``instant`` (clock time)."""
+        if self._origin is None:  # not running yet: count from the next frame
+            return self._next_slot + math.ceil((instant - self.clock.now()) * self.fps)
+        return math.ceil((instant - self._origin) * self.fps - 1e-9)
 
     def interrupt(self, turn_id: int) -> None:
         """Stop the turn at the next frame boundary: one faded frame, then the rest dropped."""
@@ -165,7 +173,7 @@ class Presenter:
         """Present frames until ``stop`` is set, or ``max_frames`` frames (then set ``stop``)."""
         self.stats.started_wall = time.perf_counter()
         period = 1.0 / self.fps
-        origin = self.clock.now()
+        origin = self._origin = self.clock.now()
         try:
             while not stop.is_set():
                 k = self.frame_index
@@ -175,6 +183,7 @@ class Presenter:
                 else:
                     await self.clock.sleep_until(deadline)
                 frame, pcm, turn_id = await self._next_frame(stop)
+                self._next_slot = k + 1  # frame k is taken; a speech scheduled now comes later
                 await self.sinks.write(k, frame, pcm)
                 self._account(turn_id)
                 self.frame_index += 1
@@ -189,6 +198,7 @@ class Presenter:
                         # Too far behind to catch up without a burst: re-anchor the clock.
                         skipped = int(behind / period)
                         origin += skipped * period
+                        self._origin = origin
                         self.stats.resyncs += 1
                         log.warning(
                             "presenter fell %.0f ms behind; re-anchored the clock", behind * 1000

@@ -3,8 +3,12 @@
 The presenter shows frame k at k/fps and never waits for a model. A speech of ``n`` frames that
 starts at frame ``s`` needs its frame j ready by (s + j)/fps. The face delivers its first batch
 ``latency`` seconds after it starts rendering and the rest at ``rate`` frames per second, so
-the start is put ``lead`` frames ahead of now, the smallest lead for which every frame is in
-time (with a safety factor on both estimates). A face faster than real time needs only its
+the first frame's slot must come at least ``lead_seconds`` from now, the least lead for which
+every frame is in time; the presenter turns that into the first slot whose deadline is that
+late. The render rate is stretched by a safety factor, since a frame late inside a speech
+breaks the voice; the first batch's latency is not, since a first frame that misses its slot
+only starts the speech one frame later (``late_starts``), inaudibly, while every millisecond
+added there is added to every answer. A face faster than real time needs only its
 first batch's latency; a slower one starts later, by as much as it falls behind over the
 speech, and then plays the speech through without a gap.
 
@@ -15,19 +19,30 @@ face renders (the time spent inside the face, not waiting for room in the presen
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from streambot.face.base import Face
 
-SAFETY = 1.15  # estimates are stretched by this much: a late frame costs more than a pause
-MARGIN_FRAMES = 2  # handover slack between the host's tasks and the presenter's loop
+SAFETY = 1.15  # the render rate is taken this much slower: a gap costs more than a pause
+HANDOVER_S = 0.002  # from a batch leaving the face to its clip waiting in the presenter's queue
+# Slack for the frames after the first batch: a batch may take longer than the estimate when
+# the voice or the encoder take the cores for a moment. Sized in batches (a face that needs
+# 100 ms a batch can be that much late; one that needs 5 ms cannot), never under a frame.
+INSIDE_SLACK_BATCHES = 1.5
+INSIDE_SLACK_MIN_S = 0.04
 
 
 @dataclass
 class RenderRate:
-    """Running estimates of how fast a face renders (exponentially weighted)."""
+    """Running estimates of how fast a face renders: the rate exponentially weighted, the
+    first batch's latency the median of the last few (one slow first batch, with the CPU busy
+    elsewhere, must not delay the next answers' first frames). Speeches are planned on the
+    slower of the weighted rate and the lower quartile of the last batches: the rate dips
+    while the voice synthesises the next sentence on the same cores, and a mean forgets it."""
 
     latency_s: float = 0.25  # first batch of a speech, from the call to its frames
     fps: float = 25.0  # frames per second after the first batch
@@ -35,33 +50,44 @@ class RenderRate:
     first_batch: int = 1
     samples: int = 0
     weight: float = 0.3  # of a new sample
+    _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=9), repr=False)
+    _rates: deque[float] = field(default_factory=lambda: deque(maxlen=32), repr=False)
 
     def _blend(self, old: float, new: float) -> float:
         return new if self.samples == 0 else (1 - self.weight) * old + self.weight * new
 
     def observe_first(self, frames: int, seconds: float) -> None:
-        self.latency_s = self._blend(self.latency_s, max(seconds, 0.0))
+        self._latencies.append(max(seconds, 0.0))
+        self.latency_s = statistics.median(self._latencies)
         self.first_batch = max(1, frames)
 
     def observe_batch(self, frames: int, seconds: float) -> None:
         if frames <= 0 or seconds <= 0:
             return
         self.fps = self._blend(self.fps, frames / seconds)
+        self._rates.append(frames / seconds)
         self.batch = max(1, frames)
         self.samples += 1
 
-    def lead_frames(self, frames: int, fps: int) -> int:
-        """Frames between now and the start of a ``frames``-frame speech for it to play
-        through in time at ``fps``."""
-        latency = self.latency_s * SAFETY
-        rate = max(self.fps / SAFETY, 1e-3)
-        lead = fps * latency  # the first batch
+    def lead_seconds(self, frames: int, fps: int) -> float:
+        """Seconds from now to the first frame's slot of a ``frames``-frame speech, for every
+        frame of it to be ready by its slot at ``fps``."""
+        latency = self.latency_s + HANDOVER_S
+        rate = max(self.planning_fps() / SAFETY, 1e-3)
+        lead = latency  # the first batch
         if frames > self.first_batch:
-            last = frames - 1  # frame j is ready by latency + (j - first + batch) / rate
-            slowest = last if rate < fps else self.first_batch
-            lead = max(lead, fps * (latency + (slowest - self.first_batch + self.batch) / rate)
-                       - slowest)  # fmt: skip
-        return math.ceil(lead) + MARGIN_FRAMES
+            # frame j is ready by latency + (j - first + batch) / rate and due at lead + j / fps
+            slowest = frames - 1 if rate < fps else self.first_batch
+            slack = max(INSIDE_SLACK_MIN_S, INSIDE_SLACK_BATCHES * self.batch / rate)
+            ready = latency + (slowest - self.first_batch + self.batch) / rate + slack
+            lead = max(lead, ready - slowest / fps)
+        return lead
+
+    def planning_fps(self) -> float:
+        """The render rate speeches are planned on (see the class)."""
+        if len(self._rates) < 4:
+            return self.fps
+        return min(self.fps, statistics.quantiles(self._rates, n=4)[0])
 
     def real_time_factor(self, fps: int) -> float:
         """Render speed over playback speed (1.0: exactly real time)."""
@@ -69,7 +95,7 @@ class RenderRate:
 
     def buffered_frames(self, frames: int, fps: int) -> int:
         """Frames that must wait in the presenter's queue to play ``frames`` through."""
-        return max(0, math.ceil(frames * (1 - self.fps / SAFETY / fps)))
+        return max(0, math.ceil(frames * (1 - self.planning_fps() / SAFETY / fps)))
 
 
 @dataclass

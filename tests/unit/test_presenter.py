@@ -215,13 +215,20 @@ async def test_the_queue_holds_frames_up_to_its_budget_not_a_count_of_clips():
 
 
 def test_the_lead_is_the_first_batch_for_a_fast_face_and_grows_with_a_slow_ones_speech():
-    from streambot.stage.schedule import MARGIN_FRAMES, SAFETY, RenderRate
+    import pytest
+
+    from streambot.stage.schedule import HANDOVER_S, INSIDE_SLACK_BATCHES, SAFETY, RenderRate
 
     fast = RenderRate(latency_s=0.2, fps=100.0, batch=8, first_batch=4, samples=1)
-    assert fast.lead_frames(10, 25) == fast.lead_frames(500, 25)  # any length: the latency
-    assert fast.lead_frames(10, 25) <= round(25 * 0.2 * SAFETY) + MARGIN_FRAMES + 1
+    assert fast.lead_seconds(10, 25) == fast.lead_seconds(500, 25)  # any length: the latency
+    # ... of the first batch, or of the second one behind it, due when the first has played
+    batch_s = 8 / (100 / SAFETY)  # a batch's render time, on the safe side
+    second = 0.2 + HANDOVER_S + batch_s * (1 + INSIDE_SLACK_BATCHES) - 4 / 25
+    assert fast.lead_seconds(10, 25) == pytest.approx(max(0.2 + HANDOVER_S, second))
+    roomy = RenderRate(latency_s=0.2, fps=100.0, batch=8, first_batch=8, samples=1)
+    assert roomy.lead_seconds(10, 25) == pytest.approx(0.2 + HANDOVER_S)  # 320 ms to play
     slow = RenderRate(latency_s=0.2, fps=12.5, batch=8, first_batch=4, samples=1)
-    short, long = slow.lead_frames(25, 25), slow.lead_frames(250, 25)
-    # half real time: a speech must wait about as long as it lasts, and more with the margin
-    assert 250 < long < 250 * SAFETY * 1.3 and short < long / 5
+    short, long = slow.lead_seconds(25, 25), slow.lead_seconds(250, 25)
+    # half real time: a 10 s speech must wait about as long as it lasts, more with the margin
+    assert 10 < long < 10 * SAFETY * 1.3 and short < long / 5
     assert slow.buffered_frames(250, 25) > 125  # what the queue must hold to play it through
