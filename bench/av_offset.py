@@ -27,6 +27,7 @@ import numpy as np
 from streambot.stage.sinks.base import StreamFormat
 from streambot.stage.sinks.stream import StreamSink
 from streambot.stage.testcard import draw_test_card, read_test_card
+from streambot.timing import DEFAULT_FPS, OUTPUT_RATE
 
 
 def marked_pcm(fmt: StreamFormat, index: int) -> np.ndarray:
@@ -74,12 +75,12 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="stream time (default 10)")
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=180)
-    parser.add_argument("--fps", type=int, default=25)
+    parser.add_argument("--fps", type=int, default=DEFAULT_FPS)
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--keep", type=Path, help="write the .ts here and keep it")
     args = parser.parse_args()
 
-    fmt = StreamFormat(args.width, args.height, args.fps, 48_000)
+    fmt = StreamFormat(args.width, args.height, args.fps, OUTPUT_RATE)
     frames = round(args.minutes * 60 * fmt.fps)
     print("$", shlex.join([Path(sys.executable).name, *sys.argv]))
     print(

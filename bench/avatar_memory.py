@@ -26,6 +26,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from streambot.timing import DEFAULT_FPS
+
 
 def write_video(path: Path, frames: int, fps: int) -> None:
     """The astronaut, scaled to 1080 rows on a 1920-wide canvas, drifting 2 px per frame."""
@@ -78,7 +80,7 @@ def play_once(folder: str, layout: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--fps", type=int, default=25)
+    parser.add_argument("--fps", type=int, default=DEFAULT_FPS)
     parser.add_argument("--play", nargs=2, metavar=("FOLDER", "LAYOUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.play:

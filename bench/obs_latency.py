@@ -43,6 +43,7 @@ from streambot.stage.sinks.base import StreamFormat
 from streambot.stage.sinks.fanout import SinkFanout
 from streambot.stage.sinks.stream import StreamSink
 from streambot.stage.testcard import read_test_card
+from streambot.timing import DEFAULT_FPS, OUTPUT_RATE
 from tests.obs_real import CardFace, RealObs, TapSink, free_port, obs_available
 
 
@@ -55,7 +56,7 @@ def _frame_number(png: bytes) -> int | None:
 
 
 async def measure(args: argparse.Namespace, port: int, password: str) -> dict:
-    fmt = StreamFormat(args.width, args.height, args.fps, 48_000)
+    fmt = StreamFormat(args.width, args.height, args.fps, OUTPUT_RATE)
     url = f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
     controller = ObsController(port=port, password=SecretStr(password), stream_url=url)
     report = await controller.setup(url)
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--switches", type=int, default=40, help="timed scene switches")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
-    parser.add_argument("--fps", type=int, default=25)
+    parser.add_argument("--fps", type=int, default=DEFAULT_FPS)
     parser.add_argument("--gop", type=float, default=1.0, help="keyframe interval (s)")
     parser.add_argument("--port", type=int, default=None, help="use a running OBS")
     parser.add_argument("--password-env", default="OBS_WEBSOCKET_PASSWORD")

@@ -32,6 +32,7 @@ from streambot.face.wav2lip import Wav2LipFace
 from streambot.models.wav2lip import Wav2Lip
 from streambot.runtime.base import Engine
 from streambot.runtime.torch_engine import TorchEngine
+from streambot.timing import DEFAULT_FPS, FACE_RATE, samples_per_frame
 
 
 def astronaut_avatar(work: Path) -> PreparedAvatar:
@@ -42,7 +43,7 @@ def astronaut_avatar(work: Path) -> PreparedAvatar:
 
     path = work / "astronaut.png"
     Image.fromarray(astronaut()).save(path)
-    return prepare_for_output(path, work / "avatars", 1280, 720, fps=25)
+    return prepare_for_output(path, work / "avatars", 1280, 720, fps=DEFAULT_FPS)
 
 
 def timed(fn: Callable[[], None]) -> float:
@@ -68,8 +69,9 @@ def measure(
         for _ in range(steps):
             engine.run({"mel": mel, "face": face_in})
 
-    face = Wav2LipFace(engine, avatar, 1280, 720, 25, first_batch=batch, batch=batch)
-    pcm = (0.3 * rng.standard_normal(n * 640)).astype(np.float32)
+    face = Wav2LipFace(engine, avatar, 1280, 720, DEFAULT_FPS, first_batch=batch, batch=batch)
+    spf = samples_per_frame(DEFAULT_FPS, FACE_RATE)
+    pcm = (0.3 * rng.standard_normal(n * spf)).astype(np.float32)
 
     async def full_async() -> None:
         async for _ in face.render(pcm, 0):

@@ -68,7 +68,7 @@ def write_config(work: Path, engines: Path, engine: str, seconds: float, sink: s
 
 def random_teacher(work: Path, config_path: Path) -> None:
     """The real-size Wav2Lip, random weights, BatchNorm recalibrated on the avatar."""
-    from streambot.brain.catalog import Catalog
+    from streambot.catalog import Catalog
     from streambot.compress.distill import recalibrate_batchnorm
     from streambot.compress.wav2lip_data import catalog_sentences, frame_sets
     from streambot.face.factory import configured_avatar

@@ -9,14 +9,17 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+from aiohttp import web
+
 from streambot.brain.factory import build_brain
+from streambot.catalog import LiveCatalog
 from streambot.chat.base import ChatSource
 from streambot.chat.factory import build_platform_sources
 from streambot.chat.local import HttpChatSource, ReplayChatSource, StdinChatSource
 from streambot.config import Config
 from streambot.events import ChatMessage, Decision
 from streambot.face.factory import build_face, slow_face_policy
-from streambot.host import Host
+from streambot.host import Host, Stages
 from streambot.inbox import Inbox
 from streambot.ingest import Ingest
 from streambot.logs import redact
@@ -35,6 +38,8 @@ from streambot.stage.sinks.virtualcam import VirtualCamSink
 from streambot.store import Store
 from streambot.tasks import cancel_and_wait
 from streambot.triage import Triage
+from streambot.turn import TurnObserver
+from streambot.turn_observers import ChatReplies, TurnMetrics, TurnRecorder
 from streambot.voice.factory import build_voice
 
 log = logging.getLogger(__name__)
@@ -116,6 +121,7 @@ class App:
         config: Config,
         clock: Clock | None = None,
         extra_sources: list[ChatSource] | None = None,
+        turn_observers: list[TurnObserver] | None = None,
     ) -> None:
         preflight(config)  # a bad path or value stops here, naming its key
         self.config = config
@@ -123,13 +129,14 @@ class App:
         self.clock = clock or default_clock(cfg)
         self.metrics = Metrics()
         self.store = Store(cfg.store.path)
-        self.brain, self.catalog = build_brain(cfg)
-        self.catalog_brain = self.catalog.brain
+        # The one live catalog: triage, the brain and the stage read it, and reading it is
+        # what picks up an edited file (``LiveCatalog.current``).
+        self.catalog = LiveCatalog(cfg.brain.catalog.path or None)
+        self.brain, self.catalog_brain = build_brain(cfg, self.catalog)
         self.voice = build_voice(cfg)
         self.face = build_face(cfg)
         self.inbox = Inbox(cfg.triage.queue_size)
-        self.triage = Triage(cfg.triage, self.catalog.catalog)
-        self.catalog.listeners.append(self.triage.use_catalog)
+        self.triage = Triage(cfg.triage, self.catalog)
         self.ingest = Ingest(
             self.store,
             self.triage,
@@ -158,6 +165,7 @@ class App:
         if local.replay:
             self.sources.append(ReplayChatSource(local.replay, self.clock, local.replay_loop))
         self.stop = asyncio.Event()
+        self.turn_observers = list(turn_observers or [])  # beyond the record, metrics, OBS
         self._sources_state: dict[int, dict] = {}  # id(source) -> its pump's health
         self.fmt = StreamFormat(
             cfg.stream.width, cfg.stream.height, cfg.stream.fps, cfg.stream.sample_rate
@@ -198,7 +206,9 @@ class App:
 
     async def _pump(self, source: ChatSource) -> None:
         """Feed one source into ingest, restarting it with capped backoff if it fails."""
-        delay, restarts = 1.0, 0
+        from streambot.backoff import Backoff
+
+        backoff, restarts = Backoff(base=1.0, cap=30.0), 0
         health = self._sources_state.setdefault(id(source), {"state": "up"})
         while not self.stop.is_set():
             burst: list[ChatMessage] = []
@@ -212,7 +222,7 @@ class App:
                         continue
                     self._accept_burst(burst)
                     burst = []
-                    delay = 1.0
+                    backoff.reset()
                 health.update(state="ended")
                 return  # a finite source (a replay) has ended
             except asyncio.CancelledError:
@@ -223,9 +233,9 @@ class App:
                 restarts += 1
                 health.update(state="restarting", error=redact(f"{type(exc).__name__}: {exc}"),
                               restarts=restarts)  # fmt: skip
-                log.exception("chat source %s failed; restarting in %.0fs", source.name, delay)
+                delay = backoff.next_delay()
+                log.exception("chat source %s failed; restarting in %.1fs", source.name, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
     def _accept_burst(self, burst: list[ChatMessage]) -> None:
         """Triage and store the messages in one transaction, then settle their receipts
@@ -234,7 +244,6 @@ class App:
         if len(burst) == 1:
             self._accept(burst[0])
             return
-        self._refresh_catalog()
         try:
             with self.store.batch():
                 decisions = [self.ingest.accept(msg) for msg in burst]
@@ -250,8 +259,7 @@ class App:
         """Store and triage one message, then settle its receipt. A message that fails is
         logged and refused on its own: its source keeps running."""
         try:
-            self._refresh_catalog()  # triage must know today's product names
-            decision = self.ingest.accept(msg)
+            decision = self.ingest.accept(msg)  # triage reads the catalog as it is now
         except Exception as exc:
             log.exception("message from %s could not be stored; refused", msg.source)
             _settle(msg, exc)
@@ -264,11 +272,36 @@ class App:
             self.stop.set()
 
     async def run(self, seconds: float | None = None) -> RunReport:
-        cfg = self.config
+        """Run the stream until stopped (a signal, ``request_stop``, a core task's crash) or
+        for ``seconds`` of stream time; closes everything it opened."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
+        director = self._director()
+        self._build_stage(director)
+        if director is not None:
+            await director.start()
+        self.ingest.resume(self.config.triage.resume_min_priority)
+        metrics_runner = await self._serve_metrics()
+        if director is not None:
+            director.on_air()
+        started = time.perf_counter()
+        tasks = self._start_tasks(seconds)
+        try:
+            await self._supervise(tasks)
+        finally:
+            self.stop.set()
+            await cancel_and_wait(tasks)  # a lost cancel must not keep the daemon from exiting
+            await self._close(director, metrics_runner)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+        return self._report(time.perf_counter() - started)
+
+    def _build_stage(self, director: StageDirector | None) -> None:
+        """The sinks, the presenter and the host, and who observes the host's turns."""
+        cfg = self.config
         self.sinks = SinkFanout(build_sinks(cfg), self.fmt, cfg.sinks.queue_frames)
         self._pace_on_the_sound_card()
         self.presenter = Presenter(
@@ -281,42 +314,38 @@ class App:
             max_behind_s=cfg.stream.max_behind_s,
             metrics=self.metrics,
         )
+        observers: list[TurnObserver] = [
+            TurnRecorder(self.store),
+            TurnMetrics(self.metrics),
+            ChatReplies(self._reply_in_chat),
+            *([director] if director is not None else []),
+            *self.turn_observers,
+        ]
         self.host = Host(
             cfg.host,
-            cfg.triage,
-            self.inbox,
             self.ingest,
-            self.brain,
-            self.voice,
-            self.face,
-            self.presenter,
+            Stages(self.brain, self.voice, self.face, self.presenter),
             self.store,
             self.clock,
-            self.metrics,
-            cfg.stream.fps,
+            idle_pitch_after_s=cfg.triage.idle_pitch_after_s,
+            observers=observers,
             slow=slow_face_policy(cfg, self.face),
         )
-        self.host.on_answered = self._reply_in_chat
-        self.host.before_turn = self._refresh_catalog  # every answer quotes the file as it is now
-        director = self._director()
-        if director is not None:
-            await director.start()
-            self.host.on_turn_start = director.turn_started
-            self.host.on_turn_end = director.turn_ended
-        self.ingest.resume(cfg.triage.resume_min_priority)
-        metrics_runner = None
-        if cfg.metrics.enabled:
-            try:
-                metrics_runner = await serve_metrics(
-                    self.metrics, cfg.metrics.host, cfg.metrics.port, self.health
-                )
-            except OSError as exc:
-                log.error("metrics endpoint unavailable (%s); continuing without it", exc)
-        max_frames = None if seconds is None else round(seconds * cfg.stream.fps)
-        if director is not None:
-            director.on_air()
-        started = time.perf_counter()
-        tasks = [
+
+    async def _serve_metrics(self) -> web.AppRunner | None:
+        cfg = self.config.metrics
+        if not cfg.enabled:
+            return None
+        try:
+            return await serve_metrics(self.metrics, cfg.host, cfg.port, self.health)
+        except OSError as exc:
+            log.error("metrics endpoint unavailable (%s); continuing without it", exc)
+            return None
+
+    def _start_tasks(self, seconds: float | None) -> list[asyncio.Task]:
+        assert self.presenter is not None and self.host is not None
+        max_frames = None if seconds is None else round(seconds * self.config.stream.fps)
+        return [
             asyncio.create_task(self.presenter.run(self.stop, max_frames), name="presenter"),
             asyncio.create_task(self.host.run(self.stop), name="host"),
             asyncio.create_task(self._thank_gifts(), name="gifts"),
@@ -324,24 +353,25 @@ class App:
             asyncio.create_task(self._prune_store(), name="store-prune"),
             *(asyncio.create_task(self._pump(s), name=f"chat-{s.name}") for s in self.sources),
         ]
-        try:
-            await self._supervise(tasks)
-        finally:
-            self.stop.set()
-            await cancel_and_wait(tasks)  # a lost cancel must not keep the daemon from exiting
-            self.ingest.refusals.flush()  # the last window's refusals, summed up
+
+    async def _close(
+        self, director: StageDirector | None, metrics_runner: web.AppRunner | None
+    ) -> None:
+        """Close what ``run`` opened, the store last (the sinks may still log)."""
+        self.ingest.refusals.flush()  # the last window's refusals, summed up
+        if self.sinks is not None:
             await self.sinks.close()
-            if director is not None:
-                await director.stop()
-            if metrics_runner is not None:
-                await metrics_runner.cleanup()
-            self.store.close()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
+        if director is not None:
+            await director.stop()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
+        self.store.close()
+
+    def _report(self, seconds: float) -> RunReport:
+        assert self.presenter is not None and self.sinks is not None and self.host is not None
         stats = self.presenter.stats
         return RunReport(
-            seconds=time.perf_counter() - started,
+            seconds=seconds,
             frames=stats.frames,
             fps=stats.fps(),
             late_frames=stats.late_frames,
@@ -381,16 +411,15 @@ class App:
         except ImportError as exc:
             log.error("OBS control unavailable (%s): pip install 'streambot[stage]'", exc)
             return None
-        director = StageDirector(controller, self.catalog.catalog, picture_delay(self.config))
-        self.catalog.listeners.append(director.use_catalog)
-        return director
+        return StageDirector(controller, self.catalog, picture_delay(self.config))
 
     async def _watch_catalog(self) -> None:
-        """Pick up an edited catalog file within a few seconds (prices change mid-stream);
-        a broken edit is reported and the old catalog kept."""
+        """Read the catalog every few seconds, so that in a quiet stream an edit is still
+        logged (a broken one as an error) soon after it is saved. Not needed for answers to
+        be right: each message and turn reads the catalog, which checks its file."""
         while not self.stop.is_set():
             await self.clock.sleep(CATALOG_POLL_S)
-            self._refresh_catalog()
+            self.catalog.reload_if_changed()  # what every read of ``current`` does
 
     async def _prune_store(self) -> None:
         """Keep the event log to ``store.keep_days`` (checked at start and hourly) so a host
@@ -407,15 +436,6 @@ class App:
             except Exception:  # a full or locked disk must not stop the stream
                 log.exception("store pruning failed; will try again in an hour")
             await self.clock.sleep(STORE_PRUNE_EVERY_S)
-
-    def _refresh_catalog(self) -> None:
-        """Reload the catalog if its file changed (one stat when it did not). Also called
-        before each message is triaged and each turn starts, so an edit is never missed by
-        the next answer, whatever the poll's phase."""
-        try:
-            self.catalog.reload_if_changed()
-        except Exception:  # a listener's bug must not stop the stream
-            log.exception("catalog reload failed; keeping the old catalog")
 
     async def _reply_in_chat(self, question: ChatMessage, reply: str) -> None:
         """Post the spoken answer into the chat it came from, where the platform allows it."""

@@ -12,9 +12,10 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from streambot.logs import register_secret
+from streambot.timing import DEFAULT_FPS, OUTPUT_RATE, samples_per_frame
 
 
 class ConfigError(Exception):
@@ -42,13 +43,19 @@ def read_secret(env_name: str) -> SecretStr | None:
     return SecretStr(value)
 
 
+def _whole_output_frames(fps: int) -> int:
+    """Each frame must carry a whole number of output samples (1,920 at 25 fps)."""
+    samples_per_frame(fps, OUTPUT_RATE)
+    return fps
+
+
 class StreamConfig(_Section):
-    fps: Annotated[int, Field(ge=1, le=60)] = 25
+    fps: Annotated[int, Field(ge=1, le=60), AfterValidator(_whole_output_frames)] = DEFAULT_FPS
     width: Annotated[int, Field(ge=64, le=3840, multiple_of=2)] = 1280
     height: Annotated[int, Field(ge=64, le=2160, multiple_of=2)] = 720
     realtime: bool = True
-    # Output audio rate is fixed by the timing contract (DESIGN section 2).
-    sample_rate: Literal[48000] = 48000
+    # Output audio rate is fixed by the timing contract (streambot/timing.py).
+    sample_rate: Literal[48000] = OUTPUT_RATE
     max_behind_s: Annotated[float, Field(gt=0)] = 0.5
 
 

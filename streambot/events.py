@@ -64,35 +64,6 @@ class Decision:
     batch: bool = False  # held for a batched thanks instead of queued on its own
 
 
-@dataclass
-class TurnTimings:
-    """Monotonic (perf_counter) instants of one turn, filled as its stages first produce."""
-
-    arrived: float | None = None
-    dequeued: float | None = None
-    first_text: float | None = None
-    first_audio: float | None = None
-    first_frame: float | None = None
-
-    def since_arrival_ms(self, instant: float | None) -> float | None:
-        if instant is None or self.arrived is None:
-            return None
-        return (instant - self.arrived) * 1000.0
-
-
-@dataclass
-class Turn:
-    id: int
-    kind: str  # "answer" | "pitch"
-    message: ChatMessage | None
-    lang: str = "en"
-    topic: str | None = None  # product id of an idle pitch
-    reply: str = ""  # the text said, once the brain has finished
-    priority: int = 0  # the message's priority, kept to queue it again after an interruption
-    timings: TurnTimings = field(default_factory=TurnTimings)
-    first_index: int | None = None  # the frame index the presenter shows its first frame at
-
-
 @dataclass(frozen=True)
 class Sentence:
     turn_id: int

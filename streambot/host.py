@@ -12,24 +12,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from streambot.brain.base import Brain
 from streambot.brain.sentences import SentenceSplitter
-from streambot.config import HostConfig, TriageConfig
-from streambot.events import ChatMessage, Clip, Kind, Sentence, Speech, Turn, TurnEnd
+from streambot.config import HostConfig
+from streambot.events import ChatMessage, Clip, Kind, Sentence, Speech, TurnEnd
 from streambot.face.base import Face
-from streambot.inbox import Inbox
 from streambot.ingest import Ingest
 from streambot.lang import detect_lang
-from streambot.metrics import Metrics
 from streambot.screening import fold
 from streambot.stage.clock import Clock
 from streambot.stage.presenter import Presenter
 from streambot.stage.schedule import RenderRate, SlowFacePolicy
 from streambot.store import Store
+from streambot.turn import Outcome, Turn, TurnKind, TurnObserver
 from streambot.voice.base import FACE_RATE, Voice, samples_per_frame, to_speech
 
 log = logging.getLogger(__name__)
@@ -37,40 +37,40 @@ _END = object()
 MAX_REQUEUES = 2  # an interrupted question is tried again at most this many times
 
 
+@dataclass
+class Stages:
+    """A turn's streaming stages, in the order its data flows through them."""
+
+    brain: Brain
+    voice: Voice
+    face: Face
+    presenter: Presenter
+
+
 class Host:
     def __init__(
         self,
-        host_config: HostConfig,
-        triage_config: TriageConfig,
-        inbox: Inbox,
+        config: HostConfig,
         ingest: Ingest,
-        brain: Brain,
-        voice: Voice,
-        face: Face,
-        presenter: Presenter,
+        stages: Stages,
         store: Store,
         clock: Clock,
-        metrics: Metrics,
-        fps: int,
+        *,
+        idle_pitch_after_s: float = 20.0,
+        observers: Sequence[TurnObserver] = (),
         slow: SlowFacePolicy | None = None,
     ) -> None:
-        self.config, self.triage_config = host_config, triage_config
-        self.inbox, self.ingest = inbox, ingest
-        self.brain, self.voice, self.face, self.presenter = brain, voice, face, presenter
-        self.store, self.clock, self.metrics, self.fps = store, clock, metrics, fps
+        self.config, self.idle_pitch_after_s = config, idle_pitch_after_s
+        self.ingest, self.inbox = ingest, ingest.inbox
+        self.brain, self.voice = stages.brain, stages.voice
+        self.face, self.presenter = stages.face, stages.presenter
+        self.store, self.clock, self.fps = store, clock, stages.presenter.fps
+        # Given to every turn: the record, metrics, the OBS director, chat replies.
+        self.observers = list(observers)
         self._pitches = 0
         self._lang = "en"
         self.turns_played = 0
         self.current: Turn | None = None
-        # Called with (question, reply text) after an answer was fully spoken, e.g. to post
-        # the answer into the platform's chat as well.
-        self.on_answered: Callable[[ChatMessage, str], Awaitable[None]] | None = None
-        # Called when a turn starts and ends (the stage director switches OBS scenes).
-        self.on_turn_start: Callable[[Turn], None] | None = None
-        self.on_turn_end: Callable[[Turn], None] | None = None
-        # Called before a turn is built (the app re-reads an edited catalog here).
-        self.before_turn: Callable[[], None] | None = None
-        self._background: set[asyncio.Task] = set()
         self.slow = slow or SlowFacePolicy()
         self.render_rates: dict[str, RenderRate] = {}  # per face backend
         self._said_slow: set[str] = set()
@@ -80,13 +80,9 @@ class Host:
             await self.calibrate()
         last_activity = self.clock.now()
         while not stop.is_set():
-            if self.before_turn is not None:  # each pass may build a turn
-                self.before_turn()
-            item = self.inbox.get_nowait()
-            self.metrics.inbox.set(len(self.inbox))
+            item = self.ingest.take()
             if item is None:
-                idle_for = self.clock.now() - last_activity
-                wait = self.triage_config.idle_pitch_after_s - idle_for
+                wait = self.idle_pitch_after_s - (self.clock.now() - last_activity)
                 if wait <= 0:
                     await self.play(self._pitch_turn(), stop)
                     last_activity = self.clock.now()
@@ -101,25 +97,32 @@ class Host:
             last_activity = self.clock.now()
 
     # -- turns -------------------------------------------------------------------------
-    def _answer_turn(self, msg: ChatMessage, priority: int = 0) -> Turn:
-        lang = detect_lang(msg.text)
-        # A batched thanks is already the words to say; everything else gets an answer.
-        kind = "thanks" if msg.meta.get("thanks") else "answer"
-        if kind == "answer":
-            self._lang = lang
-        turn_id = self.store.start_turn(msg.id, kind, lang)
-        turn = Turn(turn_id, kind, msg, lang, priority=priority)
-        turn.timings.arrived = msg.arrived
+    def _new_turn(
+        self,
+        kind: TurnKind,
+        message: ChatMessage | None,
+        lang: str,
+        topic: str | None = None,
+        priority: int = 0,
+    ) -> Turn:
+        turn_id = self.store.start_turn(message.id if message else None, kind, lang)
+        turn = Turn(turn_id, kind, message, lang, topic, priority, observers=self.observers)
+        turn.timings.arrived = message.arrived if message else time.perf_counter()
         turn.timings.dequeued = time.perf_counter()
         return turn
 
-    def _pitch_turn(self, topic: str | None = None, kind: str = "pitch") -> Turn:
-        """An unprompted turn: a product pitch, or (kind "say") the operator's own words."""
-        lang = detect_lang(topic) if kind == "say" and topic else self._lang
-        turn_id = self.store.start_turn(None, kind, lang)
-        turn = Turn(turn_id, kind, None, lang, topic=topic or self._next_pitch())
-        turn.timings.arrived = turn.timings.dequeued = time.perf_counter()
-        return turn
+    def _answer_turn(self, msg: ChatMessage, priority: int = 0) -> Turn:
+        lang = detect_lang(msg.text)
+        # A batched thanks is already the words to say; everything else gets an answer.
+        kind = TurnKind.THANKS if msg.meta.get("thanks") else TurnKind.ANSWER
+        if kind == TurnKind.ANSWER:
+            self._lang = lang
+        return self._new_turn(kind, msg, lang, priority=priority)
+
+    def _pitch_turn(self, topic: str | None = None, kind: TurnKind = TurnKind.PITCH) -> Turn:
+        """An unprompted turn: a product pitch, or (SAY) the operator's own words."""
+        lang = detect_lang(topic) if kind == TurnKind.SAY and topic else self._lang
+        return self._new_turn(kind, None, lang, topic or self._next_pitch())
 
     def _next_pitch(self) -> str:
         """The next product of the catalog's pitch schedule (re-read: the catalog may change)."""
@@ -136,66 +139,62 @@ class Host:
         elif word == "!pitch":
             await self.play(self._pitch_turn(rest.strip() or None), stop)
         elif word == "!say" and rest.strip():
-            await self.play(self._pitch_turn(rest.strip(), kind="say"), stop)
+            await self.play(self._pitch_turn(rest.strip(), kind=TurnKind.SAY), stop)
         else:
             self.store.log_decision(msg.id, "rejected", f"unknown command {word!r}", None)
 
-    async def play(self, turn: Turn, stop: asyncio.Event) -> str:
-        """Produce and present one turn; returns its outcome."""
+    async def play(self, turn: Turn, stop: asyncio.Event) -> Outcome:
+        """Produce and present one turn until it ends; returns its outcome. The turn is
+        interrupted by a message of at least ``interrupt_priority``, by ``turn.interrupt()``
+        or by ``stop`` (the daemon shutting down)."""
         self.current = turn
         self.face.reset()
-        if self.on_turn_start is not None:
-            self.on_turn_start(turn)
+        turn.started()
         done = self.presenter.begin_turn(turn)
         producer = asyncio.create_task(self._produce(turn), name=f"turn-{turn.id}")
         self.ingest.urgent.clear()
-        outcome, failed = "played", False
-        interrupter: ChatMessage | None = None
+        outcome: Outcome | None = None
         try:
-            while not done.done():
-                await _first_of(done, self.ingest.urgent.wait(), stop.wait())
-                if done.done():
-                    break
-                if stop.is_set():
-                    outcome = "interrupted-by-shutdown"
-                elif (self.inbox.peek_priority() or 0) >= self.config.interrupt_priority:
-                    outcome = "interrupted"
-                    interrupter = (self.inbox.peek() or (None, 0))[0]
-                    log.info("turn %d interrupted by a more important message", turn.id)
-                else:
-                    self.ingest.urgent.clear()
-                    continue
-                self.presenter.interrupt(turn.id)
-                producer.cancel()
-                break
-            with contextlib.suppress(asyncio.CancelledError):
-                failed = await producer
-            if outcome == "played":
-                outcome = "failed" if failed else await done
-                if outcome == "stopped":
-                    outcome = "interrupted-by-shutdown"
-            else:
-                await _first_of(done, asyncio.sleep(1.0))
+            outcome = await self._until_it_ends(turn, done, producer, stop)
         finally:
             self.current = None
-            if self.on_turn_end is not None:
-                self.on_turn_end(turn)
-        msg_id = turn.message.id if turn.message else None
-        if outcome == "interrupted-by-shutdown" and msg_id is not None:
-            self.store.end_turn(turn.id, None, outcome)
-            self.store.set_status(msg_id, "accepted")  # answered again after a restart
-        else:
-            self.store.end_turn(turn.id, msg_id, outcome)
-            if outcome == "interrupted" and turn.message is not None:
-                self._after_interruption(turn, turn.message, interrupter)
-        self.store.log_timings(turn.id, turn.timings)
-        self._observe(turn, outcome)
-        if outcome == "played" and turn.kind == "answer" and turn.message and self.on_answered:
-            task = asyncio.create_task(self.on_answered(turn.message, turn.reply))
-            self._background.add(task)  # keep a reference until it is done
-            task.add_done_callback(self._background.discard)
+            turn.end(outcome or Outcome.SHUTDOWN)  # cancelled: the daemon is stopping
+        if outcome == Outcome.INTERRUPTED and turn.message is not None:
+            self._after_interruption(turn, turn.message, turn.interrupted_by)
         self.turns_played += 1
         return outcome
+
+    async def _until_it_ends(
+        self, turn: Turn, done: asyncio.Future[Outcome], producer: asyncio.Task, stop: asyncio.Event
+    ) -> Outcome:
+        while not done.done():
+            await _first_of(done, self.ingest.urgent.wait(), stop.wait(), turn.wait_interrupted())
+            if done.done():
+                break
+            if stop.is_set():
+                outcome = Outcome.SHUTDOWN
+            elif turn.interrupt_requested:
+                outcome = Outcome.INTERRUPTED
+            elif (self.inbox.peek_priority() or 0) >= self.config.interrupt_priority:
+                turn.interrupt(by=(self.inbox.peek() or (None, 0))[0])
+                outcome = Outcome.INTERRUPTED
+                log.info("turn %d interrupted by a more important message", turn.id)
+            else:
+                self.ingest.urgent.clear()
+                continue
+            self.presenter.interrupt(turn.id)
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+            await _first_of(done, asyncio.sleep(1.0))  # its faded frame reaches the sinks
+            return outcome
+        failed = False
+        with contextlib.suppress(asyncio.CancelledError):
+            failed = await producer
+        played = await done
+        if failed:
+            return Outcome.FAILED
+        return played
 
     def _after_interruption(
         self, turn: Turn, msg: ChatMessage, interrupter: ChatMessage | None
@@ -222,22 +221,9 @@ class Host:
                 reason = f"interrupted; the same question is queued again as #{other.id}"
                 self.store.log_decision(msg.id, "superseded", reason, None)
                 return
-        by = f"{interrupter.kind} #{interrupter.id}" if interrupter is not None else "shutdown"
+        by = f"{interrupter.kind} #{interrupter.id}" if interrupter is not None else "the operator"
         self.ingest.requeue(msg, turn.priority, f"re-queued: interrupted by {by}")
         log.info("#%s queued again: interrupted by %s", msg.id, by)
-
-    def _observe(self, turn: Turn, outcome: str) -> None:
-        self.metrics.turns.labels(turn.kind, outcome).inc()
-        t = turn.timings
-        for stage, instant in (
-            ("dequeue", t.dequeued),
-            ("first_text", t.first_text),
-            ("first_audio", t.first_audio),
-            ("first_frame", t.first_frame),
-        ):
-            ms = t.since_arrival_ms(instant)
-            if ms is not None:
-                self.metrics.stage_latency.labels(stage).observe(ms / 1000.0)
 
     async def _produce(self, turn: Turn) -> bool:
         """Run brain -> voice -> face for one turn; always ends with TurnEnd. True on failure."""
@@ -265,28 +251,30 @@ class Host:
 
     async def _think(self, turn: Turn, out: asyncio.Queue) -> None:
         splitter = SentenceSplitter()
-        reply, index, limit = "", 0, self.config.max_reply_chars
-        if turn.kind == "say":
+        limit = self.config.max_reply_chars
+        if turn.kind == TurnKind.SAY:
             stream = _one(turn.topic or "")
-        elif turn.kind == "thanks" and turn.message is not None:
+        elif turn.kind == TurnKind.THANKS and turn.message is not None:
             stream = _one(turn.message.text)
         else:
             stream = self.brain.reply(turn)
+
+        async def sentence(text: str) -> None:
+            index = len(turn.sentences)
+            turn.sentences[index] = text
+            await out.put(Sentence(turn.id, index, text, turn.lang))
+
         async for delta in stream:
             if turn.timings.first_text is None:
                 turn.timings.first_text = time.perf_counter()
-            delta = delta[: max(0, limit - len(reply))]
-            reply += delta
+            delta = delta[: max(0, limit - len(turn.reply))]
+            turn.reply += delta  # what was said so far is kept, even if it is interrupted
             for text in splitter.feed(delta):
-                await out.put(Sentence(turn.id, index, text, turn.lang))
-                index += 1
-            if len(reply) >= limit:
+                await sentence(text)
+            if len(turn.reply) >= limit:
                 break
         for text in splitter.flush():
-            await out.put(Sentence(turn.id, index, text, turn.lang))
-            index += 1
-        turn.reply = reply
-        self.store.set_reply(turn.id, reply)
+            await sentence(text)
         await out.put(_END)
 
     async def _speak(self, turn: Turn, inbox: asyncio.Queue, out: asyncio.Queue) -> None:
@@ -300,7 +288,6 @@ class Host:
                 speech = to_speech(pcm, self.voice.sample_rate, sentence, self.fps, phonemes)
                 if turn.timings.first_audio is None:
                     turn.timings.first_audio = time.perf_counter()
-                self.store.log_sentence(turn.id, sentence.index, sentence.text, speech.frames)
                 await out.put(speech)
         await out.put(_END)
 

@@ -144,6 +144,12 @@ class Ingest:
             )
         return len(pending)
 
+    def take(self) -> tuple[ChatMessage, int] | None:
+        """The next message to answer and its priority, or None when the inbox is empty."""
+        item = self.inbox.get_nowait()
+        self.metrics.inbox.set(len(self.inbox))
+        return item
+
     def requeue(self, msg: ChatMessage, priority: int, reason: str) -> None:
         """Queue an interrupted question again (it is answered after what interrupted it)."""
         self.store.log_decision(msg.id, "accepted", reason, priority)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+from streambot.text import has_cjk
 
 
 def detect_lang(text: str) -> str:
     """``"zh"`` when the text contains CJK ideographs, else ``"en"``."""
-    return "zh" if _CJK.search(text) else "en"
+    return "zh" if has_cjk(text) else "en"

@@ -15,7 +15,7 @@ from streambot.config import Config, ConfigError
 
 
 def _catalog(config: Config) -> str:
-    from streambot.brain.catalog import Catalog, CatalogError
+    from streambot.catalog import Catalog, CatalogError
 
     path = config.brain.catalog.path
     try:

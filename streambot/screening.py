@@ -1,10 +1,10 @@
 """One normalisation and one set of rules for every word from chat the host might repeat.
 
 Strangers write "b u y  f o l l o w e r s", "ｂｕｙ", "bu\u200dy", "bцy" (Cyrillic) or base64 to
-slip past a filter. Everything is compared in a *folded* form: NFKC (full-width and mathematical
-letters become plain ones), invisible format characters removed (zero-width space and joiners,
-soft hyphen, bidi controls), letters of other scripts that look like Latin ones mapped to those
-(Unicode's confusables data via ``confusable_homoglyphs``), case folded, spaces collapsed. Banned
+slip past a filter. Everything is compared in a *folded* form: ``streambot.text.fold`` (NFKC,
+format characters removed, case folded, spaces collapsed) with, in addition, letters of other
+scripts that look like Latin ones mapped to those (Unicode's confusables data via
+``confusable_homoglyphs``). Banned
 words are also matched on the *squashed* form (letters and digits only), so spacing and
 punctuation cannot split them, and inside any base64 run that decodes to text.
 
@@ -23,6 +23,9 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 
 from confusable_homoglyphs import categories, confusables
+
+from streambot.text import CharTable, is_format, normalise
+from streambot.text import fold as _fold
 
 # Scripts whose look-alikes of Latin letters are mapped (Cyrillic "о", Greek "ο", ...). CJK
 # and Latin itself are left alone, and digits are never mapped to letters: "1" stays a figure.
@@ -50,31 +53,13 @@ def _latin_lookalike(char: str) -> str:
     return char
 
 
-class _FoldTable(dict):
-    """``str.translate`` table filled on first sight of each character: format characters
-    removed, look-alike letters mapped. Bounded: past the cap, new characters are worked out
-    each time instead of remembered (a stranger can send every code point there is)."""
-
-    CAP = 65_536
-
-    def __missing__(self, code: int) -> str | None:
-        char = chr(code)
-        value = None if unicodedata.category(char) == "Cf" else _latin_lookalike(char)
-        if len(self) < self.CAP:
-            self[code] = value
-        return value
-
-
-_FOLD_TABLE = _FoldTable()
+# Applied after NFKC, before case folding (an upper-case look-alike maps to its Latin letter).
+_FOLD_TABLE = CharTable(lambda c: None if is_format(c) else _latin_lookalike(c))
 
 
 def fold(text: str) -> str:
     """The comparable form of ``text`` (see the module docstring)."""
-    text = text[:_MAX_FOLDED]
-    if text.isascii():  # most chat: NFKC, format characters and look-alikes cannot apply
-        return " ".join(text.casefold().split())
-    text = unicodedata.normalize("NFKC", text).translate(_FOLD_TABLE)
-    return " ".join(text.casefold().split())
+    return _fold(text[:_MAX_FOLDED], _FOLD_TABLE)
 
 
 def squash(folded: str) -> str:
@@ -203,6 +188,7 @@ class Screen:
             return "empty"
         if len(name) > MAX_NAME_CHARS or len(folded.split()) > MAX_NAME_WORDS:
             return "too long to say"
+        # NFKC only: a zero-width or bidi character must be seen here, to be refused.
         if not all(ch.isalnum() or ch in " -_'." for ch in unicodedata.normalize("NFKC", name)):
             return "symbols"
         if self.banned_word(name, views) is not None:
@@ -223,4 +209,4 @@ class Screen:
         """``user`` as the host may say it, or None when it fails the name rules."""
         if self.name_reject_reason(user, product_names) is not None:
             return None
-        return unicodedata.normalize("NFKC", user.strip().lstrip("@"))
+        return normalise(user.strip().lstrip("@"))

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from streambot.events import ChatMessage, TurnTimings
+from streambot.events import ChatMessage
+from streambot.turn import TurnTimings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (

@@ -4,12 +4,15 @@ Python 3.11's ``asyncio.wait_for`` returns its inner result when a cancel lands 
 result arrives (fixed in 3.12), so one ``cancel()`` can be lost and ``await task`` then waits
 forever on a task that runs on. Shutdown paths use ``cancel_and_wait``, which cancels again
 until every task has ended.
+
+``first_of`` and ``wait_or_stop`` are the "wait for this or for stop" idiom, written once:
+they end what they started, and leave futures and tasks passed in to their owner.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task], retry_s: float = 1.0) -> None:
@@ -24,3 +27,41 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task], retry_s: float = 1.0) -
     for task in tasks:
         if not task.cancelled():
             task.exception()
+
+
+async def first_of(*awaitables: Awaitable[object]) -> None:
+    """Wait until any of ``awaitables`` is done, then cancel and wait out the tasks made here
+    for the others. Futures and tasks passed in are left as they are (their owner reads or
+    cancels them); an exception from a finished coroutine made into a task here is raised."""
+    if not awaitables:
+        raise ValueError("first_of needs at least one awaitable")
+    futures: list[asyncio.Future] = []
+    own: list[asyncio.Future] = []
+    try:
+        for awaitable in awaitables:
+            future = asyncio.ensure_future(awaitable)
+            futures.append(future)
+            if future is not awaitable:
+                own.append(future)
+        done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await cancel_and_wait(own)  # also when we are cancelled: nothing made here runs on
+    for future in own:
+        if future in done and not future.cancelled() and future.exception() is not None:
+            raise future.exception()
+
+
+async def wait_or_stop(awaitable: Awaitable[object], stop: asyncio.Event) -> bool:
+    """Wait for ``awaitable`` unless ``stop`` is set first. True when it finished; False when
+    stop came first (then it is cancelled if it was made into a task here, else left alone)."""
+    future = asyncio.ensure_future(awaitable)
+    own = future is not awaitable
+    try:
+        await first_of(future, stop.wait())
+        finished = future.done()
+    finally:
+        if own:
+            await cancel_and_wait([future])
+    if finished and own:
+        future.result()  # raises its exception, if it failed
+    return finished

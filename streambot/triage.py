@@ -10,9 +10,10 @@ import re
 import unicodedata
 from collections import OrderedDict, deque
 
-from streambot.brain.catalog import Catalog, detect_intents, is_greeting
+from streambot.catalog import Catalog, LiveCatalog, as_live
 from streambot.config import TriageConfig
 from streambot.events import ChatMessage, Decision, Kind, Priority
+from streambot.intents import detect_intents, is_greeting
 from streambot.lang import detect_lang
 from streambot.screening import Screen
 
@@ -56,25 +57,34 @@ class _BoundedLru(OrderedDict):
 
 
 class Triage:
-    def __init__(self, config: TriageConfig, catalog: Catalog | None = None) -> None:
+    def __init__(self, config: TriageConfig, catalog: Catalog | LiveCatalog | None = None) -> None:
+        """``catalog``: product names in questions are matched against it, and kept out of
+        spoken names; a live one is read for each message, so an edit counts at once."""
         self._config = config
-        self._catalog = catalog
+        self._live = as_live(catalog) if catalog is not None else None
+        self._catalog: Catalog | None = None  # the catalog the names below were taken from
+        self._product_names: list[str] = []
         self.screen = Screen(config.banned_words, config.drop_urls)
-        self._product_names = _product_names(catalog)
         self._recent_texts = _BoundedLru(config.max_users_tracked)  # (user, text) -> last seen
         self._user_times = _BoundedLru(config.max_users_tracked)  # user -> deque of instants
         self._greeted = _BoundedLru(config.max_users_tracked)  # user -> when greeted
         self._names = _BoundedLru(4096)  # user -> spoken name (names repeat; screening is dear)
 
-    def use_catalog(self, catalog: Catalog) -> None:
-        """The catalog was reloaded: product names in questions are matched against it."""
-        self._catalog = catalog
-        self._product_names = _product_names(catalog)
-        self._names.clear()  # a new product name may now be in someone's name
+    def _follow_catalog(self) -> None:
+        """Read the catalog (which checks its file); if it changed, take its names."""
+        catalog = self._live.current if self._live is not None else None
+        if catalog is not self._catalog:
+            self._catalog = catalog
+            self._product_names = catalog.names() if catalog is not None else []
+            self._names.clear()  # a new product name may now be in someone's name
 
     def spoken_name(self, msg: ChatMessage) -> str | None:
         """The viewer's name as the host may say it, or None ("friend") when it fails the
         name rules: no banned word, link, figure, instruction or product name."""
+        self._follow_catalog()
+        return self._spoken_name(msg)
+
+    def _spoken_name(self, msg: ChatMessage) -> str | None:
         if msg.user in self._names:
             return self._names[msg.user]
         name = self.screen.speakable_name(msg.user, self._product_names)
@@ -86,7 +96,8 @@ class Triage:
         cfg = self._config
         if msg.malformed:
             return Decision(False, f"malformed: {msg.malformed}")
-        msg.spoken_name = self.spoken_name(msg)
+        self._follow_catalog()  # the one read of the catalog for this message
+        msg.spoken_name = self._spoken_name(msg)
         event = self._platform_event(msg)
         if event is not None:
             return event
@@ -158,14 +169,3 @@ class Triage:
             self._greeted.put(msg.user, now)
             return Decision(True, "greeting", Priority.CHAT)
         return Decision(False, "chatter: not a question or greeting")
-
-
-def _product_names(catalog: Catalog | None) -> list[str]:
-    if catalog is None:
-        return []
-    return [
-        name
-        for p in catalog.product
-        for name in (p.id, p.name, p.name_zh, *p.aliases, *p.aliases_zh)
-        if name
-    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from streambot.events import Turn
+from streambot.turn import Turn
 
 
 class Brain(Protocol):

@@ -1,71 +1,21 @@
 """Builds the configured brain. LLM brains are always wrapped: grounded in the catalog, their
 every sentence checked against it (GuardedBrain), with the catalog brain as the fallback, and
-a bounded memory of recent turns for follow-up questions."""
+a bounded memory of recent turns for follow-up questions. Every part reads the live catalog
+(``streambot.catalog.LiveCatalog``) as it is at each turn, so an edited file is followed."""
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 from streambot.brain.base import Brain
-from streambot.brain.catalog import Catalog, CatalogBrain, CatalogError
+from streambot.brain.catalog import CatalogBrain
+from streambot.catalog import LiveCatalog
 from streambot.config import Config
-from streambot.events import Turn
+from streambot.turn import Turn, TurnKind
 
 log = logging.getLogger(__name__)
-
-
-class CatalogSource:
-    """The live catalog: reloaded when its file changes, so prices stay right mid-stream."""
-
-    def __init__(self, brain: CatalogBrain, path: str) -> None:
-        self.brain, self.path = brain, Path(path) if path else None
-        self._mtime = self._stat()
-        self.listeners: list[Callable[[Catalog], None]] = []
-        self.version = 0  # reloads so far
-
-    @property
-    def catalog(self) -> Catalog:
-        return self.brain.answerer.catalog
-
-    def _stat(self) -> float | None:
-        try:
-            return self.path.stat().st_mtime if self.path else None
-        except OSError:
-            return None
-
-    def reload_if_changed(self) -> bool:
-        mtime = self._stat()
-        if mtime == self._mtime:
-            return False
-        self._mtime = mtime
-        try:
-            catalog = Catalog.load(self.path)
-        except CatalogError as exc:
-            log.error("catalog changed but cannot be used, keeping the old one: %s", exc)
-            return False
-        self.brain.answerer.catalog = catalog
-        self.version += 1
-        for listener in self.listeners:
-            listener(catalog)
-        log.info("catalog reloaded from %s", self.path)
-        return True
-
-    def change_check(self) -> Callable[[], bool]:
-        """A check for one consumer: reloads if the file changed and says whether the catalog
-        changed since that consumer last asked, whoever reloaded it (the app's watch task
-        usually gets there first, so ``reload_if_changed``'s own answer would miss it)."""
-        seen = self.version
-
-        def changed() -> bool:
-            nonlocal seen
-            self.reload_if_changed()
-            now_changed, seen = self.version != seen, self.version
-            return now_changed
-
-        return changed
 
 
 class RememberingBrain:
@@ -82,40 +32,36 @@ class RememberingBrain:
         async for delta in self.inner.reply(turn):
             said += delta
             yield delta
-        if turn.kind == "answer" and turn.message is not None and said.strip():
+        if turn.kind == TurnKind.ANSWER and turn.message is not None and said.strip():
             self.memory.append((turn.message.text, said.strip()))
 
 
-def build_brain(config: Config) -> tuple[Brain, CatalogSource]:
-    """(the brain that answers, the live catalog); ``source.brain`` is the catalog brain that
-    grounds the answers and backs them up."""
-    catalog_brain = CatalogBrain(config.brain.catalog)
-    source = CatalogSource(catalog_brain, config.brain.catalog.path)
+def build_brain(config: Config, live: LiveCatalog | None = None) -> tuple[Brain, CatalogBrain]:
+    """(the brain that answers, the catalog brain that grounds its answers and backs them
+    up). ``live``: the catalog they read (default: ``brain.catalog.path``'s); the catalog
+    brain's ``live`` is it."""
+    catalog_brain = CatalogBrain(config.brain.catalog, live)
     backend = config.brain.backend
     if backend == "catalog":
-        return catalog_brain, source
+        return catalog_brain, catalog_brain
     try:
-        inner, memory = _build_llm(config, source)
+        inner, memory = _build_llm(config, catalog_brain)
     except Exception as exc:  # a missing model must not keep the stream off the air
         log.warning("%s brain unavailable, answering from the catalog: %s", backend, exc)
-        return catalog_brain, source
+        return catalog_brain, catalog_brain
     from streambot.brain.guard import GuardedBrain, ReplyGuard
 
-    guard = ReplyGuard(source.catalog, config.triage.banned_words)
-    guarded = GuardedBrain(inner, catalog_brain, guard, source.catalog)
-
-    def follow(catalog: Catalog) -> None:
-        guard.catalog = guarded.catalog = catalog
-
-    source.listeners.append(follow)
-    return RememberingBrain(guarded, memory), source
+    live = catalog_brain.live
+    guard = ReplyGuard(live.current, config.triage.banned_words)
+    guarded = GuardedBrain(inner, catalog_brain, guard, live)
+    return RememberingBrain(guarded, memory), catalog_brain
 
 
-def _build_llm(config: Config, source: CatalogSource) -> tuple[Brain, deque[tuple[str, str]]]:
+def _build_llm(config: Config, catalog_brain: CatalogBrain) -> tuple[Brain, deque[tuple[str, str]]]:
     """The bare LLM brain (local or remote) and the memory it shares with its wrapper."""
     from streambot.brain.prompt import system_prompt, turn_messages
 
-    catalog_brain = source.brain
+    live = catalog_brain.live
     host = config.brain.catalog.host_name
     if config.brain.backend == "llm":
         cfg = config.brain.llm
@@ -127,11 +73,11 @@ def _build_llm(config: Config, source: CatalogSource) -> tuple[Brain, deque[tupl
         llm = LocalLLM(cfg.path, cfg.device, cfg.dtype, cfg.trust_remote_code)
         brain = LLMBrain(
             llm,
-            lambda turn: turn_messages(turn, source.catalog, tuple(memory), host),
-            lambda: system_prompt(source.catalog, host),
+            lambda turn: turn_messages(turn, live.current, tuple(memory), host),
+            lambda: system_prompt(live.current, host),
             catalog_brain.pitch_topics,
             GenerationSettings(cfg.max_new_tokens, cfg.temperature, cfg.top_p),
-            catalog_changed=source.change_check(),
+            catalog_changed=live.changes(),
         )
     else:
         cfg = config.brain.openai
@@ -142,8 +88,7 @@ def _build_llm(config: Config, source: CatalogSource) -> tuple[Brain, deque[tupl
         memory = deque(maxlen=cfg.memory_turns)
 
         def build_messages(turn: Turn) -> list[dict[str, str]]:
-            source.reload_if_changed()
-            return turn_messages(turn, source.catalog, tuple(memory), host)
+            return turn_messages(turn, live.current, tuple(memory), host)
 
         brain = OpenAIChatBrain(
             cfg.base_url,

@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from streambot.brain.base import Brain
-from streambot.brain.catalog import Catalog, Product, format_price
 from streambot.brain.prompt import CLOSE, HOUSE_RULES, OPEN, STYLE_RULES
 from streambot.brain.sentences import SentenceSplitter, split_sentences
-from streambot.events import Turn
+from streambot.catalog import Catalog, LiveCatalog, Product, as_live, format_price
 from streambot.screening import Screen, fold
+from streambot.text import has_cjk
+from streambot.turn import Turn, TurnKind
 
 log = logging.getLogger(__name__)
 
@@ -225,20 +225,16 @@ _DISCOUNT = re.compile(
 _NEGATION_BEFORE = re.compile(
     r"(?:\b(?:no|not|never|without)\b|n't\b|没有|没|不|无)(?:\W*\w+){0,3}?\W*$"
 )
-_CJK = re.compile(r"[\u3400-\u9fff]")
 _WORD = re.compile(r"[a-z0-9]+")
 
 
-def _normalise(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
-
-
 def _shingles(text: str, n: int = 6) -> set[str]:
-    words = _WORD.findall(text.lower())
+    """The runs of ``n`` words of a folded text."""
+    words = _WORD.findall(text)
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-_INSTRUCTION_SHINGLES = set().union(*(_shingles(rule) for rule in HOUSE_RULES + STYLE_RULES))
+_INSTRUCTION_SHINGLES = set().union(*(_shingles(fold(r)) for r in HOUSE_RULES + STYLE_RULES))
 
 
 class _Reject(Exception):
@@ -291,12 +287,11 @@ class ReplyGuard:
         return GuardVerdict(True, text, "; ".join(notes) if notes else None)
 
     def _check(self, sentence: str, context: list[Product], lang: str) -> tuple[str, list[str]]:
-        norm = _normalise(sentence)
         if self.screen.banned_word(sentence) is not None:
             raise _Reject("banned word")
         folded = fold(sentence)
         leaks = any(p.search(sentence) or p.search(folded) for p in _LEAK)
-        if leaks or _shingles(norm) & _INSTRUCTION_SHINGLES:
+        if leaks or _shingles(folded) & _INSTRUCTION_SHINGLES:
             raise _Reject("prompt injection or instructions leaking into the reply")
         for m in _DISCOUNT.finditer(sentence):
             if not _NEGATION_BEFORE.search(sentence[: m.start()]):
@@ -339,7 +334,7 @@ class ReplyGuard:
             if len(figures) == 1 and len(everyone) == 1 and about and not threshold:
                 product = everyone[0]
                 # the figure's own style: "99元" becomes "89.99美元", "$1" becomes "$89.99"
-                right = format_price(product, "zh" if _CJK.search(fig.text) else "en")
+                right = format_price(product, "zh" if has_cjk(fig.text) else "en")
                 edits.append((fig.start, fig.end, right))
                 notes.append(f"price {fig.text} corrected to {right} ({product.name})")
                 continue
@@ -438,8 +433,14 @@ class GuardedBrain:
     """An inner brain (the LLM) whose every sentence passes the guard before it is spoken, with a
     fallback brain (the catalog brain) that answers whenever a sentence is rejected."""
 
-    def __init__(self, inner: Brain, fallback: Brain, guard: ReplyGuard, catalog: Catalog) -> None:
-        self.inner, self.fallback, self.guard, self.catalog = inner, fallback, guard, catalog
+    def __init__(
+        self, inner: Brain, fallback: Brain, guard: ReplyGuard, catalog: Catalog | LiveCatalog
+    ) -> None:
+        """``catalog``: read at the start of each reply, and every sentence of that reply is
+        checked against what was read (a live catalog follows its file)."""
+        self.inner, self.fallback, self.guard = inner, fallback, guard
+        self.live = as_live(catalog)
+        self.catalog = self.live.current
         self.last_verdicts: list[tuple[str, str | None]] = []  # (sentence, reason) of a reply
         self.last_text = ""  # what the last reply actually said
         self.rejections = 0  # replies handed to the fallback, for metrics
@@ -448,7 +449,7 @@ class GuardedBrain:
         return self.fallback.pitch_topics()
 
     def _question_products(self, turn: Turn) -> list[Product]:
-        if turn.kind == "pitch":
+        if turn.kind == TurnKind.PITCH:
             product = self.catalog.by_id(turn.topic) if turn.topic else None
             return [product] if product else []
         if turn.message is not None:
@@ -457,12 +458,13 @@ class GuardedBrain:
 
     async def reply(self, turn: Turn) -> AsyncIterator[str]:
         self.last_verdicts, self.last_text = [], ""
-        if turn.kind == "say":  # the operator's own words: trusted, said as they are
+        if turn.kind == TurnKind.SAY:  # the operator's own words: trusted, said as they are
             said = turn.topic or (turn.message.text if turn.message else "")
             for sentence in split_sentences(said):
                 self.last_text += sentence + " "
                 yield sentence + " "
             return
+        self.catalog = self.guard.catalog = self.live.current  # one catalog for the whole reply
         question = self._question_products(turn)
         recent: list[Product] = []  # products the reply itself named last
         splitter = SentenceSplitter()

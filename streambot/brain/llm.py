@@ -6,8 +6,9 @@ every reply starts from a copy of that cache: only the turn's own tokens are enc
 matters: generation appends to a cache in place, and the prefix must stay pristine.
 
 Generation runs token by token in a worker thread (never on the event loop); deltas are handed
-to the loop as soon as they decode to whole characters, and a closed or cancelled reply stops
-the thread at the next token.
+to the loop as soon as they decode to whole characters (``IncrementalDecoder``: a short window
+of ids per token, never the whole reply again), and a closed or cancelled reply stops the
+thread at the next token.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from streambot.events import Turn
+from streambot.turn import Turn
 
 log = logging.getLogger(__name__)
 _DONE = object()
@@ -38,6 +39,59 @@ class GenerationSettings:
 
 class LLMError(RuntimeError):
     pass
+
+
+class IncrementalDecoder:
+    """Turns the reply's token ids, one at a time, into text deltas in O(n) decoding work.
+
+    Re-decoding the whole reply at every token costs O(n^2). Each step here decodes only the
+    ids not yet emitted, after the ids of the last delta as context (a tokenizer may add or
+    drop a space depending on what precedes a token), and emits what they add to the context's
+    text. A window that ends in U+FFFD ends inside a multi-byte character (byte-level BPE
+    splits one character over several tokens), so its ids are held back until it completes.
+    """
+
+    # A character is at most 4 bytes: this many ids in a row that make no whole character are
+    # not one (the model emits broken bytes); they are let out so the windows stay short.
+    MAX_HELD = 8
+
+    def __init__(self, decode: Callable[[list[int]], str]) -> None:
+        self._decode = decode
+        self.ids: list[int] = []
+        self.text = ""  # what has been emitted
+        self._context = 0  # the last delta's ids start here ...
+        self._emitted = 0  # ... and end here, where the ids not yet emitted start
+        self._context_text: str | None = None  # what the last delta's ids decode to alone
+
+    def push(self, token: int) -> str:
+        """Add one token; the text it completes ("" while a character is incomplete)."""
+        self.ids.append(token)
+        if self._context_text is None:
+            context = self.ids[self._context : self._emitted]
+            self._context_text = self._decode(context) if context else ""
+        before, after = self._context_text, self._decode(self.ids[self._context :])
+        incomplete = (
+            after.endswith("\ufffd") or len(after) <= len(before) or not after.startswith(before)
+        )
+        if incomplete and len(self.ids) - self._emitted < self.MAX_HELD:
+            return ""
+        delta = after[len(before) :]
+        self._context, self._emitted = self._emitted, len(self.ids)
+        self._context_text = None
+        self.text += delta
+        return delta
+
+    def finish(self) -> str:
+        """The rest of the reply once it has ended: what the held-back ids add (a character
+        cut off by the token limit is dropped)."""
+        if self._emitted == len(self.ids):
+            return ""
+        before = self._context_text or ""  # push() has worked it out for these very ids
+        after = self._decode(self.ids[self._context :])
+        delta = after[len(before) :].rstrip("\ufffd") if after.startswith(before) else ""
+        self._context, self._emitted, self._context_text = self._emitted, len(self.ids), None
+        self.text += delta
+        return delta
 
 
 def pick_dtype(device: torch.device, requested: str) -> torch.dtype:
@@ -173,8 +227,9 @@ class LocalLLM:
             generator = torch.Generator(device=self.device)
             if settings.seed is not None:
                 generator.manual_seed(settings.seed)
-            out_ids: list[int] = []
-            text = ""
+            decoder = IncrementalDecoder(
+                lambda window: self.tokenizer.decode(window, skip_special_tokens=True)
+            )
             for _ in range(settings.max_new_tokens):
                 if stop.is_set():
                     break
@@ -187,15 +242,12 @@ class LocalLLM:
                 token = self._pick(out.logits[0, -1].float(), settings, generator)
                 if token in self.stop_ids:
                     break
-                out_ids.append(token)
                 todo = torch.tensor([[token]], device=self.device)
-                decoded = self.tokenizer.decode(out_ids, skip_special_tokens=True)
-                if decoded.endswith("\ufffd"):
-                    continue  # a multi-byte character is not complete yet
-                if len(decoded) > len(text) and decoded.startswith(text):
-                    emit(decoded[len(text) :])
-                text = decoded
-            return text
+                if delta := decoder.push(token):
+                    emit(delta)
+            if delta := decoder.finish():
+                emit(delta)
+            return decoder.text
 
     @staticmethod
     def _pick(
@@ -214,8 +266,9 @@ class LocalLLM:
 class LLMBrain:
     """The Brain role on a LocalLLM: grounded messages in, streamed deltas out.
 
-    ``catalog_changed`` (checked before each reply) reports whether the catalog was reloaded;
-    then the system prompt is re-encoded into a new prefix cache.
+    ``catalog_changed`` (asked before each reply, on the event loop: asking it reads the live
+    catalog, which checks its file) says whether the catalog changed since the last reply;
+    then the system prompt is re-encoded into a new prefix cache before the reply starts.
     """
 
     def __init__(
@@ -235,13 +288,10 @@ class LLMBrain:
     def pitch_topics(self) -> list[str]:
         return self._pitch_topics()
 
-    def _refresh(self) -> None:
-        if self._catalog_changed is not None and self._catalog_changed():
-            self.llm.set_system_prompt(self._system_prompt())
-            log.info("catalog changed: system prompt re-encoded")
-
     async def reply(self, turn: Turn) -> AsyncIterator[str]:
-        await asyncio.to_thread(self._refresh)
+        if self._catalog_changed is not None and self._catalog_changed():
+            await asyncio.to_thread(self.llm.set_system_prompt, self._system_prompt())
+            log.info("catalog changed: system prompt re-encoded")
         messages = self._build_messages(turn)
         loop = asyncio.get_running_loop()
         deltas: asyncio.Queue = asyncio.Queue()

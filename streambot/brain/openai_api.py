@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from streambot.backoff import capped_exponential, equal_jitter
 from streambot.brain.base import Brain
-from streambot.events import Turn
+from streambot.turn import Turn
 
 log = logging.getLogger(__name__)
 

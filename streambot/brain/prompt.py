@@ -13,11 +13,11 @@ message that says it is data. The model's output is checked again by ``guard.Rep
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 
-from streambot.brain.catalog import Catalog, Product, format_price
-from streambot.events import Turn
+from streambot.catalog import Catalog, Product, format_price
+from streambot.text import normalise
+from streambot.turn import Turn, TurnKind
 
 MAX_VIEWER_CHARS = 500
 MAX_NAME_CHARS = 40
@@ -85,17 +85,15 @@ def system_prompt(catalog: Catalog, host_name: str = "Mia") -> str:
     )
 
 
-_CONTROL_WS = re.compile(r"[\t\n\r\v\f\u2028\u2029\x85]+")
 _OPEN_RUN = re.compile(r"[<＜﹤‹«]{2,}")
 _CLOSE_RUN = re.compile(r"[>＞﹥›»]{2,}")
 
 
 def sanitize(text: str, limit: int = MAX_VIEWER_CHARS) -> str:
-    """Viewer text fit to quote: one line, no control or format characters, at most ``limit``
-    characters, and no run of angle brackets that could pass for a delimiter."""
-    text = _CONTROL_WS.sub(" ", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"))
-    text = " ".join(text.split())
+    """Viewer text fit to quote: one line, no control or format characters (``normalise``),
+    at most ``limit`` characters, and no run of angle brackets that could pass for a
+    delimiter."""
+    text = normalise(text)
     text = _OPEN_RUN.sub("<", text)
     text = _CLOSE_RUN.sub(">", text)
     if len(text) > limit:
@@ -168,9 +166,9 @@ def turn_messages(
     for question, answer in memory:
         messages.append({"role": "user", "content": quoted(question)})
         messages.append({"role": "assistant", "content": answer})
-    if turn.kind == "pitch":
+    if turn.kind == TurnKind.PITCH:
         content = _pitch_message(turn, catalog)
-    elif turn.kind == "say":
+    elif turn.kind == TurnKind.SAY:
         content = _say_message(turn)
     elif turn.message is not None:
         content = _answer_message(turn, catalog, host_name)

@@ -38,7 +38,7 @@ import aiohttp
 import yarl
 from pydantic import SecretStr
 
-from streambot.backoff import capped_exponential, full_jitter
+from streambot.backoff import Backoff, full_jitter
 from streambot.chat.bilibili_codec import (
     OP_AUTH_REPLY,
     OP_COMMAND,
@@ -210,9 +210,9 @@ class _DanmakuClient:
             "malformed": 0,
         }
 
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(max, base * 2**attempt)]."""
-        return full_jitter(capped_exponential(attempt, self.backoff_base, self.backoff_max))
+    def _backoff(self) -> Backoff:
+        """Full jitter: the n-th retry waits uniform in [0, min(max, base * 2**n)]."""
+        return Backoff(self.backoff_base, self.backoff_max, full_jitter)
 
     def _handle(self, item: Packet | DecodeError) -> ChatMessage | None:
         if isinstance(item, DecodeError):
@@ -411,7 +411,7 @@ class BilibiliChatSource(_DanmakuClient):
         }
         if cookie:
             headers["Cookie"] = cookie
-        attempt = 0
+        backoff = self._backoff()
         async with aiohttp.ClientSession(headers=headers, timeout=self._timeout) as http:
             while True:
                 authed_before = self.stats["auth_ok"]
@@ -439,9 +439,8 @@ class BilibiliChatSource(_DanmakuClient):
                         exc,
                     )
                 if self.stats["auth_ok"] > authed_before:
-                    attempt = 0  # it connected: the next drop starts the backoff over
-                delay = self._backoff(attempt)
-                attempt += 1
+                    backoff.reset()  # it connected: the next drop starts the backoff over
+                delay = backoff.next_delay()
                 log.info("bilibili room %d: reconnecting in %.1fs", self.room_id, delay)
                 await asyncio.sleep(delay)
 
@@ -506,7 +505,7 @@ class BilibiliOpenPlatformSource(_DanmakuClient):
             log.warning("bilibili open platform: app end failed: %s", exc)
 
     async def messages(self) -> AsyncIterator[ChatMessage]:
-        attempt = 0
+        backoff = self._backoff()
         async with aiohttp.ClientSession(timeout=self._timeout) as http:
             while True:
                 authed_before = self.stats["auth_ok"]
@@ -550,7 +549,6 @@ class BilibiliOpenPlatformSource(_DanmakuClient):
                         await asyncio.shield(self._end(http, game_id))
                         self.game_id = None
                 if self.stats["auth_ok"] > authed_before:
-                    attempt = 0  # it connected: the next drop starts the backoff over
-                delay = self._backoff(attempt)
-                attempt += 1
+                    backoff.reset()  # it connected: the next drop starts the backoff over
+                delay = backoff.next_delay()
                 await asyncio.sleep(delay)

@@ -30,12 +30,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from streambot.backoff import Backoff
 from streambot.events import ChatMessage, Kind
 from streambot.voice.resample import resample
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000  # what Whisper and Silero VAD expect
+# What Whisper and Silero VAD expect: the input side, not the timing contract (timing.py);
+# it equals timing.FACE_RATE only by coincidence, so it is not derived from it.
+SAMPLE_RATE = 16_000
+RETRY_CAP_S = 60.0  # the longest wait before reopening a dropped input
 _PORTAUDIO_FIX = (
     "install the PortAudio library: `sudo apt install libportaudio2` (Debian/Ubuntu), "
     "`sudo dnf install portaudio` (Fedora) or `brew install portaudio` (macOS)"
@@ -487,13 +491,14 @@ class MicChatSource:
 
     async def utterances(self) -> AsyncIterator[Utterance]:
         """Capture and cut, reopening the input when it drops; ends when the audio ends."""
-        backoff = self._retry_s
+        # The first wait is about retry_s (jittered), even a retry_s above the usual cap.
+        backoff = Backoff(self._retry_s, max(RETRY_CAP_S, self._retry_s))
         while True:
             segmenter = VadSegmenter(self._min_silence_ms, self._max_segment_s)
             resampler: StreamResampler | None = None
             try:
                 async for chunk in self.audio.chunks():
-                    backoff = self._retry_s
+                    backoff.reset()
                     rate = int(self.audio.sample_rate or SAMPLE_RATE)
                     if resampler is None or resampler.src != rate:
                         resampler = StreamResampler(rate)
@@ -504,9 +509,9 @@ class MicChatSource:
                 tail = resampler.flush() if resampler else None
                 for utterance in await asyncio.to_thread(segmenter.finish, tail):
                     yield utterance
-                log.warning("mic: %s; retrying in %.0f s", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60.0)
+                delay = backoff.next_delay()
+                log.warning("mic: %s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
                 continue
             tail = resampler.flush() if resampler else None
             for utterance in await asyncio.to_thread(segmenter.finish, tail):

@@ -32,7 +32,6 @@ import collections
 import datetime
 import json
 import logging
-import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -45,13 +44,16 @@ from twitchio.eventsub import SubscriptionType
 from twitchio.exceptions import HTTPException
 from twitchio.http import Route
 
+from streambot.backoff import Backoff
 from streambot.events import ChatMessage, Kind
 from streambot.logs import redact, register_secret
+from streambot.tasks import first_of
 
 log = logging.getLogger(__name__)
 
 EVENTSUB_URL = "wss://eventsub.wss.twitch.tv/ws"
 KEEPALIVE_SECONDS = 30  # asked for in the URL; Twitch allows 10-600
+RECONNECT_BASE_S = 1.0  # the first retry after a failed connect; doubles up to max_backoff
 # Twitch's replay guard: a notification older than this is refused, and message ids are
 # remembered for this long (a redelivery comes within the window, a replay after it is stale).
 REPLAY_WINDOW_S = 600.0
@@ -141,111 +143,149 @@ def _tier(event: dict) -> str:
     return {"1000": "1", "2000": "2", "3000": "3"}.get(tier, tier)
 
 
+def _chat_meta(event: dict) -> dict[str, Any]:
+    """What a chat message carries beside its text: ids, badges, reply, Shared Chat, bits."""
+    meta: dict[str, Any] = {
+        "message_id": event.get("message_id"),
+        "login": event.get("chatter_user_login"),
+        "badges": [b.get("set_id") for b in event.get("badges") or [] if isinstance(b, dict)],
+        "message_type": event.get("message_type"),
+    }
+    if event.get("reply"):
+        meta["reply_parent_message_id"] = event["reply"].get("parent_message_id")
+    source_id = event.get("source_broadcaster_user_id")
+    if source_id and str(source_id) != str(event.get("broadcaster_user_id")):
+        meta["shared_chat_from"] = {  # Shared Chat: sent in another channel of the session
+            "id": str(source_id),
+            "login": event.get("source_broadcaster_user_login"),
+            "name": event.get("source_broadcaster_user_name"),
+            "message_id": event.get("source_message_id"),
+        }
+    if event.get("cheer"):  # the bits also arrive as channel.cheer: counted there
+        meta["bits"] = event["cheer"].get("bits")
+    return meta
+
+
+def _mark_hype_chat(msg: ChatMessage, event: dict) -> None:
+    """Make ``msg`` a SUPERCHAT with its amount when the chat message was a paid Hype Chat."""
+    paid = event.get("hype_chat") or event.get("paid")  # Hype Chat, when the payload has it
+    if isinstance(paid, dict) and paid.get("amount") is not None:
+        msg.kind = Kind.SUPERCHAT
+        exponent = int(paid.get("exponent", paid.get("decimal_places", 0)) or 0)
+        msg.amount = float(paid["amount"]) / 10**exponent
+        msg.currency = str(paid.get("currency") or "").upper()
+
+
+def _from_chat_message(event: dict) -> ChatMessage:
+    """channel.chat.message: a viewer's chat line (a SUPERCHAT when it is a Hype Chat)."""
+    msg = ChatMessage(
+        "twitch",
+        _name(event, "chatter_user"),
+        (event.get("message") or {}).get("text") or "",
+        user_id=str(event.get("chatter_user_id") or ""),
+        meta=_chat_meta(event),
+    )
+    _mark_hype_chat(msg, event)
+    return msg
+
+
+def _from_cheer(event: dict) -> ChatMessage:
+    """channel.cheer: bits, with the cheer's message."""
+    bits = int(event.get("bits") or 0)
+    return ChatMessage(
+        "twitch",
+        "anonymous" if event.get("is_anonymous") else _name(event),
+        event.get("message") or "",
+        Kind.CHEER,
+        amount=float(bits),
+        currency="BITS",
+        user_id=str(event.get("user_id") or ""),
+        meta={"is_anonymous": bool(event.get("is_anonymous")), "bits": bits},
+    )
+
+
+def _from_subscribe(event: dict) -> ChatMessage | None:
+    """channel.subscribe: a new subscriber (None for a gifted sub's recipient)."""
+    if event.get("is_gift"):  # the gifter's channel.subscription.gift counts it
+        return None
+    return ChatMessage(
+        "twitch",
+        _name(event),
+        f"subscribed at tier {_tier(event)}",
+        Kind.MEMBERSHIP,
+        user_id=str(event.get("user_id") or ""),
+        meta={"event": "subscribe", "tier": event.get("tier")},
+    )
+
+
+def _from_resub(event: dict) -> ChatMessage:
+    """channel.subscription.message: a resubscription shared in chat, with its months."""
+    months = event.get("cumulative_months")
+    text = (event.get("message") or {}).get("text") or f"resubscribed for {months} months"
+    return ChatMessage(
+        "twitch",
+        _name(event),
+        text,
+        Kind.MEMBERSHIP,
+        user_id=str(event.get("user_id") or ""),
+        meta={
+            "event": "resub",
+            "tier": event.get("tier"),
+            "cumulative_months": months,
+            "streak_months": event.get("streak_months"),
+            "duration_months": event.get("duration_months"),
+        },
+    )
+
+
+def _from_sub_gift(event: dict) -> ChatMessage:
+    """channel.subscription.gift: one viewer (or an anonymous one) gifting ``total`` subs."""
+    total = int(event.get("total") or 1)
+    anonymous = bool(event.get("is_anonymous"))
+    return ChatMessage(
+        "twitch",
+        "anonymous" if anonymous else _name(event),
+        f"gifted {total} tier {_tier(event)} sub{'s' if total != 1 else ''}",
+        Kind.MEMBERSHIP,
+        count=total,
+        user_id="" if anonymous else str(event.get("user_id") or ""),
+        meta={
+            "event": "gift",
+            "tier": event.get("tier"),
+            "cumulative_total": event.get("cumulative_total"),
+            "is_anonymous": anonymous,
+        },
+    )
+
+
+def _from_raid(event: dict) -> ChatMessage:
+    """channel.raid: another broadcaster raiding with their viewers."""
+    viewers = int(event.get("viewers") or 0)
+    return ChatMessage(
+        "twitch",
+        _name(event, "from_broadcaster_user"),
+        f"raiding with {viewers} viewers",
+        Kind.RAID,
+        count=viewers,
+        user_id=str(event.get("from_broadcaster_user_id") or ""),
+        meta={"login": event.get("from_broadcaster_user_login")},
+    )
+
+
+_NORMALISERS: dict[str, Callable[[dict], ChatMessage | None]] = {
+    "channel.chat.message": _from_chat_message,
+    "channel.cheer": _from_cheer,
+    "channel.subscribe": _from_subscribe,
+    "channel.subscription.message": _from_resub,
+    "channel.subscription.gift": _from_sub_gift,
+    "channel.raid": _from_raid,
+}
+
+
 def normalise(sub_type: str, event: dict) -> ChatMessage | None:
     """One EventSub notification event as a ChatMessage (None: not a message for the host)."""
-    if sub_type == "channel.chat.message":
-        message = event.get("message") or {}
-        meta: dict[str, Any] = {
-            "message_id": event.get("message_id"),
-            "login": event.get("chatter_user_login"),
-            "badges": [b.get("set_id") for b in event.get("badges") or [] if isinstance(b, dict)],
-            "message_type": event.get("message_type"),
-        }
-        if event.get("reply"):
-            meta["reply_parent_message_id"] = event["reply"].get("parent_message_id")
-        source_id = event.get("source_broadcaster_user_id")
-        if source_id and str(source_id) != str(event.get("broadcaster_user_id")):
-            meta["shared_chat_from"] = {  # Shared Chat: sent in another channel of the session
-                "id": str(source_id),
-                "login": event.get("source_broadcaster_user_login"),
-                "name": event.get("source_broadcaster_user_name"),
-                "message_id": event.get("source_message_id"),
-            }
-        if event.get("cheer"):  # the bits also arrive as channel.cheer: counted there
-            meta["bits"] = event["cheer"].get("bits")
-        msg = ChatMessage(
-            "twitch",
-            _name(event, "chatter_user"),
-            message.get("text") or "",
-            user_id=str(event.get("chatter_user_id") or ""),
-            meta=meta,
-        )
-        paid = event.get("hype_chat") or event.get("paid")  # Hype Chat, when the payload has it
-        if isinstance(paid, dict) and paid.get("amount") is not None:
-            msg.kind = Kind.SUPERCHAT
-            exponent = int(paid.get("exponent", paid.get("decimal_places", 0)) or 0)
-            msg.amount = float(paid["amount"]) / 10**exponent
-            msg.currency = str(paid.get("currency") or "").upper()
-        return msg
-    if sub_type == "channel.cheer":
-        bits = int(event.get("bits") or 0)
-        return ChatMessage(
-            "twitch",
-            "anonymous" if event.get("is_anonymous") else _name(event),
-            event.get("message") or "",
-            Kind.CHEER,
-            amount=float(bits),
-            currency="BITS",
-            user_id=str(event.get("user_id") or ""),
-            meta={"is_anonymous": bool(event.get("is_anonymous")), "bits": bits},
-        )
-    if sub_type == "channel.subscribe":
-        if event.get("is_gift"):  # a gifted sub's recipient: the gifter's event counts it
-            return None
-        return ChatMessage(
-            "twitch",
-            _name(event),
-            f"subscribed at tier {_tier(event)}",
-            Kind.MEMBERSHIP,
-            user_id=str(event.get("user_id") or ""),
-            meta={"event": "subscribe", "tier": event.get("tier")},
-        )
-    if sub_type == "channel.subscription.message":
-        months = event.get("cumulative_months")
-        text = (event.get("message") or {}).get("text") or f"resubscribed for {months} months"
-        return ChatMessage(
-            "twitch",
-            _name(event),
-            text,
-            Kind.MEMBERSHIP,
-            user_id=str(event.get("user_id") or ""),
-            meta={
-                "event": "resub",
-                "tier": event.get("tier"),
-                "cumulative_months": months,
-                "streak_months": event.get("streak_months"),
-                "duration_months": event.get("duration_months"),
-            },
-        )
-    if sub_type == "channel.subscription.gift":
-        total = int(event.get("total") or 1)
-        anonymous = bool(event.get("is_anonymous"))
-        return ChatMessage(
-            "twitch",
-            "anonymous" if anonymous else _name(event),
-            f"gifted {total} tier {_tier(event)} sub{'s' if total != 1 else ''}",
-            Kind.MEMBERSHIP,
-            count=total,
-            user_id="" if anonymous else str(event.get("user_id") or ""),
-            meta={
-                "event": "gift",
-                "tier": event.get("tier"),
-                "cumulative_total": event.get("cumulative_total"),
-                "is_anonymous": anonymous,
-            },
-        )
-    if sub_type == "channel.raid":
-        viewers = int(event.get("viewers") or 0)
-        return ChatMessage(
-            "twitch",
-            _name(event, "from_broadcaster_user"),
-            f"raiding with {viewers} viewers",
-            Kind.RAID,
-            count=viewers,
-            user_id=str(event.get("from_broadcaster_user_id") or ""),
-            meta={"login": event.get("from_broadcaster_user_login")},
-        )
-    return None
+    normaliser = _NORMALISERS.get(sub_type)
+    return normaliser(event) if normaliser is not None else None
 
 
 class _Lost(Exception):
@@ -290,7 +330,6 @@ class TwitchChatSource:
         self._eventsub_url = eventsub_url or EVENTSUB_URL
         self._keepalive_seconds = keepalive_seconds
         self._keepalive_margin = keepalive_margin
-        self._max_backoff = max_backoff
         self._helix = _Helix(
             client_id=client_id,
             client_secret=client_secret.get_secret_value(),
@@ -310,7 +349,7 @@ class TwitchChatSource:
         self.connected = asyncio.Event()  # set while a welcomed, subscribed session is open
         self.reconnects: collections.Counter[str] = collections.Counter()  # reason -> count
         self._http_session: aiohttp.ClientSession | None = None
-        self._backoff = 1.0
+        self._backoff = Backoff(RECONNECT_BASE_S, max_backoff)
         self._was_connected = False
 
     # --- subscriptions ---------------------------------------------------------------------
@@ -497,7 +536,7 @@ class TwitchChatSource:
             await self._subscribe(session["id"])
             log.info("twitch: EventSub session %s subscribed", session["id"])
             self.connected.set()
-            self._backoff = 1.0
+            self._backoff.reset()
             self._was_connected = True
             while True:
                 moved = await self._follow(ws, self._timeout(session))
@@ -570,8 +609,7 @@ class TwitchChatSource:
                     )
                 if self._was_connected:
                     continue  # a session that worked reconnects at once, then backs off
-                await asyncio.sleep(self._backoff * (0.5 + random.random()))
-                self._backoff = min(self._max_backoff, self._backoff * 2)
+                await asyncio.sleep(self._backoff.next_delay())
 
     async def messages(self) -> AsyncIterator[ChatMessage]:
         runner = asyncio.create_task(self._run(), name="twitch-eventsub")
@@ -581,11 +619,7 @@ class TwitchChatSource:
                     self._ready.clear()
                     if runner.done():
                         runner.result()  # surface a crash rather than hang
-                    waiter = asyncio.ensure_future(self._ready.wait())
-                    try:
-                        await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        waiter.cancel()
+                    await first_of(runner, self._ready.wait())
                 yield self._queue.popleft()
         finally:
             runner.cancel()

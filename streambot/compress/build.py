@@ -505,7 +505,7 @@ def _tensorrt(fp16: Path, job: Wav2LipBuild, held, reference, options: BuildOpti
 
 
 def _catalog(config: Config):
-    from streambot.brain.catalog import Catalog
+    from streambot.catalog import Catalog
 
     return Catalog.load(config.brain.catalog.path or None)
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from streambot.brain.catalog import Catalog, CatalogAnswerer
+from streambot.brain.catalog import CatalogAnswerer
+from streambot.catalog import Catalog
 from streambot.face.avatar import PreparedAvatar
 from streambot.face.mel import mel_windows, melspectrogram
+from streambot.timing import FACE_RATE, samples_per_frame
 from streambot.voice.base import Voice
 from streambot.voice.resample import resample
-
-WAV2LIP_RATE = 16_000
 
 
 def catalog_sentences(catalog: Catalog, langs: Sequence[str] = ("en", "zh")) -> list[str]:
@@ -94,8 +94,8 @@ def frame_sets(
     for group in (spoken[:-held] or spoken, spoken[-held:]):
         mels = []
         for pcm in group:
-            pcm16k = resample(pcm, voice.sample_rate, WAV2LIP_RATE)
-            frames = len(pcm16k) // (WAV2LIP_RATE // fps)
+            pcm16k = resample(pcm, voice.sample_rate, FACE_RATE)
+            frames = len(pcm16k) // samples_per_frame(fps, FACE_RATE)
             if frames:
                 mels.append(mel_windows(melspectrogram(pcm16k), frames, fps))
         mel = np.concatenate(mels).astype(np.float32)[:, None]

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from streambot.progress import track
+from streambot.timing import DEFAULT_FPS
 
 try:
     import cv2
@@ -418,6 +419,153 @@ def _save(folder: Path, avatar: PreparedAvatar, meta: dict[str, object]) -> None
 # ----------------------------------------------------------------------------- preparation
 
 
+def _checked_options(
+    face_box: object | None,
+    pads: tuple[int, int, int, int],
+    smooth_window: int,
+    img_size: int,
+    fps: int,
+    max_frames: int,
+    resize_to: tuple[int, int] | None,
+) -> tuple[Rect | None, tuple[int, int, int, int], tuple[int, int] | None]:
+    """The caller's face box, pads and resize_to as ints; AvatarError/ValueError if invalid."""
+    given = _parse_face_box(face_box) if face_box is not None else None
+    pad4 = tuple(int(p) for p in pads)
+    if len(pad4) != 4 or min(pad4) < 0:
+        raise ValueError(f"pads must be four non-negative ints (top, bottom, left, right): {pads}")
+    if smooth_window < 1 or img_size < 8 or fps < 1 or max_frames < 1:
+        raise ValueError("smooth_window, fps and max_frames must be >= 1 and img_size >= 8")
+    if resize_to is not None:
+        resize_to = (int(resize_to[0]), int(resize_to[1]))
+        if min(resize_to) < 1:
+            raise ValueError(f"resize_to must be a positive (width, height): {resize_to}")
+    return given, (pad4[0], pad4[1], pad4[2], pad4[3]), resize_to
+
+
+def _cache_params(
+    given: Rect | None,
+    pads: tuple[int, int, int, int],
+    smooth_window: int,
+    img_size: int,
+    fps: int,
+    max_frames: int,
+    resize_to: tuple[int, int] | None,
+) -> dict[str, object]:
+    """Every parameter that shapes the result: part of the cache key, and kept in the meta."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "face_box": list(given) if given is not None else None,
+        "pads": list(pads),
+        "smooth_window": smooth_window,
+        "img_size": img_size,
+        "fps": fps,
+        "max_frames": max_frames,
+        "resize_to": list(resize_to) if resize_to is not None else None,
+    }
+
+
+def _load_cached(folder: Path, cached_only: bool) -> PreparedAvatar | None:
+    """The avatar cached in ``folder``, or None when there is none or it is unusable."""
+    if not (folder / META).is_file():
+        return None
+    try:
+        return load_avatar(folder)
+    except AvatarError as exc:
+        if cached_only:
+            raise
+        log.warning("cached avatar unusable, preparing again: %s", exc)
+        return None
+
+
+def _face_rects(
+    sources: list[np.ndarray], resized: tuple[int, ...], given: Rect | None, name: str
+) -> list[Rect | None]:
+    """The face rect (``given``, else detected) on each source frame, carried onto frames of
+    shape ``resized``; AvatarError when no frame has a face."""
+    src_h, src_w = sources[0].shape[:2]
+    h, w = resized[:2]
+    sx, sy = w / src_w, h / src_h
+    if given is not None:
+        _check_inside(given, src_w, src_h)
+        # The caller measured the box on the source; carry it onto the resized frames.
+        rects: list[Rect | None] = [_scale_rect(given, sx, sy, w, h)] * len(sources)
+    else:
+        # Detect on the source frames: a downscaled avatar can leave the face too small for
+        # the cascade. Boxes are then carried onto the resized frames.
+        rects = [
+            _scale_rect(detect_face(f), sx, sy, w, h)
+            for f in track(sources, f"finding the face in {name}", len(sources))
+        ]
+    if all(r is None for r in rects):
+        n = len(sources)
+        raise AvatarError(
+            f"no face found in {name} ({n} frame{'s' if n != 1 else ''} searched): "
+            "use a clear, frontal, well-lit face or give the face box (x, y, w, h) yourself"
+        )
+    return rects
+
+
+def _still_loop(
+    image: np.ndarray, rect: Rect | None, count: int, pads: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames, boxes, loop order) of a still breathing for ``count`` frames, one fixed box."""
+    assert rect is not None  # _face_rects raised if the still's one frame had no face
+    h, w = image.shape[:2]
+    frames, (lx, ly, hx, hy) = _breathing_loop(image, rect, count)
+    # One fixed box around the face at every phase of the breath, rather than a box that
+    # follows it: the motion is a few pixels, and a moving box rounded to whole pixels would
+    # jump by a pixel now and then, which shows as a jitter of the pasted mouth. A fixed box
+    # keeps the crop-to-frame mapping constant, so the mouth moves exactly with the picture.
+    ux, uy = math.floor(lx), math.floor(ly)
+    box = pad_box((ux, uy, math.ceil(hx) - ux, math.ceil(hy) - uy), pads, w, h)
+    boxes = _int_boxes(np.repeat(box[None], len(frames), axis=0), w, h)
+    return frames, boxes, np.arange(len(frames))
+
+
+def _video_loop(
+    frames_list: list[np.ndarray],
+    rects: list[Rect | None],
+    pads: tuple[int, int, int, int],
+    smooth_window: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames, smoothed boxes, ping-pong loop order) of a video's frames."""
+    h, w = frames_list[0].shape[:2]
+    found = [i for i, r in enumerate(rects) if r is not None]
+    # Frames where the detector missed reuse the nearest detected box (earlier on a tie).
+    filled = [rects[min(found, key=lambda j, i=i: (abs(j - i), j))] for i in range(len(rects))]
+    padded = np.stack([pad_box(r, pads, w, h) for r in filled if r is not None])
+    boxes = _int_boxes(smooth_boxes(padded, smooth_window), w, h)
+    return np.stack(frames_list), boxes, _ping_pong(len(frames_list))
+
+
+def _metadata(
+    avatar: PreparedAvatar,
+    source: str,
+    still: bool,
+    given: Rect | None,
+    rects: list[Rect | None],
+    params: dict[str, object],
+) -> dict[str, object]:
+    """What ``avatar.json`` records about a preparation (for people; loading ignores it)."""
+    y1, y2, x1, x2 = (int(v) for v in avatar.boxes[0])
+    h, w = avatar.frames.shape[1:3]
+    return {
+        "format_version": FORMAT_VERSION,
+        "source": source,
+        "key": avatar.key,
+        "fps": avatar.fps,
+        "frame_count": len(avatar.frames),
+        "loop_length": len(avatar.loop),
+        "frame_size": [w, h],
+        "loop": "breathing" if still else "ping-pong",
+        "kind": "image" if still else "video",
+        "face_box_from": "caller" if given is not None else "haar cascade",
+        "detected_in": f"{sum(r is not None for r in rects)}/{len(rects)} frames",
+        "box0_y1_y2_x1_x2": [y1, y2, x1, x2],
+        "params": params,
+    }
+
+
 def prepare_avatar(
     source: str | Path,
     cache_root: Path,
@@ -426,7 +574,7 @@ def prepare_avatar(
     pads: tuple[int, int, int, int] = (0, 10, 0, 0),
     smooth_window: int = 5,
     img_size: int = 96,
-    fps: int = 25,
+    fps: int = DEFAULT_FPS,
     max_frames: int = 250,
     resize_to: tuple[int, int] | None = None,
     cached_only: bool = False,
@@ -441,114 +589,38 @@ def prepare_avatar(
     ``cached_only`` loads that folder or raises AvatarNotPrepared, never preparing.
     """
     path = Path(source)
-    given = _parse_face_box(face_box) if face_box is not None else None
-    pad4 = tuple(int(p) for p in pads)
-    if len(pad4) != 4 or min(pad4) < 0:
-        raise ValueError(f"pads must be four non-negative ints (top, bottom, left, right): {pads}")
-    pads = (pad4[0], pad4[1], pad4[2], pad4[3])
-    if smooth_window < 1 or img_size < 8 or fps < 1 or max_frames < 1:
-        raise ValueError("smooth_window, fps and max_frames must be >= 1 and img_size >= 8")
-    if resize_to is not None:
-        resize_to = (int(resize_to[0]), int(resize_to[1]))
-        if min(resize_to) < 1:
-            raise ValueError(f"resize_to must be a positive (width, height): {resize_to}")
-    params: dict[str, object] = {
-        "format_version": FORMAT_VERSION,
-        "face_box": list(given) if given is not None else None,
-        "pads": list(pads),
-        "smooth_window": smooth_window,
-        "img_size": img_size,
-        "fps": fps,
-        "max_frames": max_frames,
-        "resize_to": list(resize_to) if resize_to is not None else None,
-    }
+    given, pads, resize_to = _checked_options(
+        face_box, pads, smooth_window, img_size, fps, max_frames, resize_to
+    )
+    params = _cache_params(given, pads, smooth_window, img_size, fps, max_frames, resize_to)
     key = _cache_key(path, params)
     folder = Path(cache_root) / key
-    if (folder / META).is_file():
-        try:
-            return load_avatar(folder)
-        except AvatarError as exc:
-            if cached_only:
-                raise
-            log.warning("cached avatar unusable, preparing again: %s", exc)
+    cached = _load_cached(folder, cached_only)
+    if cached is not None:
+        return cached
     if cached_only:
         raise AvatarNotPrepared(f"{path.name} is not prepared in {cache_root} yet")
 
     started = time.perf_counter()
     still = _read_image(path)
     sources = [still] if still is not None else _read_video(path, fps, max_frames)
-    src_h, src_w = sources[0].shape[:2]
     frames_list = [_resize(f, resize_to) for f in sources]
-    h, w = frames_list[0].shape[:2]
-    sx, sy = w / src_w, h / src_h
-
-    if given is not None:
-        _check_inside(given, src_w, src_h)
-        # The caller measured the box on the source; carry it onto the resized frames.
-        rects: list[Rect | None] = [_scale_rect(given, sx, sy, w, h)] * len(frames_list)
-    else:
-        # Detect on the source frames: a downscaled avatar can leave the face too small for
-        # the cascade. Boxes are then carried onto the resized frames.
-        rects = [
-            _scale_rect(detect_face(f), sx, sy, w, h)
-            for f in track(sources, f"finding the face in {path.name}", len(sources))
-        ]
-    found = [i for i, r in enumerate(rects) if r is not None]
-    if not found:
-        n = len(frames_list)
-        raise AvatarError(
-            f"no face found in {path.name} ({n} frame{'s' if n != 1 else ''} searched): "
-            "use a clear, frontal, well-lit face or give the face box (x, y, w, h) yourself"
-        )
-
+    rects = _face_rects(sources, frames_list[0].shape, given, path.name)
     if still is not None:
-        rect = rects[0]
-        assert rect is not None
-        frames, (lx, ly, hx, hy) = _breathing_loop(frames_list[0], rect, fps * STILL_LOOP_SECONDS)
-        # One fixed box around the face at every phase of the breath, rather than a box that
-        # follows it: the motion is a few pixels, and a moving box rounded to whole pixels would
-        # jump by a pixel now and then, which shows as a jitter of the pasted mouth. A fixed box
-        # keeps the crop-to-frame mapping constant, so the mouth moves exactly with the picture.
-        ux, uy = math.floor(lx), math.floor(ly)
-        box = pad_box((ux, uy, math.ceil(hx) - ux, math.ceil(hy) - uy), pads, w, h)
-        boxes = _int_boxes(np.repeat(box[None], len(frames), axis=0), w, h)
-        order = np.arange(len(frames))
-        loop = "breathing"
+        frames, boxes, order = _still_loop(frames_list[0], rects[0], fps * STILL_LOOP_SECONDS, pads)
     else:
-        # Frames where the detector missed reuse the nearest detected box (earlier on a tie).
-        filled = [rects[min(found, key=lambda j, i=i: (abs(j - i), j))] for i in range(len(rects))]
-        padded = np.stack([pad_box(r, pads, w, h) for r in filled if r is not None])
-        forward = _int_boxes(smooth_boxes(padded, smooth_window), w, h)
-        frames, boxes = np.stack(frames_list), forward
-        order = _ping_pong(len(frames_list))
-        loop = "ping-pong"
+        frames, boxes, order = _video_loop(frames_list, rects, pads, smooth_window)
     del frames_list, sources
     faces = _crop_faces(frames, boxes, img_size)
 
     avatar = PreparedAvatar(frames, boxes, faces, order.astype(np.int32), key, fps, folder)
-    y1, y2, x1, x2 = (int(v) for v in boxes[0])
-    meta: dict[str, object] = {
-        "format_version": FORMAT_VERSION,
-        "source": path.name,
-        "key": key,
-        "fps": fps,
-        "frame_count": len(frames),
-        "loop_length": len(order),
-        "frame_size": [w, h],
-        "loop": loop,
-        "kind": "image" if still is not None else "video",
-        "face_box_from": "caller" if given is not None else "haar cascade",
-        "detected_in": f"{len(found)}/{len(rects)} frames",
-        "box0_y1_y2_x1_x2": [y1, y2, x1, x2],
-        "params": params,
-    }
-    _save(folder, avatar, meta)
+    _save(folder, avatar, _metadata(avatar, path.name, still is not None, given, rects, params))
     log.info(
         "prepared avatar %s from %s: %d frames, face box (y1, y2, x1, x2) %s, in %.2fs",
         key,
         path.name,
         len(frames),
-        (y1, y2, x1, x2),
+        tuple(int(v) for v in boxes[0]),
         time.perf_counter() - started,
     )
     del avatar, frames, faces  # hand back the mapped files, not a second copy in memory

@@ -20,7 +20,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import get_window
 
-SAMPLE_RATE = 16_000
+from streambot.timing import FACE_RATE
+
+SAMPLE_RATE = FACE_RATE  # the features are defined at 16 kHz only: the checkpoints' rate
 HOP = 200  # 12.5 ms: 80 mel frames per second
 N_MELS = 80
 MEL_STEP = 16  # mel frames per video-frame window

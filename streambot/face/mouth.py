@@ -17,6 +17,7 @@ import numpy as np
 
 from streambot.config import MouthFaceConfig
 from streambot.face.portrait import Portrait, draw_portrait
+from streambot.timing import FACE_RATE, samples_per_frame
 from streambot.voice.visemes import CLOSED, LIP_TEETH, ROUND, SPREAD
 
 _SPRITE_SET = {ROUND: "round", SPREAD: "spread", LIP_TEETH: "spread"}
@@ -41,7 +42,7 @@ class MouthFace:
         self._config = config
         self.width, self.height, self.fps = width, height, fps
         self.portrait = portrait or draw_portrait(width, height)
-        self.samples_per_frame = 16_000 // fps
+        self.samples_per_frame = samples_per_frame(fps, FACE_RATE)
         self._opening = 0.0
         self._levels = len(self.portrait.mouth_sprites["neutral"])
         self._idle_cache: dict[str, np.ndarray] = {}

@@ -23,6 +23,7 @@ import numpy as np
 from streambot.face.avatar import PreparedAvatar
 from streambot.face.mel import mel_windows, melspectrogram
 from streambot.runtime.base import Engine
+from streambot.timing import FACE_RATE, samples_per_frame
 
 
 def _cv2() -> ModuleType:
@@ -79,7 +80,7 @@ class Wav2LipFace:
     ) -> None:
         self.engine, self.avatar = engine, avatar
         self.width, self.height, self.fps = width, height, fps
-        self.samples_per_frame = 16_000 // fps
+        self.samples_per_frame = samples_per_frame(fps, FACE_RATE)
         self.first_batch, self.batch = first_batch, batch
         self.img_size = avatar.faces.shape[1]
         self._mask = feather_mask(self.img_size)

@@ -11,9 +11,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from streambot.brain.catalog import Catalog, Product
+from streambot.catalog import Catalog, LiveCatalog, Product, as_live
 from streambot.config import Config
-from streambot.events import Turn
+from streambot.turn import Turn, TurnKind, TurnObserver
 
 if TYPE_CHECKING:  # obsws-python is an optional extra
     from streambot.stage.obs import ObsController
@@ -64,7 +64,7 @@ def obs_controller(config: Config) -> ObsController:
 
 
 def caption_for(turn: Turn) -> str:
-    if turn.kind == "answer" and turn.message is not None:
+    if turn.kind == TurnKind.ANSWER and turn.message is not None:
         text = " ".join(turn.message.text.split())
         text = text if len(text) <= MAX_CAPTION else text[: MAX_CAPTION - 1] + "…"
         name = turn.message.spoken_name  # a name that failed the name rules is not shown
@@ -72,11 +72,16 @@ def caption_for(turn: Turn) -> str:
     return ""
 
 
-class StageDirector:
+class StageDirector(TurnObserver):
     def __init__(
-        self, controller: ObsController, catalog: Catalog, picture_delay_s: float = 0.0
+        self,
+        controller: ObsController,
+        catalog: Catalog | LiveCatalog,
+        picture_delay_s: float = 0.0,
     ) -> None:
-        self.controller, self.catalog = controller, catalog
+        """``catalog``: where products and their images come from (a live one is read at each
+        turn, so an edited catalog is followed)."""
+        self.controller, self.live = controller, as_live(catalog)
         self.picture_delay_s = picture_delay_s
         self._tasks: set[asyncio.Task] = set()
 
@@ -101,15 +106,17 @@ class StageDirector:
             await asyncio.sleep(delay)
         await self.controller.set_state(state, caption, image)
 
-    def use_catalog(self, catalog: Catalog) -> None:
-        """The catalog was reloaded: products and their images come from it."""
-        self.catalog = catalog
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog as it is now."""
+        return self.live.current
 
     def product_for(self, turn: Turn) -> Product | None:
-        if turn.kind == "pitch" and turn.topic:
-            return self.catalog.by_id(turn.topic)
+        catalog = self.catalog
+        if turn.kind == TurnKind.PITCH and turn.topic:
+            return catalog.by_id(turn.topic)
         if turn.message is not None:
-            found = self.catalog.find(turn.message.text)
+            found = catalog.find(turn.message.text)
             return found[0] if found else None
         return None
 

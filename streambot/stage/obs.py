@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from streambot.backoff import capped_exponential, equal_jitter
+from streambot.backoff import Backoff
 from streambot.config import ObsConfig
 from streambot.tasks import cancel_and_wait
 
@@ -463,20 +463,15 @@ class ObsController:
         with contextlib.suppress(Exception):
             client.base_client.ws.shutdown()  # unblocks a thread still stuck in recv
 
-    def _backoff(self, attempt: int) -> float:
-        delay = capped_exponential(attempt, self.backoff_initial, self.backoff_max)
-        return equal_jitter(delay, self._rng)
-
     async def _run(self) -> None:
-        attempt = 0
+        backoff = Backoff(self.backoff_initial, self.backoff_max, rng=self._rng)
         while not self._stopping:
             if self._client is None:
                 try:
                     await self._connect()
                 except ObsUnavailable as e:
                     reason = str(e)
-                    delay = self._backoff(attempt)
-                    attempt += 1
+                    delay = backoff.next_delay()
                     if reason != self.last_error:
                         log.warning(
                             "OBS at %s unavailable: %s; retrying in %.1fs", self.url, reason, delay
@@ -486,9 +481,9 @@ class ObsController:
                     self.last_error = reason
                     await asyncio.sleep(delay)
                     continue
-                if attempt:
+                if backoff.attempt:
                     self.reconnects += 1
-                attempt = 0
+                backoff.reset()
                 log.info(
                     "connected to OBS at %s (obs-websocket %s, OBS %s, %s)",
                     self.url,

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streambot.events import Clip, Turn, TurnEnd
+from streambot.events import Clip, TurnEnd
 from streambot.face.base import Face
 from streambot.stage.clock import Clock, VirtualClock
 from streambot.stage.schedule import RenderRate
 from streambot.stage.sinks.fanout import SinkFanout
+from streambot.turn import Outcome, Turn
 
 log = logging.getLogger(__name__)
 _PAUSE = object()  # the next speech is scheduled later: an idle frame, not a late one
@@ -109,8 +110,12 @@ class Presenter:
         self._pos = 0
         self._held: Clip | TurnEnd | None = None  # an item taken from the queue, not yet used
         self._turns: dict[int, Turn] = {}
-        self._done: dict[int, asyncio.Future[str]] = {}
+        self._done: dict[int, asyncio.Future[Outcome]] = {}
         self._in_speech = False  # the last frame shown was inside a speech, not its end
+        self._speech_start = 0  # the frame index the speech being shown started at
+        # Set while taking frame k, reported to the turn once frame k reached the sinks:
+        self._ended_speech: tuple[Turn, int, int] | None = None  # (turn, sentence, first frame)
+        self._silenced: Turn | None = None  # this frame is the interrupted turn's last sound
         self._next_free: dict[int, int] = {}  # turn -> first frame after its scheduled speech
         self._shift: dict[int, int] = {}  # turn -> frames its speech runs behind its schedule
         self._discard: set[int] = set()
@@ -118,9 +123,9 @@ class Presenter:
         self._stopped = asyncio.Event()
 
     # -- control, called by the host ------------------------------------------------------
-    def begin_turn(self, turn: Turn) -> asyncio.Future[str]:
-        """Announce a turn; the future resolves to "played", "interrupted" or "stopped"."""
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    def begin_turn(self, turn: Turn) -> asyncio.Future[Outcome]:
+        """Announce a turn; the future resolves to PLAYED, INTERRUPTED or SHUTDOWN."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._turns[turn.id] = turn
         self._done[turn.id] = future
         return future
@@ -186,6 +191,7 @@ class Presenter:
                 self._next_slot = k + 1  # frame k is taken; a speech scheduled now comes later
                 await self.sinks.write(k, frame, pcm)
                 self._account(turn_id)
+                self._report(k)
                 self.frame_index += 1
                 if max_frames is not None and self.frame_index >= max_frames:
                     stop.set()
@@ -205,7 +211,7 @@ class Presenter:
                         )
         finally:
             self._stopped.set()
-            self._finish_all("stopped")
+            self._finish_all(Outcome.SHUTDOWN)
 
     def _account(self, turn_id: int | None) -> None:
         self.stats.frames += 1
@@ -214,10 +220,21 @@ class Presenter:
         else:
             self.stats.speech_frames += 1
             turn = self._turns.get(turn_id)
-            if turn is not None and turn.timings.first_frame is None:
-                turn.timings.first_frame = time.perf_counter()
+            if turn is not None:
+                turn.frame_shown()
         if self._metrics is not None:
             self._metrics.frames.inc()
+
+    def _report(self, k: int) -> None:
+        """Tell the turns what frame ``k``, now at the sinks, did: end a speech, or end an
+        interrupted turn's sound."""
+        if self._ended_speech is not None:
+            turn, sentence, first = self._ended_speech
+            self._ended_speech = None
+            turn.speech_shown(sentence, k - first + 1, first)
+        if self._silenced is not None:
+            self._silenced.silenced()
+            self._silenced = None
 
     def _late(self, count: int) -> None:
         self.stats.late_frames += count
@@ -286,10 +303,15 @@ class Presenter:
                 frame = clip.frames[i]
                 pcm = clip.pcm[i * self.samples_per_frame : (i + 1) * self.samples_per_frame]
                 self._pos += 1
+                if not self._in_speech:
+                    self._speech_start = k
                 self._in_speech = True
                 if self._pos >= clip.frames.shape[0]:
                     self._current = None
                     self._in_speech = not clip.last
+                    turn = self._turns.get(clip.turn_id)
+                    if clip.last and turn is not None:
+                        self._ended_speech = (turn, clip.sentence_index, self._speech_start)
                 if self._fade_pending == clip.turn_id:
                     pcm = pcm * self._fade_out
                     self._stop_turn(clip.turn_id)
@@ -308,13 +330,14 @@ class Presenter:
             self._current, self._pos = item, 0
 
     def _stop_turn(self, turn_id: int) -> None:
+        self._silenced = self._turns.get(turn_id)
         self._discard.add(turn_id)
         self._fade_pending = None
         self._current = None
         self._in_speech = False
 
     def _end(self, turn_id: int) -> None:
-        outcome = "interrupted" if turn_id in self._discard else "played"
+        outcome = Outcome.INTERRUPTED if turn_id in self._discard else Outcome.PLAYED
         self._discard.discard(turn_id)
         if self._fade_pending == turn_id:
             self._fade_pending = None
@@ -326,7 +349,7 @@ class Presenter:
         if future is not None and not future.done():
             future.set_result(outcome)
 
-    def _finish_all(self, outcome: str) -> None:
+    def _finish_all(self, outcome: Outcome) -> None:
         for future in self._done.values():
             if not future.done():
                 future.set_result(outcome)

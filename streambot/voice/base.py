@@ -8,11 +8,11 @@ from typing import Protocol
 import numpy as np
 
 from streambot.events import Sentence, Speech
+
+# Re-exported from here too: older callers import the timing names from this module.
+from streambot.timing import FACE_RATE, OUTPUT_RATE, samples_per_frame
 from streambot.voice.resample import resample
 from streambot.voice.visemes import frame_visemes
-
-OUTPUT_RATE = 48_000
-FACE_RATE = 16_000
 
 
 class Voice(Protocol):
@@ -29,12 +29,6 @@ class AlignedVoice(Voice, Protocol):
     def speak_aligned(
         self, text: str, lang: str | None = None
     ) -> AsyncIterator[tuple[np.ndarray, list[tuple[float, str]]]]: ...
-
-
-def samples_per_frame(fps: int, rate: int = OUTPUT_RATE) -> int:
-    if rate % fps:
-        raise ValueError(f"{rate} Hz is not a whole number of samples per frame at {fps} fps")
-    return rate // fps
 
 
 def to_speech(

@@ -15,14 +15,14 @@ import streambot.app
 from streambot.app import App
 
 
-# 2 s: the app's background poll; an hour: no poll in the run, so only the check made before
-# each message is triaged and each turn starts can pick the edit up.
+# 2 s: the app's background read; an hour: none in the run, so only the reads of triage (each
+# message) and the brain (each turn) can pick the edit up.
 @pytest.mark.parametrize("poll_s", [2.0, 3600.0], ids=["poll", "per-turn-check"])
 def test_an_edited_catalog_is_used_by_the_brain_and_triage_without_a_restart(
     fast_config, tmp_path, caplog, monkeypatch, poll_s
 ):
     monkeypatch.setattr(streambot.app, "CATALOG_POLL_S", poll_s)
-    caplog.set_level(logging.INFO, logger="streambot.brain.factory")
+    caplog.set_level(logging.INFO, logger="streambot.catalog")
     bundled = resources.files("streambot.assets").joinpath("catalog.toml").read_text("utf-8")
     assert "price = 24.50" in bundled
     catalog = tmp_path / "catalog.toml"

@@ -11,6 +11,7 @@ from streambot.app import App
 from streambot.cli import demo_config
 from streambot.config import MouthFaceConfig
 from streambot.face.mouth import MouthFace
+from streambot.timing import OUTPUT_RATE, samples_per_frame
 
 pytestmark = pytest.mark.slow
 SECONDS = 25
@@ -68,7 +69,7 @@ def test_stream_is_25fps_with_audio_and_video_of_equal_length(demo):
     assert info["rate"] == 25 and info["frames"] == SECONDS * 25 == len(frames)
     assert abs(info["v_dur"] - SECONDS) < 1e-6
     assert abs(info["a_dur"] - info["v_dur"]) <= 1 / 25
-    assert abs(audio.size / 48_000 - SECONDS) <= 1 / 25 + 1024 / 48_000  # AAC priming
+    assert abs(audio.size / OUTPUT_RATE - SECONDS) <= 1 / 25 + 1024 / OUTPUT_RATE  # AAC priming
     assert report.late_frames == 0
 
 
@@ -81,8 +82,9 @@ def test_mouth_moves_with_loud_speech_and_rests_in_silence(demo):
     motion = np.array([np.abs(f[region].astype(np.float32) - rest).mean() for f in frames])
     n = len(frames)
     # AAC adds 1024 samples of priming at the start; align audio with the frames' pts.
-    audio = audio[1024 : 1024 + n * 1920] if audio.size >= 1024 + n * 1920 else audio
-    rms = np.sqrt(np.mean(audio[: n * 1920].reshape(n, 1920) ** 2, axis=1))
+    spf = samples_per_frame(25)
+    audio = audio[1024 : 1024 + n * spf] if audio.size >= 1024 + n * spf else audio
+    rms = np.sqrt(np.mean(audio[: n * spf].reshape(n, spf) ** 2, axis=1))
     speaking = rms > 0.05
     # "Silence" is a settled pause: this frame and the 6 before it are quiet (the mouth takes a
     # few frames to close after the last syllable, as lips do).

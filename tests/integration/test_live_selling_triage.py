@@ -5,7 +5,7 @@ import sqlite3
 import tracemalloc
 
 from streambot.app import App
-from streambot.brain.catalog import Catalog
+from streambot.catalog import Catalog
 from streambot.config import TriageConfig
 from streambot.events import ChatMessage, Kind, Priority
 from streambot.gifts import GiftBatcher

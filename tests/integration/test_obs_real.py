@@ -31,6 +31,7 @@ from streambot.stage.sinks.base import StreamFormat
 from streambot.stage.sinks.fanout import SinkFanout
 from streambot.stage.sinks.stream import StreamSink
 from streambot.stage.testcard import read_test_card
+from streambot.timing import DEFAULT_FPS, OUTPUT_RATE
 from tests.obs_real import CardFace, ObsProbe, RealObs, TapSink, free_port
 
 pytestmark = [pytest.mark.obs, pytest.mark.slow]
@@ -190,7 +191,7 @@ def _read(probe: ObsProbe) -> tuple[int, np.ndarray] | None:
 def test_media_source_shows_the_presenters_frames_and_control_survives_an_obs_restart(
     real_obs,
 ):
-    fmt = StreamFormat(640, 360, 25, 48_000)
+    fmt = StreamFormat(640, 360, DEFAULT_FPS, OUTPUT_RATE)
     url = f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
 
     async def scenario():

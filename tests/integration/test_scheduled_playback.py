@@ -22,9 +22,10 @@ from streambot.app import App
 from streambot.stage.clock import VirtualClock
 from streambot.stage.presenter import Presenter
 from streambot.stage.schedule import INSIDE_SLACK_BATCHES, SAFETY, RenderRate, SlowFacePolicy
+from streambot.timing import DEFAULT_FPS, FACE_RATE, samples_per_frame
 from tests.conftest import tone
 
-FPS = 25
+FPS = DEFAULT_FPS
 QUESTIONS = [
     "What's special about the grinder?",
     "Is the lamp in stock?",
@@ -47,7 +48,7 @@ class PacedFace:
         return frame
 
     async def render(self, pcm16k, start_index, visemes=None):
-        frames = len(pcm16k) // (16_000 // FPS)
+        frames = len(pcm16k) // samples_per_frame(FPS, FACE_RATE)
         done = 0
         while done < frames:
             n = min(self.batch, frames - done)

@@ -18,6 +18,7 @@ import pytest
 from streambot.app import App
 from streambot.stage.sinks.base import StreamFormat
 from streambot.stage.sinks.fanout import SinkFanout
+from streambot.timing import DEFAULT_FPS, OUTPUT_RATE
 
 
 def free_port() -> int:
@@ -134,10 +135,10 @@ class FullDisk(FlakySink):
 async def test_live_sinks_reconnect_with_backoff_and_recordings_report_their_error():
     import numpy as np
 
-    fmt = StreamFormat(64, 64, 25, 48_000)
+    fmt = StreamFormat(64, 64, DEFAULT_FPS, OUTPUT_RATE)
     flaky, disk = FlakySink(failures=1), FullDisk(failures=1)
     fanout = SinkFanout([flaky, disk], fmt, queue_frames=1000, reconnect_base_s=0.05)
-    frame, pcm = np.zeros((64, 64, 3), np.uint8), np.zeros(1920, np.float32)
+    frame, pcm = np.zeros((64, 64, 3), np.uint8), np.zeros(fmt.samples_per_frame, np.float32)
     for index in range(40):
         await fanout.write(index, frame, pcm)
         await asyncio.sleep(0.01)

@@ -26,8 +26,10 @@ from streambot.stage.presenter import Presenter
 from streambot.stage.sinks.audio_device import AudioDeviceSink, PlaybackBuffer
 from streambot.stage.sinks.base import SinkUnavailable, StreamFormat
 from streambot.stage.sinks.fanout import SinkFanout
+from streambot.timing import DEFAULT_FPS, OUTPUT_RATE, samples_per_frame
 
-FPS, RATE, SPF = 25, 48_000, 1920
+FPS, RATE = DEFAULT_FPS, OUTPUT_RATE
+SPF = samples_per_frame(FPS, RATE)
 LEAD_FRAMES = 3
 FMT = StreamFormat(8, 8, FPS, RATE)
 

@@ -331,3 +331,42 @@ def test_preparing_a_video_reports_its_progress_when_not_on_a_terminal(tmp_path,
     assert [r.getMessage().split(" in ")[0] for r in caplog.records] == [
         "finding the face", "finding the face"]  # fmt: skip
     assert caplog.records[-1].getMessage().startswith("finding the face in x.mp4: 3 done")
+
+
+def test_cached_only_loads_or_refuses_but_never_prepares(astronaut_png, tmp_path, caplog):
+    import logging
+
+    from streambot.face.avatar import AvatarNotPrepared
+
+    with pytest.raises(AvatarNotPrepared, match=r"astronaut\.png is not prepared"):
+        prepare_avatar(astronaut_png, tmp_path, fps=5, cached_only=True)
+    assert not any(tmp_path.iterdir())
+    a = prepare_avatar(astronaut_png, tmp_path, fps=5)
+    assert prepare_avatar(astronaut_png, tmp_path, fps=5, cached_only=True).key == a.key
+    (a.folder / "faces.npy").write_bytes(b"garbage")
+    with pytest.raises(AvatarError, match=r"faces\.npy is broken") as broken:
+        prepare_avatar(astronaut_png, tmp_path, fps=5, cached_only=True)
+    assert not isinstance(broken.value, AvatarNotPrepared)
+    # Without cached_only, a broken entry (its avatar.json still there) is prepared again.
+    with caplog.at_level(logging.WARNING, logger="streambot.face.avatar"):
+        again = prepare_avatar(astronaut_png, tmp_path, fps=5)
+    assert "cached avatar unusable, preparing again" in caplog.text
+    assert again.key == a.key and len(load_avatar(again.folder).faces) == 20
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"pads": (0, 10, 0)}, "pads must be four non-negative ints"),
+        ({"pads": (0, -1, 0, 0)}, "pads must be four non-negative ints"),
+        ({"fps": 0}, "must be >= 1"),
+        ({"smooth_window": 0}, "must be >= 1"),
+        ({"max_frames": 0}, "must be >= 1"),
+        ({"img_size": 4}, "img_size >= 8"),
+        ({"resize_to": (0, 720)}, "resize_to must be a positive"),
+    ],
+)
+def test_bad_options_are_rejected_before_any_work(astronaut_png, tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        prepare_avatar(astronaut_png, tmp_path, **options)
+    assert not any(tmp_path.iterdir())

@@ -4,15 +4,11 @@ from importlib import resources
 
 import pytest
 
-from streambot.brain.catalog import (
-    Catalog,
-    CatalogAnswerer,
-    CatalogBrain,
-    CatalogError,
-    format_amount,
-)
+from streambot.brain.catalog import CatalogAnswerer, CatalogBrain
+from streambot.catalog import Catalog, CatalogError, LiveCatalog, format_amount
 from streambot.config import CatalogBrainConfig
-from streambot.events import ChatMessage, Turn
+from streambot.events import ChatMessage
+from streambot.turn import Turn
 
 CATALOG = Catalog.load()
 
@@ -83,21 +79,32 @@ def test_bad_catalog_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("bad", ["inf", "nan", "-1.0", "1e12", "-inf"])
 def test_a_live_edit_with_an_impossible_price_keeps_the_old_catalog(tmp_path, bad):
-    from streambot.brain.factory import CatalogSource
-
     text = resources.files("streambot.assets").joinpath("catalog.toml").read_text("utf-8")
     path = tmp_path / "catalog.toml"
     path.write_text(text, encoding="utf-8")
     brain = CatalogBrain(CatalogBrainConfig(path=str(path)))
-    source = CatalogSource(brain, str(path))
-    old_price = brain.answerer.catalog.product[0].price
-    edited = text.replace(f"price = {old_price}", f"price = {bad}", 1)
+    product = brain.live.current.product[0]
+    edited = text.replace(f"price = {product.price}", f"price = {bad}", 1)
     assert edited != text
     path.write_text(edited, encoding="utf-8")
     os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime, whatever the clock's grain
-    assert source.reload_if_changed() is False
-    answer = brain.answerer.answer(f"how much is the {brain.answerer.catalog.product[0].name}?")
-    assert format_amount(old_price) in answer and "inf" not in answer and "nan" not in answer
+    turn = Turn(1, "answer", ChatMessage("t", "ann", f"how much is the {product.name}?"))
+    answer = brain.text_for(turn)  # reads the catalog, which checks the file
+    assert brain.live.version == 0
+    assert format_amount(product.price) in answer and "inf" not in answer and "nan" not in answer
+
+
+def test_the_catalog_brain_answers_from_the_edited_catalog_at_its_next_turn(tmp_path):
+    text = resources.files("streambot.assets").joinpath("catalog.toml").read_text("utf-8")
+    path = tmp_path / "catalog.toml"
+    path.write_text(text, encoding="utf-8")
+    brain = CatalogBrain(CatalogBrainConfig(), LiveCatalog(path))
+    ask = Turn(1, "answer", ChatMessage("t", "ann", "how much is the thermo bottle?"))
+    assert "$24.50" in brain.text_for(ask)
+    path.write_text(text.replace("price = 24.50", "price = 19.99"), encoding="utf-8")
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    follow_up = Turn(2, "answer", ChatMessage("t", "ann", "and how much?"))
+    assert "$19.99" in brain.text_for(follow_up)  # the product just discussed, as it is now
 
 
 def test_a_currency_must_be_a_code(tmp_path):

@@ -12,12 +12,19 @@ from needs import need_torch
 torch = need_torch()
 pytest.importorskip("transformers")
 
-from streambot.brain.catalog import Catalog  # noqa: E402
 from streambot.brain.factory import RememberingBrain, build_brain  # noqa: E402
-from streambot.brain.llm import GenerationSettings, LLMBrain, LLMError, LocalLLM  # noqa: E402
+from streambot.brain.llm import (  # noqa: E402
+    GenerationSettings,
+    IncrementalDecoder,
+    LLMBrain,
+    LLMError,
+    LocalLLM,
+)
 from streambot.brain.prompt import system_prompt, turn_messages  # noqa: E402
+from streambot.catalog import Catalog  # noqa: E402
 from streambot.config import Config  # noqa: E402
-from streambot.events import ChatMessage, Turn  # noqa: E402
+from streambot.events import ChatMessage  # noqa: E402
+from streambot.turn import Turn  # noqa: E402
 from tests.llm_fixture import build_tiny_qwen2  # noqa: E402
 
 CATALOG = Catalog.load()
@@ -73,6 +80,85 @@ def test_streamed_deltas_arrive_in_order_and_join_to_the_reply(llm):
         threading.Event(),
     )
     assert len(deltas) > 1 and "".join(deltas) == text
+
+
+# Byte-level BPE splits what the tokenizer has not learnt (emoji, rare characters) into single
+# bytes: one character over several tokens, each decoding to U+FFFD on its own.
+SPLIT_TEXT = "The grinder is $89.99 🙂 保温杯多少钱？龘 naïve café — 🚀 done. "
+
+
+def counting_decode(tokenizer, decode=None):
+    """A decode function that records how many ids each call was given."""
+    decode = decode or tokenizer.decode
+    sizes: list[int] = []
+
+    def counted(ids, **kwargs):
+        sizes.append(len(ids))
+        return decode(ids, **kwargs)
+
+    return counted, sizes
+
+
+def test_incremental_decode_joins_to_the_full_decode_across_split_characters(llm):
+    tok = llm.tokenizer
+    ids = tok(SPLIT_TEXT, add_special_tokens=False).input_ids
+    assert sum("\ufffd" in tok.decode([i]) for i in ids) >= 4  # characters split over tokens
+    decoder = IncrementalDecoder(lambda window: tok.decode(window, skip_special_tokens=True))
+    deltas = [decoder.push(i) for i in ids]
+    deltas.append(decoder.finish())
+    assert "".join(deltas) == tok.decode(ids) == SPLIT_TEXT == decoder.text
+    assert not any("\ufffd" in d for d in deltas)  # a half character is never handed out
+    assert "🙂" in deltas or any(d.endswith("🙂") for d in deltas)
+
+
+def test_incremental_decode_holds_back_a_character_cut_off_at_the_end(llm):
+    tok = llm.tokenizer
+    ids = tok("ok 🚀", add_special_tokens=False).input_ids
+    decoder = IncrementalDecoder(lambda window: tok.decode(window, skip_special_tokens=True))
+    deltas = [decoder.push(i) for i in ids[:-1]]  # the token limit cut the rocket short
+    deltas.append(decoder.finish())
+    assert "".join(deltas) == decoder.text == "ok "
+
+
+def test_incremental_decode_work_per_token_does_not_grow_with_the_reply(llm):
+    per_token = []
+    for repeats in (2, 40):
+        ids = llm.tokenizer(SPLIT_TEXT * repeats, add_special_tokens=False).input_ids
+        decode, sizes = counting_decode(llm.tokenizer)
+        decoder = IncrementalDecoder(lambda window, decode=decode: decode(window))
+        for token in ids:
+            decoder.push(token)
+        decoder.finish()
+        assert decoder.text == SPLIT_TEXT * repeats
+        assert max(sizes) <= 2 * IncrementalDecoder.MAX_HELD  # a short window, always
+        per_token.append(sum(sizes) / len(ids))
+    # O(n): the same few ids per token at 20 times the length (re-decoding the whole reply
+    # at every token would be ~n/2 ids per token: hundreds here)
+    assert per_token[1] <= per_token[0] * 1.2 and per_token[1] < 6
+
+
+def test_generate_streams_exactly_the_full_decode_in_linear_work(llm, monkeypatch):
+    picked: list[int] = []
+    pick = llm._pick
+
+    def recording_pick(*args) -> int:
+        picked.append(pick(*args))
+        return picked[-1]
+
+    original = llm.tokenizer.decode
+    decode, sizes = counting_decode(llm.tokenizer, original)
+    monkeypatch.setattr(llm, "_pick", recording_pick)
+    monkeypatch.setattr(llm.tokenizer, "decode", decode)
+    monkeypatch.setattr(llm, "stop_ids", set())  # a long reply, whatever the random model says
+    deltas: list[str] = []
+    messages = turn_messages(turn("保温杯多少钱？"), CATALOG)
+    settings = GenerationSettings(max_new_tokens=160, temperature=1.0, seed=3)
+    text = llm.generate(messages, settings, deltas.append, threading.Event())
+    reply = picked
+    full = original(reply, skip_special_tokens=True)
+    assert len(reply) == 160 and len(deltas) > 10
+    assert "".join(deltas) == text == full.rstrip("\ufffd")
+    assert sum(sizes) <= 6 * len(reply)  # O(n) ids decoded, not O(n^2)
 
 
 def make_brain(llm, max_new_tokens=400, changed=None):
@@ -134,8 +220,7 @@ async def test_factory_wraps_the_llm_with_guard_and_memory(model_dir):
     config.brain.llm.path = str(model_dir)
     config.brain.llm.device = "cpu"
     config.brain.llm.max_new_tokens = 8
-    brain, source = build_brain(config)
-    catalog_brain = source.brain
+    brain, catalog_brain = build_brain(config)
     assert isinstance(brain, RememberingBrain)
     async for _ in brain.reply(turn("how much is the grinder?")):
         pass
@@ -153,8 +238,8 @@ def test_missing_model_falls_back_to_the_catalog_brain(tmp_path, caplog):
     config.brain.backend = "llm"
     config.brain.llm.path = str(tmp_path / "nothing")
     with caplog.at_level(logging.WARNING):
-        brain, source = build_brain(config)
-    assert brain is source.brain
+        brain, catalog_brain = build_brain(config)
+    assert brain is catalog_brain
     assert "llm brain unavailable" in caplog.text and "no config.json" in caplog.text
     with pytest.raises(LLMError, match=r"no config\.json"):
         LocalLLM(tmp_path)
@@ -181,24 +266,51 @@ async def test_memory_keeps_what_was_said_for_follow_up_questions():
     assert "$24.50" in messages[4]["content"]
 
 
-def test_a_reload_by_the_apps_watch_still_reaches_each_consumer(tmp_path):
-    """The app's watch task reloads the catalog first; the local LLM must still learn of it
-    (or it keeps old prices in its cached system prompt)."""
+def test_a_reload_by_another_reader_still_reaches_each_consumer(tmp_path):
+    """Triage (or any reader) usually reads the edited catalog first; the local LLM must
+    still learn of it (or it keeps old prices in its cached system prompt)."""
     import os
 
-    from streambot.brain.catalog import CatalogBrain
-    from streambot.brain.factory import CatalogSource
-    from streambot.config import CatalogBrainConfig
+    from streambot.catalog import LiveCatalog
 
     path = tmp_path / "catalog.toml"
     bundled = (Path(__file__).parents[2] / "streambot" / "assets" / "catalog.toml").read_text()
     path.write_text(bundled)
-    source = CatalogSource(CatalogBrain(CatalogBrainConfig(path=str(path))), str(path))
-    llm_check, other_check = source.change_check(), source.change_check()
+    live = LiveCatalog(path)
+    llm_check, other_check = live.changes(), live.changes()
     assert llm_check() is False
     path.write_text(bundled.replace("price = 24.50", "price = 19.99"))
     os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))
-    assert source.reload_if_changed() is True  # the app's watch got there first
+    assert live.current.by_id("thermo").price == 19.99  # another reader got there first
     assert llm_check() is True and llm_check() is False
     assert other_check() is True
-    assert source.catalog.by_id("thermo").price == 19.99
+
+
+async def test_the_llm_brain_follows_an_edited_catalog_by_itself(model_dir, tmp_path):
+    """No hook before the turn: the brain's own read of the live catalog re-encodes the
+    cached system prompt with the new price."""
+    import os
+
+    path = tmp_path / "catalog.toml"
+    bundled = (Path(__file__).parents[2] / "streambot" / "assets" / "catalog.toml").read_text()
+    path.write_text(bundled)
+    config = Config()
+    config.brain.backend = "llm"
+    config.brain.catalog.path = str(path)
+    config.brain.llm.path = str(model_dir)
+    config.brain.llm.device = "cpu"
+    config.brain.llm.max_new_tokens = 8
+    brain, catalog_brain = build_brain(config)
+    llm = brain.inner.inner.llm  # RememberingBrain -> GuardedBrain -> LLMBrain
+
+    def cached_prompt() -> str:
+        return llm.tokenizer.decode(llm.prefix.ids[0].tolist())
+
+    assert "24.50" in cached_prompt()
+    path.write_text(bundled.replace("price = 24.50", "price = 19.99"))
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))
+    async for _ in brain.reply(turn("how much is the bottle?")):
+        pass
+    assert "19.99" in cached_prompt() and "24.50" not in cached_prompt()
+    assert brain.inner.catalog.by_id("thermo").price == 19.99  # the guard's catalog too
+    assert catalog_brain.live.version == 1

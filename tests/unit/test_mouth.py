@@ -6,12 +6,15 @@ import pytest
 from streambot.config import MouthFaceConfig
 from streambot.face.mouth import MouthFace
 from streambot.face.portrait import draw_portrait
+from streambot.timing import DEFAULT_FPS, FACE_RATE, samples_per_frame
 from tests.conftest import tone
+
+SPF = samples_per_frame(DEFAULT_FPS, FACE_RATE)  # 640
 
 
 @pytest.fixture(scope="module")
 def face() -> MouthFace:
-    return MouthFace(MouthFaceConfig(), 320, 180, 25)
+    return MouthFace(MouthFaceConfig(), 320, 180, DEFAULT_FPS)
 
 
 def mouth_change(face: MouthFace, frame: np.ndarray) -> float:
@@ -22,10 +25,10 @@ def mouth_change(face: MouthFace, frame: np.ndarray) -> float:
 
 async def test_one_frame_per_640_samples_and_mouth_follows_loudness(face):
     face.reset()
-    pcm = np.concatenate([np.zeros(640 * 10), tone(0.8), np.zeros(640 * 15)]).astype(np.float32)
+    pcm = np.concatenate([np.zeros(SPF * 10), tone(0.8), np.zeros(SPF * 15)]).astype(np.float32)
     batches = [b async for b in face.render(pcm, 0)]
     frames = np.concatenate(batches)
-    assert frames.shape == (pcm.size // 640, 180, 320, 3)
+    assert frames.shape == (pcm.size // SPF, 180, 320, 3)
     change = [mouth_change(face, f) for f in frames]
     assert max(change[:10]) == 0.0  # silence: the mouth rests
     assert min(change[12:30]) > 5.0  # loud speech: open

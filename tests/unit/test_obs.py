@@ -331,9 +331,9 @@ async def test_check_names_a_media_source_playing_the_wrong_url(double) -> None:
 
 
 async def test_director_delays_changes_by_the_pictures_lag_and_keeps_their_order(double) -> None:
-    from streambot.brain.catalog import Catalog
-    from streambot.events import Turn
+    from streambot.catalog import Catalog
     from streambot.stage.director import StageDirector
+    from streambot.turn import Turn
 
     obs = controller(double)
     assert (await obs.setup(URL)).ok

@@ -21,7 +21,8 @@ from streambot.brain.openai_api import (
     closing_for,
 )
 from streambot.config import CatalogBrainConfig
-from streambot.events import ChatMessage, Turn
+from streambot.events import ChatMessage
+from streambot.turn import Turn
 
 KEY = "sk-test-SECRET-4242"
 DELTAS = ["The grinder ", "is ", "great", " ☕", ". It costs", " less than you think!"]

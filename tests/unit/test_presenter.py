@@ -2,11 +2,12 @@ import asyncio
 
 import numpy as np
 
-from streambot.events import ChatMessage, Clip, Turn, TurnEnd
+from streambot.events import ChatMessage, Clip, TurnEnd
 from streambot.stage.clock import MonotonicClock, VirtualClock
 from streambot.stage.presenter import Presenter
 from streambot.stage.sinks.base import StreamFormat
 from streambot.stage.sinks.fanout import SinkFanout
+from streambot.turn import Turn
 
 FPS, SPF, H, W = 25, 1920, 8, 8
 

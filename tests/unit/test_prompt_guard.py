@@ -5,11 +5,13 @@ import re
 
 import pytest
 
-from streambot.brain.catalog import Catalog, CatalogBrain, format_price
+from streambot.brain.catalog import CatalogBrain
 from streambot.brain.guard import GuardedBrain, GuardVerdict, ReplyGuard
 from streambot.brain.prompt import sanitize, system_prompt, turn_messages
+from streambot.catalog import Catalog, format_price
 from streambot.config import CatalogBrainConfig
-from streambot.events import ChatMessage, Turn
+from streambot.events import ChatMessage
+from streambot.turn import Turn
 
 CATALOG = Catalog.load()
 GRINDER, THERMO, LAMP, BUDS = (

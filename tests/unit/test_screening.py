@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streambot.brain.catalog import Catalog, CatalogAnswerer
+from streambot.brain.catalog import CatalogAnswerer
+from streambot.catalog import Catalog
 from streambot.config import TriageConfig
 from streambot.events import ChatMessage, Kind
 from streambot.gifts import thanks_text

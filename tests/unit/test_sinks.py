@@ -7,8 +7,10 @@ from streambot.stage.sinks.fanout import SinkFanout
 from streambot.stage.sinks.file import FileSink
 from streambot.stage.sinks.null import NullSink
 from streambot.stage.sinks.virtualcam import VirtualCamSink
+from streambot.timing import DEFAULT_FPS, OUTPUT_RATE
 
-FMT = StreamFormat(320, 180, 25, 48_000)
+FMT = StreamFormat(320, 180, DEFAULT_FPS, OUTPUT_RATE)
+SPF = FMT.samples_per_frame
 
 
 def test_virtualcam_without_v4l2loopback_says_how_to_load_it():
@@ -32,7 +34,7 @@ async def test_unavailable_sink_is_skipped_and_others_run():
     fanout = SinkFanout([Missing(), null], FMT)
     assert fanout.unavailable == {"missing": "not here: do X"}
     for k in range(5):
-        await fanout.write(k, np.zeros((180, 320, 3), np.uint8), np.zeros(1920, np.float32))
+        await fanout.write(k, np.zeros((180, 320, 3), np.uint8), np.zeros(SPF, np.float32))
     await fanout.close()
     assert null.frames == 5
 
@@ -42,13 +44,13 @@ async def test_file_sink_writes_playable_mp4_with_equal_durations(tmp_path):
     fanout = SinkFanout([FileSink(path, preset="ultrafast")], FMT)
     for k in range(50):
         frame = np.full((180, 320, 3), k * 5, np.uint8)
-        pcm = np.full(1920, 0.1 if k % 2 else -0.1, np.float32)
+        pcm = np.full(SPF, 0.1 if k % 2 else -0.1, np.float32)
         await fanout.write(k, frame, pcm)
     await fanout.close()
     with av.open(str(path)) as c:
         video, audio = c.streams.video[0], c.streams.audio[0]
         assert video.average_rate == 25 and video.frames == 50
-        assert audio.sample_rate == 48_000
+        assert audio.sample_rate == OUTPUT_RATE
         v_dur = float(video.duration * video.time_base)
         a_dur = float(audio.duration * audio.time_base)
         assert abs(v_dur - 2.0) < 1e-6 and abs(a_dur - v_dur) <= 1 / 25
@@ -82,7 +84,7 @@ async def test_picture_only_sinks_are_held_back_and_others_are_not():
     fanout = SinkFanout([camera, stream], FMT)
     assert fanout.delay_pictures(3) == ["camera"]
     for k in range(10):
-        await fanout.write(k, np.zeros((180, 320, 3), np.uint8), np.zeros(1920, np.float32))
+        await fanout.write(k, np.zeros((180, 320, 3), np.uint8), np.zeros(SPF, np.float32))
     await fanout.close()
     assert stream.indices == list(range(10))
     assert camera.indices == list(range(7))  # frame k shown when frame k + 3 was handed over

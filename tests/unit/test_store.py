@@ -7,8 +7,9 @@ import sqlite3
 import time
 
 from streambot.app import App
-from streambot.events import ChatMessage, TurnTimings
+from streambot.events import ChatMessage
 from streambot.store import Store
+from streambot.turn import TurnTimings
 
 DAY = 86400.0
 

@@ -14,8 +14,9 @@ import pytest
 
 from streambot.stage.sinks.base import SinkUnavailable, StreamFormat
 from streambot.stage.sinks.stream import StreamDisconnected, StreamSink, mask_url
+from streambot.timing import DEFAULT_FPS, OUTPUT_RATE
 
-FMT = StreamFormat(320, 180, 25, 48_000)
+FMT = StreamFormat(320, 180, DEFAULT_FPS, OUTPUT_RATE)
 SPF = FMT.samples_per_frame
 BURST_EVERY = 25  # a 1 kHz tone burst on every 25th frame (once a second)
 BITS = 8  # the frame counter, as a 4 x 2 grid of black / white blocks
@@ -140,7 +141,7 @@ def test_udp_mpegts_carries_matching_frames_and_synced_tone_bursts():
     assert got["error"] is None, got["error"]
 
     assert got["video_codec"] == "h264" and got["rate"] == 25
-    assert got["audio_codec"] == "aac" and got["audio_rate"] == 48_000 and got["channels"] == 1
+    assert got["audio_codec"] == "aac" and got["audio_rate"] == OUTPUT_RATE and got["channels"] == 1
     assert len(got["video"]) >= n - 3, f"only {len(got['video'])} of {n} frames arrived"
 
     video_time: dict[int, float] = {}

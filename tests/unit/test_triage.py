@@ -1,4 +1,4 @@
-from streambot.brain.catalog import Catalog
+from streambot.catalog import Catalog
 from streambot.config import TriageConfig
 from streambot.events import ChatMessage, Kind, Priority
 from streambot.inbox import Inbox

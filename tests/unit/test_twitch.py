@@ -546,3 +546,43 @@ def test_shared_chat_can_be_answered_when_the_config_says_so():
     source._handle(_stamped(_shared("how much is the lamp?"), clock[0]))
     (msg,) = source._queue
     assert msg.kind == Kind.CHAT and msg.meta["shared_chat_from"]["login"] == "otherchan"
+
+
+# -- normalise: the branches the end-to-end test above does not reach ---------------------------
+def test_a_chat_message_keeps_its_reply_parent_and_cheer_bits() -> None:
+    from streambot.chat.twitch import normalise
+
+    msg = normalise(
+        "channel.chat.message",
+        chat("Cheer50 nice", reply={"parent_message_id": "p-1"}, cheer={"bits": 50}),
+    )
+    assert msg is not None and msg.kind == Kind.CHAT and msg.amount is None
+    assert msg.meta["reply_parent_message_id"] == "p-1" and msg.meta["bits"] == 50
+    # A paid message that spells its exponent decimal_places is a superchat too.
+    paid = normalise("channel.chat.message", chat("tip", paid={"amount": 250, "decimal_places": 2}))
+    assert paid is not None and (paid.kind, paid.amount, paid.currency) == (Kind.SUPERCHAT, 2.5, "")
+
+
+def test_anonymous_cheers_and_gifts_name_nobody() -> None:
+    from streambot.chat.twitch import normalise
+
+    user = {"user_id": "7", "user_login": "alice", "user_name": "Alice"}
+    cheer = normalise("channel.cheer", {**user, "is_anonymous": True, "bits": 5, "message": ""})
+    assert cheer is not None and (cheer.user, cheer.amount, cheer.meta["is_anonymous"]) == (
+        "anonymous", 5.0, True)  # fmt: skip
+    gift = normalise("channel.subscription.gift", {**user, "is_anonymous": True, "tier": "3000"})
+    assert gift is not None
+    assert (gift.user, gift.user_id, gift.count, gift.text) == (
+        "anonymous", "", 1, "gifted 1 tier 3 sub")  # fmt: skip
+
+
+def test_subs_without_text_get_one_and_unknown_events_are_not_messages() -> None:
+    from streambot.chat.twitch import normalise
+
+    user = {"user_id": "7", "user_login": "alice"}  # no display name: the login is used
+    sub = normalise("channel.subscribe", {**user, "tier": "2000", "is_gift": False})
+    assert sub is not None and (sub.user, sub.text) == ("alice", "subscribed at tier 2")
+    resub = normalise("channel.subscription.message", {**user, "cumulative_months": 3})
+    assert resub is not None and resub.text == "resubscribed for 3 months"
+    assert resub.meta["event"] == "resub"
+    assert normalise("channel.follow", {**user}) is None

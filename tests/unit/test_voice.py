@@ -6,6 +6,7 @@ import pytest
 
 from streambot.config import ConfigError, EspeakVoiceConfig
 from streambot.events import Sentence
+from streambot.timing import FACE_RATE, OUTPUT_RATE, samples_per_frame
 from streambot.voice.base import to_speech
 from streambot.voice.espeak import EspeakVoice
 from streambot.voice.resample import resample
@@ -64,10 +65,10 @@ def test_unknown_voice_is_a_clear_error():
 def test_speech_is_whole_frames_at_exact_rates(n):
     pcm = np.random.default_rng(n).uniform(-0.5, 0.5, n).astype(np.float32)
     speech = to_speech(pcm, 22_050, Sentence(1, 0, "x", "en"), fps=25)
-    expected_48k = int(np.ceil(n * 48_000 / 22_050))
-    assert speech.frames == -(-expected_48k // 1920)
-    assert speech.pcm48k.size == speech.frames * 1920
-    assert speech.pcm16k.size == speech.frames * 640
+    expected_48k = int(np.ceil(n * OUTPUT_RATE / 22_050))
+    assert speech.frames == -(-expected_48k // samples_per_frame(25))
+    assert speech.pcm48k.size == speech.frames * samples_per_frame(25)
+    assert speech.pcm16k.size == speech.frames * samples_per_frame(25, FACE_RATE)
 
 
 def test_resampled_tone_keeps_its_pitch():

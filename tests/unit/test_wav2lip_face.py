@@ -12,7 +12,10 @@ from streambot.face.avatar import PreparedAvatar  # noqa: E402
 from streambot.face.wav2lip import Wav2LipFace  # noqa: E402
 from streambot.models.wav2lip import Wav2Lip  # noqa: E402
 from streambot.runtime.torch_engine import TorchEngine  # noqa: E402
+from streambot.timing import FACE_RATE, samples_per_frame  # noqa: E402
 from tests.unit.test_wav2lip_model import TINY  # noqa: E402
+
+SPF = samples_per_frame(25, FACE_RATE)  # 640
 
 BOX = (40, 136, 50, 130)  # y1, y2, x1, x2 in a 200x160 (H x W) avatar frame
 
@@ -48,7 +51,7 @@ async def collect(face, pcm, start=0):
 def test_one_frame_per_640_samples_with_a_real_tiny_model(n_frames):
     engine = TorchEngine(Wav2Lip(TINY), ["mel", "face"], ["frame"], device="cpu")
     face = Wav2LipFace(engine, make_avatar(), 320, 240, 25, first_batch=2, batch=8)
-    pcm = np.random.default_rng(n_frames).uniform(-0.3, 0.3, n_frames * 640).astype(np.float32)
+    pcm = np.random.default_rng(n_frames).uniform(-0.3, 0.3, n_frames * SPF).astype(np.float32)
     batches = asyncio.run(collect(face, pcm))
     assert sum(len(b) for b in batches) == n_frames
     assert len(batches[0]) == min(2, n_frames)  # small first batch for latency
@@ -59,7 +62,7 @@ def test_inputs_are_masked_crop_then_reference_in_bgr():
     engine = RecordingEngine()
     avatar = make_avatar()
     face = Wav2LipFace(engine, avatar, 160, 200, 25, first_batch=3, batch=3)
-    asyncio.run(collect(face, np.zeros(3 * 640, np.float32), start=2))
+    asyncio.run(collect(face, np.zeros(3 * SPF, np.float32), start=2))
     feed = engine.calls[0]
     assert feed["mel"].shape == (3, 1, 80, 16) and feed["face"].shape == (3, 6, 96, 96)
     reference = avatar.faces[2][..., ::-1].transpose(2, 0, 1) / 255.0  # frame 2, BGR
@@ -71,7 +74,7 @@ def test_inputs_are_masked_crop_then_reference_in_bgr():
 def test_paste_back_changes_only_the_inside_of_the_face_box():
     avatar = make_avatar()
     face = Wav2LipFace(RecordingEngine(), avatar, 160, 200, 25)  # output size == avatar size
-    frames = np.concatenate(asyncio.run(collect(face, np.zeros(4 * 640, np.float32))))
+    frames = np.concatenate(asyncio.run(collect(face, np.zeros(4 * SPF, np.float32))))
     y1, y2, x1, x2 = BOX
     for i, out in enumerate(frames):
         source = avatar.frames[i]

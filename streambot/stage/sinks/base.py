@@ -7,6 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from streambot.timing import samples_per_frame
+
 
 class SinkUnavailable(RuntimeError):
     """A sink cannot start here; the message tells the user how to fix it."""
@@ -21,7 +23,7 @@ class StreamFormat:
 
     @property
     def samples_per_frame(self) -> int:
-        return self.sample_rate // self.fps
+        return samples_per_frame(self.fps, self.sample_rate)
 
 
 class Sink(Protocol):

@@ -19,7 +19,7 @@ from collections import deque
 
 import numpy as np
 
-from streambot.backoff import capped_exponential, equal_jitter
+from streambot.backoff import Backoff
 from streambot.logs import redact
 from streambot.stage.sinks.base import Sink, SinkUnavailable, StreamFormat
 
@@ -47,8 +47,7 @@ class SinkWorker:
         self.reconnects = 0
         self.state = UP
         self.error: str | None = None  # the last failure, kept after a reconnect for the record
-        self._base, self._cap = reconnect_base_s, reconnect_cap_s
-        self._attempt = 0
+        self._backoff = Backoff(reconnect_base_s, reconnect_cap_s)
         self._retry_at = 0.0
         # Frames held back before writing: a picture-only sink (the virtual camera) waits for
         # the sound card's output delay so that lips and voice leave the machine together.
@@ -109,8 +108,9 @@ class SinkWorker:
             self.state = FAILED
             log.error("sink %s failed and was stopped: %s", self.sink.name, self.error)
             return
-        self.state, self._attempt = RECONNECTING, 0
-        self._retry_at = time.monotonic() + equal_jitter(self._base)
+        self.state = RECONNECTING
+        self._backoff.reset()
+        self._retry_at = time.monotonic() + self._backoff.next_delay()
         log.error("sink %s failed (%s); reconnecting", self.sink.name, self.error)
 
     def _reopen(self) -> bool:
@@ -121,14 +121,14 @@ class SinkWorker:
         try:
             self.sink.open(self.format)
         except Exception as exc:
-            self._attempt += 1
-            delay = equal_jitter(capped_exponential(self._attempt, self._base, self._cap))
+            delay = self._backoff.next_delay()
             self._retry_at = time.monotonic() + delay
             log.warning("sink %s still down (%s); next try in %.1fs", self.sink.name, exc, delay)
             return False
         self.state = UP
         self.reconnects += 1
-        log.info("sink %s reconnected (after %d failed tries)", self.sink.name, self._attempt)
+        tries = self._backoff.attempt - 1  # the first delay came before any try
+        log.info("sink %s reconnected (after %d failed tries)", self.sink.name, tries)
         return True
 
     async def submit(self, index: int, frame: np.ndarray, pcm: np.ndarray) -> None:

@@ -30,8 +30,8 @@ import numpy as np
 
 from streambot.stage.sinks.base import SinkUnavailable, StreamFormat
 from streambot.stage.sinks.mux import AvEncoder
+from streambot.timing import OUTPUT_RATE
 
-AUDIO_RATE = 48_000
 UDP_PACKET_SIZE = 1316  # 7 x 188-byte TS packets: what OBS / VLC / ffmpeg expect over UDP
 UDP_BUFFER_SIZE = 65_536  # a small send buffer: datagrams leave promptly, no burst backlog
 
@@ -145,7 +145,7 @@ class StreamSink:
                 f"cannot stream to {self.masked_url}: {self._reason(exc)}"
             ) from None
         keyint = max(1, round(self._gop_seconds * fmt.fps))
-        encoder = AvEncoder(container, fmt, audio_rate=AUDIO_RATE)
+        encoder = AvEncoder(container, fmt, audio_rate=OUTPUT_RATE)
         video, audio = encoder.video, encoder.audio
         video.bit_rate = self._video_bitrate
         video.options = {
