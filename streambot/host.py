@@ -29,8 +29,10 @@ from streambot.stage.clock import Clock
 from streambot.stage.presenter import Presenter
 from streambot.stage.schedule import RenderRate, SlowFacePolicy
 from streambot.store import Store
+from streambot.tasks import first_of
+from streambot.timing import FACE_RATE, samples_per_frame
 from streambot.turn import Outcome, Turn, TurnKind, TurnObserver
-from streambot.voice.base import FACE_RATE, Voice, samples_per_frame, to_speech
+from streambot.voice.base import Voice, to_speech
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -87,7 +89,7 @@ class Host:
                     await self.play(self._pitch_turn(), stop)
                     last_activity = self.clock.now()
                     continue
-                await _first_of(self.inbox.wait(), self.clock.sleep(wait), stop.wait())
+                await first_of(self.inbox.wait(), self.clock.sleep(wait), stop.wait())
                 continue
             msg, priority = item
             if msg.kind == Kind.COMMAND:
@@ -168,7 +170,7 @@ class Host:
         self, turn: Turn, done: asyncio.Future[Outcome], producer: asyncio.Task, stop: asyncio.Event
     ) -> Outcome:
         while not done.done():
-            await _first_of(done, self.ingest.urgent.wait(), stop.wait(), turn.wait_interrupted())
+            await first_of(done, self.ingest.urgent.wait(), stop.wait(), turn.wait_interrupted())
             if done.done():
                 break
             if stop.is_set():
@@ -186,7 +188,7 @@ class Host:
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await producer
-            await _first_of(done, asyncio.sleep(1.0))  # its faded frame reaches the sinks
+            await first_of(done, asyncio.sleep(1.0))  # its faded frame reaches the sinks
             return outcome
         failed = False
         with contextlib.suppress(asyncio.CancelledError):
@@ -382,14 +384,3 @@ async def _without_phonemes(stream):
 
 async def _one(text: str):
     yield text
-
-
-async def _first_of(*awaitables) -> None:
-    """Wait until any of the awaitables finishes; cancel the rest (futures are left alone)."""
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task, original in zip(tasks, awaitables, strict=True):
-            if task is not original and not task.done():
-                task.cancel()

@@ -32,6 +32,7 @@ from streambot.face.base import Face
 from streambot.stage.clock import Clock, VirtualClock
 from streambot.stage.schedule import RenderRate
 from streambot.stage.sinks.fanout import SinkFanout
+from streambot.timing import OUTPUT_RATE, samples_per_frame
 from streambot.turn import Outcome, Turn
 
 log = logging.getLogger(__name__)
@@ -89,13 +90,13 @@ class Presenter:
         sinks: SinkFanout,
         clock: Clock,
         fps: int,
-        sample_rate: int = 48_000,
+        sample_rate: int = OUTPUT_RATE,
         buffer_s: float = 8.0,
         max_behind_s: float = 0.5,
         metrics=None,
     ) -> None:
         self.face, self.sinks, self.clock, self.fps = face, sinks, clock, fps
-        self.samples_per_frame = sample_rate // fps
+        self.samples_per_frame = samples_per_frame(fps, sample_rate)
         self.clips = ClipQueue(round(buffer_s * fps))
         self.stats = PresenterStats()
         self.frame_index = 0

@@ -7,7 +7,7 @@ from streambot.stage.clock import MonotonicClock, VirtualClock
 from streambot.stage.presenter import Presenter
 from streambot.stage.sinks.base import StreamFormat
 from streambot.stage.sinks.fanout import SinkFanout
-from streambot.turn import Turn
+from streambot.turn import Outcome, Turn, TurnObserver
 
 FPS, SPF, H, W = 25, 1920, 8, 8
 
@@ -233,3 +233,75 @@ def test_the_lead_is_the_first_batch_for_a_fast_face_and_grows_with_a_slow_ones_
     # half real time: a 10 s speech must wait about as long as it lasts, more with the margin
     assert 10 < long < 10 * SAFETY * 1.3 and short < long / 5
     assert slow.buffered_frames(250, 25) > 125  # what the queue must hold to play it through
+
+
+class EventLog(TurnObserver):
+    """Records each event with the frame index the presenter is at when it arrives."""
+
+    def __init__(self, presenter: Presenter) -> None:
+        self.presenter, self.events = presenter, []
+
+    def turn_started(self, turn):
+        self.events.append(("started", turn.id, self.presenter.frame_index))
+
+    def first_frame(self, turn):
+        self.events.append(("first_frame", turn.id, self.presenter.frame_index))
+
+    def sentence_spoken(self, turn, sentence):
+        self.events.append(
+            ("spoken", turn.id, sentence.index, sentence.first_frame, sentence.frames)
+        )
+
+    def turn_ended(self, turn):
+        self.events.append(("ended", turn.id, turn.outcome))
+
+
+async def test_the_turn_hears_of_its_first_frame_and_each_spoken_speech_once_shown():
+    presenter, sink, fanout = make(VirtualClock())
+    log = EventLog(presenter)
+    t = Turn(3, "answer", ChatMessage("t", "u", "q"), observers=[log])
+    t.sentences = {0: "One.", 1: "Two."}
+    t.started()
+    done = presenter.begin_turn(t)
+    first, second = clip(3, 0, 3), clip(3, 3, 2)
+    await presenter.clips.put(Clip(3, first.frames, first.pcm, 0, index=2, last=True))
+    await presenter.clips.put(Clip(3, second.frames, second.pcm, 1, index=5, last=True))
+    await presenter.clips.put(TurnEnd(3))
+    await presenter.run(asyncio.Event(), max_frames=10)
+    await fanout.close()
+    t.end(await done)
+    assert log.events == [
+        ("started", 3, 0),
+        ("first_frame", 3, 2),  # told while frame 2, its first, is handed over
+        ("spoken", 3, 0, 2, 3),  # sentence 0: frames 2-4
+        ("spoken", 3, 1, 5, 2),  # sentence 1: frames 5-6
+        ("ended", 3, Outcome.PLAYED),
+    ]
+    assert [s.text for s in t.spoken] == ["One.", "Two."]
+
+
+async def test_an_interrupted_turn_is_silenced_at_the_faded_frame_and_speaks_no_more():
+    presenter, sink, fanout = make(VirtualClock())
+    log = EventLog(presenter)
+    t = Turn(7, "answer", ChatMessage("t", "u", "q"), observers=[log])
+    done = presenter.begin_turn(t)
+    await presenter.clips.put(clip(7, 0, 5))
+    await presenter.clips.put(clip(7, 5, 5))
+    silenced_at = []
+    t.silenced = lambda: silenced_at.append(presenter.frame_index)  # type: ignore[method-assign]
+
+    async def interrupt_after_three():
+        while presenter.frame_index < 3:
+            await asyncio.sleep(0)
+        t.interrupt()
+        presenter.interrupt(7)
+        await presenter.clips.put(TurnEnd(7))
+
+    task = asyncio.create_task(interrupt_after_three())
+    await presenter.run(asyncio.Event(), max_frames=12)
+    await task
+    await fanout.close()
+    assert await done == Outcome.INTERRUPTED
+    assert silenced_at == [3]  # the faded frame 3 was the last of its sound
+    assert not [e for e in log.events if e[0] == "spoken"]  # no speech was shown to its end
+    assert t.timings.interrupt_asked is not None
