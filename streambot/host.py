@@ -76,6 +76,7 @@ class Host:
         self.slow = slow or SlowFacePolicy()
         self.render_rates: dict[str, RenderRate] = {}  # per face backend
         self._said_slow: set[str] = set()
+        self._said_full: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.clock.realtime:  # fast mode waits for frames: it schedules on no rate
@@ -336,8 +337,20 @@ class Host:
             if chosen is not face:
                 face = chosen
                 face.reset()
+            self._check_buffer(face, speech.frames)
             start = self.presenter.schedule(turn.id, speech.frames, self.render_rate(face))
             await self._render(face, speech.pcm16k, start, speech, turn)
+
+    def _check_buffer(self, face: Face, frames: int) -> None:
+        """Say once per backend when a speech needs more frames queued ahead than the
+        presenter holds: the face would wait for room and the voice break up."""
+        need = self.render_rate(face).buffered_frames(frames, self.fps)
+        room, name = self.presenter.clips.max_frames, _backend(face)
+        if need > room and name not in self._said_full:
+            self._said_full.add(name)
+            log.warning("a %.1f s speech needs %d frames queued ahead on the %s face, but "
+                        "[face] buffer_s holds %d: raise buffer_s to %.0f or more",
+                        frames / self.fps, need, name, room, need / self.fps + 1)  # fmt: skip
 
     async def _render(
         self,

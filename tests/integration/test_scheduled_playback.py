@@ -121,7 +121,9 @@ def run_live(config, tmp_path, monkeypatch, speed: float | None, seconds: float)
 def test_no_gap_inside_speech_at_any_render_speed_and_the_start_waits_only_as_needed(
     fast_config, tmp_path, monkeypatch, speed
 ):
-    app, report, shown, schedules = run_live(fast_config, tmp_path, monkeypatch, speed, 30)
+    app, report, shown, schedules = run_live(
+        fast_config, tmp_path, monkeypatch, speed, 36
+    )  # the last answer, asked at 18.5 s, ends near 30 s at 0.5x
     stats = app.presenter.stats
     assert report.turns == len(QUESTIONS)
     assert stats.speech_frames > 200
@@ -184,6 +186,16 @@ def test_a_face_under_the_floor_finishes_its_turns_with_the_mouth_face(
     assert not [k for k, red, _ in shown if red == 200]
     fallback = [(k, rendered) for k, red, rendered in shown if red == 100]
     assert len(fallback) == stats.speech_frames and all(k == r for k, r in fallback)
+
+
+def test_a_presenter_buffer_too_small_for_a_slow_face_is_named_once_with_the_fix(
+    fast_config, tmp_path, monkeypatch, caplog
+):
+    fast_config.face.buffer_s = 1.0  # 25 frames: a slow face must queue more ahead than that
+    with caplog.at_level(logging.WARNING, "streambot.host"):
+        run_live(fast_config, tmp_path, monkeypatch, 0.5, 20)
+    said = [r.message for r in caplog.records if "buffer_s holds 25" in r.message]
+    assert len(said) == 1 and "on the PacedFace face" in said[0] and "raise buffer_s" in said[0]
 
 
 def test_the_mouth_policy_builds_the_mouth_face_for_a_neural_face(fast_config):
