@@ -257,7 +257,7 @@ class EventLog(TurnObserver):
 
 
 async def test_the_turn_hears_of_its_first_frame_and_each_spoken_speech_once_shown():
-    presenter, sink, fanout = make(VirtualClock())
+    presenter, _sink, fanout = make(VirtualClock())
     log = EventLog(presenter)
     t = Turn(3, "answer", ChatMessage("t", "u", "q"), observers=[log])
     t.sentences = {0: "One.", 1: "Two."}
@@ -281,7 +281,7 @@ async def test_the_turn_hears_of_its_first_frame_and_each_spoken_speech_once_sho
 
 
 async def test_an_interrupted_turn_is_silenced_at_the_faded_frame_and_speaks_no_more():
-    presenter, sink, fanout = make(VirtualClock())
+    presenter, _sink, fanout = make(VirtualClock())
     log = EventLog(presenter)
     t = Turn(7, "answer", ChatMessage("t", "u", "q"), observers=[log])
     done = presenter.begin_turn(t)
