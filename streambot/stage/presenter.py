@@ -32,6 +32,7 @@ from streambot.face.base import Face
 from streambot.stage.clock import Clock, VirtualClock
 from streambot.stage.schedule import RenderRate
 from streambot.stage.sinks.fanout import SinkFanout
+from streambot.tasks import wait_or_stop
 from streambot.timing import OUTPUT_RATE, samples_per_frame
 from streambot.turn import Outcome, Turn
 
@@ -135,6 +136,8 @@ class Presenter:
         """Queue a clip or turn end; waits for room, but never once the presenter has stopped."""
         if self._stopped.is_set():
             return
+        # Not tasks.wait_or_stop: this runs per clip on the stream's hot path, and waiting
+        # out the stop-waiter's cancellation costs the loop turns a frame tick needs.
         put = asyncio.ensure_future(self.clips.put(item))
         stopped = asyncio.ensure_future(self._stopped.wait())
         try:
@@ -257,9 +260,7 @@ class Presenter:
             if not self.clock.realtime and self.busy and not stop.is_set():
                 # Fast mode: stream time waits for the pipeline instead of running ahead.
                 waiter = asyncio.ensure_future(self.clips.get())
-                stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                stopper.cancel()
+                await wait_or_stop(waiter, stop)
                 if waiter.done():
                     self._held = waiter.result()
                     continue
