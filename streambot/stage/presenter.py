@@ -10,9 +10,14 @@ clock) and never waits for a model. So that no frame of a speech comes too late,
 ``schedule`` where each speech starts: far enough ahead for the face's measured render rate
 (stage/schedule.py), and the face renders for exactly those frame indices, so the idle loop
 under the speech continues without a pose jump. Frames before a scheduled start are idle
-frames with silence (a pause between sentences); a frame inside a speech that is still not
-ready when due is a *gap*: shown idle, counted late, and the rest of the speech follows on
-from there, so no speech is ever dropped. Fast mode (realtime = false) runs on a virtual
+frames with silence (a pause between sentences). The schedule is a forecast, and on shared
+cores (the LLM writing the next sentence beside the face) the face can render slower than it
+was planned on; so at a speech's start the presenter checks it again against what has
+arrived: a speech that could not play through at the rate this very speech is rendering at
+is *held* (its start moves a few frames later, a longer pause, and the pose shifts by those
+frames) rather than started into a gap. A frame inside a speech that is still not ready when
+due is a *gap*: shown idle, counted late, and the rest of the speech follows on from there,
+so no speech is ever dropped. Fast mode (realtime = false) runs on a virtual
 clock as fast as the pipeline goes, waiting for the turn's frames instead of counting them
 late, so recordings and tests are deterministic.
 """
@@ -23,14 +28,14 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from streambot.events import Clip, TurnEnd
 from streambot.face.base import Face
 from streambot.stage.clock import Clock, VirtualClock
-from streambot.stage.schedule import RenderRate
+from streambot.stage.schedule import SAFETY, RenderRate
 from streambot.stage.sinks.fanout import SinkFanout
 from streambot.tasks import wait_or_stop
 from streambot.timing import OUTPUT_RATE, samples_per_frame
@@ -66,6 +71,54 @@ class ClipQueue(asyncio.Queue):
 
 
 @dataclass
+class SpeechProgress:
+    """A scheduled speech's frames as they reach the presenter's queue, so its start can be
+    checked against the rate it is really rendering at (the forecast may have been wrong)."""
+
+    frames: int
+    planned: RenderRate | None
+    received: int = 0
+    first_batch: int = 0
+    first_at: float | None = None  # clock time the first clip arrived
+    last_at: float = 0.0  # ... and the latest
+    batch: int = 1
+    held: bool = field(default=False)
+
+    def receive(self, frames: int, now: float) -> None:
+        if self.first_at is None:
+            self.first_at, self.first_batch = now, frames
+        self.received += frames
+        self.last_at, self.batch = now, max(1, frames)
+
+    def measured_fps(self) -> float | None:
+        """Frames per second between the first batch's arrival and the latest; None before
+        a second batch."""
+        if self.first_at is None or self.received <= self.first_batch:
+            return None
+        if self.last_at <= self.first_at:
+            return None
+        return (self.received - self.first_batch) / (self.last_at - self.first_at)
+
+    def plays_through(self, now: float, fps: int) -> bool:
+        """Whether, started now, every frame still to come would be ready by its slot."""
+        if self.received >= self.frames:
+            return True
+        planned = self.planned.planning_fps() if self.planned is not None else None
+        rates = [r for r in (self.measured_fps(), planned) if r]
+        if not rates:
+            return True  # nothing measured: the schedule's forecast stands
+        rate = min(rates) / SAFETY
+        # The batch after the latest comes batch / rate after it, or at once if that is past
+        # (a face late with it has stalled: the time lost is not made up); then frame j, not
+        # yet here, is ready (j - received + batch) / rate after that base and due j / fps
+        # from now. The last frame is the tightest on a face slower than real time, else
+        # the next one.
+        base = max(self.last_at, now - self.batch / rate)
+        j = self.frames - 1 if rate < fps else self.received
+        return base + (j - self.received + self.batch) / rate <= now + j / fps
+
+
+@dataclass
 class PresenterStats:
     frames: int = 0
     speech_frames: int = 0
@@ -74,6 +127,7 @@ class PresenterStats:
     not_ready: int = 0  # of those: the turn's next frame was not rendered in time
     speech_gaps: int = 0  # of those: inside a speech (the voice broke up there)
     late_starts: int = 0  # speeches whose first frame came after its scheduled slot
+    held_starts: int = 0  # speeches started later than scheduled so they could play through
     pause_frames: int = 0  # idle frames before a scheduled speech (a pause, not a fault)
     missed_slots: int = 0  # of those: the loop handed the frame over after its slot had ended
     resyncs: int = 0
@@ -120,6 +174,8 @@ class Presenter:
         self._silenced: Turn | None = None  # this frame is the interrupted turn's last sound
         self._next_free: dict[int, int] = {}  # turn -> first frame after its scheduled speech
         self._shift: dict[int, int] = {}  # turn -> frames its speech runs behind its schedule
+        self._speeches: dict[tuple[int, int], SpeechProgress] = {}  # (turn, start) -> progress
+        self._receiving: dict[int, tuple[int, int]] = {}  # turn -> the speech being rendered
         self._discard: set[int] = set()
         self._fade_pending: int | None = None
         self._stopped = asyncio.Event()
@@ -136,6 +192,8 @@ class Presenter:
         """Queue a clip or turn end; waits for room, but never once the presenter has stopped."""
         if self._stopped.is_set():
             return
+        if isinstance(item, Clip):
+            self._received(item)
         # Not tasks.wait_or_stop: this runs per clip on the stream's hot path, and waiting
         # out the stop-waiter's cancellation costs the loop turns a frame tick needs.
         put = asyncio.ensure_future(self.clips.put(item))
@@ -147,6 +205,12 @@ class Presenter:
             if not put.done():
                 put.cancel()
 
+    def _received(self, clip: Clip) -> None:
+        key = self._receiving.get(clip.turn_id)
+        progress = self._speeches.get(key) if key is not None else None
+        if progress is not None:
+            progress.receive(clip.frames.shape[0], self.clock.now())
+
     def schedule(self, turn_id: int, frames: int, rate: RenderRate | None = None) -> int:
         """The frame index at which a speech of ``frames`` frames, about to be rendered, starts:
         after the turn's speech before it, and (in real time) far enough ahead that ``rate``'s
@@ -157,6 +221,9 @@ class Presenter:
             lead = (rate or RenderRate()).lead_seconds(frames, self.fps)
             start = max(start, self._slot_after(self.clock.now() + lead))
         self._next_free[turn_id] = start + frames
+        if self.clock.realtime:
+            self._speeches[turn_id, start] = SpeechProgress(frames, rate)
+            self._receiving[turn_id] = (turn_id, start)
         turn = self._turns.get(turn_id)
         if turn is not None and turn.first_index is None:
             turn.first_index = start
@@ -286,8 +353,18 @@ class Presenter:
         due = clip.index + self._pos + shift
         if due > k:
             return False
+        starting = self._pos == 0 and not self._in_speech
+        progress = self._speeches.get((clip.turn_id, clip.index)) if starting else None
+        if progress is not None:
+            # (a full queue holds as much as it can: waiting longer would only stall the face)
+            if not self.clips.full() and not progress.plays_through(self.clock.now(), self.fps):
+                if not progress.held:
+                    progress.held = True
+                    self.stats.held_starts += 1
+                return False  # a longer pause now rather than a gap inside the speech
+            del self._speeches[clip.turn_id, clip.index]
         if due < k:
-            if self._pos == 0 and not self._in_speech:
+            if starting and not (progress and progress.held):
                 self.stats.late_starts += 1
             self._shift[clip.turn_id] = shift + (k - due)
         return True
@@ -325,6 +402,8 @@ class Presenter:
                     self._stop_turn(self._fade_pending)  # nothing left to fade
                 return None
             if isinstance(item, TurnEnd):
+                if self._fade_pending == item.turn_id:
+                    self._stop_turn(item.turn_id)  # interrupted with nothing of it queued
                 self._end(item.turn_id)
                 continue
             if item.turn_id in self._discard:
@@ -347,6 +426,9 @@ class Presenter:
         self._turns.pop(turn_id, None)
         self._next_free.pop(turn_id, None)
         self._shift.pop(turn_id, None)
+        self._receiving.pop(turn_id, None)
+        for key in [key for key in self._speeches if key[0] == turn_id]:
+            del self._speeches[key]
         future = self._done.pop(turn_id, None)
         if future is not None and not future.done():
             future.set_result(outcome)

@@ -10,6 +10,7 @@ it was rendered for, so the test can also check that it is shown at exactly that
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import math
@@ -148,11 +149,8 @@ def test_no_gap_inside_speech_at_any_render_speed_and_the_start_waits_only_as_ne
             assert start - earliest <= FPS * latency + slack + 4
 
 
-def test_the_control_speeches_started_at_once_break_the_voice_of_a_slow_face(
-    fast_config, tmp_path, monkeypatch
-):
-    """What the schedule prevents: the same daemon starting every speech as soon as its audio
-    exists (no lead) stutters at 0.5x real time."""
+def eager_schedule(monkeypatch) -> None:
+    """A schedule that starts every speech as soon as its audio exists (no lead)."""
     import streambot.host as host_module
 
     class Eager(RenderRate):
@@ -160,6 +158,40 @@ def test_the_control_speeches_started_at_once_break_the_voice_of_a_slow_face(
             return 0.0
 
     monkeypatch.setattr(host_module, "RenderRate", Eager)
+
+
+def test_a_speech_scheduled_too_early_is_held_at_its_start_instead_of_breaking_up(
+    fast_config, tmp_path, monkeypatch
+):
+    """The forecast can be wrong (here: no lead at all on a 0.5x face): the presenter checks
+    each speech again at its start against the frames that have arrived, and holds it."""
+    eager_schedule(monkeypatch)
+    app, _, shown, _ = run_live(fast_config, tmp_path, monkeypatch, 0.5, 20)
+    stats = app.presenter.stats
+    assert stats.speech_frames > 100
+    assert stats.speech_gaps == 0 and stats.late_frames == 0
+    assert stats.held_starts > 0 and stats.late_starts == 0
+    # a held speech is shown as many frames later than rendered for, all through: the pose
+    # shifts once, in the pause before it, never inside a run of speech frames
+    runs: list[set[int]] = []
+    for previous, (k, red, rendered) in itertools.pairwise(shown):
+        if red == 200:
+            if previous[1] != 200:
+                runs.append(set())
+            runs[-1].add(k - rendered)
+    assert runs and all(len(shifts) == 1 and min(shifts) >= 0 for shifts in runs)
+    assert any(max(shifts) > 0 for shifts in runs)  # (some were held)
+
+
+def test_the_control_without_schedule_or_hold_breaks_the_voice_of_a_slow_face(
+    fast_config, tmp_path, monkeypatch
+):
+    """What the schedule and the hold prevent: the same daemon starting every speech as soon
+    as its audio exists stutters at 0.5x real time."""
+    from streambot.stage.presenter import SpeechProgress
+
+    eager_schedule(monkeypatch)
+    monkeypatch.setattr(SpeechProgress, "plays_through", lambda self, now, fps: True)
     app, _, _, _ = run_live(fast_config, tmp_path, monkeypatch, 0.5, 20)
     assert app.presenter.stats.speech_gaps > 20
 

@@ -305,3 +305,18 @@ async def test_an_interrupted_turn_is_silenced_at_the_faded_frame_and_speaks_no_
     assert silenced_at == [3]  # the faded frame 3 was the last of its sound
     assert not [e for e in log.events if e[0] == "spoken"]  # no speech was shown to its end
     assert t.timings.interrupt_asked is not None
+
+
+async def test_a_turn_interrupted_with_nothing_queued_ends_interrupted_and_silenced():
+    presenter, sink, fanout = make(VirtualClock())
+    t = turn(9)
+    done = presenter.begin_turn(t)
+    silenced_at = []
+    t.silenced = lambda: silenced_at.append(presenter.frame_index)  # type: ignore[method-assign]
+    presenter.interrupt(9)  # asked while the turn has no clip in the queue yet
+    await presenter.clips.put(TurnEnd(9))
+    await presenter.run(asyncio.Event(), max_frames=4)
+    await fanout.close()
+    assert await done == Outcome.INTERRUPTED  # not PLAYED: it was cut before a word
+    assert silenced_at == [0]  # silent from the next frame at the sinks
+    assert all(not w[2].any() for w in sink.writes)
