@@ -52,22 +52,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from qwen_configs import LLM_CONFIGS as PUBLISHED_CONFIGS
+from qwen_configs import QWEN_COMMON
 
 SECTIONS = ("wav2lip", "llm", "piper", "streams", "stack")
-# Published Qwen2.5 configs (config.json of Qwen/Qwen2.5-0.5B-Instruct and -1.5B-Instruct).
-QWEN_COMMON: dict[str, Any] = dict(
-    vocab_size=151_936,
-    max_position_embeddings=32_768,
-    rope_theta=1_000_000.0,
-    rms_norm_eps=1e-6,
-    tie_word_embeddings=True,
-)
-LLM_CONFIGS: dict[str, dict[str, int]] = {
-    "0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                 num_attention_heads=14, num_key_value_heads=2),
-    "1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                 num_attention_heads=12, num_key_value_heads=2),
-    # --quick only: the same code path on tiny shapes
+# --quick only: the same code path on tiny shapes
+LLM_CONFIGS = {
+    **PUBLISHED_CONFIGS,
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                  num_attention_heads=4, num_key_value_heads=2),
 }  # fmt: skip
@@ -231,7 +222,7 @@ def random_llm(size: str, b: Bench) -> tuple[torch.nn.Module, torch.dtype]:
 
 
 def llm_figures(size: str, b: Bench, prefix_tokens: int, turn_tokens: int, decode: int) -> dict:
-    from streambot.brain.llm import PrefixCache
+    from streambot.brain.llm import PrefixCache, forward_with_cache
 
     b.reset_peak()
     model, dtype = random_llm(size, b)
@@ -248,16 +239,12 @@ def llm_figures(size: str, b: Bench, prefix_tokens: int, turn_tokens: int, decod
             model(input_ids=full, use_cache=True, logits_to_keep=1)
 
         def with_cache() -> None:
-            model(input_ids=turn, past_key_values=cache.fresh(), use_cache=True, logits_to_keep=1)
+            forward_with_cache(model, turn, cache.fresh())
 
         def generate() -> None:
-            out = model(
-                input_ids=turn, past_key_values=cache.fresh(), use_cache=True, logits_to_keep=1
-            )
-            kv, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            logits, kv = forward_with_cache(model, turn, cache.fresh())
             for _ in range(decode):
-                out = model(input_ids=token, past_key_values=kv, use_cache=True, logits_to_keep=1)
-                kv, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+                logits, kv = forward_with_cache(model, logits[:, -1:].argmax(-1), kv)
 
         no_cache_s = b.median(without_cache, 2)
         cached_s = b.median(with_cache, 2)
@@ -537,7 +524,7 @@ def section_streams(b: Bench, args: argparse.Namespace) -> list[Row]:
 
 # -- the whole stack at once ------------------------------------------------------------------
 def section_stack(b: Bench, args: argparse.Namespace) -> list[Row]:
-    from streambot.brain.llm import PrefixCache
+    from streambot.brain.llm import PrefixCache, forward_with_cache
     from streambot.models.wav2lip import Wav2Lip
 
     b.reset_peak()
@@ -553,11 +540,9 @@ def section_stack(b: Bench, args: argparse.Namespace) -> list[Row]:
         prefix = torch.randint(0, vocab, (1, prefix_n), device=b.device)
         turn = torch.randint(0, vocab, (1, turn_n), device=b.device)
         cache = PrefixCache(model, prefix)
-        out = model(input_ids=turn, past_key_values=cache.fresh(), use_cache=True, logits_to_keep=1)
-        kv, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        logits, kv = forward_with_cache(model, turn, cache.fresh())
         for _ in range(tokens):
-            out = model(input_ids=token, past_key_values=kv, use_cache=True, logits_to_keep=1)
-            kv, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            logits, kv = forward_with_cache(model, logits[:, -1:].argmax(-1), kv)
         face.run(wav2lip_inputs(batch))
         decoder(torch.randn(1, decoder.config.in_channels, 258, device=b.device))  # ~3 s
     b.sync()

@@ -80,6 +80,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from qwen_configs import LLM_CONFIGS, QWEN_COMMON
 
 from streambot.app import App
 from streambot.config import Config, load_config
@@ -97,31 +98,6 @@ QUESTIONS = [
     "What colours does the desk lamp come in?",
 ]
 
-# Published Qwen2.5 configs (config.json of Qwen/Qwen2.5-0.5B-Instruct and -1.5B-Instruct).
-QWEN_COMMON: dict[str, Any] = dict(
-    vocab_size=151_936,
-    max_position_embeddings=32_768,
-    rope_theta=1_000_000.0,
-    rms_norm_eps=1e-6,
-    tie_word_embeddings=True,
-    hidden_act="silu",
-)
-LLM_CONFIGS: dict[str, dict[str, Any]] = {
-    "0.5b": dict(
-        hidden_size=896,
-        intermediate_size=4864,
-        num_hidden_layers=24,
-        num_attention_heads=14,
-        num_key_value_heads=2,
-    ),
-    "1.5b": dict(
-        hidden_size=1536,
-        intermediate_size=8960,
-        num_hidden_layers=28,
-        num_attention_heads=12,
-        num_key_value_heads=2,
-    ),
-}
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{{ message['content'] }}<|im_end|>\n{% endfor %}"
@@ -377,6 +353,7 @@ def neural_config(
     for key, value in face.settings.items():
         setattr(wav2lip, key, value)
     wav2lip.device = args.device
+    config.face.buffer_s = args.buffer_s
     return config
 
 
@@ -540,6 +517,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--llm-path", default="", help="use this model folder instead of a random one")
     p.add_argument("--device", default="cpu", help="LLM and Wav2Lip device: cpu, cuda, cuda:1")
     p.add_argument("--max-new-tokens", type=int, default=60)
+    p.add_argument(
+        "--buffer-s",
+        type=float,
+        default=24.0,
+        help="[face] buffer_s of the neural leg: a face at a quarter of real time needs about "
+        "0.8 s queued per second of speech (a 1280x720 frame is 2.8 MB)",
+    )
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (repeats)")
     p.add_argument("--compare-defaults", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument(

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from streambot.logs import register_secret
-from streambot.timing import DEFAULT_FPS, OUTPUT_RATE, samples_per_frame
+from streambot.timing import DEFAULT_FPS, FACE_RATE, OUTPUT_RATE, samples_per_frame
 
 
 class ConfigError(Exception):
@@ -44,7 +44,15 @@ def read_secret(env_name: str) -> SecretStr | None:
 
 
 def _whole_output_frames(fps: int) -> int:
-    """Each frame must carry a whole number of output samples (1,920 at 25 fps)."""
+    """Each frame must carry a whole number of output samples (1,920 at 25 fps) and of the
+    face's 16 kHz samples (640), or audio and video would drift apart."""
+    for rate in (OUTPUT_RATE, FACE_RATE):
+        if rate % fps:
+            fits = [f for f in range(1, 61) if OUTPUT_RATE % f == 0 and FACE_RATE % f == 0]
+            raise ValueError(
+                f"{fps} fps gives no whole number of {rate} Hz audio samples per frame; "
+                f"use one of {', '.join(map(str, fits))}"
+            )
     samples_per_frame(fps, OUTPUT_RATE)
     return fps
 

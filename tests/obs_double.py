@@ -146,6 +146,24 @@ class ObsDouble:
         self._salt = ""
         self._item_ids: dict[str, int] = {}  # scene -> last scene item id (ids are per scene)
 
+    @classmethod
+    def with_streambot_scenes(cls, password: str) -> ObsDouble:
+        """An OBS the user has set up for streambot: its four scenes, the caption text source
+        and the product image source (the names of the default ``[obs]`` config)."""
+        double = cls(password=password)
+        double.scenes = [
+            "streambot idle",
+            "streambot talking",
+            "streambot showcase",
+            "streambot brb",
+        ]
+        for name, kind in (
+            ("streambot caption", "text_ft2_source_v2"),
+            ("streambot product", "image_source"),
+        ):
+            double.inputs[name] = {"kind": kind, "settings": {}}
+        return double
+
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
+import inspect
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -104,13 +106,31 @@ def pick_dtype(device: torch.device, requested: str) -> torch.dtype:
     return torch.float32
 
 
+@functools.cache
+def _cache_argument(model_class: type) -> str:
+    parameters = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def forward_with_cache(model: torch.nn.Module, ids: torch.Tensor, cache: object | None):
+    """One forward pass extending ``cache`` (None: a fresh one), the last position's logits
+    only (skipping the rest saves a vocabulary-sized matmul per prompt token); returns
+    (logits, the extended cache). transformers 5 renames the ``past_key_values`` argument and
+    output to ``cache`` (the old name is dropped in 5.40); 4.x knows only the old one."""
+    out = model(
+        input_ids=ids, use_cache=True, logits_to_keep=1, **{_cache_argument(type(model)): cache}
+    )
+    extended = getattr(out, "cache", None)
+    return out.logits, extended if extended is not None else out.past_key_values
+
+
 class PrefixCache:
     """The system prompt's token ids and their KV cache; hand out copies, never the original."""
 
     def __init__(self, model: torch.nn.Module, ids: torch.Tensor) -> None:
         self.ids = ids  # (1, P)
         with torch.inference_mode():
-            self._cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+            self._cache = forward_with_cache(model, ids, None)[1]
 
     def fresh(self) -> object:
         """A deep copy of the prefix's transformers Cache, for one reply to extend."""
@@ -209,8 +229,8 @@ class LocalLLM:
     ) -> torch.Tensor:
         ids = self.encode(messages, generation_prompt=True)
         cache, todo = self._split(ids) if use_cache else (None, ids)
-        out = self.model(input_ids=todo, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return out.logits[0, -1].float().cpu()
+        logits, _ = forward_with_cache(self.model, todo, cache)
+        return logits[0, -1].float().cpu()
 
     @torch.inference_mode()
     def generate(
@@ -233,13 +253,8 @@ class LocalLLM:
             for _ in range(settings.max_new_tokens):
                 if stop.is_set():
                     break
-                # Only the last position's logits are needed: skipping the rest saves a
-                # vocabulary-sized matmul per prompt token.
-                out = self.model(
-                    input_ids=todo, past_key_values=cache, use_cache=True, logits_to_keep=1
-                )
-                cache = out.past_key_values
-                token = self._pick(out.logits[0, -1].float(), settings, generator)
+                logits, cache = forward_with_cache(self.model, todo, cache)
+                token = self._pick(logits[0, -1].float(), settings, generator)
                 if token in self.stop_ids:
                     break
                 todo = torch.tensor([[token]], device=self.device)

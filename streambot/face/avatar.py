@@ -427,8 +427,9 @@ def _checked_options(
     fps: int,
     max_frames: int,
     resize_to: tuple[int, int] | None,
-) -> tuple[Rect | None, tuple[int, int, int, int], tuple[int, int] | None]:
-    """The caller's face box, pads and resize_to as ints; AvatarError/ValueError if invalid."""
+) -> tuple[Rect | None, tuple[int, int, int, int], tuple[int, int] | None, dict[str, object]]:
+    """The caller's face box, pads and resize_to as ints, and every parameter that shapes the
+    result (part of the cache key, and kept in the meta); AvatarError/ValueError if invalid."""
     given = _parse_face_box(face_box) if face_box is not None else None
     pad4 = tuple(int(p) for p in pads)
     if len(pad4) != 4 or min(pad4) < 0:
@@ -439,29 +440,17 @@ def _checked_options(
         resize_to = (int(resize_to[0]), int(resize_to[1]))
         if min(resize_to) < 1:
             raise ValueError(f"resize_to must be a positive (width, height): {resize_to}")
-    return given, (pad4[0], pad4[1], pad4[2], pad4[3]), resize_to
-
-
-def _cache_params(
-    given: Rect | None,
-    pads: tuple[int, int, int, int],
-    smooth_window: int,
-    img_size: int,
-    fps: int,
-    max_frames: int,
-    resize_to: tuple[int, int] | None,
-) -> dict[str, object]:
-    """Every parameter that shapes the result: part of the cache key, and kept in the meta."""
-    return {
+    params = {
         "format_version": FORMAT_VERSION,
         "face_box": list(given) if given is not None else None,
-        "pads": list(pads),
+        "pads": list(pad4),
         "smooth_window": smooth_window,
         "img_size": img_size,
         "fps": fps,
         "max_frames": max_frames,
         "resize_to": list(resize_to) if resize_to is not None else None,
     }
+    return given, (pad4[0], pad4[1], pad4[2], pad4[3]), resize_to, params
 
 
 def _load_cached(folder: Path, cached_only: bool) -> PreparedAvatar | None:
@@ -589,10 +578,9 @@ def prepare_avatar(
     ``cached_only`` loads that folder or raises AvatarNotPrepared, never preparing.
     """
     path = Path(source)
-    given, pads, resize_to = _checked_options(
+    given, pads, resize_to, params = _checked_options(
         face_box, pads, smooth_window, img_size, fps, max_frames, resize_to
     )
-    params = _cache_params(given, pads, smooth_window, img_size, fps, max_frames, resize_to)
     key = _cache_key(path, params)
     folder = Path(cache_root) / key
     cached = _load_cached(folder, cached_only)

@@ -15,18 +15,7 @@ def test_scenes_and_caption_follow_the_host(fast_config, tmp_path, monkeypatch):
     monkeypatch.setenv("OBS_WEBSOCKET_PASSWORD", "hunter2-obs")
 
     async def scenario():
-        double = ObsDouble(password="hunter2-obs")
-        double.scenes = [
-            "streambot idle",
-            "streambot talking",
-            "streambot showcase",
-            "streambot brb",
-        ]
-        for name, kind in (
-            ("streambot caption", "text_ft2_source_v2"),
-            ("streambot product", "image_source"),
-        ):
-            double.inputs[name] = {"kind": kind, "settings": {}}
+        double = ObsDouble.with_streambot_scenes(password="hunter2-obs")
         await double.start()
         replay = tmp_path / "chat.jsonl"
         replay.write_text(json.dumps({"at": 0.5, "user": "ann", "text": "how much is the lamp?"}))

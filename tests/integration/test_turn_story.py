@@ -55,18 +55,7 @@ def test_a_super_chat_cuts_in_and_the_stage_follows_each_turn(fast_config, tmp_p
     story = StoryLog()
 
     async def scenario():
-        double = ObsDouble(password="story-obs")
-        double.scenes = [
-            "streambot idle",
-            "streambot talking",
-            "streambot showcase",
-            "streambot brb",
-        ]
-        for name, kind in (
-            ("streambot caption", "text_ft2_source_v2"),
-            ("streambot product", "image_source"),
-        ):
-            double.inputs[name] = {"kind": kind, "settings": {}}
+        double = ObsDouble.with_streambot_scenes(password="story-obs")
         await double.start()
         fast_config.obs.enabled = True
         fast_config.obs.port = double.port

@@ -372,8 +372,8 @@ def test_picture_delay_is_the_media_sources_lag_only_when_it_plays_the_stream() 
     assert picture_delay(config) == 0.0  # no stream sink: a virtual camera shows frames at once
     config.sinks.stream.enabled = True
     assert picture_delay(config) == pytest.approx(20 / 25 + 0.2)
-    config.stream.fps = 30
-    assert picture_delay(config) == pytest.approx(20 / 30 + 0.2)
+    config.stream.fps = 50
+    assert picture_delay(config) == pytest.approx(20 / 50 + 0.2)
     config.obs.stream_url = "srt://relay:9000"  # OBS plays something else: lag unknown
     assert picture_delay(config) == 0.0
     config.obs.picture_delay_s = 0.35
