@@ -168,6 +168,9 @@ class LLMBrainConfig(_Section):
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
     top_p: Annotated[float, Field(gt=0, le=1)] = 0.9
     memory_turns: Annotated[int, Field(ge=0, le=32)] = 4
+    # On a CPU the LLM shares the cores with the face and the voice, which have deadlines:
+    # its thread runs this many nice steps lower so they get the cores first (0: as they are).
+    cpu_nice: Annotated[int, Field(ge=0, le=19)] = 10
 
 
 class OpenAIBrainConfig(_Section):

@@ -70,7 +70,7 @@ def _build_llm(config: Config, catalog_brain: CatalogBrain) -> tuple[Brain, dequ
         from streambot.brain.llm import GenerationSettings, LLMBrain, LocalLLM
 
         memory: deque[tuple[str, str]] = deque(maxlen=cfg.memory_turns)
-        llm = LocalLLM(cfg.path, cfg.device, cfg.dtype, cfg.trust_remote_code)
+        llm = LocalLLM(cfg.path, cfg.device, cfg.dtype, cfg.trust_remote_code, cfg.cpu_nice)
         brain = LLMBrain(
             llm,
             lambda turn: turn_messages(turn, live.current, tuple(memory), host),

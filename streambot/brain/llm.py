@@ -18,8 +18,10 @@ import copy
 import functools
 import inspect
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,8 +143,21 @@ class PrefixCache:
         return int(self.ids.shape[1])
 
 
+def _lower_priority(nice: int) -> None:
+    """Run the calling thread (and the OpenMP workers it starts, which inherit it) ``nice``
+    steps nicer than it is: on Linux the nice value is per thread."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except (AttributeError, OSError) as exc:  # not Linux, or not allowed: run as is
+        log.debug("cannot lower the LLM thread's priority: %s", exc)
+
+
 class LocalLLM:
-    """Model + tokenizer + prefix cache; blocking methods, called from worker threads."""
+    """Model + tokenizer + prefix cache; blocking methods, run on ``executor``, the model's
+    own thread: one generation at a time, and on a CPU at ``cpu_nice`` so that the face and
+    voice, which have deadlines, get the cores first (the LLM's text is needed sooner or
+    later; a face frame is needed by its slot)."""
 
     def __init__(
         self,
@@ -150,6 +165,7 @@ class LocalLLM:
         device: str = "auto",
         dtype: str = "auto",
         trust_remote_code: bool = False,
+        cpu_nice: int = 0,
     ) -> None:
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -193,6 +209,13 @@ class LocalLLM:
                 self.stop_ids.add(token_id)
         self.prefix: PrefixCache | None = None
         self._lock = threading.Lock()  # one generation at a time on this model
+        nice = cpu_nice if self.device.type == "cpu" else 0
+        self.executor = ThreadPoolExecutor(
+            1,
+            "llm",
+            initializer=_lower_priority if nice else None,
+            initargs=(nice,) if nice else (),
+        )
 
     # -- prompts ----------------------------------------------------------------------------
     def encode(self, messages: Sequence[dict[str, str]], generation_prompt: bool) -> torch.Tensor:
@@ -305,7 +328,10 @@ class LLMBrain:
 
     async def reply(self, turn: Turn) -> AsyncIterator[str]:
         if self._catalog_changed is not None and self._catalog_changed():
-            await asyncio.to_thread(self.llm.set_system_prompt, self._system_prompt())
+            prompt = self._system_prompt()
+            await asyncio.get_running_loop().run_in_executor(
+                self.llm.executor, self.llm.set_system_prompt, prompt
+            )
             log.info("catalog changed: system prompt re-encoded")
         messages = self._build_messages(turn)
         loop = asyncio.get_running_loop()
@@ -321,7 +347,7 @@ class LLMBrain:
             finally:
                 loop.call_soon_threadsafe(deltas.put_nowait, _DONE)
 
-        worker = asyncio.ensure_future(asyncio.to_thread(work))
+        worker = asyncio.ensure_future(loop.run_in_executor(self.llm.executor, work))
         try:
             while (delta := await deltas.get()) is not _DONE:
                 yield delta

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -314,3 +315,20 @@ async def test_the_llm_brain_follows_an_edited_catalog_by_itself(model_dir, tmp_
     assert "19.99" in cached_prompt() and "24.50" not in cached_prompt()
     assert brain.inner.catalog.by_id("thermo").price == 19.99  # the guard's catalog too
     assert catalog_brain.live.version == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread nice values are Linux's")
+def test_on_a_cpu_the_llm_runs_on_its_own_thread_at_a_lower_priority(model_dir):
+    """The face and voice have deadlines and the LLM does not: on shared cores it yields."""
+    niced = LocalLLM(model_dir, device="cpu", cpu_nice=7)
+
+    def nice_here() -> tuple[int, str]:
+        return os.getpriority(
+            os.PRIO_PROCESS, threading.get_native_id()
+        ), threading.current_thread().name
+
+    nice, name = niced.executor.submit(nice_here).result()
+    assert nice == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
+    assert name.startswith("llm")
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < nice  # not the caller
+    niced.executor.shutdown()
