@@ -35,7 +35,7 @@ import numpy as np
 from streambot.events import Clip, TurnEnd
 from streambot.face.base import Face
 from streambot.stage.clock import Clock, VirtualClock
-from streambot.stage.schedule import SAFETY, RenderRate
+from streambot.stage.schedule import SAFETY, RenderRate, inside_slack
 from streambot.stage.sinks.fanout import SinkFanout
 from streambot.tasks import wait_or_stop
 from streambot.timing import OUTPUT_RATE, samples_per_frame
@@ -112,10 +112,17 @@ class SpeechProgress:
         # (a face late with it has stalled: the time lost is not made up); then frame j, not
         # yet here, is ready (j - received + batch) / rate after that base and due j / fps
         # from now. The last frame is the tightest on a face slower than real time, else
-        # the next one.
-        base = max(self.last_at, now - self.batch / rate)
+        # the next one. With only the first batch here (often the smaller one, for a quick
+        # first frame; the schedule planned for the second to be here too) the next is the
+        # face's usual batch, and nothing yet says how long it takes on these cores: it gets
+        # the schedule's slack.
+        batch, slack = self.batch, 0.0
+        if self.received <= self.first_batch and self.planned is not None:
+            batch = self.planned.batch
+            slack = inside_slack(batch, rate)
+        base = max(self.last_at, now - batch / rate)
         j = self.frames - 1 if rate < fps else self.received
-        return base + (j - self.received + self.batch) / rate <= now + j / fps
+        return base + (j - self.received + batch) / rate + slack <= now + j / fps
 
 
 @dataclass

@@ -36,6 +36,11 @@ INSIDE_SLACK_BATCHES = 1.5
 INSIDE_SLACK_MIN_S = 0.04
 
 
+def inside_slack(batch: int, rate: float) -> float:
+    """Seconds a batch after the first may come later than ``rate`` says and still be in time."""
+    return max(INSIDE_SLACK_MIN_S, INSIDE_SLACK_BATCHES * batch / rate)
+
+
 @dataclass
 class RenderRate:
     """Running estimates of how fast a face renders: the rate exponentially weighted, the
@@ -46,7 +51,7 @@ class RenderRate:
 
     latency_s: float = 0.25  # first batch of a speech, from the call to its frames
     fps: float = 25.0  # frames per second after the first batch
-    batch: int = 1  # frames per batch after the first
+    batch: int = 1  # frames per batch after the first (the largest seen)
     first_batch: int = 1
     samples: int = 0
     weight: float = 0.3  # of a new sample
@@ -66,7 +71,8 @@ class RenderRate:
             return
         self.fps = self._blend(self.fps, frames / seconds)
         self._rates.append(frames / seconds)
-        self.batch = max(1, frames)
+        # the face's usual batch: a speech's last batch is only what is left of it
+        self.batch = max(self.batch, frames)
         self.samples += 1
 
     def lead_seconds(self, frames: int, fps: int) -> float:
@@ -78,7 +84,7 @@ class RenderRate:
         if frames > self.first_batch:
             # frame j is ready by latency + (j - first + batch) / rate and due at lead + j / fps
             slowest = frames - 1 if rate < fps else self.first_batch
-            slack = max(INSIDE_SLACK_MIN_S, INSIDE_SLACK_BATCHES * self.batch / rate)
+            slack = inside_slack(self.batch, rate)
             ready = latency + (slowest - self.first_batch + self.batch) / rate + slack
             lead = max(lead, ready - slowest / fps)
         return lead

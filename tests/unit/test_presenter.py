@@ -235,6 +235,32 @@ def test_the_lead_is_the_first_batch_for_a_fast_face_and_grows_with_a_slow_ones_
     assert slow.buffered_frames(250, 25) > 125  # what the queue must hold to play it through
 
 
+def test_a_speech_with_only_its_small_first_batch_here_waits_for_the_next_one():
+    """The first batch is small for a quick first frame; started on it alone, a face 1.8x
+    real time still breaks up if the usual batch after it comes late (seen live: a gap 4
+    frames into a speech). The start waits until that next batch is in, then goes."""
+    from streambot.stage.presenter import SpeechProgress
+    from streambot.stage.schedule import RenderRate
+
+    planned = RenderRate(latency_s=0.2, fps=46.0, batch=8, first_batch=4, samples=8)
+    progress = SpeechProgress(frames=100, planned=planned)
+    progress.receive(4, now=10.0)
+    assert not progress.plays_through(10.0, FPS)
+    assert not progress.plays_through(10.3, FPS)  # still only 4 frames: 160 ms of cover
+    progress.receive(8, now=10.17)  # 8 frames in 170 ms: the face keeps its pace
+    assert progress.plays_through(10.17, FPS)
+
+
+def test_a_speechs_short_last_batch_does_not_shrink_the_planned_batch():
+    from streambot.stage.schedule import RenderRate
+
+    rate = RenderRate()
+    rate.observe_batch(8, 0.2)
+    before = rate.lead_seconds(100, FPS)
+    rate.observe_batch(1, 0.025)  # what was left of a speech: as fast per frame
+    assert rate.batch == 8 and rate.lead_seconds(100, FPS) == before
+
+
 class EventLog(TurnObserver):
     """Records each event with the frame index the presenter is at when it arrives."""
 
