@@ -58,3 +58,31 @@ def export_wav2lip_onnx(
         )
     temporary.replace(path)  # a half-written export never sits under the real name
     return path
+
+
+HIFIGAN_INPUTS = ("latent",)
+HIFIGAN_OUTPUTS = ("audio",)
+
+
+def export_hifigan_onnx(model: nn.Module, path: str | Path, opset: int = 17) -> Path:
+    """Write a HiFi-GAN decoder as ONNX: latent (batch, channels, frames) -> audio, dynamic
+    in batch and frames (a sentence's latent has any length)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(1, model.config.in_channels, 32)
+    axes = {"latent": {0: "batch", 2: "frames"}, "audio": {0: "batch", 2: "samples"}}
+    temporary = path.with_name(path.name + ".tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.float().eval(),
+            (example,),
+            str(temporary),
+            input_names=list(HIFIGAN_INPUTS),
+            output_names=list(HIFIGAN_OUTPUTS),
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+    temporary.replace(path)
+    return path

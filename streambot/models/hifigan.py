@@ -11,12 +11,17 @@ Input: latent (B, in_channels, T). Output: waveform (B, 1, T * prod(upsample_rat
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 LRELU_SLOPE = 0.1
+
+
+class DecoderCheckpointError(ValueError):
+    """A decoder checkpoint that is missing or does not fit its widths (the message says why)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,23 @@ class HiFiGAN(nn.Module):
             for k, d in zip(c.resblock_kernels, c.resblock_dilations, strict=True)
         )
         self.conv_post = nn.Conv1d(c.stage_widths[-1], 1, 7, 1, padding=3, bias=c.post_bias)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> HiFiGAN:
+        """Load a decoder saved as ``{"state_dict", "widths"}`` (a pruned one from the engine
+        builder); tensors only, nothing unpickled, every key and shape checked."""
+        path = Path(path)
+        if not path.is_file():
+            raise DecoderCheckpointError(f"decoder checkpoint not found: {path}")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        if "state_dict" not in checkpoint or "widths" not in checkpoint:
+            raise DecoderCheckpointError(f"{path} has no state_dict and widths")
+        model = cls(HiFiGANConfig.from_dict(checkpoint["widths"]))
+        try:
+            model.load_state_dict(checkpoint["state_dict"])
+        except RuntimeError as exc:  # missing keys or shapes that do not fit the widths
+            raise DecoderCheckpointError(f"{path} does not fit its widths: {exc}") from exc
+        return model.eval()
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         """latent (B, C, T) -> waveform (B, 1, T * hop)."""
