@@ -36,22 +36,34 @@ def export_wav2lip_onnx(
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     folded: nn.Module = fold_batchnorm(model).float().eval()
     if precision == "fp16":
         folded = _Fp16Inside(folded).eval()
     size = model.config.img_size
     example = (torch.zeros(1, 1, 80, 16), torch.zeros(1, 6, size, size))
     axes = {name: {0: "batch"} for name in (*WAV2LIP_INPUTS, *WAV2LIP_OUTPUTS)}
+    return _export(folded, example, path, WAV2LIP_INPUTS, WAV2LIP_OUTPUTS, axes, opset)
+
+
+def _export(
+    model: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    axes: dict[str, dict[int, str]],
+    opset: int,
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not our problem
         torch.onnx.export(
-            folded,
+            model,
             example,
             str(temporary),
-            input_names=list(WAV2LIP_INPUTS),
-            output_names=list(WAV2LIP_OUTPUTS),
+            input_names=list(inputs),
+            output_names=list(outputs),
             dynamic_axes=axes,
             opset_version=opset,
             dynamo=False,
@@ -67,22 +79,7 @@ HIFIGAN_OUTPUTS = ("audio",)
 def export_hifigan_onnx(model: nn.Module, path: str | Path, opset: int = 17) -> Path:
     """Write a HiFi-GAN decoder as ONNX: latent (batch, channels, frames) -> audio, dynamic
     in batch and frames (a sentence's latent has any length)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(1, model.config.in_channels, 32)
+    example = (torch.zeros(1, model.config.in_channels, 32),)
     axes = {"latent": {0: "batch", 2: "frames"}, "audio": {0: "batch", 2: "samples"}}
-    temporary = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.float().eval(),
-            (example,),
-            str(temporary),
-            input_names=list(HIFIGAN_INPUTS),
-            output_names=list(HIFIGAN_OUTPUTS),
-            dynamic_axes=axes,
-            opset_version=opset,
-            dynamo=False,
-        )
-    temporary.replace(path)
-    return path
+    model = model.float().eval()
+    return _export(model, example, Path(path), HIFIGAN_INPUTS, HIFIGAN_OUTPUTS, axes, opset)

@@ -20,6 +20,7 @@ import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from torch import nn
@@ -52,6 +53,27 @@ class PrunedWav2Lip:
 
 def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def torch_pruning() -> ModuleType:
+    """The Torch-Pruning module, or a PruningError that says how to install it."""
+    try:
+        import torch_pruning as tp
+    except ImportError as exc:
+        raise PruningError(
+            "Torch-Pruning is not installed: pip install 'streambot[neural]'"
+        ) from exc
+    return tp
+
+
+def traceable_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` to prune: in eval mode, with gradients on. A model loaded for
+    inference has requires_grad off, and Torch-Pruning then prunes nothing without a word
+    (callers check the parameter count dropped)."""
+    graph = copy.deepcopy(model).eval()
+    for param in graph.parameters():
+        param.requires_grad_(True)
+    return graph
 
 
 def widths_of(model: Wav2Lip) -> Wav2LipConfig:
@@ -145,17 +167,8 @@ def prune_wav2lip(
     on them, otherwise those with the largest weights."""
     if not 0.0 < ratio < 1.0:
         raise ValueError(f"pruning ratio must be between 0 and 1, got {ratio}")
-    try:
-        import torch_pruning as tp
-    except ImportError as exc:
-        raise PruningError(
-            "Torch-Pruning is not installed: pip install 'streambot[neural]'"
-        ) from exc
-    graph = copy.deepcopy(model).eval()
-    # A model loaded for inference has requires_grad off, and Torch-Pruning then prunes nothing
-    # without a word: switch gradients on for the trace, and check the count dropped below.
-    for param in graph.parameters():
-        param.requires_grad_(True)
+    tp = torch_pruning()
+    graph = traceable_copy(model)
     inputs = example_inputs()
     if calibration is None:
         importance, method = tp.importance.GroupMagnitudeImportance(p=2), "l2"
@@ -208,6 +221,10 @@ def save_pruned(result: PrunedWav2Lip, path: str | Path) -> Path:
             "params_after": result.params_after,
         },
     }
+    return save_atomically(payload, path)
+
+
+def save_atomically(payload: dict, path: Path) -> Path:
     temporary = path.with_name(path.name + ".tmp")
     torch.save(payload, temporary)
     temporary.replace(path)  # a crash mid-write never leaves a half file under the real name

@@ -12,7 +12,6 @@ is rebuilt as the project's own ``HiFiGAN`` from a plain state dict plus its wid
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from streambot.compress.prune import PruningError, parameter_count
+from streambot.compress.prune import (
+    PruningError,
+    parameter_count,
+    save_atomically,
+    torch_pruning,
+    traceable_copy,
+)
 from streambot.models.hifigan import HiFiGAN, HiFiGANConfig, ResBlock1, ResBlock2
 
 
@@ -81,16 +86,8 @@ def prune_hifigan(decoder: HiFiGAN, ratio: float, round_to: int = 8) -> PrunedHi
     """A copy of ``decoder`` with ``ratio`` of the channels of every stage removed."""
     if not 0.0 < ratio < 1.0:
         raise ValueError(f"pruning ratio must be between 0 and 1, got {ratio}")
-    try:
-        import torch_pruning as tp
-    except ImportError as exc:
-        raise PruningError(
-            "Torch-Pruning is not installed: pip install 'streambot[neural]'"
-        ) from exc
-    graph = fold_weight_norm(copy.deepcopy(decoder)).eval()
-    # Without gradients Torch-Pruning silently prunes nothing (see prune.py).
-    for param in graph.parameters():
-        param.requires_grad_(True)
+    tp = torch_pruning()
+    graph = fold_weight_norm(traceable_copy(decoder))
     latent = example_latent(graph.config)
     pruner = tp.pruner.MetaPruner(
         graph,
@@ -132,7 +129,4 @@ def save_pruned_hifigan(result: PrunedHiFiGAN, path: str | Path) -> Path:
             "params_after": result.params_after,
         },
     }
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(payload, temporary)
-    temporary.replace(path)
-    return path
+    return save_atomically(payload, path)

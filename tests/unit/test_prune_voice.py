@@ -101,3 +101,19 @@ def test_a_ratio_outside_0_and_1_is_refused(decoder):
     with pytest.raises(ValueError, match="between 0 and 1"):
         prune_hifigan(decoder, 1.0)
     assert issubclass(PruningError, RuntimeError)
+
+
+def test_the_pruned_decoder_runs_in_onnx_runtime_for_any_sentence_length(decoder, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from streambot.compress.export import export_hifigan_onnx
+
+    model = prune_hifigan(decoder, 0.5).model
+    path = export_hifigan_onnx(model, tmp_path / "decoder.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for frames in (17, 90):  # not the export's example length
+        latent = torch.randn(1, decoder.config.in_channels, frames)
+        with torch.no_grad():
+            expected = model(latent).numpy()
+        got = session.run(None, {"latent": latent.numpy()})[0]
+        assert got.shape == expected.shape == (1, 1, frames * 256)
+        assert abs(got - expected).max() < 1e-4
