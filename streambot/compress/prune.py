@@ -209,23 +209,27 @@ _METHODS = {"l2": "L2 group magnitude", "activation": "channel activity on the a
 
 def save_pruned(result: PrunedWav2Lip, path: str | Path) -> Path:
     """Save as ``{"state_dict", "widths", "pruning"}``: tensors, numbers and strings only."""
+    method = f"torch-pruning, {_METHODS[result.importance]}, uniform per layer"
+    return save_widths_checkpoint(result, result.config.to_dict(), method, path)
+
+
+def save_widths_checkpoint(result: object, widths: dict, method: str, path: str | Path) -> Path:
+    """Write a pruned model (``result``: its ``model``, ``ratio``, ``params_before`` and
+    ``params_after``) as ``{"state_dict", "widths", "pruning"}``, atomically: a crash
+    mid-write never leaves a half file under the real name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "state_dict": result.model.state_dict(),
-        "widths": result.config.to_dict(),
+        "widths": widths,
         "pruning": {
-            "method": f"torch-pruning, {_METHODS[result.importance]}, uniform per layer",
+            "method": method,
             "ratio": result.ratio,
             "params_before": result.params_before,
             "params_after": result.params_after,
         },
     }
-    return save_atomically(payload, path)
-
-
-def save_atomically(payload: dict, path: Path) -> Path:
     temporary = path.with_name(path.name + ".tmp")
     torch.save(payload, temporary)
-    temporary.replace(path)  # a crash mid-write never leaves a half file under the real name
+    temporary.replace(path)
     return path

@@ -22,7 +22,7 @@ from torch import nn
 from streambot.compress.prune import (
     PruningError,
     parameter_count,
-    save_atomically,
+    save_widths_checkpoint,
     torch_pruning,
     traceable_copy,
 )
@@ -117,16 +117,5 @@ def prune_hifigan(decoder: HiFiGAN, ratio: float, round_to: int = 8) -> PrunedHi
 def save_pruned_hifigan(result: PrunedHiFiGAN, path: str | Path) -> Path:
     """Save as ``{"state_dict", "widths", "pruning"}``: tensors, numbers and strings only, so
     ``HiFiGAN.from_checkpoint`` reloads it without unpickling code."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "state_dict": result.model.state_dict(),
-        "widths": result.config.to_dict(),
-        "pruning": {
-            "method": "torch-pruning, L2 group magnitude, uniform per stage",
-            "ratio": result.ratio,
-            "params_before": result.params_before,
-            "params_after": result.params_after,
-        },
-    }
-    return save_atomically(payload, path)
+    method = "torch-pruning, L2 group magnitude, uniform per stage"
+    return save_widths_checkpoint(result, result.config.to_dict(), method, path)
