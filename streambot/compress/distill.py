@@ -81,7 +81,49 @@ def distil(
 ) -> DistilReport:
     """Train ``student`` in place for ``budget_s`` seconds (or ``max_steps``)."""
     teacher = teacher.to(device).eval()
-    student = student.to(device)
+    weights = mouth_weights(student.config.img_size, mouth_weight).to(device)
+
+    def loss_of(batch: Batch) -> torch.Tensor:
+        mel, face = (t.to(device) for t in batch)
+        with torch.no_grad():
+            target = teacher(mel, face)
+        return distil_loss(student(mel, face), target, weights)
+
+    return train_student(
+        student.to(device),
+        batches,
+        loss_of,
+        budget_s=budget_s,
+        max_steps=max_steps,
+        lr=lr,
+        resume_path=resume_path,
+        save_every_s=save_every_s,
+        device=device,
+        clock=clock,
+        on_step=on_step,
+        prepare=_freeze_batchnorm,
+    )
+
+
+def train_student(
+    student: nn.Module,
+    batches: Iterator[object],
+    loss_of: Callable[[object], torch.Tensor],
+    *,
+    budget_s: float,
+    max_steps: int | None = None,
+    lr: float = 1e-4,
+    resume_path: str | Path | None = None,
+    save_every_s: float = 60.0,
+    device: str = "cpu",
+    clock: Callable[[], float] = time.monotonic,
+    on_step: Callable[[int, float], None] | None = None,
+    prepare: Callable[[nn.Module], None] | None = None,
+) -> DistilReport:
+    """The time-boxed, resumable training loop of every distillation: Adam on ``loss_of``
+    each batch, the student (whose ``config.to_dict()`` names its widths) saved to
+    ``resume_path`` every ``save_every_s`` and at the end; ``prepare`` runs after
+    ``train()`` (to freeze what must not train)."""
     for param in student.parameters():
         param.requires_grad_(True)
     optimiser = torch.optim.Adam(student.parameters(), lr=lr)
@@ -93,21 +135,18 @@ def distil(
             student.load_state_dict(saved["state_dict"])
             optimiser.load_state_dict(saved["optimiser"])
             report.resumed_from = int(saved["step"])
-    weights = mouth_weights(student.config.img_size, mouth_weight).to(device)
     started = last_save = clock()
     step = report.resumed_from
     student.train()
-    _freeze_batchnorm(student)
+    if prepare is not None:
+        prepare(student)
     try:
         while clock() - started < budget_s and (max_steps is None or report.steps < max_steps):
             try:
-                mel, face = next(batches)
+                batch = next(batches)
             except StopIteration:
                 break
-            mel, face = mel.to(device), face.to(device)
-            with torch.no_grad():
-                target = teacher(mel, face)
-            loss = distil_loss(student(mel, face), target, weights)
+            loss = loss_of(batch)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -129,7 +168,7 @@ def distil(
     return report
 
 
-def _save(path: Path, student: Wav2Lip, optimiser: torch.optim.Optimizer, step: int) -> None:
+def _save(path: Path, student: nn.Module, optimiser: torch.optim.Optimizer, step: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     torch.save(
