@@ -89,13 +89,14 @@ def main() -> int:
             ]
 
         latents = latents_of(SENTENCES)
+        held_out = [torch.from_numpy(z) for z in latents]
         train = [torch.from_numpy(z) for z in latents_of(TRAIN)]
         audio_s = sum(latent.shape[-1] for latent in latents) * 256 / voice.sample_rate
         teacher = hifigan_from_onnx(onnx.load(str(joe.model_path())))
         rows = [("unpruned", teacher, None)]
         for ratio in ratios:
             student = prune_hifigan(teacher, ratio).model
-            before = decoder_fidelity(teacher, student, [torch.from_numpy(z) for z in latents])
+            before = decoder_fidelity(teacher, student, held_out)
             report = distil_decoder(
                 teacher,
                 student,
@@ -114,7 +115,7 @@ def main() -> int:
         print(f"{'decoder':<12} " + " ".join(f"{h:>9}" for h in header))
         base = None
         with torch.no_grad():
-            reference = [teacher(torch.from_numpy(z)).numpy().reshape(-1) for z in latents]
+            reference = [teacher(z).reshape(-1) for z in held_out]
         for name, model, distilled in rows:
             path = export_hifigan_onnx(model, work / f"{name.replace(' ', '-')}.onnx")
             sess = session(path)
@@ -122,7 +123,7 @@ def main() -> int:
             base = base or seconds
             outputs = [sess.run(None, {"latent": z})[0].reshape(-1) for z in latents]
             distance = statistics.mean(
-                float(stft_distance(torch.from_numpy(o), torch.from_numpy(r)))
+                float(stft_distance(torch.from_numpy(o), r))
                 for o, r in zip(outputs, reference, strict=True)
             )
             before, steps = distilled if distilled else (0.0, 0)

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from streambot.compress.checkpoint import save_atomically
 from streambot.models.wav2lip import Wav2Lip
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # mel (B, 1, 80, 16), face (B, 6, 96, 96)
@@ -169,18 +170,13 @@ def train_student(
 
 
 def _save(path: Path, student: nn.Module, optimiser: torch.optim.Optimizer, step: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(
-        {
-            "state_dict": student.state_dict(),
-            "optimiser": optimiser.state_dict(),
-            "widths": student.config.to_dict(),
-            "step": step,
-        },
-        temporary,
-    )
-    temporary.replace(path)
+    payload = {
+        "state_dict": student.state_dict(),
+        "optimiser": optimiser.state_dict(),
+        "widths": student.config.to_dict(),
+        "step": step,
+    }
+    save_atomically(payload, path)
 
 
 @torch.no_grad()

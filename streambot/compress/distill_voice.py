@@ -39,10 +39,7 @@ def _magnitudes(audio: torch.Tensor, fft: int, hop: int) -> torch.Tensor:
 def stft_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Mean over ``STFT_RESOLUTIONS`` of spectral convergence + log-magnitude L1, for
     waveforms (..., samples): 0 for the same audio."""
-    student, teacher = (
-        student.reshape(-1, student.shape[-1]),
-        teacher.reshape(-1, teacher.shape[-1]),
-    )
+    student, teacher = _flat(student), _flat(teacher)
     total = student.new_zeros(())
     for fft, hop in STFT_RESOLUTIONS:
         s, t = _magnitudes(student, fft, hop), _magnitudes(teacher, fft, hop)

@@ -25,6 +25,7 @@ from types import ModuleType
 import torch
 from torch import nn
 
+from streambot.compress.checkpoint import save_atomically
 from streambot.models.wav2lip import Wav2Lip, Wav2LipConfig, check_state_dict
 
 # Indexes of the last layer of each audio-encoder stage in ``Wav2Lip.audio_encoder``.
@@ -210,18 +211,15 @@ _METHODS = {"l2": "L2 group magnitude", "activation": "channel activity on the a
 def save_pruned(result: PrunedWav2Lip, path: str | Path) -> Path:
     """Save as ``{"state_dict", "widths", "pruning"}``: tensors, numbers and strings only."""
     method = f"torch-pruning, {_METHODS[result.importance]}, uniform per layer"
-    return save_widths_checkpoint(result, result.config.to_dict(), method, path)
+    return save_widths_checkpoint(result, method, path)
 
 
-def save_widths_checkpoint(result: object, widths: dict, method: str, path: str | Path) -> Path:
-    """Write a pruned model (``result``: its ``model``, ``ratio``, ``params_before`` and
-    ``params_after``) as ``{"state_dict", "widths", "pruning"}``, atomically: a crash
-    mid-write never leaves a half file under the real name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def save_widths_checkpoint(result: object, method: str, path: str | Path) -> Path:
+    """Write a pruned model (``result``: its ``model``, ``config``, ``ratio``,
+    ``params_before`` and ``params_after``) as ``{"state_dict", "widths", "pruning"}``."""
     payload = {
         "state_dict": result.model.state_dict(),
-        "widths": widths,
+        "widths": result.config.to_dict(),
         "pruning": {
             "method": method,
             "ratio": result.ratio,
@@ -229,7 +227,4 @@ def save_widths_checkpoint(result: object, widths: dict, method: str, path: str 
             "params_after": result.params_after,
         },
     }
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(payload, temporary)
-    temporary.replace(path)
-    return path
+    return save_atomically(payload, Path(path))

@@ -26,7 +26,7 @@ from streambot.compress.prune import (
     torch_pruning,
     traceable_copy,
 )
-from streambot.models.hifigan import HiFiGAN, HiFiGANConfig, ResBlock1, ResBlock2
+from streambot.models.hifigan import HiFiGAN, HiFiGANConfig, ResBlock1
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,7 @@ def hifigan_widths(graph: HiFiGAN) -> HiFiGANConfig:
     per_stage = graph.num_kernels
     for j, block in enumerate(graph.resblocks):
         width = stage_widths[j // per_stage]
-        convs = [*block.convs1, *block.convs2] if isinstance(block, ResBlock1) else []
-        if isinstance(block, ResBlock2):
-            convs = list(block.convs)
+        convs = [*block.convs1, *block.convs2] if isinstance(block, ResBlock1) else block.convs
         for conv in convs:
             if conv.in_channels != width or conv.out_channels != width:
                 raise PruningError(
@@ -118,4 +116,4 @@ def save_pruned_hifigan(result: PrunedHiFiGAN, path: str | Path) -> Path:
     """Save as ``{"state_dict", "widths", "pruning"}``: tensors, numbers and strings only, so
     ``HiFiGAN.from_checkpoint`` reloads it without unpickling code."""
     method = "torch-pruning, L2 group magnitude, uniform per stage"
-    return save_widths_checkpoint(result, result.config.to_dict(), method, path)
+    return save_widths_checkpoint(result, method, path)
