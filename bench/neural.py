@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import platform
@@ -316,7 +317,7 @@ def _why_no_built(
         return f"no avatar {avatar!r} (--avatar or {args.built_config})"
     if not (Path(engines_dir) / "manifest.json").is_file():
         return f"{engines_dir}/manifest.json does not exist (run build_engines.py)"
-    from streambot.runtime.select import choose, this_device
+    from streambot.runtime.select import choose, this_device, wav2lip_inputs
 
     config = Config()
     cfg = config.face.wav2lip
@@ -328,7 +329,8 @@ def _why_no_built(
     from streambot.face.factory import configured_avatar
 
     key = configured_avatar(config).key
-    choice = choose("wav2lip", engines_dir, Path(checkpoint), key, this_device(args.device))
+    inputs = functools.partial(wav2lip_inputs, Path(checkpoint), key)
+    choice = choose("wav2lip", engines_dir, inputs, this_device(args.device))
     if choice.artifact is None:
         return "; ".join(choice.refused) or f"{engines_dir} has no Wav2Lip engine"
     return ""

@@ -212,8 +212,16 @@ class PiperVoiceConfig(_Section):
     length_scale: Annotated[float, Field(gt=0, le=4)] | None = None
     noise_w: Annotated[float, Field(ge=0, le=2)] | None = None
     speaker_id: Annotated[int, Field(ge=0)] | None = None
-    decoder: Literal["onnx", "split"] = "onnx"
+    # "auto": the decoder build_engines.py pruned for this voice when it is fresh (streamed in
+    # chunks), else the whole voice in ONNX Runtime; "engine": that decoder or no Piper voice;
+    # "onnx": the whole voice; "split": ONNX encoder + the voice's own decoder in PyTorch.
+    decoder: Literal["auto", "engine", "onnx", "split"] = "auto"
+    engines_dir: str = "engines"
+    prune: Annotated[float, Field(gt=0, lt=1)] = 0.5  # build_engines.py's ratio for the decoder
     work_dir: str = ""
+    # More Piper voices, by language ("zh": a Chinese voice), each an .onnx beside its
+    # .onnx.json; a reply goes to its language's voice, and to espeak-ng where there is none.
+    voices: dict[Literal["en", "zh"], str] = {}
 
 
 class VoiceConfig(_Section):

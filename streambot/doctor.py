@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,15 +109,15 @@ def _engines(config: Config) -> Check:
     try:
         from streambot.face.factory import configured_avatar
         from streambot.runtime.manifest import Manifest
-        from streambot.runtime.select import choose, this_device
+        from streambot.runtime.select import choose, this_device, wav2lip_inputs
 
         found = Manifest.load(cfg.engines_dir).of_kind("wav2lip")
         if not found:
             return Check(name, False, f"none in {cfg.engines_dir}: run python build_engines.py",
                          False)  # fmt: skip
         avatar = configured_avatar(config, cached_only=True)
-        choice = choose("wav2lip", cfg.engines_dir, Path(cfg.checkpoint), avatar.key,
-                        this_device(cfg.device))  # fmt: skip
+        inputs = functools.partial(wav2lip_inputs, Path(cfg.checkpoint), avatar.key)
+        choice = choose("wav2lip", cfg.engines_dir, inputs, this_device(cfg.device))
     except Exception as exc:
         return Check(name, False, f"{type(exc).__name__}: {exc}", False)
     listed = ", ".join(f"{a.file} ({a.backend} {a.precision})" for a in found)

@@ -74,7 +74,8 @@ class Sentence:
 
 @dataclass(frozen=True)
 class Speech:
-    """One sentence of audio, padded to whole frames: len(pcm48k) == frames * samples_per_frame."""
+    """One sentence of audio (or a piece of one, from a streaming voice), in whole frames:
+    len(pcm48k) == frames * samples_per_frame."""
 
     turn_id: int
     sentence: Sentence
@@ -82,6 +83,7 @@ class Speech:
     pcm16k: np.ndarray  # float32 mono, exactly a third as long
     frames: int
     visemes: tuple[str, ...] | None = None  # one mouth shape per frame, when the voice knows
+    continues: bool = False  # more of the same sentence follows straight on (a streamed piece)
 
 
 @dataclass(frozen=True)

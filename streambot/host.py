@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,12 +27,13 @@ from streambot.lang import detect_lang
 from streambot.screening import fold
 from streambot.stage.clock import Clock
 from streambot.stage.presenter import Presenter
-from streambot.stage.schedule import RenderRate, SlowFacePolicy
+from streambot.stage.schedule import SAFETY, RenderRate, SlowFacePolicy
 from streambot.store import Store
 from streambot.tasks import first_of
 from streambot.timing import FACE_RATE, samples_per_frame
 from streambot.turn import Outcome, Turn, TurnKind, TurnObserver
 from streambot.voice.base import Voice, to_speech
+from streambot.voice.pieces import SpeechAssembler, join_speech
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -281,18 +282,34 @@ class Host:
         await out.put(_END)
 
     async def _speak(self, turn: Turn, inbox: asyncio.Queue, out: asyncio.Queue) -> None:
-        aligned = hasattr(self.voice, "speak_aligned")
         while (sentence := await inbox.get()) is not _END:
-            if aligned:
-                parts = self.voice.speak_aligned(sentence.text, sentence.lang)
-            else:
-                parts = _without_phonemes(self.voice.speak(sentence.text, sentence.lang))
-            async for pcm, phonemes in parts:
-                speech = to_speech(pcm, self.voice.sample_rate, sentence, self.fps, phonemes)
+            async for speech in self._speeches(sentence):
                 if turn.timings.first_audio is None:
                     turn.timings.first_audio = time.perf_counter()
                 await out.put(speech)
         await out.put(_END)
+
+    async def _speeches(self, sentence: Sentence) -> AsyncIterator[Speech]:
+        """The sentence's audio as Speech: piece by piece from a streaming voice (the first
+        piece as soon as it is decoded), else one Speech per sentence the voice makes."""
+        if hasattr(self.voice, "speak_pieces"):
+            assembler = None
+            async for piece in self.voice.speak_pieces(sentence.text, sentence.lang):
+                assembler = assembler or SpeechAssembler(piece.rate, sentence, self.fps)
+                if (speech := assembler.push(piece.pcm)) is not None:
+                    yield speech
+                if piece.ends:
+                    yield assembler.finish()
+                    assembler = None
+            if assembler is not None:  # a voice that stopped without ending its sentence
+                yield assembler.finish()
+            return
+        if hasattr(self.voice, "speak_aligned"):
+            parts = self.voice.speak_aligned(sentence.text, sentence.lang)
+        else:
+            parts = _without_phonemes(self.voice.speak(sentence.text, sentence.lang))
+        async for pcm, phonemes in parts:
+            yield to_speech(pcm, self.voice.sample_rate, sentence, self.fps, phonemes)
 
     # -- the face: scheduled rendering -------------------------------------------------------
     def render_rate(self, face: Face) -> RenderRate:
@@ -330,16 +347,36 @@ class Host:
         return fallback if fallback is not None else face
 
     async def _show(self, turn: Turn, inbox: asyncio.Queue) -> None:
-        face = self.face
+        face, held, follows, in_pieces = self.face, [], False, True
         while (speech := await inbox.get()) is not _END:
             assert isinstance(speech, Speech)
-            chosen = self._face_for(face)
-            if chosen is not face:
-                face = chosen
-                face.reset()
+            if not follows and not held:  # a sentence's pieces stay on one face, one way
+                chosen = self._face_for(face)
+                if chosen is not face:
+                    face = chosen
+                    face.reset()
+                in_pieces = self._renders_in_pieces(face)
+            if (speech.continues or held) and not in_pieces:
+                held.append(speech)  # this face needs the whole sentence's audio at once
+                if speech.continues:
+                    continue
+                speech, held = join_speech(held), []
             self._check_buffer(face, speech.frames)
-            start = self.presenter.schedule(turn.id, speech.frames, self.render_rate(face))
+            rate = self.render_rate(face)
+            start = self.presenter.schedule(turn.id, speech.frames, rate, follows=follows)
             await self._render(face, speech.pcm16k, start, speech, turn)
+            follows = speech.continues
+
+    def _renders_in_pieces(self, face: Face) -> bool:
+        """Whether a sentence may be shown piece by piece on ``face``: its frames must depend
+        only on their own audio (Wav2Lip's mel window reaches into the next piece), and it
+        must render faster than real time, since a piece follows on with no pause to wait."""
+        if not getattr(face, "renders_in_pieces", False):
+            return False
+        if not self.clock.realtime:
+            return True  # no deadlines: nothing can be late
+        rate = self.render_rate(face)
+        return rate.samples == 0 or rate.planning_fps() / SAFETY >= self.fps
 
     def _check_buffer(self, face: Face, frames: int) -> None:
         """Say once per backend when a speech needs more frames queued ahead than the
@@ -375,7 +412,7 @@ class Host:
                 rate.observe_batch(n, took)
             if turn is not None and speech is not None:
                 pcm = speech.pcm48k[shown * spf : (shown + n) * spf]
-                last = shown + n >= frames
+                last = shown + n >= frames and not speech.continues
                 clip = Clip(turn.id, batch, pcm, speech.sentence.index, start + shown, last)
                 await self.presenter.push(clip)
             shown += n

@@ -1,13 +1,15 @@
 """``python build_engines.py``: prune, distil, export and record the engines a config uses.
 
-This version builds the Wav2Lip face: prune (``--prune``; channels chosen by weight magnitude
+The Wav2Lip face: prune (``--prune``; channels chosen by weight magnitude
 or by their activity on the user's avatar, whichever measures closer to the teacher), distil
 on the user's avatar and voice for ``--distil-minutes``, measure mouth fidelity against the
 teacher before and after, and write the pruned model (torch), its ONNX exports (fp32, int8
 when it is faster on this CPU, fp16 for GPUs) and, on a GPU with TensorRT, a TensorRT engine;
 each is recorded in ``engines/manifest.json`` with its inputs' checksums and its own fidelity.
-An artifact whose inputs and versions are unchanged is skipped. The voice and LLM engines are
-reported as not built (with the reason) rather than faked.
+An artifact whose inputs and versions are unchanged is skipped.
+
+The voice: each Piper voice's decoder pruned, distilled and exported to ONNX
+(compress/voice_build.py). The LLM is reported as not built (with the reason), not faked.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class BuildOptions:
     explicit: bool = (
         False  # --only named the kinds: build them even if the config does not use them
     )
+    voice_prune: float | None = None  # --prune when given; else [voice.piper] prune
+    max_voice_mcd_db: float = 4.0  # fidelity floor of a voice engine used by default
 
 
 @dataclass
@@ -171,6 +175,7 @@ def _tensorrt_target(options: BuildOptions) -> tuple[TensorRTTarget | None, str]
 class Plan:
     rows: list[Row]
     wav2lip: Wav2LipBuild | None = None  # resolved once, for the plan and the build
+    voices: list = field(default_factory=list)  # VoiceBuild jobs with something to build
 
 
 def plan(config: Config, options: BuildOptions, manifest: Manifest) -> Plan:
@@ -182,12 +187,29 @@ def plan(config: Config, options: BuildOptions, manifest: Manifest) -> Plan:
         else:
             result.wav2lip = resolve_wav2lip(config, options)
             result.rows += _plan_wav2lip(result.wav2lip, options, manifest)
-    for kind in ("voice", "llm"):
-        if kind in options.only and options.explicit:
-            result.rows.append(
-                Row(kind, "-", "not built", "this version builds the Wav2Lip face only")
-            )
+    if "voice" in options.only:
+        result.rows += _plan_voices(config, options, manifest, result)
+    if "llm" in options.only and options.explicit:
+        result.rows.append(Row("llm", "-", "not built", "this version does not prune the LLM"))
     return result
+
+
+def _plan_voices(config: Config, options: BuildOptions, manifest: Manifest, result: Plan):
+    from streambot.compress.voice_build import plan_voice, resolve_voices
+
+    if config.voice.backend != "piper" and not options.explicit:
+        return [Row("voice", "-", "not needed", "voice.backend is not piper")]
+    rows = []
+    if "trt" in options.backends:
+        rows.append(Row("voice", "TensorRT", "skipped",
+                        "the voice decoder runs in ONNX Runtime (a TensorRT voice engine is "
+                        "not built by this version)"))  # fmt: skip
+    for job in resolve_voices(config, options):
+        planned = plan_voice(job, options, manifest)
+        rows += planned
+        if any(r.status == "to build" for r in planned):
+            result.voices.append(job)
+    return rows
 
 
 def _wanted(options: BuildOptions, output: str) -> bool:
@@ -201,24 +223,38 @@ def _plan_wav2lip(build: Wav2LipBuild, options: BuildOptions, manifest: Manifest
     rows = []
     if "trt" in options.backends and build.tensorrt is None:
         rows.append(Row("wav2lip", "TensorRT", "skipped", build.tensorrt_blocker))
+    wanted = {output: name for output, name in build.files.items() if _wanted(options, output)}
+    gpu = build.tensorrt.device if build.tensorrt else None
+    return rows + plan_outputs("wav2lip", wanted, build.inputs, options, manifest, gpu)
+
+
+def plan_outputs(
+    kind: str,
+    files: dict[str, str],
+    inputs: dict[str, str],
+    options: BuildOptions,
+    manifest: Manifest,
+    gpu: Device | None = None,
+) -> list[Row]:
+    """One row per output file: to build (and why), or up to date. ``gpu``: the device a
+    TensorRT engine ("trt") must have been built for."""
+    rows = []
     now = library_versions(BUILD_LIBRARIES)
-    for output, name in build.files.items():
-        if not _wanted(options, output):
-            continue
+    for output, name in files.items():
         entry = next((a for a in manifest.artifacts if a.file == name), None)
         if entry is None:
-            rows.append(Row("wav2lip", name, "to build", "not built yet"))
+            rows.append(Row(kind, name, "to build", "not built yet"))
             continue
-        device = build.tensorrt.device if output == "trt" and build.tensorrt else entry.device
-        why = manifest.why_unusable(entry, build.inputs, device, now)
+        device = gpu if output == "trt" and gpu is not None else entry.device
+        why = manifest.why_unusable(entry, inputs, device, now)
         if options.force:
-            rows.append(Row("wav2lip", name, "to build", "--force"))
+            rows.append(Row(kind, name, "to build", "--force"))
         elif why is None and (changed := _versions_changed(entry.versions, now)):
-            rows.append(Row("wav2lip", name, "to build", f"built with {changed}"))
+            rows.append(Row(kind, name, "to build", f"built with {changed}"))
         elif why is None:
-            rows.append(Row("wav2lip", name, "up to date", ""))
+            rows.append(Row(kind, name, "up to date", ""))
         else:
-            rows.append(Row("wav2lip", name, "to build", why))
+            rows.append(Row(kind, name, "to build", why))
     return rows
 
 
@@ -231,8 +267,11 @@ def _versions_changed(built_with: dict[str, str], now: dict[str, str]) -> str:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[object]:
-    """rich progress bars on a terminal; plain log lines otherwise."""
+def progress(enabled: bool | None = None) -> Iterator[Any]:
+    """rich progress bars on a terminal (``enabled`` None: when stdout is one); plain log
+    lines otherwise (None is yielded)."""
+    if enabled is None:
+        enabled = interactive()
     if not enabled:
         yield None
         return
@@ -246,10 +285,18 @@ def build(config: Config, options: BuildOptions) -> list[Row]:
     manifest = Manifest.load(options.out)
     planned = plan(config, options, manifest)
     rows = planned.rows
-    if options.dry_run or planned.wav2lip is None or not any(r.status == "to build" for r in rows):
+    if options.dry_run or not any(r.status == "to build" for r in rows):
         return rows
-    built = _build_wav2lip(config, planned.wav2lip, options, manifest)
-    manifest.save()
+    built = []
+    wav2lip_due = any(r.kind == "wav2lip" and r.status == "to build" for r in rows)
+    if planned.wav2lip is not None and wav2lip_due:
+        built += _build_wav2lip(config, planned.wav2lip, options, manifest)
+        manifest.save()  # each engine recorded as soon as it exists
+    for job in planned.voices:
+        from streambot.compress.voice_build import build_voice_engine
+
+        built += build_voice_engine(config, job, options, manifest)
+        manifest.save()
     return [r for r in rows if r.status != "to build"] + built
 
 
@@ -281,7 +328,7 @@ def _build_wav2lip(
     raw = torch.load(job.checkpoint, map_location="cpu", weights_only=True)
     random_teacher = bool(raw.get(RANDOM_WEIGHTS_KEY)) if isinstance(raw, dict) else False
     teacher = Wav2Lip.from_checkpoint(raw)
-    with _progress(interactive()) as bar:
+    with progress() as bar:
         sentences = catalog_sentences(_catalog(config))
         log.info("wav2lip: the voice speaks %d catalog sentences for the data", len(sentences))
         train, held = frame_sets(job.avatar, build_voice(config), sentences, config.stream.fps)
@@ -533,12 +580,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="config.toml")
     p.add_argument("--out", default="engines")
     p.add_argument("--only", default="", help="wav2lip,voice,llm (default: what the config uses)")
-    p.add_argument("--prune", type=float, default=0.5, help="pruning ratio (0-1)")
+    p.add_argument("--prune", type=float, default=None,
+                   help="pruning ratio (0-1; default 0.5 for the face, [voice.piper] prune "
+                        "for the voice)")  # fmt: skip
     p.add_argument("--distil-minutes", type=float, default=3.0)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--backends", default=",".join(BACKENDS), help="trt,onnx,torch")
     p.add_argument("--min-mouth-psnr", type=float, default=25.0,
                    help="fidelity floor for an engine to be used by default (dB)")  # fmt: skip
+    p.add_argument("--max-voice-mcd", type=float, default=4.0,
+                   help="fidelity floor for a voice engine to be used by default: its "
+                        "mel-cepstral distortion against the voice's own decoder (dB)")  # fmt: skip
     p.add_argument("--importance", default="auto", choices=("auto", "l2", "activation"),
                    help="which channels pruning keeps: by weight magnitude, by activity on the "
                         "avatar, or whichever measures closer to the teacher")  # fmt: skip
@@ -554,13 +606,14 @@ def _options(args: argparse.Namespace) -> BuildOptions:
         unknown = [v for v in value if v not in allowed]
         if unknown:
             raise BuildError(f"{flag}: unknown {', '.join(unknown)} (use {','.join(allowed)})")
-    if not 0.0 < args.prune < 1.0:
+    if args.prune is not None and not 0.0 < args.prune < 1.0:
         raise BuildError(f"--prune: {args.prune} is not between 0 and 1")
     return BuildOptions(
-        out=Path(args.out), only=only, prune=args.prune, distil_minutes=args.distil_minutes,
-        device=args.device, backends=backends, force=args.force, dry_run=args.dry_run,
-        min_mouth_psnr_db=args.min_mouth_psnr, importance=args.importance,
-        explicit=bool(args.only),
+        out=Path(args.out), only=only, prune=0.5 if args.prune is None else args.prune,
+        distil_minutes=args.distil_minutes, device=args.device, backends=backends,
+        force=args.force, dry_run=args.dry_run, min_mouth_psnr_db=args.min_mouth_psnr,
+        importance=args.importance, explicit=bool(args.only), voice_prune=args.prune,
+        max_voice_mcd_db=args.max_voice_mcd,
     )  # fmt: skip
 
 

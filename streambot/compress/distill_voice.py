@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -101,19 +102,21 @@ def distil_decoder(
     lr: float = 2e-4,
     resume_path: str | Path | None = None,
     save_every_s: float = 60.0,
+    device: str = "cpu",
     clock: Callable[[], float] = time.monotonic,
     on_step: Callable[[int, float], None] | None = None,
 ) -> DistilReport:
     """Train ``student`` in place to decode ``batches`` of latents as ``teacher`` does."""
-    teacher.eval()
+    teacher = teacher.to(device).eval()
 
     def loss_of(latent: torch.Tensor) -> torch.Tensor:
+        latent = latent.to(device)
         with torch.no_grad():
             target = teacher(latent)
         return decoder_loss(student(latent), target, sample_rate)
 
     return train_student(
-        student,
+        student.to(device),
         batches,
         loss_of,
         budget_s=budget_s,
@@ -121,9 +124,56 @@ def distil_decoder(
         lr=lr,
         resume_path=resume_path,
         save_every_s=save_every_s,
+        device=device,
         clock=clock,
         on_step=on_step,
     )
+
+
+MCD_COEFFICIENTS = 24  # c1..c24; c0 (loudness) is left out, as usual
+SPEECH_FLOOR_DB = -40.0  # teacher frames quieter than this below its loudest are silence
+
+
+def mel_cepstral_distortion(student: np.ndarray, teacher: np.ndarray, sample_rate: int) -> float:
+    """Mean mel-cepstral distortion in dB between two waveforms of the same latent (frames
+    aligned sample for sample, so no time warping), over the teacher's speech frames.
+
+    Cepstra are librosa MFCCs (orthonormal DCT of an 80-band log-mel in dB) rescaled to the
+    cepstrum of the natural-log amplitude, log|X| = c0 + 2 sum c_k cos(...): x ln 10 / 20
+    from dB power to log amplitude, / sqrt(2 x bands) from the orthonormal DCT's scale; then
+    the usual (10 / ln 10) * sqrt(2 sum d^2). The mel front end is librosa's, not SPTK's
+    mcep, so compare figures with figures from this function rather than with papers'.
+    """
+    import librosa
+
+    def cepstra(audio: np.ndarray) -> np.ndarray:
+        return librosa.feature.mfcc(y=np.asarray(audio, np.float32).reshape(-1), sr=sample_rate,
+                                    n_mfcc=MCD_COEFFICIENTS + 1, n_fft=1024, hop_length=256,
+                                    n_mels=MEL_BANDS)[1:]  # fmt: skip
+
+    s, t = cepstra(student), cepstra(teacher)
+    frames = min(s.shape[1], t.shape[1])
+    s, t = s[:, :frames], t[:, :frames]
+    rms = librosa.feature.rms(y=np.asarray(teacher, np.float32).reshape(-1), frame_length=1024,
+                              hop_length=256)[0, :frames]  # fmt: skip
+    loud = 20 * np.log10(np.maximum(rms, 1e-9))
+    speech = loud >= loud.max() + SPEECH_FLOOR_DB
+    diff = (s - t)[:, speech] * (np.log(10) / 20 / np.sqrt(2 * MEL_BANDS))
+    per_frame = (10 / np.log(10)) * np.sqrt(2 * (diff**2).sum(axis=0))
+    return float(per_frame.mean()) if per_frame.size else 0.0
+
+
+def fidelity_figures(
+    students: Sequence[np.ndarray], teachers: Sequence[np.ndarray], sample_rate: int
+) -> dict[str, float]:
+    """STFT distance and mel-cepstral distortion (dB), student vs teacher audio, averaged
+    over held-out sentences."""
+    pairs = list(zip(students, teachers, strict=True))
+    stft = [float(stft_distance(torch.as_tensor(s).reshape(-1), torch.as_tensor(t).reshape(-1)))
+            for s, t in pairs]  # fmt: skip
+    mcd = [mel_cepstral_distortion(s, t, sample_rate) for s, t in pairs]
+    return {"stft_distance": round(float(np.mean(stft)), 4),
+            "mcd_db": round(float(np.mean(mcd)), 3)}  # fmt: skip
 
 
 @torch.no_grad()

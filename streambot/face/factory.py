@@ -3,6 +3,7 @@ one clear log line, so a half-configured host still goes live."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -140,10 +141,11 @@ def _engine(cfg: Wav2LipFaceConfig, model: Wav2Lip, checkpoint: Path, avatar_key
 def _built_engine(cfg: Wav2LipFaceConfig, checkpoint: Path, avatar_key: str) -> Engine | None:
     """The engine build_engines.py made for this checkpoint and avatar, if one is usable."""
     from streambot.models.wav2lip import Wav2Lip
-    from streambot.runtime.select import choose, this_device
+    from streambot.runtime.select import choose, this_device, wav2lip_inputs
 
     device = this_device(cfg.device)
-    choice = choose("wav2lip", cfg.engines_dir, checkpoint, avatar_key, device)
+    inputs = functools.partial(wav2lip_inputs, checkpoint, avatar_key)
+    choice = choose("wav2lip", cfg.engines_dir, inputs, device)
     if choice.artifact is None or choice.path is None:
         return None
     backend = choice.artifact.backend

@@ -31,6 +31,10 @@ def frame_levels_db(pcm16k: np.ndarray, samples_per_frame: int) -> np.ndarray:
 
 
 class MouthFace:
+    # Each frame's mouth comes from its own frame of audio (and the smoothing state, kept
+    # across renders within a turn), so a sentence may be rendered piece by piece.
+    renders_in_pieces = True
+
     def __init__(
         self,
         config: MouthFaceConfig,

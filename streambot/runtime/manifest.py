@@ -85,6 +85,9 @@ class Artifact:
     fidelity: dict[str, Any] = field(default_factory=dict)  # e.g. mouth PSNR / SSIM
     default: bool = False  # the build judged it good enough to be used by "auto"
     built_at: float = field(default_factory=time.time)
+    # which of several models of its kind it stands in for, by file name (a voice engine: the
+    # voice's .onnx); "" for a kind that has one model (the Wav2Lip face)
+    source: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -187,14 +190,16 @@ class Manifest:
         versions: Mapping[str, str],
         order: Iterable[str],
         precisions: Iterable[str] = (),
+        source: str = "",
     ) -> tuple[Artifact | None, list[str]]:
-        """The first usable default artifact of ``kind`` in backend ``order`` (then in
-        ``precisions`` order within a backend), and why each one before it was refused."""
+        """The first usable default artifact of ``kind`` (built for ``source``) in backend
+        ``order`` (then in ``precisions`` order within a backend), and why each one before it
+        was refused."""
         refused = []
         rank = {backend: i for i, backend in enumerate(order)}
         prefer = {precision: i for i, precision in enumerate(precisions)}
         candidates = sorted(
-            (a for a in self.of_kind(kind) if a.backend in rank),
+            (a for a in self.of_kind(kind) if a.backend in rank and a.source == source),
             key=lambda a: (rank[a.backend], prefer.get(a.precision, len(prefer))),
         )
         for artifact in candidates:

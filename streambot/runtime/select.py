@@ -11,7 +11,7 @@ unpruned checkpoint.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,23 +72,39 @@ def cuda_versions() -> dict[str, str]:
     return versions
 
 
+def wav2lip_inputs(checkpoint: Path, avatar_key: str) -> dict[str, str]:
+    """What a Wav2Lip engine must have been built from to be used with this face."""
+    return {"checkpoint": sha256_file(checkpoint), "avatar": avatar_key}
+
+
+def voice_inputs(model: Path) -> dict[str, str]:
+    """What a voice engine must have been built from to stand in for this voice's decoder."""
+    return {"voice": sha256_file(model)}
+
+
 def choose(
-    kind: str, engines_dir: str | Path, checkpoint: Path, avatar_key: str, device: Device
+    kind: str,
+    engines_dir: str | Path,
+    inputs: Callable[[], Mapping[str, str]],
+    device: Device,
+    source: str = "",
 ) -> Choice:
-    """The artifact ``kind`` to use here, or none; every refusal is logged and returned."""
+    """The artifact ``kind`` (built for ``source``) to use here, or none; every refusal is
+    logged and returned. ``inputs`` is called only when there is a candidate (it hashes)."""
     try:
         manifest = Manifest.load(engines_dir)
     except ManifestError as exc:
         log.warning("built engines ignored: %s", exc)
         return Choice(None, None, (str(exc),))
-    if not manifest.of_kind(kind):
+    if not any(a.source == source for a in manifest.of_kind(kind)):
         return Choice(None, None, ())
-    inputs = {"checkpoint": sha256_file(checkpoint), "avatar": avatar_key}
     gpu = device.kind == "cuda"
     order = GPU_ORDER if gpu else CPU_ORDER
     # int8 QDQ pays off on a CPU; a GPU runs fp16 best
     precisions = ("fp16", "fp32", "int8") if gpu else ("int8", "fp32", "fp16")
-    artifact, refused = manifest.usable(kind, inputs, device, library_versions(), order, precisions)
+    artifact, refused = manifest.usable(
+        kind, inputs(), device, library_versions(), order, precisions, source
+    )
     for why in refused:
         log.warning("built %s engine not used: %s", kind, why)
     path = manifest.file_of(artifact) if artifact is not None else None

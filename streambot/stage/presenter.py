@@ -218,10 +218,20 @@ class Presenter:
         if progress is not None:
             progress.receive(clip.frames.shape[0], self.clock.now())
 
-    def schedule(self, turn_id: int, frames: int, rate: RenderRate | None = None) -> int:
+    def schedule(
+        self, turn_id: int, frames: int, rate: RenderRate | None = None, follows: bool = False
+    ) -> int:
         """The frame index at which a speech of ``frames`` frames, about to be rendered, starts:
         after the turn's speech before it, and (in real time) far enough ahead that ``rate``'s
-        face has every frame ready when due. The face renders for exactly these indices."""
+        face has every frame ready when due. The face renders for exactly these indices.
+
+        ``follows``: the speech is the next piece of the one before it (a streamed sentence)
+        and starts right where that one ends, with no pause and no hold."""
+        if follows and turn_id in self._next_free:
+            start = self._next_free[turn_id]
+            self._next_free[turn_id] = start + frames
+            self._receiving.pop(turn_id, None)  # its clips are not the held speech's
+            return start
         now = self._next_slot
         start = max(self._next_free.get(turn_id, now), now)
         if self.clock.realtime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -21,6 +22,22 @@ class Voice(Protocol):
     def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
         """Yield mono float32 audio at ``sample_rate``, one array per sentence of ``text``."""
         ...
+
+
+@dataclass(frozen=True)
+class AudioPiece:
+    """A piece of a sentence's audio from a streaming voice, at its own ``rate``; ``ends``
+    marks the sentence's last piece."""
+
+    pcm: np.ndarray
+    rate: int
+    ends: bool
+
+
+class StreamingVoice(Voice, Protocol):
+    """A voice that hands over each sentence in pieces, the first as soon as it exists."""
+
+    def speak_pieces(self, text: str, lang: str | None = None) -> AsyncIterator[AudioPiece]: ...
 
 
 class AlignedVoice(Voice, Protocol):

@@ -1,10 +1,16 @@
 """Builds the configured voice. A missing or broken Piper voice is reported once, clearly, and
-the host speaks with espeak-ng instead, so it still goes live."""
+the host speaks with espeak-ng instead, so it still goes live.
+
+Each configured Piper voice speaks its own language; a reply in a language with no Piper voice
+goes to espeak-ng (e.g. Mandarin replies with only an English Piper voice). With ``decoder =
+"auto"`` a voice whose decoder ``build_engines.py`` pruned runs that engine, streamed.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +18,7 @@ import numpy as np
 
 from streambot.config import Config, PiperVoiceConfig
 from streambot.lang import detect_lang
-from streambot.voice.base import Voice
+from streambot.voice.base import AudioPiece, Voice
 from streambot.voice.espeak import EspeakVoice
 from streambot.voice.resample import resample
 
@@ -20,38 +26,90 @@ if TYPE_CHECKING:  # onnxruntime is an optional extra
     from streambot.voice.piper import PiperVoice
 
 log = logging.getLogger(__name__)
+VOICE_KIND = "voice"  # the manifest kind of a voice's pruned decoder
 
 
 class LanguageRoutedVoice:
-    """Piper for the languages its voice speaks, espeak for the rest (e.g. Mandarin replies
-    with an English Piper voice), resampled to the main voice's rate."""
+    """Each language to its own voice, the rest to espeak-ng; ``speak`` resamples to the
+    main voice's rate, ``speak_pieces`` hands pieces on at their own rate."""
 
-    def __init__(self, main: Voice, main_lang: str, fallback: EspeakVoice) -> None:
-        self.main, self.main_lang, self.fallback = main, main_lang, fallback
-        self.sample_rate = main.sample_rate
+    def __init__(self, voices: Mapping[str, Voice], fallback: EspeakVoice) -> None:
+        if not voices:
+            raise ValueError("a routed voice needs at least one voice")
+        self.voices, self.fallback = dict(voices), fallback
+        self.sample_rate = next(iter(self.voices.values())).sample_rate
+
+    def voice_for(self, lang: str) -> Voice:
+        return self.voices.get(lang, self.fallback)
 
     async def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
         lang = lang or detect_lang(text)
-        if lang == self.main_lang:
-            async for pcm in self.main.speak(text, lang):
-                yield pcm
+        voice = self.voice_for(lang)
+        async for pcm in voice.speak(text, lang):
+            yield resample(pcm, voice.sample_rate, self.sample_rate)
+
+    async def speak_pieces(self, text: str, lang: str | None = None) -> AsyncIterator[AudioPiece]:
+        lang = lang or detect_lang(text)
+        voice = self.voice_for(lang)
+        if hasattr(voice, "speak_pieces"):
+            async for piece in voice.speak_pieces(text, lang):
+                yield piece
             return
-        async for pcm in self.fallback.speak(text, lang):
-            yield resample(pcm, self.fallback.sample_rate, self.sample_rate)
+        async for pcm in voice.speak(text, lang):  # a whole sentence is one piece
+            yield AudioPiece(pcm, voice.sample_rate, True)
 
 
-def piper_voice(cfg: PiperVoiceConfig) -> PiperVoice:
-    """The configured Piper voice; VoiceError (or ImportError) says what is wrong with it."""
+def voice_language(voice: PiperVoice) -> str:
+    """The language a Piper voice's .onnx.json says it speaks ("en", "zh", ...)."""
+    lang = voice.voice_config.get("language", {}).get("family") or voice.espeak_voice[:2]
+    return "zh" if lang in ("zh", "cmn") else lang
+
+
+def piper_voice(cfg: PiperVoiceConfig, model: str = "") -> PiperVoice:
+    """The configured Piper voice (``model``: one of ``voices``, else the main one), with the
+    decoder ``cfg.decoder`` asks for; VoiceError (or ImportError) says what is wrong."""
     from streambot.voice.piper import PiperSettings, PiperVoice
 
+    model = model or cfg.model
+    config = cfg.config if model == cfg.model else ""
     settings = PiperSettings(cfg.noise_scale, cfg.length_scale, cfg.noise_w, cfg.speaker_id)
+    if cfg.decoder in ("auto", "engine"):
+        engine, refused = built_decoder(cfg, Path(model))
+        if engine is not None:
+            from streambot.voice.piper_split import SplitPiperVoice
+
+            log.info("voice %s: pruned decoder %s, streamed", Path(model).name, engine.path.name)
+            return SplitPiperVoice(model, config or None, work_dir=cfg.work_dir or None,
+                                   decoder=engine, settings=settings)  # fmt: skip
+        if cfg.decoder == "engine":
+            from streambot.voice.piper import VoiceError
+
+            why = "; ".join(refused) or f"{cfg.engines_dir} has none for {Path(model).name}"
+            raise VoiceError(f"voice.piper.decoder is engine, but no engine is usable: {why} "
+                             "(python build_engines.py --only voice)")  # fmt: skip
     if cfg.decoder == "split":
         from streambot.voice.piper_split import SplitPiperVoice
 
         return SplitPiperVoice(
-            cfg.model, cfg.config or None, work_dir=cfg.work_dir or None, settings=settings
+            model, config or None, work_dir=cfg.work_dir or None, settings=settings
         )
-    return PiperVoice(cfg.model, cfg.config or None, settings=settings)
+    return PiperVoice(model, config or None, settings=settings)
+
+
+def built_decoder(cfg: PiperVoiceConfig, model: Path):
+    """The pruned decoder build_engines.py made for ``model``, if one is usable here, and why
+    each one that is not was refused (a changed voice file makes its engine stale)."""
+    from streambot.runtime.manifest import Device
+    from streambot.runtime.select import choose, voice_inputs
+    from streambot.voice.decoder_engine import OnnxDecoder
+
+    if not model.is_file():
+        return None, []
+    inputs = functools.partial(voice_inputs, model)
+    choice = choose(VOICE_KIND, cfg.engines_dir, inputs, Device(), source=model.name)
+    if choice.path is None:
+        return None, list(choice.refused)
+    return OnnxDecoder(choice.path), list(choice.refused)
 
 
 def build_voice(config: Config) -> Voice:
@@ -64,15 +122,27 @@ def build_voice(config: Config) -> Voice:
     except ImportError as exc:  # pragma: no cover - onnxruntime is imported lazily
         log.warning("Piper voice unavailable (%s), speaking with espeak-ng", exc)
         return espeak
-    if not cfg.model:
+    models = ([("", cfg.model)] if cfg.model else []) + list(cfg.voices.items())
+    if not models:
         log.warning("voice.backend is piper but voice.piper.model is empty; using espeak-ng")
         return espeak
-    try:
-        voice = piper_voice(cfg)
-    except (VoiceError, ImportError) as exc:
-        log.warning("Piper voice unavailable, speaking with espeak-ng instead: %s", exc)
+    voices: dict[str, Voice] = {}
+    for wanted, model in models:
+        try:
+            voice = piper_voice(cfg, model)
+        except (VoiceError, ImportError) as exc:
+            log.warning("Piper voice unavailable, speaking with espeak-ng instead: %s", exc)
+            continue
+        lang = voice_language(voice)
+        if wanted and lang != wanted:
+            log.warning("voice.piper.voices.%s: %s says it speaks %r; used for %s anyway",
+                        wanted, Path(model).name, lang, wanted)  # fmt: skip
+        lang = wanted or lang
+        if lang in voices:
+            log.warning("two Piper voices for %s: %s is not used", lang, Path(model).name)
+            continue
+        voices[lang] = voice
+        log.info("Piper voice %s (%s, %d Hz)", Path(model).name, lang, voice.sample_rate)
+    if not voices:
         return espeak
-    lang = voice.voice_config.get("language", {}).get("family") or voice.espeak_voice[:2]
-    lang = "zh" if lang in ("zh", "cmn") else "en" if lang == "en" else lang
-    log.info("Piper voice %s (%s, %d Hz)", Path(cfg.model).name, lang, voice.sample_rate)
-    return LanguageRoutedVoice(voice, lang, espeak)
+    return LanguageRoutedVoice(voices, espeak)

@@ -8,6 +8,8 @@ graph's waveform (tests state the tolerance).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -16,7 +18,9 @@ import numpy as np
 import torch
 
 from streambot.models.hifigan import HiFiGAN, HiFiGANConfig
-from streambot.voice.piper import PiperVoice, VoiceError
+from streambot.voice.base import AudioPiece
+from streambot.voice.chunked import decode_chunks, hop, receptive_frames
+from streambot.voice.piper import PiperVoice, VoiceError, voice_session
 
 if TYPE_CHECKING:
     import onnx
@@ -104,36 +108,50 @@ def extract_encoder(model_path: Path, out_path: Path) -> str:
 
 
 class SplitPiperVoice(PiperVoice):
-    """A Piper voice run as ONNX encoder + PyTorch decoder (the decoder can be swapped for a
-    pruned one with the same interface)."""
+    """A Piper voice run as ONNX encoder + a separate decoder: the voice's own, rebuilt in
+    PyTorch, or a pruned one (a module, or an engine: any callable from latent to samples).
+
+    It streams: ``speak_pieces`` decodes each sentence's latent in chunks (voice/chunked.py)
+    and hands over the first as soon as it is decoded."""
 
     def __init__(
         self,
         model: str | Path,
         config: str | Path | None = None,
         work_dir: str | Path | None = None,
-        decoder: torch.nn.Module | None = None,
+        decoder: torch.nn.Module | Callable[[np.ndarray], np.ndarray] | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(model, config, **kwargs)
         onnx = _onnx()
-        import onnxruntime as ort
-
         work = Path(work_dir) if work_dir else self.model_path.parent
         encoder_path = work / f"{self.model_path.stem}.encoder.onnx"
         if not encoder_path.is_file():
             extract_encoder(self.model_path, encoder_path)
-        self.encoder = ort.InferenceSession(str(encoder_path), providers=["CPUExecutionProvider"])
-        self.decoder = (
-            decoder if decoder is not None else hifigan_from_onnx(onnx.load(str(self.model_path)))
-        )
+        self.encoder = voice_session(encoder_path, what="the voice's encoder")
+        own = hifigan_from_onnx(onnx.load(str(self.model_path)))
+        self.decoder = decoder if decoder is not None else own
+        # pruning changes widths, never kernels, strides or dilations: the voice's own layout
+        # gives the hop and receptive field of any decoder built from it
+        self.hop, self.context = hop(own.config), receptive_frames(own.config)
 
     def latent(self, ids: list[int]) -> np.ndarray:
         return self.encoder.run(None, self.model_inputs(ids))[0]
 
     @torch.inference_mode()
     def decode(self, latent: np.ndarray) -> np.ndarray:
-        return self.decoder(torch.from_numpy(latent)).numpy().reshape(-1)
+        if isinstance(self.decoder, torch.nn.Module):
+            return self.decoder(torch.from_numpy(latent)).numpy().reshape(-1)
+        return self.decoder(latent)
 
     def ids_to_audio(self, ids: list[int]) -> np.ndarray:
         return np.clip(self.decode(self.latent(ids)), -1.0, 1.0).astype(np.float32)
+
+    async def speak_pieces(self, text: str, lang: str | None = None) -> AsyncIterator[AudioPiece]:
+        for sentence in await asyncio.to_thread(self.phonemize, text):
+            latent = await asyncio.to_thread(self.latent, self.phonemes_to_ids(sentence))
+            chunks = decode_chunks(self.decode, latent, self.hop, self.context)
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                audio, last = chunk
+                yield AudioPiece(np.clip(audio, -1.0, 1.0).astype(np.float32), self.sample_rate,
+                                 last)  # fmt: skip

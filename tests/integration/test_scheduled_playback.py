@@ -89,10 +89,10 @@ class RecordingPresenter(Presenter):
         # (index when asked, the earliest it could start, start, frames)
         self.schedules: list[tuple[int, int, int, int]] = []
 
-    def schedule(self, turn_id, frames, rate=None):
+    def schedule(self, turn_id, frames, rate=None, follows=False):
         now = self.frame_index
         earliest = max(now + 1, self._next_free.get(turn_id, 0))  # after the turn's last speech
-        start = super().schedule(turn_id, frames, rate)
+        start = super().schedule(turn_id, frames, rate, follows)
         self.schedules.append((now, earliest, start, frames))
         return start
 

@@ -1,0 +1,244 @@
+"""``build_engines.py --only voice``: each configured Piper voice's HiFi-GAN decoder pruned,
+distilled and exported, with its fidelity measured in the same run.
+
+For each voice (``[voice.piper] model`` and every ``voices`` entry): the decoder is rebuilt in
+PyTorch from the voice's ONNX, its channels pruned by ``--prune`` or ``[voice.piper] prune``
+(compress/prune_voice.py), and the student distilled against the voice's own decoder on
+latents the voice's encoder makes from the stream's sentences (compress/voice_data.py) for
+``--distil-minutes``. On held-out sentences the build measures the multi-resolution STFT
+distance and the mel-cepstral distortion, student vs teacher, before and after distillation
+and for the exported file itself, and its decode speed against the unpruned decoder, both in
+ONNX Runtime. It writes the ONNX engine and the state dict + widths, each recorded in the
+manifest; an engine above the ``--max-voice-mcd`` floor is recorded but not a default.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from streambot.compress.build import (
+    BUILD_LIBRARIES,
+    BuildError,
+    BuildOptions,
+    Row,
+    _catalog,
+    _curve,
+    plan_outputs,
+    progress,
+)
+from streambot.config import Config
+from streambot.runtime.manifest import Artifact, Device, Manifest, sha256_file, sha256_json
+from streambot.runtime.select import library_versions
+
+log = logging.getLogger(__name__)
+KIND = "voice"
+TRAIN_LATENT_FRAMES = 32  # 32 x 256 samples: 0.37 s windows at 22 050 Hz
+
+
+@dataclass
+class VoiceBuild:
+    """One voice to build, resolved from the config (errors name the key)."""
+
+    key: str  # the config key it came from, for messages
+    model: Path
+    lang: str
+    ratio: float
+    inputs: dict[str, str]
+
+    @property
+    def files(self) -> dict[str, str]:
+        stem = f"voice-{self.model.stem}-p{round(self.ratio * 100):02d}"
+        return {"onnx": f"{stem}.onnx", "torch": f"{stem}.pt"}
+
+
+def resolve_voices(config: Config, options: BuildOptions) -> list[VoiceBuild]:
+    cfg = config.voice.piper
+    wanted = ([("voice.piper.model", "", cfg.model)] if cfg.model else []) + [
+        (f"voice.piper.voices.{lang}", lang, path) for lang, path in cfg.voices.items()
+    ]
+    if not wanted:
+        raise BuildError("voice.piper.model: no Piper voice is configured")
+    ratio = options.voice_prune if options.voice_prune is not None else cfg.prune
+    jobs = []
+    for key, lang, path in wanted:
+        model = Path(path)
+        if not model.is_file():
+            raise BuildError(f"{key}: {model} does not exist")
+        settings = {
+            "prune": ratio,
+            "distil_minutes": options.distil_minutes,
+            "sentences": "catalog+persona",
+            "latent_frames": TRAIN_LATENT_FRAMES,
+        }
+        inputs = {"voice": sha256_file(model), "build settings": sha256_json(settings)}
+        jobs.append(VoiceBuild(key, model, lang or _voice_language(model, key), ratio, inputs))
+    return jobs
+
+
+def _voice_language(model: Path, key: str) -> str:
+    config = Path(f"{model}.json")
+    try:
+        family = json.loads(config.read_text(encoding="utf-8"))["language"]["family"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BuildError(f"{key}: {config} does not say the voice's language ({exc})") from exc
+    return "zh" if family in ("zh", "cmn") else family
+
+
+def plan_voice(job: VoiceBuild, options: BuildOptions, manifest: Manifest) -> list[Row]:
+    wanted = {output: name for output, name in job.files.items() if output in options.backends}
+    return plan_outputs(KIND, wanted, job.inputs, options, manifest)
+
+
+def build_voice_engine(
+    config: Config, job: VoiceBuild, options: BuildOptions, manifest: Manifest
+) -> list[Row]:
+    try:
+        import torch
+
+        from streambot.compress.distill_voice import fidelity_figures
+        from streambot.compress.prune_voice import prune_hifigan
+        from streambot.compress.voice_data import held_out, voice_sentences
+        from streambot.voice.piper import PiperSettings
+        from streambot.voice.piper_split import SplitPiperVoice
+    except ImportError as exc:
+        raise BuildError(f"{exc}: pip install torch 'streambot[neural]'") from exc
+    sentences = voice_sentences(_catalog(config), job.lang, config.brain.catalog.host_name)
+    train_text, held_text = held_out(sentences)
+    with tempfile.TemporaryDirectory() as work:
+        # noise off: the same text gives the same latent, so the figures repeat run to run
+        voice = SplitPiperVoice(job.model, work_dir=work,
+                                settings=PiperSettings(noise_scale=0.0, noise_w=0.0))  # fmt: skip
+        train = _latents(voice, train_text)
+        held = _latents(voice, held_text)
+        teacher = voice.decoder
+        log.info("voice %s: %d training sentences, %d held out (%s)", job.model.name,
+                 len(train_text), len(held_text), job.lang)  # fmt: skip
+        pruned = prune_hifigan(teacher, job.ratio)
+        student = pruned.model
+        rate = voice.sample_rate
+        with torch.no_grad():
+            reference = [teacher(z).numpy().reshape(-1) for z in held]
+            before = fidelity_figures([student(z).numpy() for z in held], reference, rate)
+        report = _distil(teacher, student, train, rate, job, options)
+        with torch.no_grad():
+            after = fidelity_figures([student(z).numpy() for z in held], reference, rate)
+        check = HeldOut([z.numpy() for z in held], reference, rate, voice.hop)
+        outputs = _write(teacher, pruned, job, check, options, Path(work))
+    shared = {
+        "before_distillation": before,
+        "after_distillation": after,
+        "distillation": {"steps": report.steps, "seconds": round(report.seconds, 1),
+                         "first_loss": report.first_loss, "last_loss": report.last_loss,
+                         "loss_curve": _curve(report.losses)},
+        "teacher": f"the voice's own decoder ({job.model.name}, its trained weights)",
+        "held_out_sentences": len(held_text),
+        "max_mcd_db": options.max_voice_mcd_db,
+    }  # fmt: skip
+    pruning = {"ratio": job.ratio, "widths": student.config.to_dict(),
+               "params_before": pruned.params_before,
+               "params_after": pruned.params_after}  # fmt: skip
+    versions = library_versions(BUILD_LIBRARIES)
+    rows = []
+    for backend, path, own in outputs:
+        figures = own or after
+        default = figures["mcd_db"] <= options.max_voice_mcd_db
+        fidelity = {**shared, "this_file": own} if own else shared
+        manifest.put(Artifact(KIND, path.name, sha256_file(path), backend, "fp32",
+                              dict(job.inputs), Device(), versions, pruning, fidelity,
+                              default=default, source=job.model.name))  # fmt: skip
+        detail = (f"MCD {before['mcd_db']:.2f} -> {figures['mcd_db']:.2f} dB, STFT distance "
+                  f"{before['stft_distance']:.2f} -> {figures['stft_distance']:.2f}, "
+                  f"{pruned.params_after / 1e6:.2f}M params")  # fmt: skip
+        if own and "speed_up" in own:
+            detail += f", {own['speed_up']:.2f}x the unpruned decoder (ONNX Runtime)"
+        if not default:
+            detail += (f"; not a default: MCD {figures['mcd_db']:.2f} dB > floor "
+                       f"{options.max_voice_mcd_db:g}")  # fmt: skip
+        rows.append(Row(KIND, path.name, "built", detail))
+    return rows
+
+
+def _latents(voice, sentences: list[str]) -> list:
+    import torch
+
+    return [torch.from_numpy(voice.latent(voice.phonemes_to_ids(phonemes)))
+            for sentence in sentences for phonemes in voice.phonemize(sentence)]  # fmt: skip
+
+
+def _distil(teacher, student, train, rate: int, job: VoiceBuild, options: BuildOptions):
+    from streambot.compress.distill_voice import distil_decoder, latent_segments
+
+    budget = options.distil_minutes * 60.0
+    resume = options.out / f".{job.files['torch']}.{job.inputs['voice'][:12]}.distil"
+    with progress() as bar:
+        task = bar.add_task(f"distilling {job.model.name}", total=budget) if bar else None
+        started = time.monotonic()
+
+        def tick(step: int, loss: float) -> None:
+            if bar is not None:
+                bar.update(task, completed=min(budget, time.monotonic() - started))
+            elif step % 100 == 0:
+                log.info("voice: distillation step %d, loss %.4f", step, loss)
+
+        return distil_decoder(teacher, student, latent_segments(train, TRAIN_LATENT_FRAMES),
+                              rate, budget_s=budget, lr=1e-3, resume_path=resume,
+                              device=options.device, on_step=tick)  # fmt: skip
+
+
+@dataclass
+class HeldOut:
+    """The held-out latents and the teacher's audio of each, for a file's own figures."""
+
+    latents: list
+    reference: list
+    rate: int
+    hop: int  # samples per latent frame
+
+    @property
+    def seconds(self) -> float:
+        return sum(z.shape[-1] for z in self.latents) * self.hop / self.rate
+
+
+def _write(teacher, pruned, job: VoiceBuild, held: HeldOut, options: BuildOptions, work: Path):
+    """The files asked for: (backend, path, its own figures or None for the torch weights)."""
+    from streambot.compress.distill_voice import fidelity_figures
+    from streambot.compress.export import export_hifigan_onnx
+    from streambot.compress.prune_voice import save_pruned_hifigan
+    from streambot.voice.decoder_engine import OnnxDecoder
+
+    options.out.mkdir(parents=True, exist_ok=True)
+    written = []
+    if "torch" in options.backends:
+        path = save_pruned_hifigan(pruned, options.out / job.files["torch"])
+        written.append(("torch", path, None))
+    if "onnx" in options.backends:
+        path = export_hifigan_onnx(pruned.model, options.out / job.files["onnx"])
+        engine = OnnxDecoder(path)
+        latents = held.latents
+        own = fidelity_figures([engine(z) for z in latents], held.reference, held.rate)
+        unpruned = OnnxDecoder(export_hifigan_onnx(teacher, work / "teacher.onnx"))
+        teacher_s, student_s = _decode_seconds(unpruned, latents), _decode_seconds(engine, latents)
+        own |= {"decode_rtf": round(student_s / held.seconds, 4),
+                "teacher_decode_rtf": round(teacher_s / held.seconds, 4),
+                "speed_up": round(teacher_s / student_s, 2)}  # fmt: skip
+        written.append(("onnxruntime", path, own))
+    return written
+
+
+def _decode_seconds(decode, latents, repeats: int = 5) -> float:
+    """Median seconds to decode every latent once (after one warm-up pass)."""
+    for z in latents:
+        decode(z)
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for z in latents:
+            decode(z)
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
