@@ -107,9 +107,26 @@ def built_decoder(cfg: PiperVoiceConfig, model: Path):
         return None, []
     inputs = functools.partial(voice_inputs, model)
     choice = choose(VOICE_KIND, cfg.engines_dir, inputs, Device(), source=model.name)
-    if choice.path is None:
+    if choice.path is None or choice.artifact is None:
         return None, list(choice.refused)
+    if choice.artifact.backend == "torch":  # the state dict + widths, when no ONNX is usable
+        from streambot.models.hifigan import HiFiGAN
+
+        return TorchDecoder(HiFiGAN.from_checkpoint(choice.path), choice.path), []
     return OnnxDecoder(choice.path), list(choice.refused)
+
+
+class TorchDecoder:
+    """A pruned decoder loaded from its state dict + widths, called like an engine."""
+
+    def __init__(self, module, path: Path) -> None:
+        self.module, self.path = module, path
+
+    def __call__(self, latent: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(latent)).numpy().reshape(-1)
 
 
 def build_voice(config: Config) -> Voice:
