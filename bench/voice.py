@@ -118,6 +118,7 @@ def main() -> int:
                 "whole first": median_time(lambda v=voice: v.synthesize(SENTENCE), r),
                 "chunked first": median_time(first_piece(voice), r),
             }
+        prior = median_time(lambda: own.prior.run(None, own.model_inputs(sentence_ids)), r)
         encoder = median_time(lambda: own.latent(sentence_ids), r)
         full = median_time(lambda: [whole_voice.ids_to_audio(i) for i in ids], r)
         full_first = median_time(lambda: whole_voice.synthesize(SENTENCE), r)
@@ -146,7 +147,8 @@ def main() -> int:
                  f"{got['chunked first'] * 1000:.0f} ms", *figures)  # fmt: skip
         print(f"{name:<12}" + "".join(f"{c:>18}" for c in cells))
     print(f"whole voice in one ONNX graph: RTF {full / audio_s:.3f}, first audio "
-          f"{full_first * 1000:.0f} ms; encoder alone (12-word sentence) {encoder * 1000:.0f} ms; "
+          f"{full_first * 1000:.0f} ms; 12-word sentence: text encoder {prior * 1000:.0f} ms, "
+          f"text encoder + whole flow {encoder * 1000:.0f} ms; "
           f"espeak-ng first audio {espeak_first * 1000:.0f} ms")  # fmt: skip
     for ratio, entry in entries.items():
         d = entry.fidelity["distillation"]

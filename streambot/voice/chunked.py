@@ -6,12 +6,17 @@ each side (``receptive_frames``), and cut back to its own span, is therefore the
 that span of the whole decode; at the latent's ends the chunk sees the same zero padding the
 whole decode does. The first chunk is small, so the first audio leaves early; later chunks
 grow, so the context decoded twice costs little.
+
+The same holds one stage earlier: the VITS flow that turns the prior's frames into the
+latent is convolutions along time too, so ``FlowedLatent`` computes the latent window by
+window, only as far as the decoder's next chunk needs it, and the first audio does not wait
+for the flow of the whole sentence.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -61,9 +66,47 @@ def chunk_spans(
         start, size = end, min(largest, size * 2)
 
 
+class FlowedLatent:
+    """A latent computed on demand from the flow's inputs, window by window, exactly.
+
+    ``inputs`` are the flow's inputs by name; those that run along time (last axis ``frames``
+    long) are cut to each window, the others (a speaker embedding) pass whole. ``flow`` maps
+    such inputs to the latent (1, channels, frames); ``context`` is its receptive field in
+    frames on each side. Windows are asked for left to right, as chunked decoding does."""
+
+    def __init__(
+        self,
+        flow: Callable[[dict[str, np.ndarray]], np.ndarray],
+        inputs: Mapping[str, np.ndarray],
+        frames: int,
+        context: int,
+    ) -> None:
+        self.flow, self.inputs, self.context = flow, dict(inputs), context
+        self.frames = frames
+        self._parts: list[np.ndarray] = []
+        self._ready = 0  # latent frames [0, _ready) are computed
+
+    def _extend(self, to: int) -> None:
+        lo, hi = max(0, self._ready - self.context), min(self.frames, to + self.context)
+        feeds = {
+            name: np.ascontiguousarray(x[..., lo:hi]) if x.shape[-1] == self.frames else x
+            for name, x in self.inputs.items()
+        }
+        out = self.flow(feeds)
+        self._parts.append(out[..., self._ready - lo : to - lo])
+        self._ready = to
+
+    def window(self, lo: int, hi: int) -> np.ndarray:
+        if hi > self._ready:
+            self._extend(hi)
+        if len(self._parts) > 1:
+            self._parts = [np.concatenate(self._parts, axis=-1)]
+        return np.ascontiguousarray(self._parts[0][..., lo:hi])
+
+
 def decode_chunks(
     decode: Callable[[np.ndarray], np.ndarray],
-    latent: np.ndarray,
+    latent: np.ndarray | FlowedLatent,
     samples_per_frame: int,
     context: int,
     first: int = FIRST_CHUNK_FRAMES,
@@ -71,9 +114,12 @@ def decode_chunks(
 ) -> Iterator[tuple[np.ndarray, bool]]:
     """The audio of ``latent`` (1, channels, T), chunk by chunk, each with whether it is the
     last; ``decode`` maps a latent to its samples (T * samples_per_frame of them)."""
-    total = latent.shape[-1]
+    if isinstance(latent, FlowedLatent):
+        total, window = latent.frames, latent.window
+    else:
+        total, window = latent.shape[-1], lambda lo, hi: latent[..., lo:hi]
     for start, end in chunk_spans(total, first, largest):
         lo, hi = max(0, start - context), min(total, end + context)
-        audio = decode(np.ascontiguousarray(latent[:, :, lo:hi])).reshape(-1)
+        audio = decode(np.ascontiguousarray(window(lo, hi))).reshape(-1)
         cut = audio[(start - lo) * samples_per_frame : (end - lo) * samples_per_frame]
         yield cut, end >= total

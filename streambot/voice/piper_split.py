@@ -1,6 +1,8 @@
 """Split a Piper voice at its decoder: the ONNX encoder (text -> latent) plus a PyTorch HiFi-GAN
 rebuilt from the voice's own decoder weights. The decoder is most of the compute and is what
-pruning shrinks; the encoder (text encoder, duration predictor, flow) stays in ONNX.
+pruning shrinks; the encoder stays in ONNX, itself cut in two: the prior (text encoder and
+duration predictor: text -> the prior's frames) and the flow (those frames -> the latent),
+so that streaming runs the flow window by window (voice/chunked.py) as the decoder does.
 
 With noise scales at 0 the voice is deterministic and the split path reproduces the full
 graph's waveform (tests state the tolerance).
@@ -18,14 +20,16 @@ import numpy as np
 import torch
 
 from streambot.models.hifigan import HiFiGAN, HiFiGANConfig
+from streambot.runtime.manifest import sha256_file
 from streambot.voice.base import AudioPiece
-from streambot.voice.chunked import decode_chunks, hop, receptive_frames
+from streambot.voice.chunked import FlowedLatent, decode_chunks, hop, receptive_frames
 from streambot.voice.piper import PiperVoice, VoiceError, voice_session
 
 if TYPE_CHECKING:
     import onnx
 
 DECODER_PREFIX = "dec."
+FLOW_SCOPE = "/flow/"
 
 
 def _onnx() -> ModuleType:
@@ -97,14 +101,65 @@ def hifigan_from_onnx(model: onnx.ModelProto) -> HiFiGAN:
     return decoder.eval()
 
 
-def extract_encoder(model_path: Path, out_path: Path) -> str:
-    """Write the sub-graph from the voice's inputs to the decoder's input; returns its name."""
+def _ancestors(model: onnx.ModelProto, tensor: str) -> set[int]:
+    """Indexes of the nodes ``tensor`` depends on."""
+    producer = {o: i for i, n in enumerate(model.graph.node) for o in n.output}
+    seen: set[int] = set()
+    todo = [tensor]
+    while todo:
+        i = producer.get(todo.pop())
+        if i is not None and i not in seen:
+            seen.add(i)
+            todo.extend(model.graph.node[i].input)
+    return seen
+
+
+def flow_cut(model: onnx.ModelProto) -> tuple[list[str], int]:
+    """The tensors the VITS flow reads from the rest of the graph (the prior's frames, the
+    mask, a speaker embedding), and the flow's receptive field in frames on each side.
+
+    The flow is every node before the latent that depends on a node of the flow's scope (the
+    export leaves some fused activations outside the scope's name). Its inputs are the
+    tensors it reads that come from the voice's inputs rather than from itself or constants.
+    """
+    latent = decoder_input_name(model)
+    before = _ancestors(model, latent)
+    graph_inputs = {i.name for i in model.graph.input}
+    flow_out: set[str] = set()
+    dynamic = set(graph_inputs)
+    flow_nodes = []
+    for i, node in enumerate(model.graph.node):  # ONNX keeps nodes in topological order
+        if i not in before:
+            continue
+        if node.name.startswith(FLOW_SCOPE) or any(x in flow_out for x in node.input):
+            flow_nodes.append(node)
+            flow_out.update(node.output)
+        if any(x in dynamic for x in node.input):
+            dynamic.update(node.output)
+    if not flow_nodes:
+        raise VoiceError("no VITS flow (/flow/) found in this voice")
+    cut = list(
+        dict.fromkeys(x for n in flow_nodes for x in n.input if x in dynamic and x not in flow_out)
+    )
+    onnx_module = _onnx()
+    radius = 0
+    for node in flow_nodes:
+        if node.op_type == "Conv":
+            a = {x.name: onnx_module.helper.get_attribute_value(x) for x in node.attribute}
+            radius += (a["kernel_shape"][0] - 1) // 2 * a.get("dilations", [1])[0]
+    return cut, radius + 1  # one frame more, as for the decoder's bound
+
+
+def extract_prior_and_flow(model_path: Path, prior_path: Path, flow_path: Path) -> list[str]:
+    """Write the voice's inputs -> the flow's inputs, and the flow's inputs -> the latent."""
     onnx = _onnx()
     model = onnx.load(str(model_path))
     latent = decoder_input_name(model)
+    cut, _ = flow_cut(model)
     inputs = [i.name for i in model.graph.input]
-    onnx.utils.extract_model(str(model_path), str(out_path), inputs, [latent])
-    return latent
+    onnx.utils.extract_model(str(model_path), str(prior_path), inputs, cut)
+    onnx.utils.extract_model(str(model_path), str(flow_path), cut, [latent])
+    return cut
 
 
 class SplitPiperVoice(PiperVoice):
@@ -123,20 +178,36 @@ class SplitPiperVoice(PiperVoice):
         **kwargs: object,
     ) -> None:
         super().__init__(model, config, **kwargs)
-        onnx = _onnx()
+        model_proto = _onnx().load(str(self.model_path))
+        # the parts are cut from this very file: a changed voice gets parts of its own
         work = Path(work_dir) if work_dir else self.model_path.parent
-        encoder_path = work / f"{self.model_path.stem}.encoder.onnx"
-        if not encoder_path.is_file():
-            extract_encoder(self.model_path, encoder_path)
-        self.encoder = voice_session(encoder_path, what="the voice's encoder")
-        own = hifigan_from_onnx(onnx.load(str(self.model_path)))
+        stem = f"{self.model_path.stem}.{sha256_file(self.model_path)[:12]}"
+        prior_path, flow_path = work / f"{stem}.prior.onnx", work / f"{stem}.flow.onnx"
+        if not (prior_path.is_file() and flow_path.is_file()):
+            extract_prior_and_flow(self.model_path, prior_path, flow_path)
+        self.prior = voice_session(prior_path, what="the voice's text encoder")
+        self.flow = voice_session(flow_path, what="the voice's flow")
+        _, self.flow_context = flow_cut(model_proto)
+        own = hifigan_from_onnx(model_proto)
         self.decoder = decoder if decoder is not None else own
         # pruning changes widths, never kernels, strides or dilations: the voice's own layout
         # gives the hop and receptive field of any decoder built from it
         self.hop, self.context = hop(own.config), receptive_frames(own.config)
 
+    def prior_frames(self, ids: list[int]) -> FlowedLatent:
+        """The sentence's latent, to be computed by the flow window by window."""
+        names = [o.name for o in self.prior.get_outputs()]
+        outputs = dict(zip(names, self.prior.run(None, self.model_inputs(ids)), strict=True))
+        frames = max(x.shape[-1] for x in outputs.values())
+
+        def flow(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            return self.flow.run(None, feeds)[0]
+
+        return FlowedLatent(flow, outputs, frames, self.flow_context)
+
     def latent(self, ids: list[int]) -> np.ndarray:
-        return self.encoder.run(None, self.model_inputs(ids))[0]
+        whole = self.prior_frames(ids)
+        return whole.window(0, whole.frames)
 
     @torch.inference_mode()
     def decode(self, latent: np.ndarray) -> np.ndarray:
@@ -149,7 +220,7 @@ class SplitPiperVoice(PiperVoice):
 
     async def speak_pieces(self, text: str, lang: str | None = None) -> AsyncIterator[AudioPiece]:
         for sentence in await asyncio.to_thread(self.phonemize, text):
-            latent = await asyncio.to_thread(self.latent, self.phonemes_to_ids(sentence))
+            latent = await asyncio.to_thread(self.prior_frames, self.phonemes_to_ids(sentence))
             chunks = decode_chunks(self.decode, latent, self.hop, self.context)
             while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
                 audio, last = chunk

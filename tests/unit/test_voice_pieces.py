@@ -130,6 +130,35 @@ def test_chunked_decoding_equals_decoding_the_whole_sentence(split_voice):
     assert np.abs(joined - decode(latent)).max() < 1e-4
 
 
+def test_the_flow_run_window_by_window_gives_the_whole_sentence_latent(split_voice):
+    from streambot.voice.chunked import FlowedLatent, decode_chunks
+
+    (phonemes,) = split_voice.phonemize("The AeroBrew grinder has forty settings and ships free.")
+    ids = split_voice.phonemes_to_ids(phonemes)
+    whole = split_voice.decode(split_voice.latent(ids))
+    assert split_voice.flow_context == 33  # 4 couplings x 4 convs of kernel 5, plus one
+
+    flowed = split_voice.prior_frames(ids)
+    windows: list[int] = []
+    flow = flowed.flow
+
+    def counting_flow(feeds):
+        windows.append(next(iter(feeds.values())).shape[-1])
+        return flow(feeds)
+
+    flowed.flow = counting_flow
+    chunks = decode_chunks(split_voice.decode, flowed, split_voice.hop, split_voice.context)
+    first, _ = next(chunks)
+    # the first audio needed the flow of its chunk and the contexts only, not the sentence's
+    assert windows == [16 + split_voice.context + split_voice.flow_context]
+    joined = np.concatenate([first, *(audio for audio, _ in chunks)])
+    assert joined.shape == whole.shape and np.abs(joined - whole).max() < 1e-4
+    # with too little context the flow's windows are audibly wrong
+    narrow = FlowedLatent(flow, flowed.inputs, flowed.frames, context=3)
+    wrong = np.concatenate([a for a, _ in decode_chunks(split_voice.decode, narrow, 256, 13)])
+    assert np.abs(wrong - whole).max() > 1e-3
+
+
 def test_the_streamed_voice_hands_over_the_sentence_in_pieces_that_join_to_it(split_voice):
     text = "Yes, the LumaDesk lamp is in stock. It ships in two days."
 
