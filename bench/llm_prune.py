@@ -1,0 +1,141 @@
+"""The LLM pruned by width (compress/prune_llm.py), unpruned vs each ratio in one run.
+
+Real-size architecture with random weights (Qwen2.5-0.5B's published config by default): the
+speed figures hold for trained weights of that shape, the KL figure does not say anything about
+quality (random weights have no knowledge to lose; the build's report measures that on the
+user's model). Per model: time to first token of a 40-token turn after a cached 1,100-token
+system prefix, decode tokens/s, weights + prefix KV cache memory, and the pruned folder reloaded
+in vanilla transformers with the same logits. Timings are interleaved A/B/C, medians.
+
+    python bench/llm_prune.py                     # 0.5B config, ratios 0.25 and 0.5, CPU
+    python bench/llm_prune.py --size 1.5b --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+from llm import SIZES
+from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+from streambot.brain.llm import PrefixCache, forward_with_cache
+from streambot.compress.distill_llm import full_kl
+from streambot.compress.prune_llm import measure_importance, parameter_count, prune_llm
+
+
+def kv_bytes(model: torch.nn.Module, tokens: int) -> int:
+    c = model.config
+    element = next(model.parameters()).element_size()
+    return 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * tokens * element
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=SIZES, default="0.5b")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ratios", default="0.25,0.5")
+    parser.add_argument("--prefix-tokens", type=int, default=1100)
+    parser.add_argument("--turn-tokens", type=int, default=40)
+    parser.add_argument("--decode-tokens", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=151_936, max_position_embeddings=32_768, **SIZES[args.size])
+    base = Qwen2ForCausalLM(config).to(device, dtype).eval()
+    g = torch.Generator().manual_seed(1)
+    calibration = [torch.randint(0, 150_000, (128,), generator=g) for _ in range(8)]
+    importance = measure_importance(base, calibration)
+    models = {"unpruned": base}
+    records = {}
+    for ratio in (float(r) for r in args.ratios.split(",")):
+        pruned = prune_llm(base, importance, ratio, mode="query")
+        models[f"pruned {ratio:g}"] = pruned.model
+        records[f"pruned {ratio:g}"] = pruned
+
+    prefix = torch.randint(0, 150_000, (1, args.prefix_tokens), generator=g).to(device)
+    turn = torch.randint(0, 150_000, (1, args.turn_tokens), generator=g).to(device)
+    held_out = torch.randint(0, 150_000, (256,), generator=g).to(device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def timed(fn) -> float:
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        return time.perf_counter() - t0
+
+    results: dict[str, dict[str, list[float]]] = {
+        name: {"ttft": [], "decode": []} for name in models
+    }
+    with torch.inference_mode():
+        caches = {name: PrefixCache(m, prefix) for name, m in models.items()}
+
+        def first_token(name: str) -> tuple[torch.Tensor, object]:
+            return forward_with_cache(models[name], turn, caches[name].fresh())
+
+        def decode(name: str) -> None:
+            logits, kv = first_token(name)
+            for _ in range(args.decode_tokens):
+                token = logits[:, -1:].argmax(-1)
+                logits, kv = forward_with_cache(models[name], token, kv)
+
+        for name in models:  # warm-up
+            first_token(name)
+        for _ in range(args.repeats):
+            for name in models:
+                results[name]["ttft"].append(timed(lambda n=name: first_token(n)))
+            for name in models:
+                seconds = timed(lambda n=name: decode(n))
+                ttft = results[name]["ttft"][-1]
+                results[name]["decode"].append(args.decode_tokens / max(1e-9, seconds - ttft))
+        base_logits = base(input_ids=held_out[None]).logits[0]
+        kls, reload_diff = {}, {}
+        for name, record in records.items():
+            logits = record.model(input_ids=held_out[None]).logits[0]
+            kls[name] = float(full_kl(logits, base_logits))
+            with tempfile.TemporaryDirectory() as folder:
+                record.model.save_pretrained(folder)
+                again = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device)
+                diff = again(input_ids=held_out[None]).logits[0] - logits
+                reload_diff[name] = float(diff.abs().max())
+
+    print(f"# python bench/llm_prune.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"# Qwen2.5-{args.size} config, random weights, {dtype}, {device}, "
+          f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"turn {args.turn_tokens} tokens after a cached {args.prefix_tokens}-token prefix; "
+          f"medians of {args.repeats}")  # fmt: skip
+    header = ("heads/kv", "MLP", "params", "weights+KV", "1st token", "x", "decode tok/s", "x",
+              "KL vs unpruned", "reload max|diff|")  # fmt: skip
+    print(f"{'model':<14}" + "".join(f"{h:>16}" for h in header))
+    ttft0 = statistics.median(results["unpruned"]["ttft"])
+    rate0 = statistics.median(results["unpruned"]["decode"])
+    for name, model in models.items():
+        c = model.config
+        ttft = statistics.median(results[name]["ttft"])
+        rate = statistics.median(results[name]["decode"])
+        params = parameter_count(model)
+        memory = params * next(model.parameters()).element_size() + kv_bytes(
+            model, args.prefix_tokens
+        )
+        cells = (f"{c.num_attention_heads}/{c.num_key_value_heads}", str(c.intermediate_size),
+                 f"{params / 1e6:.0f}M", f"{memory / 2**20:.0f} MiB", f"{ttft * 1000:.0f} ms",
+                 f"{ttft0 / ttft:.2f}", f"{rate:.1f}", f"{rate / rate0:.2f}",
+                 f"{kls[name]:.3f}" if name in kls else "-",
+                 f"{reload_diff[name]:.1e}" if name in reload_diff else "-")  # fmt: skip
+        print(f"{name:<14}" + "".join(f"{x:>16}" for x in cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

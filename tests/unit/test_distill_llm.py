@@ -1,0 +1,102 @@
+"""Distilling a pruned LLM on a tiny Qwen2 that was first trained on the stream's text, so the
+teacher knows something the pruning takes away and distillation has something to recover."""
+
+from __future__ import annotations
+
+import pytest
+from needs import need_torch
+
+torch = need_torch()
+transformers = pytest.importorskip("transformers")
+
+from streambot.brain.llm import LocalLLM  # noqa: E402
+from streambot.brain.prompt import system_prompt  # noqa: E402
+from streambot.catalog import Catalog  # noqa: E402
+from streambot.compress.distill_llm import (  # noqa: E402
+    distil_llm,
+    llm_fidelity,
+    token_windows,
+    topk_kl,
+)
+from streambot.compress.llm_data import calibration_texts, catalog_questions  # noqa: E402
+from streambot.compress.prune_llm import measure_importance, prune_llm  # noqa: E402
+from tests.llm_fixture import build_tiny_qwen2  # noqa: E402
+
+CATALOG = Catalog.load()
+
+
+def domain_text() -> list[str]:
+    answers = [f"{q} Good question! Let me tell you about it." for q, _ in
+               catalog_questions(CATALOG, 40)]  # fmt: skip
+    return calibration_texts(CATALOG, system_prompt(CATALOG)) + answers
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(folder, model, tokenizer, train ids, held-out ids): 400 steps on the domain text."""
+    texts = domain_text()
+    folder = build_tiny_qwen2(tmp_path_factory.mktemp("teacher"), texts)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder)
+    samples = [torch.tensor(tokenizer(t).input_ids) for t in texts]
+    held, train = samples[1::7], [s for i, s in enumerate(samples) if i % 7 != 1]
+    torch.manual_seed(0)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _, ids in zip(range(400), token_windows(train, 64), strict=False):
+        loss = model(input_ids=ids[None], labels=ids[None]).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    model.save_pretrained(folder)
+    return folder, model, tokenizer, train, held
+
+
+def test_the_trained_teacher_learned_the_domain(trained):
+    _, model, _, _, held = trained
+    figures = llm_fidelity(model, model, held)
+    assert figures["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert figures["perplexity_teacher"] < 60  # far below the 600-token vocabulary's uniform
+
+
+def test_topk_kl_is_zero_for_the_same_logits_and_grows_with_the_difference():
+    teacher = torch.randn(5, 50)
+    assert float(topk_kl(teacher, teacher, k=8)) == pytest.approx(0.0, abs=1e-6)
+    near, far = teacher + 0.1 * torch.randn(5, 50), torch.randn(5, 50)
+    assert 0 < float(topk_kl(near, teacher, k=8)) < float(topk_kl(far, teacher, k=8))
+
+
+def test_distillation_brings_the_pruned_student_back_toward_the_teacher(trained, tmp_path):
+    _, teacher, _, train, held = trained
+    importance = measure_importance(teacher, train[:8])
+    pruned = prune_llm(teacher, importance, ratio=0.5, mode="query")
+    before = llm_fidelity(teacher, pruned.model, held)
+    assert before["kl"] > 0.05  # pruning took something away
+    report = distil_llm(teacher, pruned.model, train, budget_s=120, max_steps=150, lr=2e-3,
+                        window=64, resume_path=tmp_path / "resume.pt")  # fmt: skip
+    after = llm_fidelity(teacher, pruned.model, held)
+    assert report.steps == 150
+    assert after["kl"] < 0.7 * before["kl"]
+    assert abs(after["perplexity_student"] - after["perplexity_teacher"]) < abs(
+        before["perplexity_student"] - before["perplexity_teacher"]
+    )
+    # resumable: a second run with the same widths continues from the saved step
+    again = distil_llm(teacher, pruned.model, train, budget_s=60, max_steps=2, window=64,
+                       resume_path=tmp_path / "resume.pt")  # fmt: skip
+    assert again.resumed_from == 150
+
+
+def test_the_pruned_folder_runs_in_the_brain_with_its_prefix_cache(trained, tmp_path):
+    _, teacher, tokenizer, train, _ = trained
+    pruned = prune_llm(teacher, measure_importance(teacher, train[:4]), ratio=0.5)
+    pruned.model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    llm = LocalLLM(tmp_path, device="cpu")
+    assert llm.model.config.num_attention_heads == 2
+    llm.set_system_prompt(system_prompt(CATALOG))
+    messages = [{"role": "system", "content": system_prompt(CATALOG)},
+                {"role": "user", "content": "how much is the grinder?"}]  # fmt: skip
+    cached = llm.first_token_logits(messages, use_cache=True)
+    uncached = llm.first_token_logits(messages, use_cache=False)
+    assert torch.allclose(cached, uncached, atol=1e-4)
