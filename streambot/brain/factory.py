@@ -5,14 +5,16 @@ a bounded memory of recent turns for follow-up questions. Every part reads the l
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from streambot.brain.base import Brain
 from streambot.brain.catalog import CatalogBrain
 from streambot.catalog import LiveCatalog
-from streambot.config import Config
+from streambot.config import Config, LLMBrainConfig
 from streambot.turn import Turn, TurnKind
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,29 @@ def build_brain(config: Config, live: LiveCatalog | None = None) -> tuple[Brain,
     return RememberingBrain(guarded, memory), catalog_brain
 
 
+def llm_model_path(cfg: LLMBrainConfig) -> Path:
+    """The model folder to run: the pruned one build_engines.py made from ``cfg.path`` when
+    ``cfg.engine`` allows it and it is usable (fresh, a default), else ``cfg.path``; with
+    ``engine = "pruned"`` and none usable, an LLMError saying why (the catalog brain answers)."""
+    from streambot.brain.llm import LLMError
+    from streambot.runtime.manifest import Device
+    from streambot.runtime.select import choose, llm_inputs
+
+    source = Path(cfg.path)
+    if cfg.engine == "none" or not (source / "config.json").is_file():
+        return source
+    inputs = functools.partial(llm_inputs, source)
+    choice = choose("llm", cfg.engines_dir, inputs, Device(), source=source.name)
+    if choice.path is not None:
+        log.info("LLM: the pruned %s built from %s", choice.path.name, source.name)
+        return choice.path
+    if cfg.engine == "pruned":
+        why = "; ".join(choice.refused) or f"{cfg.engines_dir} has none for {source.name}"
+        raise LLMError(f"brain.llm.engine is pruned, but no pruned model is usable: {why} "
+                       "(python build_engines.py --only llm)")  # fmt: skip
+    return source
+
+
 def _build_llm(config: Config, catalog_brain: CatalogBrain) -> tuple[Brain, deque[tuple[str, str]]]:
     """The bare LLM brain (local or remote) and the memory it shares with its wrapper."""
     from streambot.brain.prompt import system_prompt, turn_messages
@@ -70,7 +95,8 @@ def _build_llm(config: Config, catalog_brain: CatalogBrain) -> tuple[Brain, dequ
         from streambot.brain.llm import GenerationSettings, LLMBrain, LocalLLM
 
         memory: deque[tuple[str, str]] = deque(maxlen=cfg.memory_turns)
-        llm = LocalLLM(cfg.path, cfg.device, cfg.dtype, cfg.trust_remote_code, cfg.cpu_nice)
+        path = llm_model_path(cfg)
+        llm = LocalLLM(path, cfg.device, cfg.dtype, cfg.trust_remote_code, cfg.cpu_nice)
         brain = LLMBrain(
             llm,
             lambda turn: turn_messages(turn, live.current, tuple(memory), host),

@@ -66,8 +66,13 @@ class BuildOptions:
     explicit: bool = (
         False  # --only named the kinds: build them even if the config does not use them
     )
-    voice_prune: float | None = None  # --prune when given; else [voice.piper] prune
+    prune_given: float | None = None  # --prune when given; else each config's own prune
     max_voice_mcd_db: float = 4.0  # fidelity floor of a voice engine used by default
+    # ... and how many more words (a share) a recogniser may mishear than with the voice's own
+    max_voice_wer_rise: float = 0.05
+    llm_heads: str = "auto"  # "query": heads within each KV group; "groups": whole KV groups
+    llm_drop_layers: int = 0
+    max_llm_kl: float = 0.5  # teacher-student KL (nats/token) of an LLM used by default
 
 
 @dataclass
@@ -176,6 +181,7 @@ class Plan:
     rows: list[Row]
     wav2lip: Wav2LipBuild | None = None  # resolved once, for the plan and the build
     voices: list = field(default_factory=list)  # VoiceBuild jobs with something to build
+    llm: Any = None  # the LLMBuild job, when it has something to build
 
 
 def plan(config: Config, options: BuildOptions, manifest: Manifest) -> Plan:
@@ -189,9 +195,21 @@ def plan(config: Config, options: BuildOptions, manifest: Manifest) -> Plan:
             result.rows += _plan_wav2lip(result.wav2lip, options, manifest)
     if "voice" in options.only:
         result.rows += _plan_voices(config, options, manifest, result)
-    if "llm" in options.only and options.explicit:
-        result.rows.append(Row("llm", "-", "not built", "this version does not prune the LLM"))
+    if "llm" in options.only:
+        result.rows += _plan_llm(config, options, manifest, result)
     return result
+
+
+def _plan_llm(config: Config, options: BuildOptions, manifest: Manifest, result: Plan):
+    from streambot.compress.llm_build import plan_llm, resolve_llm
+
+    if config.brain.backend != "llm" and not options.explicit:
+        return [Row("llm", "-", "not needed", "brain.backend is not llm")]
+    job = resolve_llm(config, options)
+    rows = plan_llm(job, options, manifest)
+    if any(r.status == "to build" for r in rows):
+        result.llm = job
+    return rows
 
 
 def _plan_voices(config: Config, options: BuildOptions, manifest: Manifest, result: Plan):
@@ -296,6 +314,11 @@ def build(config: Config, options: BuildOptions) -> list[Row]:
         from streambot.compress.voice_build import build_voice_engine
 
         built += build_voice_engine(config, job, options, manifest)
+        manifest.save()
+    if planned.llm is not None:
+        from streambot.compress.llm_build import build_llm
+
+        built += build_llm(config, planned.llm, options, manifest)
         manifest.save()
     return [r for r in rows if r.status != "to build"] + built
 
@@ -591,6 +614,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-voice-mcd", type=float, default=4.0,
                    help="fidelity floor for a voice engine to be used by default: its "
                         "mel-cepstral distortion against the voice's own decoder (dB)")  # fmt: skip
+    p.add_argument("--max-voice-wer-rise", type=float, default=0.05,
+                   help="intelligibility floor for a voice engine to be used by default: how "
+                        "many more words (a share, 0.05 = 5 points) a speech recogniser may "
+                        "mishear than with the voice's own decoder")  # fmt: skip
+    p.add_argument("--llm-heads", default="auto", choices=("auto", "query", "groups"),
+                   help="how the LLM loses attention heads: evenly within each KV group, or "
+                        "whole KV groups (auto: groups where a model has 8 or more)")  # fmt: skip
+    p.add_argument(
+        "--llm-drop-layers",
+        type=int,
+        default=0,
+        help="also drop this many LLM layers, the least influential ones",
+    )
+    p.add_argument("--max-llm-kl", type=float, default=0.5,
+                   help="fidelity floor for a pruned LLM to be used by default: KL from "
+                        "the original on held-out answers (nats per token)")  # fmt: skip
     p.add_argument("--importance", default="auto", choices=("auto", "l2", "activation"),
                    help="which channels pruning keeps: by weight magnitude, by activity on the "
                         "avatar, or whichever measures closer to the teacher")  # fmt: skip
@@ -612,8 +651,9 @@ def _options(args: argparse.Namespace) -> BuildOptions:
         out=Path(args.out), only=only, prune=0.5 if args.prune is None else args.prune,
         distil_minutes=args.distil_minutes, device=args.device, backends=backends,
         force=args.force, dry_run=args.dry_run, min_mouth_psnr_db=args.min_mouth_psnr,
-        importance=args.importance, explicit=bool(args.only), voice_prune=args.prune,
-        max_voice_mcd_db=args.max_voice_mcd,
+        importance=args.importance, explicit=bool(args.only), prune_given=args.prune,
+        max_voice_mcd_db=args.max_voice_mcd, max_voice_wer_rise=args.max_voice_wer_rise,
+        llm_heads=args.llm_heads, llm_drop_layers=args.llm_drop_layers, max_llm_kl=args.max_llm_kl,
     )  # fmt: skip
 
 

@@ -64,7 +64,7 @@ def resolve_voices(config: Config, options: BuildOptions) -> list[VoiceBuild]:
     ]
     if not wanted:
         raise BuildError("voice.piper.model: no Piper voice is configured")
-    ratio = options.voice_prune if options.voice_prune is not None else cfg.prune
+    ratio = options.prune_given if options.prune_given is not None else cfg.prune
     jobs = []
     for key, lang, path in wanted:
         model = Path(path)
@@ -128,6 +128,7 @@ def build_voice_engine(
         report = _distil(teacher, student, train, rate, job, options)
         with torch.no_grad():
             after = fidelity_figures([student(z).numpy() for z in held], reference, rate)
+        heard = _intelligibility(voice, teacher, student, job.lang)
         check = HeldOut([z.numpy() for z in held], reference, rate, voice.hop)
         outputs = _write(teacher, pruned, job, check, options, Path(work))
     shared = {
@@ -139,6 +140,8 @@ def build_voice_engine(
         "teacher": f"the voice's own decoder ({job.model.name}, its trained weights)",
         "held_out_sentences": len(held_text),
         "max_mcd_db": options.max_voice_mcd_db,
+        "intelligibility": heard,
+        "max_wer_rise": options.max_voice_wer_rise,
     }  # fmt: skip
     pruning = {"ratio": job.ratio, "widths": student.config.to_dict(),
                "params_before": pruned.params_before,
@@ -147,7 +150,10 @@ def build_voice_engine(
     rows = []
     for backend, path, own in outputs:
         figures = own or after
-        default = figures["mcd_db"] <= options.max_voice_mcd_db
+        rise = heard["wer_rise"] if heard.get("wer_rise") is not None else None
+        too_far = figures["mcd_db"] > options.max_voice_mcd_db
+        less_clear = rise is not None and rise > options.max_voice_wer_rise
+        default = not too_far and not less_clear
         fidelity = {**shared, "this_file": own} if own else shared
         manifest.put(Artifact(KIND, path.name, sha256_file(path), backend, "fp32",
                               dict(job.inputs), Device(), versions, pruning, fidelity,
@@ -157,11 +163,51 @@ def build_voice_engine(
                   f"{pruned.params_after / 1e6:.2f}M params")  # fmt: skip
         if own and "speed_up" in own:
             detail += f", {own['speed_up']:.2f}x the unpruned decoder (ONNX Runtime)"
-        if not default:
+        if rise is not None:
+            detail += (f", recogniser word errors {heard['wer_teacher']:.0%} -> "
+                       f"{heard['wer_student']:.0%}")  # fmt: skip
+        if too_far:
             detail += (f"; not a default: MCD {figures['mcd_db']:.2f} dB > floor "
                        f"{options.max_voice_mcd_db:g}")  # fmt: skip
+        elif less_clear:
+            detail += (f"; not a default: {rise:.0%} more words misheard than with the voice's "
+                       f"own decoder (--max-voice-wer-rise {options.max_voice_wer_rise:g}); "
+                       "more --distil-minutes brings it back")  # fmt: skip
         rows.append(Row(KIND, path.name, "built", detail))
     return rows
+
+
+def _intelligibility(voice, teacher, student, lang: str) -> dict:
+    """Word error rates of a trained recogniser on everyday sentences spoken by the voice's
+    own decoder and by the pruned one (English voices, with pocketsphinx installed)."""
+    import torch
+
+    from streambot.compress.intelligibility import (
+        EVERYDAY_EN,
+        IntelligibilityError,
+        Transcriber,
+        word_error_rate,
+    )
+
+    if lang != "en":
+        return {"measured": False, "why": f"no recogniser for {lang} here"}
+    try:
+        asr = Transcriber()
+    except IntelligibilityError as exc:
+        log.warning("voice: intelligibility not measured: %s", exc)
+        return {"measured": False, "why": str(exc)}
+    rates = {}
+    for name, decoder in (("teacher", teacher), ("student", student)):
+        heard = []
+        for sentence in EVERYDAY_EN:
+            with torch.no_grad():
+                audio = [decoder(z).numpy().reshape(-1) for z in _latents(voice, [sentence])]
+            heard.append(" ".join(asr.transcribe(a, voice.sample_rate) for a in audio))
+        rates[name] = word_error_rate(EVERYDAY_EN, heard)
+    return {"measured": True, "recogniser": "pocketsphinx en-us (trained, packaged)",
+            "sentences": len(EVERYDAY_EN), "wer_teacher": round(rates["teacher"], 4),
+            "wer_student": round(rates["student"], 4),
+            "wer_rise": round(rates["student"] - rates["teacher"], 4)}  # fmt: skip
 
 
 def _latents(voice, sentences: list[str]) -> list:

@@ -15,7 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from streambot.runtime.manifest import Artifact, Device, Manifest, ManifestError, sha256_file
+from streambot.runtime.manifest import (
+    Artifact,
+    Device,
+    Manifest,
+    ManifestError,
+    sha256_file,
+    sha256_model_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +87,12 @@ def wav2lip_inputs(checkpoint: Path, avatar_key: str) -> dict[str, str]:
 def voice_inputs(model: Path) -> dict[str, str]:
     """What a voice engine must have been built from to stand in for this voice's decoder."""
     return {"voice": sha256_file(model)}
+
+
+def llm_inputs(model: Path) -> dict[str, str]:
+    """What a pruned LLM must have been built from to stand in for this model (a changed
+    catalog does not make it stale: prices and stock come from the prompt, not the weights)."""
+    return {"model": sha256_model_folder(model)}
 
 
 def choose(

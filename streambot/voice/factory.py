@@ -81,6 +81,8 @@ def piper_voice(cfg: PiperVoiceConfig, model: str = "") -> PiperVoice:
             log.info("voice %s: pruned decoder %s, streamed", Path(model).name, engine.path.name)
             return SplitPiperVoice(model, config or None, work_dir=cfg.work_dir or None,
                                    decoder=engine, settings=settings)  # fmt: skip
+        if cfg.decoder == "auto":
+            return _own_decoder_streamed(cfg, model, config, settings)
         if cfg.decoder == "engine":
             from streambot.voice.piper import VoiceError
 
@@ -94,6 +96,23 @@ def piper_voice(cfg: PiperVoiceConfig, model: str = "") -> PiperVoice:
             model, config or None, work_dir=cfg.work_dir or None, settings=settings
         )
     return PiperVoice(model, config or None, settings=settings)
+
+
+def _own_decoder_streamed(cfg: PiperVoiceConfig, model: str, config: str, settings):
+    """The voice with its own (unpruned) decoder, streamed: the first audio still leaves after
+    one chunk. Without PyTorch (the piper extra alone) it cannot be split: the whole voice."""
+    from streambot.voice.piper import PiperVoice
+
+    try:
+        from streambot.voice.decoder_engine import OnnxDecoder
+        from streambot.voice.piper_split import SplitPiperVoice, own_decoder_path
+    except ImportError as exc:
+        log.info("voice %s: not streamed (%s); the whole voice per sentence", model, exc)
+        return PiperVoice(model, config or None, settings=settings)
+    decoder = OnnxDecoder(own_decoder_path(model, cfg.work_dir or None))
+    log.info("voice %s: its own decoder, streamed (no usable pruned engine)", Path(model).name)
+    return SplitPiperVoice(model, config or None, work_dir=cfg.work_dir or None,
+                           decoder=decoder, settings=settings)  # fmt: skip
 
 
 def built_decoder(cfg: PiperVoiceConfig, model: Path):

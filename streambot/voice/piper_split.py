@@ -11,6 +11,7 @@ graph's waveform (tests state the tolerance).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import ModuleType
@@ -38,6 +39,14 @@ def _onnx() -> ModuleType:
     except ImportError as exc:
         raise VoiceError("splitting a voice needs the onnx package: pip install onnx") from exc
     return onnx
+
+
+def load_voice_graph(path: str | Path) -> onnx.ModelProto:
+    """The voice's ONNX graph, or a VoiceError naming the file."""
+    try:
+        return _onnx().load(str(path))
+    except Exception as exc:  # protobuf's DecodeError, OSError: the file is not a model
+        raise VoiceError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
 
 
 def decoder_input_name(model: onnx.ModelProto) -> str:
@@ -153,13 +162,53 @@ def flow_cut(model: onnx.ModelProto) -> tuple[list[str], int]:
 def extract_prior_and_flow(model_path: Path, prior_path: Path, flow_path: Path) -> list[str]:
     """Write the voice's inputs -> the flow's inputs, and the flow's inputs -> the latent."""
     onnx = _onnx()
-    model = onnx.load(str(model_path))
+    model = load_voice_graph(model_path)
     latent = decoder_input_name(model)
     cut, _ = flow_cut(model)
     inputs = [i.name for i in model.graph.input]
     onnx.utils.extract_model(str(model_path), str(prior_path), inputs, cut)
     onnx.utils.extract_model(str(model_path), str(flow_path), cut, [latent])
     return cut
+
+
+def extract_decoder(model_path: Path, out_path: Path) -> Path:
+    """Write the voice's own decoder (latent -> samples) as an ONNX graph whose input is named
+    ``latent``, as the builder's engines are: the unpruned decoder, streamed, exactly as the
+    voice decodes (no PyTorch round trip)."""
+    onnx = _onnx()
+    model = load_voice_graph(model_path)
+    latent = decoder_input_name(model)
+    outputs = [o.name for o in model.graph.output]
+    onnx.utils.extract_model(str(model_path), str(out_path), [latent], outputs)
+    decoder = onnx.load(str(out_path))
+    for node in decoder.graph.node:
+        node.input[:] = ["latent" if name == latent else name for name in node.input]
+    decoder.graph.input[0].name = "latent"
+    onnx.save(decoder, str(out_path))
+    return out_path
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, _size: int, _mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
+def voice_part(model_path: Path, work_dir: str | Path | None, part: str) -> Path:
+    """Where a part cut from this very voice file is kept: a changed voice gets its own."""
+    work = Path(work_dir) if work_dir else model_path.parent
+    if not model_path.is_file():
+        raise VoiceError(f"Piper voice file not found: {model_path}")
+    stat = model_path.stat()
+    digest = _digest(str(model_path), stat.st_size, stat.st_mtime_ns)
+    return work / f"{model_path.stem}.{digest[:12]}.{part}.onnx"
+
+
+def own_decoder_path(model_path: str | Path, work_dir: str | Path | None = None) -> Path:
+    """The voice's own decoder as an ONNX engine, cut from the voice the first time."""
+    path = voice_part(Path(model_path), work_dir, "decoder")
+    if not path.is_file():
+        extract_decoder(Path(model_path), path)
+    return path
 
 
 class SplitPiperVoice(PiperVoice):
@@ -178,11 +227,9 @@ class SplitPiperVoice(PiperVoice):
         **kwargs: object,
     ) -> None:
         super().__init__(model, config, **kwargs)
-        model_proto = _onnx().load(str(self.model_path))
-        # the parts are cut from this very file: a changed voice gets parts of its own
-        work = Path(work_dir) if work_dir else self.model_path.parent
-        stem = f"{self.model_path.stem}.{sha256_file(self.model_path)[:12]}"
-        prior_path, flow_path = work / f"{stem}.prior.onnx", work / f"{stem}.flow.onnx"
+        model_proto = load_voice_graph(self.model_path)
+        prior_path = voice_part(self.model_path, work_dir, "prior")
+        flow_path = voice_part(self.model_path, work_dir, "flow")
         if not (prior_path.is_file() and flow_path.is_file()):
             extract_prior_and_flow(self.model_path, prior_path, flow_path)
         self.prior = voice_session(prior_path, what="the voice's text encoder")

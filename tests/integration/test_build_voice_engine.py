@@ -62,8 +62,8 @@ def entry(project: Path, name: str) -> dict:
 
 
 def test_build_then_the_voice_runs_it_then_refuses_it_when_stale(project, caplog):
-    # a few seconds of distillation: the floor is opened wide to test the daemon's side
-    first = build(project, "--max-voice-mcd", "50")
+    # a few seconds of distillation: the floors are opened wide to test the daemon's side
+    first = build(project, "--max-voice-mcd", "50", "--max-voice-wer-rise", "1")
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stdout.count("built") == 2 and "MCD" in first.stdout
     onnx_entry = entry(project, ENGINE)
@@ -81,8 +81,12 @@ def test_build_then_the_voice_runs_it_then_refuses_it_when_stale(project, caplog
     assert abs(own["mcd_db"] - after["mcd_db"]) < 0.1  # the ONNX file decodes as the model
     assert own["speed_up"] > 0 and own["decode_rtf"] > 0
     assert onnx_entry["default"] and fidelity["max_mcd_db"] == 50
+    heard = fidelity["intelligibility"]  # a trained recogniser on everyday sentences
+    assert heard["measured"] and heard["sentences"] == 20
+    assert heard["wer_teacher"] < 0.4 and heard["wer_rise"] == pytest.approx(
+        heard["wer_student"] - heard["wer_teacher"], abs=1e-3)  # fmt: skip
 
-    again = build(project, "--max-voice-mcd", "50")
+    again = build(project, "--max-voice-mcd", "50", "--max-voice-wer-rise", "1")
     assert again.returncode == 0 and again.stdout.count("up to date") == 2, again.stdout
 
     config = load_config(project / "config.toml")
@@ -98,7 +102,8 @@ def test_build_then_the_voice_runs_it_then_refuses_it_when_stale(project, caplog
     onnx.save(model, str(project / "joe.onnx"))
     with caplog.at_level(logging.WARNING):
         voice = build_voice(config).voices["en"]
-    assert not isinstance(voice, SplitPiperVoice)  # the whole voice, unpruned
+    # its own decoder instead, still streamed
+    assert isinstance(voice, SplitPiperVoice) and voice.decoder.path.name.endswith(".decoder.onnx")
     assert "stale: the voice changed" in caplog.text
     config.voice.piper.decoder = "engine"
     caplog.clear()
@@ -113,6 +118,10 @@ def test_below_the_floor_the_engine_is_kept_but_not_a_default(project, caplog):
     built = build(project, "--max-voice-mcd", "0.01", "--force")
     assert built.returncode == 0, built.stderr[-3000:]
     assert "not a default: MCD" in built.stdout
+    assert entry(project, ENGINE)["default"] is False
+    # a few seconds of distillation leave it audibly less clear: the intelligibility floor
+    unclear = build(project, "--max-voice-mcd", "50", "--max-voice-wer-rise", "-1", "--force")
+    assert "more words misheard than with the voice's own decoder" in unclear.stdout
     assert entry(project, ENGINE)["default"] is False
     config = load_config(project / "config.toml")
     config.voice.piper.decoder = "engine"

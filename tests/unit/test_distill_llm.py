@@ -12,15 +12,10 @@ transformers = pytest.importorskip("transformers")
 from streambot.brain.llm import LocalLLM  # noqa: E402
 from streambot.brain.prompt import system_prompt  # noqa: E402
 from streambot.catalog import Catalog  # noqa: E402
-from streambot.compress.distill_llm import (  # noqa: E402
-    distil_llm,
-    llm_fidelity,
-    token_windows,
-    topk_kl,
-)
+from streambot.compress.distill_llm import distil_llm, llm_fidelity, topk_kl  # noqa: E402
 from streambot.compress.llm_data import calibration_texts, catalog_questions  # noqa: E402
 from streambot.compress.prune_llm import measure_importance, prune_llm  # noqa: E402
-from tests.llm_fixture import build_tiny_qwen2  # noqa: E402
+from tests.llm_fixture import build_tiny_qwen2, train_on_texts  # noqa: E402
 
 CATALOG = Catalog.load()
 
@@ -36,20 +31,11 @@ def trained(tmp_path_factory):
     """(folder, model, tokenizer, train ids, held-out ids): 400 steps on the domain text."""
     texts = domain_text()
     folder = build_tiny_qwen2(tmp_path_factory.mktemp("teacher"), texts)
+    train_on_texts(folder, [t for i, t in enumerate(texts) if i % 7 != 1])
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
     samples = [torch.tensor(tokenizer(t).input_ids) for t in texts]
     held, train = samples[1::7], [s for i, s in enumerate(samples) if i % 7 != 1]
-    torch.manual_seed(0)
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    for _, ids in zip(range(400), token_windows(train, 64), strict=False):
-        loss = model(input_ids=ids[None], labels=ids[None]).loss
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    model.eval()
-    model.save_pretrained(folder)
     return folder, model, tokenizer, train, held
 
 
