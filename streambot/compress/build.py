@@ -299,6 +299,21 @@ def progress(enabled: bool | None = None) -> Iterator[Any]:
         yield bar
 
 
+def distil_ticker(bar: Any, description: str, budget_s: float, every: int = 50):
+    """The ``on_step`` of a distillation: the progress bar by elapsed budget, or a log line
+    every ``every`` steps when there is no bar."""
+    task = bar.add_task(description, total=budget_s) if bar is not None else None
+    started = time.monotonic()
+
+    def tick(step: int, loss: float) -> None:
+        if bar is not None:
+            bar.update(task, completed=min(budget_s, time.monotonic() - started))
+        elif step % every == 0:
+            log.info("%s: step %d, loss %.4f", description, step, loss)
+
+    return tick
+
+
 def build(config: Config, options: BuildOptions) -> list[Row]:
     manifest = Manifest.load(options.out)
     planned = plan(config, options, manifest)
@@ -363,15 +378,7 @@ def _build_wav2lip(
         student = pruned.model
         before = importance[pruned.importance]
         budget = options.distil_minutes * 60.0
-        task = bar.add_task("distilling", total=budget) if bar is not None else None
-        started = time.monotonic()
-
-        def tick(step: int, loss: float) -> None:
-            if bar is not None:
-                bar.update(task, completed=min(budget, time.monotonic() - started))
-            elif step % 50 == 0:
-                log.info("wav2lip: distillation step %d, loss %.4f", step, loss)
-
+        tick = distil_ticker(bar, "distilling wav2lip", budget)
         report = distil(teacher, student, train.batches(options.batch), budget_s=budget,
                         resume_path=options.out / ".wav2lip-distil.pt", device=options.device,
                         on_step=tick)  # fmt: skip

@@ -29,6 +29,7 @@ from streambot.compress.build import (
     Row,
     _catalog,
     _curve,
+    distil_ticker,
     plan_outputs,
     progress,
 )
@@ -176,15 +177,7 @@ def _distil(teacher, student, train, job: LLMBuild, options: BuildOptions, budge
 
     resume = options.out / f".{job.folder}.{job.inputs['model'][:12]}.distil"
     with progress() as bar:
-        task = bar.add_task(f"distilling {job.model.name}", total=budget) if bar else None
-        started = time.monotonic()
-
-        def tick(step: int, loss: float) -> None:
-            if bar is not None:
-                bar.update(task, completed=min(budget, time.monotonic() - started))
-            elif step % 50 == 0:
-                log.info("llm: distillation step %d, KL %.4f", step, loss)
-
+        tick = distil_ticker(bar, f"distilling {job.model.name}", budget)
         return distil_llm(teacher, student, train, budget_s=budget, window=WINDOW_TOKENS,
                           resume_path=resume, device=options.device, on_step=tick)  # fmt: skip
 

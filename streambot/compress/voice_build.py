@@ -29,6 +29,7 @@ from streambot.compress.build import (
     Row,
     _catalog,
     _curve,
+    distil_ticker,
     plan_outputs,
     progress,
 )
@@ -223,15 +224,7 @@ def _distil(teacher, student, train, rate: int, job: VoiceBuild, options: BuildO
     budget = options.distil_minutes * 60.0
     resume = options.out / f".{job.files['torch']}.{job.inputs['voice'][:12]}.distil"
     with progress() as bar:
-        task = bar.add_task(f"distilling {job.model.name}", total=budget) if bar else None
-        started = time.monotonic()
-
-        def tick(step: int, loss: float) -> None:
-            if bar is not None:
-                bar.update(task, completed=min(budget, time.monotonic() - started))
-            elif step % 100 == 0:
-                log.info("voice: distillation step %d, loss %.4f", step, loss)
-
+        tick = distil_ticker(bar, f"distilling {job.model.name}", budget, every=100)
         return distil_decoder(teacher, student, latent_segments(train, TRAIN_LATENT_FRAMES),
                               rate, budget_s=budget, lr=1e-3, resume_path=resume,
                               device=options.device, on_step=tick)  # fmt: skip
