@@ -32,7 +32,8 @@ from streambot.compress.prune_llm import measure_importance, parameter_count, pr
 def kv_bytes(model: torch.nn.Module, tokens: int) -> int:
     c = model.config
     element = next(model.parameters()).element_size()
-    return 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * tokens * element
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    return 2 * c.num_hidden_layers * c.num_key_value_heads * head_dim * tokens * element
 
 
 def main() -> int:

@@ -14,7 +14,13 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
 def build_tiny_qwen2(
-    folder: Path, corpus: list[str], seed: int = 0, hidden: int = 64, layers: int = 2
+    folder: Path,
+    corpus: list[str],
+    seed: int = 0,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
 ) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -42,8 +48,8 @@ def build_tiny_qwen2(
         hidden_size=hidden,
         intermediate_size=hidden * 2,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=4096,
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         tie_word_embeddings=True,
@@ -55,9 +61,12 @@ def build_tiny_qwen2(
     return folder
 
 
-def train_on_texts(folder: Path, texts: list[str], steps: int = 400, seed: int = 0) -> None:
-    """Train the model in ``folder`` on ``texts`` (next-token loss, 64-token windows) and save
-    it back: a teacher that knows the domain, so that pruning loses something real."""
+def train_on_texts(
+    folder: Path, texts: list[str], steps: int = 400, seed: int = 0, window: int = 64
+) -> float:
+    """Train the model in ``folder`` on ``texts`` (next-token loss, ``window``-token windows)
+    and save it back: a teacher that knows the domain, so that pruning loses something real.
+    Returns the mean loss of the last 50 steps."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -69,10 +78,13 @@ def train_on_texts(folder: Path, texts: list[str], steps: int = 400, seed: int =
     torch.manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
-    for _, ids in zip(range(steps), token_windows(samples, 64, seed), strict=False):
+    losses = []
+    for _, ids in zip(range(steps), token_windows(samples, window, seed), strict=False):
         loss = model(input_ids=ids[None], labels=ids[None]).loss
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+        losses.append(loss.item())
     model.eval()
     model.save_pretrained(folder)
+    return sum(losses[-50:]) / max(1, len(losses[-50:]))

@@ -1,0 +1,120 @@
+"""build_engines.py --only llm on a small Qwen2 trained here on the stream's own conversations.
+
+The 0.5B bench (bench/llm_prune.py) runs random weights: it measures speed and says nothing
+about quality. This one measures quality, on a model that knows something to lose: a Qwen2 (by
+default hidden 256, 4 layers, 8 query heads in 2 KV groups) with a byte-level BPE, trained at
+the start of the run on the catalog, the system prompt and viewer questions answered by the
+catalog brain (so its answers carry the catalog's figures), then handed to the real builder as
+``[brain.llm] path``. The figures printed are the build's own report from the manifest: weights,
+teacher-student KL and perplexity on held-out teacher-written answers before and after
+distillation, and the guard's correction rate on the generated catalog questions for the
+teacher and for the pruned student. A small trained model, not a Qwen checkpoint: it says what
+the build recovers, not what a 0.5B keeps.
+
+    python bench/llm_build.py                          # ratio 0.5, 4 minutes of distillation
+    python bench/llm_build.py --prune 0.25 --distil-minutes 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.llm_fixture
+
+import torch  # noqa: E402
+from transformers import AutoTokenizer  # noqa: E402
+
+from streambot.brain.catalog import CatalogAnswerer  # noqa: E402
+from streambot.brain.prompt import system_prompt  # noqa: E402
+from streambot.catalog import Catalog  # noqa: E402
+from streambot.compress.llm_data import calibration_texts, catalog_questions  # noqa: E402
+from tests.llm_fixture import build_tiny_qwen2, train_on_texts  # noqa: E402
+
+
+def conversations(catalog: Catalog, count: int) -> list[list[dict[str, str]]]:
+    """Viewer questions with the catalog brain's answer (right figures by construction)."""
+    answerer = CatalogAnswerer(catalog)
+    chats = []
+    for question, lang in catalog_questions(catalog, count, seed=7):
+        answer = answerer.answer(question, "friend", lang)
+        chats.append([{"role": "user", "content": question},
+                      {"role": "assistant", "content": answer}])  # fmt: skip
+    return chats
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prune", type=float, default=0.5)
+    parser.add_argument("--distil-minutes", type=float, default=4.0)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--kv-heads", type=int, default=2)
+    parser.add_argument("--train-steps", type=int, default=600)
+    parser.add_argument("--train-window", type=int, default=2048,
+                        help="tokens per training window: the whole prompt, as the host sends it")
+    parser.add_argument("--llm-heads", default="auto", choices=("auto", "query", "groups"))
+    args = parser.parse_args()
+    catalog = Catalog.load()
+    system = system_prompt(catalog)
+    chats = conversations(catalog, 400)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        plain = calibration_texts(catalog, system) + [c[0]["content"] for c in chats]
+        teacher = build_tiny_qwen2(folder / "teacher", plain + [c[1]["content"] for c in chats],
+                                   hidden=args.hidden, layers=args.layers, heads=args.heads,
+                                   kv_heads=args.kv_heads)  # fmt: skip
+        tokenizer = AutoTokenizer.from_pretrained(teacher)
+        texts = plain + [tokenizer.apply_chat_template(c, tokenize=False) for c in chats]
+        started = time.monotonic()
+        loss = train_on_texts(teacher, texts, steps=args.train_steps, window=args.train_window)
+        trained_s = time.monotonic() - started
+        (folder / "config.toml").write_text(
+            f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{teacher}'\ndevice = 'cpu'\n"
+        )
+        command = [sys.executable, str(ROOT / "build_engines.py"), "--config",
+                   str(folder / "config.toml"), "--out", str(folder / "engines"), "--only", "llm",
+                   "--prune", str(args.prune), "--distil-minutes", str(args.distil_minutes),
+                   "--llm-heads", args.llm_heads, "--max-llm-kl", "100"]  # fmt: skip
+        built = subprocess.run(command, capture_output=True, text=True, cwd=folder)
+        if built.returncode != 0:
+            print(built.stdout, built.stderr[-4000:], sep="\n")
+            return built.returncode
+        manifest = json.loads((folder / "engines" / "manifest.json").read_text())
+    (entry,) = [a for a in manifest["artifacts"] if a["kind"] == "llm"]
+    pruning, fidelity = entry["pruning"], entry["fidelity"]
+    before, after = fidelity["before_distillation"], fidelity["after_distillation"]
+    print(f"# python bench/llm_build.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"# teacher: Qwen2 hidden {args.hidden}, {args.layers} layers, {args.heads}/"
+          f"{args.kv_heads} heads, trained here {args.train_steps} steps of "
+          f"{args.train_window} tokens in {trained_s:.0f} s "
+          f"(last loss {loss:.2f}); {platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(f"pruned to: {pruning['after']}  params {pruning['params_before'] / 1e6:.2f}M -> "
+          f"{pruning['params_after'] / 1e6:.2f}M, weights {pruning['weight_bytes'] / 2**20:.1f} "
+          f"MiB")  # fmt: skip
+    distil = fidelity["distillation"]
+    print(f"distillation: {distil['steps']} steps in {distil['seconds']} s, loss "
+          f"{distil['first_loss']:.3f} -> {distil['last_loss']:.3f}; held-out answers "
+          f"{fidelity['held_out_answers']}")  # fmt: skip
+    print(f"{'':<22}{'KL':>10}{'ppl teacher':>14}{'ppl student':>14}")
+    for name, row in (("before distillation", before), ("after distillation", after)):
+        print(f"{name:<22}{row['kl']:>10.3f}{row['perplexity_teacher']:>14.2f}"
+              f"{row['perplexity_student']:>14.2f}")  # fmt: skip
+    for who in ("teacher", "student"):
+        g = fidelity["guard"][who]
+        print(f"guard, {who:<8} {g['questions']} answers: figure corrected {g['corrected']:.0%}, "
+              f"answer replaced {g['replaced']:.0%}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
