@@ -59,8 +59,12 @@ def main() -> int:
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--kv-heads", type=int, default=2)
     parser.add_argument("--train-steps", type=int, default=600)
-    parser.add_argument("--train-window", type=int, default=2048,
-                        help="tokens per training window: the whole prompt, as the host sends it")
+    parser.add_argument(
+        "--train-window",
+        type=int,
+        default=2048,
+        help="tokens per training window: the whole prompt, as the host sends it",
+    )
     parser.add_argument("--llm-heads", default="auto", choices=("auto", "query", "groups"))
     args = parser.parse_args()
     catalog = Catalog.load()
