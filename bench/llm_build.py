@@ -63,7 +63,7 @@ def main() -> int:
         "--train-window",
         type=int,
         default=2048,
-        help="tokens per training window: the whole prompt, as the host sends it",
+        help="tokens per training window (longer than any training text: whole texts)",
     )
     parser.add_argument("--llm-heads", default="auto", choices=("auto", "query", "groups"))
     args = parser.parse_args()

@@ -26,14 +26,18 @@ from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from streambot.brain.llm import PrefixCache, forward_with_cache
 from streambot.compress.distill_llm import full_kl
-from streambot.compress.prune_llm import measure_importance, parameter_count, prune_llm
+from streambot.compress.prune_llm import (
+    LLMWidths,
+    measure_importance,
+    parameter_count,
+    prune_llm,
+)
 
 
 def kv_bytes(model: torch.nn.Module, tokens: int) -> int:
-    c = model.config
+    w = LLMWidths.of(model.config)
     element = next(model.parameters()).element_size()
-    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-    return 2 * c.num_hidden_layers * c.num_key_value_heads * head_dim * tokens * element
+    return 2 * w.layers * w.kv_heads * w.head_dim * tokens * element
 
 
 def main() -> int:
