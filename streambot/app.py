@@ -27,6 +27,7 @@ from streambot.metrics import Metrics, serve_metrics
 from streambot.preflight import preflight
 from streambot.stage.clock import Clock, DeviceClock, MonotonicClock, VirtualClock
 from streambot.stage.director import StageDirector, obs_controller, picture_delay
+from streambot.stage.overlay.director import OverlayDirector, build_compositor
 from streambot.stage.presenter import Presenter
 from streambot.stage.sinks.audio_device import AudioDeviceSink
 from streambot.stage.sinks.base import Sink, StreamFormat
@@ -171,6 +172,7 @@ class App:
             cfg.stream.width, cfg.stream.height, cfg.stream.fps, cfg.stream.sample_rate
         )
         self.sinks: SinkFanout | None = None
+        self.overlay: OverlayDirector | None = None
         self.presenter: Presenter | None = None
         self.host: Host | None = None
 
@@ -304,6 +306,7 @@ class App:
         cfg = self.config
         self.sinks = SinkFanout(build_sinks(cfg), self.fmt, cfg.sinks.queue_frames)
         self._pace_on_the_sound_card()
+        self.overlay = self._overlay()
         self.presenter = Presenter(
             self.face,
             self.sinks,
@@ -313,12 +316,14 @@ class App:
             buffer_s=cfg.face.buffer_s,
             max_behind_s=cfg.stream.max_behind_s,
             metrics=self.metrics,
+            compositor=self.overlay.compositor if self.overlay is not None else None,
         )
         observers: list[TurnObserver] = [
             TurnRecorder(self.store),
             TurnMetrics(self.metrics),
             ChatReplies(self._reply_in_chat),
             *([director] if director is not None else []),
+            *([self.overlay] if self.overlay is not None else []),
             *self.turn_observers,
         ]
         self.host = Host(
@@ -345,6 +350,7 @@ class App:
     def _start_tasks(self, seconds: float | None) -> list[asyncio.Task]:
         assert self.presenter is not None and self.host is not None
         max_frames = None if seconds is None else round(seconds * self.config.stream.fps)
+        overlay = [self.overlay.run(self.stop)] if self.overlay is not None else []
         return [
             asyncio.create_task(self.presenter.run(self.stop, max_frames), name="presenter"),
             asyncio.create_task(self.host.run(self.stop), name="host"),
@@ -352,6 +358,7 @@ class App:
             asyncio.create_task(self._watch_catalog(), name="catalog"),
             asyncio.create_task(self._prune_store(), name="store-prune"),
             *(asyncio.create_task(self._pump(s), name=f"chat-{s.name}") for s in self.sources),
+            *(asyncio.create_task(run, name="overlay") for run in overlay),
         ]
 
     async def _close(
@@ -401,6 +408,14 @@ class App:
                     )
                 return
         log.info("audio device unavailable; pacing the stream on the monotonic clock")
+
+    def _overlay(self) -> OverlayDirector | None:
+        """The overlays drawn into the picture, when ``[overlay] enabled``."""
+        cfg = self.config.overlay
+        if not cfg.enabled:
+            return None
+        compositor = build_compositor(cfg, self.fmt.width, self.fmt.height)
+        return OverlayDirector(cfg, compositor, self.catalog, self.clock)
 
     def _director(self) -> StageDirector | None:
         cfg = self.config.obs

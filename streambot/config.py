@@ -336,6 +336,53 @@ class ObsConfig(_Section):
         return read_secret(self.password_env)
 
 
+Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
+
+
+class OverlayLabelConfig(_Section):
+    # Platform rules and China's 2025 labelling measures want AI hosts visibly labelled.
+    enabled: bool = True
+    text: Annotated[str, Field(max_length=120)] = "AI-generated host · AI生成内容"
+    corner: Corner = "top-right"
+
+
+class OverlayCaptionConfig(_Section):
+    enabled: bool = True  # the question being answered, at the bottom
+
+
+class OverlayCardConfig(_Section):
+    enabled: bool = True  # picture, name, price, stock and shipping of the product discussed
+    corner: Corner = "top-left"
+
+
+def _deadline(value: str) -> str:
+    if value:
+        from datetime import datetime
+
+        when = datetime.fromisoformat(value)  # ValueError names the text
+        if when.tzinfo is None:
+            raise ValueError("give the time zone too, e.g. 2026-12-24T20:00:00+08:00")
+    return value
+
+
+class OverlayCountdownConfig(_Section):
+    # A deal that ends at ``ends_at`` (ISO 8601 with its time zone); a script's countdown
+    # segment starts one too. ``{time}`` is the time left.
+    ends_at: Annotated[str, AfterValidator(_deadline)] = ""
+    text: Annotated[str, Field(max_length=120)] = "Deal ends in {time}"
+    corner: Corner = "top-right"
+
+
+class OverlayConfig(_Section):
+    # Overlays drawn into the picture itself (every sink gets them, with or without OBS).
+    enabled: bool = True
+    font: str = ""  # a .ttf/.otf/.ttc; "": the Noto Sans CJK SC that mpl-font ships
+    label: OverlayLabelConfig = OverlayLabelConfig()
+    caption: OverlayCaptionConfig = OverlayCaptionConfig()
+    card: OverlayCardConfig = OverlayCardConfig()
+    countdown: OverlayCountdownConfig = OverlayCountdownConfig()
+
+
 class StoreConfig(_Section):
     path: str = "streambot.db"
     # The record is kept this many days, then pruned hourly (0 keeps it forever); messages
@@ -363,6 +410,7 @@ class Config(_Section):
     face: FaceConfig = FaceConfig()
     sinks: SinksConfig = SinksConfig()
     obs: ObsConfig = ObsConfig()
+    overlay: OverlayConfig = OverlayConfig()
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()

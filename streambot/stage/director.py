@@ -72,6 +72,16 @@ def caption_for(turn: Turn) -> str:
     return ""
 
 
+def product_for(turn: Turn, catalog: Catalog) -> Product | None:
+    """The product a turn is about: a pitch's topic, else the first one its message names."""
+    if turn.kind == TurnKind.PITCH and turn.topic:
+        return catalog.by_id(turn.topic)
+    if turn.message is not None:
+        found = catalog.find(turn.message.text)
+        return found[0] if found else None
+    return None
+
+
 class StageDirector(TurnObserver):
     def __init__(
         self,
@@ -112,13 +122,7 @@ class StageDirector(TurnObserver):
         return self.live.current
 
     def product_for(self, turn: Turn) -> Product | None:
-        catalog = self.catalog
-        if turn.kind == TurnKind.PITCH and turn.topic:
-            return catalog.by_id(turn.topic)
-        if turn.message is not None:
-            found = catalog.find(turn.message.text)
-            return found[0] if found else None
-        return None
+        return product_for(turn, self.catalog)
 
     async def start(self) -> None:
         await self.controller.start()

@@ -35,6 +35,7 @@ import numpy as np
 from streambot.events import Clip, TurnEnd
 from streambot.face.base import Face
 from streambot.stage.clock import Clock, VirtualClock
+from streambot.stage.overlay.compositor import Compositor
 from streambot.stage.schedule import SAFETY, RenderRate, inside_slack
 from streambot.stage.sinks.fanout import SinkFanout
 from streambot.tasks import wait_or_stop
@@ -156,8 +157,11 @@ class Presenter:
         buffer_s: float = 8.0,
         max_behind_s: float = 0.5,
         metrics=None,
+        compositor: Compositor | None = None,
     ) -> None:
+        """``compositor``: overlays blended over every frame before the sinks get it."""
         self.face, self.sinks, self.clock, self.fps = face, sinks, clock, fps
+        self.compositor = compositor
         self.samples_per_frame = samples_per_frame(fps, sample_rate)
         self.clips = ClipQueue(round(buffer_s * fps))
         self.stats = PresenterStats()
@@ -277,6 +281,8 @@ class Presenter:
                     await self.clock.sleep_until(deadline)
                 frame, pcm, turn_id = await self._next_frame(stop)
                 self._next_slot = k + 1  # frame k is taken; a speech scheduled now comes later
+                if self.compositor is not None:
+                    frame = self.compositor.compose(frame)
                 await self.sinks.write(k, frame, pcm)
                 self._account(turn_id)
                 self._report(k)
