@@ -56,6 +56,7 @@ def build_config(args: argparse.Namespace, work: Path) -> Config:
     config.sinks.null.enabled = args.sink == "null"
     config.sinks.file.enabled = args.sink == "file"
     config.sinks.file.path = str(work / "bench.mp4")
+    config.overlay.enabled = args.overlay == "on"
     return config
 
 
@@ -65,17 +66,19 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=6.0, help="seconds between questions")
     parser.add_argument("--sink", choices=["null", "file"], default="file")
     parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--overlay", choices=["on", "off"], default="on")
     args = parser.parse_args()
     setup_logging("WARNING")
     logging.getLogger("streambot").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         config = build_config(args, Path(tmp))
         started = time.perf_counter()
-        report = asyncio.run(App(config).run(args.seconds))
+        app = App(config)
+        report = asyncio.run(app.run(args.seconds))
         wall = time.perf_counter() - started
         print(
             f"# bench/pipeline.py --seconds {args.seconds:g} --interval {args.interval:g} "
-            f"--sink {args.sink} --size {args.size}"
+            f"--sink {args.sink} --size {args.size} --overlay {args.overlay}"
         )
         print(f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}")
         print(
@@ -83,6 +86,12 @@ def main() -> int:
             f"late frames {report.late_frames}, live-sink drops {report.sink_drops}, "
             f"turns {report.turns}"
         )
+        if app.overlay is not None:
+            times = sorted(app.overlay.compositor.recent_seconds)
+            if times:
+                p50, p95 = times[len(times) // 2], times[int(len(times) * 0.95)]
+                print(f"overlay compose per frame: median {p50 * 1e3:.2f} ms, "
+                      f"p95 {p95 * 1e3:.2f} ms (last {len(times)} frames)")  # fmt: skip
         store = Store(config.store.path)
         print(format_latency_table(store))
         store.close()

@@ -16,7 +16,7 @@ from streambot.catalog import LiveCatalog
 from streambot.chat.base import ChatSource
 from streambot.chat.factory import build_platform_sources
 from streambot.chat.local import HttpChatSource, ReplayChatSource, StdinChatSource
-from streambot.config import Config
+from streambot.config import Config, ConfigError
 from streambot.events import ChatMessage, Decision
 from streambot.face.factory import build_face, slow_face_policy
 from streambot.host import Host, Stages
@@ -25,6 +25,8 @@ from streambot.ingest import Ingest
 from streambot.logs import redact
 from streambot.metrics import Metrics, serve_metrics
 from streambot.preflight import preflight
+from streambot.script.model import ScriptError, default_script, load_script
+from streambot.script.runner import ScriptRunner
 from streambot.stage.clock import Clock, DeviceClock, MonotonicClock, VirtualClock
 from streambot.stage.director import StageDirector, obs_controller, picture_delay
 from streambot.stage.overlay.director import OverlayDirector, build_compositor
@@ -134,6 +136,7 @@ class App:
         # what picks up an edited file (``LiveCatalog.current``).
         self.catalog = LiveCatalog(cfg.brain.catalog.path or None)
         self.brain, self.catalog_brain = build_brain(cfg, self.catalog)
+        self.script = self._script()
         self.voice = build_voice(cfg)
         self.face = build_face(cfg)
         self.inbox = Inbox(cfg.triage.queue_size)
@@ -335,6 +338,8 @@ class App:
             idle_pitch_after_s=cfg.triage.idle_pitch_after_s,
             observers=observers,
             slow=slow_face_policy(cfg, self.face),
+            script=self.script,
+            reword_script=cfg.script.reword,
         )
 
     async def _serve_metrics(self) -> web.AppRunner | None:
@@ -408,6 +413,25 @@ class App:
                     )
                 return
         log.info("audio device unavailable; pacing the stream on the monotonic clock")
+
+    def _script(self) -> ScriptRunner:
+        """The sales script (``[script] path``), else the idle pitch rotation; a script that
+        cannot be used stops the start, naming the file, segment and problem."""
+        cfg = self.config
+        quiet = cfg.triage.idle_pitch_after_s
+        if not cfg.script.path:
+            script = default_script()
+        else:
+            try:
+                script = load_script(cfg.script.path, self.catalog.current)
+            except ScriptError as exc:
+                raise ConfigError(str(exc)) from None
+        return ScriptRunner(script, quiet, self.catalog, on_countdown=self._countdown)
+
+    def _countdown(self, deadline: float, text: str) -> None:
+        """A script's countdown segment started: the overlay counts down to ``deadline``."""
+        if self.overlay is not None:
+            self.overlay.countdown_until(deadline, text or None)
 
     def _overlay(self) -> OverlayDirector | None:
         """The overlays drawn into the picture, when ``[overlay] enabled``."""

@@ -383,6 +383,14 @@ class OverlayConfig(_Section):
     countdown: OverlayCountdownConfig = OverlayCountdownConfig()
 
 
+class ScriptConfig(_Section):
+    # A sales script (TOML, see streambot/script/model.py); "": the idle pitch rotation.
+    path: str = ""
+    # With an LLM brain each line is reworded (a 24/7 loop never repeats word for word), and
+    # said as authored when the rewording fails the catalog guard; false: always as authored.
+    reword: bool = True
+
+
 class StoreConfig(_Section):
     path: str = "streambot.db"
     # The record is kept this many days, then pruned hourly (0 keeps it forever); messages
@@ -411,6 +419,7 @@ class Config(_Section):
     sinks: SinksConfig = SinksConfig()
     obs: ObsConfig = ObsConfig()
     overlay: OverlayConfig = OverlayConfig()
+    script: ScriptConfig = ScriptConfig()
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()

@@ -19,12 +19,15 @@ import numpy as np
 
 from streambot.brain.base import Brain
 from streambot.brain.sentences import SentenceSplitter
+from streambot.catalog import LiveCatalog
 from streambot.config import HostConfig
 from streambot.events import ChatMessage, Clip, Kind, Sentence, Speech, TurnEnd
 from streambot.face.base import Face
 from streambot.ingest import Ingest
 from streambot.lang import detect_lang
 from streambot.screening import fold
+from streambot.script.model import default_script
+from streambot.script.runner import ScriptLine, ScriptRunner
 from streambot.stage.clock import Clock
 from streambot.stage.presenter import Presenter
 from streambot.stage.schedule import SAFETY, RenderRate, SlowFacePolicy
@@ -62,8 +65,15 @@ class Host:
         idle_pitch_after_s: float = 20.0,
         observers: Sequence[TurnObserver] = (),
         slow: SlowFacePolicy | None = None,
+        script: ScriptRunner | None = None,
+        reword_script: bool = True,
     ) -> None:
+        """``script``: what the host says when chat is quiet (default: the idle pitch
+        rotation, after ``idle_pitch_after_s``); ``reword_script``: let the brain reword its
+        lines (else they are said as authored)."""
         self.config, self.idle_pitch_after_s = config, idle_pitch_after_s
+        self.script = script or ScriptRunner(default_script(), idle_pitch_after_s, LiveCatalog())
+        self.reword_script = reword_script
         self.ingest, self.inbox = ingest, ingest.inbox
         self.brain, self.voice = stages.brain, stages.voice
         self.face, self.presenter = stages.face, stages.presenter
@@ -85,19 +95,22 @@ class Host:
         last_activity = self.clock.now()
         while not stop.is_set():
             item = self.ingest.take()
-            if item is None:
-                wait = self.idle_pitch_after_s - (self.clock.now() - last_activity)
-                if wait <= 0:
-                    await self.play(self._pitch_turn(), stop)
+            if item is None:  # nothing to answer: the script's turn, when it is due
+                wait = self.script.due_in(self.clock.now(), last_activity)
+                if wait is not None and wait <= 0:
+                    await self._run_script(stop)
                     last_activity = self.clock.now()
                     continue
-                await first_of(self.inbox.wait(), self.clock.sleep(wait), stop.wait())
+                timer = [self.clock.sleep(wait)] if wait is not None else []
+                await first_of(self.inbox.wait(), stop.wait(), *timer)
                 continue
             msg, priority = item
             if msg.kind == Kind.COMMAND:
                 await self._command(msg, stop)
             else:
-                await self.play(self._answer_turn(msg, priority), stop)
+                turn = self._answer_turn(msg, priority)
+                if await self.play(turn, stop) == Outcome.PLAYED and turn.kind == TurnKind.ANSWER:
+                    self.script.answered()
             last_activity = self.clock.now()
 
     # -- turns -------------------------------------------------------------------------
@@ -128,6 +141,26 @@ class Host:
         lang = detect_lang(topic) if kind == TurnKind.SAY and topic else self._lang
         return self._new_turn(kind, None, lang, topic or self._next_pitch())
 
+    async def _run_script(self, stop: asyncio.Event) -> None:
+        """Say the script's current segment; the runner moves on once it was played."""
+        line = self.script.line(self._lang, self._next_pitch)
+        if not line.text and not line.segment.is_pitch:  # a silent Q&A break
+            self.script.ended(line, Outcome.PLAYED, self.clock.now())
+            return
+        turn = self._script_turn(line)
+        self.script.started(line, self.clock.now())
+        outcome = await self.play(turn, stop)
+        skipped = _skipped_by(turn.interrupted_by)
+        self.script.ended(line, outcome, self.clock.now(), skipped=skipped)
+
+    def _script_turn(self, line: ScriptLine) -> Turn:
+        if line.segment.is_pitch:
+            turn = self._new_turn(TurnKind.PITCH, None, self._lang, line.product)
+        else:
+            turn = self._new_turn(TurnKind.SCRIPT, None, line.lang, line.product)
+        turn.script = line
+        return turn
+
     def _next_pitch(self) -> str:
         """The next product of the catalog's pitch schedule (re-read: the catalog may change)."""
         schedule = self.brain.pitch_topics()
@@ -144,6 +177,10 @@ class Host:
             await self.play(self._pitch_turn(rest.strip() or None), stop)
         elif word == "!say" and rest.strip():
             await self.play(self._pitch_turn(rest.strip(), kind=TurnKind.SAY), stop)
+        elif word == "!script":
+            problem = self.script.command(rest)
+            if problem is not None:
+                self.store.log_decision(msg.id, "rejected", problem, None)
         else:
             self.store.log_decision(msg.id, "rejected", f"unknown command {word!r}", None)
 
@@ -206,13 +243,10 @@ class Host:
         """An interrupted question (or thanks) is answered again after what interrupted it,
         unless the operator skipped it, it was cut off too often, or the same viewer asked
         the same again meanwhile; each of those is stored as the reason."""
-        if interrupter is not None and interrupter.kind == Kind.COMMAND:
+        if _skipped_by(interrupter):
             word = interrupter.text.strip().split(" ", 1)[0]
-            if word in ("!skip", "!stop"):
-                self.store.log_decision(
-                    msg.id, "skipped", f"skipped by the operator ({word})", None
-                )
-                return
+            self.store.log_decision(msg.id, "skipped", f"skipped by the operator ({word})", None)
+            return
         tries = msg.meta["interruptions"] = msg.meta.get("interruptions", 0) + 1
         if tries > MAX_REQUEUES:
             reason = f"interrupted {tries} times; not tried again"
@@ -260,6 +294,8 @@ class Host:
             stream = _one(turn.topic or "")
         elif turn.kind == TurnKind.THANKS and turn.message is not None:
             stream = _one(turn.message.text)
+        elif turn.kind == TurnKind.SCRIPT and not self.reword_script and turn.script is not None:
+            stream = _one(turn.script.text)
         else:
             stream = self.brain.reply(turn)
 
@@ -419,6 +455,13 @@ class Host:
             asked = self.clock.now()
         if shown != frames:
             raise RuntimeError(f"face rendered {shown} frames for {frames}")
+
+
+def _skipped_by(interrupter: ChatMessage | None) -> bool:
+    """Whether a turn was cut off by the operator's ``!skip`` or ``!stop``."""
+    if interrupter is None or interrupter.kind != Kind.COMMAND:
+        return False
+    return interrupter.text.strip().split(" ", 1)[0] in ("!skip", "!stop")
 
 
 def _backend(face: Face) -> str:

@@ -46,7 +46,9 @@ CREATE TABLE IF NOT EXISTS turns (
     started_at REAL NOT NULL,
     ended_at REAL,
     outcome TEXT,
-    reply TEXT
+    reply TEXT,
+    segment TEXT,
+    spoken_as TEXT
 );
 CREATE TABLE IF NOT EXISTS sentences (
     id INTEGER PRIMARY KEY,
@@ -97,6 +99,14 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_columns("turns", {"segment": "TEXT", "spoken_as": "TEXT"})
+
+    def _add_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Columns added since a store file was made: an older file gains them (empty)."""
+        have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -205,6 +215,13 @@ class Store:
 
     def set_reply(self, turn_id: int, reply: str) -> None:
         self._exec("UPDATE turns SET reply = ? WHERE id = ?", (reply, turn_id))
+
+    def set_script(self, turn_id: int, segment: str, spoken_as: str) -> None:
+        """The sales-script segment a turn said, and whether as authored or reworded."""
+        self._exec(
+            "UPDATE turns SET segment = ?, spoken_as = ? WHERE id = ?",
+            (segment, spoken_as, turn_id),
+        )
 
     def log_sentence(self, turn_id: int, index: int, text: str, frames: int) -> None:
         self._exec(

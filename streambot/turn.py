@@ -19,8 +19,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from streambot.events import ChatMessage
+
+if TYPE_CHECKING:
+    from streambot.script.runner import ScriptLine
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ class TurnKind(StrEnum):
     THANKS = "thanks"  # a batched thanks for gifts: its words are given
     PITCH = "pitch"  # an unprompted product pitch, written by the brain
     SAY = "say"  # the operator's own words (!say), said as they are
+    SCRIPT = "script"  # a line of the sales script: authored, reworded by an LLM brain
 
     @property
     def scripted(self) -> bool:
@@ -99,7 +104,7 @@ class Turn:
     kind: TurnKind
     message: ChatMessage | None
     lang: str = "en"
-    topic: str | None = None  # the product of a pitch, or the words of a "say"
+    topic: str | None = None  # the product of a pitch or script line, or the words of a "say"
     priority: int = 0  # the message's priority, kept to queue it again after an interruption
     reply: str = ""  # the text said so far (all of it once the brain has finished)
     timings: TurnTimings = field(default_factory=TurnTimings)
@@ -109,6 +114,7 @@ class Turn:
     sentences: dict[int, str] = field(default_factory=dict)  # index -> text, as voiced
     spoken: list[SpokenSentence] = field(default_factory=list)
     observers: Sequence[TurnObserver] = field(default=(), repr=False)
+    script: ScriptLine | None = None  # a SCRIPT turn's segment and authored words
     _interrupt: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def __post_init__(self) -> None:

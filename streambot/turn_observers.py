@@ -30,6 +30,8 @@ class TurnRecorder(TurnObserver):
     def turn_ended(self, turn: Turn) -> None:
         msg_id = turn.message.id if turn.message else None
         self.store.set_reply(turn.id, turn.reply)
+        if turn.script is not None:  # the audit trail: which segment, authored or reworded
+            self.store.set_script(turn.id, turn.script.segment.id, turn.script.spoken_as)
         if turn.outcome == Outcome.SHUTDOWN and msg_id is not None:
             self.store.end_turn(turn.id, None, turn.outcome)
             self.store.set_status(msg_id, "accepted")  # answered again after a restart

@@ -135,6 +135,8 @@ class CatalogBrain:
         if turn.kind == TurnKind.PITCH:
             topic = turn.topic or answerer.catalog.pitch_topics()[0]
             return answerer.pitch(topic, turn.lang)
+        if turn.kind == TurnKind.SCRIPT:  # the script's line, as authored
+            return turn.script.text if turn.script is not None else ""
         assert turn.message is not None
         return answerer.answer(turn.message.text, turn.message.spoken_name, turn.lang)
 

@@ -449,12 +449,70 @@ class GuardedBrain:
         return self.fallback.pitch_topics()
 
     def _question_products(self, turn: Turn) -> list[Product]:
-        if turn.kind == TurnKind.PITCH:
+        if turn.kind in (TurnKind.PITCH, TurnKind.SCRIPT):
             product = self.catalog.by_id(turn.topic) if turn.topic else None
             return [product] if product else []
         if turn.message is not None:
             return self.catalog.find(turn.message.text)
         return []
+
+    async def _script_line(self, turn: Turn) -> AsyncIterator[str]:
+        """A script line reworded by the inner brain, spoken only if every sentence of the
+        rewording passes the guard; else the line as authored (the fallback says it). The
+        whole rewording is checked before any of it is said, so a line is never half one,
+        half the other."""
+        products = self._question_products(turn)
+        reworded: list[str] = []
+        failed: str | None = None
+        stream = self.inner.reply(turn)
+        splitter = SentenceSplitter()
+        try:
+            async for delta in stream:
+                for sentence in splitter.feed(delta):
+                    failed = self._script_sentence(sentence, products, turn.lang, reworded)
+                    if failed:
+                        break
+                if failed:
+                    break
+            else:
+                for sentence in splitter.flush():
+                    failed = failed or self._script_sentence(sentence, products, turn.lang,
+                                                             reworded)  # fmt: skip
+        except Exception:  # the LLM failed: the line is said as authored
+            log.exception("inner brain failed rewording turn %d; said as authored", turn.id)
+            failed = "inner brain failed"
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if not failed and not reworded:
+            failed = "the rewording was empty"
+        if failed:
+            self.rejections += 1
+            self.last_verdicts.append(("", failed))
+            log.info("script line of turn %d said as authored: %s", turn.id, failed)
+            async for delta in self.fallback.reply(turn):
+                self.last_text += delta
+                yield delta
+            return
+        if turn.script is not None:
+            turn.script.spoken_as = "reworded"
+        for sentence in reworded:
+            self.last_text += sentence + " "
+            yield sentence + " "
+
+    def _script_sentence(
+        self, sentence: str, products: list[Product], lang: str, kept: list[str]
+    ) -> str | None:
+        """Check one sentence of a rewording: None and kept when it passes, else why not."""
+        verdict = self.guard.check(sentence, products, lang)
+        self.last_verdicts.append((sentence, verdict.reason))
+        if not verdict.ok:
+            return verdict.reason or "rejected"
+        if verdict.text != sentence:  # a corrected figure: the author's line is safer
+            return f"corrected: {verdict.reason}"
+        kept.append(sentence)
+        return None
 
     async def reply(self, turn: Turn) -> AsyncIterator[str]:
         self.last_verdicts, self.last_text = [], ""
@@ -465,6 +523,10 @@ class GuardedBrain:
                 yield sentence + " "
             return
         self.catalog = self.guard.catalog = self.live.current  # one catalog for the whole reply
+        if turn.kind == TurnKind.SCRIPT:
+            async for delta in self._script_line(turn):
+                yield delta
+            return
         question = self._question_products(turn)
         recent: list[Product] = []  # products the reply itself named last
         splitter = SentenceSplitter()

@@ -146,6 +146,19 @@ def _pitch_message(turn: Turn, catalog: Catalog) -> str:
     )
 
 
+def _script_message(turn: Turn, catalog: Catalog) -> str:
+    line = turn.script
+    authored = line.text if line is not None else ""
+    product = catalog.by_id(turn.topic) if turn.topic else None
+    facts = f"\nThe product's facts:\n{render_product(product)}" if product else ""
+    return (
+        "Say this line of the stream's sales script to the viewers in your own words, in "
+        f"{_language(turn.lang)}, in one to three short spoken sentences. Keep its meaning and "
+        "every figure exactly as written; add no figure, offer or promise it does not have:\n"
+        f"{OPEN}\n{sanitize(authored)}\n{CLOSE}{facts}"
+    )
+
+
 def _say_message(turn: Turn) -> str:
     text = turn.topic or (turn.message.text if turn.message else "")
     return (
@@ -170,6 +183,8 @@ def turn_messages(
         content = _pitch_message(turn, catalog)
     elif turn.kind == TurnKind.SAY:
         content = _say_message(turn)
+    elif turn.kind == TurnKind.SCRIPT:
+        content = _script_message(turn, catalog)
     elif turn.message is not None:
         content = _answer_message(turn, catalog, host_name)
     else:

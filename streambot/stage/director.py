@@ -74,8 +74,10 @@ def caption_for(turn: Turn) -> str:
 
 def product_for(turn: Turn, catalog: Catalog) -> Product | None:
     """The product a turn is about: a pitch's topic, else the first one its message names."""
-    if turn.kind == TurnKind.PITCH and turn.topic:
+    if turn.kind in (TurnKind.PITCH, TurnKind.SCRIPT) and turn.topic:
         return catalog.by_id(turn.topic)
+    if turn.kind == TurnKind.SCRIPT:
+        return None
     if turn.message is not None:
         found = catalog.find(turn.message.text)
         return found[0] if found else None

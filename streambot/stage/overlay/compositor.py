@@ -8,6 +8,7 @@ re-places its corner: cheap, since a layer's arrays do not depend on where it is
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Mapping
 
 import numpy as np
@@ -34,7 +35,7 @@ class Compositor:
         self._layers: dict[str, Layer] = {}
         self._order: list[Layer] = []  # blended in this order: the caption last, on top
         self.composed = 0
-        self.blend_seconds = 0.0  # time spent in compose, for the metrics and the bench
+        self.recent_seconds: deque[float] = deque(maxlen=4096)  # per composed frame
 
     # -- changing what is shown (on the event loop) ------------------------------------
     def show(self, slot: str, image: Image.Image | None, layer: Layer | None = None) -> None:
@@ -89,5 +90,5 @@ class Compositor:
         for layer in self._order:
             layer.blend_into(out)
         self.composed += 1
-        self.blend_seconds += time.perf_counter() - started
+        self.recent_seconds.append(time.perf_counter() - started)
         return out

@@ -1,0 +1,94 @@
+"""What the overlays cost per frame, on one core: every overlay on (AI label, two-line
+caption, product card with picture, countdown) blended over a 1280x720 frame, against the
+frame copy alone (what any compositing must pay: the face's frame may be shared).
+
+    python bench/overlay.py --frames 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from streambot.catalog import Catalog, LiveCatalog
+from streambot.config import OverlayConfig
+from streambot.events import ChatMessage
+from streambot.stage.clock import VirtualClock
+from streambot.stage.overlay.director import OverlayDirector, build_compositor
+from streambot.turn import Turn, TurnKind
+
+
+def quantiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1e3, ordered[int(len(ordered) * 0.95)] * 1e3
+
+
+async def fill(director: OverlayDirector, catalog: Catalog) -> None:
+    msg = ChatMessage(
+        "local",
+        "小明",
+        "这个保温杯多少钱？还有货吗？ And is the lamp in stock, how fast is shipping?",
+    )
+    msg.spoken_name = "小明"
+    turn = Turn(1, TurnKind.ANSWER, msg, "zh")
+    director.turn_started(turn)
+    director.countdown_until(director.clock.now() + 600)
+    await director.settle()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=2000)
+    parser.add_argument("--size", default="1280x720")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        picture = Path(tmp) / "bottle.png"
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)).save(picture)
+        catalog = Catalog.load()
+        bottle = catalog.find("保温杯")[0]
+        bottle.image = str(picture)
+        config = OverlayConfig()
+        director = OverlayDirector(
+            config, build_compositor(config, width, height), LiveCatalog.fixed(catalog),
+            VirtualClock(),
+        )  # fmt: skip
+        asyncio.run(fill(director, catalog))
+    compositor = director.compositor
+    slots = [s for s in ("label", "caption", "card", "countdown") if compositor.box(s)]
+    covered = sum(compositor.box(s)[2] * compositor.box(s)[3] for s in slots)
+    frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(4)]
+    copy_times, compose_times = [], []
+    for k in range(args.frames):
+        frame = frames[k % len(frames)]
+        started = time.perf_counter()
+        frame.copy()
+        copy_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        compositor.compose(frame)
+        compose_times.append(time.perf_counter() - started)
+    print(f"# bench/overlay.py --frames {args.frames} --size {args.size}")
+    print(f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} cores, numpy single-threaded")  # fmt: skip
+    print(f"overlays shown: {', '.join(slots)}; {covered / (width * height):.1%} of the frame")
+    print("| step | median ms | p95 ms |")
+    print("|---|---|---|")
+    for name, samples in (("frame copy alone", copy_times), ("copy + all overlays", compose_times)):
+        p50, p95 = quantiles(samples)
+        print(f"| {name} | {p50:.2f} | {p95:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Runs a sales script: which segment is next, when it is due, and the operator's commands.
+
+The host asks the runner whenever it has nothing to answer. Questions always come first: the
+script only speaks when the inbox is empty, so a question pauses it and the next segment
+follows once chat is quiet again. A segment is done only when it was played to its end; one
+interrupted by a question is said again (resuming where the script left off), one skipped by
+the operator (``!skip``, ``!script next``) is not. Times are on the host's clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from streambot.catalog import Catalog, LiveCatalog, as_live
+from streambot.script.model import Script, Segment
+from streambot.turn import Outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScriptLine:
+    """What one script turn says: the segment, its authored words with the catalog's figures
+    filled in, and how many times this segment was said before."""
+
+    segment: Segment
+    text: str  # "" for a pitch segment: the brain writes it
+    lang: str
+    product: str | None
+    repetition: int
+    # "authored"; "reworded": an LLM's rewording that passed the guard; "written": a pitch
+    # segment, written by the brain from the catalog
+    spoken_as: str = "authored"
+
+
+class ScriptRunner:
+    def __init__(
+        self,
+        script: Script,
+        default_quiet_s: float,
+        catalog: Catalog | LiveCatalog,
+        on_countdown: Callable[[float, str], None] | None = None,
+    ) -> None:
+        """``catalog``: where the lines' figures come from, read as it is at each line;
+        ``on_countdown(deadline, text)``: a countdown segment started (the overlay shows it)."""
+        self.script, self.default_quiet_s = script, default_quiet_s
+        self.live = as_live(catalog)
+        self.on_countdown = on_countdown
+        self.position = 0
+        self.paused = False
+        self.loops = 0
+        self.finished = False  # a script without loop ran its last segment
+        self._said: dict[str, int] = {}  # segment id -> times played
+        self._answers = 0  # answers since the last segment
+        self._last_segment_end: float | None = None
+        self._hold_until = 0.0  # a Q&A break: no segment before this
+
+    @property
+    def current(self) -> Segment:
+        return self.script.segment[self.position]
+
+    # -- when ---------------------------------------------------------------------------------
+    def due_in(self, now: float, last_activity: float) -> float | None:
+        """Seconds until the current segment is due (<= 0: now), given when chat or the host
+        was last active; None while paused, finished, or waiting for answers."""
+        if self.paused or self.finished:
+            return None
+        segment = self.current
+        if segment.trigger == "answers":
+            if self._answers < segment.answers:
+                return None
+            due = now
+        elif segment.trigger == "time":
+            base = self._last_segment_end if self._last_segment_end is not None else last_activity
+            due = base + segment.after_s
+        else:
+            due = last_activity + (segment.quiet_s or self.default_quiet_s)
+        return max(due, self._hold_until) - now
+
+    def answered(self) -> None:
+        """The host answered a question (the ``answers`` trigger counts these)."""
+        self._answers += 1
+
+    # -- what ---------------------------------------------------------------------------------
+    def line(self, lang: str, pitch_topic: Callable[[], str]) -> ScriptLine:
+        """The current segment's words in ``lang`` (or the language it is written in), with
+        today's figures; a pitch segment's product is ``pitch_topic()`` when it names none."""
+        segment = self.current
+        product_id = segment.product or (pitch_topic() if segment.is_pitch else None)
+        if segment.is_pitch:
+            text = ""
+        else:
+            text, lang = segment.words(lang)
+            product = self.live.current.by_id(segment.product) if segment.product else None
+            if segment.product and product is None:  # removed from the catalog since
+                log.warning("script segment %r: product %r is no longer in the catalog",
+                            segment.id, segment.product)  # fmt: skip
+            text = segment.fill(text, product, lang) if product is not None else text
+        said = self._said.get(segment.id, 0)
+        line = ScriptLine(segment, text, lang, product_id, said)
+        if segment.is_pitch:
+            line.spoken_as = "written"  # by the brain, from the catalog
+        return line
+
+    def started(self, line: ScriptLine, now: float) -> None:
+        """The line's turn starts: a countdown segment starts its deal countdown."""
+        segment = line.segment
+        if segment.kind == "countdown" and self.on_countdown is not None:
+            self.on_countdown(now + segment.duration_s, segment.countdown_text)
+
+    def ended(self, line: ScriptLine, outcome: Outcome, now: float, skipped: bool = False) -> None:
+        """The line's turn ended: played (or skipped) moves on, anything else says it again."""
+        if outcome != Outcome.PLAYED and not skipped:
+            return
+        segment = line.segment
+        if segment.id == self.current.id:  # not moved by a command meanwhile
+            self._said[segment.id] = self._said.get(segment.id, 0) + 1
+            if segment.kind == "qa" and not skipped:
+                self._hold_until = now + segment.duration_s
+            self._advance()
+        self._answers = 0
+        self._last_segment_end = now
+
+    def _advance(self) -> None:
+        if self.position + 1 < len(self.script.segment):
+            self.position += 1
+        elif self.script.loop:
+            self.position, self.loops = 0, self.loops + 1
+        else:
+            self.finished = True
+
+    # -- the operator -------------------------------------------------------------------------
+    def command(self, args: str) -> str | None:
+        """``!script pause|resume|next|goto <segment>``: None when done, else why not."""
+        word, _, rest = args.strip().partition(" ")
+        if word == "pause":
+            self.paused = True
+        elif word == "resume":
+            self.paused = self.finished = False
+            self._hold_until = 0.0
+        elif word == "next":
+            self._hold_until = 0.0
+            self.finished = False
+            self._advance()
+        elif word == "goto":
+            index = self.script.index_of(rest.strip())
+            if index is None:
+                ids = ", ".join(s.id for s in self.script.segment)
+                return f"no segment {rest.strip()!r} in the script (segments: {ids})"
+            self.position, self.finished, self._hold_until = index, False, 0.0
+        else:
+            return f"unknown script command {word!r}: use pause, resume, next or goto <segment>"
+        log.info("script: %s -> segment %r%s", args.strip(), self.current.id,
+                 " (paused)" if self.paused else "")  # fmt: skip
+        return None
