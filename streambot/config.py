@@ -376,7 +376,7 @@ class OverlayCountdownConfig(_Section):
 class OverlayConfig(_Section):
     # Overlays drawn into the picture itself (every sink gets them, with or without OBS).
     enabled: bool = True
-    font: str = ""  # a .ttf/.otf/.ttc; "": the Noto Sans CJK SC that mpl-font ships
+    font: str = ""  # a .ttf/.otf/.ttc; "": the Noto Sans CJK SC that mplfonts ships
     label: OverlayLabelConfig = OverlayLabelConfig()
     caption: OverlayCaptionConfig = OverlayCaptionConfig()
     card: OverlayCardConfig = OverlayCardConfig()

@@ -167,7 +167,7 @@ async def test_a_slower_older_drawing_never_replaces_a_newer_one(fonts):
 
 
 def test_chinese_glyphs_are_drawn_not_missing_glyph_boxes(fonts):
-    assert fonts.path is not None and fonts.path == packaged_font()  # from mpl-font's wheel
+    assert fonts.path is not None and fonts.path == packaged_font()  # from mplfonts' wheel
     text = "保温杯 价格"
     assert fonts.draws(text)
     painter = Painter(fonts, W, H)

@@ -2,7 +2,7 @@
 
 Overlays show viewers' questions and product names in both languages, so the font must carry
 CJK glyphs. Nothing is downloaded: the font comes from ``[overlay] font`` when given, else the
-Noto Sans CJK SC that the ``mpl-font`` package (a dependency) ships in its wheel, else a
+Noto Sans CJK SC that the ``mplfonts`` package (a dependency) ships in its wheel, else a
 system Noto/Source Han/WenQuanYi font (Debian's ``fonts-noto-cjk``). Only when none of those
 exists is Pillow's built-in Latin font used, and that is said once as a warning: Chinese text
 would show as empty boxes.
@@ -19,9 +19,10 @@ from PIL import ImageFont
 
 log = logging.getLogger(__name__)
 
-# The mpl-font wheel's file, relative to its package folder (found without importing the
-# package: importing it would load matplotlib).
-PACKAGED = ("mpl_font", "fonts/noto/NotoSansCJKsc-Regular.otf")
+# The mplfonts wheel's file, relative to its package folder (found without importing the
+# package: importing it would load matplotlib). Not mpl-font, which ships the same file but
+# also a top-level ``tests`` package that shadows a project's own tests.
+PACKAGED = ("mplfonts", "fonts/NotoSansCJKsc-Regular.otf")
 SYSTEM_FONTS = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",  # Debian/Ubuntu fonts-noto-cjk
     "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",  # Arch noto-fonts-cjk
@@ -39,7 +40,7 @@ class FontError(Exception):
 
 
 def packaged_font() -> Path | None:
-    """The Noto Sans CJK SC file inside the installed mpl-font package, if it is there."""
+    """The Noto Sans CJK SC file inside the installed mplfonts package, if it is there."""
     package, relative = PACKAGED
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -72,7 +73,7 @@ class FontSet:
         if path is None:
             log.warning(
                 "overlay: no CJK font found; using Pillow's Latin font, so Chinese text "
-                "shows as boxes. Install streambot with its dependencies (mpl-font ships "
+                "shows as boxes. Install streambot with its dependencies (mplfonts ships "
                 "Noto Sans CJK SC), Debian's fonts-noto-cjk, or set [overlay] font"
             )
         else:

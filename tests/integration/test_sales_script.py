@@ -1,0 +1,218 @@
+"""The sales script on the virtual clock: segment order and triggers, pausing for questions
+and resuming, operator commands, guarded rewording, and the audit trail in the store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+
+import pytest
+
+from streambot.app import App
+from streambot.brain.guard import GuardedBrain, ReplyGuard
+from streambot.config import ConfigError
+from streambot.turn import Turn, TurnKind, TurnObserver
+
+SCRIPT = """
+[[segment]]
+id = "hello"
+kind = "warm-up"
+text = "Welcome to the stream, grab a seat!"
+trigger = "quiet"
+quiet_s = 1
+
+[[segment]]
+id = "bottle"
+kind = "price"
+product = "thermo"
+text = "The {name} is {price} today, and {stock} are left."
+text_zh = "{name}今天只要{price}，还剩{stock}个。"
+trigger = "time"
+after_s = 1
+
+[[segment]]
+id = "deal"
+kind = "countdown"
+product = "thermo"
+text = "Five minutes left on this deal!"
+duration_s = 300
+trigger = "time"
+after_s = 0.5
+
+[[segment]]
+id = "ask"
+kind = "qa"
+text = "Ask me anything about the bottle."
+quiet_s = 1
+duration_s = 4
+"""
+
+
+def write(tmp_path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def chat(tmp_path, rows) -> str:
+    return write(tmp_path, "chat.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+
+
+def spoken(db_path) -> list[tuple]:
+    """(kind, segment, spoken_as, outcome, reply) of every turn, in order."""
+    db = sqlite3.connect(db_path)
+    return db.execute(
+        "SELECT kind, segment, spoken_as, outcome, reply FROM turns ORDER BY id"
+    ).fetchall()
+
+
+def script_app(fast_config, tmp_path, rows=(), script: str = SCRIPT) -> App:
+    fast_config.script.path = write(tmp_path, "script.toml", script)
+    fast_config.chat.local.replay = chat(tmp_path, list(rows))
+    return App(fast_config)
+
+
+def test_segments_run_in_order_with_the_catalogs_figures_and_loop(fast_config, tmp_path):
+    app = script_app(fast_config, tmp_path)
+    asyncio.run(app.run(40))
+    turns = spoken(fast_config.store.path)
+    segments = [t[1] for t in turns]
+    assert segments[:4] == ["hello", "bottle", "deal", "ask"]
+    assert segments[4:8] == ["hello", "bottle", "deal", "ask"]  # looped
+    bottle = app.catalog.current.by_id("thermo")
+    said = turns[1][4]
+    assert f"${bottle.price:.2f}" in said and f"{bottle.stock} are left" in said
+    assert bottle.name in said
+    assert all(t[0] == "script" and t[2] == "authored" for t in turns)  # the catalog brain
+    assert all(t[3] == "played" for t in turns[:-1])
+
+
+def test_a_question_pauses_the_script_and_an_interrupted_line_is_said_again(fast_config, tmp_path):
+    rows = [
+        {"at": 2.6, "user": "rich", "text": "how much are the earbuds?", "kind": "superchat"},
+        {"at": 2.7, "user": "ann", "text": "is the lamp in stock?"},
+    ]
+    app = script_app(fast_config, tmp_path, rows)
+    asyncio.run(app.run(25))
+    turns = spoken(fast_config.store.path)
+    order = [(t[0], t[1], t[3]) for t in turns]
+    cut = next(i for i, t in enumerate(order) if t[2] == "interrupted")
+    assert order[cut][0] == "script"
+    assert order[cut + 1][0] == "answer" and order[cut + 2][0] == "answer"  # questions first
+    assert order[cut + 3][:2] == order[cut][:2]  # then the same segment again
+    assert order[cut + 3][2] == "played"
+
+
+class StartTimes(TurnObserver):
+    """When (stream time) each turn started, with its segment."""
+
+    def __init__(self, clock) -> None:
+        self.clock, self.starts = clock, []
+
+    def turn_started(self, turn: Turn) -> None:
+        segment = turn.script.segment.id if turn.script is not None else None
+        self.starts.append((self.clock.now(), segment))
+
+
+def test_operator_commands_pause_resume_skip_and_jump(fast_config, tmp_path):
+    rows = [
+        {"at": 0.2, "user": "op", "text": "!script goto deal", "kind": "command"},
+        {"at": 6.0, "user": "op", "text": "!script pause", "kind": "command"},
+        {"at": 20.0, "user": "op", "text": "!script resume", "kind": "command"},
+        {"at": 20.1, "user": "op", "text": "!script next", "kind": "command"},
+        {"at": 20.2, "user": "op", "text": "!script goto nowhere", "kind": "command"},
+    ]
+    app = script_app(fast_config, tmp_path, rows)
+    times = StartTimes(app.clock)
+    app.turn_observers.append(times)
+    asyncio.run(app.run(30))
+    segments = [segment for _, segment in times.starts]
+    assert segments[0] == "deal"  # jumped straight to it
+    assert not [t for t, _ in times.starts if 6.5 < t < 20.0]  # paused: nothing started
+    after = [segment for t, segment in times.starts if t >= 20.0]
+    assert after and after[0] != segments[len(segments) - len(after) - 1]  # next: moved on
+    db = sqlite3.connect(fast_config.store.path)
+    reason = db.execute("SELECT reason FROM decisions WHERE reason LIKE 'no segment%'").fetchone()
+    assert "'nowhere'" in reason[0] and "hello, bottle, deal, ask" in reason[0]
+
+
+def test_the_countdown_segment_starts_the_overlay_countdown(fast_config, tmp_path):
+    app = script_app(fast_config, tmp_path)
+    times = StartTimes(app.clock)
+    app.turn_observers.append(times)
+    asyncio.run(app.run(10))
+    assert "deal" in [segment for _, segment in times.starts]
+    assert app.overlay.compositor.shown("countdown") is not None  # 300 s: still counting
+
+
+class ScriptedRewording:
+    """An inner brain that rewords script lines as told (a stand-in for the LLM)."""
+
+    def __init__(self, rewordings: list[str]) -> None:
+        self.rewordings, self.asked = rewordings, []
+
+    def pitch_topics(self) -> list[str]:
+        return ["thermo"]
+
+    async def reply(self, turn: Turn) -> AsyncIterator[str]:
+        assert turn.kind == TurnKind.SCRIPT and turn.script is not None
+        self.asked.append(turn.script.text)
+        text = self.rewordings[(len(self.asked) - 1) % len(self.rewordings)]
+        for word in text.split(" "):
+            yield word + " "
+
+
+def test_rewordings_with_a_wrong_price_are_said_as_authored(fast_config, tmp_path):
+    script = """
+[[segment]]
+id = "bottle"
+kind = "price"
+product = "thermo"
+text = "The {name} is {price} today."
+quiet_s = 1
+"""
+    app = script_app(fast_config, tmp_path, script=script)
+    bottle = app.catalog.current.by_id("thermo")
+    inner = ScriptedRewording([
+        f"Grab the {bottle.name} today for just ${bottle.price:.2f}, a real bargain.",
+        f"Today only, the {bottle.name} costs $5.00!",  # a wrong price
+    ])  # fmt: skip
+    guard = ReplyGuard(app.catalog.current, fast_config.triage.banned_words)
+    app.brain = GuardedBrain(inner, app.catalog_brain, guard, app.catalog)
+    asyncio.run(app.run(20))
+    turns = spoken(fast_config.store.path)
+    assert len(turns) >= 4
+    authored = f"The {bottle.name} is ${bottle.price:.2f} today."
+    for i, (kind, segment, spoken_as, outcome, reply) in enumerate(turns[:-1]):
+        assert (kind, segment, outcome) == ("script", "bottle", "played")
+        if i % 2 == 0:
+            assert spoken_as == "reworded" and "bargain" in reply
+        else:
+            assert spoken_as == "authored" and reply.strip() == authored
+            assert "$5.00" not in reply
+    assert all(text == authored for text in inner.asked)  # reworded from the authored line
+    db = sqlite3.connect(fast_config.store.path)
+    lines = db.execute(
+        "SELECT t.segment, s.text FROM sentences s JOIN turns t ON t.id = s.turn_id"
+    ).fetchall()
+    assert lines and all(segment == "bottle" for segment, _ in lines)  # every line, audited
+
+
+@pytest.mark.parametrize(
+    ("script", "problem"),
+    [
+        ('[[segment]]\nid = "a"\nproduct = "nope"\ntext = "x"\n', "product 'nope' is not in"),
+        ('[[segment]]\nid = "a"\ntext = "{price}"\n', "needs a product"),
+        ('[[segment]]\nid = "a"\nproduct = "thermo"\ntext = "{colour}"\n', "{colour}"),
+        ('[[segment]]\nid = "a"\nkind = "countdown"\ntext = "x"\n', "duration_s"),
+        ('[[segment]]\nid = "a"\ntext = "x"\n[[segment]]\nid = "a"\ntext = "y"\n', "twice"),
+        ("segment = 3", "segment"),
+    ],
+)
+def test_a_bad_script_stops_the_start_naming_the_problem(fast_config, tmp_path, script, problem):
+    fast_config.script.path = write(tmp_path, "script.toml", script)
+    with pytest.raises(ConfigError) as caught:
+        App(fast_config)
+    assert problem in str(caught.value) and "script.toml" in str(caught.value)
