@@ -375,6 +375,9 @@ class App:
             await self.sinks.close()
         if director is not None:
             await director.stop()
+        close_voice = getattr(self.voice, "close", None)  # a TTS server's HTTP session
+        if close_voice is not None:
+            await close_voice()
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         self.store.close()

@@ -231,10 +231,34 @@ class PiperVoiceConfig(_Section):
     voices: dict[Literal["en", "zh"], str] = {}
 
 
+class HttpVoiceConfig(_Section):
+    # An OpenAI-compatible speech endpoint (POST {base_url}/audio/speech): a voice-clone
+    # server (CosyVoice, GPT-SoVITS, Fish Speech front-ends) or OpenAI. The local voice
+    # (Piper when voice.piper.model is set, else espeak-ng) speaks when it fails.
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "tts-1"
+    voice: str = "alloy"  # the server's voice: your cloned voice's name or id
+    api_key_env: str = "STREAMBOT_TTS_API_KEY"
+    response_format: Literal["pcm", "wav"] = "pcm"
+    pcm_rate: Annotated[int, Field(ge=8000, le=96000)] = 24000  # OpenAI's pcm: 24 kHz s16le
+    speed: Annotated[float, Field(ge=0.25, le=4.0)] = 1.0
+    extra: dict[str, str | int | float | bool] = {}  # more JSON fields the server takes
+    first_byte_timeout_s: Annotated[float, Field(gt=0, le=60)] = 4.0
+    idle_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    total_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
+    retries: Annotated[int, Field(ge=0, le=5)] = 1
+    failure_threshold: Annotated[int, Field(ge=1)] = 3
+    open_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+    def api_key(self) -> SecretStr | None:
+        return read_secret(self.api_key_env)
+
+
 class VoiceConfig(_Section):
-    backend: Literal["espeak", "piper"] = "espeak"
+    backend: Literal["espeak", "piper", "http"] = "espeak"
     espeak: EspeakVoiceConfig = EspeakVoiceConfig()
     piper: PiperVoiceConfig = PiperVoiceConfig()
+    http: HttpVoiceConfig = HttpVoiceConfig()
 
 
 class MouthFaceConfig(_Section):

@@ -20,18 +20,17 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 from pydantic import SecretStr
 
 from streambot.backoff import capped_exponential, equal_jitter
 from streambot.brain.base import Brain
+from streambot.circuit import CircuitBreaker, CircuitState
 from streambot.turn import Turn
 
 log = logging.getLogger(__name__)
-
-CircuitState = Literal["closed", "open", "half-open"]
 
 CLOSING_EN = " Sorry, let me get back to you on that."
 CLOSING_ZH = "抱歉，我稍后再回答。"
@@ -236,12 +235,10 @@ class OpenAIChatBrain:
         self.failure_threshold = failure_threshold
         self.open_seconds = open_seconds
 
-        self.failures = 0
-        self.consecutive_failures = 0
+        self.circuit = CircuitBreaker("LLM", failure_threshold, open_seconds,
+                                      "the fallback brain answers")  # fmt: skip
         self.fallbacks = 0
         self.requests = 0
-        self._opened_at: float | None = None  # monotonic instant the circuit opened
-        self._trial_running = False
         self._session: aiohttp.ClientSession | None = None
 
     # -- the Brain role ----------------------------------------------------------------
@@ -262,7 +259,7 @@ class OpenAIChatBrain:
         except Exception:
             # a bug in the prompt code must not silence the stream; it is not the server's fault
             log.exception("turn %d: building the chat messages failed; using the fallback", turn.id)
-            self._trial_running = False
+            self.circuit.abandon()
             async for delta in self._fallback_reply(turn):
                 yield delta
             return
@@ -332,48 +329,27 @@ class OpenAIChatBrain:
                 if text:
                     self._record(success=True)
                 else:
-                    self._trial_running = False
+                    self.circuit.abandon()
 
     # -- circuit breaker ---------------------------------------------------------------
 
     @property
     def state(self) -> CircuitState:
-        if self._opened_at is None:
-            return "closed"
-        if time.monotonic() - self._opened_at < self.open_seconds:
-            return "open"
-        return "half-open"
+        return self.circuit.state
+
+    @property
+    def failures(self) -> int:
+        return self.circuit.failures
+
+    @property
+    def consecutive_failures(self) -> int:
+        return self.circuit.consecutive_failures
 
     def _admit(self) -> tuple[bool, bool]:
-        """(may this turn contact the server, is it the half-open trial)."""
-        state = self.state
-        if state == "closed":
-            return True, False
-        if state == "half-open" and not self._trial_running:
-            self._trial_running = True
-            return True, True
-        return False, False
+        return self.circuit.admit()
 
     def _record(self, *, success: bool) -> None:
-        was_trial, self._trial_running = self._trial_running, False
-        if success:
-            if self._opened_at is not None:
-                log.info("LLM circuit closed: the server answered again")
-            self._opened_at = None
-            self.consecutive_failures = 0
-            return
-        self.failures += 1
-        self.consecutive_failures += 1
-        if was_trial or (
-            self._opened_at is None and self.consecutive_failures >= self.failure_threshold
-        ):
-            self._opened_at = time.monotonic()
-            log.warning(
-                "LLM circuit open for %.0f s after %d failed turns; the fallback brain "
-                "answers meanwhile",
-                self.open_seconds,
-                self.consecutive_failures,
-            )
+        self.circuit.record(success=success)
 
     def _backoff(self, attempt: int) -> float:
         """Capped exponential backoff with jitter (half fixed, half random)."""

@@ -59,6 +59,36 @@ class LanguageRoutedVoice:
             yield AudioPiece(pcm, voice.sample_rate, True)
 
 
+def http_voice(config: Config) -> Voice:
+    """The TTS server's voice, with the local voice (Piper when one is configured, else
+    espeak-ng) speaking whatever the server cannot."""
+    from streambot.voice.http_speech import HttpSpeechVoice
+
+    cfg = config.voice.http
+    local = config.model_copy(deep=True)
+    local.voice.backend = "piper" if config.voice.piper.model else "espeak"
+    fallback = build_voice(local)
+    log.info("voice: TTS server %s (voice %r), %s when it fails", cfg.base_url, cfg.voice,
+             type(fallback).__name__)  # fmt: skip
+    return HttpSpeechVoice(
+        cfg.base_url,
+        cfg.model,
+        cfg.voice,
+        cfg.api_key(),
+        fallback,
+        response_format=cfg.response_format,
+        pcm_rate=cfg.pcm_rate,
+        speed=cfg.speed,
+        extra=cfg.extra,
+        first_byte_timeout=cfg.first_byte_timeout_s,
+        idle_timeout=cfg.idle_timeout_s,
+        total_timeout=cfg.total_timeout_s,
+        retries=cfg.retries,
+        failure_threshold=cfg.failure_threshold,
+        open_seconds=cfg.open_seconds,
+    )
+
+
 def voice_language(voice: PiperVoice) -> str:
     """The language a Piper voice's .onnx.json says it speaks ("en", "zh", ...)."""
     lang = voice.voice_config.get("language", {}).get("family") or voice.espeak_voice[:2]
@@ -149,6 +179,8 @@ class TorchDecoder:
 
 
 def build_voice(config: Config) -> Voice:
+    if config.voice.backend == "http":
+        return http_voice(config)
     espeak = EspeakVoice(config.voice.espeak)
     if config.voice.backend != "piper":
         return espeak
