@@ -186,3 +186,36 @@ def test_pcm_and_wav_decoders_take_any_chunking():
     assert wav.rate == 16_000 and np.array_equal(out, samples.astype(np.float32) / 32768.0)
     with pytest.raises(AudioFormatError, match="not a WAV"):
         WavStream().feed(b"ID3\x03\x00\x00\x00\x00\x00\x00\x00\x00")  # an mp3 by mistake
+
+
+def test_the_daemon_speaks_through_the_server_and_keeps_the_key_in_the_environment(
+    fast_config, tmp_path, monkeypatch
+):
+    import json
+    import sqlite3
+
+    from streambot.app import App
+
+    monkeypatch.setenv("STREAMBOT_TTS_API_KEY", KEY)
+
+    async def scenario() -> tuple[SpeechServer, App]:
+        srv = SpeechServer(key=KEY, seconds=1.0)
+        await srv.start()
+        replay = tmp_path / "chat.jsonl"
+        replay.write_text(json.dumps({"at": 0.2, "user": "ann", "text": "how much is the lamp?"}))
+        fast_config.chat.local.replay = str(replay)
+        fast_config.voice.backend = "http"
+        fast_config.voice.http.base_url = srv.base_url
+        fast_config.voice.http.voice = "my-clone"
+        app = App(fast_config)
+        assert isinstance(app.voice, HttpSpeechVoice)
+        await app.run(6.0)
+        await srv.stop()
+        return srv, app
+
+    srv, app = asyncio.run(scenario())
+    assert srv.requests and all(r["voice"] == "my-clone" for r in srv.requests)
+    assert app.voice.fallbacks == 0
+    db = sqlite3.connect(fast_config.store.path)
+    assert db.execute("SELECT outcome FROM turns WHERE kind = 'answer'").fetchone()[0] == "played"
+    assert app.voice._session is None or app.voice._session.closed  # closed at shutdown
