@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from streambot.backoff import capped_exponential, equal_jitter
 from streambot.brain.base import Brain
 from streambot.circuit import CircuitBreaker, CircuitState
+from streambot.http_session import LazySession
 from streambot.turn import Turn
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ class OpenAIChatBrain:
                                       "the fallback brain answers")  # fmt: skip
         self.fallbacks = 0
         self.requests = 0
-        self._session: aiohttp.ClientSession | None = None
+        self.session = LazySession(connect_timeout)
 
     # -- the Brain role ----------------------------------------------------------------
 
@@ -369,17 +370,11 @@ class OpenAIChatBrain:
     # -- HTTP ----------------------------------------------------------------------------
 
     def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # our own timers bound the response; aiohttp's only bounds the TCP connect
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
-            self._session = aiohttp.ClientSession(timeout=timeout)
-        return self._session
+        return self.session.get()
 
     async def close(self) -> None:
         """Close the shared HTTP session (a later reply opens a new one)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.session.close()
 
     async def __aenter__(self) -> OpenAIChatBrain:
         return self

@@ -40,6 +40,17 @@ class StreamingVoice(Voice, Protocol):
     def speak_pieces(self, text: str, lang: str | None = None) -> AsyncIterator[AudioPiece]: ...
 
 
+async def pieces_of(voice: Voice, text: str, lang: str | None) -> AsyncIterator[AudioPiece]:
+    """``voice``'s audio for ``text`` as pieces: a streaming voice's own, else each sentence
+    the voice makes as one whole piece."""
+    if hasattr(voice, "speak_pieces"):
+        async for piece in voice.speak_pieces(text, lang):
+            yield piece
+        return
+    async for pcm in voice.speak(text, lang):
+        yield AudioPiece(pcm, voice.sample_rate, True)
+
+
 class AlignedVoice(Voice, Protocol):
     """A voice that also reports when each phoneme starts (for visemes)."""
 

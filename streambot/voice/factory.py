@@ -18,7 +18,7 @@ import numpy as np
 
 from streambot.config import Config, PiperVoiceConfig
 from streambot.lang import detect_lang
-from streambot.voice.base import AudioPiece, Voice
+from streambot.voice.base import AudioPiece, Voice, pieces_of
 from streambot.voice.espeak import EspeakVoice
 from streambot.voice.resample import resample
 
@@ -50,13 +50,8 @@ class LanguageRoutedVoice:
 
     async def speak_pieces(self, text: str, lang: str | None = None) -> AsyncIterator[AudioPiece]:
         lang = lang or detect_lang(text)
-        voice = self.voice_for(lang)
-        if hasattr(voice, "speak_pieces"):
-            async for piece in voice.speak_pieces(text, lang):
-                yield piece
-            return
-        async for pcm in voice.speak(text, lang):  # a whole sentence is one piece
-            yield AudioPiece(pcm, voice.sample_rate, True)
+        async for piece in pieces_of(self.voice_for(lang), text, lang):
+            yield piece
 
 
 def http_voice(config: Config) -> Voice:

@@ -28,9 +28,10 @@ from pydantic import SecretStr
 
 from streambot.backoff import capped_exponential, equal_jitter
 from streambot.circuit import CircuitBreaker
+from streambot.http_session import LazySession
 from streambot.logs import redact
 from streambot.voice.audio_stream import AudioFormatError, PcmStream, WavStream
-from streambot.voice.base import AudioPiece, Voice
+from streambot.voice.base import AudioPiece, Voice, pieces_of
 from streambot.voice.normalize import normalize_text
 from streambot.voice.resample import resample
 
@@ -91,7 +92,7 @@ class HttpSpeechVoice:
         self.requests = 0
         self.fallbacks = 0  # sentences the local voice spoke instead
         self.broken_off = 0  # sentences the server broke off after some audio
-        self._session: aiohttp.ClientSession | None = None
+        self.session = LazySession(connect_timeout)
 
     # -- the Voice role -------------------------------------------------------------------
     async def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
@@ -147,13 +148,8 @@ class HttpSpeechVoice:
 
     async def _fallback(self, text: str, lang: str | None) -> AsyncIterator[AudioPiece]:
         self.fallbacks += 1
-        voice = self.fallback
-        if hasattr(voice, "speak_pieces"):
-            async for piece in voice.speak_pieces(text, lang):
-                yield piece
-            return
-        async for pcm in voice.speak(text, lang):  # each sentence is one whole piece
-            yield AudioPiece(pcm, voice.sample_rate, True)
+        async for piece in pieces_of(self.fallback, text, lang):
+            yield piece
 
     # -- HTTP -----------------------------------------------------------------------------
     def _body(self, text: str) -> dict[str, Any]:
@@ -174,16 +170,8 @@ class HttpSpeechVoice:
             headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
         return headers
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # our own timers bound the response; aiohttp's only bounds the TCP connect
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
-            self._session = aiohttp.ClientSession(timeout=timeout)
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        await self.session.close()
 
     async def _request(self, body: dict[str, Any]) -> AsyncIterator[AudioPiece]:
         """One request's audio, piece by piece; _Failure says what went wrong."""
@@ -203,7 +191,7 @@ class HttpSpeechVoice:
             finally:
                 waited += time.monotonic() - began
 
-        session = self._get_session()
+        session = self.session.get()
         first = f"no audio within {self.first_byte_timeout:g} s"
         try:
             resp = await wait(session.post(self.url, data=json.dumps(body, ensure_ascii=False),

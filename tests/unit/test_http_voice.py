@@ -218,4 +218,4 @@ def test_the_daemon_speaks_through_the_server_and_keeps_the_key_in_the_environme
     assert app.voice.fallbacks == 0
     db = sqlite3.connect(fast_config.store.path)
     assert db.execute("SELECT outcome FROM turns WHERE kind = 'answer'").fetchone()[0] == "played"
-    assert app.voice._session is None or app.voice._session.closed  # closed at shutdown
+    assert app.voice.session.closed  # closed at shutdown
