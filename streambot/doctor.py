@@ -126,6 +126,37 @@ def _engines(config: Config) -> Check:
     return Check(name, True, f"{listed}; would use {choice.artifact.file}", False)
 
 
+def _overlay_font(config: Config) -> str:
+    from streambot.stage.overlay.fonts import CJK_PROBE, FontSet, find_font
+
+    path = find_font(config.overlay.font)
+    if path is None:
+        raise RuntimeError("no font with Chinese glyphs found: reinstall streambot (mplfonts "
+                           "ships one), install fonts-noto-cjk, or set [overlay] font")  # fmt: skip
+    if not FontSet(path).draws(CJK_PROBE):
+        raise RuntimeError(f"{path} has no Chinese glyphs: Chinese captions would show boxes")
+    return str(path)
+
+
+def _script(config: Config) -> str:
+    from streambot.catalog import Catalog
+    from streambot.script.model import load_script
+
+    script = load_script(config.script.path, Catalog.load(config.brain.catalog.path or None))
+    kinds = sorted({s.kind for s in script.segment})
+    return f"{len(script.segment)} segments ({', '.join(kinds)})"
+
+
+def _tts_server(config: Config) -> str:
+    from urllib.parse import urlsplit
+
+    url = urlsplit(config.voice.http.base_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    with socket.create_connection((url.hostname or "127.0.0.1", port), timeout=2.0):
+        pass
+    return f"{url.hostname}:{port} reachable; the local voice speaks when it is not"
+
+
 def run_checks(config: Config) -> list[Check]:
     from streambot import preflight
 
@@ -138,6 +169,12 @@ def run_checks(config: Config) -> list[Check]:
     ]
     if config.voice.backend == "piper":
         checks.append(_try("Piper voice", lambda: _piper(config)))
+    if config.voice.backend == "http":
+        checks.append(_try("TTS server", lambda: _tts_server(config), required=False))
+    if config.overlay.enabled:
+        checks.append(_try("overlay font", lambda: _overlay_font(config), required=False))
+    if config.script.path:
+        checks.append(_try("sales script", lambda: _script(config)))
     if config.face.backend == "wav2lip":
         checks.append(_try("Wav2Lip checkpoint", lambda: _wav2lip_checkpoint(config)))
         checks.append(_avatar(config))
