@@ -24,6 +24,7 @@ from streambot.inbox import Inbox
 from streambot.ingest import Ingest
 from streambot.logs import redact
 from streambot.metrics import Metrics, serve_metrics
+from streambot.panel.server import Panel
 from streambot.preflight import preflight
 from streambot.script.model import ScriptError, default_script, load_script
 from streambot.script.runner import ScriptRunner
@@ -176,6 +177,7 @@ class App:
         )
         self.sinks: SinkFanout | None = None
         self.overlay: OverlayDirector | None = None
+        self.panel: Panel | None = None
         self.presenter: Presenter | None = None
         self.host: Host | None = None
 
@@ -289,6 +291,7 @@ class App:
             await director.start()
         self.ingest.resume(self.config.triage.resume_min_priority)
         metrics_runner = await self._serve_metrics()
+        await self._open_panel()
         if director is not None:
             director.on_air()
         started = time.perf_counter()
@@ -380,6 +383,8 @@ class App:
             await close_voice()
         if metrics_runner is not None:
             await metrics_runner.cleanup()
+        if self.panel is not None:
+            await self.panel.stop()
         self.store.close()
 
     def _report(self, seconds: float) -> RunReport:
@@ -416,6 +421,21 @@ class App:
                     )
                 return
         log.info("audio device unavailable; pacing the stream on the monotonic clock")
+
+    async def _open_panel(self) -> None:
+        """The operator's web page, when ``[panel] enabled`` (a taken port is said, and the
+        stream goes on without it)."""
+        if not self.config.panel.enabled or self.presenter is None:
+            return
+        panel = Panel(self, self.config.panel)
+        try:
+            await panel.start()
+        except OSError as exc:
+            log.error("panel unavailable (%s); continuing without it", exc)
+            await panel.stop()
+            return
+        self.panel = panel
+        self.presenter.on_frame = panel.preview.offer
 
     def _script(self) -> ScriptRunner:
         """The sales script (``[script] path``), else the idle pitch rotation; a script that

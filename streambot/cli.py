@@ -30,6 +30,7 @@ def demo_config(out: Path, fast: bool) -> Config:
     config.sinks.null.enabled = False
     config.store.path = str(out.with_suffix(".db"))
     config.metrics.enabled = False
+    config.panel.enabled = False  # a recording: nobody steers it
     return config
 
 

@@ -415,6 +415,30 @@ class ScriptConfig(_Section):
     reword: bool = True
 
 
+class PanelConfig(_Section):
+    # The operator's web page (streambot/panel/): watch the stream and steer the host.
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8766
+    token_env: str = "STREAMBOT_PANEL_TOKEN"  # needed when bound beyond this computer
+    operator: Annotated[str, Field(min_length=1, max_length=40)] = "operator"  # in the log
+    preview_fps: Annotated[float, Field(gt=0, le=10)] = 4.0
+    preview_width: Annotated[int, Field(ge=64, le=1920)] = 480
+
+    def token(self) -> SecretStr | None:
+        return read_secret(self.token_env)
+
+    def check_exposure(self) -> None:
+        from streambot.chat.local import is_loopback
+
+        if self.enabled and not is_loopback(self.host) and self.token() is None:
+            raise ConfigError(
+                f"panel.host: {self.host!r} is reachable from other machines, so the panel "
+                f"needs a token: set the environment variable {self.token_env} "
+                "(panel.token_env), or bind to 127.0.0.1"
+            )
+
+
 class StoreConfig(_Section):
     path: str = "streambot.db"
     # The record is kept this many days, then pruned hourly (0 keeps it forever); messages
@@ -444,6 +468,7 @@ class Config(_Section):
     obs: ObsConfig = ObsConfig()
     overlay: OverlayConfig = OverlayConfig()
     script: ScriptConfig = ScriptConfig()
+    panel: PanelConfig = PanelConfig()
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()

@@ -87,6 +87,8 @@ class Host:
         self.slow = slow or SlowFacePolicy()
         self.render_rates: dict[str, RenderRate] = {}  # per face backend
         self._said_slow: set[str] = set()
+        self._in_charge = asyncio.Event()  # cleared while a person has taken over
+        self._in_charge.set()
         self._said_full: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -94,6 +96,10 @@ class Host:
             await self.calibrate()
         last_activity = self.clock.now()
         while not stop.is_set():
+            if not self._in_charge.is_set():  # a person speaks: the idle loop, nothing said
+                await first_of(self._in_charge.wait(), stop.wait())
+                last_activity = self.clock.now()
+                continue
             item = self.ingest.take()
             if item is None:  # nothing to answer: the script's turn, when it is due
                 wait = self.script.due_in(self.clock.now(), last_activity)
@@ -112,6 +118,21 @@ class Host:
                 if await self.play(turn, stop) == Outcome.PLAYED and turn.kind == TurnKind.ANSWER:
                     self.script.answered()
             last_activity = self.clock.now()
+
+    # -- the operator taking over --------------------------------------------------------
+    @property
+    def taken_over(self) -> bool:
+        return not self._in_charge.is_set()
+
+    def take_over(self) -> None:
+        """A person speaks now: the current turn stops and the host says nothing (the face
+        shows its idle loop) until ``hand_back``; chat keeps queuing meanwhile."""
+        self._in_charge.clear()
+        if self.current is not None:
+            self.current.interrupt()
+
+    def hand_back(self) -> None:
+        self._in_charge.set()
 
     # -- turns -------------------------------------------------------------------------
     def _new_turn(

@@ -99,6 +99,37 @@ class Inbox:
             self._ready.clear()
         return entry.message, entry.priority
 
+    def _find(self, message_id: int) -> _Entry | None:
+        return next((e for e in self._heap if e.message.id == message_id), None)
+
+    def promote(self, message_id: int, priority: int) -> bool:
+        """Move a queued message ahead of everything (the operator answers it first)."""
+        entry = self._find(message_id)
+        if entry is None:
+            return False
+        self._heap.remove(entry)
+        heapq.heapify(self._heap)
+        top = max(priority, self._heap[0].priority if self._heap else priority)
+        self._push(entry.message, top, first=True)
+        return True
+
+    def remove(self, message_id: int) -> ChatMessage | None:
+        """Take a queued message out (the operator drops it); the message, or None."""
+        entry = self._find(message_id)
+        if entry is not None:
+            self._heap.remove(entry)
+            heapq.heapify(self._heap)
+            if self._waiting:
+                self._push(*self._waiting.popleft())
+            if not self._heap:
+                self._ready.clear()
+            return entry.message
+        for i, (message, _) in enumerate(self._waiting):
+            if message.id == message_id:
+                del self._waiting[i]
+                return message
+        return None
+
     async def wait(self) -> None:
         """Return once something is queued."""
         await self._ready.wait()

@@ -62,6 +62,11 @@ def _exposure(config: Config) -> str:
     return f"{config.chat.local.host} (loopback, or a token is set)"
 
 
+def _panel_exposure(config: Config) -> str:
+    config.panel.check_exposure()
+    return f"{config.panel.host}:{config.panel.port} (loopback, or a token is set)"
+
+
 def checks(config: Config) -> list[tuple[str, Callable[[Config], str]]]:
     """(name, probe) of every check this config needs; a probe raises ConfigError."""
     found: list[tuple[str, Callable[[Config], str]]] = [
@@ -72,6 +77,8 @@ def checks(config: Config) -> list[tuple[str, Callable[[Config], str]]]:
         found.append(("replay file", _replay))
     if config.chat.local.http:
         found.append(("chat exposure", _exposure))
+    if config.panel.enabled:
+        found.append(("panel exposure", _panel_exposure))
     return found
 
 

@@ -65,6 +65,14 @@ CREATE TABLE IF NOT EXISTS timings (
     first_audio_ms REAL,
     first_frame_ms REAL
 );
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    who TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    result TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS decisions_message ON decisions(message_id);
 CREATE INDEX IF NOT EXISTS turns_message ON turns(message_id);
 CREATE INDEX IF NOT EXISTS sentences_turn ON sentences(turn_id);
@@ -215,6 +223,13 @@ class Store:
 
     def set_reply(self, turn_id: int, reply: str) -> None:
         self._exec("UPDATE turns SET reply = ? WHERE id = ?", (reply, turn_id))
+
+    def log_action(self, who: str, action: str, detail: str, result: str) -> None:
+        """An operator's action from the panel: who, what, and what came of it."""
+        self._exec(
+            "INSERT INTO actions (at, who, action, detail, result) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), who, action, detail, result),
+        )
 
     def set_script(self, turn_id: int, segment: str, spoken_as: str) -> None:
         """The sales-script segment a turn said, and whether as authored or reworded."""

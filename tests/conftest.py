@@ -16,6 +16,7 @@ def fast_config(tmp_path) -> Config:
     config.stream.width, config.stream.height = 320, 180
     config.chat.local.http = False
     config.metrics.enabled = False
+    config.panel.enabled = False
     config.store.path = str(tmp_path / "store.db")
     return config
 

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,6 +163,7 @@ class Presenter:
         """``compositor``: overlays blended over every frame before the sinks get it."""
         self.face, self.sinks, self.clock, self.fps = face, sinks, clock, fps
         self.compositor = compositor
+        self.on_frame: Callable[[int, np.ndarray], None] | None = None  # the panel's preview
         self.samples_per_frame = samples_per_frame(fps, sample_rate)
         self.clips = ClipQueue(round(buffer_s * fps))
         self.stats = PresenterStats()
@@ -284,6 +286,8 @@ class Presenter:
                 if self.compositor is not None:
                     frame = self.compositor.compose(frame)
                 await self.sinks.write(k, frame, pcm)
+                if self.on_frame is not None:
+                    self.on_frame(k, frame)
                 self._account(turn_id)
                 self._report(k)
                 self.frame_index += 1

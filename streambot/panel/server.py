@@ -1,0 +1,270 @@
+"""The operator's panel: one page served by the daemon to watch the stream and steer the host.
+
+``GET /`` is the page (its files ship in the package: no build step, no CDN); ``GET /events``
+is a server-sent event stream of the panel's state (pushed when it changed, at most every
+``PUSH_S``) and of each new preview frame; ``GET /preview.jpg`` the latest preview;
+``POST /api/<action>`` the operator's actions, each logged in the store with who and when.
+
+The same rules as ``POST /chat`` keep web pages and strangers out: bound to 127.0.0.1 unless
+a token is set; with a token, every request needs it (``Authorization: Bearer``, or a cookie
+the page gets when opened once as ``/?token=...``); actions only as ``application/json`` (a
+cross-origin page cannot send that without a CORS preflight, never granted) and only from a
+page of this panel (its ``Origin`` is this host, or a loopback one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from streambot.catalog import CatalogError
+from streambot.chat.local import is_loopback
+from streambot.config import PanelConfig
+from streambot.events import ChatMessage, Kind, Priority
+from streambot.panel.catalog_edit import EditError, edit_product
+from streambot.panel.preview import PreviewEncoder
+from streambot.panel.state import panel_state
+
+if TYPE_CHECKING:
+    from streambot.app import App
+
+log = logging.getLogger(__name__)
+PUSH_S = 0.25
+COOKIE = "streambot_panel"
+STATIC = {"panel.js": "text/javascript", "panel.css": "text/css"}
+MAX_BODY = 16 * 1024
+
+
+class ActionError(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Panel:
+    def __init__(self, app: App, config: PanelConfig) -> None:
+        self.app, self.config = app, config
+        self.token: SecretStr | None = config.token()
+        self.preview = PreviewEncoder(app.config.stream.fps, config.preview_fps,
+                                      config.preview_width)  # fmt: skip
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._actions: dict[str, Callable[[dict], str]] = {
+            "skip": self._skip,
+            "say": self._say,
+            "pitch": self._pitch,
+            "autopilot": self._autopilot,
+            "takeover": self._takeover,
+            "first": self._first,
+            "drop": self._drop,
+            "product": self._product,
+        }
+
+    # -- serving ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        web_app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
+        web_app.router.add_get("/", self._page)
+        web_app.router.add_get("/static/{name}", self._static)
+        web_app.router.add_get("/events", self._events)
+        web_app.router.add_get("/preview.jpg", self._preview)
+        web_app.router.add_post("/api/{action}", self._action)
+        self._runner = web.AppRunner(web_app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        log.info("panel at http://%s:%d/", self.config.host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.preview.close()
+
+    # -- who may ----------------------------------------------------------------------------
+    def _has_token(self, request: web.Request) -> bool:
+        if self.token is None:
+            return True
+        secret = self.token.get_secret_value().encode()
+        given = [request.headers.get("Authorization", "").removeprefix("Bearer "),
+                 request.cookies.get(COOKIE, ""), request.query.get("token", "")]  # fmt: skip
+        return any(hmac.compare_digest(g.encode("utf-8", "surrogateescape"), secret)
+                   for g in given if g)  # fmt: skip
+
+    @staticmethod
+    def _same_origin(request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:  # not a browser page (curl, a script): the token decides
+            return True
+        parts = urlsplit(origin)
+        return is_loopback(parts.hostname or "") or parts.netloc == request.host
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
+        if not self._same_origin(request):
+            log.warning("panel: refused a request from a web page at %r",
+                        request.headers.get("Origin"))  # fmt: skip
+            return web.json_response({"error": "requests from other web pages are refused"},
+                                     status=403)  # fmt: skip
+        if not self._has_token(request):
+            log.warning("panel: refused a request without the right token")
+            return web.json_response({"error": "missing or wrong token"}, status=401)
+        response = await handler(request)
+        if self.token is not None and request.query.get("token"):
+            response.set_cookie(COOKIE, self.token.get_secret_value(), httponly=True,
+                                samesite="Strict")  # fmt: skip
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    # -- the page ---------------------------------------------------------------------------
+    async def _page(self, request: web.Request) -> web.Response:
+        html = resources.files("streambot.panel.static").joinpath("index.html").read_text("utf-8")
+        return web.Response(text=html, content_type="text/html", headers={
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:",
+            "X-Frame-Options": "DENY"})  # fmt: skip
+
+    async def _static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in STATIC:
+            raise web.HTTPNotFound()
+        text = resources.files("streambot.panel.static").joinpath(name).read_text("utf-8")
+        return web.Response(text=text, content_type=STATIC[name])
+
+    async def _preview(self, request: web.Request) -> web.Response:
+        if not self.preview.jpeg:
+            return web.Response(status=503, text="no frame yet")
+        return web.Response(body=self.preview.jpeg, content_type="image/jpeg")
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-store"})  # fmt: skip
+        await response.prepare(request)
+        sent_state, sent_frame = "", -1
+        try:
+            while True:
+                state = json.dumps(panel_state(self.app), ensure_ascii=False, default=str)
+                if state != sent_state:
+                    await response.write(f"event: state\ndata: {state}\n\n".encode())
+                    sent_state = state
+                if self.preview.frame_index != sent_frame:
+                    sent_frame = self.preview.frame_index
+                    await response.write(f"event: preview\ndata: {sent_frame}\n\n".encode())
+                await asyncio.sleep(PUSH_S)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return response
+
+    # -- actions ----------------------------------------------------------------------------
+    async def _action(self, request: web.Request) -> web.Response:
+        name = request.match_info["action"]
+        if request.content_type != "application/json":
+            return web.json_response({"error": "Content-Type must be application/json"},
+                                     status=415)  # fmt: skip
+        act = self._actions.get(name)
+        if act is None:
+            return web.json_response({"error": f"no action {name!r}"}, status=404)
+        body: object = {}
+        try:
+            body = json.loads(await request.read() or b"{}")
+            if not isinstance(body, dict):
+                raise ActionError("the body must be a JSON object")
+            result = act(body)
+            status = 200
+        except (ValueError, ActionError, EditError, CatalogError) as exc:
+            result, status = str(exc), getattr(exc, "status", 400)
+        detail = json.dumps(body, ensure_ascii=False)[:500]
+        self.app.store.log_action(self.config.operator, name, detail,
+                                  result if status == 200 else f"refused: {result}")  # fmt: skip
+        key = "done" if status == 200 else "error"
+        return web.json_response({key: result}, status=status)
+
+    def _command(self, text: str) -> str:
+        """An operator command through ingest: stored, triaged (the banned-word rule too)."""
+        msg = ChatMessage("panel", self.config.operator, text, Kind.COMMAND)
+        decision = self.app.ingest.accept(msg)
+        if not decision.accepted:
+            raise ActionError(f"refused: {decision.reason}")
+        return f"queued as #{msg.id}"
+
+    @staticmethod
+    def _text(body: dict, key: str, limit: int = 500) -> str:
+        value = body.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ActionError(f"{key!r} must be non-empty text")
+        if len(value) > limit:
+            raise ActionError(f"{key!r} is longer than {limit} characters")
+        return " ".join(value.split())
+
+    def _host(self):
+        if self.app.host is None:
+            raise ActionError("the host is not running yet", 503)
+        return self.app.host
+
+    def _skip(self, body: dict) -> str:
+        turn = self._host().current
+        if turn is None:
+            return "nothing is being said"
+        turn.interrupt()
+        return f"turn {turn.id} skipped"
+
+    def _say(self, body: dict) -> str:
+        return self._command(f"!say {self._text(body, 'text')}")
+
+    def _pitch(self, body: dict) -> str:
+        product = self._text(body, "product", 64)
+        if self.app.catalog.current.by_id(product) is None:
+            raise ActionError(f"no product {product!r} in the catalog")
+        return self._command(f"!pitch {product}")
+
+    def _autopilot(self, body: dict) -> str:
+        on = body.get("on")
+        if not isinstance(on, bool):
+            raise ActionError("'on' must be true or false")
+        problem = self._host().script.command("resume" if on else "pause")
+        if problem:
+            raise ActionError(problem)
+        return "autopilot on" if on else "autopilot paused"
+
+    def _takeover(self, body: dict) -> str:
+        on = body.get("on")
+        if not isinstance(on, bool):
+            raise ActionError("'on' must be true or false")
+        host = self._host()
+        host.take_over() if on else host.hand_back()
+        return "taken over: the host is quiet" if on else "handed back to the host"
+
+    def _message_id(self, body: dict) -> int:
+        value = body.get("id")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ActionError("'id' must be a message id")
+        return value
+
+    def _first(self, body: dict) -> str:
+        message_id = self._message_id(body)
+        if not self.app.inbox.promote(message_id, Priority.OPERATOR - 1):
+            raise ActionError(f"message #{message_id} is not queued", 404)
+        return f"#{message_id} is answered next"
+
+    def _drop(self, body: dict) -> str:
+        message_id = self._message_id(body)
+        msg = self.app.inbox.remove(message_id)
+        if msg is None:
+            raise ActionError(f"message #{message_id} is not queued", 404)
+        reason = f"dropped by {self.config.operator} on the panel"
+        self.app.store.log_decision(message_id, "dropped", reason, None)
+        return f"#{message_id} dropped"
+
+    def _product(self, body: dict) -> str:
+        product = self._text(body, "id", 64)
+        changes: dict[str, Any] = {k: body[k] for k in ("price", "stock") if k in body}
+        edited = edit_product(self.app.catalog, product, changes).by_id(product)
+        return f"{product}: price {edited.price:g} {edited.currency}, stock {edited.stock}"

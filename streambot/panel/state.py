@@ -1,0 +1,103 @@
+"""What the panel shows, gathered from the running app: a JSON-ready dict.
+
+Read on the event loop a few times a second while a panel is open: the in-memory parts (the
+current turn, the queue, health) cost microseconds, the store parts are a few indexed
+queries on recent rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from streambot.report import latency_rows
+
+if TYPE_CHECKING:
+    from streambot.app import App
+
+RECENT = 10
+QUEUE = 20
+
+
+def _now(app: App) -> dict[str, Any] | None:
+    host = app.host
+    turn = host.current if host is not None else None
+    if turn is None:
+        return None
+    return {
+        "id": turn.id,
+        "kind": str(turn.kind),
+        "question": turn.message.text if turn.message is not None else "",
+        "segment": turn.script.segment.id if turn.script is not None else None,
+        "spoken": [s.text for s in turn.spoken],  # sentence by sentence, as shown
+        "saying": turn.sentences.get(len(turn.spoken), ""),
+    }
+
+
+def _queue(app: App) -> list[dict[str, Any]]:
+    queued = app.inbox.queued()[:QUEUE]
+    ids = [m.id for m in queued if m.id is not None]
+    reasons: dict[int, tuple[str, str]] = {}
+    if ids:
+        marks = ",".join("?" * len(ids))
+        rows = app.store.query(
+            f"SELECT id, status, reason FROM messages WHERE id IN ({marks})", tuple(ids)
+        )
+        reasons = {mid: (status, reason) for mid, status, reason in rows}
+    rows = []
+    for m in queued:
+        decision, reason = reasons.get(m.id, ("", ""))
+        rows.append({"id": m.id, "user": m.spoken_name or "", "text": m.text,
+                     "source": m.source, "decision": decision, "reason": reason})  # fmt: skip
+    return rows
+
+
+def _decisions(app: App) -> list[dict[str, Any]]:
+    sql = ("SELECT d.message_id, d.decision, d.reason, m.text FROM decisions d"
+           " JOIN messages m ON m.id = d.message_id ORDER BY d.id DESC LIMIT ?")  # fmt: skip
+    rows = app.store.query(sql, (RECENT,))
+    return [{"id": i, "decision": s, "reason": r, "text": t} for i, s, r, t in rows]
+
+
+def _recent(app: App) -> list[dict[str, Any]]:
+    rows = app.store.query(
+        "SELECT t.id, t.kind, t.outcome, t.reply, t.segment, m.text, g.first_frame_ms"
+        " FROM turns t LEFT JOIN messages m ON m.id = t.message_id"
+        " LEFT JOIN timings g ON g.turn_id = t.id WHERE t.outcome IS NOT NULL"
+        " ORDER BY t.id DESC LIMIT ?", (RECENT,))  # fmt: skip
+    return [{"id": i, "kind": k, "outcome": o, "reply": r or "", "segment": s,
+             "question": q or "", "first_frame_ms": f} for i, k, o, r, s, q, f in rows]  # fmt: skip
+
+
+def _latency(app: App) -> dict[str, float | None]:
+    frames = latency_rows(app.store).get("first frame at sink", [])[-200:]
+    if not frames:
+        return {"p50": None, "p95": None}
+    return {"p50": float(np.percentile(frames, 50)), "p95": float(np.percentile(frames, 95))}
+
+
+def _script(script) -> dict[str, Any]:
+    segments = [s.id for s in script.script.segment]
+    return {"segment": script.current.id, "paused": script.paused, "segments": segments}
+
+
+def _product(p) -> dict[str, Any]:
+    return {"id": p.id, "name": p.name, "name_zh": p.name_zh, "price": p.price,
+            "currency": p.currency, "stock": p.stock}  # fmt: skip
+
+
+def panel_state(app: App) -> dict[str, Any]:
+    host = app.host
+    script = host.script if host is not None else None
+    return {
+        "health": app.health(),
+        "now": _now(app),
+        "queue": _queue(app),
+        "decisions": _decisions(app),
+        "recent": _recent(app),
+        "latency_ms": _latency(app),
+        "script": None if script is None else _script(script),
+        "taken_over": bool(host is not None and host.taken_over),
+        "products": [_product(p) for p in app.catalog.current.product],
+    }

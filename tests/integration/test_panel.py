@@ -1,0 +1,192 @@
+"""The operator's panel against a running daemon: who may use it, what it shows, and that
+each action takes effect (checked in the store) and is logged with who did it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sqlite3
+from importlib import resources
+
+import aiohttp
+import pytest
+
+from streambot.app import App
+
+TOKEN = "panel-secret-4f9a"
+
+
+def catalog_copy(tmp_path) -> str:
+    path = tmp_path / "catalog.toml"
+    shutil.copy(resources.files("streambot.assets").joinpath("catalog.toml"), path)
+    return str(path)
+
+
+def panel_config(config, tmp_path):
+    config.stream.realtime = True  # the panel is watched in wall-clock time
+    config.panel.enabled, config.panel.port = True, 0
+    config.brain.catalog.path = catalog_copy(tmp_path)
+    config.triage.idle_pitch_after_s = 3600  # nothing said unless asked
+    return config
+
+
+async def started(app: App, seconds: float | None) -> asyncio.Task:
+    run = asyncio.create_task(app.run(seconds))
+    for _ in range(200):
+        if app.panel is not None and app.panel.port:
+            return run
+        await asyncio.sleep(0.02)
+    raise AssertionError("the panel did not start")
+
+
+async def post(session, app, action, body, **kwargs):
+    url = f"http://127.0.0.1:{app.panel.port}/api/{action}"
+    async with session.post(url, json=body, **kwargs) as resp:
+        return resp.status, await resp.json()
+
+
+def test_token_origin_and_content_type_rules(fast_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMBOT_PANEL_TOKEN", TOKEN)
+    config = panel_config(fast_config, tmp_path)
+
+    async def scenario():
+        app = App(config)
+        run = await started(app, 4.0)
+        base = f"http://127.0.0.1:{app.panel.port}"
+        # a jar that keeps cookies of an IP address, as browsers do
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            async with s.get(base + "/") as r:
+                assert r.status == 401
+            async with s.get(base + "/?token=wrong") as r:
+                assert r.status == 401
+            async with s.get(base + f"/?token={TOKEN}") as r:  # opens the page: sets a cookie
+                assert r.status == 200 and "streambot" in await r.text()
+            async with s.get(base + "/static/panel.js") as r:  # the cookie now does
+                assert r.status == 200
+            status, _ = await post(s, app, "skip", {}, headers={"Origin": "https://evil.example"})
+            assert status == 403
+            async with s.post(base + "/api/skip", data="{}",
+                              headers={"Content-Type": "text/plain"}) as r:  # fmt: skip
+                assert r.status == 415
+            status, answer = await post(s, app, "skip", {})
+            assert status == 200, answer
+        async with aiohttp.ClientSession() as fresh:  # no cookie, wrong bearer
+            status, _ = await post(fresh, app, "skip", {}, headers={"Authorization": "Bearer x"})
+            assert status == 401
+        await run
+
+    asyncio.run(scenario())
+
+
+async def until(check, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def test_actions_take_effect_and_are_logged(fast_config, tmp_path):
+    from streambot.events import ChatMessage
+
+    config = panel_config(fast_config, tmp_path)
+    config.triage.banned_words = ["buy followers"]
+
+    async def scenario():
+        app = App(config)
+        run = await started(app, None)
+        async with aiohttp.ClientSession() as s:
+            status, answer = await post(s, app, "say", {"text": "Welcome, everyone, to the show!"})
+            assert status == 200, answer
+            status, answer = await post(s, app, "say", {"text": "buy followers here"})
+            assert status == 400 and "banned" in answer["error"]
+            await until(lambda: app.host.current is not None)  # the say turn is on air
+            status, answer = await post(s, app, "skip", {})
+            assert status == 200 and "skipped" in answer["done"]
+            status, answer = await post(s, app, "product", {"id": "lumadesk", "price": 39.5,
+                                                            "stock": 3})  # fmt: skip
+            assert status == 200, answer
+            status, answer = await post(s, app, "product", {"id": "lumadesk", "price": -1})
+            assert status == 400 and "price" in answer["error"]
+            question = ChatMessage("local", "ann", "how much is the lamp?")
+            app.ingest.accept(question)
+            await until(lambda: app.host.turns_played >= 2 and app.host.current is None)
+            status, _ = await post(s, app, "takeover", {"on": True})
+            assert status == 200 and app.host.taken_over
+            status, _ = await post(s, app, "pitch", {"product": "thermo"})
+            await asyncio.sleep(1.0)
+            assert app.host.current is None  # taken over: nothing said, the pitch waits
+            status, _ = await post(s, app, "takeover", {"on": False})
+            assert not app.host.taken_over
+            await until(lambda: app.host.current is not None)  # handed back: the pitch
+            async with s.get(f"http://127.0.0.1:{app.panel.port}/events") as r:
+                first = await r.content.readuntil(b"\n\n")
+                assert first.startswith(b"event: state")
+                state = json.loads(first.split(b"data: ", 1)[1])
+                lamp = next(p for p in state["products"] if p["id"] == "lumadesk")
+                assert (lamp["price"], lamp["stock"]) == (39.5, 3)
+                assert state["now"]["kind"] == "pitch"
+        app.request_stop()
+        await run
+        return app
+
+    asyncio.run(scenario())
+    edited = (tmp_path / "catalog.toml").read_text(encoding="utf-8")
+    assert "price = 39.5" in edited and "stock = 3" in edited  # written back to the file
+    assert "#" in edited  # tomlkit kept the file's comments
+    db = sqlite3.connect(config.store.path)
+    turns = db.execute("SELECT kind, outcome, reply FROM turns ORDER BY id").fetchall()
+    assert turns[0][:2] == ("say", "interrupted")  # skipped on air
+    assert turns[1][0] == "answer" and "$39.50" in turns[1][2]  # the edited price, at once
+    assert turns[2][0] == "pitch" and "Thermo" in turns[2][2]
+    actions = db.execute("SELECT who, action, result FROM actions ORDER BY id").fetchall()
+    assert [a[1] for a in actions] == ["say", "say", "skip", "product", "product",
+                                       "takeover", "pitch", "takeover"]  # fmt: skip
+    assert all(who == "operator" for who, _, _ in actions)
+    assert actions[1][2].startswith("refused") and actions[4][2].startswith("refused")
+
+
+def test_queue_first_and_drop(fast_config, tmp_path):
+    from streambot.events import ChatMessage
+
+    config = panel_config(fast_config, tmp_path)
+
+    async def scenario():
+        app = App(config)
+        run = await started(app, 3.0)
+        await post_hold(app)
+        msgs = [ChatMessage("local", f"viewer{i}", f"question {i} about the lamp?")
+                for i in range(3)]  # fmt: skip
+        for msg in msgs:
+            app.ingest.accept(msg)
+        async with aiohttp.ClientSession() as s:
+            status, _ = await post(s, app, "first", {"id": msgs[2].id})
+            assert status == 200
+            assert app.inbox.peek()[0] is msgs[2]
+            status, _ = await post(s, app, "drop", {"id": msgs[1].id})
+            assert status == 200 and msgs[1] not in app.inbox.queued()
+            status, _ = await post(s, app, "drop", {"id": 99999})
+            assert status == 404
+            await post(s, app, "takeover", {"on": False})
+        await run
+        return app, msgs
+
+    async def post_hold(app):
+        app.host.take_over()  # nothing answered while the queue is arranged
+
+    _, msgs = asyncio.run(scenario())
+    db = sqlite3.connect(config.store.path)
+    status = db.execute("SELECT status FROM messages WHERE id = ?", (msgs[1].id,)).fetchone()
+    reason = db.execute("SELECT reason FROM decisions WHERE message_id = ? ORDER BY id DESC",
+                        (msgs[1].id,)).fetchone()  # fmt: skip
+    assert status[0] == "dropped" and "panel" in reason[0]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20"])
+def test_a_panel_beyond_this_computer_needs_a_token(fast_config, host):
+    from streambot.config import ConfigError
+
+    fast_config.panel.enabled, fast_config.panel.host = True, host
+    with pytest.raises(ConfigError, match="STREAMBOT_PANEL_TOKEN"):
+        App(fast_config)
