@@ -43,6 +43,18 @@ def read_secret(env_name: str) -> SecretStr | None:
     return SecretStr(value)
 
 
+def require_token_off_loopback(section: str, what: str, host: str, token_env: str) -> None:
+    """A server bound beyond this computer must need a token: ConfigError when none is set."""
+    from streambot.chat.local import is_loopback
+
+    if not is_loopback(host) and read_secret(token_env) is None:
+        raise ConfigError(
+            f"{section}.host: {host!r} is reachable from other machines, so {what} needs a "
+            f"token: set the environment variable {token_env} ({section}.token_env), or bind "
+            "to 127.0.0.1"
+        )
+
+
 def _whole_output_frames(fps: int) -> int:
     """Each frame must carry a whole number of output samples (1,920 at 25 fps) and of the
     face's 16 kHz samples (640), or audio and video would drift apart."""
@@ -84,14 +96,8 @@ class LocalChatConfig(_Section):
 
     def check_exposure(self) -> None:
         """Chat reachable from other machines must need the token: refuse to start without."""
-        from streambot.chat.local import is_loopback
-
-        if self.http and not is_loopback(self.host) and self.token() is None:
-            raise ConfigError(
-                f"chat.local.host: {self.host!r} is reachable from other machines, so chat "
-                f"needs a token: set the environment variable {self.token_env} "
-                "(chat.local.token_env), or bind to 127.0.0.1"
-            )
+        if self.http:
+            require_token_off_loopback("chat.local", "chat", self.host, self.token_env)
 
 
 class TwitchChatConfig(_Section):
@@ -429,14 +435,9 @@ class PanelConfig(_Section):
         return read_secret(self.token_env)
 
     def check_exposure(self) -> None:
-        from streambot.chat.local import is_loopback
-
-        if self.enabled and not is_loopback(self.host) and self.token() is None:
-            raise ConfigError(
-                f"panel.host: {self.host!r} is reachable from other machines, so the panel "
-                f"needs a token: set the environment variable {self.token_env} "
-                "(panel.token_env), or bind to 127.0.0.1"
-            )
+        """The panel reachable from other machines must need the token."""
+        if self.enabled:
+            require_token_off_loopback("panel", "the panel", self.host, self.token_env)
 
 
 class StoreConfig(_Section):

@@ -33,6 +33,7 @@ from streambot.events import ChatMessage, Kind, Priority
 from streambot.panel.catalog_edit import EditError, edit_product
 from streambot.panel.preview import PreviewEncoder
 from streambot.panel.state import panel_state
+from streambot.stage.overlay.fonts import find_font
 
 if TYPE_CHECKING:
     from streambot.app import App
@@ -73,6 +74,7 @@ class Panel:
     async def start(self) -> None:
         web_app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
         web_app.router.add_get("/", self._page)
+        web_app.router.add_get("/static/cjk-font", self._font)
         web_app.router.add_get("/static/{name}", self._static)
         web_app.router.add_get("/events", self._events)
         web_app.router.add_get("/preview.jpg", self._preview)
@@ -121,7 +123,7 @@ class Panel:
         if self.token is not None and request.query.get("token"):
             response.set_cookie(COOKIE, self.token.get_secret_value(), httponly=True,
                                 samesite="Strict")  # fmt: skip
-        response.headers["Cache-Control"] = "no-store"
+        response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
@@ -138,6 +140,15 @@ class Panel:
             raise web.HTTPNotFound()
         text = resources.files("streambot.panel.static").joinpath(name).read_text("utf-8")
         return web.Response(text=text, content_type=STATIC[name])
+
+    async def _font(self, request: web.Request) -> web.StreamResponse:
+        """The overlays' CJK font, so Chinese shows on a browser without one of its own (the
+        page asks for it only for CJK characters: its unicode-range)."""
+        path = find_font(self.app.config.overlay.font)
+        if path is None:
+            raise web.HTTPNotFound()
+        headers = {"Content-Type": "font/otf", "Cache-Control": "max-age=86400"}
+        return web.FileResponse(path, headers=headers)
 
     async def _preview(self, request: web.Request) -> web.Response:
         if not self.preview.jpeg:

@@ -1,0 +1,194 @@
+"""The panel in a real browser: Debian's chromium, headless, driven by Selenium through the
+system chromedriver (never a driver or browser download), against a running daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from streambot.app import App
+from tests.integration.test_panel import panel_config
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def browser_or_skip():
+    why = None
+    try:
+        from selenium import webdriver  # noqa: F401
+    except ImportError:
+        why = "selenium is not installed"
+    if why is None and not (CHROMIUM and DRIVER):
+        why = "Debian's chromium and chromium-driver are not installed"
+    if why:
+        if os.environ.get("STREAMBOT_REQUIRE_BROWSER"):
+            pytest.fail(f"a real browser is required here: {why}")
+        pytest.skip(why)
+
+
+def chrome(lang: str = "en-US"):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,900", f"--lang={lang}"):  # fmt: skip
+        options.add_argument(arg)
+    options.add_experimental_option("prefs", {"intl.accept_languages": lang})
+    return webdriver.Chrome(options=options, service=Service(executable_path=DRIVER))
+
+
+class Daemon:
+    """The app running on its own loop in a thread, so the test drives the browser freely."""
+
+    def __init__(self, config) -> None:
+        self.config, self.app = config, None
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.app = App(self.config)
+        run = asyncio.create_task(self.app.run(None))
+        while self.app.panel is None or self.app.http_source is None \
+                or self.app.http_source.port is None:  # fmt: skip
+            await asyncio.sleep(0.02)
+        self.ready.set()
+        await run
+
+    def call(self, fn):
+        """Run ``fn()`` on the daemon's loop and return its result."""
+        done = threading.Event()
+        box = {}
+
+        def run():
+            box["value"] = fn()
+            done.set()
+
+        self.loop.call_soon_threadsafe(run)
+        done.wait(5)
+        return box.get("value")
+
+    def __enter__(self) -> Daemon:
+        self.thread.start()
+        assert self.ready.wait(20), "the daemon did not start"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.loop.call_soon_threadsafe(self.app.request_stop)
+        self.thread.join(20)
+
+
+def wait_for(check, seconds: float = 10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for the page")
+
+
+def post_chat(port: int, user: str, text: str) -> dict:
+    body = json.dumps({"user": user, "text": text}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/chat", body,
+                                     {"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def test_the_panel_in_a_real_browser(fast_config, tmp_path):
+    browser_or_skip()
+    from selenium.webdriver.common.by import By
+
+    config = panel_config(fast_config, tmp_path)
+    config.chat.local.http, config.chat.local.port = True, 0
+    with Daemon(config) as daemon:
+        app = daemon.app
+        driver = chrome()
+        try:
+            driver.get(f"http://127.0.0.1:{app.panel.port}/")
+            wait_for(lambda: driver.find_element(By.ID, "conn").text == "live")
+            # the preview updates: a JPEG shown, then another frame
+            first = wait_for(lambda: driver.find_element(By.ID, "preview").get_attribute("src"))
+            wait_for(lambda: driver.find_element(By.ID, "preview").get_attribute("src") != first)
+            assert (
+                driver.execute_script("return document.getElementById('preview').naturalWidth")
+                == 480
+            )
+            # take over so the question waits in the queue, then post one to /chat
+            driver.find_element(By.ID, "takeover").click()
+            wait_for(lambda: app.host.taken_over)
+            posted = time.monotonic()
+            answer = post_chat(app.http_source.port, "ann", "how much is the lamp?")
+            row = wait_for(lambda: driver.find_elements(
+                By.CSS_SELECTOR, f"#queue tr[data-id='{answer['id']}']"))  # fmt: skip
+            shown_after = time.monotonic() - posted
+            assert "how much is the lamp?" in row[0].text and "question" in row[0].text
+            # a price edit from the page, then hand back: the answer says the new price
+            price = driver.find_element(By.CSS_SELECTOR, "#products tr[data-id='lumadesk'] .price")
+            price.clear()
+            price.send_keys("41")
+            stock = driver.find_element(By.CSS_SELECTOR, "#products tr[data-id='lumadesk'] .stock")
+            stock.clear()
+            stock.send_keys("5")
+            driver.find_element(By.CSS_SELECTOR, "#products tr[data-id='lumadesk'] .save").click()
+            wait_for(
+                lambda: (
+                    "lumadesk: price 41 USD, stock 5" in driver.find_element(By.ID, "status").text
+                )
+            )
+            driver.find_element(By.ID, "takeover").click()
+            wait_for(lambda: not app.host.taken_over)
+            # say a line from the page, and skip it once it is on air
+            wait_for(lambda: not driver.find_elements(By.CSS_SELECTOR, "#queue tr"), 20)
+            driver.find_element(By.ID, "say-text").send_keys("Thanks for watching, friends!")
+            driver.find_element(By.ID, "say").click()
+            wait_for(lambda: daemon.call(lambda: app.host.current is not None
+                     and app.host.current.kind == "say"), 20)  # fmt: skip
+            driver.find_element(By.ID, "skip").click()
+            wait_for(lambda: "skipped" in driver.find_element(By.ID, "status").text)
+            driver.save_screenshot(str(tmp_path / "panel.png"))
+        finally:
+            driver.quit()
+    db = sqlite3.connect(config.store.path)
+    turns = db.execute("SELECT kind, outcome, reply FROM turns ORDER BY id").fetchall()
+    lamp = next(t for t in turns if t[0] == "answer")
+    assert "$41" in lamp[2]  # the edited price, in the next answer
+    assert ("say", "interrupted") in [t[:2] for t in turns]
+    actions = [a for (a,) in db.execute("SELECT action FROM actions ORDER BY id")]
+    assert actions == ["takeover", "product", "takeover", "say", "skip"]
+    print(f"chat message to its row on the page: {shown_after * 1000:.0f} ms")
+
+
+def test_the_page_speaks_chinese_to_a_chinese_browser_and_refuses_a_wrong_token(
+    fast_config, tmp_path, monkeypatch
+):
+    browser_or_skip()
+    from selenium.webdriver.common.by import By
+
+    monkeypatch.setenv("STREAMBOT_PANEL_TOKEN", "panel-token-7d1c")
+    config = panel_config(fast_config, tmp_path)
+    config.chat.local.http, config.chat.local.port = True, 0
+    with Daemon(config) as daemon:
+        base = f"http://127.0.0.1:{daemon.app.panel.port}/"
+        driver = chrome("zh-CN")
+        try:
+            driver.get(base + "?token=wrong")
+            assert "missing or wrong token" in driver.page_source
+            driver.get(base + "?token=panel-token-7d1c")
+            wait_for(lambda: driver.find_element(By.ID, "conn").text == "直播中")
+            assert driver.find_element(By.ID, "skip").text == "跳过"
+            assert driver.find_element(By.ID, "takeover").text == "人工接管"
+            driver.save_screenshot(str(tmp_path / "panel-zh.png"))
+        finally:
+            driver.quit()
