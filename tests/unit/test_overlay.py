@@ -17,9 +17,10 @@ from streambot.events import ChatMessage
 from streambot.stage.clock import VirtualClock
 from streambot.stage.overlay.compositor import Compositor
 from streambot.stage.overlay.director import OverlayDirector, build_compositor, format_left
-from streambot.stage.overlay.draw import Painter, clean, wrap
+from streambot.stage.overlay.draw import Painter, wrap
 from streambot.stage.overlay.fonts import FontError, FontSet, find_font, packaged_font
 from streambot.stage.overlay.layer import Layer, blend_reference
+from streambot.text import normalise
 from streambot.turn import Turn, TurnKind
 
 W, H = 1280, 720
@@ -219,7 +220,7 @@ async def test_the_countdown_ticks_each_second_and_goes_at_the_deadline(fonts):
 def test_time_left_and_text_cleaning():
     assert [format_left(s) for s in (0, 0.2, 59.5, 61, 3600, 3725)] == [
         "0:00", "0:01", "1:00", "1:01", "1:00:00", "1:02:05"]  # fmt: skip
-    assert clean("a\u202eb\u200bc\n d\x07") == "abc d"  # no bidi override, zero width, bell
+    assert normalise("a\u202eb\u200bc\n d\x07") == "abc d"  # no bidi override, zero width, bell
 
 
 def test_wrapping_breaks_at_spaces_and_between_chinese_characters(fonts):

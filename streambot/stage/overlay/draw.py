@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from streambot.catalog import Product, format_price
 from streambot.stage.overlay.fonts import FontSet
+from streambot.text import normalise  # a stranger's text as shown: no bidi or hidden chars
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +25,6 @@ SOFT = (225, 228, 235, 255)
 PRICE = (255, 214, 64, 255)
 SOLD_OUT = (255, 110, 110, 255)
 PANEL = (16, 18, 24, 200)
-
-
-def clean(text: str) -> str:
-    """``text`` without control, format (bidi overrides, zero-width) or private characters:
-    a viewer's text must not reorder or hide what the caption shows."""
-    kept = (" " if ch in "\t\n\r" else ch for ch in text)
-    return " ".join(
-        "".join(
-            ch for ch in kept if unicodedata.category(ch) not in ("Cc", "Cf", "Co", "Cs")
-        ).split()
-    )
 
 
 def _breaks_after(ch: str) -> bool:
@@ -107,13 +97,13 @@ class Painter:
         return image
 
     def label(self, text: str) -> Image.Image | None:
-        text = clean(text)
+        text = normalise(text)
         if not text:
             return None
         return self._text_block([(text, self.fonts.get(self.px(0.03)), WHITE)])
 
     def caption(self, text: str) -> Image.Image | None:
-        text = clean(text)
+        text = normalise(text)
         if not text:
             return None
         font = self.fonts.get(self.px(0.042))
@@ -123,7 +113,7 @@ class Painter:
         return self._text_block([(line, font, WHITE) for line in lines])
 
     def countdown(self, text: str) -> Image.Image | None:
-        text = clean(text)
+        text = normalise(text)
         if not text:
             return None
         return self._text_block([(text, self.fonts.get(self.px(0.04)), PRICE)])
@@ -137,17 +127,17 @@ class Painter:
         name_font, price_font = self.fonts.get(self.px(0.036)), self.fonts.get(self.px(0.058))
         small = self.fonts.get(self.px(0.027))
         lines: list[tuple[str, Font, tuple[int, ...]]] = []
-        name = clean(product.name_zh if zh else product.name)
+        name = normalise(product.name_zh if zh else product.name)
         lines += [(line, name_font, WHITE) for line in wrap(name, name_font, inner, 2)]
         lines.append((format_price(product, lang), price_font, PRICE))
         if product.stock > 0:
             lines.append(((f"库存 {product.stock}" if zh else f"In stock: {product.stock}"),
                           small, SOFT))  # fmt: skip
         else:
-            restock = clean(product.restock_zh if zh else product.restock)
+            restock = normalise(product.restock_zh if zh else product.restock)
             sold = "已售罄" if zh else "Sold out"
             lines.append((f"{sold} · {restock}" if restock else sold, small, SOLD_OUT))
-        shipping = clean(product.shipping_zh if zh else product.shipping)
+        shipping = normalise(product.shipping_zh if zh else product.shipping)
         if shipping:
             shipping = f"发货：{shipping}" if zh else f"Shipping: {shipping}"
             lines += [(line, small, SOFT) for line in wrap(shipping, small, inner, 2)]
