@@ -20,6 +20,7 @@ catalog brain, which states the exact figures) answers the turn instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -428,6 +429,16 @@ def _stocks(products: Sequence[Product]) -> str:
     )
 
 
+async def _sentences(stream: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The whole sentences of a stream of text deltas, each as soon as it is complete."""
+    splitter = SentenceSplitter()
+    async for delta in stream:
+        for sentence in splitter.feed(delta):
+            yield sentence
+    for sentence in splitter.flush():
+        yield sentence
+
+
 # -- the guarded brain ------------------------------------------------------------------------
 class GuardedBrain:
     """An inner brain (the LLM) whose every sentence passes the guard before it is spoken, with a
@@ -465,19 +476,12 @@ class GuardedBrain:
         reworded: list[str] = []
         failed: str | None = None
         stream = self.inner.reply(turn)
-        splitter = SentenceSplitter()
         try:
-            async for delta in stream:
-                for sentence in splitter.feed(delta):
+            async with contextlib.aclosing(_sentences(stream)) as sentences:
+                async for sentence in sentences:
                     failed = self._script_sentence(sentence, products, turn.lang, reworded)
                     if failed:
                         break
-                if failed:
-                    break
-            else:
-                for sentence in splitter.flush():
-                    failed = failed or self._script_sentence(sentence, products, turn.lang,
-                                                             reworded)  # fmt: skip
         except Exception:  # the LLM failed: the line is said as authored
             log.exception("inner brain failed rewording turn %d; said as authored", turn.id)
             failed = "inner brain failed"
