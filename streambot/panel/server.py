@@ -18,6 +18,7 @@ import asyncio
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,7 @@ class Panel:
         self.preview = PreviewEncoder(app.config.stream.fps, config.preview_fps,
                                       config.preview_width)  # fmt: skip
         self.port: int | None = None
+        self._state_json, self._state_at = "", None  # the state pushed last, and when
         self._runner: web.AppRunner | None = None
         self._actions: dict[str, Callable[[dict], str]] = {
             "skip": self._skip,
@@ -162,7 +164,7 @@ class Panel:
         sent_state, sent_frame = "", -1
         try:
             while True:
-                state = json.dumps(panel_state(self.app), ensure_ascii=False, default=str)
+                state = self._state()
                 if state != sent_state:
                     await response.write(f"event: state\ndata: {state}\n\n".encode())
                     sent_state = state
@@ -173,6 +175,14 @@ class Panel:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         return response
+
+    def _state(self) -> str:
+        """The state as JSON, worked out once per push interval however many pages are open."""
+        now = time.monotonic()
+        if self._state_at is None or now - self._state_at >= PUSH_S / 2:
+            self._state_json = json.dumps(panel_state(self.app), ensure_ascii=False, default=str)
+            self._state_at = now
+        return self._state_json
 
     # -- actions ----------------------------------------------------------------------------
     async def _action(self, request: web.Request) -> web.Response:

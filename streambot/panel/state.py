@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 RECENT = 10
 QUEUE = 20
+LATENCY_ANSWERS = 200  # the latency shown is over the latest answers, not the whole record
 
 
 def _now(app: App) -> dict[str, Any] | None:
@@ -71,7 +72,7 @@ def _recent(app: App) -> list[dict[str, Any]]:
 
 
 def _latency(app: App) -> dict[str, float | None]:
-    frames = latency_rows(app.store).get("first frame at sink", [])[-200:]
+    frames = latency_rows(app.store, recent=LATENCY_ANSWERS).get("first frame at sink", [])
     if not frames:
         return {"p50": None, "p95": None}
     return {"p50": float(np.percentile(frames, 50)), "p95": float(np.percentile(frames, 95))}
