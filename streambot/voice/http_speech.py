@@ -115,21 +115,21 @@ class HttpSpeechVoice:
         attempts = 1 if trial else self.retries + 1
         reason = ""
         for attempt in range(1, attempts + 1):
-            started = False
+            rate: int | None = None  # the rate of the audio handed on, once there is some
             try:
                 async with contextlib.aclosing(self._request(body)) as request:
                     async for piece in request:
-                        started = True
+                        rate = piece.rate
                         yield piece
                 self.circuit.record(success=True)
                 return
             except _Failure as exc:
                 reason = str(exc)
-                if started:  # audio was handed on: end the sentence where the server broke
+                if rate is not None:  # audio was handed on: end the sentence where it broke
                     self.broken_off += 1
                     self.circuit.record(success=False)
                     log.warning("TTS server broke off a sentence: %s", redact(reason))
-                    yield AudioPiece(np.zeros(0, np.float32), self.sample_rate, True)
+                    yield AudioPiece(np.zeros(0, np.float32), rate, True)
                     return
                 if not exc.retryable or attempt == attempts:
                     break

@@ -34,7 +34,6 @@ class Compositor:
         self._images: dict[str, Image.Image] = {}
         self._layers: dict[str, Layer] = {}
         self._order: list[Layer] = []  # blended in this order: the caption last, on top
-        self.composed = 0
         self.recent_seconds: deque[float] = deque(maxlen=4096)  # per composed frame
 
     # -- changing what is shown (on the event loop) ------------------------------------
@@ -89,6 +88,5 @@ class Compositor:
         out = frame.copy()
         for layer in self._order:
             layer.blend_into(out)
-        self.composed += 1
         self.recent_seconds.append(time.perf_counter() - started)
         return out
