@@ -43,14 +43,23 @@ def real_obs(tmp_path_factory):
     obs.stop()
 
 
+def _fail_torch_skip(report) -> None:
+    """With ``STREAMBOT_REQUIRE_TORCH=1`` (CI's full stage) a skip for want of torch is a
+    failure: the full suite must run there, while a fresh machine with only Python skips."""
+    if not (report.skipped and os.environ.get("STREAMBOT_REQUIRE_TORCH")):
+        return
+    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+    if "needs torch" in reason:
+        report.outcome = "failed"
+        report.longrepr = f"STREAMBOT_REQUIRE_TORCH is set but: {reason}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """With ``STREAMBOT_REQUIRE_TORCH=1`` (CI) a test skipped for want of torch fails instead:
-    the full suite must run there, while a fresh machine with only Python skips them."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.skipped and os.environ.get("STREAMBOT_REQUIRE_TORCH"):
-        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
-        if "needs torch" in reason:
-            report.outcome = "failed"
-            report.longrepr = f"STREAMBOT_REQUIRE_TORCH is set but: {reason}"
+    _fail_torch_skip((yield).get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A whole module skipped at import (``need_torch()`` at its top) counts the same way."""
+    _fail_torch_skip((yield).get_result())

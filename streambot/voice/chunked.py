@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from streambot.models.hifigan import HiFiGANConfig
+if TYPE_CHECKING:  # the model module imports torch; span arithmetic must not need it
+    from streambot.models.hifigan import HiFiGANConfig
 
 FIRST_CHUNK_FRAMES = 16  # 16 x 256 samples at 22 050 Hz: the first 186 ms of a sentence
 MAX_CHUNK_FRAMES = 256

