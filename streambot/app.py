@@ -139,6 +139,7 @@ class App:
         self.brain, self.catalog_brain = build_brain(cfg, self.catalog)
         self.script = self._script()
         self.voice = build_voice(cfg)
+        self.metrics.watch_voice(self.voice_health)
         self.face = build_face(cfg)
         self.inbox = Inbox(cfg.triage.queue_size)
         self.triage = Triage(cfg.triage, self.catalog)
@@ -163,6 +164,7 @@ class App:
                 token_env=local.token_env,
                 max_connections=local.max_connections,
                 idle_timeout_s=local.idle_timeout_s,
+                allowed_hosts=local.allowed_hosts,
             )
             self.sources.append(self.http_source)
         if local.stdin:
@@ -187,11 +189,13 @@ class App:
         p = self.presenter
         sinks = self.sinks.health() if self.sinks else []
         sources = [self._source_health(source) for source in self.sources]
+        voice = self.voice_health()
         running = p is not None and not self.stop.is_set()
         return {
             "ok": running
             and all(s["state"] == "up" for s in sinks)
-            and all(s["state"] in ("up", "ended") for s in sources),
+            and all(s["state"] in ("up", "ended") for s in sources)
+            and voice["state"] == "up",
             "frames": p.stats.frames if p else 0,
             "late_frames": p.stats.late_frames if p else 0,
             "late_not_ready": p.stats.not_ready if p else 0,
@@ -200,7 +204,18 @@ class App:
             "inbox_waiting": self.inbox.waiting,
             "sinks": sinks,
             "sources": sources,
+            "voice": voice,
         }
+
+    def voice_health(self) -> dict:
+        """The configured voice: a TTS server's own figures (requests, fallbacks, broken-off
+        sentences, its breaker; down while the breaker keeps it out), and the sentences any
+        voice lost to unplayable audio."""
+        own = getattr(self.voice, "health", None)
+        backend = self.config.voice.backend
+        report = own() if own is not None else {"name": backend, "backend": backend, "state": "up"}
+        report["unplayable"] = self.host.sound.unsound if self.host is not None else 0
+        return report
 
     def _source_health(self, source: ChatSource) -> dict:
         state = dict(self._sources_state.get(id(source), {"state": "starting"}))
@@ -350,7 +365,9 @@ class App:
         if not cfg.enabled:
             return None
         try:
-            return await serve_metrics(self.metrics, cfg.host, cfg.port, self.health)
+            return await serve_metrics(
+                self.metrics, cfg.host, cfg.port, self.health, cfg.allowed_hosts
+            )
         except OSError as exc:
             log.error("metrics endpoint unavailable (%s); continuing without it", exc)
             return None
@@ -446,7 +463,9 @@ class App:
             script = default_script()
         else:
             try:
-                script = load_script(cfg.script.path, self.catalog.current)
+                script = load_script(
+                    cfg.script.path, self.catalog.current, cfg.host.max_reply_chars
+                )
             except ScriptError as exc:
                 raise ConfigError(str(exc)) from None
         return ScriptRunner(script, quiet, self.catalog, on_countdown=self._countdown)

@@ -17,8 +17,17 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from streambot.money import decimals, format_money, minor_digits
 from streambot.text import fold
 
 log = logging.getLogger(__name__)
@@ -36,9 +45,9 @@ class Product(BaseModel):
     name_zh: str
     aliases: list[str] = []
     aliases_zh: list[str] = []
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")  # before price: it checks it
     # Finite and sane: "price = inf" or nan in a live edit must not reach the host's mouth.
     price: float = Field(ge=0, le=1e9, allow_inf_nan=False)
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     stock: int = Field(ge=0, le=1_000_000_000)
     restock: str = ""
     restock_zh: str = ""
@@ -49,6 +58,20 @@ class Product(BaseModel):
     image: str = ""  # picture shown in OBS while the product is discussed
     pitch: bool = True  # include in the idle pitch rotation
     pitch_weight: int = Field(default=1, ge=1, le=10)  # turns per rotation
+
+    @field_validator("price")
+    @classmethod
+    def _price_in_minor_units(cls, price: float, info: ValidationInfo) -> float:
+        """At most the currency's minor unit: 0.004 would be said "$0.00", 89.995 "$90.00"."""
+        code = info.data.get("currency", "USD")  # absent: the currency itself was refused
+        digits = minor_digits(code)
+        if decimals(price) > digits:
+            allowed = f"at most {digits} decimals" if digits else "no decimals"
+            raise ValueError(
+                f"product {info.data.get('id', '?')!r}: price {price!r} is finer than {code} "
+                f"can be paid ({allowed})"
+            )
+        return price
 
 
 class Catalog(BaseModel):
@@ -61,6 +84,11 @@ class Catalog(BaseModel):
     def load(cls, path: str | Path | None = None) -> Catalog:
         """The catalog at ``path`` (None: the bundled one); ``CatalogError`` says what is
         wrong with a file that cannot be used."""
+        return cls.read(path)[0]
+
+    @classmethod
+    def read(cls, path: str | Path | None = None) -> tuple[Catalog, str]:
+        """``load``, and the text the catalog was parsed from."""
         if path:
             try:
                 text = Path(path).read_text(encoding="utf-8")
@@ -70,7 +98,7 @@ class Catalog(BaseModel):
             text = resources.files("streambot.assets").joinpath("catalog.toml").read_text("utf-8")
             path = "bundled catalog.toml"
         try:
-            return cls.model_validate(tomllib.loads(text))
+            return cls.model_validate(tomllib.loads(text)), text
         except (tomllib.TOMLDecodeError, ValidationError) as exc:
             raise CatalogError(f"catalog {path}: {exc}") from None
 
@@ -128,18 +156,9 @@ class Catalog(BaseModel):
         ]
 
 
-_CURRENCY_EN = {"USD": "${}", "CNY": "¥{}", "EUR": "€{}", "GBP": "£{}", "JPY": "¥{}"}
-_CURRENCY_ZH = {"USD": "{}美元", "CNY": "{}元", "EUR": "{}欧元", "GBP": "{}英镑", "JPY": "{}日元"}
-
-
-def format_amount(value: float) -> str:
-    return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
-
-
 def format_price(product: Product, lang: str) -> str:
-    table = _CURRENCY_ZH if lang == "zh" else _CURRENCY_EN
-    pattern = table.get(product.currency, "{} " + product.currency)
-    return pattern.format(format_amount(product.price))
+    """The product's price as the host writes and says it: "$89.99", "500 yen", "89.99美元"."""
+    return format_money(product.price, product.currency, lang)
 
 
 # (st_mtime_ns, st_size, st_ino) of the file, or None when it cannot be read: an editor that
@@ -168,7 +187,12 @@ class LiveCatalog:
         ``catalog``: the catalog to start from instead of loading ``path`` now."""
         self.path = Path(path) if path else None
         self._signature = self._stat()  # before loading: an edit during the load is seen next
-        self._catalog = catalog if catalog is not None else Catalog.load(self.path)
+        # The text the catalog in use was read from (None: given, not read): a writer of the
+        # file compares it with the file on disk (panel/catalog_edit.py).
+        self._text: str | None = None
+        if catalog is None:
+            catalog, self._text = Catalog.read(self.path)
+        self._catalog = catalog
         self._lock = threading.RLock()  # re-entrant: a listener may read ``current``
         self.listeners: list[Callable[[Catalog], None]] = []
         self.version = 0  # reloads so far
@@ -203,11 +227,11 @@ class LiveCatalog:
                 return False
             self._signature = signature  # a broken edit is reported once, not at every read
             try:
-                catalog = Catalog.load(self.path)
+                catalog, text = Catalog.read(self.path)
             except CatalogError as exc:
                 log.error("catalog changed but cannot be used, keeping the old one: %s", exc)
                 return False
-            self._catalog = catalog
+            self._catalog, self._text = catalog, text
             self.version += 1
             log.info("catalog reloaded from %s", self.path)
             for listener in list(self.listeners):
@@ -216,6 +240,10 @@ class LiveCatalog:
                 except Exception:  # one consumer's bug must not stop the reload or the reader
                     log.exception("catalog listener %r failed", listener)
             return True
+
+    def loaded_from(self, text: str) -> bool:
+        """Whether ``text`` is what the catalog in use was read from (no reload first)."""
+        return self._text is not None and self._text == text
 
     def changes(self) -> Callable[[], bool]:
         """A check for one consumer: whether the catalog changed since that consumer last

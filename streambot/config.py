@@ -43,16 +43,39 @@ def read_secret(env_name: str) -> SecretStr | None:
     return SecretStr(value)
 
 
-def require_token_off_loopback(section: str, what: str, host: str, token_env: str) -> None:
-    """A server bound beyond this computer must need a token: ConfigError when none is set."""
-    from streambot.chat.local import is_loopback
+def require_token_off_loopback(
+    section: str, what: str, host: str, token_env: str, min_chars: int = 0
+) -> None:
+    """A server bound beyond this computer must need a token of at least ``min_chars``
+    characters: ConfigError when none is set, or it is shorter."""
+    from streambot.http_guard import is_loopback
 
-    if not is_loopback(host) and read_secret(token_env) is None:
+    if is_loopback(host):
+        return
+    token = read_secret(token_env)
+    if token is None:
         raise ConfigError(
             f"{section}.host: {host!r} is reachable from other machines, so {what} needs a "
             f"token: set the environment variable {token_env} ({section}.token_env), or bind "
             "to 127.0.0.1"
         )
+    if len(token.get_secret_value()) < min_chars:
+        raise ConfigError(
+            f"{section}.host: {host!r} is reachable from other machines, so the token in "
+            f"{token_env} ({section}.token_env) must be at least {min_chars} characters long "
+            "(a random one: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
+
+
+def _allowed_hosts(names: list[str]) -> list[str]:
+    from streambot.http_guard import check_host_name
+
+    return [check_host_name(name) for name in names]
+
+
+# More names a server answers to besides this computer's and the address it is bound to (a
+# name that resolves to it on the LAN, e.g. "studio.local"): every other Host is refused.
+AllowedHosts = Annotated[list[str], AfterValidator(_allowed_hosts)]
 
 
 def _whole_output_frames(fps: int) -> int:
@@ -84,6 +107,7 @@ class LocalChatConfig(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8765
     token_env: str = "STREAMBOT_CHAT_TOKEN"
+    allowed_hosts: AllowedHosts = []
     stdin: bool = False
     replay: str = ""
     replay_loop: bool = False
@@ -245,13 +269,21 @@ class HttpVoiceConfig(_Section):
     model: str = "tts-1"
     voice: str = "alloy"  # the server's voice: your cloned voice's name or id
     api_key_env: str = "STREAMBOT_TTS_API_KEY"
-    response_format: Literal["pcm", "wav"] = "pcm"
-    pcm_rate: Annotated[int, Field(ge=8000, le=96000)] = 24000  # OpenAI's pcm: 24 kHz s16le
+    # wav states its own rate; pcm is at the rate the server states (an x-sample-rate header
+    # or "rate=" in its Content-Type), else at pcm_rate (OpenAI's pcm: 24 kHz s16le)
+    response_format: Literal["pcm", "wav"] = "wav"
+    pcm_rate: Annotated[int, Field(ge=8000, le=96000)] = 24000
     speed: Annotated[float, Field(ge=0.25, le=4.0)] = 1.0
     extra: dict[str, str | int | float | bool] = {}  # more JSON fields the server takes
-    first_byte_timeout_s: Annotated[float, Field(gt=0, le=60)] = 4.0
-    idle_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
-    total_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
+    first_byte_timeout_s: Annotated[float, Field(gt=0, le=60)] = 4.0  # to the first audio
+    idle_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0  # between pieces of audio
+    total_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0  # waiting, per request
+    # The most audio a sentence may bring (at speed 1): floor + per character, a CJK ideograph
+    # counting as 3. Speech takes ~0.07 s per English character and ~0.25 s per Chinese one:
+    # the defaults allow about twice that, plus 3 s for a short line's pauses. A stream that
+    # runs past it (a TTS that missed its end token) is broken off there.
+    max_audio_floor_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+    max_audio_s_per_char: Annotated[float, Field(gt=0, le=2)] = 0.15
     retries: Annotated[int, Field(ge=0, le=5)] = 1
     failure_threshold: Annotated[int, Field(ge=1)] = 3
     open_seconds: Annotated[float, Field(gt=0)] = 30.0
@@ -421,12 +453,17 @@ class ScriptConfig(_Section):
     reword: bool = True
 
 
+# The panel's token opens every action from the LAN; a guessable one is no lock.
+PANEL_TOKEN_MIN_CHARS = 16
+
+
 class PanelConfig(_Section):
     # The operator's web page (streambot/panel/): watch the stream and steer the host.
     enabled: bool = True
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8766
     token_env: str = "STREAMBOT_PANEL_TOKEN"  # needed when bound beyond this computer
+    allowed_hosts: AllowedHosts = []
     operator: Annotated[str, Field(min_length=1, max_length=40)] = "operator"  # in the log
     preview_fps: Annotated[float, Field(gt=0, le=10)] = 4.0
     preview_width: Annotated[int, Field(ge=64, le=1920)] = 480
@@ -437,7 +474,9 @@ class PanelConfig(_Section):
     def check_exposure(self) -> None:
         """The panel reachable from other machines must need the token."""
         if self.enabled:
-            require_token_off_loopback("panel", "the panel", self.host, self.token_env)
+            require_token_off_loopback(
+                "panel", "the panel", self.host, self.token_env, PANEL_TOKEN_MIN_CHARS
+            )
 
 
 class StoreConfig(_Section):
@@ -451,6 +490,7 @@ class MetricsConfig(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 9108
+    allowed_hosts: AllowedHosts = []
 
 
 class LoggingConfig(_Section):

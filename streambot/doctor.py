@@ -142,7 +142,8 @@ def _script(config: Config) -> str:
     from streambot.catalog import Catalog
     from streambot.script.model import load_script
 
-    script = load_script(config.script.path, Catalog.load(config.brain.catalog.path or None))
+    catalog = Catalog.load(config.brain.catalog.path or None)
+    script = load_script(config.script.path, catalog, config.host.max_reply_chars)
     kinds = sorted({s.kind for s in script.segment})
     return f"{len(script.segment)} segments ({', '.join(kinds)})"
 

@@ -35,7 +35,7 @@ from streambot.store import Store
 from streambot.tasks import first_of
 from streambot.timing import FACE_RATE, samples_per_frame
 from streambot.turn import Outcome, Turn, TurnKind, TurnObserver
-from streambot.voice.base import Voice, to_speech
+from streambot.voice.base import SoundGuard, Voice, to_speech
 from streambot.voice.pieces import SpeechAssembler, join_speech
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class Host:
         self._in_charge = asyncio.Event()  # cleared while a person has taken over
         self._in_charge.set()
         self._said_full: set[str] = set()
+        self.sound = SoundGuard()  # no unplayable audio from any voice reaches the face
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.clock.realtime:  # fast mode waits for frames: it schedules on no rate
@@ -165,8 +166,8 @@ class Host:
     async def _run_script(self, stop: asyncio.Event) -> None:
         """Say the script's current segment; the runner moves on once it was played."""
         line = self.script.line(self._lang, self._next_pitch)
-        if not line.text and not line.segment.is_pitch:  # a silent Q&A break
-            self.script.ended(line, Outcome.PLAYED, self.clock.now())
+        if line.skipped or (not line.text and not line.segment.is_pitch):  # or a silent Q&A
+            self.script.ended(line, Outcome.PLAYED, self.clock.now(), skipped=bool(line.skipped))
             return
         turn = self._script_turn(line)
         self.script.started(line, self.clock.now())
@@ -349,9 +350,11 @@ class Host:
     async def _speeches(self, sentence: Sentence) -> AsyncIterator[Speech]:
         """The sentence's audio as Speech: piece by piece from a streaming voice (the first
         piece as soon as it is decoded), else one Speech per sentence the voice makes."""
+        what = f"turn {sentence.turn_id} sentence {sentence.index}"
         if hasattr(self.voice, "speak_pieces"):
             assembler = None
-            async for piece in self.voice.speak_pieces(sentence.text, sentence.lang):
+            pieces = self.voice.speak_pieces(sentence.text, sentence.lang)
+            async for piece in self.sound.sound(pieces, lambda p: p.pcm, what):
                 assembler = assembler or SpeechAssembler(piece.rate, sentence, self.fps)
                 if (speech := assembler.push(piece.pcm)) is not None:
                     yield speech
@@ -365,7 +368,7 @@ class Host:
             parts = self.voice.speak_aligned(sentence.text, sentence.lang)
         else:
             parts = _without_phonemes(self.voice.speak(sentence.text, sentence.lang))
-        async for pcm, phonemes in parts:
+        async for pcm, phonemes in self.sound.sound(parts, lambda part: part[0], what):
             yield to_speech(pcm, self.voice.sample_rate, sentence, self.fps, phonemes)
 
     # -- the face: scheduled rendering -------------------------------------------------------

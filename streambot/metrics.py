@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 _LATENCY_BUCKETS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30)
 
@@ -34,14 +36,57 @@ class Metrics:
             registry=r,
         )
         self.started = time.time()
+        self._voice_health: Callable[[], Mapping[str, Any]] | None = None
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
+    # The voice keeps its own counts (it reports them to /healthz too): read at each scrape.
+    _VOICE_COUNTS: ClassVar[dict[str, str]] = {
+        "requests": "Requests to the TTS server",
+        "fallbacks": "Sentences the local voice spoke for the TTS server",
+        "broken_off": "Sentences the TTS server broke off (ended where its audio stopped)",
+        "failures": "Requests the TTS server failed, as its circuit breaker counts them",
+        "unplayable": "Sentences cut short for unplayable audio (NaN, far beyond full scale)",
+    }
+
+    def watch_voice(self, health: Callable[[], Mapping[str, Any]]) -> None:
+        """Export the voice's figures, as ``health`` reports them, at each scrape."""
+        if self._voice_health is None:
+            self.registry.register(self)  # the registry calls collect() at each scrape
+        self._voice_health = health
+
+    def collect(self) -> Iterator[Metric]:
+        """The figures kept elsewhere (the voice's own counts), as the registry asks for them
+        at each scrape."""
+        if self._voice_health is None:
+            return
+        report = self._voice_health()
+        for key, text in self._VOICE_COUNTS.items():
+            if key in report:
+                yield CounterMetricFamily(f"streambot_voice_{key}", text, value=report[key])
+        up = "1 while the configured voice is up (a TTS server: its breaker closed)"
+        yield GaugeMetricFamily("streambot_voice_up", up, value=report["state"] == "up")
+        if "breaker" in report:
+            breaker = GaugeMetricFamily("streambot_voice_breaker",
+                                        "The TTS server's circuit breaker: 1 for its state",
+                                        labels=["state"])  # fmt: skip
+            for state in ("closed", "open", "half-open"):
+                breaker.add_metric([state], report["breaker"] == state)
+            yield breaker
+
 
 async def serve_metrics(
-    metrics: Metrics, host: str, port: int, health: Callable[[], dict]
+    metrics: Metrics,
+    host: str,
+    port: int,
+    health: Callable[[], dict],
+    allowed_hosts: list[str] | tuple[str, ...] = (),
 ) -> web.AppRunner:
+    """/metrics and /healthz on ``host``:``port``, for requests whose Host is this computer or
+    ``allowed_hosts`` (http_guard: a DNS rebinding page reads neither)."""
+    from streambot.http_guard import Guard
+
     async def metrics_handler(_: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -49,7 +94,7 @@ async def serve_metrics(
         report = health()
         return web.json_response(report, status=200 if report.get("ok") else 503)
 
-    app = web.Application()
+    app = Guard("metrics", host, allowed_hosts).application()
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", health_handler)
     runner = web.AppRunner(app, access_log=None)

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
 from confusable_homoglyphs import categories, confusables
+from publicsuffixlist import PSLFILE
 
+from streambot.money import CODES, SIGNS, WORDS, alternation
 from streambot.text import CharTable, is_format, normalise
 from streambot.text import fold as _fold
 
@@ -92,13 +95,97 @@ def decoded_payloads(text: str, limit: int = 8) -> list[str]:
     return found
 
 
+# A link whose dot is written as one ("shop.store", "shop。app") must end in a real top-level
+# domain: any of the Public Suffix List's ICANN section (bundled in ``publicsuffixlist``, read
+# once here, never downloaded), so "nice.thanks" is a typo, not a link. Some are English words
+# (.how .now .lol .love .today): "ok.how" counts as a link, as a spammer may use any real one.
+# One whose dot is spaced or spelled out ("spam . com", "shop dot example", "shop[.]ru") must end
+# in one of ``_TLDS``: common and much-abused ones, but no English word, since "polka dot top",
+# "got it. me too" or "hello. today" are no links.
+_TLDS = (
+    "com|net|org|info|biz|io|co|tv|cc|app|dev|xyz|vip|icu|online|site|website|ly|gg|uk|de|ru|"
+    "cn|jp|fr|es|nl|br|au|ca|eu|kr|tw|hk|sg|ph|vn|th|pl|ua|cz|ch|se|dk|fi|ie|nz|za|mx|ar|cl|ws|"
+    "su|ml|tk|ga|cf|gq|pw|example|invalid|localhost|onion"
+)
+_RESERVED_TLDS = ("example", "invalid", "localhost", "onion")  # RFC 2606 / 6761 / 7686
+
+
+def _top_level_domains() -> frozenset[str]:
+    """Every ICANN top-level label of the bundled Public Suffix List, lower case, IDNs both in
+    Unicode ("在线") and in punycode ("xn--3ds443g"), and the reserved ``_RESERVED_TLDS``."""
+    found = set(_RESERVED_TLDS)
+    icann = False
+    with open(PSLFILE, encoding="utf-8") as rules:
+        for line in rules:
+            line = line.strip()
+            if line == "// ===BEGIN ICANN DOMAINS===":
+                icann = True
+            elif line == "// ===END ICANN DOMAINS===":
+                break
+            elif icann and line and not line.startswith("//"):
+                label = line.rsplit(".", 1)[-1].lstrip("!").lower()  # "*.ck", "!www.ck": ck
+                found.add(label)
+                if not label.isascii():
+                    with contextlib.suppress(UnicodeError):  # IDNA 2003 refuses: Unicode only
+                        found.add(label.encode("idna").decode("ascii"))
+    return frozenset(found)
+
+
+TOP_LEVEL_DOMAINS = _top_level_domains()
+# Top-level domains that are also short English words: "ok.so how much", "hi.is it in stock" are
+# typos. Right after a name's first label they count only before a path or port ("t.me/x").
+_WORD_TLDS = frozenset(
+    {"am", "as", "at", "be", "by", "do", "in", "is", "it", "me", "my", "no", "so", "to", "us"}
+)
+# a dot spaced on one side or both, an ideographic one, 点, "dot", or a bracketed dot
+_SPELLED_DOT = (
+    r"\s*(?:。|点|點)\s*|\s+\.\s*|\s*\.\s+|\s+dot\s+|\s*[(\[{<]\s*(?:dot|\.|。)\s*[)\]}>]\s*"
+)
+# The dot-written names come last: a match of theirs is only a candidate (``_is_link``), and at
+# its position no other branch matched.
 URL = re.compile(
-    r"(https?://|www\.)\S+"
-    r"|\b[a-z0-9-]+\s*\.\s*(com|net|org|io|ly|gg|cn|tv|me|xyz|top|link|shop|vip)(/\S*)?\b"
-    r"|\b[a-z0-9-]+\s+dot\s+(com|net|org|io|cn|tv|me|xyz|top|link|shop|vip)\b"
-    r"|(点|點)\s*(com|net|cn)\b",
+    r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://\S+|\bwww\s*[.。]\s*\S+"  # a scheme, or www.
+    rf"|(?<![\w-])[\w-]+(?:{_SPELLED_DOT})(?:{_TLDS})(?![a-z0-9-])"
+    rf"|(?:点|點)\s*(?:{_TLDS})(?![a-z0-9-])"
+    rf"|(?<![\d.])\d{{1,3}}(?:(?:\.|{_SPELLED_DOT})\d{{1,3}}){{3}}(?!\d)"  # an IP address
+    # a dot written as one ("e.g." and "3.5" end in no label of 2+ letters); a Unicode last
+    # label only after a non-Latin letter ("shop.com优惠" is shop.com)
+    # (each starts at a name's first label only: "a.a.a..." is tried once, not per label)
+    r"|(?P<dotted>(?<![\w-])(?<![\w-]\.)[\w-]+(?:\.[\w-]+)*"
+    r"\.(?:[a-z]{2,24}|xn--[a-z0-9-]+|[^\W\d_a-z]{2,24})(?![a-z0-9-]))"
+    r"|(?P<ideographic>(?<![a-z0-9-])(?<![a-z0-9-]。)[a-z0-9-]+(?:。[a-z0-9-]+)*"
+    r"。[a-z]{2,24}(?![a-z0-9-]))",
     re.IGNORECASE,
 )
+
+
+def _is_link(match: re.Match[str]) -> bool:
+    """Whether a ``URL`` match is a link: any but a dot-written name's is; that one is when a
+    label after its first is a top-level domain ("shop.com.then" is shop.com), or a path or a
+    port follows it ("shop.anything/sale")."""
+    name, dot = (match["dotted"], ".") if match["dotted"] else (match["ideographic"], "。")
+    if name is None:
+        return True
+    after = match.string[match.end() : match.end() + 2]
+    if after[:1] == "/" or (after[:1] == ":" and after[1:].isdigit()):
+        return True
+    labels = name.lower().split(dot)
+    return any(
+        label in TOP_LEVEL_DOMAINS and (i > 1 or label not in _WORD_TLDS)
+        for i, label in enumerate(labels[1:], 1)
+    )
+
+
+def has_link(text: str) -> bool:
+    """Whether folded ``text`` holds a link (``URL``, each candidate checked by ``_is_link``)."""
+    pos = 0
+    while (match := URL.search(text, pos)) is not None:
+        if _is_link(match):
+            return True
+        pos = match.start() + 1  # the name's other positions: no dot-written name starts there
+    return False
+
+
 INJECTION = re.compile(
     "|".join(
         f"(?:{p})"
@@ -114,10 +201,12 @@ INJECTION = re.compile(
     ),
     re.IGNORECASE,
 )
-# A figure in a name ("lamp is 1 dollar", "九块九"): digits in any script, money signs and words,
-# percentages, and Chinese numerals with a money or count unit.
+# A figure ("lamp is 1 dollar", "九块九"): digits in any script, the currency table's signs,
+# codes and English words, percentages, price words, and Chinese numerals with a money or count
+# unit (a Chinese money word alone is no figure: "元" is common in names).
+_MONEY_EN = alternation((*CODES, *(w for w in WORDS if w.isascii())))
 FIGURE = re.compile(
-    r"\d|[$€£¥￥%]|\b(dollars?|bucks|cents?|yuan|usd|rmb|cny|eur|price|free|off|sale)\b"
+    rf"\d|%|{alternation(SIGNS)}|\b(?:{_MONEY_EN}|cents?|price|free|off|sale)\b"
     r"|[零〇一二两三四五六七八九十百千万][零〇一二两三四五六七八九十百千万]*\s*(元|块|毛|角|折|件|个|美元)"
     r"|免费|包邮|价格|优惠|折扣|特价",
     re.IGNORECASE,
@@ -161,7 +250,13 @@ class Screen:
 
     def has_url(self, text: str, views: list[str] | None = None) -> bool:
         views = views if views is not None else self.views(text)
-        return any(URL.search(view) for view in views)  # case-insensitive: folded is enough
+        return any(has_link(view) for view in views)  # case-insensitive: folded is enough
+
+    @staticmethod
+    def has_figure(text: str, views: list[str] | None = None) -> bool:
+        """A number, money sign or word, or a price word ("free", "off", "包邮") in ``text``."""
+        views = views if views is not None else Screen.views(text)
+        return any(FIGURE.search(view) for view in views)
 
     def injection(self, text: str, views: list[str] | None = None) -> bool:
         views = views if views is not None else self.views(text)
@@ -195,7 +290,7 @@ class Screen:
             return "banned word"
         if self.has_url(name, views):
             return "a link"
-        if any(FIGURE.search(view) for view in views):
+        if self.has_figure(name, views):
             return "a figure"
         if self.injection(name, views):
             return "an instruction"

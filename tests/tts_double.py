@@ -1,10 +1,16 @@
 """A loopback OpenAI-compatible speech server (``POST /v1/audio/speech``), as strict as the
 real one: it checks the JSON body and the key, answers errors with OpenAI's error object, and
-streams audio in chunked transfer encoding (or sends it whole with a Content-Length)."""
+streams audio in chunked transfer encoding (or sends it whole with a Content-Length).
+
+It can also behave as the servers that broke the host did: a float WAV of NaN (an fp16
+vocoder that overflowed), a stream that never ends (an autoregressive TTS that missed its end
+token), a trickle of bytes, and raw PCM at the voice's own rate, stated the way Piper's HTTP
+server states it (an ``x-sample-rate`` header) or in the Content-Type (``rate=``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import struct
@@ -22,10 +28,13 @@ def tone(seconds: float, rate: int, freq: float = 180.0) -> np.ndarray:
     return (0.4 * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2")
 
 
-def wav_header(rate: int, data_size: int, channels: int = 1) -> bytes:
-    """A 16-bit PCM WAV header; ``data_size`` 0xFFFFFFFF for a stream of unknown length."""
+def wav_header(rate: int, data_size: int, channels: int = 1, float32: bool = False) -> bytes:
+    """A 16-bit PCM (or 32-bit IEEE float) WAV header; ``data_size`` 0xFFFFFFFF for a stream
+    of unknown length."""
     riff = 0xFFFFFFFF if data_size == 0xFFFFFFFF else 36 + data_size
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * 2 * channels, 2 * channels, 16)
+    tag, width = (3, 4) if float32 else (1, 2)
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * width * channels, width * channels,
+                      8 * width)  # fmt: skip
     return (b"RIFF" + struct.pack("<I", riff) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
             + b"LIST" + struct.pack("<I", 4) + b"INFO"  # a chunk to skip, as ffmpeg writes
             + b"data" + struct.pack("<I", data_size))  # fmt: skip
@@ -44,7 +53,12 @@ class SpeechServer:
     rate: int = 24_000
     chunk_ms: int = 40
     chunk_delay_s: float = 0.0
-    mode: str = "stream"  # stream | whole | break | json200
+    chunk_bytes: int = 0  # bytes per chunk instead of chunk_ms of audio (2: a trickle)
+    first_chunk_ms: int = 0  # the first chunk: this much audio (after a WAV's header)
+    mode: str = "stream"  # stream | whole | break | json200 | endless (the tone, repeated)
+    float_wav: bool = False  # wav as 32-bit float samples, times gain (nan: all NaN)
+    gain: float = 1.0
+    states_rate: str = ""  # pcm's rate stated in an x-sample-rate "header" | "content-type"
     first_byte_delay_s: float = 0.0
     fail_next: list[int] = field(default_factory=list)  # statuses to answer before audio
     requests: list[dict] = field(default_factory=list)
@@ -95,24 +109,43 @@ class SpeechServer:
             return error(status, "Rate limit reached." if status == 429 else "Bad request.")
         if self.first_byte_delay_s:
             await asyncio.sleep(self.first_byte_delay_s)
-        samples = tone(self.seconds, self.rate).tobytes()
+        samples = tone(self.seconds, self.rate)
+        if fmt == "wav" and self.float_wav:
+            samples = (samples.astype(np.float32) / 32768.0 * self.gain).astype("<f4")
+        samples = samples.tobytes()
         if self.mode == "json200":
             return web.json_response({"error": {"message": "model is loading"}})
+        headers: dict[str, str] = {}
         if fmt == "wav":
             size = len(samples) if self.mode == "whole" else 0xFFFFFFFF
-            payload = wav_header(self.rate, size) + samples
-            content_type = "audio/wav"
+            payload = wav_header(self.rate, size, float32=self.float_wav) + samples
+            headers["Content-Type"] = "audio/wav"
         else:
-            payload, content_type = samples, "audio/pcm"
+            payload, headers["Content-Type"] = samples, "audio/pcm"
+            if self.states_rate == "header":
+                headers["x-sample-rate"] = str(self.rate)
+            elif self.states_rate == "content-type":
+                headers["Content-Type"] = f"audio/L16; rate={self.rate}; channels=1"
         if self.mode == "whole":
             self.first_chunk_at.append(time.perf_counter())
-            return web.Response(body=payload, content_type=content_type)
-        resp = web.StreamResponse(headers={"Content-Type": content_type})
+            return web.Response(body=payload, headers=headers)
+        resp = web.StreamResponse(headers=headers)
         resp.enable_chunked_encoding()
         await resp.prepare(request)
-        step = self.rate * 2 * self.chunk_ms // 1000
+        if self.mode == "endless":  # the header, then the tone over and over, as fast as read
+            self.first_chunk_at.append(time.perf_counter())
+            await resp.write(payload[: len(payload) - len(samples)])
+            with contextlib.suppress(ConnectionResetError):  # until the client hangs up
+                while True:
+                    await resp.write(samples)
+                    await asyncio.sleep(self.chunk_delay_s)
+            return resp
+        step = self.chunk_bytes or self.rate * 2 * self.chunk_ms // 1000
         # odd offsets: a sample split across two chunks must still decode
         cuts = [0, *range(step + 1, len(payload), step), len(payload)]
+        if self.first_chunk_ms:  # some real audio at once, then chunk_bytes at a time
+            first = len(payload) - len(samples) + self.rate * 2 * self.first_chunk_ms // 1000
+            cuts = [0, *range(first, len(payload), step), len(payload)]
         for i, (a, b) in enumerate(itertools.pairwise(cuts)):
             if i == 0:
                 self.first_chunk_at.append(time.perf_counter())

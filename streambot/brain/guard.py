@@ -7,8 +7,9 @@
   question), or a figure from that product's shipping terms in a sentence about shipping;
 * stock figures ("7 left", "only 7", "还剩7件") must be the product's stock, and a sold-out
   product must not be called available ("in stock", "有货"), nor an in-stock one sold out;
-* no banned words, no invented discounts, no sign of prompt injection or of the instructions
-  leaking ("ignore previous instructions", "system prompt", the house rules themselves).
+* no banned words, no links, no invented discounts, no sign of prompt injection or of the
+  instructions leaking ("ignore previous instructions", "system prompt", the house rules
+  themselves).
 
 A wrong figure is corrected in place when that is unambiguous (one figure of its kind in the
 sentence, one product involved); anything else wrong rejects the sentence.
@@ -26,6 +27,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from streambot import money
 from streambot.brain.base import Brain
 from streambot.brain.prompt import CLOSE, HOUSE_RULES, OPEN, STYLE_RULES
 from streambot.brain.sentences import SentenceSplitter, split_sentences
@@ -46,37 +48,22 @@ class GuardVerdict:
 
 # -- money ----------------------------------------------------------------------------------
 _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+_WORDS_ZH = tuple(w for w in money.WORDS if not w.isascii())
+_WORDS_EN = (*money.CODES, *(w for w in money.WORDS if w.isascii()))
 _MONEY = re.compile(
-    rf"(?P<sym>US\$|[$€£¥￥])\s?(?P<a>{_NUM})"
-    rf"|(?<![A-Za-z])(?P<code>USD|CNY|RMB|EUR|GBP|JPY)\s?(?P<b>{_NUM})"
-    rf"|(?<![\d.,])(?P<c>{_NUM})\s*(?P<unit>美元|美金|欧元|英镑|日元|块钱|块|元"
-    r"|(?:dollars?|bucks|yuan|euros?|usd|cny|rmb|eur|gbp|jpy)(?![A-Za-z]))",
+    rf"(?P<sym>{money.alternation(money.SIGNS)})\s?(?P<a>{_NUM})"
+    rf"|(?<![A-Za-z])(?P<code>{money.alternation(money.CODES)})\s?(?P<b>{_NUM})"
+    rf"|(?<![\d.,])(?P<c>{_NUM})\s*(?P<unit>{money.alternation(_WORDS_ZH)}"
+    rf"|(?:{money.alternation(_WORDS_EN)})(?![A-Za-z]))",
     re.IGNORECASE,
 )
-_DOLLARS = frozenset({"USD", "CAD", "AUD", "NZD", "HKD", "SGD", "TWD"})
-_CURRENCIES = {
-    "$": _DOLLARS,
-    "us$": frozenset({"USD"}),
-    "dollar": _DOLLARS,
-    "dollars": _DOLLARS,
-    "bucks": _DOLLARS,
-    "美元": frozenset({"USD"}),
-    "美金": frozenset({"USD"}),
-    "€": frozenset({"EUR"}),
-    "euro": frozenset({"EUR"}),
-    "euros": frozenset({"EUR"}),
-    "欧元": frozenset({"EUR"}),
-    "£": frozenset({"GBP"}),
-    "英镑": frozenset({"GBP"}),
-    "¥": frozenset({"CNY", "JPY"}),
-    "￥": frozenset({"CNY", "JPY"}),
-    "元": frozenset({"CNY"}),
-    "块": frozenset({"CNY"}),
-    "块钱": frozenset({"CNY"}),
-    "yuan": frozenset({"CNY"}),
-    "rmb": frozenset({"CNY"}),
-    "日元": frozenset({"JPY"}),
-}
+
+
+def _currencies(marker: str) -> frozenset[str]:
+    """The codes a money marker may mean ("$": every dollar; "¥": the yuan, see money)."""
+    return frozenset(c.code for c in money.meaning(marker)) or frozenset({marker.upper()})
+
+
 # a shipping threshold ("free over $35") is a figure of the shipping terms, not a price
 _THRESHOLD_BEFORE = re.compile(r"(?:\b(?:over|above|more than|at least|from)|满|超过)\s*$", re.I)
 _SHIPPING_TALK = re.compile(
@@ -101,7 +88,7 @@ _ZH_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000}
 _ZH_NUM = "[零〇一二两三四五六七八九十百千万]"
 _ZH_MONEY = re.compile(
     rf"(?P<int>{_ZH_NUM}+)(?:点(?P<dec>[零〇一二三四五六七八九]+))?"
-    r"\s*(?P<unit>美元|美金|欧元|英镑|日元|块钱|块|元)"
+    rf"\s*(?P<unit>{money.alternation(_WORDS_ZH)})"
     r"(?:(?P<jiao>[零一二两三四五六七八九])(?:毛|角)?(?:(?P<fen>[一二两三四五六七八九])分?)?)?"
 )
 
@@ -126,7 +113,7 @@ def _money(text: str) -> list[_Money]:
     for m in _MONEY.finditer(text):
         number = m.group("a") or m.group("b") or m.group("c")
         marker = (m.group("sym") or m.group("code") or m.group("unit") or "").lower()
-        currencies = _CURRENCIES.get(marker) or frozenset({marker.upper()})
+        currencies = _currencies(marker)
         value = float(number.replace(",", ""))
         out.append(_Money(m.start(), m.end(), m.group(0), value, currencies))
     for m in _ZH_MONEY.finditer(text):
@@ -137,7 +124,7 @@ def _money(text: str) -> list[_Money]:
             value += _ZH_DIGITS[m.group("jiao")] / 10
             if m.group("fen"):
                 value += _ZH_DIGITS[m.group("fen")] / 100
-        out.append(_Money(m.start(), m.end(), m.group(0), round(value, 2), _CURRENCIES[m["unit"]]))
+        out.append(_Money(m.start(), m.end(), m.group(0), round(value, 2), _currencies(m["unit"])))
     return sorted(out, key=lambda money: money.start)
 
 
@@ -290,6 +277,8 @@ class ReplyGuard:
     def _check(self, sentence: str, context: list[Product], lang: str) -> tuple[str, list[str]]:
         if self.screen.banned_word(sentence) is not None:
             raise _Reject("banned word")
+        if self.screen.has_url(sentence):  # the host never reads out a link, whoever wrote it
+            raise _Reject("a link")
         folded = fold(sentence)
         leaks = any(p.search(sentence) or p.search(folded) for p in _LEAK)
         if leaks or _shingles(folded) & _INSTRUCTION_SHINGLES:

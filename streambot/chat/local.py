@@ -2,8 +2,9 @@
 
 HTTP: ``POST /chat`` with JSON ``{"user": ..., "text": ..., "kind": "chat"|"superchat"|"command"}``
 on 127.0.0.1; when the configured token variable is set, requests need
-``Authorization: Bearer <token>``. Replay: JSONL, one object per line with ``at`` (seconds from
-the start, on the pipeline clock), ``user``, ``text`` and optionally ``kind``.
+``Authorization: Bearer <token>``; who may send is decided in ``streambot.http_guard``.
+Replay: JSONL, one object per line with ``at`` (seconds from the start, on the pipeline
+clock), ``user``, ``text`` and optionally ``kind``.
 
 Input that cannot be parsed is not dropped silently: it becomes a ChatMessage with
 ``malformed`` set, so it is stored with its reason like every other message.
@@ -16,25 +17,19 @@ import hmac
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import SecretStr
 
 from streambot.chat.hygiene import preview
 from streambot.events import ChatMessage, Kind
-from streambot.logs import RefusalSummary
+from streambot.http_guard import Guard, origin_allowed
 from streambot.stage.clock import Clock
 
 log = logging.getLogger(__name__)
 _KINDS = {Kind.CHAT, Kind.SUPERCHAT, Kind.COMMAND}
-_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
-
-
-def is_loopback(host: str) -> bool:
-    return host.strip("[]").lower() in _LOOPBACK or host.startswith("127.")
 
 
 def message_from_json(data: object, source: str) -> ChatMessage:
@@ -96,7 +91,8 @@ class HttpChatSource:
     waits for its receipt from the pump (``ChatMessage.receipt``).
 
     Hardened against the web pages the streamer opens and against strangers on the network:
-    only ``application/json`` bodies (a cross-origin page cannot send those without a CORS
+    only a ``Host`` of this computer or ``allowed_hosts`` (DNS rebinding), only
+    ``application/json`` bodies (a cross-origin page cannot send those without a CORS
     preflight, which is never granted), no ``Origin`` other than a loopback one, operator
     commands only with the token, a cap on connections, and idle and body-read timeouts.
     """
@@ -115,6 +111,7 @@ class HttpChatSource:
         idle_timeout_s: float = 15.0,
         read_timeout_s: float = 10.0,
         receipt_timeout_s: float = 10.0,
+        allowed_hosts: Iterable[str] = (),
     ) -> None:
         self._host, self._port = host, port
         self._token = token
@@ -125,7 +122,7 @@ class HttpChatSource:
         self._read_timeout = read_timeout_s
         self._receipt_timeout = receipt_timeout_s
         self._queue: asyncio.Queue[ChatMessage] = asyncio.Queue(maxsize=buffer)
-        self._refusals = RefusalSummary(log, "request(s)", lines=1)
+        self._guard = Guard("chat", host, allowed_hosts, log)
         self.port: int | None = None  # the bound port, once listening
         self.ready = asyncio.Event()
 
@@ -133,28 +130,26 @@ class HttpChatSource:
         """Messages received and not yet taken by the pump (it stores a burst at once)."""
         return self._queue.qsize()
 
-    def _refused(self, reason: str, message: str, *args: object) -> None:
-        if self._refusals.admit(reason):
-            log.warning(message, *args)
-
     def _refusal(self, request: web.Request) -> web.Response | None:
         """A response for a request refused before its body is read, or None."""
         origin = request.headers.get("Origin")
-        if origin is not None and not is_loopback(urlsplit(origin).hostname or origin):
-            self._refused("web page", "refused a chat request from a web page at %r", origin)
+        if not origin_allowed(origin, request.headers.get("Host")):
+            self._guard.refused("web page", "refused a chat request from a web page at %r", origin)
             return web.json_response(
                 {"error": "requests from web pages other than this computer's are refused"},
                 status=403,
             )
         if request.content_type != "application/json":
-            self._refused("content type", "refused a chat request of type %r", request.content_type)
+            self._guard.refused(
+                "content type", "refused a chat request of type %r", request.content_type
+            )
             return web.json_response({"error": "Content-Type must be application/json"}, status=415)
         if self._token is None:
             return None
         header = request.headers.get("Authorization", "")
         expected = f"Bearer {self._token.get_secret_value()}".encode()
         if not hmac.compare_digest(header.encode("utf-8", "surrogateescape"), expected):
-            self._refused("token", "refused a chat request without the right bearer token")
+            self._guard.refused("token", "refused a chat request without the right bearer token")
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         return None
 
@@ -196,7 +191,7 @@ class HttpChatSource:
         return web.json_response({"queued": True, "id": msg.id}, status=202)
 
     async def messages(self) -> AsyncIterator[ChatMessage]:
-        app = web.Application(client_max_size=self._max_body)
+        app = self._guard.application(client_max_size=self._max_body)
         app.router.add_post("/chat", self._handle)
         runner = web.AppRunner(app, access_log=None, keepalive_timeout=self._idle_timeout)
         await runner.setup()
@@ -205,7 +200,7 @@ class HttpChatSource:
 
         def protocol() -> asyncio.BaseProtocol:
             if len(factory.connections) >= self._max_connections:
-                self._refused(
+                self._guard.refused(
                     "connection cap", "refused a chat connection: %d open", self._max_connections
                 )
                 return _Busy()
@@ -220,9 +215,8 @@ class HttpChatSource:
             while True:
                 yield await self._queue.get()
         finally:
-            self._refusals.flush()  # the last window's refusals, summed up
             server.close()
-            await runner.cleanup()
+            await runner.cleanup()  # the guard sums up the last window's refusals
 
 
 def parse_stdin_line(line: str) -> ChatMessage:

@@ -5,11 +5,15 @@ is a server-sent event stream of the panel's state (pushed when it changed, at m
 ``PUSH_S``) and of each new preview frame; ``GET /preview.jpg`` the latest preview;
 ``POST /api/<action>`` the operator's actions, each logged in the store with who and when.
 
-The same rules as ``POST /chat`` keep web pages and strangers out: bound to 127.0.0.1 unless
-a token is set; with a token, every request needs it (``Authorization: Bearer``, or a cookie
-the page gets when opened once as ``/?token=...``); actions only as ``application/json`` (a
-cross-origin page cannot send that without a CORS preflight, never granted) and only from a
-page of this panel (its ``Origin`` is this host, or a loopback one).
+The same rules as ``POST /chat`` keep web pages and strangers out (``streambot.http_guard``):
+only a ``Host`` of this computer, the bound address or ``allowed_hosts`` (DNS rebinding);
+bound to 127.0.0.1 unless a token is set; with a token, every request needs it
+(``Authorization: Bearer``, or the session cookie the page gets when opened once as
+``/?token=...``, which then redirects to ``/`` so the token leaves the address bar and the
+history; the cookie is a random session id, never the token, as a browser sends it to every
+server on the same host); actions only as ``application/json`` (a cross-origin page cannot
+send that without a CORS preflight, never granted) and only from a page of this panel (its
+``Origin`` is this host, or a loopback one). No response sends a ``Referer`` on.
 """
 
 from __future__ import annotations
@@ -18,20 +22,20 @@ import asyncio
 import hmac
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import SecretStr
 
 from streambot.catalog import CatalogError
-from streambot.chat.local import is_loopback
 from streambot.config import PanelConfig
 from streambot.events import ChatMessage, Kind, Priority
-from streambot.panel.catalog_edit import EditError, edit_product
+from streambot.http_guard import Guard, origin_allowed
+from streambot.panel.catalog_edit import CatalogEditor, EditError
 from streambot.panel.preview import PreviewEncoder
 from streambot.panel.state import panel_state
 from streambot.stage.overlay.fonts import find_font
@@ -44,6 +48,13 @@ PUSH_S = 0.25
 COOKIE = "streambot_panel"
 STATIC = {"panel.js": "text/javascript", "panel.css": "text/css"}
 MAX_BODY = 16 * 1024
+MAX_STREAMS = 32  # open /events streams: each holds memory and a write per push
+SESSIONS = 64  # sessions kept (one per opening of /?token=); the oldest is forgotten past it
+
+
+def _same(given: str, secret: str) -> bool:
+    """Constant-time comparison of a stranger's text (any characters) with a secret."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode())
 
 
 class ActionError(Exception):
@@ -59,6 +70,10 @@ class Panel:
         self.preview = PreviewEncoder(app.config.stream.fps, config.preview_fps,
                                       config.preview_width)  # fmt: skip
         self.port: int | None = None
+        self.guard = Guard("panel", config.host, config.allowed_hosts, log)
+        self.editor = CatalogEditor(app.catalog)
+        self._sessions: dict[str, None] = {}  # session ids given out, oldest first
+        self._streams = 0  # open /events streams
         self._state_json, self._state_at = "", None  # the state pushed last, and when
         self._runner: web.AppRunner | None = None
         self._actions: dict[str, Callable[[dict], str]] = {
@@ -74,7 +89,8 @@ class Panel:
 
     # -- serving ----------------------------------------------------------------------------
     async def start(self) -> None:
-        web_app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
+        web_app = self.guard.application(client_max_size=MAX_BODY, middlewares=[self._guard])
+        web_app.on_response_prepare.append(self._headers)
         web_app.router.add_get("/", self._page)
         web_app.router.add_get("/static/cjk-font", self._font)
         web_app.router.add_get("/static/{name}", self._static)
@@ -95,42 +111,53 @@ class Panel:
 
     # -- who may ----------------------------------------------------------------------------
     def _has_token(self, request: web.Request) -> bool:
+        """The bearer token (a script), the token in the page's own address (once: it is
+        redirected away), or a session cookie given for it."""
         if self.token is None:
             return True
-        secret = self.token.get_secret_value().encode()
-        given = [request.headers.get("Authorization", "").removeprefix("Bearer "),
-                 request.cookies.get(COOKIE, ""), request.query.get("token", "")]  # fmt: skip
-        return any(hmac.compare_digest(g.encode("utf-8", "surrogateescape"), secret)
-                   for g in given if g)  # fmt: skip
-
-    @staticmethod
-    def _same_origin(request: web.Request) -> bool:
-        origin = request.headers.get("Origin")
-        if origin is None:  # not a browser page (curl, a script): the token decides
+        secret = self.token.get_secret_value()
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        opened = request.query.get("token", "") if request.path == "/" else ""
+        if any(_same(given, secret) for given in (bearer, opened) if given):
             return True
-        parts = urlsplit(origin)
-        return is_loopback(parts.hostname or "") or parts.netloc == request.host
+        session = request.cookies.get(COOKIE, "")
+        return bool(session) and any(_same(session, known) for known in self._sessions)
+
+    def _new_session(self) -> str:
+        session = secrets.token_urlsafe(32)
+        self._sessions[session] = None
+        while len(self._sessions) > SESSIONS:
+            del self._sessions[next(iter(self._sessions))]
+        return session
 
     @web.middleware
     async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
-        if not self._same_origin(request):
-            log.warning("panel: refused a request from a web page at %r",
-                        request.headers.get("Origin"))  # fmt: skip
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, request.headers.get("Host")):
+            self.guard.refused("web page", "panel: refused a request from a web page at %r",
+                               origin)  # fmt: skip
             return web.json_response({"error": "requests from other web pages are refused"},
                                      status=403)  # fmt: skip
         if not self._has_token(request):
-            log.warning("panel: refused a request without the right token")
+            self.guard.refused("token", "panel: refused a request without the right token")
             return web.json_response({"error": "missing or wrong token"}, status=401)
-        response = await handler(request)
-        if self.token is not None and request.query.get("token"):
-            response.set_cookie(COOKIE, self.token.get_secret_value(), httponly=True,
-                                samesite="Strict")  # fmt: skip
+        return await handler(request)
+
+    @staticmethod
+    async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+        """On every response, refusals and errors too."""
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        response.headers["Referrer-Policy"] = "no-referrer"  # no address leaves with a link
 
     # -- the page ---------------------------------------------------------------------------
     async def _page(self, request: web.Request) -> web.Response:
+        if "token" in request.query:  # opened with the token: off the address bar and history
+            response = web.Response(status=303, headers={"Location": "/"})
+            if self.token is not None:
+                response.set_cookie(COOKIE, self._new_session(), httponly=True,
+                                    samesite="Strict", path="/")  # fmt: skip
+            return response
         html = resources.files("streambot.panel.static").joinpath("index.html").read_text("utf-8")
         return web.Response(text=html, content_type="text/html", headers={
             "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:",
@@ -158,12 +185,24 @@ class Panel:
         return web.Response(body=self.preview.jpeg, content_type="image/jpeg")
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        if self._streams >= MAX_STREAMS:
+            self.guard.refused("event streams", "panel: refused an event stream, %d are open",
+                               self._streams)  # fmt: skip
+            return web.json_response({"error": "too many panel pages are open"}, status=503,
+                                     headers={"Retry-After": "5"})  # fmt: skip
+        self._streams += 1
+        try:
+            return await self._stream(request)
+        finally:
+            self._streams -= 1
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-store"})  # fmt: skip
         await response.prepare(request)
         sent_state, sent_frame = "", -1
         try:
-            while True:
+            while request.transport is not None and not request.transport.is_closing():
                 state = self._state()
                 if state != sent_state:
                     await response.write(f"event: state\ndata: {state}\n\n".encode())
@@ -287,5 +326,5 @@ class Panel:
     def _product(self, body: dict) -> str:
         product = self._text(body, "id", 64)
         changes: dict[str, Any] = {k: body[k] for k in ("price", "stock") if k in body}
-        edited = edit_product(self.app.catalog, product, changes).by_id(product)
+        edited = self.editor.edit(product, changes).by_id(product)
         return f"{product}: price {edited.price:g} {edited.currency}, stock {edited.stock}"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from streambot.report import latency_rows
+from streambot.text import normalise  # viewers' names and text: one line, visible characters
 
 if TYPE_CHECKING:
     from streambot.app import App
@@ -29,7 +30,7 @@ def _now(app: App) -> dict[str, Any] | None:
     return {
         "id": turn.id,
         "kind": str(turn.kind),
-        "question": turn.message.text if turn.message is not None else "",
+        "question": normalise(turn.message.text) if turn.message is not None else "",
         "segment": turn.script.segment.id if turn.script is not None else None,
         "spoken": [s.text for s in turn.spoken],  # sentence by sentence, as shown
         "saying": turn.sentences.get(len(turn.spoken), ""),
@@ -49,8 +50,9 @@ def _queue(app: App) -> list[dict[str, Any]]:
     rows = []
     for m in queued:
         decision, reason = reasons.get(m.id, ("", ""))
-        rows.append({"id": m.id, "user": m.spoken_name or "", "text": m.text,
-                     "source": m.source, "decision": decision, "reason": reason})  # fmt: skip
+        rows.append({"id": m.id, "user": normalise(m.spoken_name or ""),
+                     "text": normalise(m.text), "source": m.source, "decision": decision,
+                     "reason": reason})  # fmt: skip
     return rows
 
 
@@ -58,7 +60,7 @@ def _decisions(app: App) -> list[dict[str, Any]]:
     sql = ("SELECT d.message_id, d.decision, d.reason, m.text FROM decisions d"
            " JOIN messages m ON m.id = d.message_id ORDER BY d.id DESC LIMIT ?")  # fmt: skip
     rows = app.store.query(sql, (RECENT,))
-    return [{"id": i, "decision": s, "reason": r, "text": t} for i, s, r, t in rows]
+    return [{"id": i, "decision": s, "reason": r, "text": normalise(t)} for i, s, r, t in rows]
 
 
 def _recent(app: App) -> list[dict[str, Any]]:
@@ -68,7 +70,8 @@ def _recent(app: App) -> list[dict[str, Any]]:
         " LEFT JOIN timings g ON g.turn_id = t.id WHERE t.outcome IS NOT NULL"
         " ORDER BY t.id DESC LIMIT ?", (RECENT,))  # fmt: skip
     return [{"id": i, "kind": k, "outcome": o, "reply": r or "", "segment": s,
-             "question": q or "", "first_frame_ms": f} for i, k, o, r, s, q, f in rows]  # fmt: skip
+             "question": normalise(q or ""), "first_frame_ms": f}
+            for i, k, o, r, s, q, f in rows]  # fmt: skip
 
 
 def _latency(app: App) -> dict[str, float | None]:
@@ -80,7 +83,8 @@ def _latency(app: App) -> dict[str, float | None]:
 
 def _script(script) -> dict[str, Any]:
     segments = [s.id for s in script.script.segment]
-    return {"segment": script.current.id, "paused": script.paused, "segments": segments}
+    return {"segment": script.current.id, "paused": script.paused, "segments": segments,
+            "skipped": dict(script.skipped)}  # fmt: skip
 
 
 def _product(p) -> dict[str, Any]:

@@ -39,6 +39,11 @@ class ScriptError(Exception):
     """The script file cannot be used; the message names the file, segment and problem."""
 
 
+class UnfilledField(ValueError):
+    """A line's ``{field}`` has no value now (its product was removed, its restock date is
+    empty): the line is not said, so no ``{price}`` is ever read out."""
+
+
 def placeholders(text: str) -> list[str]:
     """The ``{field}`` names in ``text`` (ValueError for a malformed brace)."""
     return [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
@@ -89,17 +94,22 @@ class Segment(BaseModel):
         return self.text_zh, "zh"
 
     def fill(self, text: str, product: Product | None, lang: str) -> str:
-        """``text`` with the product's figures as the catalog has them now."""
-        if product is None:
-            return text
-        zh = lang == "zh"
-        values = {
-            "name": product.name_zh if zh else product.name,
-            "price": format_price(product, lang),
-            "stock": str(product.stock),
-            "shipping": product.shipping_zh if zh else product.shipping,
-            "restock": (product.restock_zh if zh else product.restock) or "",
-        }
+        """``text`` with the product's figures as the catalog has them now; UnfilledField
+        names a field that has no value (every field is filled, or the line is not said)."""
+        values: dict[str, str] = {}
+        if product is not None:
+            zh = lang == "zh"
+            values = {
+                "name": product.name_zh if zh else product.name,
+                "price": format_price(product, lang),
+                "stock": str(product.stock),
+                "shipping": product.shipping_zh if zh else product.shipping,
+                "restock": product.restock_zh if zh else product.restock,
+            }
+        for name in placeholders(text):
+            if not values.get(name):
+                why = "no product" if product is None else f"no {name} for {product.id!r}"
+                raise UnfilledField(f"segment {self.id!r}: {{{name}}} has {why} in the catalog")
         return text.format(**values)
 
 
@@ -121,6 +131,23 @@ class Script(BaseModel):
     def index_of(self, segment_id: str) -> int | None:
         return next((i for i, s in enumerate(self.segment) if s.id == segment_id), None)
 
+    def check_lengths(self, catalog: Catalog, max_chars: int, source: str = "script") -> None:
+        """Every line, filled from ``catalog``, fits in a reply (``[host] max_reply_chars``):
+        the host would cut a longer one off mid-phrase (ScriptError names the segment)."""
+        for segment in self.segment:
+            product = catalog.by_id(segment.product) if segment.product else None
+            for text, lang in ((segment.text, "en"), (segment.text_zh, "zh")):
+                try:
+                    said = segment.fill(text, product, lang)
+                except UnfilledField:  # check_products names the missing product
+                    continue
+                if len(said) > max_chars:
+                    raise ScriptError(
+                        f"{source}: segment {segment.id!r}: the {lang} line is {len(said)} "
+                        f"characters with the catalog's figures, over [host] max_reply_chars = "
+                        f"{max_chars}: shorten it or split it into two segments"
+                    )
+
     def check_products(self, catalog: Catalog, source: str = "script") -> None:
         """Every segment's product must be in the catalog (ScriptError names the segment)."""
         for segment in self.segment:
@@ -136,8 +163,9 @@ def default_script(quiet_s: float | None = None) -> Script:
     return Script(segment=[Segment(id="pitch", kind="intro", quiet_s=quiet_s)])
 
 
-def load_script(path: str | Path, catalog: Catalog) -> Script:
-    """The script at ``path``, checked against ``catalog``; ScriptError says what is wrong."""
+def load_script(path: str | Path, catalog: Catalog, max_chars: int) -> Script:
+    """The script at ``path``, checked against ``catalog`` and its lines against the longest
+    reply (``[host] max_reply_chars``); ScriptError says what is wrong."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -162,4 +190,5 @@ def load_script(path: str | Path, catalog: Catalog) -> Script:
             problems.append(f"{where}: {message}")
         raise ScriptError(f"{path}: invalid script:\n  " + "\n  ".join(problems)) from None
     script.check_products(catalog, str(path))
+    script.check_lengths(catalog, max_chars, str(path))
     return script

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from streambot.catalog import Catalog, LiveCatalog, as_live
-from streambot.script.model import Script, Segment
+from streambot.script.model import Script, Segment, UnfilledField
 from streambot.turn import Outcome
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class ScriptLine:
     # "authored"; "reworded": an LLM's rewording that passed the guard; "written": a pitch
     # segment, written by the brain from the catalog
     spoken_as: str = "authored"
+    skipped: str = ""  # why the segment is not said now: its product was removed, a field is empty
 
 
 class ScriptRunner:
@@ -56,6 +57,10 @@ class ScriptRunner:
         self._answers = 0  # answers since the last segment
         self._last_segment_end: float | None = None
         self._hold_until = 0.0  # a Q&A break: no segment before this
+        # segment id -> why it was skipped, until it is said again (the panel shows these;
+        # each is logged once, not at every pass of a looping script)
+        self.skipped: dict[str, str] = {}
+        self._unsaid = 0  # segments skipped in a row
 
     @property
     def current(self) -> Segment:
@@ -89,17 +94,24 @@ class ScriptRunner:
         today's figures; a pitch segment's product is ``pitch_topic()`` when it names none."""
         segment = self.current
         product_id = segment.product or (pitch_topic() if segment.is_pitch else None)
-        if segment.is_pitch:
-            text = ""
-        else:
+        product = self.live.current.by_id(segment.product) if segment.product else None
+        text, skipped = "", ""
+        if segment.product and product is None:  # removed from the catalog since the load
+            skipped = f"product {segment.product!r} is no longer in the catalog"
+        elif not segment.is_pitch:
             text, lang = segment.words(lang)
-            product = self.live.current.by_id(segment.product) if segment.product else None
-            if segment.product and product is None:  # removed from the catalog since
-                log.warning("script segment %r: product %r is no longer in the catalog",
-                            segment.id, segment.product)  # fmt: skip
-            text = segment.fill(text, product, lang) if product is not None else text
+            try:
+                text = segment.fill(text, product, lang)
+            except UnfilledField as exc:
+                text, skipped = "", str(exc)
         said = self._said.get(segment.id, 0)
-        line = ScriptLine(segment, text, lang, product_id, said)
+        line = ScriptLine(segment, text, lang, product_id, said, skipped=skipped)
+        if skipped:
+            if self.skipped.get(segment.id) != skipped:
+                log.warning("script segment %r skipped: %s", segment.id, skipped)
+            self.skipped[segment.id] = skipped
+        else:
+            self.skipped.pop(segment.id, None)
         if segment.is_pitch:
             line.spoken_as = "written"  # by the brain, from the catalog
         return line
@@ -115,8 +127,12 @@ class ScriptRunner:
         if outcome != Outcome.PLAYED and not skipped:
             return
         segment = line.segment
+        self._unsaid = self._unsaid + 1 if line.skipped else 0
+        if self._unsaid >= len(self.script.segment):  # nothing can be said: wait, do not spin
+            self._hold_until = now + self.default_quiet_s
         if segment.id == self.current.id:  # not moved by a command meanwhile
-            self._said[segment.id] = self._said.get(segment.id, 0) + 1
+            if not line.skipped:
+                self._said[segment.id] = self._said.get(segment.id, 0) + 1
             if segment.kind == "qa" and not skipped:
                 self._hold_until = now + segment.duration_s
             self._advance()

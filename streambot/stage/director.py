@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live
 from streambot.config import Config
+from streambot.stage.caption import Captions
 from streambot.turn import Turn, TurnKind, TurnObserver
 
 if TYPE_CHECKING:  # obsws-python is an optional extra
     from streambot.stage.obs import ObsController
 
 log = logging.getLogger(__name__)
-MAX_CAPTION = 120
 
 
 def media_stream_url(config: Config) -> str:
@@ -63,15 +63,6 @@ def obs_controller(config: Config) -> ObsController:
     )
 
 
-def caption_for(turn: Turn) -> str:
-    if turn.kind == TurnKind.ANSWER and turn.message is not None:
-        text = " ".join(turn.message.text.split())
-        text = text if len(text) <= MAX_CAPTION else text[: MAX_CAPTION - 1] + "…"
-        name = turn.message.spoken_name  # a name that failed the name rules is not shown
-        return f"{name}: {text}" if name else text
-    return ""
-
-
 def product_for(turn: Turn, catalog: Catalog) -> Product | None:
     """The product a turn is about: a pitch's topic, else the first one its message names."""
     if turn.kind in (TurnKind.PITCH, TurnKind.SCRIPT) and turn.topic:
@@ -94,6 +85,7 @@ class StageDirector(TurnObserver):
         """``catalog``: where products and their images come from (a live one is read at each
         turn, so an edited catalog is followed)."""
         self.controller, self.live = controller, as_live(catalog)
+        self.captions = Captions(self.live)
         self.picture_delay_s = picture_delay_s
         self._tasks: set[asyncio.Task] = set()
 
@@ -135,7 +127,7 @@ class StageDirector(TurnObserver):
 
     def turn_started(self, turn: Turn) -> None:
         product = self.product_for(turn)
-        caption = caption_for(turn) or (product.name if product else "")
+        caption = self.captions.caption(turn) or (product.name if product else "")
         if product is not None and product.image:
             self._send("showcase", caption, product.image)
         else:

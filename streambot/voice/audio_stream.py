@@ -1,17 +1,42 @@
-"""Decoding audio that arrives over the network in arbitrary chunks: raw 16-bit PCM, or a WAV
-file read as it streams (its header first, its data size often unknown: servers that stream
-write 0 or 0xFFFFFFFF there).
+"""Decoding audio that arrives over the network in arbitrary chunks: raw 16-bit PCM (at the
+rate the response states, ``stated_pcm``), or a WAV file read as it streams (its header first,
+its data size often unknown: servers that stream write 0 or 0xFFFFFFFF there). Float samples
+that are not finite or far beyond full scale are refused (``voice.base.audio_fault``).
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
 import numpy as np
+
+from streambot.voice.base import audio_fault
 
 
 class AudioFormatError(ValueError):
     """The bytes are not audio this decoder can read; the message says why."""
+
+
+def stated_pcm(headers: Mapping[str, str], rate: int) -> PcmStream:
+    """The decoder for a raw PCM response at the rate (and channel count) it states: an
+    ``x-sample-rate`` header (Piper's HTTP server) or Content-Type parameters
+    (``audio/pcm;rate=22050``, ``audio/L16; rate=22050; channels=1``); else at ``rate``.
+    The samples are read as OpenAI's ``pcm``, the format asked for: 16-bit little-endian."""
+    params = {}
+    for part in headers.get("Content-Type", "").split(";")[1:]:
+        key, _, value = part.partition("=")
+        params[key.strip().lower()] = value.strip().strip('"')
+    stated = headers.get("x-sample-rate") or params.get("rate")
+    channels = params.get("channels", "1")
+    try:
+        rate, channels_n = (int(stated) if stated else rate), int(channels)
+    except ValueError:
+        raise AudioFormatError(f"the server states a rate of {stated!r} with {channels!r} "
+                               "channels") from None  # fmt: skip
+    if not 1000 <= rate <= 384_000 or not 1 <= channels_n <= 16:
+        raise AudioFormatError(f"PCM at {rate} Hz with {channels_n} channels")
+    return PcmStream(rate, channels_n)
 
 
 class PcmStream:
@@ -122,6 +147,9 @@ class FloatStream:
         whole = len(data) - len(data) % frame
         self._carry = data[whole:]
         samples = np.frombuffer(data[:whole], "<f4").astype(np.float32)
+        # before clipping, which keeps NaN and would hide an engine's overflow as loud audio
+        if (fault := audio_fault(samples)) is not None:
+            raise AudioFormatError(f"unplayable float samples: {fault}")
         if self.channels > 1:
             samples = samples.reshape(-1, self.channels).mean(axis=1)
         return np.clip(samples, -1.0, 1.0)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -14,6 +16,13 @@ from streambot.events import Sentence, Speech
 from streambot.timing import FACE_RATE, OUTPUT_RATE, samples_per_frame
 from streambot.voice.resample import resample
 from streambot.voice.visemes import frame_visemes
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# A voice's float samples are meant to lie in [-1, 1]; a vocoder's peaks may overshoot a
+# little (clipped on the way out), but 4x full scale (+12 dBFS) is a broken engine (an fp16
+# overflow), not a loud voice.
+MAX_PEAK = 4.0
 
 
 class Voice(Protocol):
@@ -49,6 +58,42 @@ async def pieces_of(voice: Voice, text: str, lang: str | None) -> AsyncIterator[
         return
     async for pcm in voice.speak(text, lang):
         yield AudioPiece(pcm, voice.sample_rate, True)
+
+
+def audio_fault(pcm: np.ndarray) -> str | None:
+    """Why a voice's audio must not be played (samples that are not finite, or a peak far
+    beyond full scale), or None when it may be. The one rule, for every voice."""
+    if pcm.size == 0:
+        return None
+    bad = pcm.size - int(np.count_nonzero(np.isfinite(pcm)))
+    if bad:
+        return f"{bad} of {pcm.size} samples are not finite (NaN or infinite)"
+    peak = float(np.max(np.abs(pcm)))
+    if peak > MAX_PEAK:
+        return f"a peak of {peak:.3g}x full scale (over {MAX_PEAK:g}x)"
+    return None
+
+
+class SoundGuard:
+    """Where every voice's audio passes on its way to the face: a sentence whose audio breaks
+    ``audio_fault`` ends there, logged and counted, instead of crashing the turn downstream
+    (the mouth face cannot turn NaN into an opening)."""
+
+    def __init__(self) -> None:
+        self.unsound = 0  # sentences cut short for unplayable audio
+
+    async def sound(
+        self, parts: AsyncIterator[T], pcm_of: Callable[[T], np.ndarray], what: str
+    ) -> AsyncIterator[T]:
+        """``parts`` up to the first whose audio is unplayable (the voice is closed there)."""
+        async with contextlib.aclosing(parts) as parts:
+            async for part in parts:
+                if (fault := audio_fault(pcm_of(part))) is not None:
+                    self.unsound += 1
+                    log.error("the voice's audio for %s is unplayable (%s): the sentence "
+                              "ends there", what, fault)  # fmt: skip
+                    return
+                yield part
 
 
 class AlignedVoice(Voice, Protocol):

@@ -78,6 +78,8 @@ def http_voice(config: Config) -> Voice:
         first_byte_timeout=cfg.first_byte_timeout_s,
         idle_timeout=cfg.idle_timeout_s,
         total_timeout=cfg.total_timeout_s,
+        max_audio_floor=cfg.max_audio_floor_s,
+        max_audio_per_char=cfg.max_audio_s_per_char,
         retries=cfg.retries,
         failure_threshold=cfg.failure_threshold,
         open_seconds=cfg.open_seconds,

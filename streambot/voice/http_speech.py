@@ -2,14 +2,15 @@
 voice from CosyVoice, GPT-SoVITS or Fish Speech front-ends, or OpenAI itself.
 
 Each sentence is one request (its prices and units rewritten as words first); the audio is
-read as it arrives, raw 16-bit PCM or WAV, and handed on piece by piece at the server's rate
-(the host resamples it to the pipeline's). The stream never waits long on a server: no audio
-within ``first_byte_timeout`` or a stall longer than ``idle_timeout`` is a failure, retried
-before any audio was handed on, and then the sentence is spoken by the local voice. A circuit
-breaker stops asking a server that keeps failing and tries it again after ``open_seconds``.
-A server that breaks off mid-sentence ends that sentence where it broke (its audio cannot be
-taken back). Timeouts count the time spent waiting for the server, not the time the host
-holds a piece (it applies backpressure while the face renders).
+read as it arrives, WAV or raw 16-bit PCM (at the rate the server states), and handed on
+piece by piece at the server's rate (the host resamples it to the pipeline's). The stream
+never waits long on a server: no audio (a piece of real samples, not a byte) within
+``first_byte_timeout`` of the request, or none for ``idle_timeout`` after it, is a failure,
+retried before any audio was handed on, and then the sentence is spoken by the local voice;
+so is audio that is not finite or far beyond full scale. A circuit breaker stops asking a
+server that keeps failing and tries it again after ``open_seconds``. A server that breaks
+off mid-sentence ends that sentence where it broke (its audio cannot be taken back), and so
+does one that never ends: a sentence's audio is bounded by a length its text could need.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from streambot.backoff import capped_exponential, equal_jitter
 from streambot.circuit import CircuitBreaker
 from streambot.http_session import LazySession
 from streambot.logs import redact
-from streambot.voice.audio_stream import AudioFormatError, PcmStream, WavStream
+from streambot.text import is_cjk
+from streambot.voice.audio_stream import AudioFormatError, WavStream, stated_pcm
 from streambot.voice.base import AudioPiece, Voice, pieces_of
 from streambot.voice.normalize import normalize_text
 from streambot.voice.resample import resample
@@ -61,7 +63,7 @@ class HttpSpeechVoice:
         api_key: SecretStr | None,
         fallback: Voice,
         *,
-        response_format: str = "pcm",
+        response_format: str = "wav",
         pcm_rate: int = 24_000,
         speed: float = 1.0,
         extra: Mapping[str, Any] | None = None,
@@ -69,6 +71,8 @@ class HttpSpeechVoice:
         first_byte_timeout: float = 4.0,
         idle_timeout: float = 2.0,
         total_timeout: float = 30.0,
+        max_audio_floor: float = 3.0,
+        max_audio_per_char: float = 0.15,
         retries: int = 1,
         backoff_base: float = 0.2,
         backoff_max: float = 1.0,
@@ -86,6 +90,7 @@ class HttpSpeechVoice:
         self.sample_rate = pcm_rate if response_format == "pcm" else fallback.sample_rate
         self.connect_timeout, self.first_byte_timeout = connect_timeout, first_byte_timeout
         self.idle_timeout, self.total_timeout = idle_timeout, total_timeout
+        self.max_audio_floor, self.max_audio_per_char = max_audio_floor, max_audio_per_char
         self.retries, self.backoff_base, self.backoff_max = retries, backoff_base, backoff_max
         self.circuit = CircuitBreaker("TTS server", failure_threshold, open_seconds,
                                       "the local voice speaks")  # fmt: skip
@@ -111,13 +116,14 @@ class HttpSpeechVoice:
             async for piece in self._fallback(text, lang):
                 yield piece
             return
-        body = self._body(speakable(text, lang))
+        said = speakable(text, lang)
+        body, longest = self._body(said), self.longest_audio(said)
         attempts = 1 if trial else self.retries + 1
         reason = ""
         for attempt in range(1, attempts + 1):
             rate: int | None = None  # the rate of the audio handed on, once there is some
             try:
-                async with contextlib.aclosing(self._request(body)) as request:
+                async with contextlib.aclosing(self._request(body, longest)) as request:
                     async for piece in request:
                         rate = piece.rate
                         yield piece
@@ -142,6 +148,21 @@ class HttpSpeechVoice:
         log.warning("TTS server failed (%s); the local voice speaks this sentence", redact(reason))
         async for piece in self._fallback(text, lang):
             yield piece
+
+    def longest_audio(self, text: str) -> float:
+        """The most seconds of audio ``text`` can need (see ``[voice.http]
+        max_audio_s_per_char``): a CJK ideograph is a syllable, about three letters' time."""
+        chars = sum(3 if is_cjk(c) else 1 for c in text)
+        return (self.max_audio_floor + self.max_audio_per_char * chars) / self.speed
+
+    def health(self) -> dict[str, Any]:
+        """The server as /healthz, /metrics and the panel show it: down while the breaker
+        keeps it out (open, or half-open until its trial succeeds)."""
+        breaker = self.circuit.state
+        return {"name": "tts server", "backend": "http",
+                "state": "up" if breaker == "closed" else "down", "breaker": breaker,
+                "requests": self.requests, "fallbacks": self.fallbacks,
+                "broken_off": self.broken_off, "failures": self.circuit.failures}  # fmt: skip
 
     def _backoff(self, attempt: int) -> float:
         return equal_jitter(capped_exponential(attempt - 1, self.backoff_base, self.backoff_max))
@@ -173,65 +194,110 @@ class HttpSpeechVoice:
     async def close(self) -> None:
         await self.session.close()
 
-    async def _request(self, body: dict[str, Any]) -> AsyncIterator[AudioPiece]:
-        """One request's audio, piece by piece; _Failure says what went wrong."""
+    async def _request(self, body: dict[str, Any], longest: float) -> AsyncIterator[AudioPiece]:
+        """One request's audio, piece by piece, at most ``longest`` seconds of it; _Failure
+        says what went wrong."""
         self.requests += 1
-        waited = 0.0  # seconds spent waiting for the server (the total budget)
-
-        async def wait(awaitable, limit: float, why: str):
-            nonlocal waited
-            left = self.total_timeout - waited
-            step, what = (limit, why) if limit <= left else (left, "over the total limit")
-            began = time.monotonic()
-            try:
-                async with asyncio.timeout(max(step, 0.0)):
-                    return await awaitable
-            except TimeoutError:
-                raise _Failure(f"{what} ({step:.1f} s)") from None
-            finally:
-                waited += time.monotonic() - began
-
-        session = self.session.get()
-        first = f"no audio within {self.first_byte_timeout:g} s"
+        waits = _Waits(self, longest)
+        data = json.dumps(body, ensure_ascii=False)
         try:
-            resp = await wait(session.post(self.url, data=json.dumps(body, ensure_ascii=False),
-                                           headers=self._headers()), self.first_byte_timeout,
-                              first)  # fmt: skip
+            resp = await waits.wait(self.session.get().post(self.url, data=data,
+                                                            headers=self._headers()))  # fmt: skip
         except aiohttp.ClientError as exc:
             raise _Failure(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
         async with resp:
             if resp.status != 200:
-                raw = await wait(resp.content.read(4096), self.idle_timeout, "error body stalled")
+                raw = await waits.wait(resp.content.read(4096))
                 retryable = resp.status >= 500 or resp.status in _RETRYABLE_STATUS
                 raise _Failure(f"HTTP {resp.status}: {_error_text(raw)}", retryable=retryable)
             if resp.content_type in ("application/json", "text/plain", "text/html"):
-                raw = await wait(resp.content.read(4096), self.idle_timeout, "body stalled")
+                raw = await waits.wait(resp.content.read(4096))
                 raise _Failure(f"HTTP 200 but {resp.content_type}, not audio: {_error_text(raw)}")
-            decoder = WavStream() if self.response_format == "wav" else PcmStream(self.pcm_rate)
+            try:
+                decoder = (WavStream() if self.response_format == "wav"
+                           else stated_pcm(resp.headers, self.pcm_rate))  # fmt: skip
+            except AudioFormatError as exc:
+                raise _Failure(f"bad audio: {exc}", retryable=False) from None
             held = np.zeros(0, np.float32)
-            got_audio = False
+            received = 0  # samples, handed on or held
             while True:
-                limit, why = ((self.idle_timeout, "the audio stalled") if got_audio
-                              else (self.first_byte_timeout, first))  # fmt: skip
                 try:
-                    chunk = await wait(resp.content.readany(), limit, why)
+                    chunk = await waits.wait(resp.content.readany())
                 except aiohttp.ClientError as exc:
                     raise _Failure(f"connection lost: {type(exc).__name__}: {exc}") from None
                 try:
                     samples = decoder.finish() if not chunk else decoder.feed(chunk)
                 except AudioFormatError as exc:
                     raise _Failure(f"bad audio: {exc}", retryable=False) from None
-                held = np.concatenate([held, samples]) if held.size else samples
                 rate = decoder.rate or self.pcm_rate
+                allowed = max(0, round(longest * rate) - received)
+                over = samples.size > allowed
+                samples = samples[:allowed]
+                received += samples.size
+                held = np.concatenate([held, samples]) if held.size else samples
                 if not chunk:
-                    if not got_audio and not held.size:
+                    if not waits.got_audio and not held.size:
                         raise _Failure("the server sent no audio")
                     yield AudioPiece(held, rate, True)
                     return
-                if held.size >= MIN_PIECE_S * rate:
-                    got_audio = True
+                if held.size >= MIN_PIECE_S * rate or (over and held.size):
+                    waits.audio()
                     yield AudioPiece(held, rate, False)
                     held = np.zeros(0, np.float32)
+                if over:  # a stream that never ends (a TTS that missed its end token)
+                    raise _Failure(f"the audio ran past {longest:.1f} s, the most its text "
+                                   "could need", retryable=False)  # fmt: skip
+
+
+class _Waits:
+    """The time limits of one request. Waiting is the time spent awaiting the server, not
+    the time the host holds a piece (backpressure while the face renders):
+
+    - the first audio (a piece of real samples: bytes of a header or a trickle do not count)
+      within ``first_byte_timeout`` of the request (nothing is handed on before it, so the
+      wall clock is all waiting);
+    - then ``idle_timeout`` of waiting at most between pieces of audio;
+    - ``total_timeout`` of waiting in all;
+    - and ``total_timeout`` plus twice the sentence's longest audio from the request, wall
+      clock: a backstop for a server that keeps the rest at bay. The host holds the stream
+      about as long as it takes to play what is queued ahead (the presenter's buffer, the
+      previous sentence, on a slow face up to twice their length) and this sentence itself,
+      so backpressure alone stays well inside it; the audio bound (``longest``) does not
+      depend on it at all.
+    """
+
+    def __init__(self, voice: HttpSpeechVoice, longest: float) -> None:
+        self.voice, self.began = voice, time.monotonic()
+        self.wall = voice.total_timeout + 2 * longest
+        self.waited = 0.0  # in all
+        self.since_audio = 0.0  # since the last piece of audio
+        self.got_audio = False
+
+    def audio(self) -> None:
+        self.got_audio, self.since_audio = True, 0.0
+
+    async def wait(self, awaitable):
+        v, now = self.voice, time.monotonic()
+        limits = [
+            (v.total_timeout - self.waited, f"over the total limit ({v.total_timeout:g} s)"),
+            (self.began + self.wall - now, f"past the sentence's {self.wall:.0f} s"),
+        ]
+        if self.got_audio:
+            limits.append((v.idle_timeout - self.since_audio,
+                           f"the audio stalled ({v.idle_timeout:g} s)"))  # fmt: skip
+        else:
+            limits.append((self.began + v.first_byte_timeout - now,
+                           f"no audio within {v.first_byte_timeout:g} s"))  # fmt: skip
+        step, why = min(limits)
+        try:
+            async with asyncio.timeout(max(step, 0.0)):
+                return await awaitable
+        except TimeoutError:
+            raise _Failure(why) from None
+        finally:
+            took = time.monotonic() - now
+            self.waited += took
+            self.since_audio += took
 
 
 def _error_text(raw: bytes) -> str:

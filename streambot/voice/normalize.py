@@ -10,24 +10,8 @@ from __future__ import annotations
 
 import re
 
-_CURRENCY_SYMBOLS = {
-    "$": ("dollar", "dollars", "cent", "cents"),
-    "€": ("euro", "euros", "cent", "cents"),
-    "£": ("pound", "pounds", "penny", "pence"),
-    "¥": ("yuan", "yuan", "fen", "fen"),
-}
-_CURRENCY_WORDS = {
-    "元": "¥",
-    "块": "¥",
-    "美元": "$",
-    "欧元": "€",
-    "英镑": "£",
-    "USD": "$",
-    "EUR": "€",
-    "GBP": "£",
-    "CNY": "¥",
-    "RMB": "¥",
-}
+from streambot.money import CODES, SIGNS, WORDS, alternation, meaning
+
 _UNITS = {
     "mAh": "milliamp hours",
     "kWh": "kilowatt hours",
@@ -77,30 +61,43 @@ def _amount(number: str) -> tuple[str, str]:
     return whole, fraction
 
 
-def say_money(number: str, symbol: str) -> str:
-    """ "89.99", "$" -> "89 dollars and 99 cents"; "5", "$" -> "5 dollars"."""
-    one, many, sub_one, sub_many = _CURRENCY_SYMBOLS[symbol]
+def say_money(number: str, marker: str) -> str:
+    """ "89.99", "$" -> "89 dollars and 99 cents"; "5", "$" -> "5 dollars"; "500", "JPY" ->
+    "500 yen". ``marker``: a sign, code or word of the currency table (``streambot.money``)."""
+    currency = meaning(marker)[0]
+    one, many = currency.said
     whole, fraction = _amount(number)
     unit = one if whole == "1" else many
     if not fraction or int(fraction) == 0:
         return f"{int(whole)} {unit}"
+    if not currency.digits:  # no smaller unit (the yen): the amount as written
+        return f"{int(whole)}.{fraction} {many}"
     cents = int((fraction + "0")[:2])
-    sub = sub_one if cents == 1 else sub_many
+    sub = currency.minor_said[0] if cents == 1 else currency.minor_said[1]
     if int(whole) == 0:
         return f"{cents} {sub}"
     return f"{int(whole)} {unit} and {cents} {sub}"
 
 
+_SIGN = alternation(SIGNS)
+_CODE = alternation(CODES)
+_NAME = alternation((*CODES, *WORDS))
+
+
 def _money(text: str) -> str:
-    symbols = "".join(re.escape(s) for s in _CURRENCY_SYMBOLS)
-    # $89.99, $ 5, ¥99
-    text = re.sub(rf"([{symbols}])\s?({_NUMBER})", lambda m: say_money(m[2], m[1]), text)
-    # 99元, 20 USD, 15 EUR
-    words = "|".join(sorted(map(re.escape, _CURRENCY_WORDS), key=len, reverse=True))
-    return re.sub(
-        rf"({_NUMBER})\s?({words})\b|({_NUMBER})\s?(元|块|美元|欧元|英镑)",
-        lambda m: say_money(m[1] or m[3], _CURRENCY_WORDS[m[2] or m[4]]),
+    # $89.99, $ 5, ¥99, US$5, JPY 500
+    text = re.sub(
+        rf"({_SIGN}|(?<![A-Za-z])(?:{_CODE}))\s?({_NUMBER})",
+        lambda m: say_money(m[2], m[1]),
         text,
+        flags=re.IGNORECASE,
+    )
+    # 99元, 20 USD, 15 euros, 500日元
+    return re.sub(
+        rf"({_NUMBER})\s?({_NAME})(?![A-Za-z])",
+        lambda m: say_money(m[1], m[2]),
+        text,
+        flags=re.IGNORECASE,
     )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
+import re
 import shutil
 import sqlite3
 from importlib import resources
@@ -13,13 +16,18 @@ import aiohttp
 import pytest
 
 from streambot.app import App
+from streambot.panel import server
 
 TOKEN = "panel-secret-4f9a"
+REBIND = "rebind.attacker.test"
+JSON = {"Content-Type": "application/json"}
 
 
 def catalog_copy(tmp_path) -> str:
     path = tmp_path / "catalog.toml"
     shutil.copy(resources.files("streambot.assets").joinpath("catalog.toml"), path)
+    stat = path.stat()  # written a minute ago: a settled file, no editor saving it
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 60 * 10**9))
     return str(path)
 
 
@@ -190,3 +198,190 @@ def test_a_panel_beyond_this_computer_needs_a_token(fast_config, host):
     fast_config.panel.enabled, fast_config.panel.host = True, host
     with pytest.raises(ConfigError, match="STREAMBOT_PANEL_TOKEN"):
         App(fast_config)
+
+
+def test_a_panel_beyond_this_computer_refuses_to_start_with_a_short_token(fast_config, monkeypatch):
+    from streambot.config import ConfigError
+
+    monkeypatch.setenv("STREAMBOT_PANEL_TOKEN", "pass-1234")
+    fast_config.panel.enabled, fast_config.panel.host = True, "0.0.0.0"
+    with pytest.raises(ConfigError, match=r"panel\.host.*STREAMBOT_PANEL_TOKEN.*16 characters"):
+        App(fast_config)
+
+
+async def stopped(app: App, run: asyncio.Task) -> None:
+    app.request_stop()
+    await run
+
+
+def actions(config) -> list[tuple[str, str, str]]:
+    db = sqlite3.connect(config.store.path)
+    try:
+        return db.execute("SELECT who, action, result FROM actions ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def test_a_dns_rebinding_page_is_refused_and_this_computers_names_are_answered(
+    fast_config, tmp_path
+):
+    config = panel_config(fast_config, tmp_path)
+    before = (tmp_path / "catalog.toml").read_text(encoding="utf-8")
+
+    async def scenario():
+        app = App(config)
+        run = await started(app, None)
+        port = app.panel.port
+        base = f"http://127.0.0.1:{port}"
+        rebound = {"Host": f"{REBIND}:{port}", "Origin": f"http://{REBIND}:{port}"}
+        try:
+            async with aiohttp.ClientSession() as s:
+                for action, body in (("product", {"id": "thermo", "price": 0.5}),
+                                     ("say", {"text": "hello from a web page"})):  # fmt: skip
+                    status, _ = await post(s, app, action, body, headers=rebound)
+                    assert status == 421, action
+                for path in ("/", "/events", "/preview.jpg", "/static/panel.js"):
+                    async with s.get(base + path, headers=rebound) as r:
+                        assert r.status == 421, path
+                for host in ("127.evil.example", f"127.0.0.1.nip.io:{port}"):
+                    async with s.get(base + "/", headers={"Host": host}) as r:
+                        assert r.status == 421, host
+                for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+                    async with s.get(base + "/", headers={"Host": host}) as r:
+                        assert r.status == 200, host
+        finally:
+            await stopped(app, run)
+
+    asyncio.run(scenario())
+    assert (tmp_path / "catalog.toml").read_text(encoding="utf-8") == before  # no price 0.5
+    assert actions(config) == []  # nothing was done, so nothing is logged as the operator's
+
+
+def test_the_token_opens_a_session_cookie_and_leaves_the_address_bar(
+    fast_config, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("STREAMBOT_PANEL_TOKEN", TOKEN)
+    config = panel_config(fast_config, tmp_path)
+
+    async def scenario():
+        app = App(config)
+        run = await started(app, None)
+        base = f"http://127.0.0.1:{app.panel.port}"
+        try:
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+                async with s.get(base + f"/?token={TOKEN}", allow_redirects=False) as r:
+                    assert r.status == 303 and r.headers["Location"] == "/"
+                    assert r.headers["Referrer-Policy"] == "no-referrer"
+                    cookie = r.cookies[server.COOKIE]
+                    assert cookie.value and TOKEN not in cookie.value
+                    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+                async with s.get(base + "/") as r:  # the session opens the page
+                    assert r.status == 200 and r.headers["Referrer-Policy"] == "no-referrer"
+                status, answer = await post(s, app, "skip", {})
+                assert status == 200, answer
+            async with aiohttp.ClientSession() as fresh:
+                token_as_cookie = {"Cookie": f"{server.COOKIE}={TOKEN}"}
+                async with fresh.get(base + "/", headers=token_as_cookie) as r:
+                    assert r.status == 401 and r.headers["Referrer-Policy"] == "no-referrer"
+                async with fresh.get(base + f"/events?token={TOKEN}") as r:
+                    assert r.status == 401  # only the page's own address takes the token
+                bearer = {"Authorization": f"Bearer {TOKEN}"}
+                status, _ = await post(fresh, app, "skip", {}, headers=bearer)
+                assert status == 200  # a script's bearer token still works
+        finally:
+            await stopped(app, run)
+
+    asyncio.run(scenario())
+
+
+def test_a_stock_of_1e309_is_a_clear_400_and_logged_as_refused(fast_config, tmp_path):
+    config = panel_config(fast_config, tmp_path)
+
+    async def scenario():
+        app = App(config)
+        run = await started(app, None)
+        url = f"http://127.0.0.1:{app.panel.port}/api/product"
+        try:
+            async with aiohttp.ClientSession() as s:
+                body = b'{"id": "thermo", "stock": 1e309}'
+                async with s.post(url, data=body, headers=JSON) as r:
+                    assert r.status == 400
+                    assert "stock must be a finite number" in (await r.json())["error"]
+        finally:
+            await stopped(app, run)
+
+    asyncio.run(scenario())
+    [(who, action, result)] = actions(config)
+    assert (who, action) == ("operator", "product") and result.startswith("refused: ")
+    assert "finite" in result
+
+
+def test_open_event_streams_are_capped(fast_config, tmp_path, monkeypatch):
+    monkeypatch.setattr(server, "MAX_STREAMS", 2)
+    config = panel_config(fast_config, tmp_path)
+
+    async def scenario():
+        app = App(config)
+        run = await started(app, None)
+        url = f"http://127.0.0.1:{app.panel.port}/events"
+        try:
+            async with aiohttp.ClientSession() as s:
+                first, second = await s.get(url), await s.get(url)
+                for stream in (first, second):
+                    assert stream.status == 200
+                    await stream.content.readuntil(b"\n\n")  # served: it holds a place
+                async with s.get(url) as third:
+                    assert third.status == 503 and third.headers["Retry-After"]
+                first.close()  # a page closed: its place is free again
+                for _ in range(200):
+                    again = await s.get(url)
+                    if again.status == 200:
+                        break
+                    again.close()
+                    await asyncio.sleep(0.05)
+                assert again.status == 200
+                again.close()
+                second.close()
+        finally:
+            await stopped(app, run)
+
+    asyncio.run(scenario())
+
+
+def test_refused_panel_requests_are_summed_up_not_logged_one_by_one(fast_config, tmp_path, caplog):
+    config = panel_config(fast_config, tmp_path)
+
+    async def scenario():
+        app = App(config)
+        run = await started(app, None)
+        base = f"http://127.0.0.1:{app.panel.port}"
+        try:
+            async with aiohttp.ClientSession() as s:
+                for _ in range(20):
+                    status, _ = await post(s, app, "skip", {},
+                                           headers={"Origin": "https://evil.example"})  # fmt: skip
+                    assert status == 403
+                    async with s.get(base + "/", headers={"Host": REBIND}) as r:
+                        assert r.status == 421
+        finally:
+            await stopped(app, run)
+
+    with caplog.at_level(logging.INFO, logger="streambot.panel.server"):
+        asyncio.run(scenario())
+    records = [r for r in caplog.records if r.name == "streambot.panel.server"]
+    warnings = [r for r in records if r.levelno >= logging.WARNING]
+    assert len(warnings) <= 2  # the first of each 10 s window has a line of its own
+    summed = [re.search(r"refused (\d+) more", r.getMessage()) for r in records]
+    assert len(warnings) + sum(int(m[1]) for m in summed if m) == 40  # the rest, counted
+
+
+def test_viewer_text_on_the_panel_is_one_line_of_visible_characters(fast_config, tmp_path):
+    from streambot.events import ChatMessage
+    from streambot.panel.state import panel_state
+
+    config = panel_config(fast_config, tmp_path)
+    app = App(config)
+    app.ingest.accept(ChatMessage("local", "ann", "how much\nis the \u202elamp\u2066?\u2069"))
+    [row] = panel_state(app)["queue"]
+    assert row["text"] == "how much is the lamp?"
+    assert all(d["text"] == "how much is the lamp?" for d in panel_state(app)["decisions"])

@@ -187,8 +187,36 @@ def test_the_page_speaks_chinese_to_a_chinese_browser_and_refuses_a_wrong_token(
             assert "missing or wrong token" in driver.page_source
             driver.get(base + "?token=panel-token-7d1c")
             wait_for(lambda: driver.find_element(By.ID, "conn").text == "直播中")
+            assert driver.current_url == base  # the token is off the address bar and history
+            cookie = driver.get_cookie("streambot_panel")
+            assert cookie["httpOnly"] and "panel-token-7d1c" not in cookie["value"]
             assert driver.find_element(By.ID, "skip").text == "跳过"
             assert driver.find_element(By.ID, "takeover").text == "人工接管"
             driver.save_screenshot(str(tmp_path / "panel-zh.png"))
+        finally:
+            driver.quit()
+
+
+def test_a_long_word_or_bidi_controls_from_chat_do_not_break_the_page(fast_config, tmp_path):
+    browser_or_skip()
+    from selenium.webdriver.common.by import By
+
+    config = panel_config(fast_config, tmp_path)
+    config.chat.local.http, config.chat.local.port = True, 0
+    with Daemon(config) as daemon:
+        app = daemon.app
+        daemon.call(app.host.take_over)  # the message waits in the queue, shown
+        driver = chrome()
+        try:
+            driver.get(f"http://127.0.0.1:{app.panel.port}/")
+            wait_for(lambda: driver.find_element(By.ID, "conn").text == "live")
+            text = "\u202eprice?\u202c " + "a" * 250
+            answer = post_chat(app.http_source.port, "ann", text)
+            row = wait_for(lambda: driver.find_elements(
+                By.CSS_SELECTOR, f"#queue tr[data-id='{answer['id']}']"))  # fmt: skip
+            assert "\u202e" not in row[0].text and "price?" in row[0].text
+            width = "return [document.documentElement.scrollWidth, window.innerWidth]"
+            page, window = driver.execute_script(width)
+            assert page <= window  # the word wraps: no sideways scrolling
         finally:
             driver.quit()

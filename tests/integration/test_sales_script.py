@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
+from importlib import resources
 
 import pytest
 
 from streambot.app import App
 from streambot.brain.guard import GuardedBrain, ReplyGuard
+from streambot.catalog import Catalog
 from streambot.config import ConfigError
+from streambot.panel.state import panel_state
+from streambot.script.model import Segment, UnfilledField
 from streambot.turn import Turn, TurnKind, TurnObserver
 
 SCRIPT = """
@@ -198,6 +203,92 @@ quiet_s = 1
         "SELECT t.segment, s.text FROM sentences s JOIN turns t ON t.id = s.turn_id"
     ).fetchall()
     assert lines and all(segment == "bottle" for segment, _ in lines)  # every line, audited
+
+
+class PanelScript(TurnObserver):
+    """The panel's script part as each turn starts (what the operator sees then)."""
+
+    def __init__(self, app: App) -> None:
+        self.app, self.seen = app, []
+
+    def turn_started(self, turn: Turn) -> None:
+        self.seen.append(panel_state(self.app)["script"])
+
+
+def test_a_line_whose_product_was_removed_live_is_skipped_never_said_with_placeholders(
+    fast_config, tmp_path, caplog
+):
+    script = """
+[[segment]]
+id = "hello"
+text = "Welcome to the stream!"
+quiet_s = 1
+
+[[segment]]
+id = "bottle"
+kind = "price"
+product = "thermo"
+text = "The {name} is only {price} today."
+trigger = "time"
+after_s = 1
+"""
+    catalog = tmp_path / "catalog.toml"
+    bundled = resources.files("streambot.assets").joinpath("catalog.toml").read_text("utf-8")
+    catalog.write_text(bundled, encoding="utf-8")
+    fast_config.brain.catalog.path = str(catalog)
+    app = script_app(fast_config, tmp_path, script=script)
+    panel = PanelScript(app)
+    app.turn_observers.append(panel)
+    blocks = bundled.split("[[product]]")
+    without = "[[product]]".join(b for b in blocks if 'id = "thermo"' not in b)
+
+    async def scenario() -> None:
+        run = asyncio.create_task(app.run(30))
+        while not any(t[1] == "bottle" for t in spoken(fast_config.store.path)):
+            await app.clock.sleep(0.5)
+        catalog.write_text(without, encoding="utf-8")  # the seller removes the bottle, live
+        await run
+
+    with caplog.at_level(logging.WARNING, logger="streambot.script.runner"):
+        asyncio.run(scenario())
+    turns = spoken(fast_config.store.path)
+    segments = [t[1] for t in turns]
+    first = segments.index("bottle")
+    assert "$24.50" in turns[first][4]
+    assert segments[first + 1 :].count("hello") >= 3 and "bottle" not in segments[first + 1 :]
+    db = sqlite3.connect(fast_config.store.path)
+    said = [r for (r,) in db.execute("SELECT text FROM sentences")] + [t[4] for t in turns]
+    assert not [text for text in said if "{" in text or "}" in text]
+    reason = "product 'thermo' is no longer in the catalog"
+    assert panel.seen[-1]["skipped"] == {"bottle": reason}
+    logged = [r for r in caplog.records if "'bottle' skipped" in r.getMessage()]
+    assert len(logged) == 1 and reason in logged[0].getMessage()  # once, not at every loop
+
+
+def test_a_field_without_a_value_means_the_line_is_not_said():
+    thermo = Catalog.load().by_id("thermo")
+    segment = Segment(id="back", product="thermo", text="The {name} is back {restock}.")
+    assert thermo.restock == ""
+    with pytest.raises(UnfilledField, match=r"\{restock\}"):
+        segment.fill(segment.text, thermo, "en")
+    with pytest.raises(UnfilledField, match="no product"):
+        segment.fill("The {name} is {price}.", None, "en")
+    assert segment.fill("{{literal}} {price}", thermo, "en") == "{literal} $24.50"
+
+
+def test_a_line_longer_than_a_reply_is_refused_at_load_naming_segment_and_length(
+    fast_config, tmp_path
+):
+    name = Catalog.load().by_id("thermo").name  # filled in, the line is what the host says
+    limit = fast_config.host.max_reply_chars
+    text = "x" * (limit - 10) + " {name}"
+    script = f'[[segment]]\nid = "long"\nproduct = "thermo"\ntext = "{text}"\n'
+    fast_config.script.path = write(tmp_path, "script.toml", script)
+    with pytest.raises(ConfigError) as caught:
+        App(fast_config)
+    length = limit - 10 + 1 + len(name)
+    assert f"segment 'long': the en line is {length} characters" in str(caught.value)
+    assert f"max_reply_chars = {limit}" in str(caught.value)
 
 
 @pytest.mark.parametrize(

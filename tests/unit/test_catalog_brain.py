@@ -5,9 +5,10 @@ from importlib import resources
 import pytest
 
 from streambot.brain.catalog import CatalogAnswerer, CatalogBrain
-from streambot.catalog import Catalog, CatalogError, LiveCatalog, format_amount
+from streambot.catalog import Catalog, CatalogError, LiveCatalog
 from streambot.config import CatalogBrainConfig
 from streambot.events import ChatMessage
+from streambot.money import format_amount
 from streambot.turn import Turn
 
 CATALOG = Catalog.load()

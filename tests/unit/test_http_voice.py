@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from streambot.config import EspeakVoiceConfig
+from streambot.config import EspeakVoiceConfig, HttpVoiceConfig
 from streambot.voice.audio_stream import AudioFormatError, PcmStream, WavStream
 from streambot.voice.espeak import EspeakVoice
 from streambot.voice.http_speech import HttpSpeechVoice
@@ -51,7 +51,7 @@ def expected(server: SpeechServer) -> np.ndarray:
 
 async def test_streamed_pcm_arrives_piece_by_piece_and_decodes_exactly(server):
     server.gate = asyncio.Event()  # the server holds the rest until the client has a piece
-    voice = voice_for(server)
+    voice = voice_for(server, response_format="pcm")
     stream = voice.speak_pieces("The bottle is $24.50 today.", "en")
     first = await asyncio.wait_for(anext(stream), 2.0)  # arrives while the server waits
     assert first.rate == 24_000 and not first.ends and first.pcm.size > 0
@@ -219,3 +219,96 @@ def test_the_daemon_speaks_through_the_server_and_keeps_the_key_in_the_environme
     db = sqlite3.connect(fast_config.store.path)
     assert db.execute("SELECT outcome FROM turns WHERE kind = 'answer'").fetchone()[0] == "played"
     assert app.voice.session.closed  # closed at shutdown
+
+
+@pytest.mark.parametrize("gain", [float("nan"), 1000.0], ids=["nan", "far-beyond-full-scale"])
+async def test_a_float_wav_of_nan_or_overflow_is_a_failure_and_the_local_voice_speaks(server, gain):
+    server.float_wav, server.gain = True, gain  # what an overflowing fp16 vocoder writes
+    voice = voice_for(server, response_format="wav")
+    got = await pieces(voice)
+    assert got[0].rate == voice.fallback.sample_rate and got[-1].ends  # espeak spoke
+    assert np.isfinite(joined(got)).all() and joined(got).size > 0
+    assert voice.fallbacks == 1 and voice.circuit.failures == 1
+    assert len(server.requests) == 1  # the same text would overflow again: not retried
+    await voice.close()
+
+
+async def test_a_float_wav_a_little_over_full_scale_is_clipped_and_played(server):
+    server.float_wav, server.gain = True, 3.0  # the tone's peaks at 1.2
+    voice = voice_for(server, response_format="wav")
+    audio = joined(await pieces(voice))
+    assert voice.fallbacks == 0 and audio.size == expected(server).size
+    assert audio.max() == 1.0 and audio.min() == -1.0
+    await voice.close()
+
+
+async def test_a_stream_that_never_ends_is_broken_off_at_its_texts_length_and_the_next_is_said(
+    server,
+):
+    server.mode = "endless"  # a fast server that missed its end token: it always has data
+    voice = voice_for(server, max_audio_floor=0.5, max_audio_per_char=0.01)
+    longest = voice.longest_audio("Hello there.")
+    got = await asyncio.wait_for(pieces(voice, "Hello there."), 10.0)
+    assert got[-1].ends and {p.rate for p in got} == {24_000}
+    assert joined(got).size == round(longest * 24_000)  # the sentence, cut at its bound
+    assert voice.broken_off == 1 and voice.circuit.failures == 1 and voice.fallbacks == 0
+    server.mode = "stream"  # the next sentence goes to the server and is said whole
+    got = await asyncio.wait_for(pieces(voice, "And here is the next sentence."), 10.0)
+    assert np.array_equal(joined(got), expected(server)) and voice.broken_off == 1
+    await voice.close()
+
+
+def test_the_audio_a_sentence_may_bring_fits_its_text_and_its_speed():
+    voice = HttpSpeechVoice("http://127.0.0.1:9/v1", "tts-1", "x", None,
+                            EspeakVoice(EspeakVoiceConfig()))  # fmt: skip
+    short, long = voice.longest_audio("Hi."), voice.longest_audio("Hi there. " * 10)
+    assert 3.0 < short < long
+    assert voice.longest_audio("保温杯。") > voice.longest_audio("cups.")  # a syllable each
+    voice.speed = 2.0
+    assert voice.longest_audio("Hi.") == short / 2
+
+
+async def test_a_host_that_holds_each_piece_longer_than_the_idle_timeout_breaks_nothing(server):
+    server.seconds = 0.2
+    voice = voice_for(server, idle_timeout=0.1)
+    got = []
+    async for piece in voice.speak_pieces("Hello there.", "en"):
+        got.append(piece)
+        await asyncio.sleep(0.15)  # backpressure: the face renders
+    assert np.array_equal(joined(got), expected(server)) and voice.broken_off == 0
+    await voice.close()
+
+
+async def test_a_trickle_of_bytes_is_no_audio_the_first_audio_timeout_fires_and_espeak_speaks(
+    server,
+):
+    server.chunk_bytes, server.chunk_delay_s = 2, 0.2  # one sample every 0.2 s
+    voice = voice_for(server, response_format="pcm", first_byte_timeout=0.5)
+    got = await asyncio.wait_for(pieces(voice), 10.0)
+    assert got[0].rate == voice.fallback.sample_rate and voice.fallbacks == 1
+    assert len(server.requests) == 2  # retried once, then the local voice
+    await voice.close()
+
+
+async def test_a_trickle_after_the_first_audio_is_a_stall_and_ends_the_sentence(server):
+    server.first_chunk_ms, server.chunk_bytes, server.chunk_delay_s = 100, 2, 0.1
+    voice = voice_for(server, response_format="pcm", idle_timeout=0.5)
+    got = await asyncio.wait_for(pieces(voice), 10.0)
+    assert got[-1].ends and voice.broken_off == 1 and voice.circuit.failures == 1
+    assert joined(got).size < expected(server).size and voice.fallbacks == 0
+    await voice.close()
+
+
+@pytest.mark.parametrize("states_rate", ["header", "content-type"])
+async def test_pcm_at_the_rate_the_server_states_is_played_at_that_rate(server, states_rate):
+    server.rate, server.states_rate = 22_050, states_rate  # Piper's own rate, stated
+    voice = voice_for(server, response_format="pcm")
+    got = await pieces(voice)
+    assert {p.rate for p in got} == {22_050}
+    assert joined(got).size / 22_050 == pytest.approx(server.seconds, abs=1e-4)
+    assert np.array_equal(joined(got), expected(server))
+    await voice.close()
+
+
+def test_wav_is_asked_for_by_default_since_it_states_its_own_rate():
+    assert HttpVoiceConfig().response_format == "wav"

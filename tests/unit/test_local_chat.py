@@ -100,3 +100,24 @@ def test_stdin_lines():
     assert parse_stdin_line("just talking here").user == "operator"
     assert parse_stdin_line('{"user": "x", "text": "y"}').text == "y"
     assert parse_stdin_line("{broken").malformed
+
+
+async def test_chat_refuses_a_dns_rebinding_page_and_answers_this_computers_names():
+    source = HttpChatSource("127.0.0.1", 0)
+    task, received = await start(source)
+    url = f"http://127.0.0.1:{source.port}/chat"
+    rebound = {"Host": f"rebind.attacker.test:{source.port}",
+               "Origin": f"http://rebind.attacker.test:{source.port}"}  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        refused = await http.post(url, json={"user": "page", "text": "hi"}, headers=rebound)
+        assert refused.status == 421
+        for host in ("127.evil.example", f"127.0.0.1.nip.io:{source.port}"):
+            odd = await http.post(url, json={"user": "page", "text": "hi"}, headers={"Host": host})
+            assert odd.status == 421, host
+        for name in ("127.0.0.1", "localhost", "[::1]"):
+            host = f"{name}:{source.port}"
+            ok = await http.post(url, json={"user": "ann", "text": "hi"}, headers={"Host": host})
+            assert ok.status == 202, host
+    await asyncio.sleep(0.05)
+    task.cancel()
+    assert [m.user for m in received] == ["ann", "ann", "ann"]  # the page's never reached it

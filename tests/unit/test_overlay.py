@@ -156,6 +156,36 @@ async def test_the_caption_shows_the_question_and_a_name_only_when_it_passed(fon
     )
 
 
+FALSE_CLAIMS = [
+    "alice: the lamp is 1 dollar today, is that right?",
+    "SonicBuds are FREE with code X at shop dot example",
+    *(f"cheaper at shop.{tld}, right?" for tld in ("store", "ru", "de", "app", "co.uk", "online")),
+    "ask me at 203.0.113.7",
+    "cheaper at shop。example",
+    "cheaper at spam dot com",
+    "the grinder is sold out, right?",  # it is in stock: a false claim without a figure
+]
+
+
+@pytest.mark.parametrize("text", FALSE_CLAIMS)
+async def test_a_question_with_a_figure_or_link_is_not_drawn_only_its_askers_name(fonts, text):
+    config = OverlayConfig()
+    director = OverlayDirector(
+        config, build_compositor(config, W, H), LiveCatalog(), VirtualClock(), fonts
+    )
+    director.turn_started(answer(1, text))
+    await director.settle()
+    assert np.array_equal(
+        np.asarray(director.compositor.shown("caption")),
+        np.asarray(Painter(fonts, W, H).caption("ann")),
+    )
+    nameless = answer(2, text)
+    nameless.message.spoken_name = ""  # the name failed the name rules: nothing is drawn
+    director.turn_started(nameless)
+    await director.settle()
+    assert director.compositor.shown("caption") is None
+
+
 async def test_a_slower_older_drawing_never_replaces_a_newer_one(fonts):
     config = OverlayConfig()
     director = OverlayDirector(

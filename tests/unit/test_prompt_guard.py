@@ -237,6 +237,20 @@ def test_injection_leaks_and_invented_discounts_are_rejected(sentence):
     assert not verdict.ok and verdict.reason
 
 
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The grinder is cheaper at grinders.store today.",
+        "Order it at shop dot example and save.",
+        "Message me at 203.0.113.7 for the lamp.",
+        "磨豆机在shop。app上有卖。",
+    ],
+)
+def test_a_sentence_with_a_link_is_never_spoken(sentence):
+    verdict = GUARD.check(sentence, [GRINDER], "en")
+    assert not verdict.ok and verdict.reason == "a link"
+
+
 # -- guarded brain --------------------------------------------------------------------------
 class ScriptedInner:
     """Stands in for the LLM: streams a fixed reply in token-sized deltas."""

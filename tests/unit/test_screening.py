@@ -68,6 +68,50 @@ def test_disguised_links_are_links(text):
 
 @pytest.mark.parametrize(
     "text",
+    [
+        *(f"cheaper at shop.{tld} !" for tld in ("store", "ru", "de", "app", "co.uk", "online")),
+        "deals at shop.anything/sale",
+        "SonicBuds are FREE with code X at shop dot example",
+        "shop (dot) com",
+        "shop[.]ru",
+        "go to shop。example now",
+        "淘宝点com",
+        "my server 192.168.0.1:8080",
+        "8 . 8 . 8 . 8",
+        "hxxp://evil",
+    ],
+)
+def test_links_with_any_domain_or_an_ip_or_a_spelled_dot_are_links(text):
+    assert SCREEN.has_url(text)
+    assert Triage(TriageConfig()).decide(ChatMessage("t", "ann", text), 0.0).reason == (
+        "contains a URL"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "e.g. this one",
+        "is it 3.5 inches?",
+        "version 2.0 or 1.2?",
+        "i.e. that one",
+        "Mr. Smith says hi",
+        "got it. me too",
+        "polka dot top?",
+        "the red dot is nice",
+        "open 9 a.m. to 5 p.m.?",
+        "好的。谢谢",
+        "nice.thanks",
+        "ok.so how much is the lamp",
+        "hi.is it in stock",
+    ],
+)
+def test_sentences_with_dots_are_not_links(text):
+    assert not SCREEN.has_url(text)
+
+
+@pytest.mark.parametrize(
+    "text",
     ["how much is the grinder?", "保温杯多少钱？", "hello from Moscow, Москва!", "Ça va? café"],
 )
 def test_ordinary_questions_pass(text):

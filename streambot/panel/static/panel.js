@@ -8,14 +8,17 @@ const STRINGS = {
        pitch: "Pitch", now: "Saying now", script: "Script", health: "Health", queue: "Queue",
        decisions: "Triage", recent: "Recent answers", products: "Products", first: "Answer first",
        drop: "Drop", save: "Save", idle: "(quiet)", taken: "taken over", paused: "paused",
-       late: "late frames", p50: "first frame p50", p95: "p95", price: "price", stock: "stock"},
+       late: "late frames", p50: "first frame p50", p95: "p95", price: "price", stock: "stock",
+       voice: "voice", requests: "requests", fallbacks: "local voice", broken_off: "broken off",
+       unplayable: "unplayable", breaker: "breaker"},
   zh: {connecting: "连接中", live: "直播中", offline: "已断开", skip: "跳过",
        pause: "暂停自动播报", resume: "恢复自动播报", takeover: "人工接管", handback: "交还主播",
        say: "说", say_hint: "让主播说的话", pitch: "讲解", now: "正在说", script: "脚本",
        health: "状态", queue: "队列", decisions: "筛选", recent: "最近回答", products: "商品",
        first: "优先回答", drop: "移除", save: "保存", idle: "（安静）", taken: "人工接管中",
        paused: "已暂停", late: "迟到帧", p50: "首帧中位数", p95: "p95", price: "价格",
-       stock: "库存"},
+       stock: "库存", voice: "语音", requests: "请求", fallbacks: "本地语音", broken_off: "中断",
+       unplayable: "无法播放", breaker: "熔断"},
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
 const T = (key) => STRINGS[LANG][key] || STRINGS.en[key] || key;
@@ -26,6 +29,15 @@ function el(tag, text, cls) {
   if (text !== undefined && text !== null) node.textContent = String(text);
   if (cls) node.className = cls;
   return node;
+}
+
+function voiceHealth(v) {
+  // the voice's own figures: a TTS server's requests, fallbacks, broken-off sentences, breaker
+  const figures = ["requests", "fallbacks", "broken_off", "unplayable"].filter((k) => k in v)
+    .map((k) => `${T(k)} ${v[k]}`);
+  const breaker = v.breaker && v.breaker !== "closed" ? ` (${T("breaker")} ${v.breaker})` : "";
+  return el("li", `${T("voice")} ${v.name}: ${v.state}${breaker} · ${figures.join(" · ")}`,
+    v.state === "up" ? "" : "bad");
 }
 
 function translate() {
@@ -92,7 +104,8 @@ function render(s) {
     ` · ${T("p95")}: ${lat.p95 === null ? "-" : lat.p95.toFixed(0) + " ms"}`;
   const health = document.getElementById("health");
   health.replaceChildren(...[...s.health.sinks, ...s.health.sources].map(
-    (x) => el("li", `${x.name}: ${x.state}`, x.state === "up" || x.state === "ended" ? "" : "bad")));
+    (x) => el("li", `${x.name}: ${x.state}`, x.state === "up" || x.state === "ended" ? "" : "bad")),
+    voiceHealth(s.health.voice));
   rows("queue", s.queue, (m) => [m.user ? `${m.user}: ${m.text}` : m.text,
     el("td", m.reason, "reason"), button(T("first"), () => act("first", {id: m.id})),
     button(T("drop"), () => act("drop", {id: m.id}))]);

@@ -21,13 +21,14 @@ from PIL import Image
 
 from streambot.catalog import LiveCatalog, Product
 from streambot.config import OverlayConfig
+from streambot.stage.caption import Captions
 from streambot.stage.clock import Clock
-from streambot.stage.director import caption_for, product_for
+from streambot.stage.director import product_for
 from streambot.stage.overlay.compositor import CAPTION, Compositor
 from streambot.stage.overlay.draw import Painter, PictureCache
 from streambot.stage.overlay.fonts import FontSet, find_font
 from streambot.stage.overlay.layer import Layer
-from streambot.turn import Turn, TurnKind, TurnObserver
+from streambot.turn import Turn, TurnObserver
 
 log = logging.getLogger(__name__)
 POLL_S = 0.25
@@ -60,6 +61,7 @@ class OverlayDirector(TurnObserver):
         fonts: FontSet | None = None,
     ) -> None:
         self.config, self.compositor, self.live, self.clock = config, compositor, catalog, clock
+        self.captions = Captions(catalog)
         self.fonts = fonts or FontSet(find_font(config.font))
         self.painter = Painter(self.fonts, compositor.width, compositor.height)
         self.pictures = PictureCache()
@@ -78,7 +80,7 @@ class OverlayDirector(TurnObserver):
     # -- turns ------------------------------------------------------------------------------
     def turn_started(self, turn: Turn) -> None:
         if self.config.caption.enabled:
-            caption = caption_for(turn) if turn.kind == TurnKind.ANSWER else ""
+            caption = self.captions.caption(turn)
             self._draw(CAPTION, lambda: self.painter.caption(caption))
         if self.config.card.enabled:
             product = product_for(turn, self.live.current)
