@@ -10,10 +10,14 @@ the null sink, a fresh store) is pinned to one core and the load to the other:
    is counted afterwards to confirm it.
 2. Late frames: the same daemon for ``--flood-seconds`` without chat (A), then with a paced
    flood of ``--flood`` messages from 200 connections over the same time (B). Late frames are
-   read from ``/healthz`` before and after each phase.
+   read from ``/healthz`` before and after each phase. With ``--panel N``, N operator's panel
+   pages are open through both phases: each reads its ``/events`` stream and fetches each new
+   preview JPEG, as the page does (the state is worked out and pushed four times a second).
 
     python bench/chat_ack.py                  # 3 x 10 s throughput, 60 s A, 60 s B (20,000)
     python bench/chat_ack.py --runs 1 --seconds 5 --flood-seconds 20 --flood 6000
+    python bench/chat_ack.py --runs 0 --panel     # the flood with the panel open
+    python bench/chat_ack.py --runs 0 --panel 2000   # and 2,000 pages trying to open it
 """
 
 from __future__ import annotations
@@ -67,10 +71,12 @@ def pin(core: int) -> None:
 class Daemon:
     def __init__(self, folder: Path) -> None:
         self.chat_port, self.metrics_port = free_port(), free_port()
+        self.panel_port = free_port()
         self.db = folder / "store.db"
         config = folder / "config.toml"
         config.write_text(
             f"[chat.local]\nport = {self.chat_port}\n[metrics]\nport = {self.metrics_port}\n"
+            f"[panel]\nport = {self.panel_port}\n"
             f"[store]\npath = '{self.db}'\n[logging]\nlevel = 'INFO'\n"
         )
         self.log = open(folder / "daemon.log", "w")  # noqa: SIM115 - closed in stop()
@@ -173,18 +179,76 @@ def throughput(args: argparse.Namespace, folder: Path) -> list[dict]:
     return results
 
 
+async def watch_panel(port: int, stop: asyncio.Event, pages: int) -> dict:
+    """What ``pages`` open panel pages do: each reads the event stream and fetches each new
+    preview. A page the panel turns away (its cap on event streams) is counted as refused."""
+    import aiohttp
+
+    seen = {"states": 0, "previews": 0, "refused": 0}
+    base = f"http://127.0.0.1:{port}"
+
+    async def page(http: aiohttp.ClientSession) -> None:
+        async with http.get(f"{base}/events") as events:
+            if events.status != 200:
+                seen["refused"] += 1
+                return
+            preview_next = False
+            async for line in events.content:
+                if line.startswith(b"event: state"):
+                    seen["states"] += 1
+                elif line.startswith(b"event: preview"):
+                    preview_next = True
+                elif line.startswith(b"data: ") and preview_next:
+                    preview_next = False
+                    async with http.get(f"{base}/preview.jpg?frame={line[6:].strip().decode()}"):
+                        seen["previews"] += 1
+
+    connector = aiohttp.TCPConnector(limit=0)  # every page its own connection, as browsers do
+    async with aiohttp.ClientSession(connector=connector) as http:
+        readers = [asyncio.ensure_future(page(http)) for _ in range(pages)]
+        await stop.wait()
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    return seen
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def flood_phases(args: argparse.Namespace, daemon: Daemon) -> tuple[dict, dict, dict, dict]:
+    """Health before and after the quiet phase and the flood, with the panel open if asked."""
+
+    async def phases() -> tuple[dict, dict, dict, dict, dict]:
+        stop = asyncio.Event()
+        watcher = asyncio.ensure_future(watch_panel(daemon.panel_port, stop, args.panel))
+        h0 = await asyncio.to_thread(daemon.health)
+        await asyncio.sleep(args.flood_seconds)
+        h1 = await asyncio.to_thread(daemon.health)
+        rate = args.flood / args.flood_seconds
+        sent = await python_load(daemon.url, args.flood_seconds, 200, rate)
+        h2 = await asyncio.to_thread(daemon.health)
+        h2["rss_mib"] = rss_mib(daemon.proc.pid)
+        stop.set()
+        seen = await watcher
+        return h0, h1, h2, sent, seen
+
+    h0, h1, h2, sent, seen = asyncio.run(phases())
+    sent["panel"] = seen
+    return h0, h1, h2, sent
+
+
 def flood(args: argparse.Namespace, folder: Path) -> dict:
     sub = folder / "flood"
     sub.mkdir()
     daemon = Daemon(sub)
     pin(1)
     try:
-        h0 = daemon.health()
-        time.sleep(args.flood_seconds)
-        h1 = daemon.health()
-        rate = args.flood / args.flood_seconds
-        sent = asyncio.run(python_load(daemon.url, args.flood_seconds, 200, rate))
-        h2 = daemon.health()
+        h0, h1, h2, sent = flood_phases(args, daemon)
     finally:
         daemon.stop()
     return {
@@ -194,6 +258,8 @@ def flood(args: argparse.Namespace, folder: Path) -> dict:
         "sent": sent["requests"],
         "non2xx": sent["non2xx"],
         "stored": daemon.stored(),
+        "panel": sent["panel"],
+        "rss_mib": h2["rss_mib"],
     }
 
 
@@ -203,6 +269,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--flood", type=int, default=20_000)
     parser.add_argument("--flood-seconds", type=float, default=60.0)
+    parser.add_argument("--panel", type=int, nargs="?", const=1, default=0,
+                        help="panel pages open through both phases (--panel: one)")  # fmt: skip
     args = parser.parse_args()
     print(f"command: python {' '.join(sys.argv)}")
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores; "
@@ -232,6 +300,11 @@ def main() -> None:
         print(f"flood's late frames: {causes['late_not_ready']} not rendered in time, "
               f"{causes['late_missed_slots']} handed over after their slot")  # fmt: skip
         print(f"sent {f['sent']:,.0f}, non-2xx {f['non2xx']:.0f}, stored {f['stored']:,}")
+        print(f"daemon memory after the flood: {f['rss_mib']:.0f} MiB")
+        if args.panel:
+            print(f"{args.panel} panel page(s) open throughout: {f['panel']['refused']} refused, "
+                  f"{f['panel']['states']} state pushes, {f['panel']['previews']} previews "
+                  "fetched")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -218,5 +219,34 @@ def test_a_long_word_or_bidi_controls_from_chat_do_not_break_the_page(fast_confi
             width = "return [document.documentElement.scrollWidth, window.innerWidth]"
             page, window = driver.execute_script(width)
             assert page <= window  # the word wraps: no sideways scrolling
+        finally:
+            driver.quit()
+
+
+def test_a_script_segment_whose_product_is_gone_shows_as_skipped_with_why(fast_config, tmp_path):
+    browser_or_skip()
+    from selenium.webdriver.common.by import By
+
+    config = panel_config(fast_config, tmp_path)
+    script = tmp_path / "script.toml"
+    script.write_text('[[segment]]\nid = "hello"\ntext = "Welcome!"\nquiet_s = 1\n\n'
+                      '[[segment]]\nid = "bottle"\nproduct = "thermo"\n'
+                      'text = "The {name} is only {price} today."\ntrigger = "time"\n'
+                      'after_s = 1\n', encoding="utf-8")  # fmt: skip
+    config.script.path = str(script)
+    config.chat.local.http, config.chat.local.port = True, 0
+    catalog = Path(config.brain.catalog.path)
+    blocks = Path(config.brain.catalog.path).read_text(encoding="utf-8").split("[[product]]")
+    with Daemon(config) as daemon:
+        driver = chrome()
+        try:
+            driver.get(f"http://127.0.0.1:{daemon.app.panel.port}/")
+            wait_for(lambda: driver.find_element(By.ID, "conn").text == "live")
+            # the seller removes the bottle from the catalog while live
+            catalog.write_text("[[product]]".join(b for b in blocks if 'id = "thermo"' not in b),
+                               encoding="utf-8")  # fmt: skip
+            shown = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#script .skipped"),
+                             seconds=20)  # fmt: skip
+            assert "bottle" in shown[0].text and "thermo" in shown[0].text
         finally:
             driver.quit()

@@ -10,7 +10,7 @@ const STRINGS = {
        drop: "Drop", save: "Save", idle: "(quiet)", taken: "taken over", paused: "paused",
        late: "late frames", p50: "first frame p50", p95: "p95", price: "price", stock: "stock",
        voice: "voice", requests: "requests", fallbacks: "local voice", broken_off: "broken off",
-       unplayable: "unplayable", breaker: "breaker"},
+       unplayable: "unplayable", breaker: "breaker", skipped: "skipped"},
   zh: {connecting: "连接中", live: "直播中", offline: "已断开", skip: "跳过",
        pause: "暂停自动播报", resume: "恢复自动播报", takeover: "人工接管", handback: "交还主播",
        say: "说", say_hint: "让主播说的话", pitch: "讲解", now: "正在说", script: "脚本",
@@ -18,7 +18,7 @@ const STRINGS = {
        first: "优先回答", drop: "移除", save: "保存", idle: "（安静）", taken: "人工接管中",
        paused: "已暂停", late: "迟到帧", p50: "首帧中位数", p95: "p95", price: "价格",
        stock: "库存", voice: "语音", requests: "请求", fallbacks: "本地语音", broken_off: "中断",
-       unplayable: "无法播放", breaker: "熔断"},
+       unplayable: "无法播放", breaker: "熔断", skipped: "已跳过"},
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
 const T = (key) => STRINGS[LANG][key] || STRINGS.en[key] || key;
@@ -91,7 +91,14 @@ function render(s) {
     now.append(el("div", T("idle")));
   }
   const script = document.getElementById("script");
-  script.textContent = s.script ? `${s.script.segment}${s.script.paused ? " · " + T("paused") : ""}` : "";
+  script.replaceChildren();
+  if (s.script) {
+    script.append(el("div", `${s.script.segment}${s.script.paused ? " · " + T("paused") : ""}`));
+    // segments the host cannot say now (a product gone from the catalog), and why
+    for (const [segment, why] of Object.entries(s.script.skipped || {})) {
+      script.append(el("div", `${T("skipped")} ${segment}: ${why}`, "skipped"));
+    }
+  }
   document.getElementById("autopilot").textContent = s.script && s.script.paused ? T("resume") : T("pause");
   const take = document.getElementById("takeover");
   take.textContent = s.taken_over ? T("handback") : T("takeover");
