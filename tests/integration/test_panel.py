@@ -4,12 +4,14 @@ each action takes effect (checked in the store) and is logged with who did it.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import shutil
 import sqlite3
+from collections.abc import AsyncIterator
 from importlib import resources
 
 import aiohttp
@@ -214,6 +216,17 @@ async def stopped(app: App, run: asyncio.Task) -> None:
     await run
 
 
+@contextlib.asynccontextmanager
+async def serving(config) -> AsyncIterator[App]:
+    """The daemon running with its panel up, stopped on the way out."""
+    app = App(config)
+    run = await started(app, None)
+    try:
+        yield app
+    finally:
+        await stopped(app, run)
+
+
 def actions(config) -> list[tuple[str, str, str]]:
     db = sqlite3.connect(config.store.path)
     try:
@@ -229,12 +242,10 @@ def test_a_dns_rebinding_page_is_refused_and_this_computers_names_are_answered(
     before = (tmp_path / "catalog.toml").read_text(encoding="utf-8")
 
     async def scenario():
-        app = App(config)
-        run = await started(app, None)
-        port = app.panel.port
-        base = f"http://127.0.0.1:{port}"
-        rebound = {"Host": f"{REBIND}:{port}", "Origin": f"http://{REBIND}:{port}"}
-        try:
+        async with serving(config) as app:
+            port = app.panel.port
+            base = f"http://127.0.0.1:{port}"
+            rebound = {"Host": f"{REBIND}:{port}", "Origin": f"http://{REBIND}:{port}"}
             async with aiohttp.ClientSession() as s:
                 for action, body in (("product", {"id": "thermo", "price": 0.5}),
                                      ("say", {"text": "hello from a web page"})):  # fmt: skip
@@ -249,8 +260,6 @@ def test_a_dns_rebinding_page_is_refused_and_this_computers_names_are_answered(
                 for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
                     async with s.get(base + "/", headers={"Host": host}) as r:
                         assert r.status == 200, host
-        finally:
-            await stopped(app, run)
 
     asyncio.run(scenario())
     assert (tmp_path / "catalog.toml").read_text(encoding="utf-8") == before  # no price 0.5
@@ -264,10 +273,8 @@ def test_the_token_opens_a_session_cookie_and_leaves_the_address_bar(
     config = panel_config(fast_config, tmp_path)
 
     async def scenario():
-        app = App(config)
-        run = await started(app, None)
-        base = f"http://127.0.0.1:{app.panel.port}"
-        try:
+        async with serving(config) as app:
+            base = f"http://127.0.0.1:{app.panel.port}"
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
                 async with s.get(base + f"/?token={TOKEN}", allow_redirects=False) as r:
                     assert r.status == 303 and r.headers["Location"] == "/"
@@ -288,8 +295,6 @@ def test_the_token_opens_a_session_cookie_and_leaves_the_address_bar(
                 bearer = {"Authorization": f"Bearer {TOKEN}"}
                 status, _ = await post(fresh, app, "skip", {}, headers=bearer)
                 assert status == 200  # a script's bearer token still works
-        finally:
-            await stopped(app, run)
 
     asyncio.run(scenario())
 
@@ -298,17 +303,13 @@ def test_a_stock_of_1e309_is_a_clear_400_and_logged_as_refused(fast_config, tmp_
     config = panel_config(fast_config, tmp_path)
 
     async def scenario():
-        app = App(config)
-        run = await started(app, None)
-        url = f"http://127.0.0.1:{app.panel.port}/api/product"
-        try:
+        async with serving(config) as app:
+            url = f"http://127.0.0.1:{app.panel.port}/api/product"
             async with aiohttp.ClientSession() as s:
                 body = b'{"id": "thermo", "stock": 1e309}'
                 async with s.post(url, data=body, headers=JSON) as r:
                     assert r.status == 400
                     assert "stock must be a finite number" in (await r.json())["error"]
-        finally:
-            await stopped(app, run)
 
     asyncio.run(scenario())
     [(who, action, result)] = actions(config)
@@ -321,10 +322,8 @@ def test_open_event_streams_are_capped(fast_config, tmp_path, monkeypatch):
     config = panel_config(fast_config, tmp_path)
 
     async def scenario():
-        app = App(config)
-        run = await started(app, None)
-        url = f"http://127.0.0.1:{app.panel.port}/events"
-        try:
+        async with serving(config) as app:
+            url = f"http://127.0.0.1:{app.panel.port}/events"
             async with aiohttp.ClientSession() as s:
                 first, second = await s.get(url), await s.get(url)
                 for stream in (first, second):
@@ -342,8 +341,6 @@ def test_open_event_streams_are_capped(fast_config, tmp_path, monkeypatch):
                 assert again.status == 200
                 again.close()
                 second.close()
-        finally:
-            await stopped(app, run)
 
     asyncio.run(scenario())
 
@@ -352,10 +349,8 @@ def test_refused_panel_requests_are_summed_up_not_logged_one_by_one(fast_config,
     config = panel_config(fast_config, tmp_path)
 
     async def scenario():
-        app = App(config)
-        run = await started(app, None)
-        base = f"http://127.0.0.1:{app.panel.port}"
-        try:
+        async with serving(config) as app:
+            base = f"http://127.0.0.1:{app.panel.port}"
             async with aiohttp.ClientSession() as s:
                 for _ in range(20):
                     status, _ = await post(s, app, "skip", {},
@@ -363,8 +358,6 @@ def test_refused_panel_requests_are_summed_up_not_logged_one_by_one(fast_config,
                     assert status == 403
                     async with s.get(base + "/", headers={"Host": REBIND}) as r:
                         assert r.status == 421
-        finally:
-            await stopped(app, run)
 
     with caplog.at_level(logging.INFO, logger="streambot.panel.server"):
         asyncio.run(scenario())
