@@ -136,6 +136,27 @@ class Catalog(BaseModel):
         hits.sort(key=lambda h: -h[0])
         return [h[1] for h in hits]
 
+    def mentions(self, text: str) -> list[tuple[int, int, Product]]:
+        """Where ``text`` names a product, names found as ``find`` finds them: (start, end,
+        product) in ``fold(text)``, in the order the text names them, the longest name at a
+        place (a name inside a longer one is not counted: "tea" in "tea box")."""
+        folded = fold(text)
+        spans: list[tuple[int, int, Product]] = []
+        for product, pattern, zh_names in self._matchers():
+            spans += [(m.start(), m.end(), product) for m in pattern.finditer(folded)]
+            for alias in zh_names:
+                spans += [
+                    (m.start(), m.end(), product) for m in re.finditer(re.escape(alias), folded)
+                ]
+        taken = bytearray(len(folded))
+        out: list[tuple[int, int, Product]] = []
+        for start, end, product in sorted(spans, key=lambda s: (s[0], -s[1])):
+            if any(taken[start:end]):
+                continue
+            taken[start:end] = b"\x01" * (end - start)
+            out.append((start, end, product))
+        return out
+
     def by_id(self, product_id: str) -> Product | None:
         return next((p for p in self.product if p.id == product_id), None)
 

@@ -2,7 +2,9 @@
 
 The daemon runs them before it builds anything (a problem exits 2 with the message, never a
 traceback) and ``doctor`` reports them: a catalog that is missing or not valid, a store that
-cannot be opened, a replay file that is not there, chat open to the network without a token.
+cannot be opened, a replay file that is not there, chat open to the network without a token,
+an LLM brain's GGUF file that is missing, no GGUF, or of an architecture transformers cannot
+load (a model folder is checked when the brain loads it: the catalog brain answers instead).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from streambot.brain.llm_load import is_gguf
 from streambot.config import Config, ConfigError
 
 
@@ -57,6 +60,15 @@ def _replay(config: Config) -> str:
     return f"{path} is readable"
 
 
+def _llm_gguf(config: Config) -> str:
+    from streambot.brain.llm_load import LLMError, check_gguf
+
+    try:
+        return check_gguf(config.brain.llm.path)
+    except LLMError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _exposure(config: Config) -> str:
     config.chat.local.check_exposure()
     return f"{config.chat.local.host} (loopback, or a token is set)"
@@ -75,6 +87,8 @@ def checks(config: Config) -> list[tuple[str, Callable[[Config], str]]]:
     ]
     if config.chat.local.replay:
         found.append(("replay file", _replay))
+    if config.brain.backend == "llm" and is_gguf(config.brain.llm.path):
+        found.append(("LLM model file", _llm_gguf))
     if config.chat.local.http:
         found.append(("chat exposure", _exposure))
     if config.panel.enabled:

@@ -1,5 +1,6 @@
 """A tiny random Qwen2-architecture model and a byte-level BPE tokenizer with a chat template,
-built and saved with save_pretrained, so tests go through the real loading code."""
+built and saved with save_pretrained, so tests go through the real loading code; and the same
+model written as a GGUF file the way llama.cpp's converter writes one (``write_gguf``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def build_tiny_qwen2(
     layers: int = 2,
     heads: int = 4,
     kv_heads: int = 2,
+    tie: bool = True,
 ) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -52,13 +54,76 @@ def build_tiny_qwen2(
         num_key_value_heads=kv_heads,
         max_position_embeddings=4096,
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie,
     )
     model = Qwen2ForCausalLM(config).eval()
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def write_gguf(folder: Path, path: Path) -> Path:
+    """The Qwen2 model and tokenizer in ``folder`` as one F32 GGUF file, laid out as llama.cpp's
+    convert_hf_to_gguf.py writes a Qwen2: its hyperparameters under ``qwen2.*``, the byte-level
+    BPE tokenizer as ``tokenizer.ggml.*`` (tokens, token types, merges, special ids) with its chat
+    template, and the tensors under llama.cpp's names (token_embd, blk.N.attn_q, ...,
+    output_norm, output; a tied head has none)."""
+    import json
+
+    import gguf
+    import numpy as np
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    writer = gguf.GGUFWriter(path, "qwen2")
+    writer.add_name("streambot tiny qwen2")
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    rope = getattr(config, "rope_parameters", None) or {}
+    writer.add_rope_freq_base(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+
+    vocab = tokenizer.get_vocab()
+    tokens = [None] * len(vocab)
+    for token, index in vocab.items():
+        tokens[index] = token
+    special = set(tokenizer.all_special_tokens)
+    bpe = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in bpe["merges"]]
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list(tokens)
+    writer.add_token_types(
+        [gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens]
+    )
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(vocab["<|endoftext|>"])
+    writer.add_eos_token_id(tokenizer.eos_token_id)
+    writer.add_pad_token_id(tokenizer.pad_token_id)
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(tokenizer.chat_template)
+
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN2, config.num_hidden_layers)
+    state = model.state_dict()
+    if config.tie_word_embeddings:
+        state.pop("lm_head.weight", None)  # llama.cpp writes no output.weight for a tied head
+    for name, tensor in state.items():
+        gguf_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
+        assert gguf_name is not None, name
+        writer.add_tensor(gguf_name, tensor.detach().float().numpy().astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
 
 
 def train_on_texts(

@@ -32,6 +32,21 @@ def need_torch_pruning() -> types.ModuleType:
     return pytest.importorskip("torch_pruning", reason=PRUNING_HINT)
 
 
+GGUF_HINT = (
+    "needs torch, transformers, gguf and accelerate (accelerate requires torch, so the dev "
+    "extra does not install it): `pip install torch accelerate 'streambot[dev]'` (a CPU torch "
+    "build is enough) to run this test"
+)
+
+
+def need_gguf() -> types.ModuleType:
+    """torch, transformers, accelerate (transformers loads a GGUF file with it) and gguf."""
+    need_torch()
+    for module in ("transformers", "accelerate"):
+        pytest.importorskip(module, reason=GGUF_HINT)
+    return pytest.importorskip("gguf", reason=GGUF_HINT)
+
+
 def need_tensorrt_gpu() -> None:
     """Skip unless TensorRT imports and torch sees a CUDA GPU (never the case in this
     project's workplace: TensorRT cannot be installed there)."""

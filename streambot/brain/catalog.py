@@ -2,9 +2,12 @@
 
 It recognises what a question is about (price, stock, shipping, features, a greeting) in
 English and Chinese, finds the product by name or alias, and answers with the catalog's own
-numbers. Text streams out in small deltas, like an LLM's tokens, so the rest of the pipeline
-runs the same code path whichever brain is configured. The catalog itself (data, loading,
-live reloading) is ``streambot.catalog``.
+numbers: for two products or more which is cheaper (both prices said), for a quantity the
+total and the unit price (never more than the stock), and for what the catalog has no field
+for (where it ships to, a warranty, colours, size) what the catalog does say, or that the host
+will check: it never invents. Text streams out in small deltas, like an LLM's tokens, so
+the rest of the pipeline runs the same code path whichever brain is configured. The catalog
+itself (data, loading, live reloading) is ``streambot.catalog``.
 """
 
 from __future__ import annotations
@@ -15,9 +18,22 @@ from collections.abc import AsyncIterator
 
 from streambot.catalog import Catalog, LiveCatalog, Product, format_price
 from streambot.config import CatalogBrainConfig
-from streambot.intents import detect_intents, is_greeting
+from streambot.intents import (
+    CHECK_EN,
+    CHECK_ZH,
+    EN_NUMBERS,
+    asked_detail,
+    asks_yes_no,
+    detect_intents,
+    is_greeting,
+    price_comparison,
+    quantity,
+    says_detail,
+    zh_numeral,
+)
 from streambot.lang import detect_lang
-from streambot.text import UNSPACED
+from streambot.money import format_money, minor_digits
+from streambot.text import UNSPACED, fold
 from streambot.turn import Turn, TurnKind
 
 
@@ -32,19 +48,69 @@ class CatalogAnswerer:
     def answer(self, text: str, name: str | None = None, lang: str | None = None) -> str:
         """``name``: the viewer's name as triage allows it to be said (None: "friend")."""
         lang = lang or detect_lang(text)
-        products = self.catalog.find(text)
-        intents = detect_intents(text, lang)
+        products, asked = self._read(text)
+        intents = detect_intents(asked, lang)
+        detail = asked_detail(asked, lang)
         last = self._last_product and self.catalog.by_id(self._last_product.id)  # reloaded?
-        if not products and intents and last is not None:
+        if not products and (intents or detail) and last is not None:
             products = [last]  # a follow-up about the product just discussed
         if products:
             self._last_product = products[0]
-            return self._about(products[0], intents or ["price", "stock"], lang)
-        if intents:
-            return self._which_product(lang)
-        if is_greeting(text, lang):
+            return self._about_products(products, asked, intents, detail, lang)
+        if intents or detail:
+            return self._which_product(lang, check=detail is not None)
+        if is_greeting(asked, lang):
             return self._greeting(name, lang)
         return self._fallback(name, lang)
+
+    def _read(self, text: str) -> tuple[list[Product], str]:
+        """The products ``text`` names, in the order it names them (``Catalog.mentions``), and
+        the text (folded) with their names blanked: what it asks is read without them ("Pro 2"
+        is no quantity, a name is no intent)."""
+        folded = fold(text)
+        spans = self.catalog.mentions(text)
+        products: list[Product] = []
+        for _, _, product in spans:
+            if all(product.id != p.id for p in products):
+                products.append(product)
+        blank = bytearray(len(folded))
+        for start, end, _ in spans:
+            blank[start:end] = b"\x01" * (end - start)
+        asked = "".join(" " if b else c for c, b in zip(folded, blank, strict=True))
+        return products, asked
+
+    def _about_products(
+        self, products: list[Product], asked: str, intents: list[str], detail: str | None, lang: str
+    ) -> str:
+        way = price_comparison(asked, lang)
+        if len(products) > 1 and way and len({p.currency for p in products}) == 1:
+            return self._compare(products, way, asks_yes_no(asked, lang), lang)
+        first = products[0]
+        if detail is not None:
+            # where it ships to: the answer says the shipping terms already
+            rest = [i for i in intents if not (detail == "destination" and i == "shipping")]
+            return self._join(
+                [self._detail(first, detail, lang), *self._facts(first, rest, lang)], lang
+            )
+        count = quantity(asked, lang)
+        if count and count > 1 and len(products) == 1 and (not intents or "price" in intents):
+            rest = [
+                i for i in intents if i != "price" and not (i == "stock" and count > first.stock)
+            ]
+            return self._join(
+                [self._total(first, count, lang), *self._facts(first, rest, lang)], lang
+            )
+        default = ["price", "stock"] if len(products) == 1 else ["price"]
+        return self._join(
+            [s for p in products[:3] for s in self._facts(p, intents or default, lang)], lang
+        )
+
+    @staticmethod
+    def _join(parts: list[str], lang: str) -> str:
+        return ("" if lang == "zh" else " ").join(parts)
+
+    def _facts(self, p: Product, intents: list[str], lang: str) -> list[str]:
+        return [self._fact(p, intent, lang) for intent in intents]
 
     def pitch(self, product_id: str, lang: str = "en") -> str:
         product = self.catalog.by_id(product_id) or self.catalog.product[0]
@@ -60,10 +126,6 @@ class CatalogAnswerer:
             f"While you're here, check out the {product.name}: {points}. "
             f"It's just {format_price(product, 'en')} and {product.shipping}. Ask me anything!"
         )
-
-    def _about(self, product: Product, intents: list[str], lang: str) -> str:
-        parts = [self._fact(product, intent, lang) for intent in intents]
-        return ("" if lang == "zh" else " ").join(parts)
 
     def _fact(self, p: Product, intent: str, lang: str) -> str:
         zh = lang == "zh"
@@ -85,12 +147,103 @@ class CatalogAnswerer:
             return f"{p.name_zh}的亮点：{'，'.join(points)}。"
         return f"The {p.name}: {' and '.join(points)}."
 
-    def _which_product(self, lang: str) -> str:
+    def _compare(self, products: list[Product], way: str, yes_no: bool, lang: str) -> str:
+        """Which of ``products`` (one currency) is cheaper or dearer, every price said: "The
+        SnowPeak Thermo Bottle is cheaper at $24.50, and the AeroBrew Coffee Grinder is
+        $89.99." A yes-or-no question ("Is X more expensive than Y?") is answered about the
+        product it names first."""
+        zh, cheaper = lang == "zh", way == "cheaper"
+        ranked = sorted(products, key=lambda p: p.price, reverse=not cheaper)
+        price = {p.id: format_price(p, lang) for p in ranked}
+        top, rest = ranked[0], ranked[1:]
+        same = all(p.price == top.price for p in rest)
+        if zh:
+            lead = (
+                ("是的，" if top.id == products[0].id and not same else "不是，") if yes_no else ""
+            )
+            if same:
+                names = "和".join(p.name_zh for p in ranked)
+                return f"{lead}{names}价格一样，都是{price[top.id]}。"
+            if len(ranked) == 2:
+                word = "更便宜" if cheaper else "更贵"
+                other = rest[0]
+                then = f"；{other.name_zh}是{price[other.id]}"
+                return f"{lead}{top.name_zh}{word}，{price[top.id]}{then}。"
+            word = "最便宜" if cheaper else "最贵"
+            then = "".join(f"；其次是{p.name_zh}，{price[p.id]}" for p in rest)
+            return f"{lead}{top.name_zh}{word}，{price[top.id]}{then}。"
+        lead = ("Yes, " if top.id == products[0].id and not same else "No, ") if yes_no else ""
+        if same:
+            names = " and the ".join(p.name for p in ranked)
+            sentence = f"{lead}the {names} cost the same: {price[top.id]} each."
+        elif len(ranked) == 2:
+            word = "cheaper" if cheaper else "more expensive"
+            other = rest[0]
+            sentence = (
+                f"{lead}the {top.name} is {word} at {price[top.id]}, and the {other.name} is "
+                f"{price[other.id]}."
+            )
+        else:
+            word = "the cheapest" if cheaper else "the most expensive"
+            then = "".join(f", then the {p.name} at {price[p.id]}" for p in rest)
+            sentence = f"{lead}the {top.name} is {word} at {price[top.id]}{then}."
+        return sentence[0].upper() + sentence[1:]
+
+    def _total(self, p: Product, count: int, lang: str) -> str:
+        """``count`` of ``p``: the total and the unit price ("Two SnowPeak Thermo Bottles are
+        $49 ($24.50 each)."); more than the stock: only the stock is left; sold out: the
+        total, and that it is sold out."""
+        zh, each = lang == "zh", format_price(p, lang)
+        if 0 < p.stock < count:
+            if zh:
+                return f"{p.name_zh}只剩{p.stock}件了，每件{each}。"
+            return f"We only have {p.stock} left of the {p.name}, at {each} each."
+        total = format_money(round(count * p.price, minor_digits(p.currency)), p.currency, lang)
+        if zh:
+            said = f"{_zh_count(count)}件{p.name_zh}一共{total}（每件{each}）。"
+        else:
+            number = EN_NUMBERS[count] if count < len(EN_NUMBERS) else str(count)
+            plural = _plural(p.name)
+            items = f"{number} {plural}" if plural else f"{number} of the {p.name}"
+            verb = "would be" if p.stock == 0 else "are"
+            said = f"{items[0].upper()}{items[1:]} {verb} {total} ({each} each)."
+        if p.stock == 0:
+            said += ("" if zh else " ") + self._fact(p, "stock", lang)
+        return said
+
+    def _detail(self, p: Product, detail: str, lang: str) -> str:
+        """What the catalog says about ``detail`` (where it ships to, a warranty, colours,
+        size) for ``p``: its selling points or shipping terms that mention it; else "Let me
+        check that for you." (the guard's own words for what the catalog does not say), and
+        for where it ships to, the shipping terms the catalog has. The topic itself is not
+        said back: a warranty or a place named is a claim, whatever surrounds it."""
+        zh = lang == "zh"
+        terms = p.shipping_zh if zh else p.shipping
+        if detail == "destination" and says_detail(terms, detail, lang):
+            return self._fact(p, "shipping", lang)
+        said = [t for t in (p.points_zh if zh else p.points) if says_detail(t, detail, lang)]
+        if detail != "destination" and said:
+            if zh:
+                return f"{p.name_zh}：{'，'.join(said[:2])}。"
+            return f"The {p.name}: {' and '.join(said[:2])}."
+        if detail == "destination":
+            if zh:
+                return f"{CHECK_ZH}目前能告诉您的是：{p.name_zh}{p.shipping_zh}。"
+            return f"{CHECK_EN} What I can tell you now: the {p.name} {p.shipping}."
+        if zh:
+            return f"{CHECK_ZH}{p.name_zh}的资料里没写到这一点。"
+        return f"{CHECK_EN} My notes on the {p.name} don't say."
+
+    def _which_product(self, lang: str, check: bool = False) -> str:
+        """Which product a question means; ``check``: it asks what the catalog may not say,
+        so the host will check once it knows which."""
         if lang == "zh":
             names = "、".join(p.name_zh for p in self.catalog.product)
-            return f"你想问哪一款呢？今天有{names}。"
+            lead = CHECK_ZH if check else ""
+            return f"{lead}你想问哪一款呢？今天有{names}。"
         names = ", ".join(p.name for p in self.catalog.product)
-        return f"Which product do you mean? Today we have {names}."
+        lead = f"{CHECK_EN} " if check else ""
+        return f"{lead}Which product do you mean? Today we have {names}."
 
     def _greeting(self, name: str | None, lang: str) -> str:
         if lang == "zh":
@@ -102,6 +255,23 @@ class CatalogAnswerer:
             return "谢谢你的留言！想了解哪款产品的价格、库存或发货，尽管问我。"
         who = name or "friend"
         return f"Thanks for the message, {who}! Ask me about prices, stock or shipping."
+
+
+def _zh_count(n: int) -> str:
+    """``n`` as counted in Chinese: 2 -> 两, 12 -> 十二, 35 -> 三十五 (100 and more in digits)."""
+    if n == 2:
+        return "两"
+    return zh_numeral(n) if n < 100 else str(n)
+
+
+def _plural(name: str) -> str | None:
+    """An English product name made plural ("SnowPeak Thermo Bottles", "SonicBuds Pro Earbuds"),
+    None where a plain "s" would be wrong ("... Battery", "... Pro 2")."""
+    if not re.search(r"[a-z]$", name) or re.search(r"[^aeiou]y$", name):
+        return None
+    if name.endswith("s"):
+        return name
+    return name + ("es" if name.endswith(("x", "ch", "sh", "z")) else "s")
 
 
 _DELTA = re.compile(rf"[{UNSPACED}]{{1,2}}|\S+\s*|\s+")

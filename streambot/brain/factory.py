@@ -60,15 +60,18 @@ def build_brain(config: Config, live: LiveCatalog | None = None) -> tuple[Brain,
 
 
 def llm_model_path(cfg: LLMBrainConfig) -> Path:
-    """The model folder to run: the pruned one build_engines.py made from ``cfg.path`` when
-    ``cfg.engine`` allows it and it is usable (fresh, a default), else ``cfg.path``; with
-    ``engine = "pruned"`` and none usable, an LLMError saying why (the catalog brain answers)."""
+    """The model to run: the pruned folder build_engines.py made from ``cfg.path`` (a model
+    folder or a GGUF file) when ``cfg.engine`` allows it and it is usable (fresh, a default),
+    else ``cfg.path``; with ``engine = "pruned"`` and none usable, an LLMError saying why (the
+    catalog brain answers)."""
     from streambot.brain.llm import LLMError
+    from streambot.brain.llm_load import is_gguf
     from streambot.runtime.manifest import Device
     from streambot.runtime.select import choose, llm_inputs
 
     source = Path(cfg.path)
-    if cfg.engine == "none" or not (source / "config.json").is_file():
+    model = (source / "config.json").is_file() or (is_gguf(source) and source.is_file())
+    if cfg.engine == "none" or not model:
         return source
     inputs = functools.partial(llm_inputs, source)
     choice = choose("llm", cfg.engines_dir, inputs, Device(), source=source.name)

@@ -9,14 +9,22 @@
   product must not be called available ("in stock", "有货"), nor an in-stock one sold out;
 * no banned words, no links, no invented discounts, no sign of prompt injection or of the
   instructions leaking ("ignore previous instructions", "system prompt", the house rules
-  themselves).
+  themselves);
+* the rules of ``claims`` (from real small models' mistakes): totals for a quantity, comparisons,
+  unit figures and shipping times against the product's own facts, near misses of a catalog
+  name, and babble (echoes of the question, repeats of what was just said, digit runs,
+  repeated fragments, prompt scaffolding). A claim the catalog does not support (a shipping
+  destination, a warranty, returns, a colour) makes the sentence "Let me check that for you."
+  ("我帮您确认一下。").
 
 A wrong figure is corrected in place when that is unambiguous (one figure of its kind in the
-sentence, one product involved); anything else wrong rejects the sentence.
+sentence, one product involved, no quantity in sight: a wrong total is never "corrected" to
+the unit price); anything else wrong rejects the sentence.
 
 ``GuardedBrain`` runs an inner brain (the LLM) through the guard sentence by sentence. The
 first rejected sentence is never spoken: the inner brain is closed and the fallback brain (the
-catalog brain, which states the exact figures) answers the turn instead.
+catalog brain, which states the exact figures) answers the turn instead; so it does when the
+inner brain fails or says nothing at all.
 """
 
 from __future__ import annotations
@@ -24,14 +32,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 from streambot import money
+from streambot.brain import claims
 from streambot.brain.base import Brain
-from streambot.brain.prompt import CLOSE, HOUSE_RULES, OPEN, STYLE_RULES
+from streambot.brain.claims import Knowledge, subjects
+from streambot.brain.prompt import CLOSE, OPEN
 from streambot.brain.sentences import SentenceSplitter, split_sentences
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live, format_price
+from streambot.intents import (
+    CHECK_EN,
+    CHECK_PHRASES,
+    CHECK_ZH,
+    DIGITS,
+    ZH_DIGITS,
+    ZH_NUMERAL,
+    zh_number,
+)
 from streambot.screening import Screen, fold
 from streambot.text import has_cjk
 from streambot.turn import Turn, TurnKind
@@ -47,13 +66,12 @@ class GuardVerdict:
 
 
 # -- money ----------------------------------------------------------------------------------
-_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
 _WORDS_ZH = tuple(w for w in money.WORDS if not w.isascii())
 _WORDS_EN = (*money.CODES, *(w for w in money.WORDS if w.isascii()))
 _MONEY = re.compile(
-    rf"(?P<sym>{money.alternation(money.SIGNS)})\s?(?P<a>{_NUM})"
-    rf"|(?<![A-Za-z])(?P<code>{money.alternation(money.CODES)})\s?(?P<b>{_NUM})"
-    rf"|(?<![\d.,])(?P<c>{_NUM})\s*(?P<unit>{money.alternation(_WORDS_ZH)}"
+    rf"(?P<sym>{money.alternation(money.SIGNS)})\s?(?P<a>{DIGITS})"
+    rf"|(?<![A-Za-z])(?P<code>{money.alternation(money.CODES)})\s?(?P<b>{DIGITS})"
+    rf"|(?<![\d.,])(?P<c>{DIGITS})\s*(?P<unit>{money.alternation(_WORDS_ZH)}"
     rf"|(?:{money.alternation(_WORDS_EN)})(?![A-Za-z]))",
     re.IGNORECASE,
 )
@@ -66,6 +84,11 @@ def _currencies(marker: str) -> frozenset[str]:
 
 # a shipping threshold ("free over $35") is a figure of the shipping terms, not a price
 _THRESHOLD_BEFORE = re.compile(r"(?:\b(?:over|above|more than|at least|from)|满|超过)\s*$", re.I)
+# "in total", "一共": with a quantity in sight the figure is the total, not the unit price
+_TOTAL_TALK = re.compile(
+    r"\b(?:in total|total|altogether|combined|in all|comes? to)\b|一共|总共|合计|总价|加起来", re.I
+)
+_EACH_TALK = re.compile(r"\b(?:each|apiece|per|a piece|one costs)\b|每个|每件|单价|一个", re.I)
 _SHIPPING_TALK = re.compile(
     r"\b(?:ship|ships|shipping|shipped|postage|delivery|free|orders?)\b|包邮|运费|邮费|满|发货",
     re.IGNORECASE,
@@ -73,7 +96,9 @@ _SHIPPING_TALK = re.compile(
 
 
 @dataclass(frozen=True)
-class _Money:
+class MoneyFigure:
+    """A money figure in a sentence, as ``money_figures`` reads it."""
+
     start: int
     end: int
     text: str
@@ -82,53 +107,39 @@ class _Money:
 
 
 # Prices in Chinese numerals: "二十四块五", "八十九块九毛九", "一千二百九十九元".
-_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6}
-_ZH_DIGITS |= {"七": 7, "八": 8, "九": 9}
-_ZH_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000}
-_ZH_NUM = "[零〇一二两三四五六七八九十百千万]"
 _ZH_MONEY = re.compile(
-    rf"(?P<int>{_ZH_NUM}+)(?:点(?P<dec>[零〇一二三四五六七八九]+))?"
+    rf"(?P<int>{ZH_NUMERAL}+)(?:点(?P<dec>[零〇一二三四五六七八九]+))?"
     rf"\s*(?P<unit>{money.alternation(_WORDS_ZH)})"
     r"(?:(?P<jiao>[零一二两三四五六七八九])(?:毛|角)?(?:(?P<fen>[一二两三四五六七八九])分?)?)?"
 )
 
 
-def _zh_integer(text: str) -> int:
-    """A Chinese-numeral integer below 100 million: "一千二百九十九" -> 1299, "十五" -> 15."""
-    total, section, digit = 0, 0, 0
-    for char in text:
-        if char in _ZH_DIGITS:
-            digit = _ZH_DIGITS[char]
-        elif char == "万":
-            total += (section + digit) * 10_000
-            section, digit = 0, 0
-        else:  # 十 百 千: a bare 十 ("十五") means one ten
-            section += (digit or 1) * _ZH_UNITS[char]
-            digit = 0
-    return total + section + digit
-
-
-def _money(text: str) -> list[_Money]:
+def money_figures(text: str) -> list[MoneyFigure]:
+    """The money figures in ``text``, in order: "$89.99", "89.99 dollars", "¥99", "99元",
+    "24.50美元", "USD 20", and in Chinese numerals "二十四块五". What the guard checks and the
+    evaluation scores are read by this one rule."""
     out = []
     for m in _MONEY.finditer(text):
         number = m.group("a") or m.group("b") or m.group("c")
         marker = (m.group("sym") or m.group("code") or m.group("unit") or "").lower()
         currencies = _currencies(marker)
         value = float(number.replace(",", ""))
-        out.append(_Money(m.start(), m.end(), m.group(0), value, currencies))
+        out.append(MoneyFigure(m.start(), m.end(), m.group(0), value, currencies))
     for m in _ZH_MONEY.finditer(text):
-        value = float(_zh_integer(m.group("int")))
+        value = float(zh_number(m.group("int")))
         if m.group("dec"):
-            value += float("0." + "".join(str(_ZH_DIGITS[c]) for c in m.group("dec")))
+            value += float("0." + "".join(str(ZH_DIGITS[c]) for c in m.group("dec")))
         if m.group("jiao"):  # 块五 / 块五毛 / 块九毛九: tenths, then hundredths
-            value += _ZH_DIGITS[m.group("jiao")] / 10
+            value += ZH_DIGITS[m.group("jiao")] / 10
             if m.group("fen"):
-                value += _ZH_DIGITS[m.group("fen")] / 100
-        out.append(_Money(m.start(), m.end(), m.group(0), round(value, 2), _currencies(m["unit"])))
+                value += ZH_DIGITS[m.group("fen")] / 100
+        currencies = _currencies(m["unit"])
+        out.append(MoneyFigure(m.start(), m.end(), m.group(0), round(value, 2), currencies))
     return sorted(out, key=lambda money: money.start)
 
 
-def _same_money(figure: _Money, value: float, currency: str) -> bool:
+def same_money(figure: MoneyFigure, value: float, currency: str) -> bool:
+    """Whether ``figure`` is ``value`` in ``currency`` (a figure without a currency is any)."""
     if abs(figure.value - value) >= 0.005:
         return False
     return figure.currencies is None or currency.upper() in figure.currencies
@@ -213,16 +224,6 @@ _DISCOUNT = re.compile(
 _NEGATION_BEFORE = re.compile(
     r"(?:\b(?:no|not|never|without)\b|n't\b|没有|没|不|无)(?:\W*\w+){0,3}?\W*$"
 )
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def _shingles(text: str, n: int = 6) -> set[str]:
-    """The runs of ``n`` words of a folded text."""
-    words = _WORD.findall(text)
-    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
-
-
-_INSTRUCTION_SHINGLES = set().union(*(_shingles(fold(r)) for r in HOUSE_RULES + STYLE_RULES))
 
 
 class _Reject(Exception):
@@ -237,6 +238,14 @@ class ReplyGuard:
         self.screen = Screen(banned_words)  # the same folding as triage's checks
         self._patterns_for: Catalog | None = None
         self._patterns: list[tuple[Product, list[re.Pattern[str]]]] = []
+        self._knowledge: Knowledge | None = None
+
+    @property
+    def knowledge(self) -> Knowledge:
+        """What the catalog lets the host say (``claims``), worked out once per catalog."""
+        if self._knowledge is None or self._knowledge.catalog is not self.catalog:
+            self._knowledge = Knowledge(self.catalog)
+        return self._knowledge
 
     # -- product mentions -------------------------------------------------------------------
     def _mention_patterns(self) -> list[tuple[Product, list[re.Pattern[str]]]]:
@@ -266,35 +275,64 @@ class ReplyGuard:
         return sorted(spans, key=lambda s: (s[0], s[1]))
 
     # -- the check ----------------------------------------------------------------------------
-    def check(self, sentence: str, products: Sequence[Product], lang: str) -> GuardVerdict:
-        """Check one sentence; ``products`` are those of the question (or the pitch topic)."""
+    def check(
+        self,
+        sentence: str,
+        products: Sequence[Product],
+        lang: str,
+        *,
+        question: str = "",
+        previous: str | Sequence[str] = (),
+    ) -> GuardVerdict:
+        """Check one sentence; ``products`` are those of the question (or the pitch topic),
+        ``question`` the viewer's words it answers, ``previous`` what was said just before it
+        (the last answer, this reply so far): neither is said back."""
+        previous = [previous] if isinstance(previous, str) else list(previous)
         try:
-            text, notes = self._check(sentence, list(products), lang)
+            text, notes = self._check(sentence, list(products), lang, question, previous)
         except _Reject as exc:
             return GuardVerdict(False, sentence, str(exc))
         return GuardVerdict(True, text, "; ".join(notes) if notes else None)
 
-    def _check(self, sentence: str, context: list[Product], lang: str) -> tuple[str, list[str]]:
+    def _check(
+        self, sentence: str, context: list[Product], lang: str, question: str, previous: list[str]
+    ) -> tuple[str, list[str]]:
         if self.screen.banned_word(sentence) is not None:
             raise _Reject("banned word")
         if self.screen.has_url(sentence):  # the host never reads out a link, whoever wrote it
             raise _Reject("a link")
         folded = fold(sentence)
-        leaks = any(p.search(sentence) or p.search(folded) for p in _LEAK)
-        if leaks or _shingles(folded) & _INSTRUCTION_SHINGLES:
+        if any(p.search(sentence) or p.search(folded) for p in _LEAK):
             raise _Reject("prompt injection or instructions leaking into the reply")
         for m in _DISCOUNT.finditer(sentence):
             if not _NEGATION_BEFORE.search(sentence[: m.start()]):
                 raise _Reject(f"invented discount: {m.group(0)!r} (the catalog has none)")
+        kn = self.knowledge
         spans = self.mentions(sentence)
-        named = _unique(p for _, _, p in spans)
-        about = named or _unique(context)
-        everyone = _unique([*named, *context])
+        named = unique_products(p for _, _, p in spans)
+        about = named or unique_products(context)
+        everyone = unique_products([*named, *context])
+        money_spans = [(f.start, f.end) for f in money_figures(sentence)]
+        said = claims.Said(sentence, spans, about, everyone, money_spans, question, previous)
+        for rule in (claims.babble, claims.near_miss):
+            if (why := rule(said, kn)) is not None:
+                raise _Reject(why)
+        compared = claims.comparison(said, kn)
+        if compared is not None and not compared[0]:
+            raise _Reject(compared[1])
+        claim = claims.unsupported(said, kn) or (compared[1] if compared else None)
+        if claim is not None:  # said as a promise to check, not as a fact
+            check = CHECK_ZH if has_cjk(sentence) else CHECK_EN
+            return check, [f"unsupported claim {claim!r} (the catalog does not say it)"]
         edits: list[tuple[int, int, str]] = []
         notes: list[str] = []
-        self._check_money(sentence, about, everyone, lang, edits, notes)
+        counts = claims.quantities(sentence, kn) | claims.quantities(question, kn)
+        self._check_money(sentence, about, everyone, lang, edits, notes, counts)
         self._check_stock(sentence, about, everyone, edits, notes)
         self._check_availability(sentence, spans, about)
+        for rule in (claims.shipping_time, claims.unit_figures):
+            if (why := rule(said, kn)) is not None:
+                raise _Reject(why)
         for start, end, new in sorted(edits, reverse=True):
             sentence = sentence[:start] + new + sentence[end:]
         return sentence, notes
@@ -307,19 +345,37 @@ class ReplyGuard:
         lang: str,
         edits: list[tuple[int, int, str]],
         notes: list[str],
+        counts: set[int] = frozenset(),
     ) -> None:
-        figures = _money(sentence)
+        """``counts``: the quantities in sight ("two bottles"): a figure that is n x a price
+        is a right total, and a wrong one is refused, never corrected to the unit price."""
+        figures = money_figures(sentence)
         candidates = about or list(self.catalog.product)  # about nothing: any catalog price
         shipping_talk = _SHIPPING_TALK.search(sentence) is not None
+        a_total = counts and _TOTAL_TALK.search(sentence) and not _EACH_TALK.search(sentence)
         for fig in figures:
-            if any(_same_money(fig, p.price, p.currency) for p in candidates):
+            if not a_total and any(same_money(fig, p.price, p.currency) for p in candidates):
                 continue
             if shipping_talk and any(
-                _same_money(fig, extra.value, p.currency)
+                same_money(fig, extra.value, p.currency)
                 for p in candidates
-                for extra in _money(f"{p.shipping} {p.shipping_zh}")
+                for extra in money_figures(f"{p.shipping} {p.shipping_zh}")
             ):
                 continue
+            if any(
+                same_money(fig, round(n * p.price, 2), p.currency)
+                for n in counts
+                for p in candidates
+            ):
+                continue
+            if counts:
+                totals = ", ".join(
+                    f"{n} x {format_price(p, 'en')} is "
+                    f"{money.format_money(round(n * p.price, 2), p.currency, 'en')}"
+                    for n in sorted(counts)
+                    for p in candidates
+                )
+                raise _Reject(f"wrong total {fig.text}: {totals}")
             threshold = _THRESHOLD_BEFORE.search(sentence[: fig.start]) is not None
             if len(figures) == 1 and len(everyone) == 1 and about and not threshold:
                 product = everyone[0]
@@ -338,7 +394,7 @@ class ReplyGuard:
         edits: list[tuple[int, int, str]],
         notes: list[str],
     ) -> None:
-        money = [(f.start, f.end) for f in _money(sentence)]
+        money = [(f.start, f.end) for f in money_figures(sentence)]
         claims: list[tuple[int, int, int]] = []  # (start, end, claimed) of each number
         for pattern in (*_STOCK_EN, *_STOCK_ZH):
             for m in pattern.finditer(sentence):
@@ -371,7 +427,7 @@ class ReplyGuard:
             before, after = sentence[: m.start()], sentence[m.end() :]
             if _AVAILABLE_NEGATED_BEFORE.search(before) or _AVAILABLE_LATER.search(after):
                 continue
-            for product in _subjects(m.start(), spans, about):
+            for product in subjects(m.start(), spans, about):
                 if product.stock == 0:
                     raise _Reject(
                         f"says the {product.name} is available ({m.group(0)!r}) but it is sold "
@@ -380,29 +436,19 @@ class ReplyGuard:
         for m in _SOLD_OUT.finditer(sentence):
             if _NEGATION_BEFORE.search(sentence[: m.start()]):
                 continue
-            subjects = _subjects(m.start(), spans, about)
-            if subjects and all(p.stock > 0 for p in subjects):
-                names = ", ".join(f"the {p.name} has {p.stock}" for p in subjects)
+            said_of = subjects(m.start(), spans, about)
+            if said_of and all(p.stock > 0 for p in said_of):
+                names = ", ".join(f"the {p.name} has {p.stock}" for p in said_of)
                 raise _Reject(f"says sold out ({m.group(0)!r}) but {names} in stock")
 
 
-def _unique(products) -> list[Product]:
+def unique_products(products: Iterable[Product]) -> list[Product]:
+    """``products`` in order, each once (by id)."""
     out: list[Product] = []
     for p in products:
         if all(p.id != q.id for q in out):
             out.append(p)
     return out
-
-
-def _subjects(
-    at: int, spans: list[tuple[int, int, Product]], about: list[Product]
-) -> list[Product]:
-    """The product a claim at ``at`` is about: the nearest one named before it (else after);
-    with none named, every product the sentence may be about."""
-    if not spans:
-        return about
-    before = [s for s in spans if s[0] < at]
-    return [before[-1][2]] if before else [spans[0][2]]
 
 
 def _prices(products: Sequence[Product]) -> str:
@@ -431,7 +477,8 @@ async def _sentences(stream: AsyncIterator[str]) -> AsyncIterator[str]:
 # -- the guarded brain ------------------------------------------------------------------------
 class GuardedBrain:
     """An inner brain (the LLM) whose every sentence passes the guard before it is spoken, with a
-    fallback brain (the catalog brain) that answers whenever a sentence is rejected."""
+    fallback brain (the catalog brain) that answers whenever a sentence is rejected, the inner
+    brain fails, or it says nothing."""
 
     def __init__(
         self, inner: Brain, fallback: Brain, guard: ReplyGuard, catalog: Catalog | LiveCatalog
@@ -498,7 +545,7 @@ class GuardedBrain:
         self, sentence: str, products: list[Product], lang: str, kept: list[str]
     ) -> str | None:
         """Check one sentence of a rewording: None and kept when it passes, else why not."""
-        verdict = self.guard.check(sentence, products, lang)
+        verdict = self.guard.check(sentence, products, lang, previous=kept)
         self.last_verdicts.append((sentence, verdict.reason))
         if not verdict.ok:
             return verdict.reason or "rejected"
@@ -508,7 +555,8 @@ class GuardedBrain:
         return None
 
     async def reply(self, turn: Turn) -> AsyncIterator[str]:
-        self.last_verdicts, self.last_text = [], ""
+        # the last reply: the guard refuses a sentence of it said again (a model's loop)
+        previous, self.last_verdicts, self.last_text = self.last_text, [], ""
         if turn.kind == TurnKind.SAY:  # the operator's own words: trusted, said as they are
             said = turn.topic or (turn.message.text if turn.message else "")
             for sentence in split_sentences(said):
@@ -521,6 +569,7 @@ class GuardedBrain:
                 yield delta
             return
         question = self._question_products(turn)
+        asked = turn.message.text if turn.kind == TurnKind.ANSWER and turn.message else ""
         recent: list[Product] = []  # products the reply itself named last
         splitter = SentenceSplitter()
         stream = self.inner.reply(turn)
@@ -538,15 +587,23 @@ class GuardedBrain:
                     rejected = True
                     break
                 for sentence in sentences:
-                    verdict = self.guard.check(sentence, _unique([*question, *recent]), turn.lang)
+                    verdict = self.guard.check(
+                        sentence,
+                        unique_products([*question, *recent]),
+                        turn.lang,
+                        question=asked,
+                        previous=(previous, self.last_text),
+                    )
                     self.last_verdicts.append((sentence, verdict.reason))
                     if not verdict.ok:
                         log.warning("guard rejected %r: %s", sentence, verdict.reason)
                         rejected = True
                         break
+                    if verdict.text in CHECK_PHRASES and verdict.text in self.last_text:
+                        continue  # one "let me check" a reply is enough
                     if verdict.reason:
                         log.info("guard corrected %r: %s", sentence, verdict.reason)
-                    named = _unique(p for _, _, p in self.guard.mentions(sentence))
+                    named = unique_products(p for _, _, p in self.guard.mentions(sentence))
                     recent = named or recent
                     self.last_text += verdict.text + " "
                     yield verdict.text + " "
@@ -554,6 +611,10 @@ class GuardedBrain:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
+        if not rejected and not self.last_text:  # the LLM said nothing: never silence
+            log.warning("inner brain said nothing on turn %d; the fallback answers", turn.id)
+            self.last_verdicts.append(("", "the reply was empty"))
+            rejected = True
         if rejected:
             self.rejections += 1
             async for delta in self.fallback.reply(turn):

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from streambot.brain.llm_load import LLMError, load_causal_lm
 from streambot.turn import Turn
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,6 @@ class GenerationSettings:
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 0.9
     seed: int | None = None
-
-
-class LLMError(RuntimeError):
-    pass
 
 
 class IncrementalDecoder:
@@ -167,35 +164,14 @@ class LocalLLM:
         trust_remote_code: bool = False,
         cpu_nice: int = 0,
     ) -> None:
-        try:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError as exc:
-            raise LLMError(
-                "the LLM brain needs transformers: pip install 'streambot[neural]'"
-            ) from exc
-        path = Path(path)
-        if not (path / "config.json").is_file():
-            raise LLMError(f"{path}: not a Hugging Face model folder (no config.json)")
         self.device = torch.device(
             ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         )
         self.dtype = pick_dtype(self.device, dtype)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                path, local_files_only=True, trust_remote_code=trust_remote_code
-            )
-            self.model = (
-                AutoModelForCausalLM.from_pretrained(
-                    path,
-                    local_files_only=True,
-                    trust_remote_code=trust_remote_code,
-                    dtype=self.dtype,
-                )
-                .to(self.device)
-                .eval()
-            )
-        except (OSError, ValueError) as exc:
-            raise LLMError(f"{path}: cannot load the model or tokenizer ({exc})") from exc
+        # a model folder or a GGUF file: the one loader build_engines.py's teacher uses too
+        self.tokenizer, self.model = load_causal_lm(
+            path, self.dtype, self.device, trust_remote_code
+        )
         if not getattr(self.tokenizer, "chat_template", None):
             raise LLMError(f"{path}: the tokenizer has no chat template")
         self.stop_ids = {

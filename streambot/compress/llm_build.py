@@ -1,5 +1,6 @@
-"""``build_engines.py --only llm``: the configured Hugging Face LLM pruned by width, distilled on
-the stream's own text, measured, and saved as a vanilla model folder with its manifest entry.
+"""``build_engines.py --only llm``: the configured LLM (a Hugging Face folder or a GGUF file,
+loaded as the brain loads it: ``brain/llm_load.py``) pruned by width, distilled on the stream's
+own text, measured, and saved as a vanilla model folder with its manifest entry.
 
 Importance comes from the model's activations on the system prompt (persona, catalog, house
 rules) and the host's catalog sentences (compress/llm_data.py); pruning respects grouped-query
@@ -40,7 +41,7 @@ from streambot.runtime.manifest import (
     Manifest,
     sha256_artifact,
     sha256_json,
-    sha256_model_folder,
+    sha256_model,
 )
 from streambot.runtime.select import library_versions
 
@@ -62,16 +63,24 @@ class LLMBuild:
 
     @property
     def folder(self) -> str:
-        slug = re.sub(r"[^A-Za-z0-9.]+", "-", self.model.name).strip("-") or "llm"
+        name = self.model.stem if self.model.suffix.lower() == ".gguf" else self.model.name
+        slug = re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-") or "llm"
         return f"llm-{slug}-p{round(self.ratio * 100):02d}"
 
 
 def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
+    from streambot.brain.llm_load import LLMError, check_gguf, is_gguf
+
     path = config.brain.llm.path
     if not path:
-        raise BuildError("brain.llm.path: no local Hugging Face model is configured")
+        raise BuildError("brain.llm.path: no local model (a Hugging Face folder or a GGUF file)")
     model = Path(path)
-    if not (model / "config.json").is_file():
+    if is_gguf(model):
+        try:
+            check_gguf(model)
+        except LLMError as exc:
+            raise BuildError(str(exc)) from None
+    elif not (model / "config.json").is_file():
         raise BuildError(f"brain.llm.path: {model} is not a Hugging Face model folder")
     ratio = options.prune_given if options.prune_given is not None else config.brain.llm.prune
     settings = {
@@ -82,7 +91,7 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
         "text": "catalog questions + system prompt",
     }
     inputs = {
-        "model": sha256_model_folder(model),
+        "model": sha256_model(model),
         # the teacher's answers and the calibration come from the catalog and persona
         "catalog": sha256_json(_catalog(config).model_dump(mode="json")),
         "build settings": sha256_json(settings),
@@ -97,8 +106,8 @@ def plan_llm(job: LLMBuild, options: BuildOptions, manifest: Manifest) -> list[R
 def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Manifest):
     try:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from streambot.brain.llm_load import LLMError, load_causal_lm
         from streambot.brain.prompt import system_prompt
         from streambot.compress.distill_llm import llm_fidelity
         from streambot.compress.llm_data import calibration_texts, catalog_questions
@@ -107,11 +116,8 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
         raise BuildError(f"{exc}: pip install torch 'streambot[neural]'") from exc
     dtype = torch.float32 if options.device == "cpu" else torch.bfloat16
     try:
-        tokenizer = AutoTokenizer.from_pretrained(job.model, local_files_only=True)
-        teacher = AutoModelForCausalLM.from_pretrained(job.model, local_files_only=True,
-                                                       dtype=dtype)  # fmt: skip
-        teacher = teacher.to(options.device).eval()
-    except (OSError, ValueError) as exc:
+        tokenizer, teacher = load_causal_lm(job.model, dtype, options.device)
+    except LLMError as exc:
         raise BuildError(f"brain.llm.path: cannot load {job.model} ({exc})") from exc
     catalog, host = _catalog(config), config.brain.catalog.host_name
     system = system_prompt(catalog, host)

@@ -85,6 +85,15 @@ def sha256_model_folder(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_model(path: str | Path) -> str:
+    """The digest of a model: a folder's by ``sha256_model_folder``, one file's (a GGUF) by
+    its content, a large one by ``sha256_sampled``."""
+    path = Path(path)
+    if path.is_dir():
+        return sha256_model_folder(path)
+    return sha256_file(path) if path.stat().st_size <= SAMPLED_ABOVE else sha256_sampled(path)
+
+
 def sha256_artifact(path: str | Path) -> str:
     """The checksum the manifest keeps for a built file or folder."""
     return sha256_model_folder(path) if Path(path).is_dir() else sha256_file(path)

@@ -21,7 +21,7 @@ from streambot.runtime.manifest import (
     Manifest,
     ManifestError,
     sha256_file,
-    sha256_model_folder,
+    sha256_model,
 )
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def voice_inputs(model: Path) -> dict[str, str]:
 def llm_inputs(model: Path) -> dict[str, str]:
     """What a pruned LLM must have been built from to stand in for this model (a changed
     catalog does not make it stale: prices and stock come from the prompt, not the weights)."""
-    return {"model": sha256_model_folder(model)}
+    return {"model": sha256_model(model)}
 
 
 def choose(

@@ -55,6 +55,10 @@ def cases(tmp_path) -> dict[str, tuple[str, str]]:
             "[chat.local]\nhost = '0.0.0.0'\nport = 0",
             "chat.local.host",
         ),
+        "missing GGUF model": (
+            f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{tmp_path / 'nope.gguf'}'",
+            "brain.llm.path",
+        ),
     }
 
 
@@ -66,6 +70,7 @@ CASES = [
     "unknown espeak voice",
     "missing replay",
     "open to the network without a token",
+    "missing GGUF model",
 ]
 
 

@@ -1,6 +1,6 @@
 """build_engines.py --only llm end to end on a tiny Qwen2 trained on the stream's text: the
 pruned folder is a vanilla model, the manifest records its figures, the brain runs it, and a
-changed source model makes it stale, said and not used."""
+changed source model makes it stale, said and not used; the same from the model as a GGUF."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from needs import need_torch
+from needs import need_gguf, need_torch
 
 torch = need_torch()
 transformers = pytest.importorskip("transformers")
@@ -105,3 +105,30 @@ def test_a_missing_model_exits_2_naming_the_key(project, tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 2 and "brain.llm.path" in result.stderr
+
+
+def test_a_gguf_teacher_is_pruned_into_a_vanilla_folder_the_brain_picks(project, tmp_path):
+    need_gguf()
+    from streambot.runtime.manifest import sha256_model
+    from tests.llm_fixture import write_gguf
+
+    gguf = write_gguf(project / "teacher", tmp_path / "teacher.gguf")
+    engines = tmp_path / "engines"
+    config = tmp_path / "config.toml"
+    config.write_text(f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{gguf}'\n"
+                      f"device = 'cpu'\nengines_dir = '{engines}'\n")  # fmt: skip
+    built = subprocess.run(
+        [sys.executable, str(ROOT / "build_engines.py"), "--config", str(config),
+         "--out", str(engines), "--only", "llm", "--distil-minutes", "0.1",
+         "--max-llm-kl", "100"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    manifest = json.loads((engines / "manifest.json").read_text())
+    (entry,) = [a for a in manifest["artifacts"] if a["kind"] == "llm"]
+    assert (entry["file"], entry["source"]) == (PRUNED, "teacher.gguf")
+    assert entry["inputs"]["model"] == sha256_model(gguf)
+    vanilla = transformers.AutoModelForCausalLM.from_pretrained(engines / PRUNED)
+    assert getattr(vanilla.config, "quantization_config", None) is None
+    assert vanilla.config.num_attention_heads == 2
+    assert llm_model_path(load_config(config).brain.llm) == engines / PRUNED

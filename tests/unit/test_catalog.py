@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from streambot.catalog import Catalog, CatalogError, LiveCatalog, as_live
+from streambot.text import fold
 
 BUNDLED = resources.files("streambot.assets").joinpath("catalog.toml").read_text("utf-8")
 
@@ -114,6 +115,23 @@ def test_find_compares_folded_text():
     assert [p.id for p in catalog.find("thermo\u200b bottle")] == ["thermo"]
     assert [p.id for p in catalog.find("保温杯多少钱")] == ["thermo"]
     assert catalog.pitch_topics() and set(catalog.pitch_topics()) <= {p.id for p in catalog.product}
+
+
+def test_mentions_are_the_names_in_the_order_said_the_longest_at_each_place():
+    catalog = Catalog.load()
+    text = "Is the GRINDER cheaper than the SnowPeak Thermo Bottles? 保温杯呢"
+    said = [(fold(text)[start:end], p.id) for start, end, p in catalog.mentions(text)]
+    assert said == [
+        ("grinder", "aerobrew"),
+        ("snowpeak thermo bottles", "thermo"),
+        ("保温杯", "thermo"),
+    ]
+    shop = {"price": 1, "stock": 1, "shipping": "ships today", "shipping_zh": "今天发货"}
+    tea = {"id": "tea", "name": "Tea", "name_zh": "茶", **shop}
+    box = {"id": "box", "name": "Tea Box", "name_zh": "茶盒", **shop}
+    two = Catalog.model_validate({"product": [tea, box]})
+    text = "a tea box and tea, 茶盒和茶"
+    assert [p.id for _, _, p in two.mentions(text)] == ["box", "tea", "box", "tea"]
 
 
 @pytest.mark.parametrize("module", ["catalog", "text", "intents", "lang", "money"])

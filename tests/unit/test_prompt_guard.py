@@ -356,6 +356,21 @@ async def test_failing_llm_falls_back_and_say_turns_are_spoken_as_given():
     assert squash(await collect(brain, say)) == "Flash sale at midnight! Stay tuned."
 
 
+async def test_an_llm_that_says_nothing_hands_the_turn_to_the_catalog_brain_not_silence():
+    question = "how much is the grinder?"
+    for script in ("", "  \n  "):
+        brain, inner = guarded(script)
+        text = await collect(brain, answer_turn(question))
+        assert inner.closed
+        assert squash(text) == squash(brain.fallback.text_for(answer_turn(question)))
+        assert "$89.99" in text and brain.last_text == text
+        assert brain.rejections == 1
+        assert brain.last_verdicts == [("", "the reply was empty")]
+    brain, _ = guarded("")
+    pitch = await collect(brain, Turn(7, "pitch", None, "en", "thermo"))
+    assert THERMO.name in pitch and brain.rejections == 1
+
+
 def test_a_script_line_is_given_to_the_llm_to_reword_with_its_products_facts():
     from streambot.script.model import Segment
     from streambot.script.runner import ScriptLine

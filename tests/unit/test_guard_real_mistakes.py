@@ -1,0 +1,385 @@
+"""The output guard against the mistakes real small models made on the demo catalog
+(tests/fixtures/real_llm_outputs.toml; issue 30), one test per rule, and the catalog's own
+facts, which must all still pass unchanged."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from streambot.brain.catalog import CatalogBrain
+from streambot.brain.guard import GuardedBrain, ReplyGuard
+from streambot.brain.sentences import split_sentences
+from streambot.catalog import Catalog
+from streambot.config import CatalogBrainConfig
+from streambot.events import ChatMessage
+from streambot.intents import CHECK_EN, CHECK_ZH
+from streambot.script.model import Segment
+from streambot.turn import Turn
+
+CATALOG = Catalog.load()
+GRINDER, THERMO, LAMP, BUDS = (
+    CATALOG.by_id(i) for i in ("aerobrew", "thermo", "lumadesk", "sonicbuds")
+)
+GUARD = ReplyGuard(CATALOG)
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "real_llm_outputs.toml"
+CASES = tomllib.loads(FIXTURE.read_text(encoding="utf-8"))["case"]
+
+
+def cases(rule: str) -> list:
+    found = [pytest.param(c, id=c["id"]) for c in CASES if c["rule"] == rule]
+    assert found, rule
+    return found
+
+
+class Scripted:
+    """Stands in for the LLM: says ``script`` in token-sized deltas."""
+
+    def __init__(self) -> None:
+        self.script = ""
+
+    def pitch_topics(self) -> list[str]:
+        return []
+
+    async def reply(self, turn: Turn):
+        for delta in re.findall(r"\S+\s*|\s+", self.script):
+            yield delta
+
+
+def answer(text: str, lang: str, turn_id: int = 1) -> Turn:
+    return Turn(turn_id, "answer", ChatMessage("test", "ann", text), lang)
+
+
+async def say(brain: GuardedBrain, script: str, question: str, lang: str, turn_id: int = 1):
+    brain.inner.script = script
+    return "".join([d async for d in brain.reply(answer(question, lang, turn_id))])
+
+
+def new_brain() -> GuardedBrain:
+    return GuardedBrain(Scripted(), CatalogBrain(CatalogBrainConfig()), GUARD, CATALOG)
+
+
+def squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def unspaced(text: str) -> str:
+    return "".join(text.split())
+
+
+async def run_case(case: dict) -> tuple[str, GuardedBrain]:
+    """The case's output said through the guarded brain, as the host says it; what the
+    viewer hears, and the brain (its verdicts)."""
+    brain = new_brain()
+    if "previous" in case:  # the answer just before, said (and passed) first
+        said = await say(brain, case["previous"], "how much is the thermo bottle?", "en")
+        assert squash(said) == case["previous"]
+    heard = await say(brain, case["output"], case["question"], case["lang"], turn_id=2)
+    return heard, brain
+
+
+async def assert_handled(case: dict) -> str:
+    """The guard does with the case's output what the fixture expects."""
+    heard, brain = await run_case(case)
+    reasons = " | ".join(r for _, r in brain.last_verdicts if r)
+    if case["expect"] == "spoken":
+        assert squash(heard) == squash(case["output"]) and not reasons, (heard, reasons)
+        return heard
+    assert case["never_said"] not in heard, (heard, reasons)
+    assert case["reason"] in reasons, reasons
+    fallback = brain.fallback.text_for(answer(case["question"], case["lang"]))
+    if case["expect"] == "refused":
+        assert brain.rejections == 1 and squash(fallback) in squash(heard), heard
+    else:  # checked
+        assert brain.rejections == 0 and (CHECK_EN in heard or CHECK_ZH in heard), heard
+    return heard
+
+
+def check(sentence: str, products=(), lang: str = "en", **context):
+    return GUARD.check(sentence, list(products), lang, **context)
+
+
+def passes(sentence: str, products=(), lang: str = "en", **context) -> bool:
+    verdict = check(sentence, products, lang, **context)
+    return verdict.ok and verdict.text == sentence and verdict.reason is None
+
+
+# -- totals ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", cases("totals"))
+async def test_a_right_total_for_a_quantity_is_spoken_as_said_not_corrected_to_the_unit_price(
+    case,
+):
+    await assert_handled(case)
+    for sentence, question, lang in [
+        ("That comes to $49.00.", "how much for 2 bottles?", "en"),
+        ("Two thermo bottles are $49.", "", "en"),
+        ("两个雪峰保温杯一共49美元。", "两个保温杯多少钱？", "zh"),
+        ("一共49美元。", "保温杯2个多少钱？", "zh"),
+        ("3 SnowPeak Thermo Bottles come to $73.50.", "", "en"),
+    ]:
+        assert passes(sentence, [THERMO], lang, question=question), sentence
+
+
+def test_a_wrong_total_for_a_quantity_is_refused_not_overwritten_with_the_unit_price():
+    for sentence, question, lang in [
+        ("That comes to $48.00 in total.", "how much for two thermo bottles?", "en"),
+        ("Two SnowPeak Thermo Bottles are $50.", "", "en"),
+        ("两个雪峰保温杯一共24.50美元。", "", "zh"),  # the unit price said as the total
+        ("一共59美元。", "两个保温杯多少钱？", "zh"),
+    ]:
+        verdict = check(sentence, [THERMO], lang, question=question)
+        assert not verdict.ok and verdict.text == sentence, (sentence, verdict)
+        assert "total" in verdict.reason and "$49" in verdict.reason
+    # with no quantity in sight a wrong price is still corrected, as before
+    verdict = check("The SnowPeak Thermo Bottle is $20.", [THERMO], question="price?")
+    assert verdict.ok and verdict.text == "The SnowPeak Thermo Bottle is $24.50."
+    verdict = check("雪峰保温杯只要20美元。", [THERMO], "zh")  # "只要20美元" is a price
+    assert verdict.ok and verdict.text == "雪峰保温杯只要24.50美元。", verdict
+
+
+# -- comparisons ----------------------------------------------------------------------------
+@pytest.mark.parametrize("case", cases("comparisons"))
+async def test_a_comparison_the_catalog_contradicts_is_refused(case):
+    await assert_handled(case)
+    for sentence, lang in [
+        ("磨豆机比保温杯便宜。", "zh"),
+        ("保温杯比耳机更贵。", "zh"),
+        ("The LumaDesk Lamp is the cheapest thing we sell.", "en"),
+        ("The SnowPeak Thermo Bottle is more expensive than the lamp.", "en"),
+        ("No, the SnowPeak Thermo Bottle isn't cheaper than the AeroBrew Coffee Grinder.", "en"),
+    ]:
+        verdict = check(sentence, [], lang)
+        assert not verdict.ok and "false comparison" in verdict.reason, (sentence, verdict)
+    for sentence, products, lang in [
+        ("The SnowPeak Thermo Bottle is cheaper than the AeroBrew Coffee Grinder.", [], "en"),
+        ("The earbuds are the most expensive, and the bottle is the cheapest.", [], "en"),
+        ("保温杯比磨豆机便宜。", [], "zh"),
+        ("保温杯没有磨豆机贵。", [], "zh"),
+        ("The lamp is cheaper.", [LAMP, GRINDER], "en"),
+        ("It's cheaper than a café latte every day.", [THERMO], "en"),  # no catalog product
+    ]:
+        assert passes(sentence, products, lang), sentence
+    # a comparison the catalog has no figures for (weights, sizes) is no fact to state
+    verdict = check("The SnowPeak Thermo Bottle is lighter than the AeroBrew Coffee Grinder.")
+    assert verdict.ok and verdict.text == CHECK_EN
+
+
+# -- claims the catalog does not support ----------------------------------------------------
+@pytest.mark.parametrize("case", cases("unsupported claims"))
+async def test_a_claim_the_catalog_does_not_support_becomes_let_me_check(case):
+    await assert_handled(case)
+    for sentence, products, lang in [
+        ("我们全国包邮，还支持七天无理由退货。", [THERMO], "zh"),
+        ("这款有红色和蓝色两种颜色。", [THERMO], "zh"),
+        ("The LumaDesk Lamp ships free.", [], "en"),  # only its shipping terms say free
+        ("We offer free returns within 30 days.", [GRINDER], "en"),
+        ("Every order comes with a free gift.", [], "en"),
+    ]:
+        verdict = check(sentence, products, lang)
+        assert verdict.ok and verdict.text == (CHECK_ZH if lang == "zh" else CHECK_EN), sentence
+    # what the product's own facts say is no invention
+    for sentence, products, lang in [
+        ("The AeroBrew Coffee Grinder ships free in 2 to 4 days.", [], "en"),
+        ("耳机包邮，2到3天发货。", [BUDS], "zh"),
+        ("The LumaDesk Lamp has five color temperatures.", [], "en"),
+        ("It's perfect for black coffee.", [GRINDER], "en"),
+    ]:
+        assert passes(sentence, products, lang), sentence
+    points = [*THERMO.points, "a 2-year warranty", "red and blue"]
+    shipping = "ships to Canada and Europe in 5 to 7 days"
+    bottle = THERMO.model_copy(update={"points": points, "shipping": shipping})
+    other = ReplyGuard(Catalog(product=[bottle]))
+    for sentence in (case["output"] for case in CASES if case["rule"] == "unsupported claims"):
+        verdict = other.check(sentence, [bottle], "en")
+        assert verdict.ok and verdict.text == sentence, (sentence, verdict)
+
+
+async def test_a_reply_says_let_me_check_once_however_many_claims_it_invents():
+    brain = new_brain()
+    heard = await say(brain, "We ship to Canada. We also ship to Europe! It's $59.", "lamp?", "en")
+    assert squash(heard) == f"{CHECK_EN} It's $59."
+
+
+# -- unit figures ---------------------------------------------------------------------------
+@pytest.mark.parametrize("case", cases("unit figures"))
+async def test_a_unit_figure_that_is_not_among_the_products_own_facts_is_refused(case):
+    await assert_handled(case)
+    for sentence, products, lang in [
+        ("台灯保温12小时。", [LAMP], "zh"),
+        ("The AeroBrew Coffee Grinder has 50 grind settings.", [], "en"),
+        ("The lamp has 3 colour modes.", [], "en"),
+        ("The SnowPeak Thermo Bottle holds 500 ml.", [], "en"),
+        ("The earbuds last twelve hours on a charge.", [], "en"),
+        ("耳机续航40小时。", [BUDS], "zh"),
+    ]:
+        verdict = check(sentence, products, lang)
+        assert not verdict.ok and "none of the facts" in verdict.reason, (sentence, verdict)
+    for sentence, products, lang in [
+        ("The lamp has five color temperatures.", [], "en"),
+        ("磨豆机有四十档研磨。", [GRINDER], "zh"),
+        ("The grinder's battery lasts a month.", [], "en"),
+        ("It keeps drinks hot for 12 hours.", [THERMO], "en"),
+        ("耳机加上充电盒续航30小时。", [], "zh"),
+    ]:
+        assert passes(sentence, products, lang), sentence
+
+
+# -- names ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", cases("names"))
+async def test_a_near_miss_of_a_catalog_name_is_refused(case):
+    await assert_handled(case)
+    for sentence, lang in [
+        ("The SnowPeek Thermo Bottle is $24.50.", "en"),
+        ("The AeroBru grinder is $89.99.", "en"),
+        ("The Snow Peek bottle keeps drinks hot.", "en"),
+        ("The LumaDisk Lamp is sold out.", "en"),
+        ("冰峰水杯今天有货。", "zh"),
+    ]:
+        verdict = check(sentence, [], lang)
+        assert not verdict.ok and "not a catalog name" in verdict.reason, (sentence, verdict)
+    for sentence, lang in [
+        ("The SnowPeak Thermo Bottles and AeroBrews are here.", "en"),
+        ("雪峰保温杯和蓝牙耳塞都有货。", "zh"),
+        ("这款护眼的台灯很好用。", "zh"),
+    ]:
+        assert passes(sentence, [], lang), sentence
+
+
+# -- shipping times -------------------------------------------------------------------------
+@pytest.mark.parametrize("case", cases("shipping times"))
+async def test_a_shipping_time_that_is_not_the_catalogs_is_refused(case):
+    await assert_handled(case)
+    for sentence, lang in [
+        ("The SnowPeak Thermo Bottle ships in 3 days.", "en"),
+        ("The grinder ships next day.", "en"),
+        ("磨豆机2天发货。", "zh"),
+        ("耳机当天发货。", "zh"),
+    ]:
+        verdict = check(sentence, [], lang)
+        assert not verdict.ok and "shipping time" in verdict.reason, (sentence, verdict)
+    for sentence, lang in [
+        ("雪峰保温杯1到2天发货。", "zh"),
+        ("The grinder ships within 4 days.", "en"),
+        ("The SonicBuds Pro Earbuds ship free in 2-3 days.", "en"),
+    ]:
+        assert passes(sentence, [], lang), sentence
+
+
+# -- babble ---------------------------------------------------------------------------------
+BABBLE = {c["id"]: c for c in CASES if c["rule"] == "babble"}
+
+
+async def test_an_echo_of_the_viewers_question_is_never_spoken():
+    await assert_handled(BABBLE["echoed-question-zh"])
+    question = "How much is the AeroBrew grinder?"
+    for sentence in (question, f'You asked "{question}"', "how much is the AeroBrew grinder？"):
+        verdict = check(sentence, [GRINDER], question=question)
+        assert not verdict.ok and "viewer" in verdict.reason, (sentence, verdict)
+    assert passes("Hi!", [], question="hi!")  # a greeting said back is no echo
+    assert passes("The AeroBrew grinder is $89.99.", [GRINDER], question=question)
+
+
+async def test_a_repeat_of_the_previous_answer_is_never_spoken():
+    await assert_handled(BABBLE["repeated-previous-answer"])
+    brain = new_brain()  # nor a sentence of this reply said twice
+    heard = await say(brain, "The grinder is $89.99. The grinder is $89.99.", "grinder?", "en")
+    assert brain.rejections == 1 and heard.count("The grinder is $89.99.") == 1
+    # a pleasantry said again is no repeat
+    assert passes("Great question!", [], previous="Great question! The bottle is $24.50.")
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "the the the grinder is great",
+        "So good so good so good.",
+        "The grinder is great and the grinder is great, yes, the grinder is great.",
+        "Call 5551234567 for the grinder.",
+        "Reply as Mia, in English, in one to three short spoken sentences.",
+        "Catalog (the only source of product facts; every figure is exact).",
+        "[aerobrew] AeroBrew Coffee Grinder",
+        "<|im_start|>assistant",
+        'Viewer "ann" wrote that.',
+        "…",
+    ],
+)
+def test_digit_runs_repeated_fragments_and_prompt_scaffolding_are_never_spoken(sentence):
+    verdict = check(sentence, [GRINDER])
+    assert not verdict.ok and verdict.reason, (sentence, verdict)
+
+
+async def test_the_pruned_students_garbage_is_never_spoken():
+    for case in ("pruned-student-digit-run", "pruned-student-scaffolding"):
+        await assert_handled(BABBLE[case])
+        for sentence in split_sentences(BABBLE[case]["output"]):  # each part, on its own
+            assert not check(sentence, [GRINDER]).ok, sentence
+
+
+# -- the catalog's own facts ----------------------------------------------------------------
+QUESTIONS = {
+    "en": ["how much is the {a}?", "is the {a} in stock?", "how fast does the {a} ship?",
+           "tell me about the {a}", "{a}?", "how much is the {a} and when does it ship?",
+           "which is cheaper, the {a} or the {b}?", "is the {a} more expensive than the {b}?",
+           "how much for two {a}?", "3 {a} please, how much?", "does the {a} ship to Canada?",
+           "does the {a} have a warranty?", "what colors does the {a} come in?"],
+    "zh": ["{a}多少钱？", "{a}有货吗？", "{a}几天发货？", "{a}有什么特点？", "{a}",
+           "{a}多少钱，几天到货？", "{a}和{b}哪个便宜？", "{a}比{b}贵吗？", "两个{a}多少钱？",
+           "{a}买3个多少钱？", "{a}能寄到加拿大吗？", "{a}保修吗？", "{a}有什么颜色？"],
+}  # fmt: skip
+SCRIPT_LINES = [
+    ("The {name} is only {price} today, and we have {stock} left.",
+     "{name}今天只要{price}，还剩{stock}件。"),
+    ("The {name} {shipping}.", "{name}{shipping}。"),
+    ("Grab the {name} for {price}: it {shipping}!", "{name}只要{price}，{shipping}！"),
+]  # fmt: skip
+
+
+def fact_sentences(product, lang: str) -> list[str]:
+    zh = lang == "zh"
+    name = product.name_zh if zh else product.name
+    points = product.points_zh if zh else product.points
+    lines = [f"{name}的亮点：{p}。" if zh else f"The {name}: {p}." for p in points]
+    lines.append(f"{name}{product.shipping_zh}。" if zh else f"The {name} {product.shipping}.")
+    if product.restock:
+        restock = product.restock_zh if zh else product.restock
+        lines.append(f"{name}{restock}补货。" if zh else f"The {name} is back {restock}.")
+    return lines
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_every_catalog_fact_passes_the_new_checks_unchanged(lang):
+    """Every product of the demo catalog: the catalog brain's answers (said by an LLM that got
+    them right), its pitches, each selling point, shipping and restock line, and the sales
+    script's lines filled from the catalog pass the guard, sentence by sentence, unchanged."""
+    catalog_brain = CatalogBrain(CatalogBrainConfig())
+    checked = 0
+    for product in CATALOG.product:
+        for alias in [product.name_zh if lang == "zh" else product.name, *product.aliases]:
+            others = [p for p in CATALOG.product if p.id != product.id]
+            for template, other in itertools.product(QUESTIONS[lang], others):
+                if "{b}" not in template and other is not others[0]:
+                    continue  # a comparison with each other product, the rest asked once
+                b = other.name_zh if lang == "zh" else other.name
+                question = template.format(a=alias, b=b)
+                text = catalog_brain.text_for(answer(question, lang))
+                brain = new_brain()  # one question each: no previous answer to repeat
+                heard = await say(brain, text, question, lang)
+                assert unspaced(heard) == unspaced(text), (question, brain.last_verdicts)
+                checked += 1
+        pitch = catalog_brain.answerer.pitch(product.id, lang)
+        lines = [pitch, *fact_sentences(product, lang)]
+        for en, zh in SCRIPT_LINES:
+            segment = Segment(id="s", kind="price", product=product.id, text=en, text_zh=zh)
+            lines.append(segment.fill(zh if lang == "zh" else en, product, lang))
+        for line in lines:
+            for sentence in split_sentences(line):
+                named = GUARD.mentions(sentence)  # a clause naming none is about the product
+                for context in ([product], []) if named else ([product],):
+                    verdict = GUARD.check(sentence, context, lang, question="", previous=())
+                    assert verdict.ok and verdict.text == sentence, (sentence, verdict)
+                    checked += 1
+    assert checked > 100
