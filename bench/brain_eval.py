@@ -36,6 +36,8 @@ def _config(args: argparse.Namespace, backend: str) -> Config:
         config.brain.llm.path = args.model
     if args.device:
         config.brain.llm.device = args.device
+    if args.answer_first is not None:
+        config.brain.llm.answer_first = config.brain.openai.answer_first = args.answer_first
     if args.openai_model:
         config.brain.openai.model = args.openai_model
     if args.base_url:
@@ -85,6 +87,11 @@ def main() -> int:
     parser.add_argument("--device", help="[brain.llm] device (auto, cpu, cuda)")
     parser.add_argument("--openai-model", help="[brain.openai] model")
     parser.add_argument("--base-url", help="[brain.openai] base_url")
+    parser.add_argument(
+        "--answer-first",
+        choices=("on", "off"),
+        help="[brain.llm] / [brain.openai] answer_first (default: the config's)",
+    )
     parser.add_argument("--config", help="a config.toml to start from (default: the defaults)")
     parser.add_argument("--catalog", help="[brain.catalog] path (default: the demo catalog)")
     parser.add_argument("--limit", type=int, help="at most N questions, every kind represented")
@@ -100,6 +107,7 @@ def main() -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="print every answer")
     args = parser.parse_args()
     args.brain = args.brain or ["catalog"]
+    args.answer_first = None if args.answer_first is None else args.answer_first == "on"
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     reports = asyncio.run(_run(args))
@@ -110,6 +118,11 @@ def main() -> int:
     if args.kinds:
         for report in reports:
             print(f"\n{report.kinds_table()}")
+    for report in reports:
+        said = ", ".join(f"{source} {n}" for source, n in report.sources().items() if n)
+        print(f"\n{report.name}: who said the answers: {said}")
+        if report.llm_sentences():
+            print(f"{report.name}: {report.llm_sentences()}")
     return 0
 
 

@@ -207,6 +207,10 @@ class LLMBrainConfig(_Section):
     engine: Literal["auto", "pruned", "none"] = "auto"
     engines_dir: str = "engines"
     prune: Annotated[float, Field(gt=0, lt=1)] = 0.5  # build_engines.py --only llm: width removed
+    # A question with a factual product answer (price, stock, restock, shipping, a total, a
+    # comparison) gets the catalog brain's exact answer at once, and the LLM continues after
+    # it (its turn pre-filled with it), guarded; it may add nothing.
+    answer_first: bool = True
 
 
 class OpenAIBrainConfig(_Section):
@@ -222,6 +226,9 @@ class OpenAIBrainConfig(_Section):
     failure_threshold: Annotated[int, Field(ge=1)] = 3
     open_seconds: Annotated[float, Field(gt=0)] = 30.0
     memory_turns: Annotated[int, Field(ge=0, le=32)] = 4
+    # as [brain.llm] answer_first: the catalog's answer is said first and the server is asked
+    # to continue after it (an assistant message and a note: no server-side prefill needed)
+    answer_first: bool = False
 
     def api_key(self) -> SecretStr | None:
         return read_secret(self.api_key_env)

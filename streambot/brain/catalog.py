@@ -33,6 +33,8 @@ from streambot.intents import (
 )
 from streambot.lang import detect_lang
 from streambot.money import format_money, minor_digits
+from streambot.screening import INJECTION
+from streambot.screening import fold as screen_fold
 from streambot.text import UNSPACED, fold
 from streambot.turn import Turn, TurnKind
 
@@ -47,21 +49,37 @@ class CatalogAnswerer:
 
     def answer(self, text: str, name: str | None = None, lang: str | None = None) -> str:
         """``name``: the viewer's name as triage allows it to be said (None: "friend")."""
+        return self.answer_and_kind(text, name, lang)[0]
+
+    def answer_and_kind(
+        self, text: str, name: str | None = None, lang: str | None = None
+    ) -> tuple[str, str]:
+        """(the answer, what kind of answer it is): "facts" (a product's price, stock,
+        restock, shipping, a total or a comparison: the catalog's own figures), "detail" (what
+        the catalog may not say: points that mention it, or "let me check"), "points" (the
+        selling points of a product the question names), "which" (which
+        product?), "greeting" or "other"."""
         lang = lang or detect_lang(text)
         products, asked = self._read(text)
         intents = detect_intents(asked, lang)
         detail = asked_detail(asked, lang)
         last = self._last_product and self.catalog.by_id(self._last_product.id)  # reloaded?
+        named = bool(products)
         if not products and (intents or detail) and last is not None:
             products = [last]  # a follow-up about the product just discussed
         if products:
             self._last_product = products[0]
-            return self._about_products(products, asked, intents, detail, lang)
+            said = self._about_products(products, asked, intents, detail, lang)
+            if detail is not None:
+                return said, "detail"
+            if "features" in intents:  # "what's special": only about a product it names
+                return said, "points" if named else "other"
+            return said, "facts"
         if intents or detail:
-            return self._which_product(lang, check=detail is not None)
+            return self._which_product(lang, check=detail is not None), "which"
         if is_greeting(asked, lang):
-            return self._greeting(name, lang)
-        return self._fallback(name, lang)
+            return self._greeting(name, lang), "greeting"
+        return self._fallback(name, lang), "other"
 
     def _read(self, text: str) -> tuple[list[Product], str]:
         """The products ``text`` names, in the order it names them (``Catalog.mentions``), and
@@ -274,6 +292,22 @@ def _plural(name: str) -> str | None:
     return name + ("es" if name.endswith(("x", "ch", "sh", "z")) else "s")
 
 
+# A message that gives the host orders (an injection, a figure to say back) is not answered
+# first: the catalog's figures are right, but the turn is the guarded LLM's or the fallback's.
+_ORDERS = re.compile(
+    r"^\s*(?:system|assistant|admin|developer)\s*[:：]|\brepeat (?:it|this|after me)\b"
+    r"|\b(?:say|tell (?:everyone|everybody|the viewers)) (?:that )?(?:the |it|this)"
+    r"|开发者模式|快说|说出来|告诉大家",
+    re.IGNORECASE,
+)
+
+
+def gives_orders(text: str) -> bool:
+    """Whether viewer ``text`` reads as orders to the host (see ``_ORDERS``)."""
+    folded = screen_fold(text)
+    return bool(INJECTION.search(folded) or _ORDERS.search(folded))
+
+
 _DELTA = re.compile(rf"[{UNSPACED}]{{1,2}}|\S+\s*|\s+")
 
 
@@ -309,6 +343,21 @@ class CatalogBrain:
             return turn.script.text if turn.script is not None else ""
         assert turn.message is not None
         return answerer.answer(turn.message.text, turn.message.spoken_name, turn.lang)
+
+    def first_answer(self, turn: Turn) -> str | None:
+        """The catalog's answer to ``turn`` when it is a question with a factual product answer
+        (price, stock, restock, shipping, a total, a comparison, the selling points of a
+        product it names: a small LLM asked for them tends to say the price instead), said
+        first while an LLM
+        continues after it (``[brain.llm] answer_first``); None for anything else (a greeting,
+        off-topic chatter, an injection, what the catalog does not say, a pitch, a script)."""
+        if turn.kind != TurnKind.ANSWER or turn.message is None:
+            return None
+        text = turn.message.text
+        if gives_orders(text):  # an injection naming a product: the LLM alone, guarded
+            return None
+        said, kind = self._answerer().answer_and_kind(text, turn.message.spoken_name, turn.lang)
+        return said if kind in ("facts", "points") and said.strip() else None
 
     async def reply(self, turn: Turn) -> AsyncIterator[str]:
         interval = self._config.token_interval_ms / 1000.0

@@ -18,7 +18,10 @@ the first sentence (when the voice can start).
 Who said it: a ``GuardedBrain`` found in the brain (directly or as an ``inner`` of a wrapper)
 counts each reply it hands to its fallback (``rejections``) and keeps the guard's verdict of
 each sentence (``last_verdicts``), so an answer is "llm" (every sentence the LLM's), "mixed"
-(some of the LLM's sentences, then the fallback's answer) or "fallback". A bare catalog brain's
+(some of the LLM's sentences, then the fallback's answer) or "fallback"; with answer_first, a
+reply that starts with the catalog's exact answer is "first+llm" (the LLM added sentences after
+it) or "first" (it added nothing, or what it added was refused): neither counts in the LLM
+share, which is answers the LLM said whole. A bare catalog brain's
 answers are "catalog"; any other unguarded brain's are "llm". A brain that refuses everything
 scores well on wrong figures and low on LLM share: read the numbers together. An empty answer
 is "none" (nothing was said, whoever failed to say it).
@@ -75,7 +78,7 @@ KINDS = (
     "injection",
 )
 # Who said an answer (see the module docstring); "none": nothing was said.
-SOURCES = ("llm", "mixed", "fallback", "catalog", "none")
+SOURCES = ("llm", "mixed", "fallback", "first+llm", "first", "catalog", "none")
 
 
 @dataclass(frozen=True)
@@ -851,6 +854,7 @@ class Answer:
     total_ms: float = 0.0
     guard: list[str] = field(default_factory=list)  # the guard's corrections and rejections
     error: str | None = None  # the brain raised or timed out
+    llm_sentences: int = 0  # sentences of it the LLM wrote (a GuardedBrain's answers)
 
 
 def _percentile(values: Sequence[float], p: float) -> float | None:
@@ -921,6 +925,14 @@ class Report:
     def llm_share(self) -> float:
         """Answers the LLM said whole, no fallback."""
         return self._share(self.sources()["llm"])
+
+    def llm_sentences(self) -> str:
+        """How much of what was said the LLM wrote, by sentence ("" without a guarded LLM)."""
+        said = sum(len(split_sentences(a.text, early_first_clause=False)) for a in self.answers)
+        wrote = sum(a.llm_sentences for a in self.answers)
+        if not wrote:
+            return ""
+        return f"the LLM wrote {wrote} of {said} sentences said ({wrote / said:.1%})"
 
     def first_audio_ms(self, p: float) -> float | None:
         return _percentile([a.first_audio_ms for a in self.answers if a.first_audio_ms], p)
@@ -1068,13 +1080,25 @@ class _Asker:
             (end - start) * 1000.0,
             notes,
             error,
+            self._llm_sentences(source, turn.reply),
         )
+
+    def _llm_sentences(self, source: str, said: str) -> int:
+        if self.guarded is None or source not in ("llm", "mixed", "first+llm"):
+            return 0
+        if source == "first+llm":
+            return self.guarded.last_added
+        if source == "llm":
+            return len(split_sentences(said, early_first_clause=False))
+        return max(0, len(self.guarded.last_verdicts) - 1)  # all but the rejected one
 
     def _source(self, rejections_before: int) -> tuple[str, list[str]]:
         if self.guarded is None:
             return ("catalog" if self.catalog_only else "llm"), []
         verdicts = list(self.guarded.last_verdicts)
         notes = [f"{reason} ({sentence!r})" for sentence, reason in verdicts if reason]
+        if self.guarded.last_first:  # the catalog's answer first, the LLM after it
+            return ("first+llm" if self.guarded.last_added else "first"), notes
         if self.guarded.rejections == rejections_before:
             return "llm", notes
         passed = len(verdicts) - 1  # every sentence before the rejected one was said

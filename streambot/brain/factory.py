@@ -55,7 +55,8 @@ def build_brain(config: Config, live: LiveCatalog | None = None) -> tuple[Brain,
 
     live = catalog_brain.live
     guard = ReplyGuard(live.current, config.triage.banned_words)
-    guarded = GuardedBrain(inner, catalog_brain, guard, live)
+    section = config.brain.llm if backend == "llm" else config.brain.openai
+    guarded = GuardedBrain(inner, catalog_brain, guard, live, answer_first=section.answer_first)
     return RememberingBrain(guarded, memory), catalog_brain
 
 

@@ -24,12 +24,16 @@ the unit price); anything else wrong rejects the sentence.
 ``GuardedBrain`` runs an inner brain (the LLM) through the guard sentence by sentence. The
 first rejected sentence is never spoken: the inner brain is closed and the fallback brain (the
 catalog brain, which states the exact figures) answers the turn instead; so it does when the
-inner brain fails or says nothing at all.
+inner brain fails or says nothing at all. With ``answer_first`` a question with a factual
+product answer gets the catalog brain's answer at once and the inner brain continues after it
+(guarded the same way, the answer in what was said so far); then a rejected sentence just ends
+the reply, since the answer was given.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -481,16 +485,36 @@ class GuardedBrain:
     brain fails, or it says nothing."""
 
     def __init__(
-        self, inner: Brain, fallback: Brain, guard: ReplyGuard, catalog: Catalog | LiveCatalog
+        self,
+        inner: Brain,
+        fallback: Brain,
+        guard: ReplyGuard,
+        catalog: Catalog | LiveCatalog,
+        answer_first: bool = False,
     ) -> None:
         """``catalog``: read at the start of each reply, and every sentence of that reply is
-        checked against what was read (a live catalog follows its file)."""
+        checked against what was read (a live catalog follows its file). ``answer_first``: a
+        question with a factual product answer gets the fallback's (the catalog brain's
+        ``first_answer``) at once, and the inner brain continues after it (its ``reply``
+        takes the words said as ``prefill``); what it adds is guarded like any reply, and a
+        rejected sentence ends the reply there (the answer was said already)."""
         self.inner, self.fallback, self.guard = inner, fallback, guard
         self.live = as_live(catalog)
         self.catalog = self.live.current
         self.last_verdicts: list[tuple[str, str | None]] = []  # (sentence, reason) of a reply
         self.last_text = ""  # what the last reply actually said
+        self.last_first = ""  # the catalog's answer the last reply started with ("": none)
+        self.last_added = 0  # sentences the inner brain said after it
         self.rejections = 0  # replies handed to the fallback, for metrics
+        self.cut_short = 0  # answered-first replies whose continuation was rejected, for metrics
+        first_answer = getattr(fallback, "first_answer", None)
+        try:
+            takes_prefill = "prefill" in inspect.signature(inner.reply).parameters
+        except (TypeError, ValueError):  # not introspectable: taken as a plain brain
+            takes_prefill = False
+        self._first_answer = first_answer if answer_first and takes_prefill else None
+        if answer_first and self._first_answer is None:
+            log.warning("answer_first: %s cannot continue a reply; it is off", type(inner).__name__)
 
     def pitch_topics(self) -> list[str]:
         return self.fallback.pitch_topics()
@@ -557,6 +581,7 @@ class GuardedBrain:
     async def reply(self, turn: Turn) -> AsyncIterator[str]:
         # the last reply: the guard refuses a sentence of it said again (a model's loop)
         previous, self.last_verdicts, self.last_text = self.last_text, [], ""
+        self.last_first, self.last_added = "", 0
         if turn.kind == TurnKind.SAY:  # the operator's own words: trusted, said as they are
             said = turn.topic or (turn.message.text if turn.message else "")
             for sentence in split_sentences(said):
@@ -572,7 +597,18 @@ class GuardedBrain:
         asked = turn.message.text if turn.kind == TurnKind.ANSWER and turn.message else ""
         recent: list[Product] = []  # products the reply itself named last
         splitter = SentenceSplitter()
-        stream = self.inner.reply(turn)
+        first = self._first_answer(turn) if self._first_answer is not None else None
+        if first:  # the catalog's exact answer at once; the inner brain continues after it
+            first = first.strip()
+            self.last_first = first
+            for sentence in split_sentences(first, early_first_clause=False):
+                self.last_verdicts.append((sentence, None))
+            recent = unique_products(p for _, _, p in self.guard.mentions(first))
+            self.last_text = first + " "
+            yield first + " "
+            stream = self.inner.reply(turn, prefill=first)  # type: ignore[call-arg]
+        else:
+            stream = self.inner.reply(turn)
         rejected = False
         try:
             done = False
@@ -606,11 +642,15 @@ class GuardedBrain:
                     named = unique_products(p for _, _, p in self.guard.mentions(sentence))
                     recent = named or recent
                     self.last_text += verdict.text + " "
+                    self.last_added += bool(first)
                     yield verdict.text + " "
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
+        if first:  # answered already: a rejected or failed continuation just ends the reply
+            self.cut_short += rejected
+            return
         if not rejected and not self.last_text:  # the LLM said nothing: never silence
             log.warning("inner brain said nothing on turn %d; the fallback answers", turn.id)
             self.last_verdicts.append(("", "the reply was empty"))

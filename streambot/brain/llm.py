@@ -194,10 +194,22 @@ class LocalLLM:
         )
 
     # -- prompts ----------------------------------------------------------------------------
-    def encode(self, messages: Sequence[dict[str, str]], generation_prompt: bool) -> torch.Tensor:
-        text = self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=generation_prompt
-        )
+    def encode(
+        self, messages: Sequence[dict[str, str]], generation_prompt: bool, prefill: str = ""
+    ) -> torch.Tensor:
+        """The chat's token ids; ``prefill``: the assistant's turn starts with it (said
+        already), and generation continues from there (the system prompt's cache still
+        applies: it is the same prefix)."""
+        if prefill:
+            text = self.tokenizer.apply_chat_template(
+                [*messages, {"role": "assistant", "content": prefill}],
+                tokenize=False,
+                continue_final_message=True,
+            )
+        else:
+            text = self.tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=generation_prompt
+            )
         ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
         return ids.to(self.device)
 
@@ -238,10 +250,13 @@ class LocalLLM:
         settings: GenerationSettings,
         emit: Callable[[str], None],
         stop: threading.Event,
+        prefill: str = "",
     ) -> str:
-        """Generate a reply, calling ``emit`` with each decoded delta; returns the whole text."""
+        """Generate a reply, calling ``emit`` with each decoded delta; returns the whole text.
+        ``prefill``: the reply's start, already said: generation continues after it, and only
+        what it adds is emitted and returned."""
         with self._lock:
-            ids = self.encode(messages, generation_prompt=True)
+            ids = self.encode(messages, generation_prompt=True, prefill=prefill)
             cache, todo = self._split(ids)
             generator = torch.Generator(device=self.device)
             if settings.seed is not None:
@@ -302,7 +317,9 @@ class LLMBrain:
     def pitch_topics(self) -> list[str]:
         return self._pitch_topics()
 
-    async def reply(self, turn: Turn) -> AsyncIterator[str]:
+    async def reply(self, turn: Turn, prefill: str = "") -> AsyncIterator[str]:
+        """The reply's deltas; ``prefill``: what was said first (the catalog's answer): the
+        assistant's turn starts with it and only what the model adds after it is yielded."""
         if self._catalog_changed is not None and self._catalog_changed():
             prompt = self._system_prompt()
             await asyncio.get_running_loop().run_in_executor(
@@ -319,7 +336,7 @@ class LLMBrain:
 
         def work() -> str:
             try:
-                return self.llm.generate(messages, self.settings, emit, stop)
+                return self.llm.generate(messages, self.settings, emit, stop, prefill)
             finally:
                 loop.call_soon_threadsafe(deltas.put_nowait, _DONE)
 

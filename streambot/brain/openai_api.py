@@ -59,6 +59,22 @@ def closing_for(text: str, lang: str) -> str:
     return CLOSING_EN.lstrip() if text[-1:].isspace() else CLOSING_EN
 
 
+CONTINUE_EN = (
+    "You have said the above already; it is spoken. Add at most one short sentence that says "
+    "something new and useful, without repeating it, or reply with nothing."
+)
+CONTINUE_ZH = (
+    "上面的话你已经说过了。请最多再补充一句新的、有用的话，不要重复；没有要补充的就什么都不说。"
+)
+
+
+def continuation_messages(said: str, lang: str) -> list[dict[str, str]]:
+    """What follows the chat when ``said`` (the catalog's answer) was spoken first: it as the
+    assistant's message, and a note asking only for what to add (no server-side prefill)."""
+    note = CONTINUE_ZH if lang == "zh" else CONTINUE_EN
+    return [{"role": "assistant", "content": said}, {"role": "user", "content": note}]
+
+
 @dataclass(frozen=True)
 class SSEEvent:
     """One server-sent event: its ``event`` type ("message" unless named) and its data."""
@@ -247,21 +263,28 @@ class OpenAIChatBrain:
     def pitch_topics(self) -> list[str]:
         return self.fallback.pitch_topics()
 
-    async def reply(self, turn: Turn) -> AsyncIterator[str]:
-        """Yield the server's reply to ``turn`` as text deltas, or the fallback's."""
+    async def reply(self, turn: Turn, prefill: str = "") -> AsyncIterator[str]:
+        """Yield the server's reply to ``turn`` as text deltas, or the fallback's.
+
+        ``prefill``: what was said first (the catalog's answer). Not every server continues
+        a pre-filled assistant message, so it goes in as the assistant's message, with a note
+        asking for what to add after it; the server may add nothing, and where it fails the
+        answer has been given already (no fallback)."""
         admitted, trial = self._admit()
         if not admitted:
             log.debug("turn %d: circuit %s, answering from the fallback brain", turn.id, self.state)
-            async for delta in self._fallback_reply(turn):
+            async for delta in self._fallback_reply(turn, prefill):
                 yield delta
             return
         try:
             messages = self._build_messages(turn)
+            if prefill:
+                messages = [*messages, *continuation_messages(prefill, turn.lang)]
         except Exception:
             # a bug in the prompt code must not silence the stream; it is not the server's fault
             log.exception("turn %d: building the chat messages failed; using the fallback", turn.id)
             self.circuit.abandon()
-            async for delta in self._fallback_reply(turn):
+            async for delta in self._fallback_reply(turn, prefill):
                 yield delta
             return
 
@@ -290,7 +313,7 @@ class OpenAIChatBrain:
                         async for delta in deltas:
                             text += delta
                             yield delta
-                    if not text:
+                    if not text and not prefill:  # after the answer, nothing is a reply
                         raise _Failure("the server's reply was empty")
                 except _Failure as failure:
                     reason = failure.reason
@@ -321,7 +344,7 @@ class OpenAIChatBrain:
             )
             self._record(success=False)
             settled = True
-            async for delta in self._fallback_reply(turn):
+            async for delta in self._fallback_reply(turn, prefill):
                 yield delta
         finally:
             if not settled:
@@ -356,7 +379,9 @@ class OpenAIChatBrain:
         """Capped exponential backoff with jitter (half fixed, half random)."""
         return equal_jitter(capped_exponential(attempt - 1, self.backoff_base, self.backoff_max))
 
-    async def _fallback_reply(self, turn: Turn) -> AsyncIterator[str]:
+    async def _fallback_reply(self, turn: Turn, prefill: str = "") -> AsyncIterator[str]:
+        if prefill:  # the answer was said first: nothing to add
+            return
         self.fallbacks += 1
         stream = self.fallback.reply(turn)
         try:

@@ -253,7 +253,15 @@ async def test_a_scripted_brain_scores_exactly():
     assert report.wrong_language == 1
     assert report.missing == 3  # the stock, the price or a no, "let me check"
     assert report.errors == 1
-    assert report.sources() == {"llm": 13, "mixed": 0, "fallback": 0, "catalog": 0, "none": 1}
+    assert report.sources() == {
+        "llm": 13,
+        "mixed": 0,
+        "fallback": 0,
+        "first+llm": 0,
+        "first": 0,
+        "catalog": 0,
+        "none": 1,
+    }
     assert report.llm_share == pytest.approx(13 / 14)
     assert [a.verdict.correct for a in report.answers] == [
         True, True, False, True, False, False, False, False, False, True, False, False, True,

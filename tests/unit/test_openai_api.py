@@ -16,6 +16,7 @@ from streambot.brain.catalog import CatalogBrain
 from streambot.brain.openai_api import (
     CLOSING_EN,
     CLOSING_ZH,
+    CONTINUE_EN,
     OpenAIChatBrain,
     SSEParser,
     closing_for,
@@ -435,3 +436,29 @@ def test_sse_parser_handles_the_wire_format_byte_by_byte():
         ("message", "no-space"),
         ("message", "[DONE]"),
     ]
+
+
+async def test_after_the_answer_first_the_server_is_asked_to_continue(server):
+    brain = make_brain(server)
+    first = "The AeroBrew Coffee Grinder is $89.99."
+    try:
+        text = "".join([d async for d in brain.reply(ask(), prefill=first)])
+    finally:
+        await brain.close()
+    assert text == TEXT  # only what the server added: the answer was said already
+    messages = server.requests[0][1]["messages"]
+    assert messages[-2:] == [
+        {"role": "assistant", "content": first},
+        {"role": "user", "content": CONTINUE_EN},
+    ]
+
+
+@pytest.mark.parametrize("mode", ["empty", "http500"])
+async def test_after_the_answer_first_nothing_or_a_failure_adds_nothing(server, mode):
+    server.mode = mode
+    brain = make_brain(server, retries=0)
+    try:
+        text = "".join([d async for d in brain.reply(ask(), prefill="The grinder is $89.99.")])
+    finally:
+        await brain.close()
+    assert text == "" and brain.fallbacks == 0  # the catalog's answer is not said twice
