@@ -12,8 +12,9 @@ the words of its facts and its names.
   between catalog products must hold for the catalog's prices (or weights, capacities); one
   the catalog has no figures for is a claim it does not support;
 * claims the catalog does not support (shipping destinations, warranties, returns, policies,
-  colours, gifts, free shipping) unless the products' own facts say them: the sentence is
-  replaced by ``intents.CHECK_EN`` / ``CHECK_ZH``;
+  colours, gifts, free shipping, a product or order called free: "it's free", "免费送")
+  unless the products' own facts say them (the shipping terms say free; a price of 0): the
+  sentence is replaced by ``intents.CHECK_EN`` / ``CHECK_ZH``;
 * unit figures ("12 hours", "40 settings", "500 ml", "3种颜色") must be among the facts of the
   product the sentence is about, and shipping times ("1 to 2 days", "1天", "next day") the
   product's shipping terms;
@@ -264,6 +265,7 @@ class Facts:
                   p.restock, p.restock_zh, *p.points, *p.points_zh]  # fmt: skip
         self.text = _normal(" | ".join(f for f in fields if f))
         self.shipping = _normal(f"{p.shipping} | {p.shipping_zh}")
+        self.price = p.price
         self.figures = [f for field in fields for f in figures(field)]
         self.days = [d for field in (p.shipping, p.shipping_zh) for d in shipping_times(field)]
         self.numbers = {v for f in self.figures for v in f.values} | {float(p.stock)}
@@ -472,7 +474,8 @@ _TOKEN = re.compile(rf"[a-z0-9]+|[{IDEOGRAPHS}]")
 _RUN = re.compile(r"\d[\d,.]*\d|\d")
 
 
-def _squashed(text: str) -> str:
+def squashed(text: str) -> str:
+    """``text`` folded, without spaces or punctuation: how two sayings are compared."""
     return squash(fold(text))
 
 
@@ -513,7 +516,7 @@ def babble(said: Said, kn: Knowledge) -> str | None:
     if said.question and (echo := _echo(text, said.question)):
         return echo
     if said.previous and text not in CHECK_PHRASES:
-        return _repeat(text, said.previous, kn)
+        return repeat(text, said.previous, kn)
     return None
 
 
@@ -538,29 +541,29 @@ def _repeated(tokens: list[str]) -> str | None:
 def _echo(text: str, question: str) -> str | None:
     """The viewer's question said back: the whole of it or of one of its sentences, a question
     of the viewer's said as the host's, or the viewer's words in quotes."""
-    said, asked = _squashed(text), _squashed(question)
+    said, asked = squashed(text), squashed(question)
     if not _long(said) or not asked:
         return None
-    parts = {asked} | {_squashed(s) for s in split_sentences(question, early_first_clause=False)}
+    parts = {asked} | {squashed(s) for s in split_sentences(question, early_first_clause=False)}
     if said in parts:
         return "an echo of the viewer's question"
     if text.rstrip().endswith(("?", "？")) and (said in asked or asked in said):
         return "an echo of the viewer's question"
     for m in _QUOTED.finditer(text):
-        inside = _squashed(next(g for g in m.groups() if g))
+        inside = squashed(next(g for g in m.groups() if g))
         if len(inside) >= 4 and (inside in asked or asked in inside):
             return "prompt scaffolding: the viewer's words in quotes"
     return None
 
 
-def _repeat(text: str, previous: Sequence[str], kn: Knowledge) -> str | None:
+def repeat(text: str, previous: Sequence[str], kn: Knowledge) -> str | None:
     """A sentence with a fact (a figure or a product's name) said just before, in the last
     answer or this reply, said again (alone or with more after it). A pleasantry said again
     ("Great question!") is no repeat."""
-    said = _squashed(text)
+    said = squashed(text)
     for before in previous:
         for sentence in {*split_sentences(before), *split_sentences(before, False)}:
-            old = _squashed(sentence)
+            old = squashed(sentence)
             if not _long(old) or old not in said or sentence in CHECK_PHRASES:
                 continue
             if any(c.isdigit() for c in old) or kn.catalog.find(sentence):
@@ -622,22 +625,28 @@ _CLAIMS_EN = re.compile(
     r"|(?P<policy>polic(?:y|ies)|free trial|trial period)"
     r"|(?P<gift>free gifts?|gift (?:box|set|card)s?|bundled?)"
     r"|(?P<free>ships? (?:for )?free|free (?:shipping|delivery|postage)"
-    r"|(?:shipping|delivery) is free)"
+    r"|(?:shipping|delivery) is free|free (?:over|above|on orders|for orders|with orders))"
     r"|(?P<colour>colou?rs|colou?r (?:options?|choices?|variants?|ways?)"
     r"|(?:red|blue|green|black|white|pink|purple|yellow|grey|gray|silver|gold|beige|brown"
     r"|navy|teal|rose gold)(?! (?:coffee|tea|light|noise)))"
     r"|(?P<place>canada|mexico|europe|the eu|the uk|united kingdom|britain|the us|the usa"
     r"|united states|america|australia|asia|japan|china|germany|france|brazil|india"
     r"|worldwide|internationally|international shipping|overseas|abroad|globally"
-    r"|every country|any country|all over the world|nationwide))\b",
+    r"|every country|any country|all over the world|nationwide)"
+    # a product or the order called free: a price the catalog does not say ("hands-free",
+    # "feel free to ask" and "free up" are none)
+    r"|(?P<price>(?<!feel )(?<![-\w])free(?![-\w])(?!\s+(?:to|up|from|time)\b)"
+    r"|at no (?:extra |additional )?(?:cost|charge)|no charge|costs? (?:you )?nothing"
+    r"|for nothing|on the house|complimentary))\b",
     re.IGNORECASE,
 )
 _CLAIMS_ZH = re.compile(
     r"(?P<warranty>保修|质保|保固|三包)|(?P<returns>退货|退款|退换|包退|包换|无理由|运费险)"
-    r"|(?P<policy>售后|政策)|(?P<gift>赠品|赠送|附赠|礼品|买一送一)|(?P<free>包邮|免运费|免邮)"
+    r"|(?P<policy>售后|政策)|(?P<gift>赠品|赠送|附赠|礼品|买一送一)|(?P<free>包邮|免运费|免邮|免费(?:配送|送货|发货|快递|邮寄|包邮))"
     r"|(?P<colour>颜色|配色|[红蓝绿黑白粉紫黄橙灰银金棕]色(?!温))"
     r"|(?P<place>加拿大|美国|英国|欧洲|日本|澳大利亚|澳洲|德国|法国|巴西|墨西哥|港澳台|香港|台湾"
     r"|海外|国外|国际|全球|全国|偏远地区|新疆|西藏)"
+    r"|(?P<price>免费|白送|不要钱|不花钱|零元)"
 )
 _FREE_ZH = ("包邮", "免运费", "免邮")
 
@@ -645,6 +654,8 @@ _FREE_ZH = ("包邮", "免运费", "免邮")
 def _supported(kind: str, claim: str, facts: Facts) -> bool:
     """Whether a product's own facts say what ``claim`` says."""
     claim = _normal(claim)
+    if kind == "price":  # a product called free: only one the catalog prices at nothing
+        return facts.price == 0
     if kind == "free":  # free shipping: the shipping terms say free, in either language
         return (
             ("free" in facts.shipping)
@@ -662,8 +673,8 @@ def _supported(kind: str, claim: str, facts: Facts) -> bool:
 
 
 def unsupported(said: Said, kn: Knowledge) -> str | None:
-    """A claim (a shipping destination, warranty, return, policy, colour, gift, free shipping)
-    that no fact of the product it is about says, or None."""
+    """A claim (a shipping destination, warranty, return, policy, colour, gift, free shipping,
+    a product or order called free) that no fact of the product it is about says, or None."""
     for pattern in (_CLAIMS_EN, _CLAIMS_ZH):
         for m in pattern.finditer(said.text):
             kind = next(k for k, v in m.groupdict().items() if v)

@@ -24,10 +24,11 @@ the unit price); anything else wrong rejects the sentence.
 ``GuardedBrain`` runs an inner brain (the LLM) through the guard sentence by sentence. The
 first rejected sentence is never spoken: the inner brain is closed and the fallback brain (the
 catalog brain, which states the exact figures) answers the turn instead; so it does when the
-inner brain fails or says nothing at all. With ``answer_first`` a question with a factual
-product answer gets the catalog brain's answer at once and the inner brain continues after it
-(guarded the same way, the answer in what was said so far); then a rejected sentence just ends
-the reply, since the answer was given.
+inner brain fails or says nothing at all. When some of the inner brain's sentences were said
+already, the fallback's sentences that repeat them are dropped (the viewer hears a fact once).
+With ``answer_first`` a question with a factual product answer gets the catalog brain's answer
+at once and the inner brain continues after it (guarded the same way, the answer in what was
+said so far); then a rejected sentence just ends the reply, since the answer was given.
 """
 
 from __future__ import annotations
@@ -657,6 +658,32 @@ class GuardedBrain:
             rejected = True
         if rejected:
             self.rejections += 1
-            async for delta in self.fallback.reply(turn):
-                self.last_text += delta
-                yield delta
+            if not self.last_text:
+                async for delta in self.fallback.reply(turn):
+                    self.last_text += delta
+                    yield delta
+                return
+            # a mixed reply: the fallback's sentences that repeat what the LLM said are dropped
+            text = "".join([delta async for delta in self.fallback.reply(turn)])
+            kept = self._unsaid(text, self.last_text)
+            self.last_text += kept
+            if kept:
+                yield kept
+
+    def _unsaid(self, text: str, said: str) -> str:
+        """``text`` less its sentences that repeat ``said`` (the guard's repeat rule, or the
+        same words); ``text`` as it is when none do."""
+        sentences = split_sentences(text, early_first_clause=False)
+        kept = [s for s in sentences if not self._repeats(s, said)]
+        if len(kept) == len(sentences):
+            return text
+        for sentence in sentences:
+            if sentence not in kept:
+                self.last_verdicts.append((sentence, "fallback repeats what was said; dropped"))
+        return "".join(s + " " for s in kept)
+
+    def _repeats(self, sentence: str, said: str) -> bool:
+        same = claims.squashed(sentence)
+        if any(same == claims.squashed(s) for s in split_sentences(said, False)):
+            return True
+        return claims.repeat(sentence, [said], self.guard.knowledge) is not None

@@ -204,6 +204,44 @@ async def test_a_reply_says_let_me_check_once_however_many_claims_it_invents():
     assert squash(heard) == f"{CHECK_EN} It's $59."
 
 
+@pytest.mark.parametrize("case", cases("free"))
+async def test_a_product_or_order_called_free_is_an_unsupported_price_claim(case):
+    await assert_handled(case)
+    for sentence, products, lang in [
+        ("The AeroBrew Coffee Grinder is free.", [], "en"),
+        ("You get the earbuds for free!", [], "en"),
+        ("It costs nothing today.", [THERMO], "en"),
+        ("Your order is free of charge.", [], "en"),
+        ("台灯今天免费。", [LAMP], "zh"),
+        ("保温杯不要钱，白送。", [THERMO], "zh"),
+    ]:
+        verdict = check(sentence, products, lang)
+        assert verdict.ok and verdict.text == (CHECK_ZH if lang == "zh" else CHECK_EN), sentence
+        assert "unsupported claim" in verdict.reason, (sentence, verdict)
+
+
+def test_free_shipping_the_shipping_terms_say_is_no_price_claim():
+    for sentence, products, lang in [
+        ("The SnowPeak Thermo Bottle has free shipping over $35.", [], "en"),
+        ("The SnowPeak Thermo Bottle ships in 1 to 2 days, free over $35.", [], "en"),
+        ("Free over $35.", [THERMO], "en"),
+        ("The AeroBrew Coffee Grinder ships free in 2 to 4 days.", [], "en"),
+        ("雪峰保温杯1到2天发货，满35美元包邮。", [], "zh"),
+        ("保温杯满35美元免费配送。", [], "zh"),
+        ("The lamp has flicker-free light.", [], "en"),
+        ("Feel free to ask about the grinder!", [], "en"),
+    ]:
+        assert passes(sentence, products, lang), (sentence, check(sentence, products, lang))
+    verdict = check("The LumaDesk Lamp ships in 3 to 5 days, free over $35.")
+    assert verdict.text == CHECK_EN, verdict  # the lamp's terms say no free shipping
+    # a product the catalog prices at nothing may be called free
+    sample = LAMP.model_copy(update={"price": 0.0})
+    other = ReplyGuard(Catalog(product=[sample]))
+    for sentence, lang in [("The lamp is free today", "en"), ("台灯免费送。", "zh")]:
+        verdict = other.check(sentence, [sample], lang)
+        assert verdict.ok and verdict.text == sentence, (sentence, verdict)
+
+
 # -- unit figures ---------------------------------------------------------------------------
 @pytest.mark.parametrize("case", cases("unit figures"))
 async def test_a_unit_figure_that_is_not_among_the_products_own_facts_is_refused(case):
@@ -290,6 +328,23 @@ async def test_a_repeat_of_the_previous_answer_is_never_spoken():
     assert brain.rejections == 1 and heard.count("The grinder is $89.99.") == 1
     # a pleasantry said again is no repeat
     assert passes("Great question!", [], previous="Great question! The bottle is $24.50.")
+
+
+async def test_a_fallback_after_accepted_sentences_does_not_say_them_again():
+    brain = new_brain()  # the LLM's price is said, then it is cut off: no second price
+    script = "The SnowPeak Thermo Bottle is $24.50. The SnowPeek bottle is great."
+    heard = await say(brain, script, "how much is the thermo bottle?", "en")
+    assert brain.rejections == 1 and squash(heard) == "The SnowPeak Thermo Bottle is $24.50."
+    brain = new_brain()
+    script = "It ships in 1 to 2 days, free over $35. The SnowPeek bottle is great."
+    heard = await say(brain, script, "how fast does the thermo bottle ship?", "en")
+    assert heard.count("free over $35") == 1, heard
+    # a fallback that adds something new is said in full after what was said
+    brain = new_brain()
+    script = "Great question! The SnowPeek bottle is great."
+    heard = await say(brain, script, "how much is the thermo bottle?", "en")
+    fallback = brain.fallback.text_for(answer("how much is the thermo bottle?", "en"))
+    assert squash(heard) == squash(f"Great question! {fallback}"), heard
 
 
 @pytest.mark.parametrize(
