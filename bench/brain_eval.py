@@ -10,6 +10,7 @@ as its fallback). One markdown row per brain.
     python bench/brain_eval.py                                   # the catalog brain
     python bench/brain_eval.py --brain catalog --brain llm --model ~/models/Qwen2.5-0.5B-Instruct
     python bench/brain_eval.py --brain llm --model model.gguf --limit 60 --langs en
+    python bench/brain_eval.py --brain llm --model model.gguf --memory summary --facts slots
     python bench/brain_eval.py --brain openai --openai-model qwen2.5 --base-url http://127.0.0.1:8000/v1
 """
 
@@ -38,6 +39,9 @@ def _config(args: argparse.Namespace, backend: str) -> Config:
         config.brain.llm.device = args.device
     if args.answer_first is not None:
         config.brain.llm.answer_first = config.brain.openai.answer_first = args.answer_first
+    for section in (config.brain.llm, config.brain.openai):
+        section.memory = args.memory or section.memory
+        section.facts = args.facts or section.facts
     if args.openai_model:
         config.brain.openai.model = args.openai_model
     if args.base_url:
@@ -91,6 +95,16 @@ def main() -> int:
         "--answer-first",
         choices=("on", "off"),
         help="[brain.llm] / [brain.openai] answer_first (default: the config's)",
+    )
+    parser.add_argument(
+        "--memory",
+        choices=("turns", "summary", "none"),
+        help="[brain.llm] / [brain.openai] memory (default: the config's)",
+    )
+    parser.add_argument(
+        "--facts",
+        choices=("text", "slots"),
+        help="[brain.llm] / [brain.openai] facts (default: the config's)",
     )
     parser.add_argument("--config", help="a config.toml to start from (default: the defaults)")
     parser.add_argument("--catalog", help="[brain.catalog] path (default: the demo catalog)")

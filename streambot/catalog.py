@@ -182,6 +182,23 @@ def format_price(product: Product, lang: str) -> str:
     return format_money(product.price, product.currency, lang)
 
 
+# The fields a sales script's ``{price}`` and an LLM's ``{thermo.price}`` slot may name.
+FIELDS = ("name", "price", "stock", "shipping", "restock")
+
+
+def product_fields(product: Product, lang: str) -> dict[str, str]:
+    """What each of ``FIELDS`` says for ``product`` in ``lang`` ("" where the catalog has
+    nothing, such as the restock date of a product in stock)."""
+    zh = lang == "zh"
+    return {
+        "name": product.name_zh if zh else product.name,
+        "price": format_price(product, lang),
+        "stock": str(product.stock),
+        "shipping": product.shipping_zh if zh else product.shipping,
+        "restock": product.restock_zh if zh else product.restock,
+    }
+
+
 # (st_mtime_ns, st_size, st_ino) of the file, or None when it cannot be read: an editor that
 # saves by renaming a new file over the old one changes the inode, a second write within the
 # clock's grain the size.

@@ -198,6 +198,11 @@ class LLMBrainConfig(_Section):
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
     top_p: Annotated[float, Field(gt=0, le=1)] = 0.9
     memory_turns: Annotated[int, Field(ge=0, le=32)] = 4
+    # How the prompt carries the remembered turns ("turns": as chat turns; "summary": one line
+    # naming the products discussed; "none") and the catalog's figures ("text"; "slots": the
+    # model writes {thermo.price} and the host fills it): brain/prompt.py's PromptStyle.
+    memory: Literal["turns", "summary", "none"] = "turns"
+    facts: Literal["text", "slots"] = "text"
     # On a CPU the LLM shares the cores with the face and the voice, which have deadlines:
     # its thread runs this many nice steps lower so they get the cores first (0: as they are).
     cpu_nice: Annotated[int, Field(ge=0, le=19)] = 10
@@ -226,6 +231,8 @@ class OpenAIBrainConfig(_Section):
     failure_threshold: Annotated[int, Field(ge=1)] = 3
     open_seconds: Annotated[float, Field(gt=0)] = 30.0
     memory_turns: Annotated[int, Field(ge=0, le=32)] = 4
+    memory: Literal["turns", "summary", "none"] = "turns"  # as [brain.llm]
+    facts: Literal["text", "slots"] = "text"
     # as [brain.llm] answer_first: the catalog's answer is said first and the server is asked
     # to continue after it (an assistant message and a note: no server-side prefill needed)
     answer_first: bool = False

@@ -345,19 +345,20 @@ class CatalogBrain:
         return answerer.answer(turn.message.text, turn.message.spoken_name, turn.lang)
 
     def first_answer(self, turn: Turn) -> str | None:
-        """The catalog's answer to ``turn`` when it is a question with a factual product answer
-        (price, stock, restock, shipping, a total, a comparison, the selling points of a
-        product it names: a small LLM asked for them tends to say the price instead), said
-        first while an LLM
-        continues after it (``[brain.llm] answer_first``); None for anything else (a greeting,
-        off-topic chatter, an injection, what the catalog does not say, a pitch, a script)."""
+        """The catalog's answer to ``turn`` when it is a question about a product: its price,
+        stock, restock, shipping, a total, a comparison, the selling points of a product it
+        names (a small LLM asked for them tends to say the price instead), or what the catalog
+        does not say about it ("let me check": a small LLM answers a destination with the
+        shipping terms), said first while an LLM continues after it (``[brain.llm]
+        answer_first``); None for anything else (a greeting, off-topic chatter, an injection,
+        a pitch, a script)."""
         if turn.kind != TurnKind.ANSWER or turn.message is None:
             return None
         text = turn.message.text
         if gives_orders(text):  # an injection naming a product: the LLM alone, guarded
             return None
         said, kind = self._answerer().answer_and_kind(text, turn.message.spoken_name, turn.lang)
-        return said if kind in ("facts", "points") and said.strip() else None
+        return said if kind in ("facts", "points", "detail") and said.strip() else None
 
     async def reply(self, turn: Turn) -> AsyncIterator[str]:
         interval = self._config.token_interval_ms / 1000.0

@@ -19,13 +19,16 @@ the words of its facts and its names.
   product the sentence is about, and shipping times ("1 to 2 days", "1天", "next day") the
   product's shipping terms;
 * names: a near miss of a catalog name ("SnowPeek", "冰峰保温杯") is refused;
-* babble, never spoken: an echo of the viewer's question, a repeat of what was just said, a
+* babble, never spoken: an echo of the viewer's question (or a sentence nearly it: "Sam won
+  the game last night" to "Who won the game last night?"), a repeat of what was just said, a
   digit run, a repeated fragment, prompt scaffolding ("A viewer wrote", the question in
-  quotes, the prompt's own text, brackets), a sentence without words.
+  quotes, the prompt's own text, brackets), a sentence without words, a model's refusal
+  boilerplate ("I don't have enough information to answer this question", said to "Hi!").
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from collections import Counter
@@ -33,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from streambot import intents
-from streambot.brain.prompt import quoted, render_product, turn_messages
+from streambot.brain.prompt import PromptStyle, quoted, render_product, turn_messages
 from streambot.brain.sentences import split_sentences
 from streambot.catalog import Catalog, Product
 from streambot.events import ChatMessage
@@ -309,8 +312,11 @@ def _prompt_shingles(catalog: Catalog) -> set[str]:
         Turn(0, TurnKind.SCRIPT, None, "en"),
         Turn(0, TurnKind.SAY, None, "en", ""),
     ]
-    facts = [render_product(p) for p in catalog.product]
-    text = "\n".join(m["content"] for t in turns for m in turn_messages(t, catalog))
+    facts = [render_product(p, slots) for p in catalog.product for slots in (False, True)]
+    styles = (PromptStyle(facts="text"), PromptStyle(facts="slots"))
+    text = "\n".join(
+        m["content"] for t in turns for s in styles for m in turn_messages(t, catalog, style=s)
+    )
     for block in facts:
         text = text.replace(block, "\n")
     return shingles(fold(text)) - set().union(*(shingles(fold(b)) for b in facts))
@@ -385,7 +391,15 @@ class Knowledge:
             r"(?!\s+(?:left|remaining|in stock|available|on hand))"
         )
 
+    def nameless(self, text: str) -> str:
+        """``text`` squashed, every product name and alias taken out."""
+        folded = fold(text)
+        for name in self._all_names:
+            folded = folded.replace(name, " ")
+        return squash(folded)
+
     def _names(self, catalog: Catalog) -> None:
+        self._all_names = sorted({fold(n) for n in catalog.names()}, key=len, reverse=True)
         self.words: set[str] = set()  # every catalog word, for the name rules' exceptions
         self.brands: set[str] = set()  # "aerobrew", "snowpeak": made-up names, near-missable
         self.full_names: list[tuple[str, ...]] = []  # "snowpeak thermo bottle"
@@ -513,7 +527,9 @@ def babble(said: Said, kn: Knowledge) -> str | None:
             return f"digit run {run.group(0)!r}: no catalog figure"
     if (fragment := _repeated(_TOKEN.findall(folded))) is not None:
         return f"repeated fragment {fragment!r}"
-    if said.question and (echo := _echo(text, said.question)):
+    if _REFUSAL.search(text):
+        return "a model's refusal boilerplate"
+    if said.question and (echo := _echo(text, said.question, kn)):
         return echo
     if said.previous and text not in CHECK_PHRASES:
         return repeat(text, said.previous, kn)
@@ -538,9 +554,10 @@ def _repeated(tokens: list[str]) -> str | None:
     return next((run for run, count in runs.items() if count >= 3), None)
 
 
-def _echo(text: str, question: str) -> str | None:
+def _echo(text: str, question: str, kn: Knowledge) -> str | None:
     """The viewer's question said back: the whole of it or of one of its sentences, a question
-    of the viewer's said as the host's, or the viewer's words in quotes."""
+    of the viewer's said as the host's, the viewer's words in quotes, or the question with a
+    word changed (compared without product names, which an answer says again)."""
     said, asked = squashed(text), squashed(question)
     if not _long(said) or not asked:
         return None
@@ -553,7 +570,24 @@ def _echo(text: str, question: str) -> str | None:
         inside = squashed(next(g for g in m.groups() if g))
         if len(inside) >= 4 and (inside in asked or asked in inside):
             return "prompt scaffolding: the viewer's words in quotes"
+    if not any(c.isdigit() for c in text):  # a sentence with a figure says something
+        said, asked = kn.nameless(text), kn.nameless(question)
+        long_enough = len(asked) >= NEAR_ECHO_CHARS or sum(map(is_cjk, asked)) >= 6
+        if long_enough and difflib.SequenceMatcher(None, said, asked).ratio() >= NEAR_ECHO:
+            return "an echo of the viewer's question, nearly word for word"
     return None
+
+
+# A sentence this alike the question (difflib's ratio, squashed), when the question is this
+# long, says it back with a word changed: a model filling in what it cannot know.
+NEAR_ECHO, NEAR_ECHO_CHARS = 0.85, 16
+# What an instruct model says instead of answering; the catalog brain answers instead.
+_REFUSAL = re.compile(
+    r"\bI (?:don't|do not) have (?:enough|any|the) information\b|\bas an AI\b"
+    r"|\bI(?:'m| am) (?:just )?an AI\b|\bI (?:can't|cannot) (?:help|assist) with (?:that|this)\b"
+    r"|作为(?:一个)?(?:AI|人工智能)|我没有(?:足够的)?(?:相关)?信息",
+    re.IGNORECASE,
+)
 
 
 def repeat(text: str, previous: Sequence[str], kn: Knowledge) -> str | None:

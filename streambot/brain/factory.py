@@ -88,23 +88,31 @@ def llm_model_path(cfg: LLMBrainConfig) -> Path:
 
 def _build_llm(config: Config, catalog_brain: CatalogBrain) -> tuple[Brain, deque[tuple[str, str]]]:
     """The bare LLM brain (local or remote) and the memory it shares with its wrapper."""
-    from streambot.brain.prompt import system_prompt, turn_messages
+    from streambot.brain.prompt import PromptStyle, system_prompt, turn_messages
+    from streambot.brain.slots import SlotFillingBrain
 
     live = catalog_brain.live
     host = config.brain.catalog.host_name
+    section = config.brain.llm if config.brain.backend == "llm" else config.brain.openai
+    style = PromptStyle(section.memory, section.facts)
+    memory: deque[tuple[str, str]] = deque(maxlen=section.memory_turns)
+
+    def build_messages(turn: Turn) -> list[dict[str, str]]:
+        return turn_messages(turn, live.current, tuple(memory), host, style)
+
+    brain: Brain
     if config.brain.backend == "llm":
         cfg = config.brain.llm
         if not cfg.path:
             raise ValueError("brain.llm.path is empty")
         from streambot.brain.llm import GenerationSettings, LLMBrain, LocalLLM
 
-        memory: deque[tuple[str, str]] = deque(maxlen=cfg.memory_turns)
         path = llm_model_path(cfg)
         llm = LocalLLM(path, cfg.device, cfg.dtype, cfg.trust_remote_code, cfg.cpu_nice)
         brain = LLMBrain(
             llm,
-            lambda turn: turn_messages(turn, live.current, tuple(memory), host),
-            lambda: system_prompt(live.current, host),
+            build_messages,
+            lambda: system_prompt(live.current, host, style.facts),
             catalog_brain.pitch_topics,
             GenerationSettings(cfg.max_new_tokens, cfg.temperature, cfg.top_p),
             catalog_changed=live.changes(),
@@ -114,11 +122,6 @@ def _build_llm(config: Config, catalog_brain: CatalogBrain) -> tuple[Brain, dequ
         if not cfg.model:
             raise ValueError("brain.openai.model is empty")
         from streambot.brain.openai_api import OpenAIChatBrain
-
-        memory = deque(maxlen=cfg.memory_turns)
-
-        def build_messages(turn: Turn) -> list[dict[str, str]]:
-            return turn_messages(turn, live.current, tuple(memory), host)
 
         brain = OpenAIChatBrain(
             cfg.base_url,
@@ -135,4 +138,6 @@ def _build_llm(config: Config, catalog_brain: CatalogBrain) -> tuple[Brain, dequ
             failure_threshold=cfg.failure_threshold,
             open_seconds=cfg.open_seconds,
         )
+    if style.facts == "slots":  # the model writes {thermo.price}; the catalog's figure is said
+        brain = SlotFillingBrain(brain, live)
     return brain, memory

@@ -44,7 +44,7 @@ from streambot import money
 from streambot.brain import claims
 from streambot.brain.base import Brain
 from streambot.brain.claims import Knowledge, subjects
-from streambot.brain.prompt import CLOSE, OPEN
+from streambot.brain.prompt import CLOSE, OPEN, asks_about_a_product
 from streambot.brain.sentences import SentenceSplitter, split_sentences
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live, format_price
 from streambot.intents import (
@@ -332,6 +332,8 @@ class ReplyGuard:
         edits: list[tuple[int, int, str]] = []
         notes: list[str] = []
         counts = claims.quantities(sentence, kn) | claims.quantities(question, kn)
+        if not about and money_spans and question and not asks_about_a_product(question, lang):
+            raise _Reject("a price for no product in particular, to a question about none")
         self._check_money(sentence, about, everyone, lang, edits, notes, counts)
         self._check_stock(sentence, about, everyone, edits, notes)
         self._check_availability(sentence, spans, about)

@@ -14,10 +14,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
+from streambot.brain.slots import slot
 from streambot.catalog import Catalog, Product, format_price
-from streambot.text import normalise
+from streambot.intents import asked_detail, detect_intents
+from streambot.text import fold, normalise
 from streambot.turn import Turn, TurnKind
+
+Memory = Literal["turns", "summary", "none"]
+Facts = Literal["text", "slots"]
+
+
+@dataclass(frozen=True)
+class PromptStyle:
+    """How the prompt carries what came before and the catalog's figures ([brain.llm]).
+
+    memory: "turns": the remembered questions and replies as earlier chat turns; "summary":
+    one line in the user message naming the products discussed last (the last one's facts
+    among the relevant entries, for a follow-up); "none": nothing. facts: "text": figures
+    written out; "slots": written as ``{thermo.price}`` for the host to fill
+    (``brain/slots.py``), so the model never types a figure."""
+
+    memory: Memory = "turns"
+    facts: Facts = "text"
+
 
 MAX_VIEWER_CHARS = 500
 MAX_NAME_CHARS = 40
@@ -43,26 +65,47 @@ HOUSE_RULES: tuple[str, ...] = (
 )
 
 
-def _amounts(product: Product) -> str:
+def _slot_rule(catalog: Catalog) -> str:
+    example = slot(catalog.product[0].id, "price") if catalog.product else "{id.price}"
+    return (
+        "Never type a price, stock count, shipping time or restock date yourself: write its "
+        f"slot exactly as the catalog shows it, such as {example}, and the host says the figure."
+    )
+
+
+def _amounts(product: Product, slots: bool) -> str:
+    if slots:
+        return slot(product.id, "price")
     en, zh = format_price(product, "en"), format_price(product, "zh")
     return en if en == zh else f"{en} ({zh})"
 
 
-def _stock(product: Product) -> str:
+def _stock(product: Product, slots: bool) -> str:
     if product.stock > 0:
+        if slots:
+            return f"in stock, {slot(product.id, 'stock')} left"
         return f"{product.stock} in stock (还剩{product.stock}件)"
+    if slots:
+        return f"sold out, back {slot(product.id, 'restock') if product.restock else 'soon'}"
     back = product.restock or "soon"
     back_zh = product.restock_zh or "很快"
     return f"sold out, back {back} (已售罄，{back_zh}补货)"
 
 
-def render_product(product: Product) -> str:
-    """One product's facts, compact and exact, as the prompts quote them."""
+def _shipping(product: Product, slots: bool) -> str:
+    if slots:
+        return slot(product.id, "shipping")
+    return f"{product.shipping} / {product.shipping_zh}"
+
+
+def render_product(product: Product, slots: bool = False) -> str:
+    """One product's facts, compact and exact, as the prompts quote them (``slots``: its
+    figures as slots the host fills)."""
     lines = [
         f"- [{product.id}] {product.name} / {product.name_zh}",
-        f"  price: {_amounts(product)}",
-        f"  stock: {_stock(product)}",
-        f"  shipping: {product.shipping} / {product.shipping_zh}",
+        f"  price: {_amounts(product, slots)}",
+        f"  stock: {_stock(product, slots)}",
+        f"  shipping: {_shipping(product, slots)}",
     ]
     if product.points:
         lines.append(f"  selling points: {'; '.join(product.points)}")
@@ -71,11 +114,13 @@ def render_product(product: Product) -> str:
     return "\n".join(lines)
 
 
-def system_prompt(catalog: Catalog, host_name: str = "Mia") -> str:
+def system_prompt(catalog: Catalog, host_name: str = "Mia", facts: Facts = "text") -> str:
     """Persona + the whole catalog + house rules; the same catalog gives the same string."""
+    slots = facts == "slots"
     style = "\n".join(f"- {rule}" for rule in STYLE_RULES)
-    rules = "\n".join(f"{i}. {rule}" for i, rule in enumerate(HOUSE_RULES, 1))
-    products = "\n".join(render_product(p) for p in catalog.product)
+    house = [*HOUSE_RULES, _slot_rule(catalog)] if slots else HOUSE_RULES
+    rules = "\n".join(f"{i}. {rule}" for i, rule in enumerate(house, 1))
+    products = "\n".join(render_product(p, slots) for p in catalog.product)
     return (
         f"You are {host_name}, the friendly host of a 24/7 live-selling stream. Viewers type in "
         f"the chat and you answer them out loud.\n\n"
@@ -116,33 +161,73 @@ def _language(lang: str) -> str:
     return "Chinese (simplified, 简体中文)" if lang == "zh" else "English"
 
 
-def _relevant(products: Sequence[Product]) -> str:
+def _relevant(products: Sequence[Product], slots: bool) -> str:
     if not products:
         return (
             "Catalog entries relevant to this question: none matched "
             "(the full catalog is in the system prompt)."
         )
-    entries = "\n".join(render_product(p) for p in products)
+    entries = "\n".join(render_product(p, slots) for p in products)
     return f"Catalog entries relevant to this question:\n{entries}"
 
 
-def _answer_message(turn: Turn, catalog: Catalog, host_name: str) -> str:
-    assert turn.message is not None
-    text, user = turn.message.text, turn.message.spoken_name  # only a name it may say
+def discussed(catalog: Catalog, memory: Sequence[tuple[str, str]]) -> list[Product]:
+    """The products the remembered turns were about, the most recent first: each question's,
+    or where it named none, those its reply named."""
+    products: list[Product] = []
+    for question, reply in reversed(memory):
+        for product in catalog.find(question) or catalog.find(reply):
+            if product not in products:
+                products.append(product)
+    return products
+
+
+def asks_about_a_product(text: str, lang: str) -> bool:
+    """``text`` asks a product question (a price, stock, shipping, what it is like, a detail
+    the catalog may not have) whether or not it names the product."""
+    return bool(detect_intents(fold(text), lang) or asked_detail(fold(text), lang))
+
+
+def _summary(products: Sequence[Product]) -> str:
+    if not products:
+        return ""
+    names = ", ".join(p.name for p in products)
     return (
-        f"{quoted(text, user)}\n\n"
-        f"{_relevant(catalog.find(sanitize(text)))}\n\n"
-        f"Reply as {host_name}, in {_language(turn.lang)}, in one to three short spoken "
-        f"sentences, using only the catalog's figures."
+        f"Earlier in this chat the viewers asked about: {names} (the last one first). A "
+        "question about a price, stock or shipping that names no product is about the first "
+        "of these. Do not repeat an earlier answer.\n\n"
     )
 
 
-def _pitch_message(turn: Turn, catalog: Catalog) -> str:
+def _answer_message(
+    turn: Turn,
+    catalog: Catalog,
+    host_name: str,
+    style: PromptStyle,
+    memory: Sequence[tuple[str, str]],
+) -> str:
+    assert turn.message is not None
+    text, user = turn.message.text, turn.message.spoken_name  # only a name it may say
+    products = catalog.find(sanitize(text))
+    earlier = discussed(catalog, memory) if style.memory == "summary" else []
+    if earlier and not products and asks_about_a_product(text, turn.lang):
+        products = earlier[:1]  # a follow-up ("how much is it?"): what was discussed last
+    slots = style.facts == "slots"
+    figures = "writing every figure as its slot" if slots else "using only the catalog's figures"
+    return (
+        f"{_summary(earlier)}{quoted(text, user)}\n\n"
+        f"{_relevant(products, slots)}\n\n"
+        f"Reply as {host_name}, in {_language(turn.lang)}, in one to three short spoken "
+        f"sentences, {figures}."
+    )
+
+
+def _pitch_message(turn: Turn, catalog: Catalog, slots: bool) -> str:
     product = (turn.topic and catalog.by_id(turn.topic)) or catalog.product[0]
     return (
         f"No question right now. Pitch the {product.name} ({product.id}) to the viewers in one "
         f"or two spoken sentences, in {_language(turn.lang)}, using only these facts:\n"
-        f"{render_product(product)}"
+        f"{render_product(product, slots)}"
     )
 
 
@@ -150,6 +235,8 @@ def _script_message(turn: Turn, catalog: Catalog) -> str:
     line = turn.script
     authored = line.text if line is not None else ""
     product = catalog.by_id(turn.topic) if turn.topic else None
+    # figures as text even with slots: the authored line has them, and a rewording must
+    # keep them exactly (the guard checks it does)
     facts = f"\nThe product's facts:\n{render_product(product)}" if product else ""
     return (
         "Say this line of the stream's sales script to the viewers in your own words, in "
@@ -172,21 +259,23 @@ def turn_messages(
     catalog: Catalog,
     memory: Sequence[tuple[str, str]] = (),
     host_name: str = "Mia",
+    style: PromptStyle = PromptStyle(),
 ) -> list[dict[str, str]]:
     """Chat messages for one turn: the stable system prompt, the remembered (question, reply)
-    pairs in order, then this turn's user message."""
-    messages = [{"role": "system", "content": system_prompt(catalog, host_name)}]
-    for question, answer in memory:
+    pairs as chat turns (``style.memory`` "turns"), then this turn's user message."""
+    memory = () if style.memory == "none" else memory
+    messages = [{"role": "system", "content": system_prompt(catalog, host_name, style.facts)}]
+    for question, answer in memory if style.memory == "turns" else ():
         messages.append({"role": "user", "content": quoted(question)})
         messages.append({"role": "assistant", "content": answer})
     if turn.kind == TurnKind.PITCH:
-        content = _pitch_message(turn, catalog)
+        content = _pitch_message(turn, catalog, style.facts == "slots")
     elif turn.kind == TurnKind.SAY:
         content = _say_message(turn)
     elif turn.kind == TurnKind.SCRIPT:
         content = _script_message(turn, catalog)
     elif turn.message is not None:
-        content = _answer_message(turn, catalog, host_name)
+        content = _answer_message(turn, catalog, host_name, style, memory)
     else:
         raise ValueError(f"turn {turn.id}: an {turn.kind!r} turn needs a message")
     messages.append({"role": "user", "content": content})

@@ -29,10 +29,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from streambot.catalog import Catalog, Product, format_price
+from streambot.catalog import FIELDS, Catalog, Product, product_fields
 
 SegmentKind = Literal["warm-up", "intro", "price", "countdown", "cta", "qa"]
-FIELDS = ("name", "price", "stock", "shipping", "restock")
 
 
 class ScriptError(Exception):
@@ -96,16 +95,7 @@ class Segment(BaseModel):
     def fill(self, text: str, product: Product | None, lang: str) -> str:
         """``text`` with the product's figures as the catalog has them now; UnfilledField
         names a field that has no value (every field is filled, or the line is not said)."""
-        values: dict[str, str] = {}
-        if product is not None:
-            zh = lang == "zh"
-            values = {
-                "name": product.name_zh if zh else product.name,
-                "price": format_price(product, lang),
-                "stock": str(product.stock),
-                "shipping": product.shipping_zh if zh else product.shipping,
-                "restock": product.restock_zh if zh else product.restock,
-            }
+        values = product_fields(product, lang) if product is not None else {}
         for name in placeholders(text):
             if not values.get(name):
                 why = "no product" if product is None else f"no {name} for {product.id!r}"

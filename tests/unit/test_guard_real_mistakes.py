@@ -321,6 +321,31 @@ async def test_an_echo_of_the_viewers_question_is_never_spoken():
     assert passes("The AeroBrew grinder is $89.99.", [GRINDER], question=question)
 
 
+async def test_a_question_said_back_with_a_word_filled_in_is_never_spoken():
+    await assert_handled(BABBLE["off-topic-filled-in"])
+    question = "Is the SnowPeak Thermo Bottle in stock?"
+    for sentence in (
+        f"Yes, the SnowPeak Thermo Bottle has {THERMO.stock} in stock.",
+        "The SnowPeak Thermo Bottle is in stock right now.",
+    ):
+        assert passes(sentence, [THERMO], question=question), sentence
+    assert passes("Sure, the AeroBrew grinder is $89.99.", [GRINDER], question="grinder price?")
+
+
+async def test_a_models_refusal_boilerplate_is_never_spoken_the_catalog_brain_answers():
+    heard = await assert_handled(BABBLE["refusal-to-a-greeting"])
+    assert heard.strip()  # the catalog brain's greeting instead
+    for sentence in ("As an AI, I cannot shop.", "作为一个AI，我无法回答。", "我没有足够的信息。"):
+        assert not check(sentence, [], question="hi").ok, sentence
+    assert passes("I don't know the game's score, but the bottle is $24.50.", [THERMO])
+
+
+async def test_a_price_for_no_product_to_a_question_about_none_is_never_spoken():
+    await assert_handled(BABBLE["weather-priced"])
+    # a follow-up that asks a price names no product either: its figure is checked as usual
+    assert passes("It's $24.50.", [], question="and how much is it?")
+
+
 async def test_a_repeat_of_the_previous_answer_is_never_spoken():
     await assert_handled(BABBLE["repeated-previous-answer"])
     brain = new_brain()  # nor a sentence of this reply said twice
