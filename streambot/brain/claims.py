@@ -505,7 +505,7 @@ def babble(said: Said, kn: Knowledge) -> str | None:
     text = said.text
     letters = sum(c.isalpha() and not is_cjk(c) for c in text)
     cjk = sum(is_cjk(c) for c in text)
-    if not cjk and letters < 2 and not any(c.isdigit() for c in text):
+    if not cjk and letters < 2:  # "…", or a bare figure: "99." after "$59." (a real 0.5B)
         return "no words"
     folded = fold(text)
     if _QUOTE_LABEL.search(text) or _SCAFFOLD.search(text) or shingles(folded) & kn.prompt:
@@ -515,7 +515,7 @@ def babble(said: Said, kn: Knowledge) -> str | None:
         if digits < 5:
             continue
         decimals = run.group(0).rsplit(".", 1)[1] if "." in run.group(0) else ""
-        if len(decimals) >= 3:
+        if len(decimals) >= 3 or run.group(0).startswith("00"):  # "0000000000" is no 0
             return f"digit run {run.group(0)!r}"
         if _overlaps(*run.span(), said.money):
             continue

@@ -392,6 +392,17 @@ def test_digit_runs_repeated_fragments_and_prompt_scaffolding_are_never_spoken(s
     assert not verdict.ok and verdict.reason, (sentence, verdict)
 
 
+@pytest.mark.parametrize("sentence", ["0000000000000000", "00000 00000", "It is 0000000000."])
+def test_a_run_of_zeros_is_no_figure_even_where_the_catalog_has_a_zero(sentence):
+    assert any(p.stock == 0 for p in CATALOG.product)  # the lamp is sold out
+    assert not check(sentence, [LAMP]).ok
+
+
+async def test_a_figure_said_as_a_sentence_of_its_own_is_never_spoken():
+    await assert_handled(BABBLE["figure-continued-alone"])
+    assert not check("$24.50.", [THERMO]).ok
+
+
 async def test_the_pruned_students_garbage_is_never_spoken():
     for case in ("pruned-student-digit-run", "pruned-student-scaffolding"):
         await assert_handled(BABBLE[case])
