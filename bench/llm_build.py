@@ -7,9 +7,9 @@ the start of the run on the catalog, the system prompt and viewer questions answ
 catalog brain (so its answers carry the catalog's figures), then handed to the real builder as
 ``[brain.llm] path``. The figures printed are the build's own report from the manifest: weights,
 teacher-student KL and perplexity on held-out teacher-written answers before and after
-distillation, and the guard's correction rate on the generated catalog questions for the
-teacher and for the pruned student. A small trained model, not a Qwen checkpoint: it says what
-the build recovers, not what a 0.5B keeps.
+distillation, and the answer evaluation (brain/evaluate.py) of the teacher and of the pruned
+student on held-out questions, each inside the daemon's guarded brain. A small trained model,
+not a Qwen checkpoint: it says what the build recovers, not what a 0.5B keeps.
 
     python bench/llm_build.py                          # ratio 0.5, 4 minutes of distillation
     python bench/llm_build.py --prune 0.25 --distil-minutes 10
@@ -114,9 +114,13 @@ def main() -> int:
         print(f"{name:<22}{row['kl']:>10.3f}{row['perplexity_teacher']:>14.2f}"
               f"{row['perplexity_student']:>14.2f}")  # fmt: skip
     for who in ("teacher", "student"):
-        g = fidelity["guard"][who]
-        print(f"guard, {who:<8} {g['questions']} answers: figure corrected {g['corrected']:.0%}, "
-              f"answer replaced {g['replaced']:.0%}")  # fmt: skip
+        a = fidelity["answers"][who]
+        print(f"{who:<8} {a['questions']} held-out questions: {a['accuracy']:.1%} right, "
+              f"garbage written {a['garbage_written']}, said {a['garbage_said']}, LLM share "
+              f"{a['llm_share']:.0%}, wrong figures {a['wrong_figures']}, unsupported "
+              f"{a['unsupported']}")  # fmt: skip
+    if fidelity["not_default"]:
+        print(f"not a default: {'; '.join(fidelity['not_default'])}")
     return 0
 
 

@@ -7,35 +7,15 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import deque
-from collections.abc import AsyncIterator
 from pathlib import Path
 
+from streambot.brain import assemble
 from streambot.brain.base import Brain
 from streambot.brain.catalog import CatalogBrain
 from streambot.catalog import LiveCatalog
 from streambot.config import Config, LLMBrainConfig
-from streambot.turn import Turn, TurnKind
 
 log = logging.getLogger(__name__)
-
-
-class RememberingBrain:
-    """Keeps the last N (question, what was actually said) pairs for the prompt."""
-
-    def __init__(self, inner: Brain, memory: deque[tuple[str, str]]) -> None:
-        self.inner, self.memory = inner, memory
-
-    def pitch_topics(self) -> list[str]:
-        return self.inner.pitch_topics()
-
-    async def reply(self, turn: Turn) -> AsyncIterator[str]:
-        said = ""
-        async for delta in self.inner.reply(turn):
-            said += delta
-            yield delta
-        if turn.kind == TurnKind.ANSWER and turn.message is not None and said.strip():
-            self.memory.append((turn.message.text, said.strip()))
 
 
 def build_brain(config: Config, live: LiveCatalog | None = None) -> tuple[Brain, CatalogBrain]:
@@ -51,13 +31,9 @@ def build_brain(config: Config, live: LiveCatalog | None = None) -> tuple[Brain,
     except Exception as exc:  # a missing model must not keep the stream off the air
         log.warning("%s brain unavailable, answering from the catalog: %s", backend, exc)
         return catalog_brain, catalog_brain
-    from streambot.brain.guard import GuardedBrain, ReplyGuard
-
-    live = catalog_brain.live
-    guard = ReplyGuard(live.current, config.triage.banned_words)
     section = config.brain.llm if backend == "llm" else config.brain.openai
-    guarded = GuardedBrain(inner, catalog_brain, guard, live, answer_first=section.answer_first)
-    return RememberingBrain(guarded, memory), catalog_brain
+    brain = assemble.guarded(inner, memory, config, catalog_brain, section.answer_first)
+    return brain, catalog_brain
 
 
 def llm_model_path(cfg: LLMBrainConfig) -> Path:
@@ -86,58 +62,36 @@ def llm_model_path(cfg: LLMBrainConfig) -> Path:
     return source
 
 
-def _build_llm(config: Config, catalog_brain: CatalogBrain) -> tuple[Brain, deque[tuple[str, str]]]:
+def _build_llm(config: Config, catalog_brain: CatalogBrain) -> tuple[Brain, assemble.Memory]:
     """The bare LLM brain (local or remote) and the memory it shares with its wrapper."""
-    from streambot.brain.prompt import PromptStyle, system_prompt, turn_messages
-    from streambot.brain.slots import SlotFillingBrain
-
-    live = catalog_brain.live
-    host = config.brain.catalog.host_name
-    section = config.brain.llm if config.brain.backend == "llm" else config.brain.openai
-    style = PromptStyle(section.memory, section.facts)
-    memory: deque[tuple[str, str]] = deque(maxlen=section.memory_turns)
-
-    def build_messages(turn: Turn) -> list[dict[str, str]]:
-        return turn_messages(turn, live.current, tuple(memory), host, style)
-
-    brain: Brain
     if config.brain.backend == "llm":
         cfg = config.brain.llm
         if not cfg.path:
             raise ValueError("brain.llm.path is empty")
-        from streambot.brain.llm import GenerationSettings, LLMBrain, LocalLLM
+        from streambot.brain.llm import LocalLLM
 
         path = llm_model_path(cfg)
         llm = LocalLLM(path, cfg.device, cfg.dtype, cfg.trust_remote_code, cfg.cpu_nice)
-        brain = LLMBrain(
-            llm,
-            build_messages,
-            lambda: system_prompt(live.current, host, style.facts),
-            catalog_brain.pitch_topics,
-            GenerationSettings(cfg.max_new_tokens, cfg.temperature, cfg.top_p),
-            catalog_changed=live.changes(),
-        )
-    else:
-        cfg = config.brain.openai
-        if not cfg.model:
-            raise ValueError("brain.openai.model is empty")
-        from streambot.brain.openai_api import OpenAIChatBrain
+        return assemble.local_brain(llm, config, catalog_brain)
+    cfg = config.brain.openai
+    if not cfg.model:
+        raise ValueError("brain.openai.model is empty")
+    from streambot.brain.openai_api import OpenAIChatBrain
 
-        brain = OpenAIChatBrain(
-            cfg.base_url,
-            cfg.model,
-            cfg.api_key(),
-            build_messages,
-            catalog_brain,
-            temperature=cfg.temperature,
-            max_tokens=cfg.max_tokens,
-            first_token_timeout=cfg.first_token_timeout_s,
-            idle_timeout=cfg.idle_timeout_s,
-            total_timeout=cfg.total_timeout_s,
-            retries=cfg.retries,
-            failure_threshold=cfg.failure_threshold,
-            open_seconds=cfg.open_seconds,
-        )
-    if style.facts == "slots":  # the model writes {thermo.price}; the catalog's figure is said
-        brain = SlotFillingBrain(brain, live)
-    return brain, memory
+    build_messages, memory, style = assemble.messages_for(config, cfg, catalog_brain)
+    brain = OpenAIChatBrain(
+        cfg.base_url,
+        cfg.model,
+        cfg.api_key(),
+        build_messages,
+        catalog_brain,
+        temperature=cfg.temperature,
+        max_tokens=cfg.max_tokens,
+        first_token_timeout=cfg.first_token_timeout_s,
+        idle_timeout=cfg.idle_timeout_s,
+        total_timeout=cfg.total_timeout_s,
+        retries=cfg.retries,
+        failure_threshold=cfg.failure_threshold,
+        open_seconds=cfg.open_seconds,
+    )
+    return assemble.with_slots(brain, style, catalog_brain), memory

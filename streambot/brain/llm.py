@@ -172,8 +172,23 @@ class LocalLLM:
         self.tokenizer, self.model = load_causal_lm(
             path, self.dtype, self.device, trust_remote_code
         )
+        self._ready(str(path), cpu_nice)
+
+    @classmethod
+    def from_loaded(cls, tokenizer: object, model: torch.nn.Module, cpu_nice: int = 0) -> LocalLLM:
+        """A LocalLLM around a model already in memory (build_engines.py judges its teacher and
+        its student by their answers, each exactly as the daemon would run it)."""
+        llm = cls.__new__(cls)
+        weights = next(model.parameters())
+        llm.device, llm.dtype = weights.device, weights.dtype
+        llm.tokenizer, llm.model = tokenizer, model.eval()
+        llm._ready(type(model).__name__, cpu_nice)
+        return llm
+
+    def _ready(self, name: str, cpu_nice: int) -> None:
+        """Stop tokens, the lock and the model's own thread, for a loaded model."""
         if not getattr(self.tokenizer, "chat_template", None):
-            raise LLMError(f"{path}: the tokenizer has no chat template")
+            raise LLMError(f"{name}: the tokenizer has no chat template")
         self.stop_ids = {
             i
             for i in (self.tokenizer.eos_token_id, self.model.config.eos_token_id)

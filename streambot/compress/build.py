@@ -73,6 +73,15 @@ class BuildOptions:
     llm_heads: str = "auto"  # "query": heads within each KV group; "groups": whole KV groups
     llm_drop_layers: int = 0
     max_llm_kl: float = 0.5  # teacher-student KL (nats/token) of an LLM used by default
+    # The pruned LLM is judged by its answers: teacher and student each answer this many
+    # held-out questions (brain/evaluate.py), built into the daemon's guarded brain ...
+    llm_eval_questions: int = 100
+    # ... and is a default only within this many points of the teacher's accuracy, and when
+    # it writes garbage in no larger a share of answers than the teacher (plus these points)
+    max_llm_accuracy_drop: float = 3.0
+    max_llm_garbage_rise: float = 0.0
+    llm_teacher_answers: int = 200  # answers the teacher writes (cached), for training and KL
+    llm_kl_answers: int = 50  # of them held out for KL and perplexity, never trained on
 
 
 @dataclass
@@ -310,6 +319,22 @@ def distil_ticker(bar: Any, description: str, budget_s: float, every: int = 50):
             bar.update(task, completed=min(budget_s, time.monotonic() - started))
         elif step % every == 0:
             log.info("%s: step %d, loss %.4f", description, step, loss)
+
+    return tick
+
+
+def count_ticker(bar: Any, description: str, total: int, done: int = 0, every: int = 10):
+    """``tick(done)`` of a job of ``total`` items (``done`` of them done already): the progress
+    bar, or a log line every ``every`` items when there is no bar."""
+    task = bar.add_task(description, total=total, completed=done) if bar is not None else None
+    if bar is None:
+        log.info("%s: %d of %d", description, done, total)
+
+    def tick(done: int) -> None:
+        if bar is not None:
+            bar.update(task, completed=done)
+        elif done % every == 0 or done == total:
+            log.info("%s: %d of %d", description, done, total)
 
     return tick
 
@@ -613,7 +638,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", type=float, default=None,
                    help="pruning ratio (0-1; default 0.5 for the face, [voice.piper] prune "
                         "for the voice)")  # fmt: skip
-    p.add_argument("--distil-minutes", type=float, default=3.0)
+    p.add_argument(
+        "--distil-minutes",
+        type=float,
+        default=3.0,
+        help="distillation time of each engine (the LLM's teacher writing its answers and the "
+        "answer evaluation have fixed counts and take their own time, outside it)",
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--backends", default=",".join(BACKENDS), help="trt,onnx,torch")
     p.add_argument("--min-mouth-psnr", type=float, default=25.0,
@@ -637,6 +668,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-llm-kl", type=float, default=0.5,
                    help="fidelity floor for a pruned LLM to be used by default: KL from "
                         "the original on held-out answers (nats per token)")  # fmt: skip
+    p.add_argument("--llm-eval-questions", type=int, default=100,
+                   help="held-out questions the pruned LLM and its teacher each answer, "
+                        "scored against the catalog (brain/evaluate.py)")  # fmt: skip
+    p.add_argument("--max-llm-accuracy-drop", type=float, default=3.0,
+                   help="a pruned LLM more than this many points less accurate than its "
+                        "teacher on those questions is not used by default")  # fmt: skip
+    p.add_argument("--max-llm-garbage-rise", type=float, default=0.0,
+                   help="nor one that writes garbage in more answers than its teacher, by "
+                        "more than this many points")  # fmt: skip
+    p.add_argument(
+        "--llm-teacher-answers",
+        type=int,
+        default=200,
+        help="answers the teacher writes for distillation (cached in --out)",
+    )
+    p.add_argument(
+        "--llm-kl-answers", type=int, default=50, help="of them, held out for KL and perplexity"
+    )
     p.add_argument("--importance", default="auto", choices=("auto", "l2", "activation"),
                    help="which channels pruning keeps: by weight magnitude, by activity on the "
                         "avatar, or whichever measures closer to the teacher")  # fmt: skip
@@ -661,6 +710,10 @@ def _options(args: argparse.Namespace) -> BuildOptions:
         importance=args.importance, explicit=bool(args.only), prune_given=args.prune,
         max_voice_mcd_db=args.max_voice_mcd, max_voice_wer_rise=args.max_voice_wer_rise,
         llm_heads=args.llm_heads, llm_drop_layers=args.llm_drop_layers, max_llm_kl=args.max_llm_kl,
+        llm_eval_questions=args.llm_eval_questions,
+        max_llm_accuracy_drop=args.max_llm_accuracy_drop,
+        max_llm_garbage_rise=args.max_llm_garbage_rise,
+        llm_teacher_answers=args.llm_teacher_answers, llm_kl_answers=args.llm_kl_answers,
     )  # fmt: skip
 
 

@@ -1,27 +1,47 @@
 """``build_engines.py --only llm``: the configured LLM (a Hugging Face folder or a GGUF file,
 loaded as the brain loads it: ``brain/llm_load.py``) pruned by width, distilled on the stream's
-own text, measured, and saved as a vanilla model folder with its manifest entry.
+own text, judged by its answers, and saved as a vanilla model folder with its manifest entry.
 
 Importance comes from the model's activations on the system prompt (persona, catalog, house
 rules) and the host's catalog sentences (compress/llm_data.py); pruning respects grouped-query
-attention (compress/prune_llm.py). The teacher then writes the training text itself: its
-answers to viewer questions generated from the catalog, under the real system prompt and turn
-messages. The student learns the teacher's next-token distributions on it (top-k KL,
-compress/distill_llm.py) for ``--distil-minutes``; a quarter of that budget goes to the
-teacher's writing. The report: parameters and weight memory, teacher-student KL and both
-perplexities on held-out answers before and after distillation, and how often the reply guard
-had to correct a figure or replace the answer, on generated catalog questions, for the
-teacher and the student. The folder loads with ``AutoModelForCausalLM.from_pretrained``.
+attention (compress/prune_llm.py). The teacher writes the training text itself
+(``--llm-teacher-answers``, 200): its answers to viewer questions about the catalog, under the
+real prompts, continuing the catalog's first answer where the daemon would; they are cached in
+``--out``, keyed by the model, the catalog, the prompts, the questions and the token limit, so
+a rebuild does not write them again. The student learns the teacher's next-token
+distributions on them (top-k KL, compress/distill_llm.py) for ``--distil-minutes``: the whole
+budget is distillation; the teacher's writing and the evaluation have fixed counts and take
+the time they take, outside it.
+
+What decides whether the student is used by default is its answers: the teacher and the
+student each answer ``--llm-eval-questions`` (100) held-out questions (``brain/evaluate.py``;
+none of them, nor any like it, is among the teacher's training questions), each model inside
+the brain the daemon builds around it (``brain/assemble.py``: the real prompts, the reply
+guard, the catalog brain answering what the guard refuses, memory). A student is recorded
+with ``default = false`` when it is more than ``--max-llm-accuracy-drop`` (3) points less
+accurate than its teacher, when it writes garbage in more answers than its teacher (by more
+than ``--max-llm-garbage-rise`` points, 0: a clean teacher means none at all), or when its KL
+is above ``--max-llm-kl``. Garbage written counts what the guard stopped too: behind the guard
+a collapsed student's answers are the catalog brain's, so its accuracy alone can look fine.
+Also recorded: teacher-student KL and both perplexities on ``--llm-kl-answers`` (50) held-out
+teacher answers, before and after distillation. The folder loads with
+``AutoModelForCausalLM.from_pretrained``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
 import re
 import shutil
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from streambot.compress.build import (
     BUILD_LIBRARIES,
@@ -30,6 +50,7 @@ from streambot.compress.build import (
     Row,
     _catalog,
     _curve,
+    count_ticker,
     distil_ticker,
     plan_outputs,
     progress,
@@ -45,12 +66,20 @@ from streambot.runtime.manifest import (
 )
 from streambot.runtime.select import library_versions
 
+if TYPE_CHECKING:
+    from streambot.brain.evaluate import Question, Report
+    from streambot.brain.llm import LocalLLM
+    from streambot.compress.prune_llm import PrunedLLM
+    from streambot.turn import Turn
+
 log = logging.getLogger(__name__)
 KIND = "llm"
 CALIBRATION_TOKENS = 512  # per calibration text
 WINDOW_TOKENS = 256  # distillation windows
-ANSWER_TOKENS = 64  # each answer the teacher writes, and each one the guard checks
-GUARD_QUESTIONS = 100
+ANSWER_TOKENS = 64  # each answer the teacher writes for training
+# The guard's reasons for refusing a sentence that the answer scorer would call garbage too
+# (brain/evaluate.py): a model that writes them writes garbage, whoever answered instead.
+GARBAGE_REASONS = ("no words", "prompt scaffolding", "digit run", "repeated fragment")
 
 
 @dataclass
@@ -82,13 +111,18 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
             raise BuildError(str(exc)) from None
     elif not (model / "config.json").is_file():
         raise BuildError(f"brain.llm.path: {model} is not a Hugging Face model folder")
+    _check_counts(options)
     ratio = options.prune_given if options.prune_given is not None else config.brain.llm.prune
     settings = {
         "prune": ratio,
         "mode": options.llm_heads,
         "drop_layers": options.llm_drop_layers,
         "distil_minutes": options.distil_minutes,
-        "text": "catalog questions + system prompt",
+        "text": "the teacher's answers to catalog questions + system prompt",
+        # which questions are held out, and how many answers train: the student depends on it
+        "eval_questions": options.llm_eval_questions,
+        "teacher_answers": options.llm_teacher_answers,
+        "kl_answers": options.llm_kl_answers,
     }
     inputs = {
         "model": sha256_model(model),
@@ -99,19 +133,35 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
     return LLMBuild(model, ratio, options.llm_heads, options.llm_drop_layers, inputs)
 
 
+def _check_counts(options: BuildOptions) -> None:
+    counts = {
+        "--llm-eval-questions": options.llm_eval_questions,
+        "--llm-teacher-answers": options.llm_teacher_answers,
+        "--llm-kl-answers": options.llm_kl_answers,
+    }
+    for flag, value in counts.items():
+        if value < 1:
+            raise BuildError(f"{flag}: {value} is not a positive count")
+    if options.llm_kl_answers >= options.llm_teacher_answers:
+        raise BuildError(
+            f"--llm-kl-answers: {options.llm_kl_answers} leaves none of the "
+            f"{options.llm_teacher_answers} --llm-teacher-answers to train on"
+        )
+
+
 def plan_llm(job: LLMBuild, options: BuildOptions, manifest: Manifest) -> list[Row]:
     return plan_outputs(KIND, {"torch": job.folder}, job.inputs, options, manifest)
 
 
 def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Manifest):
+    """Prune, distil on the teacher's (cached) answers, judge teacher and student by their
+    answers to held-out questions, save, and record (a default only if the student passed)."""
     try:
         import torch
 
         from streambot.brain.llm_load import LLMError, load_causal_lm
-        from streambot.brain.prompt import system_prompt
         from streambot.compress.distill_llm import llm_fidelity
-        from streambot.compress.llm_data import calibration_texts, catalog_questions
-        from streambot.compress.prune_llm import measure_importance, prune_llm
+        from streambot.compress.llm_data import split_questions
     except ImportError as exc:
         raise BuildError(f"{exc}: pip install torch 'streambot[neural]'") from exc
     dtype = torch.float32 if options.device == "cpu" else torch.bfloat16
@@ -119,63 +169,89 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
         tokenizer, teacher = load_causal_lm(job.model, dtype, options.device)
     except LLMError as exc:
         raise BuildError(f"brain.llm.path: cannot load {job.model} ({exc})") from exc
-    catalog, host = _catalog(config), config.brain.catalog.host_name
-    system = system_prompt(catalog, host)
-
-    def ids(text: str, limit: int | None = None):
-        return torch.tensor(tokenizer(text, add_special_tokens=False).input_ids[:limit])
-
-    calibration = [ids(t, CALIBRATION_TOKENS) for t in calibration_texts(catalog, system)]
-    importance = measure_importance(teacher, calibration)
-    pruned = prune_llm(teacher, importance, job.ratio, job.mode, job.drop_layers)
+    catalog = _catalog(config)
+    held, turns = split_questions(catalog, options.llm_eval_questions, options.llm_teacher_answers)
+    texts, writing = teacher_texts(config, job, options, tokenizer, teacher, turns)
+    pruned = _prune(config, job, tokenizer, teacher)
     student = pruned.model
-    log.info("llm: %s pruned to %s (%.0fM -> %.0fM params)", job.model.name,
-             pruned.widths.to_dict(), pruned.params_before / 1e6,
-             pruned.params_after / 1e6)  # fmt: skip
-
-    budget = options.distil_minutes * 60.0
-    questions = catalog_questions(catalog, GUARD_QUESTIONS)
-    writer = Writer(teacher, tokenizer, catalog, host)
-    texts = writer.answers(questions, budget_s=budget / 4)
-    samples = [ids(t) for t in texts]
-    held, train = samples[::5], [s for i, s in enumerate(samples) if i % 5]
-    train += [ids(system)]  # the house rules and the catalog, as the prompt states them
-    before = llm_fidelity(teacher, student, held)
-    report = _distil(teacher, student, train, job, options, budget * 3 / 4)
-    after = llm_fidelity(teacher, student, held)
-    guard = {
-        "teacher": writer.guard_rates(questions, teacher, budget_s=budget / 8),
-        "student": writer.guard_rates(questions, student, budget_s=budget / 8),
+    held_ids, train = hold_out([_ids(tokenizer, t) for t in texts], options.llm_kl_answers)
+    train.append(_ids(tokenizer, _system(config)))  # the house rules and the catalog, as stated
+    before = llm_fidelity(teacher, student, held_ids)
+    report = _distil(teacher, student, train, job, options, options.distil_minutes * 60.0)
+    after = llm_fidelity(teacher, student, held_ids)
+    rates = {
+        who: answer_rates(judge(model, tokenizer, config, held, who))
+        for who, model in (("teacher", teacher), ("student", student))
     }
+    why = refusals(rates["student"], rates["teacher"], after["kl"], options)
     path = _save(student, tokenizer, options.out / job.folder)
-    precision = "fp32" if dtype == torch.float32 else "bf16"
-    weight_bytes = sum(p.numel() * p.element_size() for p in student.parameters())
     fidelity = {
         "teacher": f"{job.model.name} (the configured model, its own weights)",
+        "answers": {**rates, "brain": "the daemon's: real prompts, reply guard, catalog "
+                    "brain as the fallback, memory (brain/assemble.py)"},
         "before_distillation": before,
         "after_distillation": after,
-        "held_out_answers": len(held),
+        "held_out_answers": len(held_ids),
+        "teacher_writing": writing,
         "distillation": {"steps": report.steps, "seconds": round(report.seconds, 1),
                          "first_loss": report.first_loss, "last_loss": report.last_loss,
                          "loss_curve": _curve(report.losses)},
-        "guard": guard,
         "max_kl": options.max_llm_kl,
+        "max_accuracy_drop": options.max_llm_accuracy_drop,
+        "max_garbage_rise": options.max_llm_garbage_rise,
+        "not_default": why,
     }  # fmt: skip
+    precision = "fp32" if dtype == torch.float32 else "bf16"
+    weight_bytes = sum(p.numel() * p.element_size() for p in student.parameters())
     pruning = {**pruned.record, "params_before": pruned.params_before,
                "params_after": pruned.params_after, "weight_bytes": weight_bytes}  # fmt: skip
-    default = after["kl"] <= options.max_llm_kl
     manifest.put(Artifact(KIND, job.folder, sha256_artifact(path), "torch", precision,
                           dict(job.inputs), Device(), library_versions(BUILD_LIBRARIES),
-                          pruning, fidelity, default=default, source=job.model.name))  # fmt: skip
-    w = pruned.widths
-    detail = (f"{w.attention_heads}/{w.kv_heads} heads, MLP {w.intermediate}, {w.layers} layers, "
-              f"{pruned.params_after / 1e6:.0f}M params; KL {before['kl']:.3f} -> "
-              f"{after['kl']:.3f}; guard corrected {guard['student']['corrected']:.0%} "
-              f"(teacher {guard['teacher']['corrected']:.0%}) of "
-              f"{guard['student']['questions']} answers")  # fmt: skip
-    if not default:
-        detail += f"; not a default: KL {after['kl']:.3f} > {options.max_llm_kl:g}"
+                          pruning, fidelity, default=not why, source=job.model.name))  # fmt: skip
+    detail = describe(pruned, rates, before, after, len(held_ids))
+    if why:
+        detail += f"; not a default: {'; '.join(why)}"
     return [Row(KIND, job.folder, "built", detail)]
+
+
+def _ids(tokenizer: Any, text: str, limit: int | None = None):
+    import torch
+
+    return torch.tensor(tokenizer(text, add_special_tokens=False).input_ids[:limit])
+
+
+def _system(config: Config) -> str:
+    """The system prompt the daemon gives the model (its facts as text or as slots)."""
+    from streambot.brain.assemble import prompt_style
+    from streambot.brain.prompt import system_prompt
+
+    facts = prompt_style(config.brain.llm).facts
+    return system_prompt(_catalog(config), config.brain.catalog.host_name, facts)
+
+
+def _prune(config: Config, job: LLMBuild, tokenizer: Any, teacher: Any) -> PrunedLLM:
+    """The teacher pruned by its activations on the prompt and the catalog's sentences."""
+    from streambot.compress.llm_data import calibration_texts
+    from streambot.compress.prune_llm import measure_importance, prune_llm
+
+    texts = calibration_texts(_catalog(config), _system(config))
+    importance = measure_importance(
+        teacher, [_ids(tokenizer, t, CALIBRATION_TOKENS) for t in texts]
+    )
+    pruned = prune_llm(teacher, importance, job.ratio, job.mode, job.drop_layers)
+    log.info("llm: %s pruned to %s (%.0fM -> %.0fM params)", job.model.name,
+             pruned.widths.to_dict(), pruned.params_before / 1e6,
+             pruned.params_after / 1e6)  # fmt: skip
+    return pruned
+
+
+def hold_out(samples: Sequence[Any], count: int) -> tuple[list[Any], list[Any]]:
+    """(``count`` of the samples, spread evenly over them so every kind of question is in it;
+    the others, to train on)."""
+    step = len(samples) / count
+    picked = {int(i * step) for i in range(min(count, len(samples)))}
+    held = [s for i, s in enumerate(samples) if i in picked]
+    return held, [s for i, s in enumerate(samples) if i not in picked]
 
 
 def _distil(teacher, student, train, job: LLMBuild, options: BuildOptions, budget: float):
@@ -183,7 +259,8 @@ def _distil(teacher, student, train, job: LLMBuild, options: BuildOptions, budge
 
     resume = options.out / f".{job.folder}.{job.inputs['model'][:12]}.distil"
     with progress() as bar:
-        tick = distil_ticker(bar, f"distilling {job.model.name}", budget)
+        what = f"distilling {job.model.name} (--distil-minutes: distillation only)"
+        tick = distil_ticker(bar, what, budget)
         return distil_llm(teacher, student, train, budget_s=budget, window=WINDOW_TOKENS,
                           resume_path=resume, device=options.device, on_step=tick)  # fmt: skip
 
@@ -200,71 +277,236 @@ def _save(model, tokenizer, folder: Path) -> Path:
     return folder
 
 
-class Writer:
-    """The teacher (or the student) answering viewer questions under the real prompts."""
+# -- the teacher's answers --------------------------------------------------------------------
+@dataclass
+class AnswerCache:
+    """The teacher's answers in a JSON file under ``--out``, reused while ``key`` (the digest
+    of everything they depend on) is the same; a partial list resumes. Written atomically."""
 
-    def __init__(self, teacher, tokenizer, catalog, host: str) -> None:
-        from streambot.brain.guard import ReplyGuard
+    path: Path
+    key: str
 
-        self.teacher, self.tokenizer, self.catalog, self.host = teacher, tokenizer, catalog, host
-        self.guard = ReplyGuard(catalog)
+    def load(self) -> list[str]:
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        if not isinstance(saved, dict) or saved.get("key") != self.key:
+            return []
+        answers = saved.get("answers")
+        if not isinstance(answers, list):
+            return []
+        return answers if all(isinstance(a, str) for a in answers) else []
 
-    def _messages(self, index: int, question: str, lang: str) -> list[dict[str, str]]:
-        from streambot.brain.prompt import turn_messages
-        from streambot.compress.llm_data import question_turn
+    def save(self, answers: Sequence[str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f"{self.path.name}.tmp")
+        text = json.dumps({"key": self.key, "answers": list(answers)}, ensure_ascii=False)
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, self.path)
 
-        return turn_messages(question_turn(index, question, lang), self.catalog, (), self.host)
 
-    def _generate(self, model, messages: list[dict[str, str]]) -> str:
-        import torch
+def _teacher_prompts(
+    config: Config, turns: Sequence[Turn]
+) -> tuple[list[list[dict[str, str]]], list[str], str]:
+    """(each turn's chat messages, as the daemon sends them with no memory; the catalog's
+    answer the daemon says first and the model continues, "" where none; the system prompt)."""
+    from streambot.brain.assemble import prompt_style
+    from streambot.brain.catalog import CatalogBrain
+    from streambot.brain.prompt import turn_messages
 
-        from streambot.brain.llm import forward_with_cache
+    cfg, host = config.brain.llm, config.brain.catalog.host_name
+    catalog_brain = CatalogBrain(config.brain.catalog)
+    catalog, style = catalog_brain.live.current, prompt_style(cfg)
+    chats = [turn_messages(t, catalog, (), host, style) for t in turns]
+    prefills = [
+        (catalog_brain.first_answer(t) or "").strip() if cfg.answer_first else "" for t in turns
+    ]
+    return chats, prefills, _system(config)
 
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=True)  # fmt: skip
-        prompt = self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
-        device = next(model.parameters()).device
-        todo, cache, out = prompt.to(device), None, []
-        stop = {self.tokenizer.eos_token_id, getattr(model.config, "eos_token_id", None)}
-        with torch.inference_mode():
-            for _ in range(ANSWER_TOKENS):
-                logits, cache = forward_with_cache(model, todo, cache)
-                token = int(logits[0, -1].argmax())
-                if token in stop:
-                    break
-                out.append(token)
-                todo = torch.tensor([[token]], device=device)
-        return self.tokenizer.decode(out, skip_special_tokens=True)
 
-    def answers(self, questions, budget_s: float) -> list[str]:
-        """Whole conversations (prompt + the teacher's answer) as text, as many as the budget
-        allows (at least five)."""
-        started, texts = time.monotonic(), []
-        for i, (question, lang) in enumerate(questions):
-            if len(texts) >= 5 and time.monotonic() - started > budget_s:
-                break
-            messages = self._messages(i, question, lang)
-            answer = self._generate(self.teacher, messages)
-            conversation = [*messages, {"role": "assistant", "content": answer}]
-            texts.append(self.tokenizer.apply_chat_template(conversation, tokenize=False))
-        log.info("llm: the teacher wrote %d answers in %.0f s", len(texts),
-                 time.monotonic() - started)  # fmt: skip
-        return texts
+def teacher_texts(
+    config: Config,
+    job: LLMBuild,
+    options: BuildOptions,
+    tokenizer: Any,
+    teacher: Any,
+    turns: Sequence[Turn],
+) -> tuple[list[str], dict[str, float]]:
+    """The teacher's answers to ``turns`` as whole conversations (prompt, then the answer as
+    the daemon would say it), from the cache when it has them, else written and cached; and
+    how many were written, how many came from the cache, in how long."""
+    chats, prefills, system = _teacher_prompts(config, turns)
+    dtype = str(next(teacher.parameters()).dtype)
+    key = sha256_json(
+        {
+            "model": job.inputs["model"],
+            "catalog": job.inputs["catalog"],
+            "system": system,
+            "chats": chats,
+            "prefills": prefills,
+            "answer_tokens": ANSWER_TOKENS,
+            "dtype": dtype,
+        }
+    )
+    cache = AnswerCache(options.out / f".{job.folder}.teacher-answers.json", key)
+    answers, started = cache.load()[: len(turns)], time.monotonic()
+    cached = len(answers)
+    if cached < len(turns):
+        from streambot.brain.llm import LocalLLM
 
-    def guard_rates(self, questions, model, budget_s: float) -> dict:
-        """Share of answers in which the guard corrected a figure, and in which it rejected
-        a sentence (the catalog brain answers instead), over the questions the budget allows."""
-        from streambot.brain.sentences import split_sentences
+        llm = LocalLLM.from_loaded(tokenizer, teacher)
+        try:
+            llm.set_system_prompt(system)
+            _write_all(llm, chats, prefills, answers, cache, job.model.name)
+        finally:
+            llm.executor.shutdown()
+    seconds = time.monotonic() - started
+    log.info(
+        "llm: the teacher's %d answers: %d cached, %d written in %.0f s",
+        len(answers),
+        cached,
+        len(answers) - cached,
+        seconds,
+    )
+    texts = [
+        tokenizer.apply_chat_template(
+            [*chat, {"role": "assistant", "content": first + said}], tokenize=False
+        )
+        for chat, first, said in zip(chats, prefills, answers, strict=True)
+    ]
+    return texts, {"answers": len(answers), "cached": cached, "seconds": round(seconds, 1)}
 
-        started = time.monotonic()
-        corrected = replaced = asked = 0
-        for i, (question, lang) in enumerate(questions):
-            if asked >= 5 and time.monotonic() - started > budget_s:
-                break
-            answer = self._generate(model, self._messages(i, question, lang))
-            products = self.catalog.find(question)
-            verdicts = [self.guard.check(s, products, lang) for s in split_sentences(answer)]
-            replaced += any(not v.ok for v in verdicts)
-            corrected += any(v.ok and v.reason for v in verdicts)
-            asked += 1
-        return {"questions": asked, "corrected": corrected / asked, "replaced": replaced / asked}
+
+def _write_all(
+    llm: LocalLLM,
+    chats: Sequence[list[dict[str, str]]],
+    prefills: Sequence[str],
+    answers: list[str],
+    cache: AnswerCache,
+    name: str,
+) -> None:
+    """Write the answers not in ``answers`` yet, saving every ten (an interrupted build goes
+    on from there)."""
+    total = len(chats)
+    with progress() as bar:
+        what = f"{name} writes {total} answers (outside --distil-minutes)"
+        tick = count_ticker(bar, what, total, len(answers))
+        for i in range(len(answers), total):
+            answers.append(_write(llm, chats[i], prefills[i]))
+            tick(i + 1)
+            if (i + 1) % 10 == 0:
+                cache.save(answers)
+    cache.save(answers)
+
+
+def _write(llm: LocalLLM, messages: list[dict[str, str]], prefill: str) -> str:
+    """One answer of the teacher's, greedy, generated as the daemon generates (after
+    ``prefill``, the words said first, when there are any): what it adds."""
+    from streambot.brain.llm import GenerationSettings
+
+    settings = GenerationSettings(ANSWER_TOKENS, temperature=0.0)
+    return llm.generate(messages, settings, lambda _: None, threading.Event(), prefill)
+
+
+# -- judged by the answers ----------------------------------------------------------------------
+def judge(
+    model: Any, tokenizer: Any, config: Config, items: Sequence[Question], name: str
+) -> Report:
+    """``model`` answering ``items`` inside the brain the daemon builds around it
+    (``assemble.daemon_brain``), each answer scored against the catalog: a Report. On an event
+    loop of its own (the build runs none; the daemon's is never involved)."""
+    from streambot.brain.assemble import daemon_brain
+    from streambot.brain.catalog import CatalogBrain
+    from streambot.brain.evaluate import evaluate
+    from streambot.brain.llm import LocalLLM
+
+    catalog_brain = CatalogBrain(config.brain.catalog)
+    llm = LocalLLM.from_loaded(tokenizer, model)
+    try:
+        brain = daemon_brain(llm, config, catalog_brain)
+        with progress() as bar:
+            what = f"the {name} answers {len(items)} held-out questions (outside --distil-minutes)"
+            tick = count_ticker(bar, what, len(items))
+            return asyncio.run(
+                evaluate(
+                    brain,
+                    items,
+                    catalog_brain.live.current,
+                    name=name,
+                    max_reply_chars=config.host.max_reply_chars,
+                    progress=lambda i, n, answer: tick(i),
+                )
+            )
+    finally:
+        llm.executor.shutdown()
+
+
+def garbage_written(report: Report) -> int:
+    """Answers in which the model wrote garbage: said garbage, or a sentence the guard refused
+    for a reason the scorer would call garbage (``GARBAGE_REASONS``; the catalog answered)."""
+    return sum(
+        bool(a.verdict.garbage) or any(note.startswith(GARBAGE_REASONS) for note in a.guard)
+        for a in report.answers
+    )
+
+
+def answer_rates(report: Report) -> dict[str, float]:
+    """A model's figures on the held-out questions, as the manifest records them."""
+    return {
+        "questions": report.n,
+        "accuracy": round(report.accuracy, 4),
+        "garbage_written": garbage_written(report),
+        "garbage_said": report.garbage,
+        "llm_share": round(report.llm_share, 4),
+        "wrong_figures": report.wrong_figures,
+        "unsupported": report.unsupported,
+    }
+
+
+def refusals(
+    student: dict[str, float], teacher: dict[str, float], kl: float, options: BuildOptions
+) -> list[str]:
+    """Why the student must not be used by default ([]: it may be): less accurate than its
+    teacher by more than ``max_llm_accuracy_drop`` points; garbage in more answers than its
+    teacher, by more than ``max_llm_garbage_rise`` points (so with a teacher that writes none,
+    any at all: relative, since a teacher that itself writes some, such as a tiny test model,
+    must not fail every student); a KL above ``max_llm_kl``."""
+    why = []
+    drop = options.max_llm_accuracy_drop
+    if student["accuracy"] * 100 < teacher["accuracy"] * 100 - drop - 1e-6:
+        why.append(
+            f"accuracy {student['accuracy']:.1%} < teacher {teacher['accuracy']:.1%} - {drop:g} pts"
+        )
+
+    def share(rates: dict[str, float]) -> float:
+        return 100 * rates["garbage_written"] / max(1, rates["questions"])
+
+    if share(student) > share(teacher) + options.max_llm_garbage_rise + 1e-6:
+        why.append(
+            f"writes garbage in {student['garbage_written']} of {student['questions']} "
+            f"answers (teacher {teacher['garbage_written']})"
+        )
+    if kl > options.max_llm_kl:
+        why.append(f"KL {kl:.3f} > {options.max_llm_kl:g}")
+    return why
+
+
+def describe(pruned: PrunedLLM, rates: dict, before: dict, after: dict, held_out: int) -> str:
+    """The summary's detail: the widths, then every figure of the student with the teacher's
+    in brackets."""
+    w, s, t = pruned.widths, rates["student"], rates["teacher"]
+
+    def both(key: str) -> str:
+        return f"{s[key]} ({t[key]})"
+
+    return (
+        f"{w.attention_heads}/{w.kv_heads} heads, MLP {w.intermediate}, {w.layers} layers, "
+        f"{pruned.params_after / 1e6:.0f}M params; on {s['questions']} held-out questions "
+        f"student {s['accuracy']:.1%} right (teacher {t['accuracy']:.1%}), garbage written "
+        f"{both('garbage_written')}, said {both('garbage_said')}, LLM share "
+        f"{s['llm_share']:.0%} ({t['llm_share']:.0%}), wrong figures "
+        f"{both('wrong_figures')}, unsupported {both('unsupported')}; KL {before['kl']:.2f} "
+        f"-> {after['kl']:.2f}, ppl {after['perplexity_student']:.1f} (teacher "
+        f"{after['perplexity_teacher']:.1f}) on {held_out} held-out answers"
+    )

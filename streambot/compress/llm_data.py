@@ -9,12 +9,18 @@ catalog's own sentences for calibration. The teacher writes the answers the stud
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from streambot.catalog import Catalog
 from streambot.compress.wav2lip_data import catalog_sentences
 from streambot.events import ChatMessage
+from streambot.text import fold
 from streambot.turn import Turn, TurnKind
+
+if TYPE_CHECKING:
+    from streambot.brain.evaluate import Question
 
 QUESTIONS = {
     "en": (
@@ -28,6 +34,12 @@ QUESTIONS = {
         "can you tell me more about the {name}",
         "is the {name} worth it?",
         "hey! does the {name} come with a warranty?",
+        "what does the {name} cost",
+        "any {name} left?",
+        "why should I get the {name}?",
+        "is the {name} good for a gift?",
+        "do you still sell the {name}",
+        "quick question about the {name}: how long is shipping?",
     ),
     "zh": (
         "{name}多少钱？",
@@ -35,6 +47,11 @@ QUESTIONS = {
         "{name}几天发货？",
         "{name}有什么特点",
         "主播，{name}值得买吗？",
+        "{name}现在什么价",
+        "{name}还剩几个？",
+        "{name}好用吗",
+        "{name}适合送人吗？",
+        "{name}什么时候能到",
     ),
 }
 GREETINGS = {"en": ("hi!", "hello from Texas", "first time here"), "zh": ("主播好", "来了来了")}
@@ -42,9 +59,10 @@ USERS = ("mika_22", "Bao", "coffee_fan", "小鱼", "jp", "Lena", "nightowl", "�
 
 
 def catalog_questions(
-    catalog: Catalog, count: int = 100, seed: int = 0, langs: Sequence[str] = ("en", "zh")
+    catalog: Catalog, count: int | None = 100, seed: int = 0, langs: Sequence[str] = ("en", "zh")
 ) -> list[tuple[str, str]]:
-    """``count`` (question, lang) pairs about the catalog's products, in a fixed order."""
+    """``count`` (question, lang) pairs about the catalog's products, in a fixed order (they
+    come round again when the catalog has fewer; None: each one once)."""
     rng = random.Random(seed)
     pairs = []
     for product in catalog.product:
@@ -54,9 +72,45 @@ def catalog_questions(
     for lang in langs:
         pairs += [(g, lang) for g in GREETINGS.get(lang, ())]
     rng.shuffle(pairs)
+    if count is None:
+        return pairs
     while len(pairs) < count:
         pairs += pairs[: count - len(pairs)]
     return pairs[:count]
+
+
+def question_key(text: str) -> str:
+    """A question as held-out questions are told apart: folded, punctuation made spaces."""
+    return " ".join(re.sub(r"[\W_]+", " ", fold(text)).split())
+
+
+def split_questions(
+    catalog: Catalog, held_out: int, teacher: int
+) -> tuple[list[Question], list[Turn]]:
+    """(``held_out`` of the answer evaluation's questions, every kind represented; the
+    ``teacher`` turns the teacher answers for training). No teacher question is, folded, a
+    held-out one or a held-out follow-up's first question: the student is judged on questions
+    it never learned. The teacher gets the evaluation's other questions, then the build's own;
+    where the catalog gives fewer distinct ones, they come round again from another viewer
+    (another name in the prompt)."""
+    from streambot.brain.evaluate import questions, sample
+
+    evaluation = questions(catalog)
+    held = sample(evaluation, held_out)
+    seen = {question_key(q.text) for q in held}
+    seen |= {question_key(q.previous.text) for q in held if q.previous is not None}
+    pool: list[tuple[str, str]] = []
+    for text, lang in [(q.text, q.lang) for q in evaluation] + catalog_questions(catalog, None):
+        if (key := question_key(text)) not in seen:
+            seen.add(key)
+            pool.append((text, lang))
+    if not pool:
+        raise ValueError("the catalog gives no question outside the held-out ones")
+    turns = []
+    for i in range(teacher):
+        text, lang = pool[i % len(pool)]
+        turns.append(question_turn(i + i // len(pool), text, lang))  # another viewer each round
+    return held, turns
 
 
 def question_turn(index: int, text: str, lang: str) -> Turn:

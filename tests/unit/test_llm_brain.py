@@ -13,7 +13,8 @@ from needs import need_torch
 torch = need_torch()
 pytest.importorskip("transformers")
 
-from streambot.brain.factory import RememberingBrain, build_brain  # noqa: E402
+from streambot.brain.assemble import RememberingBrain  # noqa: E402
+from streambot.brain.factory import build_brain  # noqa: E402
 from streambot.brain.llm import (  # noqa: E402
     GenerationSettings,
     IncrementalDecoder,

@@ -75,7 +75,8 @@ def test_the_header_reader_agrees_with_the_gguf_package(pair):
 async def test_a_gguf_path_loads_answers_and_matches_the_torch_model(pair, monkeypatch):
     import torch
 
-    from streambot.brain.factory import RememberingBrain, build_brain
+    from streambot.brain.assemble import RememberingBrain
+    from streambot.brain.factory import build_brain
     from streambot.brain.llm import GenerationSettings, LocalLLM
     from streambot.brain.prompt import turn_messages
 

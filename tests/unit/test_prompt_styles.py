@@ -98,7 +98,7 @@ class Scripted:
             yield delta
 
 
-async def test_a_guarded_slot_reply_says_the_live_catalogs_figures_and_passes_the_words_said_first():
+async def test_a_guarded_slot_reply_says_the_catalogs_figures_and_passes_the_words_said_first():
     inner = Scripted("It keeps drinks hot for 12 hours and costs {thermo.price}.")
     fallback = CatalogBrain(CatalogBrainConfig())
     guarded = GuardedBrain(
