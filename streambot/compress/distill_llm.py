@@ -15,6 +15,7 @@ like.
 from __future__ import annotations
 
 import math
+import pickle
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -126,7 +127,8 @@ def distil_llm(
 
     return train_student(
         student.to(device),
-        token_windows(samples, window),
+        # a continued distillation draws other windows than the run it continues
+        token_windows(samples, window, seed=_resumed_step(resume_path)),
         loss_of,
         budget_s=budget_s,
         max_steps=max_steps,
@@ -136,3 +138,16 @@ def distil_llm(
         clock=clock,
         on_step=on_step,
     )
+
+
+def _resumed_step(path: str | Path | None) -> int:
+    """The step a resume file was saved at (0: none, or unreadable), read without loading its
+    weights (memory-mapped): it seeds the windows, so that a build continuing an earlier one
+    trains on windows that run did not, as one longer run would."""
+    if path is None or not Path(path).is_file():
+        return 0
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError):
+        return 0
+    return int(saved.get("step", 0)) if isinstance(saved, dict) else 0

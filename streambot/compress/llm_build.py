@@ -24,16 +24,18 @@ than ``--max-llm-garbage-rise`` points, 0: a clean teacher means none at all), o
 is above ``--max-llm-kl``. Garbage written counts what the guard stopped too: behind the guard
 a collapsed student's answers are the catalog brain's, so its accuracy alone can look fine.
 Also recorded: teacher-student KL and both perplexities on ``--llm-kl-answers`` (50) held-out
-teacher answers, before and after distillation. The folder loads with
-``AutoModelForCausalLM.from_pretrained``.
+teacher answers, before and after distillation; and both models' greedy decode speed on the
+daemon's real prompt, measured in the same run (``fidelity["decode"]``, its speedup in the
+summary). The teacher's answers and its answer rates are cached per model (compress/llm_judge.py),
+so a build of another ratio or depth from the same model and catalog neither writes nor judges
+the teacher again. The folder (``llm-<model>-p25``, ``-d4`` with 4 layers dropped) loads with
+``AutoModelForCausalLM.from_pretrained``; a build of the same folder continues the last one's
+distillation from its resume file.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import os
 import re
 import shutil
 import threading
@@ -55,6 +57,16 @@ from streambot.compress.build import (
     plan_outputs,
     progress,
 )
+from streambot.compress.llm_judge import (
+    JsonCache,
+    answer_rates,
+    decode_speed,
+    describe,
+    judge,
+    rates_key,
+    refusals,
+    teacher_rates,
+)
 from streambot.config import Config
 from streambot.runtime.manifest import (
     Artifact,
@@ -67,7 +79,7 @@ from streambot.runtime.manifest import (
 from streambot.runtime.select import library_versions
 
 if TYPE_CHECKING:
-    from streambot.brain.evaluate import Question, Report
+    from streambot.brain.evaluate import Question
     from streambot.brain.llm import LocalLLM
     from streambot.compress.prune_llm import PrunedLLM
     from streambot.turn import Turn
@@ -77,9 +89,6 @@ KIND = "llm"
 CALIBRATION_TOKENS = 512  # per calibration text
 WINDOW_TOKENS = 256  # distillation windows
 ANSWER_TOKENS = 64  # each answer the teacher writes for training
-# The guard's reasons for refusing a sentence that the answer scorer would call garbage too
-# (brain/evaluate.py): a model that writes them writes garbage, whoever answered instead.
-GARBAGE_REASONS = ("no words", "prompt scaffolding", "digit run", "repeated fragment")
 
 
 @dataclass
@@ -91,10 +100,26 @@ class LLMBuild:
     inputs: dict[str, str]
 
     @property
-    def folder(self) -> str:
+    def slug(self) -> str:
+        """The model's name in file names: what the teacher's caches are named after (they do
+        not depend on how the student is pruned, so every ratio shares them)."""
         name = self.model.stem if self.model.suffix.lower() == ".gguf" else self.model.name
-        slug = re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-") or "llm"
-        return f"llm-{slug}-p{round(self.ratio * 100):02d}"
+        return "llm-" + (re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-") or "llm")
+
+    @property
+    def folder(self) -> str:
+        """The student's folder: one per shape, since the resume file and the manifest entry
+        are named after it (two shapes under one name would overwrite each other's entry and
+        restart each other's distillation). ``-d4``: 4 layers dropped; ``-query``/``-groups``:
+        a head mode asked for by name. Ratio only for the default shape: names stay as built."""
+        name = f"{self.slug}-p{round(self.ratio * 100):02d}"
+        name += f"-d{self.drop_layers}" if self.drop_layers else ""
+        return name + (f"-{self.mode}" if self.mode != "auto" else "")
+
+    def resume_path(self, out: Path) -> Path:
+        """The distillation's resume file (student and optimiser): a later build of the same
+        folder from the same model continues from it."""
+        return out / f".{self.folder}.{self.inputs['model'][:12]}.distil"
 
 
 def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
@@ -154,21 +179,15 @@ def plan_llm(job: LLMBuild, options: BuildOptions, manifest: Manifest) -> list[R
 
 
 def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Manifest):
-    """Prune, distil on the teacher's (cached) answers, judge teacher and student by their
-    answers to held-out questions, save, and record (a default only if the student passed)."""
+    """Prune, distil on the teacher's (cached) answers, time both models' decoding, judge
+    teacher and student by their answers to held-out questions (the teacher's judged once per
+    model and catalog), save, and record (a default only if the student passed)."""
     try:
-        import torch
-
-        from streambot.brain.llm_load import LLMError, load_causal_lm
         from streambot.compress.distill_llm import llm_fidelity
         from streambot.compress.llm_data import split_questions
     except ImportError as exc:
         raise BuildError(f"{exc}: pip install torch 'streambot[neural]'") from exc
-    dtype = torch.float32 if options.device == "cpu" else torch.bfloat16
-    try:
-        tokenizer, teacher = load_causal_lm(job.model, dtype, options.device)
-    except LLMError as exc:
-        raise BuildError(f"brain.llm.path: cannot load {job.model} ({exc})") from exc
+    tokenizer, teacher = _load(job, options)
     catalog = _catalog(config)
     held, turns = split_questions(catalog, options.llm_eval_questions, options.llm_teacher_answers)
     texts, writing = teacher_texts(config, job, options, tokenizer, teacher, turns)
@@ -179,39 +198,120 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
     before = llm_fidelity(teacher, student, held_ids)
     report = _distil(teacher, student, train, job, options, options.distil_minutes * 60.0)
     after = llm_fidelity(teacher, student, held_ids)
-    rates = {
-        who: answer_rates(judge(model, tokenizer, config, held, who))
-        for who, model in (("teacher", teacher), ("student", student))
-    }
+    decode = _decode(config, tokenizer, {"teacher": teacher, "student": student}, turns)
+    rates, cached = _rates(config, job, options, tokenizer, (teacher, student), held)
     why = refusals(rates["student"], rates["teacher"], after["kl"], options)
     path = _save(student, tokenizer, options.out / job.folder)
     fidelity = {
         "teacher": f"{job.model.name} (the configured model, its own weights)",
-        "answers": {**rates, "brain": "the daemon's: real prompts, reply guard, catalog "
-                    "brain as the fallback, memory (brain/assemble.py)"},
+        "answers": {
+            **rates,
+            "brain": "the daemon's: real prompts, reply guard, catalog brain as the fallback, "
+            "memory (brain/assemble.py)",
+            "teacher_cached": cached,
+        },
         "before_distillation": before,
         "after_distillation": after,
         "held_out_answers": len(held_ids),
         "teacher_writing": writing,
-        "distillation": {"steps": report.steps, "seconds": round(report.seconds, 1),
-                         "first_loss": report.first_loss, "last_loss": report.last_loss,
-                         "loss_curve": _curve(report.losses)},
+        "distillation": _distillation(report),
+        "decode": decode,
         "max_kl": options.max_llm_kl,
         "max_accuracy_drop": options.max_llm_accuracy_drop,
         "max_garbage_rise": options.max_llm_garbage_rise,
         "not_default": why,
-    }  # fmt: skip
-    precision = "fp32" if dtype == torch.float32 else "bf16"
-    weight_bytes = sum(p.numel() * p.element_size() for p in student.parameters())
-    pruning = {**pruned.record, "params_before": pruned.params_before,
-               "params_after": pruned.params_after, "weight_bytes": weight_bytes}  # fmt: skip
-    manifest.put(Artifact(KIND, job.folder, sha256_artifact(path), "torch", precision,
-                          dict(job.inputs), Device(), library_versions(BUILD_LIBRARIES),
-                          pruning, fidelity, default=not why, source=job.model.name))  # fmt: skip
-    detail = describe(pruned, rates, before, after, len(held_ids))
+    }
+    _record(manifest, job, path, pruned, fidelity, default=not why)
+    detail = describe(pruned, rates, before, after, len(held_ids), decode)
     if why:
         detail += f"; not a default: {'; '.join(why)}"
     return [Row(KIND, job.folder, "built", detail)]
+
+
+def _load(job: LLMBuild, options: BuildOptions) -> tuple[Any, Any]:
+    """(tokenizer, teacher) as the brain loads them: fp32 on a CPU, bf16 on a GPU."""
+    import torch
+
+    from streambot.brain.llm_load import LLMError, load_causal_lm
+
+    dtype = torch.float32 if options.device == "cpu" else torch.bfloat16
+    try:
+        return load_causal_lm(job.model, dtype, options.device)
+    except LLMError as exc:
+        raise BuildError(f"brain.llm.path: cannot load {job.model} ({exc})") from exc
+
+
+def _distillation(report: Any) -> dict[str, Any]:
+    """The manifest's record of this build's distillation; ``resumed_from_step``: the steps
+    an earlier build of the same folder had done (0: it started from the pruned weights)."""
+    return {
+        "steps": report.steps,
+        "seconds": round(report.seconds, 1),
+        "resumed_from_step": report.resumed_from,
+        "first_loss": report.first_loss,
+        "last_loss": report.last_loss,
+        "loss_curve": _curve(report.losses),
+    }
+
+
+def _rates(
+    config: Config,
+    job: LLMBuild,
+    options: BuildOptions,
+    tokenizer: Any,
+    models: tuple[Any, Any],
+    held: Sequence[Question],
+) -> tuple[dict[str, dict[str, float]], bool]:
+    """Both models' answer rates on ``held`` (the teacher's from its cache when judged before
+    under the same key: every ratio of one model shares it), and whether the teacher's were."""
+    teacher, student = models
+    dtype = str(next(teacher.parameters()).dtype)
+    key = rates_key(config, job.inputs, _system(config), held, dtype)
+    cache = JsonCache(options.out / f".{job.slug}.teacher-rates.json", key)
+    rates, cached = teacher_rates(config, tokenizer, teacher, held, cache)
+    student_rates = answer_rates(judge(student, tokenizer, config, held, "student"))
+    return {"teacher": rates, "student": student_rates}, cached
+
+
+def _decode(
+    config: Config, tokenizer: Any, models: dict[str, Any], turns: Sequence[Turn]
+) -> dict[str, float]:
+    """Both models' greedy decode speed on the daemon's system prompt and the first training
+    question's turn (with the catalog's first answer said before it, as the daemon would)."""
+    chats, prefills, system = _teacher_prompts(config, turns[:1])
+    return decode_speed(tokenizer, models, system, chats[0], prefills[0])
+
+
+def _record(
+    manifest: Manifest, job: LLMBuild, path: Path, pruned: PrunedLLM, fidelity: dict, default: bool
+) -> None:
+    """The student's manifest entry: its inputs, pruning and fidelity."""
+    import torch
+
+    student = pruned.model
+    precision = "fp32" if next(student.parameters()).dtype == torch.float32 else "bf16"
+    weight_bytes = sum(p.numel() * p.element_size() for p in student.parameters())
+    pruning = {
+        **pruned.record,
+        "params_before": pruned.params_before,
+        "params_after": pruned.params_after,
+        "weight_bytes": weight_bytes,
+    }
+    artifact = Artifact(
+        KIND,
+        job.folder,
+        sha256_artifact(path),
+        "torch",
+        precision,
+        dict(job.inputs),
+        Device(),
+        library_versions(BUILD_LIBRARIES),
+        pruning,
+        fidelity,
+        default=default,
+        source=job.model.name,
+    )
+    manifest.put(artifact)
 
 
 def _ids(tokenizer: Any, text: str, limit: int | None = None):
@@ -257,7 +357,7 @@ def hold_out(samples: Sequence[Any], count: int) -> tuple[list[Any], list[Any]]:
 def _distil(teacher, student, train, job: LLMBuild, options: BuildOptions, budget: float):
     from streambot.compress.distill_llm import distil_llm
 
-    resume = options.out / f".{job.folder}.{job.inputs['model'][:12]}.distil"
+    resume = job.resume_path(options.out)
     with progress() as bar:
         what = f"distilling {job.model.name} (--distil-minutes: distillation only)"
         tick = distil_ticker(bar, what, budget)
@@ -278,34 +378,6 @@ def _save(model, tokenizer, folder: Path) -> Path:
 
 
 # -- the teacher's answers --------------------------------------------------------------------
-@dataclass
-class AnswerCache:
-    """The teacher's answers in a JSON file under ``--out``, reused while ``key`` (the digest
-    of everything they depend on) is the same; a partial list resumes. Written atomically."""
-
-    path: Path
-    key: str
-
-    def load(self) -> list[str]:
-        try:
-            saved = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return []
-        if not isinstance(saved, dict) or saved.get("key") != self.key:
-            return []
-        answers = saved.get("answers")
-        if not isinstance(answers, list):
-            return []
-        return answers if all(isinstance(a, str) for a in answers) else []
-
-    def save(self, answers: Sequence[str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f"{self.path.name}.tmp")
-        text = json.dumps({"key": self.key, "answers": list(answers)}, ensure_ascii=False)
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, self.path)
-
-
 def _teacher_prompts(
     config: Config, turns: Sequence[Turn]
 ) -> tuple[list[list[dict[str, str]]], list[str], str]:
@@ -349,8 +421,8 @@ def teacher_texts(
             "dtype": dtype,
         }
     )
-    cache = AnswerCache(options.out / f".{job.folder}.teacher-answers.json", key)
-    answers, started = cache.load()[: len(turns)], time.monotonic()
+    cache = _answer_cache(job, options, key)
+    answers, started = _answers(cache)[: len(turns)], time.monotonic()
     cached = len(answers)
     if cached < len(turns):
         from streambot.brain.llm import LocalLLM
@@ -378,12 +450,32 @@ def teacher_texts(
     return texts, {"answers": len(answers), "cached": cached, "seconds": round(seconds, 1)}
 
 
+def _answer_cache(job: LLMBuild, options: BuildOptions, key: str) -> JsonCache:
+    """The teacher's answers, one file per model (every ratio's build shares them); a cache
+    written under a student's folder name, as builds before did, is read too."""
+    return JsonCache(
+        options.out / f".{job.slug}.teacher-answers.json",
+        key,
+        fallbacks=(options.out / f".{job.folder}.teacher-answers.json",),
+        field="answers",
+    )
+
+
+def _answers(cache: JsonCache) -> list[str]:
+    """The cached answers ([] when none, or when the file holds anything but strings); a
+    partial list: the build was interrupted while writing them."""
+    answers = cache.load()
+    if isinstance(answers, list) and all(isinstance(a, str) for a in answers):
+        return answers
+    return []
+
+
 def _write_all(
     llm: LocalLLM,
     chats: Sequence[list[dict[str, str]]],
     prefills: Sequence[str],
     answers: list[str],
-    cache: AnswerCache,
+    cache: JsonCache,
     name: str,
 ) -> None:
     """Write the answers not in ``answers`` yet, saving every ten (an interrupted build goes
@@ -407,106 +499,3 @@ def _write(llm: LocalLLM, messages: list[dict[str, str]], prefill: str) -> str:
 
     settings = GenerationSettings(ANSWER_TOKENS, temperature=0.0)
     return llm.generate(messages, settings, lambda _: None, threading.Event(), prefill)
-
-
-# -- judged by the answers ----------------------------------------------------------------------
-def judge(
-    model: Any, tokenizer: Any, config: Config, items: Sequence[Question], name: str
-) -> Report:
-    """``model`` answering ``items`` inside the brain the daemon builds around it
-    (``assemble.daemon_brain``), each answer scored against the catalog: a Report. On an event
-    loop of its own (the build runs none; the daemon's is never involved)."""
-    from streambot.brain.assemble import daemon_brain
-    from streambot.brain.catalog import CatalogBrain
-    from streambot.brain.evaluate import evaluate
-    from streambot.brain.llm import LocalLLM
-
-    catalog_brain = CatalogBrain(config.brain.catalog)
-    llm = LocalLLM.from_loaded(tokenizer, model)
-    try:
-        brain = daemon_brain(llm, config, catalog_brain)
-        with progress() as bar:
-            what = f"the {name} answers {len(items)} held-out questions (outside --distil-minutes)"
-            tick = count_ticker(bar, what, len(items))
-            return asyncio.run(
-                evaluate(
-                    brain,
-                    items,
-                    catalog_brain.live.current,
-                    name=name,
-                    max_reply_chars=config.host.max_reply_chars,
-                    progress=lambda i, n, answer: tick(i),
-                )
-            )
-    finally:
-        llm.executor.shutdown()
-
-
-def garbage_written(report: Report) -> int:
-    """Answers in which the model wrote garbage: said garbage, or a sentence the guard refused
-    for a reason the scorer would call garbage (``GARBAGE_REASONS``; the catalog answered)."""
-    return sum(
-        bool(a.verdict.garbage) or any(note.startswith(GARBAGE_REASONS) for note in a.guard)
-        for a in report.answers
-    )
-
-
-def answer_rates(report: Report) -> dict[str, float]:
-    """A model's figures on the held-out questions, as the manifest records them."""
-    return {
-        "questions": report.n,
-        "accuracy": round(report.accuracy, 4),
-        "garbage_written": garbage_written(report),
-        "garbage_said": report.garbage,
-        "llm_share": round(report.llm_share, 4),
-        "wrong_figures": report.wrong_figures,
-        "unsupported": report.unsupported,
-    }
-
-
-def refusals(
-    student: dict[str, float], teacher: dict[str, float], kl: float, options: BuildOptions
-) -> list[str]:
-    """Why the student must not be used by default ([]: it may be): less accurate than its
-    teacher by more than ``max_llm_accuracy_drop`` points; garbage in more answers than its
-    teacher, by more than ``max_llm_garbage_rise`` points (so with a teacher that writes none,
-    any at all: relative, since a teacher that itself writes some, such as a tiny test model,
-    must not fail every student); a KL above ``max_llm_kl``."""
-    why = []
-    drop = options.max_llm_accuracy_drop
-    if student["accuracy"] * 100 < teacher["accuracy"] * 100 - drop - 1e-6:
-        why.append(
-            f"accuracy {student['accuracy']:.1%} < teacher {teacher['accuracy']:.1%} - {drop:g} pts"
-        )
-
-    def share(rates: dict[str, float]) -> float:
-        return 100 * rates["garbage_written"] / max(1, rates["questions"])
-
-    if share(student) > share(teacher) + options.max_llm_garbage_rise + 1e-6:
-        why.append(
-            f"writes garbage in {student['garbage_written']} of {student['questions']} "
-            f"answers (teacher {teacher['garbage_written']})"
-        )
-    if kl > options.max_llm_kl:
-        why.append(f"KL {kl:.3f} > {options.max_llm_kl:g}")
-    return why
-
-
-def describe(pruned: PrunedLLM, rates: dict, before: dict, after: dict, held_out: int) -> str:
-    """The summary's detail: the widths, then every figure of the student with the teacher's
-    in brackets."""
-    w, s, t = pruned.widths, rates["student"], rates["teacher"]
-
-    def both(key: str) -> str:
-        return f"{s[key]} ({t[key]})"
-
-    return (
-        f"{w.attention_heads}/{w.kv_heads} heads, MLP {w.intermediate}, {w.layers} layers, "
-        f"{pruned.params_after / 1e6:.0f}M params; on {s['questions']} held-out questions "
-        f"student {s['accuracy']:.1%} right (teacher {t['accuracy']:.1%}), garbage written "
-        f"{both('garbage_written')}, said {both('garbage_said')}, LLM share "
-        f"{s['llm_share']:.0%} ({t['llm_share']:.0%}), wrong figures "
-        f"{both('wrong_figures')}, unsupported {both('unsupported')}; KL {before['kl']:.2f} "
-        f"-> {after['kl']:.2f}, ppl {after['perplexity_student']:.1f} (teacher "
-        f"{after['perplexity_teacher']:.1f}) on {held_out} held-out answers"
-    )

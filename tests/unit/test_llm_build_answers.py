@@ -25,7 +25,7 @@ from streambot.brain.llm import LLMBrain, LocalLLM  # noqa: E402
 from streambot.brain.llm_load import load_causal_lm  # noqa: E402
 from streambot.brain.prompt import system_prompt  # noqa: E402
 from streambot.catalog import Catalog  # noqa: E402
-from streambot.compress import llm_build, prune_llm  # noqa: E402
+from streambot.compress import distill_llm, llm_build, llm_judge, prune_llm  # noqa: E402
 from streambot.compress.build import BuildOptions  # noqa: E402
 from streambot.compress.llm_data import (  # noqa: E402
     calibration_texts,
@@ -299,7 +299,7 @@ def test_the_teachers_answers_are_cached_and_written_again_for_another_catalog(
     folder, config, _, entry, written = first_build
     assert written == 8 and entry.fidelity["teacher_writing"]["cached"] == 0
     job = llm_build.resolve_llm(config, options(folder))
-    saved = json.loads((folder / "engines" / f".{job.folder}.teacher-answers.json").read_text())
+    saved = json.loads((folder / "engines" / f".{job.slug}.teacher-answers.json").read_text())
     assert len(saved["answers"]) == 8 and saved["key"]
 
     writes = Writes(monkeypatch)  # the same model, catalog, prompts and questions: none written
@@ -314,3 +314,102 @@ def test_the_teachers_answers_are_cached_and_written_again_for_another_catalog(
     other = project(folder, config.brain.llm.path, folder / "catalog.toml")
     _, record = teacher_answers(other, options(folder / "engines"))
     assert writes.count == 8 and record["cached"] == 0
+
+
+# -- decode speed, the teacher judged once, a folder's distillation continued --------------------
+def test_both_models_decode_speed_is_recorded_and_the_speedup_is_in_the_row(first_build):
+    _, _, row, entry, _ = first_build
+    decode = entry.fidelity["decode"]
+    assert decode["teacher_tok_s"] > 0 and decode["student_tok_s"] > 0
+    assert decode["speedup"] == pytest.approx(
+        decode["student_tok_s"] / decode["teacher_tok_s"], rel=0.01
+    )
+    assert decode["tokens"] == llm_judge.DECODE_TOKENS and decode["repeats"] >= 3
+    assert f"params, decode {decode['speedup']:.2f}x (" in row.detail
+
+
+class Judged:
+    """Counts the models judged, by name (the teacher's through its cache, the student's
+    directly)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.names: list[str] = []
+        self._judge = llm_judge.judge
+        monkeypatch.setattr(llm_judge, "judge", self)
+        monkeypatch.setattr(llm_build, "judge", self)
+
+    def __call__(self, model, tokenizer, config, items, name):
+        self.names.append(name)
+        return self._judge(model, tokenizer, config, items, name)
+
+
+def built(config, opts: BuildOptions):
+    """Build into ``opts.out`` beside what is there: (row, the entry of this build's folder)."""
+    manifest = Manifest.load(opts.out)
+    job = llm_build.resolve_llm(config, opts)
+    (row,) = llm_build.build_llm(config, job, opts, manifest)
+    (entry,) = [a for a in manifest.artifacts if a.file == job.folder]
+    return row, entry, job
+
+
+def test_another_ratio_neither_writes_nor_judges_the_teacher_again(first_build, monkeypatch):
+    folder, config, _, first, _ = first_build
+    assert first.fidelity["answers"]["teacher_cached"] is False
+    judged, writes = Judged(monkeypatch), Writes(monkeypatch)
+    teacher_answers(config, options(folder / "engines"))  # this catalog's (a test cached another)
+    writes.count = 0
+    opts = options(folder / "engines", prune_given=0.25, llm_drop_layers=1)
+    _, entry, job = built(config, opts)
+    assert judged.names == ["student"] and writes.count == 0
+    assert entry.fidelity["answers"]["teacher_cached"] is True
+    assert entry.fidelity["answers"]["teacher"] == first.fidelity["answers"]["teacher"]
+    assert (
+        job.folder.endswith("-p25-d1")
+        and entry.pruning["params_after"] < (first.pruning["params_after"])
+    )
+
+
+def test_the_teachers_rates_are_judged_again_when_anything_they_depend_on_changes(
+    teacher, tmp_path
+):
+    config = project(tmp_path, teacher)
+    inputs = llm_build.resolve_llm(config, options(tmp_path)).inputs
+    held, _ = split_questions(CATALOG, 8, 8)
+    system = system_prompt(CATALOG)
+
+    def key(config=config, inputs=inputs, system=system, held=held, dtype="torch.float32"):
+        return llm_judge.rates_key(config, inputs, system, held, dtype)
+
+    other = project(tmp_path, teacher)
+    other.brain.llm.max_new_tokens = 16
+    no_first = project(tmp_path, teacher)
+    no_first.brain.llm.answer_first = False
+    changed = [
+        key(held=held[:7]),
+        key(held=[*held[:7], held[0]]),  # one question another
+        key(inputs={**inputs, "catalog": "0" * 64}),
+        key(inputs={**inputs, "model": "0" * 64}),
+        key(system=system + " "),
+        key(dtype="torch.bfloat16"),
+        key(config=other),
+        key(config=no_first),
+    ]
+    assert key() == key(config=project(tmp_path, teacher))  # the same inputs: the same key
+    assert len({key(), *changed}) == len(changed) + 1
+    # ... and the pruning is no part of it: every ratio shares the teacher's
+    assert key(inputs={**inputs, "build settings": "0" * 64}) == key()
+
+
+def test_a_build_of_the_same_folder_continues_its_distillation(first_build, monkeypatch):
+    folder, config, _, first, _ = first_build
+    Writes(monkeypatch)
+    done = first.fidelity["distillation"]
+    assert done["resumed_from_step"] == 0 and done["steps"] > 0
+    opts = options(folder / "engines", distil_minutes=0.002)
+    job = llm_build.resolve_llm(config, opts)
+    step = distill_llm._resumed_step(job.resume_path(opts.out))
+    assert step >= done["steps"]  # this file's builds so far
+    _, entry, _ = built(config, opts)
+    again = entry.fidelity["distillation"]
+    assert again["resumed_from_step"] == step and again["steps"] > 0
+    assert distill_llm._resumed_step(job.resume_path(opts.out)) == step + again["steps"]
