@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from streambot import intents
-from streambot.brain.prompt import PromptStyle, quoted, render_product, turn_messages
+from streambot.brain.prompt import FACTS, PromptStyle, quoted, render_product, turn_messages
 from streambot.brain.sentences import split_sentences
 from streambot.catalog import Catalog, Product
 from streambot.events import ChatMessage
@@ -313,13 +313,22 @@ def _prompt_shingles(catalog: Catalog) -> set[str]:
         Turn(0, TurnKind.SAY, None, "en", ""),
     ]
     facts = [render_product(p, slots) for p in catalog.product for slots in (False, True)]
-    styles = (PromptStyle(facts="text"), PromptStyle(facts="slots"))
+    styles = [PromptStyle(memory, facts) for memory in ("turns", "summary") for facts in FACTS]
+    memory = [(p.name, "") for p in catalog.product[:2]]  # the summary line says it
     text = "\n".join(
-        m["content"] for t in turns for s in styles for m in turn_messages(t, catalog, style=s)
+        m["content"]
+        for t in turns
+        for s in styles
+        for m in turn_messages(t, catalog, memory, style=s)
     )
     for block in facts:
         text = text.replace(block, "\n")
-    return shingles(fold(text)) - set().union(*(shingles(fold(b)) for b in facts))
+    # line by line: ``fold`` reads at most a chat message's worth of text (a hostile viewer's
+    # megabyte is not folded whole), and the prompts are many times that
+    def runs(text: str) -> set[str]:
+        return set().union(*(shingles(fold(line)) for line in text.splitlines()))
+
+    return runs(text) - set().union(*(runs(b) for b in facts))
 
 
 def _quote_label() -> re.Pattern[str]:

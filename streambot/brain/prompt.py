@@ -25,6 +25,7 @@ from streambot.turn import Turn, TurnKind
 
 Memory = Literal["turns", "summary", "none"]
 Facts = Literal["text", "slots"]
+FACTS: tuple[Facts, ...] = ("text", "slots")
 
 
 @dataclass(frozen=True)

@@ -340,6 +340,10 @@ async def test_a_models_refusal_boilerplate_is_never_spoken_the_catalog_brain_an
     assert passes("I don't know the game's score, but the bottle is $24.50.", [THERMO])
 
 
+async def test_the_memory_summary_read_back_is_never_spoken():
+    await assert_handled(BABBLE["summary-read-back"])
+
+
 async def test_a_price_for_no_product_to_a_question_about_none_is_never_spoken():
     await assert_handled(BABBLE["weather-priced"])
     # a follow-up that asks a price names no product either: its figure is checked as usual
