@@ -323,6 +323,7 @@ def _prompt_shingles(catalog: Catalog) -> set[str]:
     )
     for block in facts:
         text = text.replace(block, "\n")
+
     # line by line: ``fold`` reads at most a chat message's worth of text (a hostile viewer's
     # megabyte is not folded whole), and the prompts are many times that
     def runs(text: str) -> set[str]:
@@ -395,9 +396,10 @@ class Knowledge:
         # what a bare number before it counts: a product sold ("two thermo bottles", "2 of
         # the grinder", "3 units"), not its stock ("7 bottles left")
         self.counted = re.compile(
-            rf"\s+(?:x\s+)?(?:[a-z'-]+\s+){{0,2}}?(?:{'|'.join(map(re.escape, nouns))}"
+            rf"\s+(?:(?:x\s+)?(?:[a-z'-]+\s+){{0,2}}?(?:{'|'.join(map(re.escape, nouns))}"
             r"|units?|pieces?|items?|pcs|pairs?|sets?|of (?:them|these|those))(?:e?s)?\b"
             r"(?!\s+(?:left|remaining|in stock|available|on hand))"
+            r"|for\s+(?:only\s+|just\s+)?(?=[$€£¥]|\d))"  # "two for $89.99": a price of two
         )
 
     def nameless(self, text: str) -> str:

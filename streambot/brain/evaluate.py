@@ -416,6 +416,10 @@ class _Scorer:
         figures = money_figures(sentence)
         totals = [f.value for f in self.q.expect if f.kind == "total" and f.value is not None]
         for fig in figures:
+            if (count := _count_for(sentence[: fig.start])) is not None:  # "two for $89.99"
+                if not any(same_money(fig, round(count * p.price, 2), p.currency) for p in scope):
+                    self.verdict.wrong_figures.append(f"{fig.text} for {count}")
+                continue
             right = any(same_money(fig, p.price, p.currency) for p in scope)
             right = right or any(same_money(fig, v, p.currency) for v in totals for p in self.asked)
             right = right or any(
@@ -553,6 +557,22 @@ class _Scorer:
         for name in names:
             folded = folded.replace(name, " product ")
         return folded
+
+
+_COUNT_FOR = re.compile(
+    rf"\b(\d+|{'|'.join(EN_NUMBERS[2:13])})\s+(?:[a-z'-]+\s+){{0,3}}?for\s+(?:only\s+|just\s+)?$",
+    re.IGNORECASE,
+)
+
+
+def _count_for(before: str) -> int | None:
+    """The count in "<count> [things] for " right before a money figure (2 and up), or None."""
+    m = _COUNT_FOR.search(before)
+    if m is None:
+        return None
+    word = m.group(1).lower()
+    count = int(word) if word.isdigit() else EN_NUMBERS.index(word)
+    return count if count >= 2 else None
 
 
 def _says_shipping(text: str, p: Product) -> bool:

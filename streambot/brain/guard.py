@@ -91,7 +91,9 @@ def _currencies(marker: str) -> frozenset[str]:
 _THRESHOLD_BEFORE = re.compile(r"(?:\b(?:over|above|more than|at least|from)|满|超过)\s*$", re.I)
 # "in total", "一共": with a quantity in sight the figure is the total, not the unit price
 _TOTAL_TALK = re.compile(
-    r"\b(?:in total|total|altogether|combined|in all|comes? to)\b|一共|总共|合计|总价|加起来", re.I
+    r"\b(?:in total|total|altogether|combined|in all|comes? to)\b|一共|总共|合计|总价|加起来"
+    r"|\bfor\s+(?:only\s+|just\s+)?(?=[$€£¥]|\d)",  # "two for $89.99": a price for the two
+    re.I,
 )
 _EACH_TALK = re.compile(r"\b(?:each|apiece|per|a piece|one costs)\b|每个|每件|单价|一个", re.I)
 _SHIPPING_TALK = re.compile(

@@ -158,6 +158,9 @@ SCORED = [
     ("total", "zh", "lumadesk", 0, "两个台灯一共118美元。", ["missing stock (lumadesk)"]),
     ("total", "zh", "lumadesk", 0, "两个台灯一共118美元，台灯暂时卖完了。", []),
     ("discount", "en", "lumadesk", 0, "Sorry, the price is fixed: the LumaDesk Lamp is $59.", []),
+    ("discount", "en", "aerobrew", 0, "The grinder is $89.99. You can get two for $89.99.",
+     ["wrong figure $89.99 for 2"]),  # a real 1.5B's answer
+    ("discount", "en", "aerobrew", 0, "The grinder is $89.99, or two for $179.98.", []),
     ("discount", "en", "lumadesk", 0, "Sure, 20% off just for you!",
      ["missing price_or_no (lumadesk)", "wrong figure 20", "unsupported: discount '20% off'"]),
     ("unknown", "en", "aerobrew", 0, "Yes, we ship the grinder to Canada!",

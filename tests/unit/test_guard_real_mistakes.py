@@ -109,6 +109,13 @@ def passes(sentence: str, products=(), lang: str = "en", **context) -> bool:
 
 
 # -- totals ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", cases("wrong totals"))
+async def test_the_unit_price_said_as_the_price_of_several_is_refused(case):
+    await assert_handled(case)
+    assert passes("You can get two for $179.98.", [GRINDER])
+    assert passes("It ships free for orders over $35.", [THERMO])
+
+
 @pytest.mark.parametrize("case", cases("totals"))
 async def test_a_right_total_for_a_quantity_is_spoken_as_said_not_corrected_to_the_unit_price(
     case,
