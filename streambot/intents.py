@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from streambot.money import WORDS, alternation
-from streambot.text import IDEOGRAPHS
+from streambot.text import IDEOGRAPHS, fold
 
 _INTENTS_EN = {
     "price": (
@@ -292,6 +292,13 @@ _COMPILED_DETAILS = {
     lang: {name: re.compile(p, re.IGNORECASE) for name, p in table.items()}
     for lang, table in _DETAILS.items()
 }
+
+
+def asks_about_a_product(text: str, lang: str) -> bool:
+    """``text`` asks a product question (a price, stock, shipping, what it is like, a detail
+    the catalog may not have) whether or not it names the product."""
+    folded = fold(text)
+    return bool(detect_intents(folded, lang) or asked_detail(folded, lang))
 
 
 def asked_detail(text: str, lang: str) -> str | None:

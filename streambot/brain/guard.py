@@ -34,7 +34,6 @@ said so far); then a rejected sentence just ends the reply, since the answer was
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -42,9 +41,9 @@ from dataclasses import dataclass
 
 from streambot import money
 from streambot.brain import claims
-from streambot.brain.base import Brain
+from streambot.brain.base import Brain, continues_replies
 from streambot.brain.claims import Knowledge, subjects
-from streambot.brain.prompt import CLOSE, OPEN, asks_about_a_product
+from streambot.brain.prompt import CLOSE, OPEN
 from streambot.brain.sentences import SentenceSplitter, split_sentences
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live, format_price
 from streambot.intents import (
@@ -54,6 +53,7 @@ from streambot.intents import (
     DIGITS,
     ZH_DIGITS,
     ZH_NUMERAL,
+    asks_about_a_product,
     zh_number,
 )
 from streambot.screening import Screen, fold
@@ -513,10 +513,7 @@ class GuardedBrain:
         self.rejections = 0  # replies handed to the fallback, for metrics
         self.cut_short = 0  # answered-first replies whose continuation was rejected, for metrics
         first_answer = getattr(fallback, "first_answer", None)
-        try:
-            takes_prefill = "prefill" in inspect.signature(inner.reply).parameters
-        except (TypeError, ValueError):  # not introspectable: taken as a plain brain
-            takes_prefill = False
+        takes_prefill = continues_replies(inner)
         self._first_answer = first_answer if answer_first and takes_prefill else None
         if answer_first and self._first_answer is None:
             log.warning("answer_first: %s cannot continue a reply; it is off", type(inner).__name__)

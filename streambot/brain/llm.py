@@ -235,7 +235,7 @@ class LocalLLM:
             self.prefix = PrefixCache(self.model, ids)
         log.info("LLM prefix cache: %d tokens of system prompt", self.prefix.length)
 
-    def _split(self, ids: torch.Tensor) -> tuple[object | None, torch.Tensor]:
+    def after_prefix(self, ids: torch.Tensor) -> tuple[object | None, torch.Tensor]:
         """(a fresh copy of the prefix cache, the ids after the prefix), or (None, all ids)."""
         prefix = self.prefix
         if (
@@ -254,7 +254,7 @@ class LocalLLM:
         self, messages: Sequence[dict[str, str]], use_cache: bool
     ) -> torch.Tensor:
         ids = self.encode(messages, generation_prompt=True)
-        cache, todo = self._split(ids) if use_cache else (None, ids)
+        cache, todo = self.after_prefix(ids) if use_cache else (None, ids)
         logits, _ = forward_with_cache(self.model, todo, cache)
         return logits[0, -1].float().cpu()
 
@@ -272,7 +272,7 @@ class LocalLLM:
         what it adds is emitted and returned."""
         with self._lock:
             ids = self.encode(messages, generation_prompt=True, prefill=prefill)
-            cache, todo = self._split(ids)
+            cache, todo = self.after_prefix(ids)
             generator = torch.Generator(device=self.device)
             if settings.seed is not None:
                 generator.manual_seed(settings.seed)

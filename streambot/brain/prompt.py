@@ -19,8 +19,8 @@ from typing import Literal
 
 from streambot.brain.slots import slot
 from streambot.catalog import Catalog, Product, format_price
-from streambot.intents import asked_detail, detect_intents
-from streambot.text import fold, normalise
+from streambot.intents import asks_about_a_product
+from streambot.text import normalise
 from streambot.turn import Turn, TurnKind
 
 Memory = Literal["turns", "summary", "none"]
@@ -181,12 +181,6 @@ def discussed(catalog: Catalog, memory: Sequence[tuple[str, str]]) -> list[Produ
             if product not in products:
                 products.append(product)
     return products
-
-
-def asks_about_a_product(text: str, lang: str) -> bool:
-    """``text`` asks a product question (a price, stock, shipping, what it is like, a detail
-    the catalog may not have) whether or not it names the product."""
-    return bool(detect_intents(fold(text), lang) or asked_detail(fold(text), lang))
 
 
 def _summary(products: Sequence[Product]) -> str:

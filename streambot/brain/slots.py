@@ -14,11 +14,10 @@ brace closes (or it is clearly no slot: too long, or a character no slot has).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import re
 from collections.abc import AsyncIterator
 
-from streambot.brain.base import Brain
+from streambot.brain.base import Brain, continues_replies
 from streambot.catalog import FIELDS, Catalog, LiveCatalog, as_live, product_fields
 from streambot.turn import Turn
 
@@ -70,10 +69,7 @@ class SlotFillingBrain:
 
     def __init__(self, inner: Brain, catalog: Catalog | LiveCatalog) -> None:
         self.inner, self.live = inner, as_live(catalog)
-        try:  # answer_first hands the words said first to a brain that takes them
-            self._prefill = "prefill" in inspect.signature(inner.reply).parameters
-        except (TypeError, ValueError):
-            self._prefill = False
+        self._prefill = continues_replies(inner)
 
     def pitch_topics(self) -> list[str]:
         return self.inner.pitch_topics()

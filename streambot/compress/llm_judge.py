@@ -250,12 +250,11 @@ def _decoder(
     llm = LocalLLM.from_loaded(tokenizer, model)
     llm.executor.shutdown()  # timed on this thread: the build's, at its priority
     llm.set_system_prompt(system)
-    ids, prefix = llm.encode(messages, True, prefill), llm.prefix
-    cached = prefix is not None and torch.equal(ids[:, : prefix.length], prefix.ids)
+    ids = llm.encode(messages, True, prefill)
 
     @torch.inference_mode()
     def run(tokens: int) -> float:
-        cache, todo = (prefix.fresh(), ids[:, prefix.length :]) if cached else (None, ids)
+        cache, todo = llm.after_prefix(ids)
         logits, cache = forward_with_cache(model, todo, cache)
         started = time.perf_counter()
         for _ in range(tokens):

@@ -376,7 +376,7 @@ def test_the_llm_prompt_starts_the_assistant_turn_with_the_catalog_answer(llm):
     plain = llm.encode(messages, True)
     prefilled = llm.encode(messages, True, prefill=first)
     assert torch.equal(prefilled[:, : plain.shape[1]], plain)  # the same prompt, then the answer
-    cache, todo = llm._split(prefilled)
+    cache, todo = llm.after_prefix(prefilled)
     assert cache is not None and todo.shape[1] == prefilled.shape[1] - llm.prefix.length
 
 
