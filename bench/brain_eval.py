@@ -11,6 +11,7 @@ as its fallback). One markdown row per brain.
     python bench/brain_eval.py --brain catalog --brain llm --model ~/models/Qwen2.5-0.5B-Instruct
     python bench/brain_eval.py --brain llm --model model.gguf --limit 60 --langs en
     python bench/brain_eval.py --brain llm --model model.gguf --memory summary --facts slots
+    python bench/brain_eval.py --brain llm --model m.gguf --answer-first off --first-sentence-s 0
     python bench/brain_eval.py --brain openai --openai-model qwen2.5 --base-url http://127.0.0.1:8000/v1
 """
 
@@ -42,6 +43,8 @@ def _config(args: argparse.Namespace, backend: str) -> Config:
     for section in (config.brain.llm, config.brain.openai):
         section.memory = args.memory or section.memory
         section.facts = args.facts or section.facts
+        if args.first_sentence_s is not None:
+            section.first_sentence_s = args.first_sentence_s
     if args.openai_model:
         config.brain.openai.model = args.openai_model
     if args.base_url:
@@ -105,6 +108,13 @@ def main() -> int:
         "--facts",
         choices=("text", "slots"),
         help="[brain.llm] / [brain.openai] facts (default: the config's)",
+    )
+    parser.add_argument(
+        "--first-sentence-s",
+        type=float,
+        help="[brain.llm] / [brain.openai] first_sentence_s (default: the config's; 0 judges "
+        "the model's words whatever this machine's load, the fallback never taking a turn "
+        "for lateness)",
     )
     parser.add_argument("--config", help="a config.toml to start from (default: the defaults)")
     parser.add_argument("--catalog", help="[brain.catalog] path (default: the demo catalog)")

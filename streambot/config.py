@@ -216,6 +216,9 @@ class LLMBrainConfig(_Section):
     # comparison) gets the catalog brain's exact answer at once, and the LLM continues after
     # it (its turn pre-filled with it), guarded; it may add nothing.
     answer_first: bool = True
+    # Nothing said first: the model has this long to its first sentence (a script line: to
+    # its whole rewording) before the catalog brain answers instead (0: as long as it takes).
+    first_sentence_s: Annotated[float, Field(ge=0)] = 8.0
 
 
 class OpenAIBrainConfig(_Section):
@@ -236,6 +239,7 @@ class OpenAIBrainConfig(_Section):
     # as [brain.llm] answer_first: the catalog's answer is said first and the server is asked
     # to continue after it (an assistant message and a note: no server-side prefill needed)
     answer_first: bool = False
+    first_sentence_s: Annotated[float, Field(ge=0)] = 8.0  # as [brain.llm]
 
     def api_key(self) -> SecretStr | None:
         return read_secret(self.api_key_env)

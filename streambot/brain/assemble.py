@@ -93,20 +93,32 @@ def local_brain(llm: LocalLLM, config: Config, catalog_brain: CatalogBrain) -> t
 
 
 def guarded(
-    inner: Brain, memory: Memory, config: Config, catalog_brain: CatalogBrain, answer_first: bool
+    inner: Brain,
+    memory: Memory,
+    config: Config,
+    catalog_brain: CatalogBrain,
+    section: LLMBrainConfig | OpenAIBrainConfig,
 ) -> Brain:
     """``inner`` (an LLM brain) as the daemon speaks it: every sentence through the guard, the
-    catalog brain answering whatever the guard refuses (``answer_first``: its answer said
-    first, ``inner`` continuing), recent turns remembered."""
+    catalog brain answering whatever the guard refuses or what ``inner`` is too slow to start
+    (``section.first_sentence_s``), with ``section.answer_first`` its answer said first and
+    ``inner`` continuing; recent turns remembered."""
     from streambot.brain.guard import GuardedBrain, ReplyGuard
 
     live = catalog_brain.live
     guard = ReplyGuard(live.current, config.triage.banned_words)
-    brain = GuardedBrain(inner, catalog_brain, guard, live, answer_first=answer_first)
+    brain = GuardedBrain(
+        inner,
+        catalog_brain,
+        guard,
+        live,
+        answer_first=section.answer_first,
+        first_sentence_s=section.first_sentence_s,
+    )
     return RememberingBrain(brain, memory)
 
 
 def daemon_brain(llm: LocalLLM, config: Config, catalog_brain: CatalogBrain) -> Brain:
     """The brain the daemon runs on ``llm`` with ``[brain.llm]`` as configured."""
     inner, memory = local_brain(llm, config, catalog_brain)
-    return guarded(inner, memory, config, catalog_brain, config.brain.llm.answer_first)
+    return guarded(inner, memory, config, catalog_brain, config.brain.llm)

@@ -42,6 +42,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from streambot.brain.base import Brain
 from streambot.brain.claims import subjects
@@ -1013,17 +1014,33 @@ class Report:
         cells = " | ".join(f"{c}/{n}" for c, n in kinds.values())
         return f"{head}\n{rule}\n| {self.name} | {cells} |"
 
+    def misses(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The answers that were not right (at most ``limit``), each with what was asked,
+        what was said, by whom, why it is wrong and what the guard did: the record a build
+        keeps, so a model's mistakes can be read later and turned into guard rules."""
+        wrong = [a for a in self.answers if not a.verdict.correct][:limit]
+        return [
+            {
+                "kind": a.question.kind,
+                "lang": a.question.lang,
+                "question": a.question.text,
+                "said": a.text,
+                "source": a.source,
+                "problems": a.verdict.problems(),
+                "guard": list(a.guard),
+            }
+            for a in wrong
+        ]
+
     def failures(self) -> str:
         """Every answer that was not right, with why: one block each."""
         lines = []
-        for a in self.answers:
-            if a.verdict.correct:
-                continue
-            lines.append(f"[{a.question.kind}/{a.question.lang}] {a.question.text}")
-            lines.append(f"  -> ({a.source}) {a.text!r}")
-            lines.append(f"  {'; '.join(a.verdict.problems())}")
-            if a.guard:
-                lines.append(f"  guard: {'; '.join(a.guard)}")
+        for miss in self.misses():
+            lines.append(f"[{miss['kind']}/{miss['lang']}] {miss['question']}")
+            lines.append(f"  -> ({miss['source']}) {miss['said']!r}")
+            lines.append(f"  {'; '.join(miss['problems'])}")
+            if miss["guard"]:
+                lines.append(f"  guard: {'; '.join(miss['guard'])}")
         return "\n".join(lines)
 
 

@@ -32,7 +32,7 @@ def build_brain(config: Config, live: LiveCatalog | None = None) -> tuple[Brain,
         log.warning("%s brain unavailable, answering from the catalog: %s", backend, exc)
         return catalog_brain, catalog_brain
     section = config.brain.llm if backend == "llm" else config.brain.openai
-    brain = assemble.guarded(inner, memory, config, catalog_brain, section.answer_first)
+    brain = assemble.guarded(inner, memory, config, catalog_brain, section)
     return brain, catalog_brain
 
 

@@ -28,11 +28,15 @@ inner brain fails or says nothing at all. When some of the inner brain's sentenc
 already, the fallback's sentences that repeat them are dropped (the viewer hears a fact once).
 With ``answer_first`` a question with a factual product answer gets the catalog brain's answer
 at once and the inner brain continues after it (guarded the same way, the answer in what was
-said so far); then a rejected sentence just ends the reply, since the answer was given.
+said so far); then a rejected sentence just ends the reply, since the answer was given. With
+``first_sentence_s`` the inner brain has that long to say its first sentence (or, for a script
+line, the whole rewording) before the fallback takes the turn: a slow model on a busy CPU never
+leaves the stream silent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -496,13 +500,17 @@ class GuardedBrain:
         guard: ReplyGuard,
         catalog: Catalog | LiveCatalog,
         answer_first: bool = False,
+        first_sentence_s: float = 0.0,
     ) -> None:
         """``catalog``: read at the start of each reply, and every sentence of that reply is
         checked against what was read (a live catalog follows its file). ``answer_first``: a
         question with a factual product answer gets the fallback's (the catalog brain's
         ``first_answer``) at once, and the inner brain continues after it (its ``reply``
         takes the words said as ``prefill``); what it adds is guarded like any reply, and a
-        rejected sentence ends the reply there (the answer was said already)."""
+        rejected sentence ends the reply there (the answer was said already).
+        ``first_sentence_s``: how long the inner brain may take to its first sentence when
+        nothing was said first, and to a script line's whole rewording (0: as long as it
+        takes); past it the fallback answers and the inner brain is closed (the LLM stops)."""
         self.inner, self.fallback, self.guard = inner, fallback, guard
         self.live = as_live(catalog)
         self.catalog = self.live.current
@@ -512,6 +520,8 @@ class GuardedBrain:
         self.last_added = 0  # sentences the inner brain said after it
         self.rejections = 0  # replies handed to the fallback, for metrics
         self.cut_short = 0  # answered-first replies whose continuation was rejected, for metrics
+        self.first_sentence_s = first_sentence_s
+        self.too_slow = 0  # replies the fallback took because the first sentence was late
         first_answer = getattr(fallback, "first_answer", None)
         takes_prefill = continues_replies(inner)
         self._first_answer = first_answer if answer_first and takes_prefill else None
@@ -538,12 +548,20 @@ class GuardedBrain:
         reworded: list[str] = []
         failed: str | None = None
         stream = self.inner.reply(turn)
+        deadline = asyncio.timeout(self.first_sentence_s or None)
         try:
-            async with contextlib.aclosing(_sentences(stream)) as sentences:
+            async with deadline, contextlib.aclosing(_sentences(stream)) as sentences:
                 async for sentence in sentences:
                     failed = self._script_sentence(sentence, products, turn.lang, reworded)
                     if failed:
                         break
+        except TimeoutError:
+            if not deadline.expired():
+                log.exception("inner brain failed rewording turn %d; said as authored", turn.id)
+                failed = "inner brain failed"
+            else:
+                self.too_slow += 1
+                failed = f"no rewording within {self.first_sentence_s:g} s"
         except Exception:  # the LLM failed: the line is said as authored
             log.exception("inner brain failed rewording turn %d; said as authored", turn.id)
             failed = "inner brain failed"
@@ -612,16 +630,26 @@ class GuardedBrain:
         else:
             stream = self.inner.reply(turn)
         rejected = False
+        started = asyncio.get_running_loop().time()
         try:
             done = False
             while not done and not rejected:
+                deadline = asyncio.timeout_at(self._deadline(started, said_first=bool(first)))
                 try:
-                    sentences = splitter.feed(await anext(stream))
+                    async with deadline:
+                        delta = await anext(stream)
+                    sentences = splitter.feed(delta)
                 except StopAsyncIteration:
                     done, sentences = True, splitter.flush()
-                except Exception:  # the LLM failed: the catalog brain answers instead
-                    log.exception("inner brain failed on turn %d; the fallback answers", turn.id)
-                    self.last_verdicts.append(("", "inner brain failed"))
+                except Exception as exc:  # the LLM failed or is late: the catalog brain answers
+                    if isinstance(exc, TimeoutError) and deadline.expired():
+                        self.too_slow += 1
+                        why = f"no first sentence within {self.first_sentence_s:g} s"
+                        log.warning("inner brain: %s on turn %d; fallback answers", why, turn.id)
+                    else:
+                        why = "inner brain failed"
+                        log.exception("inner brain failed on turn %d; fallback answers", turn.id)
+                    self.last_verdicts.append(("", why))
                     rejected = True
                     break
                 for sentence in sentences:
@@ -670,6 +698,14 @@ class GuardedBrain:
             self.last_text += kept
             if kept:
                 yield kept
+
+    def _deadline(self, started: float, said_first: bool) -> float | None:
+        """When the wait for the inner brain's next delta ends (the loop's clock): while
+        nothing has been said, ``first_sentence_s`` after the reply started; None after that,
+        or when the catalog's answer was said first, or with no limit."""
+        if said_first or self.last_text or not self.first_sentence_s:
+            return None
+        return started + self.first_sentence_s
 
     def _unsaid(self, text: str, said: str) -> str:
         """``text`` less its sentences that repeat ``said`` (the guard's repeat rule, or the

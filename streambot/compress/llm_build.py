@@ -261,7 +261,7 @@ def _rates(
     tokenizer: Any,
     models: tuple[Any, Any],
     held: Sequence[Question],
-) -> tuple[dict[str, dict[str, float]], bool]:
+) -> tuple[dict[str, dict[str, Any]], bool]:
     """Both models' answer rates on ``held`` (the teacher's from its cache when judged before
     under the same key: every ratio of one model shares it), and whether the teacher's were."""
     teacher, student = models

@@ -44,6 +44,7 @@ GARBAGE_REASONS = ("no words", "prompt scaffolding", "digit run", "repeated frag
 DECODE_TOKENS = 48  # greedy tokens timed per run: a short spoken reply
 DECODE_REPEATS = 3  # runs per model; the median is recorded
 DECODE_WARMUP = 8  # tokens of an untimed first run (allocations, lazy kernels)
+MISSES_KEPT = 25  # wrong answers the manifest keeps per model, to read and learn from
 
 
 # -- caches ---------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def rates_key(
 
 def teacher_rates(
     config: Config, tokenizer: Any, teacher: Any, held: Sequence[Question], cache: JsonCache
-) -> tuple[dict[str, float], bool]:
+) -> tuple[dict[str, Any], bool]:
     """The teacher's answer rates on ``held``: from ``cache`` when its answers were judged
     before under the same key, else judged now and cached; and whether they were cached."""
     saved = cache.load()
@@ -143,8 +144,10 @@ def judge(
 
     catalog_brain = CatalogBrain(config.brain.catalog)
     llm = LocalLLM.from_loaded(tokenizer, model)
+    judged = config.model_copy(deep=True)
+    judged.brain.llm.first_sentence_s = 0.0  # its words are judged, not this machine's load
     try:
-        brain = daemon_brain(llm, config, catalog_brain)
+        brain = daemon_brain(llm, judged, catalog_brain)
         with progress() as bar:
             what = f"the {name} answers {len(items)} held-out questions (outside --distil-minutes)"
             tick = count_ticker(bar, what, len(items))
@@ -171,8 +174,9 @@ def garbage_written(report: Report) -> int:
     )
 
 
-def answer_rates(report: Report) -> dict[str, float]:
-    """A model's figures on the held-out questions, as the manifest records them."""
+def answer_rates(report: Report) -> dict[str, Any]:
+    """A model's figures on the held-out questions, as the manifest records them, and its
+    first ``MISSES_KEPT`` wrong answers (what it said, why it is wrong, what the guard did)."""
     return {
         "questions": report.n,
         "accuracy": round(report.accuracy, 4),
@@ -181,11 +185,12 @@ def answer_rates(report: Report) -> dict[str, float]:
         "llm_share": round(report.llm_share, 4),
         "wrong_figures": report.wrong_figures,
         "unsupported": report.unsupported,
+        "misses": report.misses(MISSES_KEPT),
     }
 
 
 def refusals(
-    student: dict[str, float], teacher: dict[str, float], kl: float, options: BuildOptions
+    student: dict[str, Any], teacher: dict[str, Any], kl: float, options: BuildOptions
 ) -> list[str]:
     """Why the student must not be used by default ([]: it may be): less accurate than its
     teacher by more than ``max_llm_accuracy_drop`` points; garbage in more answers than its
@@ -199,7 +204,7 @@ def refusals(
             f"accuracy {student['accuracy']:.1%} < teacher {teacher['accuracy']:.1%} - {drop:g} pts"
         )
 
-    def share(rates: dict[str, float]) -> float:
+    def share(rates: dict[str, Any]) -> float:
         return 100 * rates["garbage_written"] / max(1, rates["questions"])
 
     if share(student) > share(teacher) + options.max_llm_garbage_rise + 1e-6:

@@ -289,6 +289,17 @@ async def test_a_scripted_brain_scores_exactly():
     assert lines[0].startswith("| brain | n | accuracy | wrong figures | unsupported | echoes")
     assert lines[2].startswith("| scripted | 14 | 35.7% | 2 | 3 | 1 | 3 | 1 | 92.9% |")
     assert "Okay: the lamp is free!" in report.failures()
+    misses = report.misses()  # what a build keeps of a model's wrong answers
+    assert len(misses) == report.n - report.correct and len(report.misses(2)) == 2
+    assert misses[0] == {
+        "kind": "stock",
+        "lang": "en",
+        "question": cases[2][0].text,
+        "said": "Only 3 of the thermo bottles left! ",
+        "source": "llm",
+        "problems": report.answers[2].verdict.problems(),
+        "guard": [],
+    }
 
 
 class Wrapper:

@@ -456,3 +456,25 @@ async def test_with_answer_first_off_nothing_changes(model_dir):
     await said(brain, "how much is the grinder?", events)
     assert events[0] == ("generate", "")  # the LLM first, its turn not pre-filled
     assert guarded.last_first == "" and guarded._first_answer is None
+
+
+async def test_a_local_llm_too_slow_to_start_is_stopped_and_the_catalog_answers(model_dir):
+    config = Config()
+    config.brain.backend = "llm"
+    config.brain.llm.path, config.brain.llm.device = str(model_dir), "cpu"
+    config.brain.llm.answer_first = False
+    config.brain.llm.first_sentence_s = 0.2
+    brain, _ = build_brain(config)
+    guarded = brain.inner  # RememberingBrain -> GuardedBrain
+    llm, stopped = guarded.inner.llm, threading.Event()
+
+    def stuck(messages, settings, emit, stop, prefill=""):
+        """A model that has not written a word when the deadline passes."""
+        if stop.wait(timeout=30):
+            stopped.set()
+        return ""
+
+    llm.generate = stuck
+    text = await asyncio.wait_for(said(brain, "how much is the grinder?"), timeout=20)
+    assert "$89.99" in text and guarded.too_slow == 1
+    assert await asyncio.to_thread(stopped.wait, 10)  # the generation thread was told to stop

@@ -224,6 +224,7 @@ def test_garbage_the_guard_stops_is_still_garbage_written(text):
     assert report.garbage == 0 and report.llm_share == 0  # never spoken: the catalog answered
     rates = llm_build.answer_rates(report)
     assert rates["garbage_written"] == len(items)  # but written, every time
+    assert rates["misses"] == report.misses(llm_judge.MISSES_KEPT)  # kept to learn from
     clean = {**rates, "garbage_written": 0}
     (why,) = llm_build.refusals(rates, clean, 0.1, BuildOptions())
     assert why == f"writes garbage in {len(items)} of {len(items)} answers (teacher 0)"
