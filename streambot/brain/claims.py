@@ -271,6 +271,8 @@ class Facts:
         self.price = p.price
         self.figures = [f for field in fields for f in figures(field)]
         self.days = [d for field in (p.shipping, p.shipping_zh) for d in shipping_times(field)]
+        self.restock = _normal(f"{p.restock} | {p.restock_zh}")
+        self.restock_days = [d for f in (p.restock, p.restock_zh) for d in shipping_times(f)]
         self.numbers = {v for f in self.figures for v in f.values} | {float(p.stock)}
         self.numbers |= {v for field in fields for v in _numbers_in(field)}
 
@@ -345,7 +347,9 @@ def _quote_label() -> re.Pattern[str]:
 
 _QUOTE_LABEL = _quote_label()
 _SCAFFOLD = re.compile(
-    r"[\[\]{}]|<\|[^|>]{1,30}\|>|^\W*(?:assistant|user|system)\s*[:：]", re.IGNORECASE
+    r"[\[\]{}]|<\|[^|>]{1,30}\|>|^\W*(?:assistant|user|system)\s*[:：]"
+    r"|\bselling points\s*[:：]|卖点\s*[:：]",  # the catalog's labels, read out as they are listed
+    re.IGNORECASE,
 )
 _QUOTED = re.compile(r'"([^"]{2,})"|“([^”]{2,})”|「([^」]{2,})」|『([^』]{2,})』')
 
@@ -404,10 +408,20 @@ class Knowledge:
 
     def nameless(self, text: str) -> str:
         """``text`` squashed, every product name and alias taken out."""
+        return squash(self._without_names(text))
+
+    def _without_names(self, text: str) -> str:
         folded = fold(text)
         for name in self._all_names:
             folded = folded.replace(name, " ")
-        return squash(folded)
+        return folded
+
+    def new_words(self, text: str, said: str) -> set[str]:
+        """The words (numbers, ideographs) of ``text`` that ``said`` does not have, product
+        names and the small words of English aside: what ``text`` would add to ``said``."""
+        have = set(_TOKEN.findall(fold(said)))
+        words = _TOKEN.findall(self._without_names(text))
+        return {w for w in words if w not in have and _content(w)}
 
     def _names(self, catalog: Catalog) -> None:
         self._all_names = sorted({fold(n) for n in catalog.names()}, key=len, reverse=True)
@@ -456,6 +470,7 @@ class Said:
     money: list[tuple[int, int]]  # where its money figures are
     question: str = ""  # the viewer's words it answers
     previous: Sequence[str] = ()  # what was said just before it (last answer, this reply)
+    so_far: str = ""  # this reply so far: nothing of it is said twice, fact or not
 
 
 def subjects(at: int, spans: Sequence[Span], about: list[Product]) -> list[Product]:
@@ -496,6 +511,15 @@ def quantities(text: str, kn: Knowledge) -> set[int]:
 
 # -- babble ---------------------------------------------------------------------------------
 _TOKEN = re.compile(rf"[a-z0-9]+|[{IDEOGRAPHS}]")
+_SMALL_WORDS = frozenset(["the", "and", "for", "its", "are", "was", "with", "you"])
+
+
+def _content(token: str) -> bool:
+    """A token that says something: a number, an ideograph, a word of 3 letters or more
+    other than the smallest."""
+    return token[0].isdigit() or is_cjk(token) or (len(token) > 2 and token not in _SMALL_WORDS)
+
+
 _RUN = re.compile(r"\d[\d,.]*\d|\d")
 
 
@@ -542,8 +566,10 @@ def babble(said: Said, kn: Knowledge) -> str | None:
         return "a model's refusal boilerplate"
     if said.question and (echo := _echo(text, said.question, kn)):
         return echo
-    if said.previous and text not in CHECK_PHRASES:
-        return repeat(text, said.previous, kn)
+    if said.previous and text not in CHECK_PHRASES and (why := repeat(text, said.previous, kn)):
+        return why
+    if said.so_far and text not in CHECK_PHRASES:
+        return said_twice(text, said.so_far)
     return None
 
 
@@ -613,6 +639,30 @@ def repeat(text: str, previous: Sequence[str], kn: Knowledge) -> str | None:
                 continue
             if any(c.isdigit() for c in old) or kn.catalog.find(sentence):
                 return f"repeats what was just said: {sentence!r}"
+    return None
+
+
+def said_twice(text: str, so_far: str) -> str | None:
+    """A sentence of this reply said again, whole or in part, with or without a fact (a real
+    0.5B said "The weather is not in stock, and the product is not in stock." seven times)."""
+    said = squashed(text)
+    for sentence in {*split_sentences(so_far), *split_sentences(so_far, False)}:
+        old = squashed(sentence)
+        if (_long(old) and old in said) or (_long(said) and said in old):
+            return f"says again what this reply said: {sentence!r}"
+    return None
+
+
+def wrong_language(said: Said, lang: str, kn: Knowledge) -> str | None:
+    """A sentence not in the viewer's language, catalog names aside: Chinese in an English
+    reply (a real 0.5B: "a quiet ceramic碗", a catalog line read with its Chinese half), or
+    an English sentence in a Chinese one (English to "晚上好！")."""
+    rest = kn.nameless(said.text)
+    ideographs = sum(map(is_cjk, rest))
+    if lang == "zh" and not ideographs and sum(c.isalpha() for c in rest) >= 2:
+        return "wrong language: English in a reply to Chinese"
+    if lang != "zh" and ideographs:
+        return "wrong language: Chinese in a reply to English"
     return None
 
 
@@ -756,6 +806,41 @@ def shipping_time(said: Said, kn: Knowledge) -> str | None:
         if not any(fold(m.group(0)) in facts.shipping for facts in pool):
             return f"shipping time {m.group(0)!r}: the catalog does not say it"
     return None
+
+
+# A product coming back: a time said with it must be the catalog's restock time ("back in 3
+# days" for a lamp back next Friday, a real 0.5B).
+_RESTOCK_TALK = re.compile(
+    r"\b(?:back|restock\w*|replenish\w*|in stock again|available again)\b"
+    r"|补货|补上|重新上架|再上架|回来|到货",
+    re.IGNORECASE,
+)
+_RESTOCK_WHEN = re.compile(
+    r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekend|tomorrow|tonight"
+    r"|today|next week|next month|this week|end of the (?:week|month))\b"
+    r"|(?:周|星期|礼拜)[一二三四五六日天末]|明天|后天|今天|今晚|下周|下个?月|月底|这周|本周",
+    re.IGNORECASE,
+)
+
+
+def restock_time(said: Said, kn: Knowledge) -> str | None:
+    """A time a product is back ("back in 3 days", "restocked tomorrow", "明天补货") that is
+    not the catalog's restock time for it."""
+    if not _RESTOCK_TALK.search(said.text) or _SHIP_TALK.search(said.text):
+        return None  # a shipping time is shipping_time's
+    for days in shipping_times(said.text):
+        pool = _pool(said, said.text.find(days.text), kn)
+        if not any(_same_days(days, d) for facts in pool for d in facts.restock_days):
+            return f"restock time {days.text!r}: the catalog says {_restocks(pool)}"
+    for m in _RESTOCK_WHEN.finditer(said.text):
+        pool = _pool(said, m.start(), kn)
+        if not any(fold(m.group(0)) in facts.restock for facts in pool):
+            return f"restock time {m.group(0)!r}: the catalog says {_restocks(pool)}"
+    return None
+
+
+def _restocks(pool: Sequence[Facts]) -> str:
+    return " / ".join(f.restock.strip(" |") or "no restock time" for f in pool)
 
 
 def _same_days(said: Days, catalog: Days) -> bool:

@@ -172,6 +172,12 @@ _STOCK_EN = [
         r"(?:left|remaining|in stock|available|on hand)\b",
         re.IGNORECASE,
     ),
+    # "the stock is 42", "stock of 7", "in stock: 7" (a real 0.5B: "The stock is 42件")
+    re.compile(
+        r"\bstock(?:\s+(?:is|of|level is|count is|right now is|now is|left is)|\s*:)\s*"
+        r"(?P<n>\d+)(?![\d.,]\d)",
+        re.IGNORECASE,
+    ),
     # "only 7!", "just 7 units", "we have 7 of them"
     re.compile(
         r"\b(?:only|just|have|got|down to)\s+(?P<n>\d+)(?![\d.,]\d)"
@@ -294,19 +300,27 @@ class ReplyGuard:
         *,
         question: str = "",
         previous: str | Sequence[str] = (),
+        so_far: str = "",
     ) -> GuardVerdict:
         """Check one sentence; ``products`` are those of the question (or the pitch topic),
         ``question`` the viewer's words it answers, ``previous`` what was said just before it
-        (the last answer, this reply so far): neither is said back."""
+        (the last answer, this reply so far): neither is said back. ``so_far``: this reply
+        until now, of which nothing is said twice (a fact or not)."""
         previous = [previous] if isinstance(previous, str) else list(previous)
         try:
-            text, notes = self._check(sentence, list(products), lang, question, previous)
+            text, notes = self._check(sentence, list(products), lang, question, previous, so_far)
         except _Reject as exc:
             return GuardVerdict(False, sentence, str(exc))
         return GuardVerdict(True, text, "; ".join(notes) if notes else None)
 
     def _check(
-        self, sentence: str, context: list[Product], lang: str, question: str, previous: list[str]
+        self,
+        sentence: str,
+        context: list[Product],
+        lang: str,
+        question: str,
+        previous: list[str],
+        so_far: str,
     ) -> tuple[str, list[str]]:
         if self.screen.banned_word(sentence) is not None:
             raise _Reject("banned word")
@@ -324,10 +338,14 @@ class ReplyGuard:
         about = named or unique_products(context)
         everyone = unique_products([*named, *context])
         money_spans = [(f.start, f.end) for f in money_figures(sentence)]
-        said = claims.Said(sentence, spans, about, everyone, money_spans, question, previous)
+        said = claims.Said(
+            sentence, spans, about, everyone, money_spans, question, previous, so_far
+        )
         for rule in (claims.babble, claims.near_miss):
             if (why := rule(said, kn)) is not None:
                 raise _Reject(why)
+        if (why := claims.wrong_language(said, lang, kn)) is not None:
+            raise _Reject(why)
         compared = claims.comparison(said, kn)
         if compared is not None and not compared[0]:
             raise _Reject(compared[1])
@@ -343,7 +361,7 @@ class ReplyGuard:
         self._check_money(sentence, about, everyone, lang, edits, notes, counts)
         self._check_stock(sentence, about, everyone, edits, notes)
         self._check_availability(sentence, spans, about)
-        for rule in (claims.shipping_time, claims.unit_figures):
+        for rule in (claims.shipping_time, claims.restock_time, claims.unit_figures):
             if (why := rule(said, kn)) is not None:
                 raise _Reject(why)
         for start, end, new in sorted(edits, reverse=True):
@@ -589,7 +607,7 @@ class GuardedBrain:
         self, sentence: str, products: list[Product], lang: str, kept: list[str]
     ) -> str | None:
         """Check one sentence of a rewording: None and kept when it passes, else why not."""
-        verdict = self.guard.check(sentence, products, lang, previous=kept)
+        verdict = self.guard.check(sentence, products, lang, previous=kept, so_far=" ".join(kept))
         self.last_verdicts.append((sentence, verdict.reason))
         if not verdict.ok:
             return verdict.reason or "rejected"
@@ -659,6 +677,7 @@ class GuardedBrain:
                         turn.lang,
                         question=asked,
                         previous=(previous, self.last_text),
+                        so_far=self.last_text,
                     )
                     self.last_verdicts.append((sentence, verdict.reason))
                     if not verdict.ok:
@@ -720,7 +739,11 @@ class GuardedBrain:
         return "".join(s + " " for s in kept)
 
     def _repeats(self, sentence: str, said: str) -> bool:
+        """``sentence`` (the fallback's) adds nothing to ``said``: it is a sentence of it, or
+        repeats one (the guard's rule) and has no word of its own; the lamp's "sold out right
+        now, back next Friday" after an LLM's "The LumaDesk Lamp is sold out," is said."""
         same = claims.squashed(sentence)
         if any(same == claims.squashed(s) for s in split_sentences(said, False)):
             return True
-        return claims.repeat(sentence, [said], self.guard.knowledge) is not None
+        kn = self.guard.knowledge
+        return claims.repeat(sentence, [said], kn) is not None and not kn.new_words(sentence, said)

@@ -3,12 +3,14 @@
 The voice can start as soon as something is speakable, so the first clause of a reply is
 released at its first comma-like break; later text goes out a whole sentence at a time
 (fewer, more natural breaks). A full stop between digits ("$39.99") or a comma inside a number
-("1,299") is not a break.
+("1,299") is not a break; a line break always is.
 """
 
 from __future__ import annotations
 
-_HARD_ENDS = set("。！？!?…；;")  # always end a sentence
+# always end a sentence; a line break too: a model's new line is a new item (a real 0.5B ran a
+# whole catalog entry on after a price with no stop but line breaks)
+_HARD_ENDS = set("。！？!?…；;\n")
 _SOFT_END = "."  # ends a sentence only when followed by a space (not "39.99", "v2.1")
 _CLAUSE_BREAKS = set("，、,：:")
 _CLOSERS = set("\"'”’)）」』")

@@ -18,6 +18,7 @@ machine slows both alike: greedy tokens after the daemon's real prompt, from its
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -79,13 +80,19 @@ class JsonCache:
         os.replace(temporary, self.path)
 
 
+@functools.cache
 def _judging_code() -> str:
     """A digest of the brain's source (the scorer, the guard, the prompts, the catalog brain):
-    a fix to any of them changes what a teacher's answers score, so cached rates go stale."""
+    a fix to any of them changes what a teacher's answers score, so cached rates go stale.
+    Read once, when this module is imported (below): a file edited while a long build runs
+    must not file the rates the running code judged under the edited code's digest."""
     digest = hashlib.sha256()
     for path in sorted((Path(__file__).resolve().parents[1] / "brain").glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+_judging_code()
 
 
 def rates_key(

@@ -485,3 +485,49 @@ async def test_every_catalog_fact_passes_the_new_checks_unchanged(lang):
                     assert verdict.ok and verdict.text == sentence, (sentence, verdict)
                     checked += 1
     assert checked > 100
+
+
+# -- the pruned student's mistakes -----------------------------------------------------------
+@pytest.mark.parametrize("case", cases("language"))
+async def test_a_sentence_not_in_the_viewers_language_is_never_spoken(case):
+    await assert_handled(case)
+
+
+def test_catalog_names_in_the_other_language_are_no_wrong_language():
+    assert passes("雪峰保温杯 is $24.50.", [THERMO])
+    assert passes("SonicBuds Pro 蓝牙耳机129美元。", [], lang="zh")
+    assert not check("The SnowPeak Thermo Bottle is $24.50 (24.50美元).", [THERMO]).ok
+    assert not check("Hello, welcome!", [], lang="zh").ok
+
+
+@pytest.mark.parametrize("case", cases("stock"))
+async def test_a_stock_figure_said_as_the_stock_is_n_is_checked(case):
+    await assert_handled(case)
+    assert passes("The stock is 7.", [THERMO])
+
+
+@pytest.mark.parametrize("case", cases("restock times"))
+async def test_a_restock_time_that_is_not_the_catalogs_is_refused(case):
+    await assert_handled(case)
+    lamp = CATALOG.by_id("lumadesk")
+    assert passes("The LumaDesk Lamp is sold out, back next Friday.", [lamp])
+    assert passes("台灯已售罄，下周五补货。", [lamp], lang="zh")
+    for wrong, lang in (("It is restocked tomorrow.", "en"), ("台灯明天补货。", "zh")):
+        assert "restock time" in (check(wrong, [lamp], lang).reason or ""), wrong
+
+
+async def test_a_sentence_of_this_reply_said_again_is_never_spoken_fact_or_not():
+    heard = await assert_handled(BABBLE["a-sentence-seven-times"])
+    assert heard.count("product is not in stock") == 1
+
+
+async def test_the_catalogs_labels_read_out_are_prompt_scaffolding():
+    await assert_handled(BABBLE["selling-points-label-read-out"])
+
+
+def test_a_line_break_ends_a_sentence():
+    assert split_sentences("Hi there!\nThe bottle is $24.50\nGrab one", False) == [
+        "Hi there!",
+        "The bottle is $24.50",
+        "Grab one",
+    ]
