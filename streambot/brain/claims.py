@@ -16,13 +16,15 @@ the words of its facts and its names.
   unless the products' own facts say them (the shipping terms say free; a price of 0): the
   sentence is replaced by ``intents.CHECK_EN`` / ``CHECK_ZH``;
 * unit figures ("12 hours", "40 settings", "500 ml", "3种颜色") must be among the facts of the
-  product the sentence is about, and shipping times ("1 to 2 days", "1天", "next day") the
-  product's shipping terms;
+  product the sentence is about, shipping times ("1 to 2 days", "1天", "next day") the
+  product's shipping terms, and restock times ("back in 3 days", "明天补货") its restock time;
 * names: a near miss of a catalog name ("SnowPeek", "冰峰保温杯") is refused;
+* language: Chinese in a reply to English, or an English sentence in a reply to Chinese
+  (catalog names aside), is refused;
 * babble, never spoken: an echo of the viewer's question (or a sentence nearly it: "Sam won
   the game last night" to "Who won the game last night?"), a repeat of what was just said, a
-  digit run, a repeated fragment, prompt scaffolding ("A viewer wrote", the question in
-  quotes, the prompt's own text, brackets), a sentence without words, a model's refusal
+  sentence of this reply said again (fact or not), a digit run, a repeated fragment, prompt scaffolding ("A viewer wrote", the question in
+  quotes, the prompt's own text, brackets, the catalog's "selling points:" label), a sentence without words, a model's refusal
   boilerplate ("I don't have enough information to answer this question", said to "Hi!").
 """
 

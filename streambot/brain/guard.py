@@ -11,9 +11,10 @@
   instructions leaking ("ignore previous instructions", "system prompt", the house rules
   themselves);
 * the rules of ``claims`` (from real small models' mistakes): totals for a quantity, comparisons,
-  unit figures and shipping times against the product's own facts, near misses of a catalog
-  name, and babble (echoes of the question, repeats of what was just said, digit runs,
-  repeated fragments, prompt scaffolding). A claim the catalog does not support (a shipping
+  unit figures, shipping and restock times against the product's own facts, near misses of a
+  catalog name, the viewer's language (names aside), and babble (echoes of the question,
+  repeats of what was just said or of this reply, digit runs, repeated fragments, prompt
+  scaffolding). A claim the catalog does not support (a shipping
   destination, a warranty, returns, a colour) makes the sentence "Let me check that for you."
   ("我帮您确认一下。").
 
