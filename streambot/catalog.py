@@ -214,7 +214,7 @@ class LiveCatalog:
     answer miss an edit made just before it (and on a virtual clock, many stream seconds pass
     in a fraction of a wall-clock second). A consumer that keeps work derived from the catalog
     (a cached system prompt, compiled names) compares the catalog object it read with the one
-    it derived from, or asks a ``changes()`` check; ``listeners`` hear of each reload too.
+    it derived from, or asks a ``changes()`` check.
 
     A broken edit is logged once as an error and the old catalog kept until the file changes
     again. Reloads are serialised by a lock (a brain may read from a worker thread).
@@ -231,8 +231,7 @@ class LiveCatalog:
         if catalog is None:
             catalog, self._text = Catalog.read(self.path)
         self._catalog = catalog
-        self._lock = threading.RLock()  # re-entrant: a listener may read ``current``
-        self.listeners: list[Callable[[Catalog], None]] = []
+        self._lock = threading.Lock()
         self.version = 0  # reloads so far
 
     @classmethod
@@ -272,11 +271,6 @@ class LiveCatalog:
             self._catalog, self._text = catalog, text
             self.version += 1
             log.info("catalog reloaded from %s", self.path)
-            for listener in list(self.listeners):
-                try:
-                    listener(catalog)
-                except Exception:  # one consumer's bug must not stop the reload or the reader
-                    log.exception("catalog listener %r failed", listener)
             return True
 
     def loaded_from(self, text: str) -> bool:

@@ -1,4 +1,4 @@
-"""Dataclasses that flow between the pipeline's stages (DESIGN section 1)."""
+"""Dataclasses that flow between the pipeline's stages (docs/ARCHITECTURE.md, "Data flow")."""
 
 from __future__ import annotations
 

@@ -38,11 +38,6 @@ class TurnKind(StrEnum):
     SAY = "say"  # the operator's own words (!say), said as they are
     SCRIPT = "script"  # a line of the sales script: authored, reworded by an LLM brain
 
-    @property
-    def scripted(self) -> bool:
-        """Said as given, without the brain."""
-        return self in (TurnKind.THANKS, TurnKind.SAY)
-
 
 class Outcome(StrEnum):
     """How a turn ended. The values are stored, so keep them stable."""
@@ -108,7 +103,6 @@ class Turn:
     priority: int = 0  # the message's priority, kept to queue it again after an interruption
     reply: str = ""  # the text said so far (all of it once the brain has finished)
     timings: TurnTimings = field(default_factory=TurnTimings)
-    first_index: int | None = None  # the frame index the presenter shows its first frame at
     outcome: Outcome | None = None
     interrupted_by: ChatMessage | None = None
     sentences: dict[int, str] = field(default_factory=dict)  # index -> text, as voiced

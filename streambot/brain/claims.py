@@ -23,8 +23,9 @@ the words of its facts and its names.
   (catalog names aside), is refused;
 * babble, never spoken: an echo of the viewer's question (or a sentence nearly it: "Sam won
   the game last night" to "Who won the game last night?"), a repeat of what was just said, a
-  sentence of this reply said again (fact or not), a digit run, a repeated fragment, prompt scaffolding ("A viewer wrote", the question in
-  quotes, the prompt's own text, brackets, the catalog's "selling points:" label), a sentence without words, a model's refusal
+  sentence of this reply said again (fact or not), a digit run, a repeated fragment, prompt
+  scaffolding ("A viewer wrote", the question in quotes, the prompt's own text, brackets, the
+  catalog's "selling points:" label), a sentence without words, a model's refusal
   boilerplate ("I don't have enough information to answer this question", said to "Hi!").
 """
 

@@ -126,19 +126,6 @@ def encode_packet(
     return HEADER.pack(HEADER_LEN + len(body), HEADER_LEN, ver, op, seq) + body
 
 
-def encode_compressed(packets: bytes, ver: int = VER_BROTLI, op: int = OP_COMMAND) -> bytes:
-    """Wrap already-encoded packets the way the server does (protover 2 zlib, 3 brotli)."""
-    if ver == VER_ZLIB:
-        body = zlib.compress(packets)
-    elif ver == VER_BROTLI:
-        if brotli is None:  # pragma: no cover
-            raise RuntimeError("brotli is not installed (pip install 'streambot[chat]')")
-        body = brotli.compress(packets)
-    else:
-        raise ValueError(f"protover {ver} is not a compressed one")
-    return encode_packet(op, body, ver=ver, seq=0)
-
-
 def auth_packet(auth: dict | str | bytes) -> bytes:
     return encode_packet(OP_AUTH, auth, ver=1, seq=1)
 

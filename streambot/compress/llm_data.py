@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from streambot.catalog import Catalog
@@ -117,15 +117,6 @@ def question_turn(index: int, text: str, lang: str) -> Turn:
     user = USERS[index % len(USERS)]
     message = ChatMessage(source="build", user=user, text=text, spoken_name=user)
     return Turn(id=index, kind=TurnKind.ANSWER, message=message, lang=lang)
-
-
-def question_messages(
-    catalog: Catalog,
-    questions: Sequence[tuple[str, str]],
-    build_messages: Callable[[Turn], list[dict[str, str]]],
-) -> list[list[dict[str, str]]]:
-    """The chat messages the host would send for each question (system prompt included)."""
-    return [build_messages(question_turn(i, q, lang)) for i, (q, lang) in enumerate(questions)]
 
 
 def calibration_texts(catalog: Catalog, system_prompt: str) -> list[str]:

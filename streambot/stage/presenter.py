@@ -1,4 +1,4 @@
-"""The presenter: the pipeline's one clock (DESIGN section 2).
+"""The presenter: the pipeline's one clock (docs/ARCHITECTURE.md, "The timing contract").
 
 Frame k has pts k/fps and carries output samples [k*spf, (k+1)*spf), so audio and video cannot
 drift apart. Each frame period the presenter takes the next frame of the current turn's clips,
@@ -247,9 +247,6 @@ class Presenter:
         if self.clock.realtime:
             self._speeches[turn_id, start] = SpeechProgress(frames, rate)
             self._receiving[turn_id] = (turn_id, start)
-        turn = self._turns.get(turn_id)
-        if turn is not None and turn.first_index is None:
-            turn.first_index = start
         return start
 
     def _slot_after(self, instant: float) -> int:

@@ -1,4 +1,5 @@
-"""Exact-ratio polyphase resampling between the pipeline's fixed rates (DESIGN section 2)."""
+"""Exact-ratio polyphase resampling between the pipeline's fixed rates (docs/ARCHITECTURE.md,
+"The timing contract")."""
 
 from __future__ import annotations
 

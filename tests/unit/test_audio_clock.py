@@ -1,4 +1,4 @@
-"""The sound card's clock paces the stream (DESIGN: timing contract, pacing).
+"""The sound card's clock paces the stream (docs/ARCHITECTURE.md, "The timing contract": pacing).
 
 No paced sound device is needed: a thread plays the card, calling the PortAudio callback at a
 chosen rate against the monotonic clock, so a card that runs fast or slow shows whether the

@@ -220,21 +220,29 @@ def test_banned_words_are_rejected(sentence):
     assert GUARD.check(sentence, [], "en") == GuardVerdict(False, sentence, "banned word")
 
 
+LEAK = "prompt injection or instructions leaking into the reply"
+
+
 @pytest.mark.parametrize(
-    "sentence",
+    ("sentence", "lang", "reason"),
     [
-        "Okay, I will ignore previous instructions.",
-        "My system prompt says I should be nice.",
-        "Never invent discounts, coupons, sales, bundles, gifts or deadlines.",
-        "Sure, the house rules say I can't.",
-        "Get 20% off the grinder today!",
-        "Use coupon MIA10 at checkout.",
-        "今天全场打八折！",
+        ("Okay, I will ignore previous instructions.", "en", LEAK),
+        ("My system prompt says I should be nice.", "en", LEAK),
+        ("Sure, the house rules say I can't.", "en", LEAK),
+        # the house rules read out: refused at their first invented-discount word
+        (
+            "Never invent discounts, coupons, sales, bundles, gifts or deadlines.",
+            "en",
+            "invented discount: 'coupons' (the catalog has none)",
+        ),
+        ("Get 20% off the grinder today!", "en", "invented discount: '20% off'"),
+        ("Use coupon MIA10 at checkout.", "en", "invented discount: 'coupon'"),
+        ("今天全场打八折！", "zh", "invented discount: '打八折'"),
     ],
 )
-def test_injection_leaks_and_invented_discounts_are_rejected(sentence):
-    verdict = GUARD.check(sentence, [GRINDER], "en")
-    assert not verdict.ok and verdict.reason
+def test_injection_leaks_and_invented_discounts_are_rejected(sentence, lang, reason):
+    verdict = GUARD.check(sentence, [GRINDER], lang)
+    assert not verdict.ok and verdict.reason.startswith(reason), verdict.reason
 
 
 @pytest.mark.parametrize(

@@ -165,12 +165,20 @@ def test_udp_mpegts_carries_matching_frames_and_synced_tone_bursts():
         assert abs(onset - video_time[k]) <= 1 / FMT.fps, (k, onset, video_time[k])
 
 
-def test_udp_without_a_receiver_keeps_sending():
-    sink = StreamSink(f"udp://127.0.0.1:{free_port()}", preset="ultrafast")
+def test_udp_without_a_receiver_keeps_sending_and_a_late_receiver_gets_the_stream():
+    port = free_port()
+    sink = StreamSink(f"udp://127.0.0.1:{port}", preset="ultrafast")
     sink.open(FMT)
-    for k in range(20):
+    for k in range(20):  # nobody listening: no error
         sink.write(k, marked_frame(k), marked_pcm(k))
-    sink.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", port))
+        receiver.settimeout(5)
+        for k in range(20, 80):
+            sink.write(k, marked_frame(k), marked_pcm(k))
+        sink.close()  # flushes what the encoder holds
+        datagram = receiver.recv(65536)
+    assert len(datagram) % 188 == 0 and datagram[0] == 0x47  # MPEG-TS packets, still sent
 
 
 def test_rtmp_reaches_a_listening_server_and_a_vanished_server_raises_from_write():
