@@ -25,7 +25,7 @@ from streambot.events import ChatMessage, Clip, Kind, Sentence, Speech, TurnEnd
 from streambot.face.base import Face
 from streambot.ingest import Ingest
 from streambot.lang import detect_lang
-from streambot.screening import fold
+from streambot.screening import screen_fold
 from streambot.script.model import default_script
 from streambot.script.runner import ScriptLine, ScriptRunner
 from streambot.stage.clock import Clock
@@ -275,9 +275,9 @@ class Host:
             self.store.log_decision(msg.id, "unanswered", reason, None)
             log.info("#%s %s", msg.id, reason)
             return
-        asked = fold(msg.text)
+        asked = screen_fold(msg.text)
         for other in self.inbox.queued():
-            if other is not msg and other.user == msg.user and fold(other.text) == asked:
+            if other is not msg and other.user == msg.user and screen_fold(other.text) == asked:
                 reason = f"interrupted; the same question is queued again as #{other.id}"
                 self.store.log_decision(msg.id, "superseded", reason, None)
                 return

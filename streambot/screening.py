@@ -60,8 +60,9 @@ def _latin_lookalike(char: str) -> str:
 _FOLD_TABLE = CharTable(lambda c: None if is_format(c) else _latin_lookalike(c))
 
 
-def fold(text: str) -> str:
-    """The comparable form of ``text`` (see the module docstring)."""
+def screen_fold(text: str) -> str:
+    """The comparable form of ``text`` for screening: ``text.fold`` with look-alike letters
+    mapped to Latin ones (see the module docstring), of at most ``_MAX_FOLDED`` characters."""
     return _fold(text[:_MAX_FOLDED], _FOLD_TABLE)
 
 
@@ -216,7 +217,7 @@ FIGURE = re.compile(
 @functools.lru_cache(maxsize=4096)
 def _squashed(product_name: str) -> str:
     """A catalog name folded and squashed (names are checked against every product's)."""
-    return squash(fold(product_name))
+    return squash(screen_fold(product_name))
 
 
 MAX_NAME_CHARS = 20
@@ -227,7 +228,7 @@ class Screen:
     """The rules, built once from the triage settings (see the module docstring)."""
 
     def __init__(self, banned_words: Iterable[str], drop_urls: bool = True) -> None:
-        folded = [fold(w) for w in banned_words if w.strip()]
+        folded = [screen_fold(w) for w in banned_words if w.strip()]
         self.banned = sorted({w for w in folded if w}, key=len, reverse=True)
         self._banned_squashed = [(w, squash(w)) for w in self.banned if squash(w)]
         self.drop_urls = drop_urls
@@ -236,7 +237,7 @@ class Screen:
     def views(text: str) -> list[str]:
         """The folded text (first), and the folded text of anything hidden in it as base64.
         Every check takes them, so a caller folds a text once for all of them."""
-        return [fold(text), *(fold(p) for p in decoded_payloads(text))]
+        return [screen_fold(text), *(screen_fold(p) for p in decoded_payloads(text))]
 
     def banned_word(self, text: str, views: list[str] | None = None) -> str | None:
         """The banned word ``text`` contains, however it is spelled, or None. ``views``:

@@ -33,8 +33,7 @@ from streambot.intents import (
 )
 from streambot.lang import detect_lang
 from streambot.money import format_money, minor_digits
-from streambot.screening import INJECTION
-from streambot.screening import fold as screen_fold
+from streambot.screening import INJECTION, screen_fold
 from streambot.text import UNSPACED, fold
 from streambot.turn import Turn, TurnKind
 

@@ -52,7 +52,7 @@ from streambot.intents import (
     en_number,
     zh_number,
 )
-from streambot.screening import fold, squash
+from streambot.screening import screen_fold, squash
 from streambot.text import IDEOGRAPHS, is_cjk
 from streambot.turn import Turn, TurnKind
 
@@ -289,7 +289,7 @@ class Facts:
 
 def _normal(text: str) -> str:
     """Folded, "colour" spelled "color": how a claim and the facts are compared."""
-    return fold(text).replace("colour", "color")
+    return screen_fold(text).replace("colour", "color")
 
 
 def _numbers_in(text: str) -> set[float]:
@@ -332,7 +332,7 @@ def _prompt_shingles(catalog: Catalog) -> set[str]:
     # line by line: ``fold`` reads at most a chat message's worth of text (a hostile viewer's
     # megabyte is not folded whole), and the prompts are many times that
     def runs(text: str) -> set[str]:
-        return set().union(*(shingles(fold(line)) for line in text.splitlines()))
+        return set().union(*(shingles(screen_fold(line)) for line in text.splitlines()))
 
     return runs(text) - set().union(*(runs(b) for b in facts))
 
@@ -399,7 +399,8 @@ class Knowledge:
         self.numbers |= set().union(*(f.numbers for f in self.facts.values()))
         self.prompt = _prompt_shingles(catalog)
         self._names(catalog)
-        nouns = sorted({fold(n) for n in catalog.names() if n.isascii()}, key=len, reverse=True)
+        ascii_names = {screen_fold(n) for n in catalog.names() if n.isascii()}
+        nouns = sorted(ascii_names, key=len, reverse=True)
         # what a bare number before it counts: a product sold ("two thermo bottles", "2 of
         # the grinder", "3 units"), not its stock ("7 bottles left")
         self.counted = re.compile(
@@ -414,7 +415,7 @@ class Knowledge:
         return squash(self._without_names(text))
 
     def _without_names(self, text: str) -> str:
-        folded = fold(text)
+        folded = screen_fold(text)
         for name in self._all_names:
             folded = folded.replace(name, " ")
         return folded
@@ -422,12 +423,12 @@ class Knowledge:
     def new_words(self, text: str, said: str) -> set[str]:
         """The words (numbers, ideographs) of ``text`` that ``said`` does not have, product
         names and the small words of English aside: what ``text`` would add to ``said``."""
-        have = set(_TOKEN.findall(fold(said)))
+        have = set(_TOKEN.findall(screen_fold(said)))
         words = _TOKEN.findall(self._without_names(text))
         return {w for w in words if w not in have and _content(w)}
 
     def _names(self, catalog: Catalog) -> None:
-        self._all_names = sorted({fold(n) for n in catalog.names()}, key=len, reverse=True)
+        self._all_names = sorted({screen_fold(n) for n in catalog.names()}, key=len, reverse=True)
         self.words: set[str] = set()  # every catalog word, for the name rules' exceptions
         self.brands: set[str] = set()  # "aerobrew", "snowpeak": made-up names, near-missable
         self.full_names: list[tuple[str, ...]] = []  # "snowpeak thermo bottle"
@@ -438,11 +439,11 @@ class Knowledge:
         for p in catalog.product:
             english = [p.name, p.id, *p.aliases]
             self.words |= {_base(w) for t in (*english, *p.points, p.shipping, p.restock)
-                           for w in _WORD.findall(fold(t))}  # fmt: skip
-            self.brands |= {_base(fold(w)) for w in p.name.split() if _CAMEL.search(w)}
+                           for w in _WORD.findall(screen_fold(t))}  # fmt: skip
+            self.brands |= {_base(screen_fold(w)) for w in p.name.split() if _CAMEL.search(w)}
             if p.id.isalnum() and len(p.id) >= 5:
-                self.brands.add(_base(fold(p.id)))
-            words = tuple(_base(w) for w in _WORD.findall(fold(p.name)))
+                self.brands.add(_base(screen_fold(p.id)))
+            words = tuple(_base(w) for w in _WORD.findall(screen_fold(p.name)))
             if len(words) >= 2:
                 self.full_names.append(words)
             chinese = ["".join(_CJK_RUN.findall(n)) for n in (p.name_zh, *p.aliases_zh)]
@@ -454,7 +455,7 @@ class Knowledge:
                     self.zh_cores.add(whole[: -len(kind)])
                     break
             zh_text += [p.name_zh, *p.aliases_zh, *p.points_zh, p.shipping_zh, p.restock_zh]
-        self.zh_text = fold(" ".join(zh_text))
+        self.zh_text = screen_fold(" ".join(zh_text))
         self.brands = {b for b in self.brands if len(b) >= 5}
 
     def of(self, products: Iterable[Product]) -> list[Facts]:
@@ -500,7 +501,7 @@ def quantities(text: str, kn: Knowledge) -> set[int]:
     language): 2 for "two thermo bottles", "2个", "两个保温杯", "x2". A bare number counts only
     what the catalog sells ("2 thermo bottles", "2 units"; not "2 years"), and a stock figure
     ("7 bottles left", "还剩7件") is no quantity."""
-    folded = fold(text)
+    folded = screen_fold(text)
     found = [
         q.value
         for q in intents.quantities(folded, "en")
@@ -528,7 +529,7 @@ _RUN = re.compile(r"\d[\d,.]*\d|\d")
 
 def squashed(text: str) -> str:
     """``text`` folded, without spaces or punctuation: how two sayings are compared."""
-    return squash(fold(text))
+    return squash(screen_fold(text))
 
 
 def _long(squashed: str) -> bool:
@@ -545,7 +546,7 @@ def babble(said: Said, kn: Knowledge) -> str | None:
     cjk = sum(is_cjk(c) for c in text)
     if not cjk and letters < 2:  # "…", or a bare figure: "99." after "$59." (a real 0.5B)
         return "no words"
-    folded = fold(text)
+    folded = screen_fold(text)
     if _QUOTE_LABEL.search(text) or _SCAFFOLD.search(text) or shingles(folded) & kn.prompt:
         return "prompt scaffolding"
     for run in _RUN.finditer(text):
@@ -672,7 +673,7 @@ def wrong_language(said: Said, lang: str, kn: Knowledge) -> str | None:
 # -- names ----------------------------------------------------------------------------------
 def near_miss(said: Said, kn: Knowledge) -> str | None:
     """A word that is almost a catalog name but is none ("SnowPeek", "冰峰保温杯")."""
-    words = [_base(w) for w in _WORD.findall(fold(said.text))]
+    words = [_base(w) for w in _WORD.findall(screen_fold(said.text))]
     pairs = [a + b for a, b in itertools.pairwise(words) if a.isalpha() and b.isalpha()]
     for word in [*(w for w in words if w.isalpha()), *pairs]:
         if len(word) < 5 or word in kn.words or word in kn.brands:
@@ -806,7 +807,7 @@ def shipping_time(said: Said, kn: Knowledge) -> str | None:
             return f"shipping time {days.text!r}: the catalog says {terms}"
     for m in _SHIP_WORDS.finditer(said.text):
         pool = _pool(said, m.start(), kn)
-        if not any(fold(m.group(0)) in facts.shipping for facts in pool):
+        if not any(screen_fold(m.group(0)) in facts.shipping for facts in pool):
             return f"shipping time {m.group(0)!r}: the catalog does not say it"
     return None
 
@@ -837,7 +838,7 @@ def restock_time(said: Said, kn: Knowledge) -> str | None:
             return f"restock time {days.text!r}: the catalog says {_restocks(pool)}"
     for m in _RESTOCK_WHEN.finditer(said.text):
         pool = _pool(said, m.start(), kn)
-        if not any(fold(m.group(0)) in facts.restock for facts in pool):
+        if not any(screen_fold(m.group(0)) in facts.restock for facts in pool):
             return f"restock time {m.group(0)!r}: the catalog says {_restocks(pool)}"
     return None
 

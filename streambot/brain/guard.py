@@ -61,7 +61,7 @@ from streambot.intents import (
     asks_about_a_product,
     zh_number,
 )
-from streambot.screening import Screen, fold
+from streambot.screening import Screen, screen_fold
 from streambot.text import has_cjk
 from streambot.turn import Turn, TurnKind
 
@@ -327,7 +327,7 @@ class ReplyGuard:
             raise _Reject("banned word")
         if self.screen.has_url(sentence):  # the host never reads out a link, whoever wrote it
             raise _Reject("a link")
-        folded = fold(sentence)
+        folded = screen_fold(sentence)
         if any(p.search(sentence) or p.search(folded) for p in _LEAK):
             raise _Reject("prompt injection or instructions leaking into the reply")
         for m in _DISCOUNT.finditer(sentence):

@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from streambot.backoff import capped_exponential, equal_jitter
 from streambot.brain.base import Brain
+from streambot.brain.sentences import ends_sentence
 from streambot.circuit import CircuitBreaker, CircuitState
 from streambot.http_session import LazySession
 from streambot.turn import Turn
@@ -36,17 +37,9 @@ log = logging.getLogger(__name__)
 CLOSING_EN = " Sorry, let me get back to you on that."
 CLOSING_ZH = "抱歉，我稍后再回答。"
 
-_SENTENCE_END = ".!?。！？…"
-_TRAILING_CLOSERS = "\"')]}”’」』）》"
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 _MAX_SSE_LINE = 1 << 20  # a server that never ends a line is broken, not slow
 _SNIPPET_CHARS = 200
-
-
-def ends_sentence(text: str) -> bool:
-    """True when ``text`` ends a sentence (closing quotes and brackets are looked through)."""
-    stripped = text.rstrip().rstrip(_TRAILING_CLOSERS)
-    return bool(stripped) and stripped[-1] in _SENTENCE_END
 
 
 def closing_for(text: str, lang: str) -> str:

@@ -13,7 +13,15 @@ from __future__ import annotations
 _HARD_ENDS = set("。！？!?…；;\n")
 _SOFT_END = "."  # ends a sentence only when followed by a space (not "39.99", "v2.1")
 _CLAUSE_BREAKS = set("，、,：:")
-_CLOSERS = set("\"'”’)）」』")
+_CLOSERS = set("\"'”’)）」』]}》")
+SENTENCE_ENDS = frozenset(_HARD_ENDS | {_SOFT_END})  # the one set of sentence ends
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether ``text`` ends where the splitter ends a sentence (closing quotes and brackets
+    looked through)."""
+    stripped = text.rstrip().rstrip("".join(_CLOSERS))
+    return bool(stripped) and stripped[-1] in SENTENCE_ENDS
 
 
 class SentenceSplitter:

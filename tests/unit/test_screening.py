@@ -13,7 +13,7 @@ from streambot.catalog import Catalog
 from streambot.config import TriageConfig
 from streambot.events import ChatMessage, Kind
 from streambot.gifts import thanks_text
-from streambot.screening import Screen, fold
+from streambot.screening import Screen, screen_fold
 from streambot.triage import Triage
 
 BANNED = TriageConfig().banned_words  # "buy followers", "free followers", "加微信"
@@ -119,9 +119,9 @@ def test_ordinary_questions_pass(text):
 
 
 def test_fold_keeps_digits_and_chinese():
-    assert fold("Ｌａｍｐ  is  10 dollars") == "lamp is 10 dollars"
-    assert fold("保温杯") == "保温杯"
-    assert fold("1 0 l") == "1 0 l"  # digits are never read as look-alike letters
+    assert screen_fold("Ｌａｍｐ  is  10 dollars") == "lamp is 10 dollars"
+    assert screen_fold("保温杯") == "保温杯"
+    assert screen_fold("1 0 l") == "1 0 l"  # digits are never read as look-alike letters
 
 
 @pytest.mark.parametrize(
