@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 import numpy as np
 
@@ -54,6 +54,37 @@ class ChatMessage:
     # Set by a source that acknowledges a message only once it is stored (HTTP's 202): the
     # pump resolves it with the stored Decision, or an exception when the message was lost.
     receipt: asyncio.Future | None = field(default=None, repr=False, compare=False)
+
+
+class MessageStatus(StrEnum):
+    """Where a chat message stands. The values are stored and shown, so keep them stable."""
+
+    RECEIVED = "received"  # stored, not decided yet
+    ACCEPTED = "accepted"  # waiting to be answered (again, after a restart or interruption)
+    REJECTED = "rejected"  # refused by triage or the command parser
+    DROPPED = "dropped"  # accepted, then dropped: the queue was full, or the operator said so
+    BATCHED = "batched"  # a gift held for a batched thanks
+    ANSWERING = "answering"  # its turn is being said
+    ANSWERED = "answered"  # its reply was played in full
+    FAILED = "failed"  # its turn failed
+    INTERRUPTED = "interrupted"  # its turn was cut short by something more important
+    INTERRUPTED_BY_SHUTDOWN = "interrupted-by-shutdown"  # the daemon stopped during its turn
+    SKIPPED = "skipped"  # the operator skipped it
+    UNANSWERED = "unanswered"  # left unanswered (stale, or its turn could not be made)
+    SUPERSEDED = "superseded"  # a newer message from the same viewer replaced it
+    EXPIRED = "expired"  # low-priority chat not resumed after a restart
+
+
+# Accepted but not yet fully answered: these survive a restart and are never pruned.
+# (INTERRUPTED: rows of versions that never answered an interrupted question again.)
+PENDING = frozenset(
+    {
+        MessageStatus.ACCEPTED,
+        MessageStatus.ANSWERING,
+        MessageStatus.INTERRUPTED_BY_SHUTDOWN,
+        MessageStatus.INTERRUPTED,
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from streambot.brain.base import Brain
 from streambot.brain.sentences import SentenceSplitter
 from streambot.catalog import LiveCatalog
 from streambot.config import HostConfig
-from streambot.events import ChatMessage, Clip, Kind, Sentence, Speech, TurnEnd
+from streambot.events import ChatMessage, Clip, Kind, MessageStatus, Sentence, Speech, TurnEnd
 from streambot.face.base import Face
 from streambot.ingest import Ingest
 from streambot.lang import detect_lang
@@ -192,7 +192,7 @@ class Host:
 
     async def _command(self, msg: ChatMessage, stop: asyncio.Event) -> None:
         word, _, rest = msg.text.strip().partition(" ")
-        self.store.set_status(msg.id, "answered")
+        self.store.set_status(msg.id, MessageStatus.ANSWERED)
         if word in ("!skip", "!stop"):
             log.info("operator: %s (current turn already interrupted)", word)
         elif word == "!pitch":
@@ -202,9 +202,11 @@ class Host:
         elif word == "!script":
             problem = self.script.command(rest)
             if problem is not None:
-                self.store.log_decision(msg.id, "rejected", problem, None)
+                self.store.log_decision(msg.id, MessageStatus.REJECTED, problem, None)
         else:
-            self.store.log_decision(msg.id, "rejected", f"unknown command {word!r}", None)
+            self.store.log_decision(
+                msg.id, MessageStatus.REJECTED, f"unknown command {word!r}", None
+            )
 
     async def play(self, turn: Turn, stop: asyncio.Event) -> Outcome:
         """Produce and present one turn until it ends; returns its outcome. The turn is
@@ -267,19 +269,21 @@ class Host:
         the same again meanwhile; each of those is stored as the reason."""
         if _skipped_by(interrupter):
             word = interrupter.text.strip().split(" ", 1)[0]
-            self.store.log_decision(msg.id, "skipped", f"skipped by the operator ({word})", None)
+            self.store.log_decision(
+                msg.id, MessageStatus.SKIPPED, f"skipped by the operator ({word})", None
+            )
             return
         tries = msg.meta["interruptions"] = msg.meta.get("interruptions", 0) + 1
         if tries > MAX_REQUEUES:
             reason = f"interrupted {tries} times; not tried again"
-            self.store.log_decision(msg.id, "unanswered", reason, None)
+            self.store.log_decision(msg.id, MessageStatus.UNANSWERED, reason, None)
             log.info("#%s %s", msg.id, reason)
             return
         asked = screen_fold(msg.text)
         for other in self.inbox.queued():
             if other is not msg and other.user == msg.user and screen_fold(other.text) == asked:
                 reason = f"interrupted; the same question is queued again as #{other.id}"
-                self.store.log_decision(msg.id, "superseded", reason, None)
+                self.store.log_decision(msg.id, MessageStatus.SUPERSEDED, reason, None)
                 return
         by = f"{interrupter.kind} #{interrupter.id}" if interrupter is not None else "the operator"
         self.ingest.requeue(msg, turn.priority, f"re-queued: interrupted by {by}")

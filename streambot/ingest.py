@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from streambot.chat.hygiene import clean_message
-from streambot.events import ChatMessage, Decision, Priority
+from streambot.events import ChatMessage, Decision, MessageStatus, Priority
 from streambot.gifts import GiftBatcher
 from streambot.inbox import Inbox
 from streambot.logs import RefusalSummary
@@ -51,7 +51,7 @@ class Ingest:
         except Exception as exc:  # a triage bug must not lose the message: stored, refused
             log.exception("triage failed on a message from %s", msg.source)
             decision = Decision(False, f"internal error in triage: {type(exc).__name__}")
-        status = "accepted" if decision.accepted else "rejected"
+        status = MessageStatus.ACCEPTED if decision.accepted else MessageStatus.REJECTED
         queued = decision.accepted and not decision.batch
         # A full inbox that would refuse it anyway: stored as dropped in the same commit.
         refused = queued and self.inbox.would_refuse(decision.priority)
@@ -60,8 +60,8 @@ class Ingest:
             status,
             decision.reason,
             decision.priority if decision.accepted else None,
-            final_status="batched" if decision.batch else None,
-            then=("dropped", self._queue_full_reason()) if refused else None,
+            final_status=MessageStatus.BATCHED if decision.batch else None,
+            then=(MessageStatus.DROPPED, self._queue_full_reason()) if refused else None,
         )
         if notes:
             log.warning("#%s from %s cleaned: %s", msg.id, msg.source, "; ".join(notes))
@@ -104,10 +104,12 @@ class Ingest:
             return None
         self.store.log_message(batch)
         self.store.log_decision(
-            batch.id, "accepted", f"thanks for {batch.count} gift(s)", Priority.THANKS
+            batch.id, MessageStatus.ACCEPTED, f"thanks for {batch.count} gift(s)", Priority.THANKS
         )
         for gift_id in batch.meta["batched_ids"]:
-            self.store.log_decision(gift_id, "batched", f"thanked in batch #{batch.id}", None)
+            self.store.log_decision(
+                gift_id, MessageStatus.BATCHED, f"thanked in batch #{batch.id}", None
+            )
         self.enqueue(batch, Priority.THANKS)
         return batch
 
@@ -116,7 +118,7 @@ class Ingest:
         self.metrics.inbox.set(len(self.inbox))
         if dropped is not None:
             reason = self._queue_full_reason()
-            self.store.log_decision(dropped.id, "dropped", reason, None)
+            self.store.log_decision(dropped.id, MessageStatus.DROPPED, reason, None)
             self.metrics.decisions.labels("dropped", "queue full").inc()
             level = logging.INFO if self.refusals.admit("queue full") else logging.DEBUG
             log.log(level, "dropped #%s from %s: %s", dropped.id, dropped.user, reason)
@@ -132,7 +134,9 @@ class Ingest:
         for item in pending:
             msg = item.message
             msg.spoken_name = self.triage.spoken_name(msg)  # names are screened again
-            self.store.log_decision(msg.id, "accepted", "resumed after restart", item.priority)
+            self.store.log_decision(
+                msg.id, MessageStatus.ACCEPTED, "resumed after restart", item.priority
+            )
             held += not self.inbox.put_or_wait(msg, item.priority)
         self.metrics.inbox.set(len(self.inbox))
         if pending:
@@ -152,6 +156,6 @@ class Ingest:
 
     def requeue(self, msg: ChatMessage, priority: int, reason: str) -> None:
         """Queue an interrupted question again (it is answered after what interrupted it)."""
-        self.store.log_decision(msg.id, "accepted", reason, priority)
+        self.store.log_decision(msg.id, MessageStatus.ACCEPTED, reason, priority)
         self.inbox.put_or_wait(msg, priority, first=True)
         self.metrics.inbox.set(len(self.inbox))

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from streambot.events import ChatMessage
+from streambot.events import PENDING, ChatMessage, MessageStatus
 from streambot.turn import TurnTimings
 
 _SCHEMA = """
@@ -77,10 +77,9 @@ CREATE INDEX IF NOT EXISTS decisions_message ON decisions(message_id);
 CREATE INDEX IF NOT EXISTS turns_message ON turns(message_id);
 CREATE INDEX IF NOT EXISTS sentences_turn ON sentences(turn_id);
 """
-# Accepted but not yet fully answered: these survive a restart and are never pruned.
-# ("interrupted": rows of versions that never answered an interrupted question again.)
-PENDING = ("accepted", "answering", "interrupted-by-shutdown", "interrupted")
-_PENDING_SQL = "(" + ", ".join(f"'{status}'" for status in PENDING) + ")"
+_PENDING_SQL = "(" + ", ".join(f"'{status}'" for status in sorted(PENDING)) + ")"
+# A turn's outcome -> its message's status (an interrupted turn's message is "interrupted" too).
+_STATUS_AFTER = {"played": MessageStatus.ANSWERED, "failed": MessageStatus.FAILED}
 # Rows deleted per transaction when pruning: the lock is shared with the ingest path, which
 # must never wait long.
 PRUNE_BATCH = 500
@@ -164,11 +163,11 @@ class Store:
     def log_received(
         self,
         msg: ChatMessage,
-        status: str,
+        status: MessageStatus,
         reason: str,
         priority: int | None,
-        final_status: str | None = None,
-        then: tuple[str, str] | None = None,
+        final_status: MessageStatus | None = None,
+        then: tuple[MessageStatus, str] | None = None,
     ) -> int:
         """A received message and its triage decision in one transaction (one commit per
         message on the ingest path); sets ``msg.id``. ``final_status`` overrides the
@@ -197,7 +196,9 @@ class Store:
             )
         return msg.id
 
-    def log_decision(self, message_id: int, status: str, reason: str, priority: int | None) -> None:
+    def log_decision(
+        self, message_id: int, status: MessageStatus, reason: str, priority: int | None
+    ) -> None:
         with self._transaction():
             self._db.execute(
                 "INSERT INTO decisions (message_id, at, decision, reason) VALUES (?, ?, ?, ?)",
@@ -209,7 +210,7 @@ class Store:
                 (status, reason, priority, message_id),
             )
 
-    def set_status(self, message_id: int, status: str) -> None:
+    def set_status(self, message_id: int, status: MessageStatus) -> None:
         self._exec("UPDATE messages SET status = ? WHERE id = ?", (status, message_id))
 
     def start_turn(self, message_id: int | None, kind: str, lang: str) -> int:
@@ -218,7 +219,7 @@ class Store:
             (message_id, kind, lang, time.time()),
         )
         if message_id is not None:
-            self.set_status(message_id, "answering")
+            self.set_status(message_id, MessageStatus.ANSWERING)
         return int(cur.lastrowid)
 
     def set_reply(self, turn_id: int, reply: str) -> None:
@@ -251,8 +252,7 @@ class Store:
             (time.time(), outcome, turn_id),
         )
         if message_id is not None:
-            status = {"played": "answered", "failed": "failed"}.get(outcome, outcome)
-            self.set_status(message_id, status)
+            self.set_status(message_id, _STATUS_AFTER.get(outcome) or MessageStatus(outcome))
 
     def log_timings(self, turn_id: int, timings: TurnTimings) -> None:
         def ms(instant: float | None) -> float | None:
@@ -282,7 +282,9 @@ class Store:
                 msg = ChatMessage(source, user, text, kind, received_at=received_at, id=mid)
                 pending.append(PendingMessage(msg, priority))
             else:
-                self.log_decision(mid, "expired", "restart: low-priority chat not resumed", None)
+                self.log_decision(
+                    mid, MessageStatus.EXPIRED, "restart: low-priority chat not resumed", None
+                )
         return pending
 
     def prune(self, before: float, batch: int = PRUNE_BATCH) -> int:

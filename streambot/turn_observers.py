@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from streambot.events import ChatMessage
+from streambot.events import ChatMessage, MessageStatus
 from streambot.metrics import Metrics
 from streambot.store import Store
 from streambot.turn import Outcome, SpokenSentence, Turn, TurnKind, TurnObserver
@@ -34,7 +34,7 @@ class TurnRecorder(TurnObserver):
             self.store.set_script(turn.id, turn.script.segment.id, turn.script.spoken_as)
         if turn.outcome == Outcome.SHUTDOWN and msg_id is not None:
             self.store.end_turn(turn.id, None, turn.outcome)
-            self.store.set_status(msg_id, "accepted")  # answered again after a restart
+            self.store.set_status(msg_id, MessageStatus.ACCEPTED)  # answered again after a restart
         else:
             self.store.end_turn(turn.id, msg_id, str(turn.outcome))
         self.store.log_timings(turn.id, turn.timings)

@@ -33,7 +33,7 @@ from pydantic import SecretStr
 
 from streambot.catalog import CatalogError
 from streambot.config import PanelConfig
-from streambot.events import ChatMessage, Kind, Priority
+from streambot.events import ChatMessage, Kind, MessageStatus, Priority
 from streambot.http_guard import Guard, origin_allowed
 from streambot.panel.catalog_edit import CatalogEditor, EditError
 from streambot.panel.preview import PreviewEncoder
@@ -320,7 +320,7 @@ class Panel:
         if msg is None:
             raise ActionError(f"message #{message_id} is not queued", 404)
         reason = f"dropped by {self.config.operator} on the panel"
-        self.app.store.log_decision(message_id, "dropped", reason, None)
+        self.app.store.log_decision(message_id, MessageStatus.DROPPED, reason, None)
         return f"#{message_id} dropped"
 
     def _product(self, body: dict) -> str:
