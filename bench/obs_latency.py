@@ -36,7 +36,7 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.obs_real
 
-from streambot.stage.clock import MonotonicClock
+from streambot.clock import MonotonicClock
 from streambot.stage.obs import ObsController
 from streambot.stage.presenter import Presenter
 from streambot.stage.sinks.base import StreamFormat

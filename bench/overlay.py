@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image
 
 from streambot.catalog import Catalog, LiveCatalog
+from streambot.clock import VirtualClock
 from streambot.config import OverlayConfig
 from streambot.events import ChatMessage
-from streambot.stage.clock import VirtualClock
 from streambot.stage.overlay.director import OverlayDirector, build_compositor
 from streambot.turn import Turn, TurnKind
 

@@ -31,10 +31,10 @@ import onnxruntime as ort
 import torch
 
 from streambot.compress.build import BuildOptions, build
-from streambot.compress.export import export_hifigan_onnx
 from streambot.compress.intelligibility import EVERYDAY_EN as HEARD
 from streambot.compress.intelligibility import Transcriber, word_error_rate
 from streambot.config import Config, EspeakVoiceConfig
+from streambot.runtime.export import export_hifigan_onnx
 from streambot.runtime.manifest import Manifest
 from streambot.voice.decoder_engine import OnnxDecoder
 from streambot.voice.espeak import EspeakVoice

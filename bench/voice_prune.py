@@ -27,8 +27,8 @@ from streambot.compress.distill_voice import (
     latent_segments,
     stft_distance,
 )
-from streambot.compress.export import export_hifigan_onnx
 from streambot.compress.prune_voice import prune_hifigan
+from streambot.runtime.export import export_hifigan_onnx
 from streambot.voice.piper import PiperSettings
 from streambot.voice.piper_split import SplitPiperVoice, hifigan_from_onnx
 

@@ -160,7 +160,7 @@ def main() -> int:
             if "torch" in args.backends:
                 engines.append(TorchEngine(model, ["mel", "face"], ["frame"], device="cpu"))
             if "onnx" in args.backends:
-                from streambot.compress.export import export_wav2lip_onnx
+                from streambot.runtime.export import export_wav2lip_onnx
                 from streambot.runtime.onnx_engine import OnnxEngine
 
                 path = export_wav2lip_onnx(model, work / f"w2l{tag.strip()}.onnx")

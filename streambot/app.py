@@ -7,8 +7,11 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
+import numpy as np
 from aiohttp import web
 
 from streambot.brain.factory import build_brain
@@ -16,7 +19,8 @@ from streambot.catalog import LiveCatalog
 from streambot.chat.base import ChatSource
 from streambot.chat.factory import build_platform_sources
 from streambot.chat.local import HttpChatSource, ReplayChatSource, StdinChatSource
-from streambot.config import Config, ConfigError
+from streambot.clock import Clock, DeviceClock, MonotonicClock, VirtualClock
+from streambot.config import Config, ConfigError, PanelConfig
 from streambot.events import ChatMessage, Decision
 from streambot.face.factory import build_face, slow_face_policy
 from streambot.host import Host, Stages
@@ -24,11 +28,9 @@ from streambot.inbox import Inbox
 from streambot.ingest import Ingest
 from streambot.logs import redact
 from streambot.metrics import Metrics, serve_metrics
-from streambot.panel.server import Panel
 from streambot.preflight import preflight
 from streambot.script.model import ScriptError, default_script, load_script
 from streambot.script.runner import ScriptRunner
-from streambot.stage.clock import Clock, DeviceClock, MonotonicClock, VirtualClock
 from streambot.stage.director import StageDirector, obs_controller, picture_delay
 from streambot.stage.overlay.director import OverlayDirector, build_compositor
 from streambot.stage.presenter import Presenter
@@ -119,6 +121,23 @@ def _ready(source: ChatSource) -> bool:
     return callable(waiting) and waiting() > 0
 
 
+class OperatorPanel(Protocol):
+    """What the daemon needs of the operator's web page (``panel/server.Panel``)."""
+
+    preview: FrameOffer
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class FrameOffer(Protocol):
+    def offer(self, index: int, frame: np.ndarray) -> None: ...
+
+
+PanelFactory = Callable[["App", PanelConfig], OperatorPanel]
+
+
 class App:
     def __init__(
         self,
@@ -126,7 +145,10 @@ class App:
         clock: Clock | None = None,
         extra_sources: list[ChatSource] | None = None,
         turn_observers: list[TurnObserver] | None = None,
+        panel: PanelFactory | None = None,
     ) -> None:
+        """``panel``: makes the operator's web page for ``[panel] enabled`` (the panel sits a
+        layer above the daemon, so whoever starts the daemon hands it in: ``cli`` does)."""
         preflight(config)  # a bad path or value stops here, naming its key
         self.config = config
         cfg = config
@@ -179,7 +201,8 @@ class App:
         )
         self.sinks: SinkFanout | None = None
         self.overlay: OverlayDirector | None = None
-        self.panel: Panel | None = None
+        self.panel: OperatorPanel | None = None
+        self._panel_factory = panel
         self.presenter: Presenter | None = None
         self.host: Host | None = None
 
@@ -444,7 +467,10 @@ class App:
         stream goes on without it)."""
         if not self.config.panel.enabled or self.presenter is None:
             return
-        panel = Panel(self, self.config.panel)
+        if self._panel_factory is None:
+            log.warning("[panel] enabled, but this daemon was started without one: no panel")
+            return
+        panel = self._panel_factory(self, self.config.panel)
         try:
             await panel.start()
         except OSError as exc:

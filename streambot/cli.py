@@ -36,10 +36,11 @@ def demo_config(out: Path, fast: bool) -> Config:
 
 def _run_app(config: Config, seconds: float | None) -> int:
     from streambot.app import App  # heavy imports after argument parsing
+    from streambot.panel.server import Panel
 
     async def main() -> None:
         try:
-            app = App(config)
+            app = App(config, panel=Panel)
         except ConfigError as exc:  # a path or value the config names is not usable
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_CONFIG) from None

@@ -18,19 +18,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from streambot.brain.base import Brain
-from streambot.brain.sentences import SentenceSplitter
 from streambot.catalog import LiveCatalog
+from streambot.clock import Clock
 from streambot.config import HostConfig
 from streambot.events import ChatMessage, Clip, Kind, MessageStatus, Sentence, Speech, TurnEnd
-from streambot.face.base import Face
+from streambot.face.base import Face, SlowFacePolicy
 from streambot.ingest import Ingest
 from streambot.lang import detect_lang
 from streambot.screening import screen_fold
-from streambot.script.model import default_script
-from streambot.script.runner import ScriptLine, ScriptRunner
-from streambot.stage.clock import Clock
+from streambot.script.model import ScriptLine, default_script
+from streambot.script.runner import ScriptRunner
+from streambot.sentences import SentenceSplitter
 from streambot.stage.presenter import Presenter
-from streambot.stage.schedule import SAFETY, RenderRate, SlowFacePolicy
+from streambot.stage.schedule import SAFETY, RenderRate
 from streambot.store import Store
 from streambot.tasks import first_of
 from streambot.timing import FACE_RATE, samples_per_frame
@@ -167,13 +167,13 @@ class Host:
         """Say the script's current segment; the runner moves on once it was played."""
         line = self.script.line(self._lang, self._next_pitch)
         if line.skipped or (not line.text and not line.segment.is_pitch):  # or a silent Q&A
-            self.script.ended(line, Outcome.PLAYED, self.clock.now(), skipped=bool(line.skipped))
+            self.script.ended(line, True, self.clock.now(), skipped=bool(line.skipped))
             return
         turn = self._script_turn(line)
         self.script.started(line, self.clock.now())
         outcome = await self.play(turn, stop)
         skipped = _skipped_by(turn.interrupted_by)
-        self.script.ended(line, outcome, self.clock.now(), skipped=skipped)
+        self.script.ended(line, outcome == Outcome.PLAYED, self.clock.now(), skipped=skipped)
 
     def _script_turn(self, line: ScriptLine) -> Turn:
         if line.segment.is_pitch:

@@ -6,12 +6,12 @@ import asyncio
 import logging
 
 from streambot.chat.hygiene import clean_message
+from streambot.clock import Clock
 from streambot.events import ChatMessage, Decision, MessageStatus, Priority
 from streambot.gifts import GiftBatcher
 from streambot.inbox import Inbox
 from streambot.logs import RefusalSummary
 from streambot.metrics import Metrics
-from streambot.stage.clock import Clock
 from streambot.store import Store
 from streambot.triage import Triage
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from streambot.events import ChatMessage
 
 if TYPE_CHECKING:
-    from streambot.script.runner import ScriptLine
+    from streambot.script.model import ScriptLine
 
 log = logging.getLogger(__name__)
 

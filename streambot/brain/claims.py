@@ -40,7 +40,6 @@ from dataclasses import dataclass
 
 from streambot import intents
 from streambot.brain.prompt import FACTS, PromptStyle, quoted, render_product, turn_messages
-from streambot.brain.sentences import split_sentences
 from streambot.catalog import Catalog, Product
 from streambot.events import ChatMessage
 from streambot.intents import (
@@ -53,6 +52,7 @@ from streambot.intents import (
     zh_number,
 )
 from streambot.screening import screen_fold, squash
+from streambot.sentences import split_sentences
 from streambot.text import IDEOGRAPHS, is_cjk
 from streambot.turn import Turn, TurnKind
 

@@ -53,12 +53,12 @@ from streambot.brain.guard import (
     same_money,
     unique_products,
 )
-from streambot.brain.sentences import SentenceSplitter, split_sentences
 from streambot.catalog import Catalog, Product
 from streambot.events import ChatMessage
 from streambot.intents import DIGITS, EN_NUMBERS, EN_TENS, zh_numeral
 from streambot.lang import detect_lang
 from streambot.money import format_money, minor_digits
+from streambot.sentences import SentenceSplitter, split_sentences
 from streambot.text import IDEOGRAPHS, fold
 from streambot.turn import Turn, TurnKind
 

@@ -49,7 +49,6 @@ from streambot.brain import claims
 from streambot.brain.base import Brain, continues_replies
 from streambot.brain.claims import Knowledge, subjects
 from streambot.brain.prompt import CLOSE, OPEN
-from streambot.brain.sentences import SentenceSplitter, split_sentences
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live, format_price
 from streambot.intents import (
     CHECK_EN,
@@ -62,6 +61,7 @@ from streambot.intents import (
     zh_number,
 )
 from streambot.screening import Screen, screen_fold
+from streambot.sentences import SentenceSplitter, split_sentences
 from streambot.text import has_cjk
 from streambot.turn import Turn, TurnKind
 

@@ -27,9 +27,9 @@ from pydantic import SecretStr
 
 from streambot.backoff import capped_exponential, equal_jitter
 from streambot.brain.base import Brain
-from streambot.brain.sentences import ends_sentence
 from streambot.circuit import CircuitBreaker, CircuitState
 from streambot.http_session import LazySession
+from streambot.sentences import ends_sentence
 from streambot.turn import Turn
 
 log = logging.getLogger(__name__)

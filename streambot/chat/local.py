@@ -24,9 +24,9 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from streambot.chat.hygiene import preview
+from streambot.clock import Clock
 from streambot.events import ChatMessage, Kind
 from streambot.http_guard import Guard, origin_allowed
-from streambot.stage.clock import Clock
 
 log = logging.getLogger(__name__)
 _KINDS = {Kind.CHAT, Kind.SUPERCHAT, Kind.COMMAND}

@@ -32,7 +32,7 @@ import numpy as np
 
 from streambot.backoff import Backoff
 from streambot.events import ChatMessage, Kind
-from streambot.voice.resample import resample
+from streambot.resample import resample
 
 log = logging.getLogger(__name__)
 

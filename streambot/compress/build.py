@@ -497,8 +497,8 @@ def _prune(teacher, train, held, reference, options: BuildOptions):
 def _export(teacher, pruned, job: Wav2LipBuild, train, held, reference, after, options):
     """Write each asked-for file of the distilled student, each with its own fidelity (and the
     speed-up over the unpruned teacher on ONNX Runtime, measured in this run)."""
-    from streambot.compress.export import export_wav2lip_onnx
     from streambot.compress.prune import save_pruned
+    from streambot.runtime.export import export_wav2lip_onnx
     from streambot.runtime.onnx_engine import OnnxEngine
 
     files, out = job.files, options.out
@@ -537,8 +537,8 @@ def _speed_up(teacher, student, held, options: BuildOptions) -> dict[str, float]
     ``options.batch`` frames a batch, measured back to back in this run."""
     import tempfile
 
-    from streambot.compress.export import export_wav2lip_onnx
     from streambot.compress.quantize import frames_per_second
+    from streambot.runtime.export import export_wav2lip_onnx
     from streambot.runtime.onnx_engine import OnnxEngine
 
     mel, face = held

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streambot.voice.resample import resample
+from streambot.resample import resample
 
 ASR_RATE = 16_000  # the acoustic model's sample rate
 # Heard from each decoder: plain words the recogniser's dictionary has, none of them product

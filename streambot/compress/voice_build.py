@@ -247,8 +247,8 @@ class HeldOut:
 def _write(teacher, pruned, job: VoiceBuild, held: HeldOut, options: BuildOptions, work: Path):
     """The files asked for: (backend, path, its own figures or None for the torch weights)."""
     from streambot.compress.distill_voice import fidelity_figures
-    from streambot.compress.export import export_hifigan_onnx
     from streambot.compress.prune_voice import save_pruned_hifigan
+    from streambot.runtime.export import export_hifigan_onnx
     from streambot.voice.decoder_engine import OnnxDecoder
 
     options.out.mkdir(parents=True, exist_ok=True)

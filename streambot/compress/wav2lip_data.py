@@ -19,9 +19,9 @@ from streambot.brain.catalog import CatalogAnswerer
 from streambot.catalog import Catalog
 from streambot.face.avatar import PreparedAvatar
 from streambot.face.mel import mel_windows, melspectrogram
+from streambot.resample import resample
 from streambot.timing import FACE_RATE, samples_per_frame
 from streambot.voice.base import Voice
-from streambot.voice.resample import resample
 
 
 def catalog_sentences(catalog: Catalog, langs: Sequence[str] = ("en", "zh")) -> list[str]:

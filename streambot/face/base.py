@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -17,7 +18,7 @@ class Face(Protocol):
     ) -> AsyncIterator[np.ndarray]:
         """Yield (B, H, W, 3) uint8 batches: len(pcm16k) / samples_per_frame frames in all.
 
-        ``visemes``, when given, holds one mouth shape per frame (see voice/visemes.py).
+        ``visemes``, when given, holds one mouth shape per frame (see streambot/visemes.py).
         """
         ...
 
@@ -28,3 +29,14 @@ class Face(Protocol):
     def reset(self) -> None:
         """Forget smoothing state between turns."""
         ...
+
+
+@dataclass
+class SlowFacePolicy:
+    """What the host does with a face that renders under ``floor`` x real time: "wait"
+    (start each sentence later: long pauses, never a broken voice) or "mouth" (finish the
+    turn with ``fallback``, the cheap mouth face)."""
+
+    mode: str = "wait"
+    floor: float = 0.5
+    fallback: Face | None = None

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streambot.config import Config, Wav2LipFaceConfig, default_avatar_cache
-from streambot.face.base import Face
+from streambot.face.base import Face, SlowFacePolicy
 from streambot.face.mouth import MouthFace
 from streambot.runtime.manifest import sha256_file
-from streambot.stage.schedule import SlowFacePolicy
 
 if TYPE_CHECKING:  # torch is an optional extra: import it only when the backend is used
     from streambot.face.avatar import PreparedAvatar
@@ -124,7 +123,7 @@ def _engine(cfg: Wav2LipFaceConfig, model: Wav2Lip, checkpoint: Path, avatar_key
         from streambot.runtime.torch_engine import TorchEngine
 
         return TorchEngine(model, ["mel", "face"], ["frame"], device=cfg.device)
-    from streambot.compress.export import export_wav2lip_onnx
+    from streambot.runtime.export import export_wav2lip_onnx
     from streambot.runtime.onnx_engine import OnnxEngine
 
     onnx_path = (

@@ -18,7 +18,7 @@ import numpy as np
 from streambot.config import MouthFaceConfig
 from streambot.face.portrait import Portrait, draw_portrait
 from streambot.timing import FACE_RATE, samples_per_frame
-from streambot.voice.visemes import CLOSED, LIP_TEETH, ROUND, SPREAD
+from streambot.visemes import CLOSED, LIP_TEETH, ROUND, SPREAD
 
 _SPRITE_SET = {ROUND: "round", SPREAD: "spread", LIP_TEETH: "spread"}
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import string
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -182,3 +183,19 @@ def load_script(path: str | Path, catalog: Catalog, max_chars: int) -> Script:
     script.check_products(catalog, str(path))
     script.check_lengths(catalog, max_chars, str(path))
     return script
+
+
+@dataclass
+class ScriptLine:
+    """What one script turn says: the segment, its authored words with the catalog's figures
+    filled in, and how many times this segment was said before."""
+
+    segment: Segment
+    text: str  # "" for a pitch segment: the brain writes it
+    lang: str
+    product: str | None
+    repetition: int
+    # "authored"; "reworded": an LLM's rewording that passed the guard; "written": a pitch
+    # segment, written by the brain from the catalog
+    spoken_as: str = "authored"
+    skipped: str = ""  # why the segment is not said now: its product was removed, a field is empty

@@ -11,29 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from streambot.catalog import Catalog, LiveCatalog, as_live
-from streambot.script.model import Script, Segment, UnfilledField
-from streambot.turn import Outcome
+from streambot.script.model import Script, ScriptLine, Segment, UnfilledField
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ScriptLine:
-    """What one script turn says: the segment, its authored words with the catalog's figures
-    filled in, and how many times this segment was said before."""
-
-    segment: Segment
-    text: str  # "" for a pitch segment: the brain writes it
-    lang: str
-    product: str | None
-    repetition: int
-    # "authored"; "reworded": an LLM's rewording that passed the guard; "written": a pitch
-    # segment, written by the brain from the catalog
-    spoken_as: str = "authored"
-    skipped: str = ""  # why the segment is not said now: its product was removed, a field is empty
 
 
 class ScriptRunner:
@@ -122,9 +104,10 @@ class ScriptRunner:
         if segment.kind == "countdown" and self.on_countdown is not None:
             self.on_countdown(now + segment.duration_s, segment.countdown_text)
 
-    def ended(self, line: ScriptLine, outcome: Outcome, now: float, skipped: bool = False) -> None:
-        """The line's turn ended: played (or skipped) moves on, anything else says it again."""
-        if outcome != Outcome.PLAYED and not skipped:
+    def ended(self, line: ScriptLine, played: bool, now: float, skipped: bool = False) -> None:
+        """The line's turn ended: played (or skipped) moves on, anything else (interrupted,
+        failed) says it again."""
+        if not played and not skipped:
             return
         segment = line.segment
         self._unsaid = self._unsaid + 1 if line.skipped else 0

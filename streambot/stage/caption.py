@@ -13,8 +13,8 @@ figures.
 from __future__ import annotations
 
 from streambot.brain.guard import ReplyGuard
-from streambot.brain.sentences import split_sentences
 from streambot.catalog import Catalog, LiveCatalog, as_live
+from streambot.sentences import split_sentences
 from streambot.turn import Turn, TurnKind
 
 MAX_CAPTION = 120

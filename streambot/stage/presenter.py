@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streambot.clock import Clock, VirtualClock
 from streambot.events import Clip, TurnEnd
 from streambot.face.base import Face
-from streambot.stage.clock import Clock, VirtualClock
 from streambot.stage.overlay.compositor import Compositor
 from streambot.stage.schedule import SAFETY, RenderRate, inside_slack
 from streambot.stage.sinks.fanout import SinkFanout

@@ -22,10 +22,6 @@ import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from streambot.face.base import Face
 
 SAFETY = 1.15  # the render rate is taken this much slower: a gap costs more than a pause
 HANDOVER_S = 0.002  # from a batch leaving the face to its clip waiting in the presenter's queue
@@ -102,14 +98,3 @@ class RenderRate:
     def buffered_frames(self, frames: int, fps: int) -> int:
         """Frames that must wait in the presenter's queue to play ``frames`` through."""
         return max(0, math.ceil(frames * (1 - self.planning_fps() / SAFETY / fps)))
-
-
-@dataclass
-class SlowFacePolicy:
-    """What the host does with a face that renders under ``floor`` x real time: "wait"
-    (start each sentence later: long pauses, never a broken voice) or "mouth" (finish the
-    turn with ``fallback``, the cheap mouth face)."""
-
-    mode: str = "wait"
-    floor: float = 0.5
-    fallback: Face | None = None

@@ -11,11 +11,11 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from streambot.events import Sentence, Speech
+from streambot.resample import resample
 
 # Re-exported from here too: older callers import the timing names from this module.
 from streambot.timing import FACE_RATE, OUTPUT_RATE, samples_per_frame
-from streambot.voice.resample import resample
-from streambot.voice.visemes import frame_visemes
+from streambot.visemes import frame_visemes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

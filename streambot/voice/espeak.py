@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from streambot.brain.sentences import split_sentences
 from streambot.config import ConfigError, EspeakVoiceConfig
 from streambot.lang import detect_lang
+from streambot.sentences import split_sentences
 from streambot.voice.espeak_lib import EspeakError, EspeakLibrary, Synthesis
 
 # espeak pads each utterance with silence; keep a little so sentences do not run together.

@@ -18,9 +18,9 @@ import numpy as np
 
 from streambot.config import Config, PiperVoiceConfig
 from streambot.lang import detect_lang
+from streambot.resample import resample
 from streambot.voice.base import AudioPiece, Voice, pieces_of
 from streambot.voice.espeak import EspeakVoice
-from streambot.voice.resample import resample
 
 if TYPE_CHECKING:  # onnxruntime is an optional extra
     from streambot.voice.piper import PiperVoice

@@ -31,11 +31,11 @@ from streambot.backoff import capped_exponential, equal_jitter
 from streambot.circuit import CircuitBreaker
 from streambot.http_session import LazySession
 from streambot.logs import redact
+from streambot.resample import resample
 from streambot.text import is_cjk
 from streambot.voice.audio_stream import AudioFormatError, WavStream, stated_pcm
 from streambot.voice.base import AudioPiece, Voice, pieces_of
 from streambot.voice.normalize import normalize_text
-from streambot.voice.resample import resample
 
 log = logging.getLogger(__name__)
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})

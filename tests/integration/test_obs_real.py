@@ -24,7 +24,7 @@ pytest.importorskip("obsws_python")
 from pydantic import SecretStr
 
 from streambot.app import App
-from streambot.stage.clock import MonotonicClock
+from streambot.clock import MonotonicClock
 from streambot.stage.obs import ObsController
 from streambot.stage.presenter import Presenter
 from streambot.stage.sinks.base import StreamFormat

@@ -19,6 +19,7 @@ import pytest
 
 from streambot.app import App
 from streambot.panel import server
+from streambot.panel.server import Panel
 
 TOKEN = "panel-secret-4f9a"
 REBIND = "rebind.attacker.test"
@@ -61,7 +62,7 @@ def test_token_origin_and_content_type_rules(fast_config, tmp_path, monkeypatch)
     config = panel_config(fast_config, tmp_path)
 
     async def scenario():
-        app = App(config)
+        app = App(config, panel=Panel)
         run = await started(app, 4.0)
         base = f"http://127.0.0.1:{app.panel.port}"
         # a jar that keeps cookies of an IP address, as browsers do
@@ -104,7 +105,7 @@ def test_actions_take_effect_and_are_logged(fast_config, tmp_path):
     config.triage.banned_words = ["buy followers"]
 
     async def scenario():
-        app = App(config)
+        app = App(config, panel=Panel)
         run = await started(app, None)
         async with aiohttp.ClientSession() as s:
             status, answer = await post(s, app, "say", {"text": "Welcome, everyone, to the show!"})
@@ -163,7 +164,7 @@ def test_queue_first_and_drop(fast_config, tmp_path):
     config = panel_config(fast_config, tmp_path)
 
     async def scenario():
-        app = App(config)
+        app = App(config, panel=Panel)
         run = await started(app, 3.0)
         await post_hold(app)
         msgs = [ChatMessage("local", f"viewer{i}", f"question {i} about the lamp?")
@@ -199,7 +200,7 @@ def test_a_panel_beyond_this_computer_needs_a_token(fast_config, host):
 
     fast_config.panel.enabled, fast_config.panel.host = True, host
     with pytest.raises(ConfigError, match="STREAMBOT_PANEL_TOKEN"):
-        App(fast_config)
+        App(fast_config, panel=Panel)
 
 
 def test_a_panel_beyond_this_computer_refuses_to_start_with_a_short_token(fast_config, monkeypatch):
@@ -208,7 +209,7 @@ def test_a_panel_beyond_this_computer_refuses_to_start_with_a_short_token(fast_c
     monkeypatch.setenv("STREAMBOT_PANEL_TOKEN", "pass-1234")
     fast_config.panel.enabled, fast_config.panel.host = True, "0.0.0.0"
     with pytest.raises(ConfigError, match=r"panel\.host.*STREAMBOT_PANEL_TOKEN.*16 characters"):
-        App(fast_config)
+        App(fast_config, panel=Panel)
 
 
 async def stopped(app: App, run: asyncio.Task) -> None:
@@ -219,7 +220,7 @@ async def stopped(app: App, run: asyncio.Task) -> None:
 @contextlib.asynccontextmanager
 async def serving(config) -> AsyncIterator[App]:
     """The daemon running with its panel up, stopped on the way out."""
-    app = App(config)
+    app = App(config, panel=Panel)
     run = await started(app, None)
     try:
         yield app
@@ -373,7 +374,7 @@ def test_viewer_text_on_the_panel_is_one_line_of_visible_characters(fast_config,
     from streambot.panel.state import panel_state
 
     config = panel_config(fast_config, tmp_path)
-    app = App(config)
+    app = App(config, panel=Panel)
     app.ingest.accept(ChatMessage("local", "ann", "how much\nis the \u202elamp\u2066?\u2069"))
     [row] = panel_state(app)["queue"]
     assert row["text"] == "how much is the lamp?"

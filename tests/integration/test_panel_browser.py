@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from streambot.app import App
+from streambot.panel.server import Panel
 from tests.integration.test_panel import panel_config
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -58,7 +59,7 @@ class Daemon:
 
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.app = App(self.config)
+        self.app = App(self.config, panel=Panel)
         run = asyncio.create_task(self.app.run(None))
         while self.app.panel is None or self.app.http_source is None \
                 or self.app.http_source.port is None:  # fmt: skip

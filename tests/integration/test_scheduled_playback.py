@@ -20,9 +20,10 @@ import pytest
 
 import streambot.app as app_module
 from streambot.app import App
-from streambot.stage.clock import VirtualClock
+from streambot.clock import VirtualClock
+from streambot.face.base import SlowFacePolicy
 from streambot.stage.presenter import Presenter
-from streambot.stage.schedule import INSIDE_SLACK_BATCHES, SAFETY, RenderRate, SlowFacePolicy
+from streambot.stage.schedule import INSIDE_SLACK_BATCHES, SAFETY, RenderRate
 from streambot.timing import DEFAULT_FPS, FACE_RATE, samples_per_frame
 from tests.conftest import tone
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from streambot.app import App, default_clock
-from streambot.stage.clock import DeviceClock, MonotonicClock, VirtualClock
+from streambot.clock import DeviceClock, MonotonicClock, VirtualClock
 from streambot.stage.presenter import Presenter
 from streambot.stage.sinks.audio_device import AudioDeviceSink, PlaybackBuffer
 from streambot.stage.sinks.base import SinkUnavailable, StreamFormat

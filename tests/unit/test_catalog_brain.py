@@ -7,11 +7,11 @@ import pytest
 from streambot.brain.catalog import CatalogAnswerer, CatalogBrain
 from streambot.brain.evaluate import questions
 from streambot.brain.guard import ReplyGuard
-from streambot.brain.sentences import split_sentences
 from streambot.catalog import Catalog, CatalogError, LiveCatalog
 from streambot.config import CatalogBrainConfig
 from streambot.events import ChatMessage
 from streambot.money import format_amount
+from streambot.sentences import split_sentences
 from streambot.turn import Turn
 
 CATALOG = Catalog.load()

@@ -8,8 +8,7 @@ from streambot.brain.guard import GuardedBrain, ReplyGuard
 from streambot.catalog import Catalog
 from streambot.config import CatalogBrainConfig
 from streambot.events import ChatMessage
-from streambot.script.model import Segment
-from streambot.script.runner import ScriptLine
+from streambot.script.model import ScriptLine, Segment
 from streambot.turn import Turn, TurnKind
 
 CATALOG = Catalog.load()

@@ -13,12 +13,12 @@ import pytest
 
 from streambot.brain.catalog import CatalogBrain
 from streambot.brain.guard import GuardedBrain, ReplyGuard
-from streambot.brain.sentences import split_sentences
 from streambot.catalog import Catalog
 from streambot.config import CatalogBrainConfig
 from streambot.events import ChatMessage
 from streambot.intents import CHECK_EN, CHECK_ZH
 from streambot.script.model import Segment
+from streambot.sentences import split_sentences
 from streambot.turn import Turn
 
 CATALOG = Catalog.load()

@@ -5,8 +5,8 @@ import aiohttp
 from pydantic import SecretStr
 
 from streambot.chat.local import HttpChatSource, ReplayChatSource, parse_stdin_line
+from streambot.clock import VirtualClock
 from streambot.events import Decision, Kind
-from streambot.stage.clock import VirtualClock
 
 
 async def start(source: HttpChatSource):

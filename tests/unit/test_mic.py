@@ -24,7 +24,7 @@ from streambot.chat.mic import (
     Utterance,
 )
 from streambot.events import Kind
-from streambot.voice.resample import resample
+from streambot.resample import resample
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from needs import need_torch

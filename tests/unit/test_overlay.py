@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from streambot.catalog import LiveCatalog
+from streambot.clock import VirtualClock
 from streambot.config import OverlayConfig
 from streambot.events import ChatMessage
-from streambot.stage.clock import VirtualClock
 from streambot.stage.overlay.compositor import Compositor
 from streambot.stage.overlay.director import OverlayDirector, build_compositor, format_left
 from streambot.stage.overlay.draw import Painter, wrap

@@ -2,8 +2,8 @@ import asyncio
 
 import numpy as np
 
+from streambot.clock import MonotonicClock, VirtualClock
 from streambot.events import ChatMessage, Clip, TurnEnd
-from streambot.stage.clock import MonotonicClock, VirtualClock
 from streambot.stage.presenter import Presenter
 from streambot.stage.sinks.base import StreamFormat
 from streambot.stage.sinks.fanout import SinkFanout

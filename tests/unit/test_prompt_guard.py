@@ -380,8 +380,7 @@ async def test_an_llm_that_says_nothing_hands_the_turn_to_the_catalog_brain_not_
 
 
 def test_a_script_line_is_given_to_the_llm_to_reword_with_its_products_facts():
-    from streambot.script.model import Segment
-    from streambot.script.runner import ScriptLine
+    from streambot.script.model import ScriptLine, Segment
     from streambot.turn import TurnKind
 
     catalog = Catalog.load()

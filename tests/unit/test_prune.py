@@ -91,7 +91,7 @@ def test_a_width_the_config_cannot_hold_is_named(teacher):
 def test_the_pruned_model_exported_to_onnx_runs_the_same_in_onnx_runtime(half, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from streambot.compress.export import export_wav2lip_onnx
+    from streambot.runtime.export import export_wav2lip_onnx
     from streambot.runtime.onnx_engine import OnnxEngine
 
     engine = OnnxEngine(export_wav2lip_onnx(half.model, tmp_path / "p50.onnx"))
@@ -106,8 +106,8 @@ def test_the_pruned_model_exported_to_onnx_runs_the_same_in_onnx_runtime(half, t
 def test_the_pruned_onnx_model_quantizes_to_int8_qdq(half, tmp_path):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from streambot.compress.export import export_wav2lip_onnx
     from streambot.compress.quantize import quantize_wav2lip
+    from streambot.runtime.export import export_wav2lip_onnx
     from streambot.runtime.onnx_engine import OnnxEngine
 
     fp32 = export_wav2lip_onnx(half.model, tmp_path / "p50.onnx")
@@ -161,7 +161,7 @@ def test_the_fp16_export_takes_and_gives_fp32_and_stores_fp16_weights(half, tmp_
     pytest.importorskip("onnxruntime")
     from onnx import TensorProto
 
-    from streambot.compress.export import export_wav2lip_onnx
+    from streambot.runtime.export import export_wav2lip_onnx
     from streambot.runtime.onnx_engine import OnnxEngine
 
     fp32 = export_wav2lip_onnx(half.model, tmp_path / "p50.onnx")

@@ -106,7 +106,7 @@ def test_a_ratio_outside_0_and_1_is_refused(decoder):
 
 def test_the_pruned_decoder_runs_in_onnx_runtime_for_any_sentence_length(decoder, tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from streambot.compress.export import export_hifigan_onnx
+    from streambot.runtime.export import export_hifigan_onnx
 
     model = prune_hifigan(decoder, 0.5).model
     path = export_hifigan_onnx(model, tmp_path / "decoder.onnx")

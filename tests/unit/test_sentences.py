@@ -1,4 +1,4 @@
-from streambot.brain.sentences import SentenceSplitter, split_sentences
+from streambot.sentences import SentenceSplitter, split_sentences
 
 
 def test_english_sentences_and_numbers():

@@ -92,9 +92,9 @@ def test_a_real_engine_from_the_fp16_export_matches_torch(tmp_path):
     need_tensorrt_gpu()
     import torch
 
-    from streambot.compress.export import export_wav2lip_onnx
     from streambot.compress.prune import example_inputs
     from streambot.models.wav2lip import Wav2Lip
+    from streambot.runtime.export import export_wav2lip_onnx
     from streambot.runtime.tensorrt_engine import TensorRTEngine
 
     model = Wav2Lip().eval()

@@ -4,9 +4,7 @@ import pytest
 from streambot.config import EspeakVoiceConfig, MouthFaceConfig
 from streambot.events import Sentence
 from streambot.face.mouth import MouthFace
-from streambot.voice.base import to_speech
-from streambot.voice.espeak import EspeakVoice
-from streambot.voice.visemes import (
+from streambot.visemes import (
     CLOSED,
     LIP_TEETH,
     OPEN,
@@ -16,6 +14,8 @@ from streambot.voice.visemes import (
     frame_visemes,
     viseme_of,
 )
+from streambot.voice.base import to_speech
+from streambot.voice.espeak import EspeakVoice
 from tests.conftest import tone
 
 

