@@ -341,7 +341,7 @@ def load(args: argparse.Namespace) -> tuple[Any, Path, str]:
 
 
 def options_for(args: argparse.Namespace, point: Point, minutes: float) -> Any:
-    from streambot.compress.build import BuildOptions
+    from streambot.compress.common import BuildOptions
 
     return BuildOptions(
         out=Path(args.out),

@@ -202,7 +202,7 @@ def build_random_llm(folder: Path, size: str, seed: int = 0) -> dict[str, Any]:
 def random_wav2lip(path: Path, seed: int = 0) -> Path:
     import torch
 
-    from streambot.compress.build import RANDOM_WEIGHTS_KEY
+    from streambot.compress.common import RANDOM_WEIGHTS_KEY
     from streambot.models.wav2lip import Wav2Lip
 
     torch.manual_seed(seed)

@@ -30,7 +30,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from streambot.compress.build import BuildOptions, build
+from streambot.compress.build import build
+from streambot.compress.common import BuildOptions
 from streambot.compress.intelligibility import EVERYDAY_EN as HEARD
 from streambot.compress.intelligibility import Transcriber, word_error_rate
 from streambot.config import Config, EspeakVoiceConfig

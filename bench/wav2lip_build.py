@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 from streambot.app import App
-from streambot.compress.build import RANDOM_WEIGHTS_KEY
 from streambot.compress.build import main as build_main
+from streambot.compress.common import RANDOM_WEIGHTS_KEY
 from streambot.config import load_config
 from streambot.logs import setup_logging
 

@@ -45,14 +45,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streambot.compress.build import (
+from streambot.compress.common import (
     BUILD_LIBRARIES,
     BuildError,
     BuildOptions,
     Row,
-    _catalog,
-    _curve,
+    catalog_of,
     count_ticker,
+    curve,
     distil_ticker,
     plan_outputs,
     progress,
@@ -152,7 +152,7 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
     inputs = {
         "model": sha256_model(model),
         # the teacher's answers and the calibration come from the catalog and persona
-        "catalog": sha256_json(_catalog(config).model_dump(mode="json")),
+        "catalog": sha256_json(catalog_of(config).model_dump(mode="json")),
         "build settings": sha256_json(settings),
     }
     return LLMBuild(model, ratio, options.llm_heads, options.llm_drop_layers, inputs)
@@ -188,7 +188,7 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
     except ImportError as exc:
         raise BuildError(f"{exc}: pip install torch 'streambot[neural]'") from exc
     tokenizer, teacher = _load(job, options)
-    catalog = _catalog(config)
+    catalog = catalog_of(config)
     held, turns = split_questions(catalog, options.llm_eval_questions, options.llm_teacher_answers)
     texts, writing = teacher_texts(config, job, options, tokenizer, teacher, turns)
     pruned = _prune(config, job, tokenizer, teacher)
@@ -250,7 +250,7 @@ def _distillation(report: Any) -> dict[str, Any]:
         "resumed_from_step": report.resumed_from,
         "first_loss": report.first_loss,
         "last_loss": report.last_loss,
-        "loss_curve": _curve(report.losses),
+        "loss_curve": curve(report.losses),
     }
 
 
@@ -326,7 +326,7 @@ def _system(config: Config) -> str:
     from streambot.brain.prompt import system_prompt
 
     facts = prompt_style(config.brain.llm).facts
-    return system_prompt(_catalog(config), config.brain.catalog.host_name, facts)
+    return system_prompt(catalog_of(config), config.brain.catalog.host_name, facts)
 
 
 def _prune(config: Config, job: LLMBuild, tokenizer: Any, teacher: Any) -> PrunedLLM:
@@ -334,7 +334,7 @@ def _prune(config: Config, job: LLMBuild, tokenizer: Any, teacher: Any) -> Prune
     from streambot.compress.llm_data import calibration_texts
     from streambot.compress.prune_llm import measure_importance, prune_llm
 
-    texts = calibration_texts(_catalog(config), _system(config))
+    texts = calibration_texts(catalog_of(config), _system(config))
     importance = measure_importance(
         teacher, [_ids(tokenizer, t, CALIBRATION_TOKENS) for t in texts]
     )

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streambot.compress.build import BuildOptions, count_ticker, progress
+from streambot.compress.common import BuildOptions, count_ticker, progress
 from streambot.config import Config
 from streambot.runtime.manifest import sha256_json
 

@@ -22,13 +22,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from streambot.compress.build import (
+from streambot.compress.common import (
     BUILD_LIBRARIES,
     BuildError,
     BuildOptions,
     Row,
-    _catalog,
-    _curve,
+    catalog_of,
+    curve,
     distil_ticker,
     plan_outputs,
     progress,
@@ -109,7 +109,7 @@ def build_voice_engine(
         from streambot.voice.piper_split import SplitPiperVoice
     except ImportError as exc:
         raise BuildError(f"{exc}: pip install torch 'streambot[neural]'") from exc
-    sentences = voice_sentences(_catalog(config), job.lang, config.brain.catalog.host_name)
+    sentences = voice_sentences(catalog_of(config), job.lang, config.brain.catalog.host_name)
     train_text, held_text = held_out(sentences)
     with tempfile.TemporaryDirectory() as work:
         # noise off: the same text gives the same latent, so the figures repeat run to run
@@ -137,7 +137,7 @@ def build_voice_engine(
         "after_distillation": after,
         "distillation": {"steps": report.steps, "seconds": round(report.seconds, 1),
                          "first_loss": report.first_loss, "last_loss": report.last_loss,
-                         "loss_curve": _curve(report.losses)},
+                         "loss_curve": curve(report.losses)},
         "teacher": f"the voice's own decoder ({job.model.name}, its trained weights)",
         "held_out_sentences": len(held_text),
         "max_mcd_db": options.max_voice_mcd_db,

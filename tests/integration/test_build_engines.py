@@ -20,7 +20,7 @@ skimage_data = pytest.importorskip("skimage.data")
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from streambot.compress.build import RANDOM_WEIGHTS_KEY  # noqa: E402
+from streambot.compress.common import RANDOM_WEIGHTS_KEY  # noqa: E402
 from streambot.config import load_config  # noqa: E402
 from streambot.face.factory import configured_avatar  # noqa: E402
 from streambot.models.wav2lip import Wav2Lip  # noqa: E402

@@ -26,7 +26,7 @@ from streambot.brain.llm_load import load_causal_lm  # noqa: E402
 from streambot.brain.prompt import system_prompt  # noqa: E402
 from streambot.catalog import Catalog  # noqa: E402
 from streambot.compress import distill_llm, llm_build, llm_judge, prune_llm  # noqa: E402
-from streambot.compress.build import BuildOptions  # noqa: E402
+from streambot.compress.common import BuildOptions  # noqa: E402
 from streambot.compress.llm_data import (  # noqa: E402
     calibration_texts,
     catalog_questions,
