@@ -59,18 +59,59 @@ TEXTS = [
 
 
 def danmu(text: str, uid: int, uname: str) -> dict:
-    head = [0, 1, 25, 16777215, 1718000000000, 1718000000, 0, "a1b2c3d4", 0, 0, 0, "", 0, "{}",
-            "{}", {"mode": 0, "extra": "{}", "user": {"uid": uid, "base": {"name": uname,
-            "face": "https://i0.hdslb.com/bfs/face/member/noface.jpg", "is_mystery": False}}},
-            {"activity_identity": "", "activity_source": 0, "not_show": 0}, 0]  # fmt: skip
+    head = [
+        0,
+        1,
+        25,
+        16777215,
+        1718000000000,
+        1718000000,
+        0,
+        "a1b2c3d4",
+        0,
+        0,
+        0,
+        "",
+        0,
+        "{}",
+        "{}",
+        {
+            "mode": 0,
+            "extra": "{}",
+            "user": {
+                "uid": uid,
+                "base": {
+                    "name": uname,
+                    "face": "https://i0.hdslb.com/bfs/face/member/noface.jpg",
+                    "is_mystery": False,
+                },
+            },
+        },
+        {"activity_identity": "", "activity_source": 0, "not_show": 0},
+        0,
+    ]
     return {
         "cmd": "DANMU_MSG",
         "dm_v2": "",
-        "info": [head, text, [uid, uname, 0, 0, 0, 10000, 1, ""],
-                 [5, "粉丝团", "主播", 7734200, 6067854, "", 0], [10, 0, 9868950, ">50000", 0],
-                 ["", ""], 0, 0, None, {"ts": 1718000000, "ct": "ABCDEF"}, 0, 0, None, None, 0,
-                 105],
-    }  # fmt: skip
+        "info": [
+            head,
+            text,
+            [uid, uname, 0, 0, 0, 10000, 1, ""],
+            [5, "粉丝团", "主播", 7734200, 6067854, "", 0],
+            [10, 0, 9868950, ">50000", 0],
+            ["", ""],
+            0,
+            0,
+            None,
+            {"ts": 1718000000, "ct": "ABCDEF"},
+            0,
+            0,
+            None,
+            None,
+            0,
+            105,
+        ],
+    }
 
 
 def burst(rng: random.Random, first_user: int, size: int, users: int) -> bytes:
@@ -190,34 +231,44 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"python {platform.python_version()}, brotli {brotli.__version__}, "
-          f"{platform.machine()} {platform.processor() or ''}".rstrip())  # fmt: skip
+    print(
+        f"python {platform.python_version()}, brotli {brotli.__version__}, "
+        f"{platform.machine()} {platform.processor() or ''}".rstrip()
+    )
 
     tp = throughput(args.messages, args.burst, args.seed, args.repeat)
     print(f"\nthroughput (one core, brotli frames of DANMU_MSG bursts, {args.repeat} runs)")
     print(f"| {'stage':<38} | {'median msg/s':>12} | {'best msg/s':>10} |")
     print(f"|{'-' * 40}|{'-' * 14}|{'-' * 12}|")
-    for label, key in (("decode + normalise", "decode"),
-                       ("decode + normalise + triage.decide", "full")):  # fmt: skip
+    for label, key in (
+        ("decode + normalise", "decode"),
+        ("decode + normalise + triage.decide", "full"),
+    ):
         median, best = tp[key]
         print(f"| {label:<38} | {median:>12,.0f} | {best:>10,.0f} |")
     goal = "met" if tp["full"][0] >= 20_000 else "NOT met"
-    print(f"{tp['messages']:,} messages, {args.burst} per frame, "
-          f"{tp['frame_bytes']:.0f} bytes per frame on average, {tp['accepted']:,} accepted; "
-          f"goal >= 20,000 msg/s (median): {goal}")  # fmt: skip
+    print(
+        f"{tp['messages']:,} messages, {args.burst} per frame, "
+        f"{tp['frame_bytes']:.0f} bytes per frame on average, {tp['accepted']:,} accepted; "
+        f"goal >= 20,000 msg/s (median): {goal}"
+    )
 
     fl = flood(args.flood_seconds, args.rate, args.users, args.take_every, args.seed)
-    print(f"\nflood: {args.flood_seconds} s x {args.rate:,} msg/s from {args.users:,} users "
-          f"(virtual time, {fl['wall_s']:.1f} s wall with tracemalloc on)")  # fmt: skip
+    print(
+        f"\nflood: {args.flood_seconds} s x {args.rate:,} msg/s from {args.users:,} users "
+        f"(virtual time, {fl['wall_s']:.1f} s wall with tracemalloc on)"
+    )
     print(f"| {'stream s':>8} | {'heap growth MiB':>15} | {'heap peak MiB':>13} | {'RSS MiB':>8} |")
     print(f"|{'-' * 10}|{'-' * 17}|{'-' * 15}|{'-' * 10}|")
     for at, heap, peak, rss in fl["samples"]:
         print(f"| {at:>8} | {heap:>15.2f} | {peak:>13.2f} | {rss / 1024:>8.1f} |")
-    print(f"{fl['messages']:,} messages, {fl['accepted']:,} accepted by triage, "
-          f"{fl['queued']:,} queued, {fl['refused_by_inbox']:,} refused by the full inbox, "
-          f"{fl['answered']} answered; inbox holds {fl['inbox_len']} (max 32), triage tracks "
-          f"{fl['tracked_users']:,} users (cap {TriageConfig().max_users_tracked:,}), "
-          f"{fl['decode_errors']} decode errors")  # fmt: skip
+    print(
+        f"{fl['messages']:,} messages, {fl['accepted']:,} accepted by triage, "
+        f"{fl['queued']:,} queued, {fl['refused_by_inbox']:,} refused by the full inbox, "
+        f"{fl['answered']} answered; inbox holds {fl['inbox_len']} (max 32), triage tracks "
+        f"{fl['tracked_users']:,} users (cap {TriageConfig().max_users_tracked:,}), "
+        f"{fl['decode_errors']} decode errors"
+    )
 
 
 if __name__ == "__main__":

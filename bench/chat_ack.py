@@ -82,8 +82,10 @@ class Daemon:
         self.log = open(folder / "daemon.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streambot", "run", "--config", str(config)],
-            stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=lambda: pin(0),
-        )  # fmt: skip
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: pin(0),
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -120,8 +122,11 @@ def wrk_run(url: str, seconds: float, folder: Path) -> dict:
     script.write_text(WRK_SCRIPT)
     out = subprocess.run(
         ["wrk", "-t1", "-c32", f"-d{seconds:g}s", "-s", str(script), url],
-        capture_output=True, text=True, preexec_fn=lambda: pin(1), check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: pin(1),
+        check=True,
+    ).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     fields = dict(kv.split("=") for kv in line.split()[1:])
     return {k: float(v) for k, v in fields.items()}
@@ -269,23 +274,35 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--flood", type=int, default=20_000)
     parser.add_argument("--flood-seconds", type=float, default=60.0)
-    parser.add_argument("--panel", type=int, nargs="?", const=1, default=0,
-                        help="panel pages open through both phases (--panel: one)")  # fmt: skip
+    parser.add_argument(
+        "--panel",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        help="panel pages open through both phases (--panel: one)",
+    )
     args = parser.parse_args()
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores; "
-          "daemon pinned to core 0, load to core 1")  # fmt: skip
+    print(
+        f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores; "
+        "daemon pinned to core 0, load to core 1"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         runs = throughput(args, folder) if args.runs else []
         if runs:
-            print(f"\nacknowledged throughput ({runs[0]['client']}, 32 connections, "
-                  f"{args.seconds:g} s per run)")  # fmt: skip
+            print(
+                f"\nacknowledged throughput ({runs[0]['client']}, 32 connections, "
+                f"{args.seconds:g} s per run)"
+            )
             print("| run | acked msg/s | non-2xx | stored / acked | late frames |")
             print("|---|---|---|---|---|")
             for i, r in enumerate(runs, 1):
-                print(f"| {i} | {r['rate']:,.0f} | {r['non2xx']:.0f} | "
-                      f"{r['stored']:,} / {r['acked']:,.0f} | {r['late']} |")  # fmt: skip
+                print(
+                    f"| {i} | {r['rate']:,.0f} | {r['non2xx']:.0f} | "
+                    f"{r['stored']:,} / {r['acked']:,.0f} | {r['late']} |"
+                )
             median = statistics.median(r["rate"] for r in runs)
             goal = "met" if median >= 5000 else "NOT met"
             print(f"median {median:,.0f} msg/s; goal >= 5,000: {goal}")
@@ -294,17 +311,23 @@ def main() -> None:
         print("| phase | frames | late frames |")
         print("|---|---|---|")
         print(f"| A: no chat | {f['quiet'][0]:,} | {f['quiet'][1]} |")
-        print(f"| B: {args.flood:,} messages from 200 connections | {f['flood'][0]:,} | "
-              f"{f['flood'][1]} |")  # fmt: skip
+        print(
+            f"| B: {args.flood:,} messages from 200 connections | {f['flood'][0]:,} | "
+            f"{f['flood'][1]} |"
+        )
         causes = f["causes"]
-        print(f"flood's late frames: {causes['late_not_ready']} not rendered in time, "
-              f"{causes['late_missed_slots']} handed over after their slot")  # fmt: skip
+        print(
+            f"flood's late frames: {causes['late_not_ready']} not rendered in time, "
+            f"{causes['late_missed_slots']} handed over after their slot"
+        )
         print(f"sent {f['sent']:,.0f}, non-2xx {f['non2xx']:.0f}, stored {f['stored']:,}")
         print(f"daemon memory after the flood: {f['rss_mib']:.0f} MiB")
         if args.panel:
-            print(f"{args.panel} panel page(s) open throughout: {f['panel']['refused']} refused, "
-                  f"{f['panel']['states']} state pushes, {f['panel']['previews']} previews "
-                  "fetched")  # fmt: skip
+            print(
+                f"{args.panel} panel page(s) open throughout: {f['panel']['refused']} refused, "
+                f"{f['panel']['states']} state pushes, {f['panel']['previews']} previews "
+                "fetched"
+            )
 
 
 if __name__ == "__main__":

@@ -59,9 +59,14 @@ SECTIONS = ("wav2lip", "llm", "piper", "streams", "stack")
 # --quick only: the same code path on tiny shapes
 LLM_CONFIGS = {
     **PUBLISHED_CONFIGS,
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2),
-}  # fmt: skip
+    "tiny": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    ),
+}
 TARGET_FPS = 25
 Row = dict[str, Any]
 

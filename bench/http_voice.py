@@ -57,12 +57,16 @@ async def first_audio(voice, server: SpeechServer | None, repeats: int) -> tuple
 async def run(repeats: int) -> list[tuple[str, list, list]]:
     rows = []
     espeak = EspeakVoice(EspeakVoiceConfig())
-    for name, mode, fmt in (("streamed PCM", "stream", "pcm"), ("whole PCM", "whole", "pcm"),
-                            ("streamed WAV", "stream", "wav")):  # fmt: skip
+    for name, mode, fmt in (
+        ("streamed PCM", "stream", "pcm"),
+        ("whole PCM", "whole", "pcm"),
+        ("streamed WAV", "stream", "wav"),
+    ):
         server = SpeechServer(seconds=4.0, mode=mode)
         await server.start()
-        voice = HttpSpeechVoice(server.base_url, "tts-1", "alloy", None, espeak,
-                                response_format=fmt)  # fmt: skip
+        voice = HttpSpeechVoice(
+            server.base_url, "tts-1", "alloy", None, espeak, response_format=fmt
+        )
         totals, overheads = await first_audio(voice, server, repeats)
         assert voice.fallbacks == 0
         rows.append((name, totals, overheads))
@@ -79,15 +83,22 @@ def main() -> int:
     args = parser.parse_args()
     rows = asyncio.run(run(args.repeats))
     print(f"# bench/http_voice.py --repeats {args.repeats}")
-    print(f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}; "
-          "4 s of audio per request, loopback server answering at once")  # fmt: skip
+    print(
+        f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}; "
+        "4 s of audio per request, loopback server answering at once"
+    )
     print("| response | first audio median ms | p95 ms | client overhead median ms | p95 ms |")
     print("|---|---|---|---|---|")
     for name, totals, overheads in rows:
-        over = (f"{statistics.median(overheads) * 1e3:.2f} | {p(overheads, 0.95) * 1e3:.2f}"
-                if overheads else "- | -")  # fmt: skip
-        print(f"| {name} | {statistics.median(totals) * 1e3:.2f} | {p(totals, 0.95) * 1e3:.2f} "
-              f"| {over} |")  # fmt: skip
+        over = (
+            f"{statistics.median(overheads) * 1e3:.2f} | {p(overheads, 0.95) * 1e3:.2f}"
+            if overheads
+            else "- | -"
+        )
+        print(
+            f"| {name} | {statistics.median(totals) * 1e3:.2f} | {p(totals, 0.95) * 1e3:.2f} "
+            f"| {over} |"
+        )
     return 0
 
 

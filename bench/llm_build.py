@@ -45,8 +45,9 @@ def conversations(catalog: Catalog, count: int) -> list[list[dict[str, str]]]:
     chats = []
     for question, lang in catalog_questions(catalog, count, seed=7):
         answer = answerer.answer(question, "friend", lang)
-        chats.append([{"role": "user", "content": question},
-                      {"role": "assistant", "content": answer}])  # fmt: skip
+        chats.append(
+            [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        )
     return chats
 
 
@@ -73,9 +74,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         plain = calibration_texts(catalog, system) + [c[0]["content"] for c in chats]
-        teacher = build_tiny_qwen2(folder / "teacher", plain + [c[1]["content"] for c in chats],
-                                   hidden=args.hidden, layers=args.layers, heads=args.heads,
-                                   kv_heads=args.kv_heads)  # fmt: skip
+        teacher = build_tiny_qwen2(
+            folder / "teacher",
+            plain + [c[1]["content"] for c in chats],
+            hidden=args.hidden,
+            layers=args.layers,
+            heads=args.heads,
+            kv_heads=args.kv_heads,
+        )
         tokenizer = AutoTokenizer.from_pretrained(teacher)
         texts = plain + [tokenizer.apply_chat_template(c, tokenize=False) for c in chats]
         started = time.monotonic()
@@ -84,10 +90,24 @@ def main() -> int:
         (folder / "config.toml").write_text(
             f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{teacher}'\ndevice = 'cpu'\n"
         )
-        command = [sys.executable, str(ROOT / "build_engines.py"), "--config",
-                   str(folder / "config.toml"), "--out", str(folder / "engines"), "--only", "llm",
-                   "--prune", str(args.prune), "--distil-minutes", str(args.distil_minutes),
-                   "--llm-heads", args.llm_heads, "--max-llm-kl", "100"]  # fmt: skip
+        command = [
+            sys.executable,
+            str(ROOT / "build_engines.py"),
+            "--config",
+            str(folder / "config.toml"),
+            "--out",
+            str(folder / "engines"),
+            "--only",
+            "llm",
+            "--prune",
+            str(args.prune),
+            "--distil-minutes",
+            str(args.distil_minutes),
+            "--llm-heads",
+            args.llm_heads,
+            "--max-llm-kl",
+            "100",
+        ]
         built = subprocess.run(command, capture_output=True, text=True, cwd=folder)
         if built.returncode != 0:
             print(built.stdout, built.stderr[-4000:], sep="\n")
@@ -97,28 +117,38 @@ def main() -> int:
     pruning, fidelity = entry["pruning"], entry["fidelity"]
     before, after = fidelity["before_distillation"], fidelity["after_distillation"]
     print(f"# python bench/llm_build.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"# teacher: Qwen2 hidden {args.hidden}, {args.layers} layers, {args.heads}/"
-          f"{args.kv_heads} heads, trained here {args.train_steps} steps of "
-          f"{args.train_window} tokens in {trained_s:.0f} s "
-          f"(last loss {loss:.2f}); {platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
-    print(f"pruned to: {pruning['after']}  params {pruning['params_before'] / 1e6:.2f}M -> "
-          f"{pruning['params_after'] / 1e6:.2f}M, weights {pruning['weight_bytes'] / 2**20:.1f} "
-          f"MiB")  # fmt: skip
+    print(
+        f"# teacher: Qwen2 hidden {args.hidden}, {args.layers} layers, {args.heads}/"
+        f"{args.kv_heads} heads, trained here {args.train_steps} steps of "
+        f"{args.train_window} tokens in {trained_s:.0f} s "
+        f"(last loss {loss:.2f}); {platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(
+        f"pruned to: {pruning['after']}  params {pruning['params_before'] / 1e6:.2f}M -> "
+        f"{pruning['params_after'] / 1e6:.2f}M, weights {pruning['weight_bytes'] / 2**20:.1f} "
+        f"MiB"
+    )
     distil = fidelity["distillation"]
-    print(f"distillation: {distil['steps']} steps in {distil['seconds']} s, loss "
-          f"{distil['first_loss']:.3f} -> {distil['last_loss']:.3f}; held-out answers "
-          f"{fidelity['held_out_answers']}")  # fmt: skip
+    print(
+        f"distillation: {distil['steps']} steps in {distil['seconds']} s, loss "
+        f"{distil['first_loss']:.3f} -> {distil['last_loss']:.3f}; held-out answers "
+        f"{fidelity['held_out_answers']}"
+    )
     print(f"{'':<22}{'KL':>10}{'ppl teacher':>14}{'ppl student':>14}")
     for name, row in (("before distillation", before), ("after distillation", after)):
-        print(f"{name:<22}{row['kl']:>10.3f}{row['perplexity_teacher']:>14.2f}"
-              f"{row['perplexity_student']:>14.2f}")  # fmt: skip
+        print(
+            f"{name:<22}{row['kl']:>10.3f}{row['perplexity_teacher']:>14.2f}"
+            f"{row['perplexity_student']:>14.2f}"
+        )
     for who in ("teacher", "student"):
         a = fidelity["answers"][who]
-        print(f"{who:<8} {a['questions']} held-out questions: {a['accuracy']:.1%} right, "
-              f"garbage written {a['garbage_written']}, said {a['garbage_said']}, LLM share "
-              f"{a['llm_share']:.0%}, wrong figures {a['wrong_figures']}, unsupported "
-              f"{a['unsupported']}")  # fmt: skip
+        print(
+            f"{who:<8} {a['questions']} held-out questions: {a['accuracy']:.1%} right, "
+            f"garbage written {a['garbage_written']}, said {a['garbage_said']}, LLM share "
+            f"{a['llm_share']:.0%}, wrong figures {a['wrong_figures']}, unsupported "
+            f"{a['unsupported']}"
+        )
     if fidelity["not_default"]:
         print(f"not a default: {'; '.join(fidelity['not_default'])}")
     return 0

@@ -116,12 +116,24 @@ def main() -> int:
                 reload_diff[name] = float(diff.abs().max())
 
     print(f"# python bench/llm_prune.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"# Qwen2.5-{args.size} config, random weights, {dtype}, {device}, "
-          f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"turn {args.turn_tokens} tokens after a cached {args.prefix_tokens}-token prefix; "
-          f"medians of {args.repeats}")  # fmt: skip
-    header = ("heads/kv", "MLP", "params", "weights+KV", "1st token", "x", "decode tok/s", "x",
-              "KL vs unpruned", "reload max|diff|")  # fmt: skip
+    print(
+        f"# Qwen2.5-{args.size} config, random weights, {dtype}, {device}, "
+        f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"turn {args.turn_tokens} tokens after a cached {args.prefix_tokens}-token prefix; "
+        f"medians of {args.repeats}"
+    )
+    header = (
+        "heads/kv",
+        "MLP",
+        "params",
+        "weights+KV",
+        "1st token",
+        "x",
+        "decode tok/s",
+        "x",
+        "KL vs unpruned",
+        "reload max|diff|",
+    )
     print(f"{'model':<14}" + "".join(f"{h:>16}" for h in header))
     ttft0 = statistics.median(results["unpruned"]["ttft"])
     rate0 = statistics.median(results["unpruned"]["decode"])
@@ -133,11 +145,18 @@ def main() -> int:
         memory = params * next(model.parameters()).element_size() + kv_bytes(
             model, args.prefix_tokens
         )
-        cells = (f"{c.num_attention_heads}/{c.num_key_value_heads}", str(c.intermediate_size),
-                 f"{params / 1e6:.0f}M", f"{memory / 2**20:.0f} MiB", f"{ttft * 1000:.0f} ms",
-                 f"{ttft0 / ttft:.2f}", f"{rate:.1f}", f"{rate / rate0:.2f}",
-                 f"{kls[name]:.3f}" if name in kls else "-",
-                 f"{reload_diff[name]:.1e}" if name in reload_diff else "-")  # fmt: skip
+        cells = (
+            f"{c.num_attention_heads}/{c.num_key_value_heads}",
+            str(c.intermediate_size),
+            f"{params / 1e6:.0f}M",
+            f"{memory / 2**20:.0f} MiB",
+            f"{ttft * 1000:.0f} ms",
+            f"{ttft0 / ttft:.2f}",
+            f"{rate:.1f}",
+            f"{rate / rate0:.2f}",
+            f"{kls[name]:.3f}" if name in kls else "-",
+            f"{reload_diff[name]:.1e}" if name in reload_diff else "-",
+        )
         print(f"{name:<14}" + "".join(f"{x:>16}" for x in cells))
     return 0
 

@@ -61,9 +61,11 @@ def main() -> int:
         bottle.image = str(picture)
         config = OverlayConfig()
         director = OverlayDirector(
-            config, build_compositor(config, width, height), LiveCatalog.fixed(catalog),
+            config,
+            build_compositor(config, width, height),
+            LiveCatalog.fixed(catalog),
             VirtualClock(),
-        )  # fmt: skip
+        )
         asyncio.run(fill(director, catalog))
     compositor = director.compositor
     slots = [s for s in ("label", "caption", "card", "countdown") if compositor.box(s)]
@@ -79,8 +81,10 @@ def main() -> int:
         compositor.compose(frame)
         compose_times.append(time.perf_counter() - started)
     print(f"# bench/overlay.py --frames {args.frames} --size {args.size}")
-    print(f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} cores, numpy single-threaded")  # fmt: skip
+    print(
+        f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} cores, numpy single-threaded"
+    )
     print(f"overlays shown: {', '.join(slots)}; {covered / (width * height):.1%} of the frame")
     label_only = []
     for slot in ("caption", "card", "countdown"):
@@ -92,8 +96,11 @@ def main() -> int:
         label_only.append(time.perf_counter() - started)
     print("| step | median ms | p95 ms |")
     print("|---|---|---|")
-    rows = (("frame copy alone", copy_times), ("copy + all overlays", compose_times),
-            ("copy + the AI label alone (idle)", label_only))  # fmt: skip
+    rows = (
+        ("frame copy alone", copy_times),
+        ("copy + all overlays", compose_times),
+        ("copy + the AI label alone (idle)", label_only),
+    )
     for name, samples in rows:
         p50, p95 = quantiles(samples)
         print(f"| {name} | {p50:.2f} | {p95:.2f} |")

@@ -28,8 +28,12 @@ from streambot.config import Config
 from streambot.logs import setup_logging
 from tests.integration.test_panel_browser import Daemon, chrome, post_chat
 
-QUESTIONS = ["how much is the lamp?", "保温杯多少钱？", "do the earbuds ship fast?",
-             "is the grinder in stock?"]  # fmt: skip
+QUESTIONS = [
+    "how much is the lamp?",
+    "保温杯多少钱？",
+    "do the earbuds ship fast?",
+    "is the grinder in stock?",
+]
 
 
 def build_config(work: Path) -> Config:
@@ -92,14 +96,18 @@ def main() -> int:
         frames, late = stats.frames, stats.late_frames
         preview = app.panel.preview.encoded
     print(f"# bench/panel.py --seconds {args.seconds:g} --interval {args.interval:g}")
-    print(f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}; "
-          "defaults, 1280x720, file sink, headless chromium with the panel open")  # fmt: skip
+    print(
+        f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}; "
+        "defaults, 1280x720, file sink, headless chromium with the panel open"
+    )
     print(f"frames {frames}, late frames {late}, preview JPEGs {preview}")
     if delays:
         ordered = sorted(delays)
-        print(f"chat message to its row on the page: n {len(delays)}, median "
-              f"{statistics.median(ordered) * 1e3:.0f} ms, p95 "
-              f"{ordered[int(len(ordered) * 0.95)] * 1e3:.0f} ms")  # fmt: skip
+        print(
+            f"chat message to its row on the page: n {len(delays)}, median "
+            f"{statistics.median(ordered) * 1e3:.0f} ms, p95 "
+            f"{ordered[int(len(ordered) * 0.95)] * 1e3:.0f} ms"
+        )
     return 0
 
 

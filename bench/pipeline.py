@@ -90,8 +90,10 @@ def main() -> int:
             times = sorted(app.overlay.compositor.recent_seconds)
             if times:
                 p50, p95 = times[len(times) // 2], times[int(len(times) * 0.95)]
-                print(f"overlay compose per frame: median {p50 * 1e3:.2f} ms, "
-                      f"p95 {p95 * 1e3:.2f} ms (last {len(times)} frames)")  # fmt: skip
+                print(
+                    f"overlay compose per frame: median {p50 * 1e3:.2f} ms, "
+                    f"p95 {p95 * 1e3:.2f} ms (last {len(times)} frames)"
+                )
         store = Store(config.store.path)
         print(format_latency_table(store))
         store.close()

@@ -78,8 +78,9 @@ def build_engines(ratios: list[float], minutes: float, out: Path) -> dict[float,
     config.voice.piper.model = str(joe.model_path())
     entries = {}
     for ratio in ratios:
-        options = BuildOptions(out=out, only=("voice",), prune_given=ratio,
-                               distil_minutes=minutes, backends=("onnx",))  # fmt: skip
+        options = BuildOptions(
+            out=out, only=("voice",), prune_given=ratio, distil_minutes=minutes, backends=("onnx",)
+        )
         for row in build(config, options):
             print(f"# build {ratio:g}: {row.artifact} {row.status} {row.detail}", flush=True)
         manifest = Manifest.load(out)
@@ -131,46 +132,76 @@ def main() -> int:
             [whole_voice.phonemes_to_ids(p) for p in whole_voice.phonemize(t)] for t in HEARD
         ]
         for name, voice in voices.items():
-            heard = [" ".join(asr.transcribe(voice.ids_to_audio(i), voice.sample_rate) for i in s)
-                     for s in heard_ids]  # fmt: skip
+            heard = [
+                " ".join(asr.transcribe(voice.ids_to_audio(i), voice.sample_rate) for i in s)
+                for s in heard_ids
+            ]
             results[name]["wer"] = word_error_rate(HEARD, heard)
         espeak = EspeakVoice(EspeakVoiceConfig())
         espeak_first = median_time(lambda: espeak.synth_float(SENTENCE), r)
 
-    print(f"# python bench/voice.py --ratios {args.ratios} --distil-minutes "
-          f"{args.distil_minutes:g} --repeats {r}")  # fmt: skip
-    print(f"# {platform.machine()}, {torch.get_num_threads()} threads, onnxruntime "
-          f"{ort.__version__}; paragraph {audio_s:.2f} s of speech; medians of {r}")  # fmt: skip
-    header = ("decoder ms", "x", "voice RTF", "1st audio whole", "1st audio chunked",
-              "MCD dB", "(before)", "STFT", "(before)", "params", "ASR WER")  # fmt: skip
+    print(
+        f"# python bench/voice.py --ratios {args.ratios} --distil-minutes "
+        f"{args.distil_minutes:g} --repeats {r}"
+    )
+    print(
+        f"# {platform.machine()}, {torch.get_num_threads()} threads, onnxruntime "
+        f"{ort.__version__}; paragraph {audio_s:.2f} s of speech; medians of {r}"
+    )
+    header = (
+        "decoder ms",
+        "x",
+        "voice RTF",
+        "1st audio whole",
+        "1st audio chunked",
+        "MCD dB",
+        "(before)",
+        "STFT",
+        "(before)",
+        "params",
+        "ASR WER",
+    )
     print(f"{'decoder':<12}" + "".join(f"{h:>18}" for h in header))
     base = results["unpruned"]["decoder"]
     for name, got in results.items():
         entry = entries.get(float(name.split()[-1])) if name != "unpruned" else None
         if entry is not None:
             after, before = entry.fidelity["this_file"], entry.fidelity["before_distillation"]
-            figures = (f"{after['mcd_db']:.2f}", f"{before['mcd_db']:.2f}",
-                       f"{after['stft_distance']:.2f}", f"{before['stft_distance']:.2f}",
-                       f"{entry.pruning['params_after'] / 1e6:.2f}M")  # fmt: skip
+            figures = (
+                f"{after['mcd_db']:.2f}",
+                f"{before['mcd_db']:.2f}",
+                f"{after['stft_distance']:.2f}",
+                f"{before['stft_distance']:.2f}",
+                f"{entry.pruning['params_after'] / 1e6:.2f}M",
+            )
         else:
             figures = ("0", "-", "0", "-", "1.66M")
-        cells = (f"{got['decoder'] * 1000:.1f}", f"{base / got['decoder']:.2f}",
-                 f"{got['voice'] / audio_s:.3f}", f"{got['whole first'] * 1000:.0f} ms",
-                 f"{got['chunked first'] * 1000:.0f} ms", *figures,
-                 f"{got['wer'] * 100:.1f}%")  # fmt: skip
+        cells = (
+            f"{got['decoder'] * 1000:.1f}",
+            f"{base / got['decoder']:.2f}",
+            f"{got['voice'] / audio_s:.3f}",
+            f"{got['whole first'] * 1000:.0f} ms",
+            f"{got['chunked first'] * 1000:.0f} ms",
+            *figures,
+            f"{got['wer'] * 100:.1f}%",
+        )
         print(f"{name:<12}" + "".join(f"{c:>18}" for c in cells))
     print(
         f"ASR WER: PocketSphinx (trained en-US model) on {len(HEARD)} sentences "
         f"({sum(len(t.split()) for t in HEARD)} words) spoken by each decoder"
     )
-    print(f"whole voice in one ONNX graph: RTF {full / audio_s:.3f}, first audio "
-          f"{full_first * 1000:.0f} ms; 12-word sentence: text encoder {prior * 1000:.0f} ms, "
-          f"text encoder + whole flow {encoder * 1000:.0f} ms; "
-          f"espeak-ng first audio {espeak_first * 1000:.0f} ms")  # fmt: skip
+    print(
+        f"whole voice in one ONNX graph: RTF {full / audio_s:.3f}, first audio "
+        f"{full_first * 1000:.0f} ms; 12-word sentence: text encoder {prior * 1000:.0f} ms, "
+        f"text encoder + whole flow {encoder * 1000:.0f} ms; "
+        f"espeak-ng first audio {espeak_first * 1000:.0f} ms"
+    )
     for ratio, entry in entries.items():
         d = entry.fidelity["distillation"]
-        print(f"# {ratio:g}: {d['steps']} distillation steps in {d['seconds']:.0f} s, "
-              f"held-out sentences {entry.fidelity['held_out_sentences']}")  # fmt: skip
+        print(
+            f"# {ratio:g}: {d['steps']} distillation steps in {d['seconds']:.0f} s, "
+            f"held-out sentences {entry.fidelity['held_out_sentences']}"
+        )
     return 0
 
 

@@ -104,11 +104,14 @@ def _int8_engine(fp32: Path, avatar: PreparedAvatar) -> Engine:
 
     def calibration():
         for start in range(0, 128, 8):
-            yield {"mel": rng.standard_normal((8, 1, 80, 16)).astype(np.float32),
-                   "face": face_inputs(avatar, range(start, start + 8))}  # fmt: skip
+            yield {
+                "mel": rng.standard_normal((8, 1, 80, 16)).astype(np.float32),
+                "face": face_inputs(avatar, range(start, start + 8)),
+            }
 
-    engine = OnnxEngine(quantize_wav2lip(fp32, fp32.with_name(fp32.stem + "-int8.onnx"),
-                                         calibration()))  # fmt: skip
+    engine = OnnxEngine(
+        quantize_wav2lip(fp32, fp32.with_name(fp32.stem + "-int8.onnx"), calibration())
+    )
     engine.name += " int8"
     return engine
 
@@ -168,8 +171,9 @@ def main() -> int:
                 if args.int8:
                     engines.append(_int8_engine(path, avatar))
                 if args.fp16:
-                    half = export_wav2lip_onnx(model, work / f"w2l{tag.strip()}-fp16.onnx",
-                                               precision="fp16")  # fmt: skip
+                    half = export_wav2lip_onnx(
+                        model, work / f"w2l{tag.strip()}-fp16.onnx", precision="fp16"
+                    )
                     engines.append(OnnxEngine(half))
                     engines[-1].name += " fp16"
                 if args.slim:

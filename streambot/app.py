@@ -276,8 +276,11 @@ class App:
                 if burst:  # taken from the source before it failed: stored all the same
                     self._accept_burst(burst)
                 restarts += 1
-                health.update(state="restarting", error=redact(f"{type(exc).__name__}: {exc}"),
-                              restarts=restarts)  # fmt: skip
+                health.update(
+                    state="restarting",
+                    error=redact(f"{type(exc).__name__}: {exc}"),
+                    restarts=restarts,
+                )
                 delay = backoff.next_delay()
                 log.exception("chat source %s failed; restarting in %.1fs", source.name, delay)
                 await asyncio.sleep(delay)

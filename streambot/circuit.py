@@ -65,5 +65,10 @@ class CircuitBreaker:
             self._opened_at is None and self.consecutive_failures >= self.failure_threshold
         ):
             self._opened_at = time.monotonic()
-            log.warning("%s circuit open for %.0f s after %d failures; %s meanwhile", self.name,
-                        self.open_seconds, self.consecutive_failures, self.fallback)  # fmt: skip
+            log.warning(
+                "%s circuit open for %.0f s after %d failures; %s meanwhile",
+                self.name,
+                self.open_seconds,
+                self.consecutive_failures,
+                self.fallback,
+            )

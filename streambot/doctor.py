@@ -113,8 +113,9 @@ def _engines(config: Config) -> Check:
 
         found = Manifest.load(cfg.engines_dir).of_kind("wav2lip")
         if not found:
-            return Check(name, False, f"none in {cfg.engines_dir}: run python build_engines.py",
-                         False)  # fmt: skip
+            return Check(
+                name, False, f"none in {cfg.engines_dir}: run python build_engines.py", False
+            )
         avatar = configured_avatar(config, cached_only=True)
         inputs = functools.partial(wav2lip_inputs, Path(cfg.checkpoint), avatar.key)
         choice = choose("wav2lip", cfg.engines_dir, inputs, this_device(cfg.device))
@@ -131,8 +132,10 @@ def _overlay_font(config: Config) -> str:
 
     path = find_font(config.overlay.font)
     if path is None:
-        raise RuntimeError("no font with Chinese glyphs found: reinstall streambot (mplfonts "
-                           "ships one), install fonts-noto-cjk, or set [overlay] font")  # fmt: skip
+        raise RuntimeError(
+            "no font with Chinese glyphs found: reinstall streambot (mplfonts "
+            "ships one), install fonts-noto-cjk, or set [overlay] font"
+        )
     if not FontSet(path).draws(CJK_PROBE):
         raise RuntimeError(f"{path} has no Chinese glyphs: Chinese captions would show boxes")
     return str(path)

@@ -404,10 +404,19 @@ class Host:
         name = _backend(face)
         if name not in self._said_slow:
             self._said_slow.add(name)
-            then = "finishing turns with the mouth face" if fallback is not None else (
-                "each sentence starts later so the voice never breaks up")  # fmt: skip
-            log.warning("the %s face renders at %.1f fps (%.2fx real time, under the floor "
-                        "%.2fx): %s", name, rate.fps, factor, self.slow.floor, then)  # fmt: skip
+            then = (
+                "finishing turns with the mouth face"
+                if fallback is not None
+                else ("each sentence starts later so the voice never breaks up")
+            )
+            log.warning(
+                "the %s face renders at %.1f fps (%.2fx real time, under the floor %.2fx): %s",
+                name,
+                rate.fps,
+                factor,
+                self.slow.floor,
+                then,
+            )
         return fallback if fallback is not None else face
 
     async def _show(self, turn: Turn, inbox: asyncio.Queue) -> None:
@@ -449,9 +458,15 @@ class Host:
         room, name = self.presenter.clips.max_frames, _backend(face)
         if need > room and name not in self._said_full:
             self._said_full.add(name)
-            log.warning("a %.1f s speech needs %d frames queued ahead on the %s face, but "
-                        "[face] buffer_s holds %d: raise buffer_s to %.0f or more",
-                        frames / self.fps, need, name, room, need / self.fps + 1)  # fmt: skip
+            log.warning(
+                "a %.1f s speech needs %d frames queued ahead on the %s face, but "
+                "[face] buffer_s holds %d: raise buffer_s to %.0f or more",
+                frames / self.fps,
+                need,
+                name,
+                room,
+                need / self.fps + 1,
+            )
 
     async def _render(
         self,

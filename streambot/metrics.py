@@ -68,9 +68,11 @@ class Metrics:
         up = "1 while the configured voice is up (a TTS server: its breaker closed)"
         yield GaugeMetricFamily("streambot_voice_up", up, value=report["state"] == "up")
         if "breaker" in report:
-            breaker = GaugeMetricFamily("streambot_voice_breaker",
-                                        "The TTS server's circuit breaker: 1 for its state",
-                                        labels=["state"])  # fmt: skip
+            breaker = GaugeMetricFamily(
+                "streambot_voice_breaker",
+                "The TTS server's circuit breaker: 1 for its state",
+                labels=["state"],
+            )
             for state in ("closed", "open", "half-open"):
                 breaker.add_metric([state], report["breaker"] == state)
             yield breaker

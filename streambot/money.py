@@ -35,20 +35,54 @@ class Currency:
 
 def _dollar(code: str, zh: str) -> Currency:
     """A dollar other than the US one: "$" and "dollars" may mean it too."""
-    return Currency(code, 2, "{} " + code, "{}" + zh, ("dollar", "dollars"), ("cent", "cents"),
-                    ("$",), words=("dollar", "dollars", "bucks", zh))  # fmt: skip
+    return Currency(
+        code,
+        2,
+        "{} " + code,
+        "{}" + zh,
+        ("dollar", "dollars"),
+        ("cent", "cents"),
+        ("$",),
+        words=("dollar", "dollars", "bucks", zh),
+    )
 
 
 # The first currency a sign or word belongs to is the one the voice says it as.
 CURRENCIES: tuple[Currency, ...] = (
-    Currency("USD", 2, "${}", "{}美元", ("dollar", "dollars"), ("cent", "cents"),
-             ("US$", "$"), words=("dollar", "dollars", "bucks", "美元", "美金")),
-    Currency("CNY", 2, "¥{}", "{}元", ("yuan", "yuan"), ("fen", "fen"),
-             ("¥", "￥"), ("RMB",), ("yuan", "元", "块", "块钱")),
-    Currency("EUR", 2, "€{}", "{}欧元", ("euro", "euros"), ("cent", "cents"),
-             ("€",), words=("euro", "euros", "欧元")),
-    Currency("GBP", 2, "£{}", "{}英镑", ("pound", "pounds"), ("penny", "pence"),
-             ("£",), words=("英镑",)),
+    Currency(
+        "USD",
+        2,
+        "${}",
+        "{}美元",
+        ("dollar", "dollars"),
+        ("cent", "cents"),
+        ("US$", "$"),
+        words=("dollar", "dollars", "bucks", "美元", "美金"),
+    ),
+    Currency(
+        "CNY",
+        2,
+        "¥{}",
+        "{}元",
+        ("yuan", "yuan"),
+        ("fen", "fen"),
+        ("¥", "￥"),
+        ("RMB",),
+        ("yuan", "元", "块", "块钱"),
+    ),
+    Currency(
+        "EUR",
+        2,
+        "€{}",
+        "{}欧元",
+        ("euro", "euros"),
+        ("cent", "cents"),
+        ("€",),
+        words=("euro", "euros", "欧元"),
+    ),
+    Currency(
+        "GBP", 2, "£{}", "{}英镑", ("pound", "pounds"), ("penny", "pence"), ("£",), words=("英镑",)
+    ),
     Currency("JPY", 0, "{} yen", "{}日元", ("yen", "yen"), words=("yen", "日元")),
     _dollar("CAD", "加元"),
     _dollar("AUD", "澳元"),
@@ -56,7 +90,7 @@ CURRENCIES: tuple[Currency, ...] = (
     _dollar("HKD", "港元"),
     _dollar("SGD", "新加坡元"),
     _dollar("TWD", "新台币"),
-)  # fmt: skip
+)
 BY_CODE = {c.code: c for c in CURRENCIES}
 
 

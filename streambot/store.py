@@ -182,9 +182,18 @@ class Store:
             cur = self._db.execute(
                 "INSERT INTO messages (received_at, source, user, kind, text, text_length,"
                 " priority, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (msg.received_at, msg.source, msg.user[:200], msg.kind, text, len(msg.text),
-                 priority, final_status or status, reason_shown),
-            )  # fmt: skip
+                (
+                    msg.received_at,
+                    msg.source,
+                    msg.user[:200],
+                    msg.kind,
+                    text,
+                    len(msg.text),
+                    priority,
+                    final_status or status,
+                    reason_shown,
+                ),
+            )
             msg.id = int(cur.lastrowid)
             now = time.time()
             rows = [(msg.id, now, status, reason)]

@@ -66,16 +66,34 @@ SUB_ALL = (1 << 11) - 1
 
 # What GetInputKindList and GetVersion answer on Debian's OBS 29.0.2.
 INPUT_KINDS = (
-    "image_source", "color_source_v3", "slideshow", "alsa_input_capture", "xshm_input",
-    "jack_output_capture", "pulse_input_capture", "pulse_output_capture", "v4l2_input",
-    "ffmpeg_source", "text_ft2_source_v2", "vlc_source",
-)  # fmt: skip
+    "image_source",
+    "color_source_v3",
+    "slideshow",
+    "alsa_input_capture",
+    "xshm_input",
+    "jack_output_capture",
+    "pulse_input_capture",
+    "pulse_output_capture",
+    "v4l2_input",
+    "ffmpeg_source",
+    "text_ft2_source_v2",
+    "vlc_source",
+)
 # OBS 29's Windows build ships these kinds instead (plugin ids; not measured here: no Windows).
 INPUT_KINDS_WINDOWS = (
-    "image_source", "color_source_v3", "slideshow", "browser_source", "ffmpeg_source",
-    "text_gdiplus_v2", "monitor_capture", "window_capture", "game_capture", "dshow_input",
-    "wasapi_input_capture", "wasapi_output_capture",
-)  # fmt: skip
+    "image_source",
+    "color_source_v3",
+    "slideshow",
+    "browser_source",
+    "ffmpeg_source",
+    "text_gdiplus_v2",
+    "monitor_capture",
+    "window_capture",
+    "game_capture",
+    "dshow_input",
+    "wasapi_input_capture",
+    "wasapi_output_capture",
+)
 IMAGE_FORMATS = ("bmp", "cur", "ico", "jpeg", "jpg", "pbm", "pgm", "png", "ppm", "xbm", "xpm")
 
 # A 1x1 transparent PNG.
@@ -455,11 +473,21 @@ class ObsDouble:
         self._item_ids[scene] = item_id
         self.scene_items[scene].append(source)
         index = len(self.scene_items[scene]) - 1
-        before.append((SUB_SCENE_ITEMS, "SceneItemCreated", {
-            "sceneItemId": item_id, "sceneItemIndex": index, "sceneName": scene,
-            "sourceName": source}))  # fmt: skip
-        before.append((SUB_SCENE_ITEMS, "SceneItemSelected",
-                       {"sceneItemId": item_id, "sceneName": scene}))  # fmt: skip
+        before.append(
+            (
+                SUB_SCENE_ITEMS,
+                "SceneItemCreated",
+                {
+                    "sceneItemId": item_id,
+                    "sceneItemIndex": index,
+                    "sceneName": scene,
+                    "sourceName": source,
+                },
+            )
+        )
+        before.append(
+            (SUB_SCENE_ITEMS, "SceneItemSelected", {"sceneItemId": item_id, "sceneName": scene})
+        )
         return item_id
 
     def _scene_list(self) -> list[dict]:
@@ -547,9 +575,18 @@ class ObsDouble:
                 "kind is properly versioned and that any necessary plugins are loaded.",
             )
         self.inputs[name] = {"kind": kind, "settings": dict(settings)}
-        before.append((SUB_INPUTS, "InputCreated", {
-            "inputKind": kind, "inputName": name, "inputSettings": dict(settings),
-            "unversionedInputKind": kind.removesuffix("_v2").removesuffix("_v3")}))  # fmt: skip
+        before.append(
+            (
+                SUB_INPUTS,
+                "InputCreated",
+                {
+                    "inputKind": kind,
+                    "inputName": name,
+                    "inputSettings": dict(settings),
+                    "unversionedInputKind": kind.removesuffix("_v2").removesuffix("_v3"),
+                },
+            )
+        )
         return {"sceneItemId": self._add_item(scene, name, before)}
 
     def _req_CreateSceneItem(self, data: object, before: list, after: list) -> dict:

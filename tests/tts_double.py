@@ -33,11 +33,22 @@ def wav_header(rate: int, data_size: int, channels: int = 1, float32: bool = Fal
     of unknown length."""
     riff = 0xFFFFFFFF if data_size == 0xFFFFFFFF else 36 + data_size
     tag, width = (3, 4) if float32 else (1, 2)
-    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * width * channels, width * channels,
-                      8 * width)  # fmt: skip
-    return (b"RIFF" + struct.pack("<I", riff) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
-            + b"LIST" + struct.pack("<I", 4) + b"INFO"  # a chunk to skip, as ffmpeg writes
-            + b"data" + struct.pack("<I", data_size))  # fmt: skip
+    fmt = struct.pack(
+        "<HHIIHH", tag, channels, rate, rate * width * channels, width * channels, 8 * width
+    )
+    return (
+        b"RIFF"
+        + struct.pack("<I", riff)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"LIST"
+        + struct.pack("<I", 4)
+        + b"INFO"  # a chunk to skip, as ffmpeg writes
+        + b"data"
+        + struct.pack("<I", data_size)
+    )
 
 
 def error(status: int, message: str, kind: str = "invalid_request_error", code=None):
@@ -104,8 +115,11 @@ class SpeechServer:
         if self.fail_next:
             status = self.fail_next.pop(0)
             if status >= 500:
-                return error(status, "The server had an error while processing your request.",
-                             kind="server_error")  # fmt: skip
+                return error(
+                    status,
+                    "The server had an error while processing your request.",
+                    kind="server_error",
+                )
             return error(status, "Rate limit reached." if status == 429 else "Bad request.")
         if self.first_byte_delay_s:
             await asyncio.sleep(self.first_byte_delay_s)

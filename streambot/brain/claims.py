@@ -83,28 +83,99 @@ def _overlaps(start: int, end: int, spans: Iterable[tuple[int, int]]) -> bool:
 # -- unit figures ---------------------------------------------------------------------------
 # A figure's unit, as a key that English and Chinese share ("hours", "小时": "hour").
 _UNITS_EN = {
-    "second": "second", "sec": "second", "minute": "minute", "min": "minute",
-    "hour": "hour", "hr": "hour", "day": "day", "week": "week", "month": "month",
-    "year": "year", "yr": "year", "setting": "setting", "level": "setting",
-    "speed": "setting", "mode": "mode", "color": "color", "colour": "color", "shade": "color",
-    "temperature": "temperature", "ml": "ml", "milliliter": "ml", "millilitre": "ml",
-    "liter": "l", "litre": "l", "oz": "oz", "ounce": "oz", "gram": "g", "kg": "kg",
-    "kilogram": "kg", "lb": "lb", "pound": "lb", "mah": "mah", "watt": "w", "volt": "v",
-    "hz": "hz", "inch": "inch", "cm": "cm", "mm": "mm", "foot": "ft", "feet": "ft",
-    "meter": "m", "metre": "m", "percent": "%", "degree": "degree", "db": "db",
-    "decibel": "db", "cup": "cup",
-}  # fmt: skip
+    "second": "second",
+    "sec": "second",
+    "minute": "minute",
+    "min": "minute",
+    "hour": "hour",
+    "hr": "hour",
+    "day": "day",
+    "week": "week",
+    "month": "month",
+    "year": "year",
+    "yr": "year",
+    "setting": "setting",
+    "level": "setting",
+    "speed": "setting",
+    "mode": "mode",
+    "color": "color",
+    "colour": "color",
+    "shade": "color",
+    "temperature": "temperature",
+    "ml": "ml",
+    "milliliter": "ml",
+    "millilitre": "ml",
+    "liter": "l",
+    "litre": "l",
+    "oz": "oz",
+    "ounce": "oz",
+    "gram": "g",
+    "kg": "kg",
+    "kilogram": "kg",
+    "lb": "lb",
+    "pound": "lb",
+    "mah": "mah",
+    "watt": "w",
+    "volt": "v",
+    "hz": "hz",
+    "inch": "inch",
+    "cm": "cm",
+    "mm": "mm",
+    "foot": "ft",
+    "feet": "ft",
+    "meter": "m",
+    "metre": "m",
+    "percent": "%",
+    "degree": "degree",
+    "db": "db",
+    "decibel": "db",
+    "cup": "cup",
+}
 # only written right after the digits: "12h", "1l", "500g", "5w"
-_UNITS_ATTACHED = {"h": "hour", "l": "l", "g": "g", "w": "w", "v": "v", "m": "m", "%": "%",
-                   "°": "degree", "°c": "degree", "°f": "degree"}  # fmt: skip
+_UNITS_ATTACHED = {
+    "h": "hour",
+    "l": "l",
+    "g": "g",
+    "w": "w",
+    "v": "v",
+    "m": "m",
+    "%": "%",
+    "°": "degree",
+    "°c": "degree",
+    "°f": "degree",
+}
 _UNITS_ZH = {
-    "小时": "hour", "钟头": "hour", "分钟": "minute", "秒钟": "second", "秒": "second",
-    "工作日": "day", "天": "day", "星期": "week", "周": "week", "个月": "month", "年": "year",
-    "档位": "setting", "档": "setting", "挡": "setting", "种颜色": "color", "种模式": "mode",
-    "种色温": "temperature", "毫升": "ml", "升": "l", "千克": "kg", "公斤": "kg", "克": "g",
-    "斤": "jin", "瓦": "w", "英寸": "inch", "寸": "inch", "厘米": "cm", "毫米": "mm",
-    "米": "m", "度": "degree",
-}  # fmt: skip
+    "小时": "hour",
+    "钟头": "hour",
+    "分钟": "minute",
+    "秒钟": "second",
+    "秒": "second",
+    "工作日": "day",
+    "天": "day",
+    "星期": "week",
+    "周": "week",
+    "个月": "month",
+    "年": "year",
+    "档位": "setting",
+    "档": "setting",
+    "挡": "setting",
+    "种颜色": "color",
+    "种模式": "mode",
+    "种色温": "temperature",
+    "毫升": "ml",
+    "升": "l",
+    "千克": "kg",
+    "公斤": "kg",
+    "克": "g",
+    "斤": "jin",
+    "瓦": "w",
+    "英寸": "inch",
+    "寸": "inch",
+    "厘米": "cm",
+    "毫米": "mm",
+    "米": "m",
+    "度": "degree",
+}
 _STOP_EN = frozenset(
     [
         "a",
@@ -189,8 +260,14 @@ def figures(text: str, skip: Sequence[tuple[int, int]] = ()) -> list[Figure]:
                     units.add(key)
                 if m["n"].lower() in ("a", "an"):  # "a month": only its first word
                     break
-        values = tuple(v for v in (number(m["n"]) if m["n"].lower() not in ("a", "an") else 1.0,
-                                   number(m["m"] or "")) if v is not None)  # fmt: skip
+        values = tuple(
+            v
+            for v in (
+                number(m["n"]) if m["n"].lower() not in ("a", "an") else 1.0,
+                number(m["m"] or ""),
+            )
+            if v is not None
+        )
         if m["n"].lower() in ("a", "an") and not units & {"hour", "day", "week", "month", "year"}:
             continue
         if units and values:
@@ -267,8 +344,19 @@ class Facts:
 
     def __init__(self, product: Product) -> None:
         p = product
-        fields = [p.name, p.name_zh, p.id, *p.aliases, *p.aliases_zh, p.shipping, p.shipping_zh,
-                  p.restock, p.restock_zh, *p.points, *p.points_zh]  # fmt: skip
+        fields = [
+            p.name,
+            p.name_zh,
+            p.id,
+            *p.aliases,
+            *p.aliases_zh,
+            p.shipping,
+            p.shipping_zh,
+            p.restock,
+            p.restock_zh,
+            *p.points,
+            *p.points_zh,
+        ]
         self.text = _normal(" | ".join(f for f in fields if f))
         self.shipping = _normal(f"{p.shipping} | {p.shipping_zh}")
         self.price = p.price
@@ -438,8 +526,11 @@ class Knowledge:
         zh_text = []
         for p in catalog.product:
             english = [p.name, p.id, *p.aliases]
-            self.words |= {_base(w) for t in (*english, *p.points, p.shipping, p.restock)
-                           for w in _WORD.findall(screen_fold(t))}  # fmt: skip
+            self.words |= {
+                _base(w)
+                for t in (*english, *p.points, p.shipping, p.restock)
+                for w in _WORD.findall(screen_fold(t))
+            }
             self.brands |= {_base(screen_fold(w)) for w in p.name.split() if _CAMEL.search(w)}
             if p.id.isalnum() and len(p.id) >= 5:
                 self.brands.add(_base(screen_fold(p.id)))
@@ -856,23 +947,38 @@ def _same_days(said: Days, catalog: Days) -> bool:
 # -- comparisons ----------------------------------------------------------------------------
 # (dimension, lower: cheaper/smaller/lighter, superlative) of each comparative
 _COMPARATIVES_EN = {
-    "cheaper": ("price", True, False), "less expensive": ("price", True, False),
-    "more affordable": ("price", True, False), "lower priced": ("price", True, False),
-    "cost less": ("price", True, False), "costs less": ("price", True, False),
-    "cheapest": ("price", True, True), "least expensive": ("price", True, True),
-    "most affordable": ("price", True, True), "lowest priced": ("price", True, True),
-    "dearer": ("price", False, False), "pricier": ("price", False, False),
-    "costlier": ("price", False, False), "more expensive": ("price", False, False),
-    "higher priced": ("price", False, False), "cost more": ("price", False, False),
-    "costs more": ("price", False, False), "dearest": ("price", False, True),
-    "priciest": ("price", False, True), "most expensive": ("price", False, True),
+    "cheaper": ("price", True, False),
+    "less expensive": ("price", True, False),
+    "more affordable": ("price", True, False),
+    "lower priced": ("price", True, False),
+    "cost less": ("price", True, False),
+    "costs less": ("price", True, False),
+    "cheapest": ("price", True, True),
+    "least expensive": ("price", True, True),
+    "most affordable": ("price", True, True),
+    "lowest priced": ("price", True, True),
+    "dearer": ("price", False, False),
+    "pricier": ("price", False, False),
+    "costlier": ("price", False, False),
+    "more expensive": ("price", False, False),
+    "higher priced": ("price", False, False),
+    "cost more": ("price", False, False),
+    "costs more": ("price", False, False),
+    "dearest": ("price", False, True),
+    "priciest": ("price", False, True),
+    "most expensive": ("price", False, True),
     "highest priced": ("price", False, True),
-    "bigger": ("size", False, False), "larger": ("size", False, False),
-    "biggest": ("size", False, True), "largest": ("size", False, True),
-    "smaller": ("size", True, False), "smallest": ("size", True, True),
-    "lighter": ("weight", True, False), "lightest": ("weight", True, True),
-    "heavier": ("weight", False, False), "heaviest": ("weight", False, True),
-}  # fmt: skip
+    "bigger": ("size", False, False),
+    "larger": ("size", False, False),
+    "biggest": ("size", False, True),
+    "largest": ("size", False, True),
+    "smaller": ("size", True, False),
+    "smallest": ("size", True, True),
+    "lighter": ("weight", True, False),
+    "lightest": ("weight", True, True),
+    "heavier": ("weight", False, False),
+    "heaviest": ("weight", False, True),
+}
 _COMPARATIVE_EN = re.compile(
     r"\b(?:" + "|".join(w.replace(" ", r"[\s-]+") for w in _COMPARATIVES_EN) + r")\b", re.I
 )
@@ -909,8 +1015,11 @@ def _comparisons(said: Said) -> list[_Comparison]:
             after = [s for s in spans if s[0] >= m.end() + than.end()]
             against = after[0][2] if after else None
         negated = _NEGATED_EN.search(text[max(0, m.start() - 24) : m.start()]) is not None
-        out.append(_Comparison(m.start(), m.group(0), dimension, lower, most, negated,
-                               against, than is not None))  # fmt: skip
+        out.append(
+            _Comparison(
+                m.start(), m.group(0), dimension, lower, most, negated, against, than is not None
+            )
+        )
     for m in _THAN_ZH.finditer(text):  # "A比B便宜", "A不比B贵", "A没有B便宜", "A不如B实惠"
         after = [s for s in spans if m.end() <= s[0] <= m.end() + 2]
         if not after:
@@ -922,8 +1031,9 @@ def _comparisons(said: Said) -> list[_Comparison]:
         dimension, lower = _ADJECTIVES_ZH[adj["a"]]
         negated = m["neg"] is not None or m.group(0).endswith(("不如", "没有"))
         said_as = text[m.start() : after[0][1] + adj.end()]  # "比保温杯便宜"
-        out.append(_Comparison(m.start(), said_as, dimension, lower, False,
-                               negated, after[0][2], True))  # fmt: skip
+        out.append(
+            _Comparison(m.start(), said_as, dimension, lower, False, negated, after[0][2], True)
+        )
     taken = [(c.at, c.at + len(c.text) + 12) for c in out]
     for m in _COMPARATIVE_ZH.finditer(text):
         if _overlaps(m.start(), m.end(), taken):
@@ -931,8 +1041,11 @@ def _comparisons(said: Said) -> list[_Comparison]:
         dimension, lower = _ADJECTIVES_ZH[m["a"] or m["b"]]
         most = m["most"] == "最"
         negated = re.search(r"(?:不|没有?)\s*$", text[max(0, m.start() - 3) : m.start()])
-        out.append(_Comparison(m.start(), m.group(0), dimension, lower, most,
-                               negated is not None, None, False))  # fmt: skip
+        out.append(
+            _Comparison(
+                m.start(), m.group(0), dimension, lower, most, negated is not None, None, False
+            )
+        )
     return out
 
 

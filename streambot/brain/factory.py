@@ -57,8 +57,10 @@ def llm_model_path(cfg: LLMBrainConfig) -> Path:
         return choice.path
     if cfg.engine == "pruned":
         why = "; ".join(choice.refused) or f"{cfg.engines_dir} has none for {source.name}"
-        raise LLMError(f"brain.llm.engine is pruned, but no pruned model is usable: {why} "
-                       "(python build_engines.py --only llm)")  # fmt: skip
+        raise LLMError(
+            f"brain.llm.engine is pruned, but no pruned model is usable: {why} "
+            "(python build_engines.py --only llm)"
+        )
     return source
 
 

@@ -138,14 +138,18 @@ def check_gguf(path: str | Path, key: str = KEY) -> str:
         raise LLMError(f"{key}: {path} is not a GGUF model file (no general.architecture)")
     missing = [name for name in GGUF_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
-        raise LLMError(f"{key}: {path} is a GGUF file, which needs {', '.join(missing)}: "
-                       "pip install 'streambot[llm]'")  # fmt: skip
+        raise LLMError(
+            f"{key}: {path} is a GGUF file, which needs {', '.join(missing)}: "
+            "pip install 'streambot[llm]'"
+        )
     supported = supported_gguf_architectures()
     spellings = {architecture, architecture.replace("-", "_"), _ALIASES.get(architecture)}
     if not spellings & set(supported):
         known = ", ".join(supported)
-        raise LLMError(f'{key}: {path} is a "{architecture}" model; transformers reads GGUF '
-                       f"files of: {known} (convert it or pick another)")  # fmt: skip
+        raise LLMError(
+            f'{key}: {path} is a "{architecture}" model; transformers reads GGUF '
+            f"files of: {known} (convert it or pick another)"
+        )
     if tensors == 0:
         raise LLMError(f"{key}: {path} holds no weights (a vocabulary-only GGUF file)")
     name = meta.get("general.name")
@@ -178,8 +182,9 @@ def load_causal_lm(
         folder, extra = path, {"trust_remote_code": trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **extra)
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype,
-                                                     **extra)  # fmt: skip
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, local_files_only=True, dtype=dtype, **extra
+        )
     except (OSError, ValueError, ImportError) as exc:
         where = f"{key}: {path}" if gguf else str(path)
         raise LLMError(f"{where}: cannot load the model or tokenizer ({exc})") from exc

@@ -245,8 +245,9 @@ class OpenAIChatBrain:
         self.failure_threshold = failure_threshold
         self.open_seconds = open_seconds
 
-        self.circuit = CircuitBreaker("LLM", failure_threshold, open_seconds,
-                                      "the fallback brain answers")  # fmt: skip
+        self.circuit = CircuitBreaker(
+            "LLM", failure_threshold, open_seconds, "the fallback brain answers"
+        )
         self.fallbacks = 0
         self.requests = 0
         self.session = LazySession(connect_timeout)

@@ -393,9 +393,15 @@ def _super_chat(obj: dict, source: str) -> ChatMessage:
         return _bad("SUPER_CHAT_MESSAGE", data, "needs user_info.uname, message and price", source)
     meta = {"sc_id": data.get("id"), "duration_s": _int(data.get("time"))}
     return ChatMessage(
-        source, uname, text, Kind.SUPERCHAT, amount=price, currency="CNY",
-        user_id=_id(data.get("uid")), meta=meta,
-    )  # fmt: skip
+        source,
+        uname,
+        text,
+        Kind.SUPERCHAT,
+        amount=price,
+        currency="CNY",
+        user_id=_id(data.get("uid")),
+        meta=meta,
+    )
 
 
 def _paid_gift(
@@ -421,9 +427,16 @@ def _paid_gift(
         meta["blind_box"] = box  # the box bought; ``gift_name`` is what it opened
         text = f"{box} -> {gift} x{num}"
     return ChatMessage(
-        source, uname, text, Kind.GIFT, amount=amount, currency="CNY", count=num,
-        user_id=user_id, meta=meta,
-    )  # fmt: skip
+        source,
+        uname,
+        text,
+        Kind.GIFT,
+        amount=amount,
+        currency="CNY",
+        count=num,
+        user_id=user_id,
+        meta=meta,
+    )
 
 
 def _gift(obj: dict, source: str) -> ChatMessage:
@@ -436,10 +449,16 @@ def _gift(obj: dict, source: str) -> ChatMessage:
         return _bad("SEND_GIFT", data, "needs uname, giftName and a positive num", source)
     blind = data.get("blind_gift") if isinstance(data.get("blind_gift"), dict) else {}
     return _paid_gift(
-        source, uname, _id(data.get("uid")), gift, num,
-        gold=data.get("coin_type") == "gold", total_coin=_num(data.get("total_coin")),
-        price=_num(data.get("price")) or 0.0, box=_text(blind.get("original_gift_name")),
-    )  # fmt: skip
+        source,
+        uname,
+        _id(data.get("uid")),
+        gift,
+        num,
+        gold=data.get("coin_type") == "gold",
+        total_coin=_num(data.get("total_coin")),
+        price=_num(data.get("price")) or 0.0,
+        box=_text(blind.get("original_gift_name")),
+    )
 
 
 def _pb_payload(obj: dict, cmd: str, message: str, source: str) -> Any:
@@ -467,12 +486,16 @@ def _gift_v2(obj: dict, source: str) -> ChatMessage:
         return _bad(cmd, None, "needs uname, gift.gift_name and a positive gift.num", source)
     blind = pb.blind_gift if pb.HasField("blind_gift") else None
     return _paid_gift(
-        source, uname, _id(pb.uid or pb.uinfo.uid), item.gift_name, item.num,
+        source,
+        uname,
+        _id(pb.uid or pb.uinfo.uid),
+        item.gift_name,
+        item.num,
         gold=item.coin_type == "gold",
         total_coin=float(item.total_coin) if item.total_coin else None,
         price=float(item.discount_price or item.price),
         box=blind.original_gift_name if blind is not None else None,
-    )  # fmt: skip
+    )
 
 
 def _guard(obj: dict, source: str) -> ChatMessage:
@@ -487,9 +510,16 @@ def _guard(obj: dict, source: str) -> ChatMessage:
     price = _num(data.get("price")) or 0.0
     meta = {"guard_level": level, "level_name": name, "gift_name": name}
     return ChatMessage(
-        source, uname, f"{name} x{num}", Kind.MEMBERSHIP, amount=round(price * num / 1000.0, 3),
-        currency="CNY", count=num, user_id=_id(data.get("uid")), meta=meta,
-    )  # fmt: skip
+        source,
+        uname,
+        f"{name} x{num}",
+        Kind.MEMBERSHIP,
+        amount=round(price * num / 1000.0, 3),
+        currency="CNY",
+        count=num,
+        user_id=_id(data.get("uid")),
+        meta=meta,
+    )
 
 
 def _interaction(source: str, uname: str, user_id: str, msg_type: int) -> ChatMessage | None:
@@ -577,9 +607,16 @@ def _open_gift(obj: dict, source: str) -> ChatMessage:
     amount = round((unit or 0.0) * num / 1000.0, 3) if paid else 0.0
     meta = {"gift_name": gift, "paid": paid, "open_id": data.get("open_id")}
     return ChatMessage(
-        source, uname, f"{gift} x{num}", Kind.GIFT, amount=amount, currency="CNY", count=num,
-        user_id=user_id, meta=meta,
-    )  # fmt: skip
+        source,
+        uname,
+        f"{gift} x{num}",
+        Kind.GIFT,
+        amount=amount,
+        currency="CNY",
+        count=num,
+        user_id=user_id,
+        meta=meta,
+    )
 
 
 def _open_super_chat(obj: dict, source: str) -> ChatMessage:
@@ -596,9 +633,15 @@ def _open_super_chat(obj: dict, source: str) -> ChatMessage:
         return _bad(cmd, data, "needs uname, message and rmb", source)
     meta = {"sc_id": data.get("message_id"), "open_id": data.get("open_id")}
     return ChatMessage(
-        source, uname, text, Kind.SUPERCHAT, amount=rmb, currency="CNY", user_id=user_id,
+        source,
+        uname,
+        text,
+        Kind.SUPERCHAT,
+        amount=rmb,
+        currency="CNY",
+        user_id=user_id,
         meta=meta,
-    )  # fmt: skip
+    )
 
 
 def _open_guard(obj: dict, source: str) -> ChatMessage:
@@ -612,12 +655,23 @@ def _open_guard(obj: dict, source: str) -> ChatMessage:
         return _bad(cmd, data, "needs user_info.uname, guard_level 1-3 and guard_num", source)
     name = GUARD_NAMES[level]
     price = _num(data.get("price")) or 0.0
-    meta = {"guard_level": level, "level_name": name, "gift_name": name,
-            "unit": data.get("guard_unit")}  # fmt: skip
+    meta = {
+        "guard_level": level,
+        "level_name": name,
+        "gift_name": name,
+        "unit": data.get("guard_unit"),
+    }
     return ChatMessage(
-        source, uname, f"{name} x{num}", Kind.MEMBERSHIP, amount=round(price * num / 1000.0, 3),
-        currency="CNY", count=num, user_id=user_id, meta=meta,
-    )  # fmt: skip
+        source,
+        uname,
+        f"{name} x{num}",
+        Kind.MEMBERSHIP,
+        amount=round(price * num / 1000.0, 3),
+        currency="CNY",
+        count=num,
+        user_id=user_id,
+        meta=meta,
+    )
 
 
 _HANDLERS = {

@@ -83,9 +83,15 @@ def _plan_voices(config: Config, options: BuildOptions, manifest: Manifest, resu
         return [Row("voice", "-", "not needed", "voice.backend is not piper")]
     rows = []
     if "trt" in options.backends:
-        rows.append(Row("voice", "TensorRT", "skipped",
-                        "the voice decoder runs in ONNX Runtime (a TensorRT voice engine is "
-                        "not built by this version)"))  # fmt: skip
+        rows.append(
+            Row(
+                "voice",
+                "TensorRT",
+                "skipped",
+                "the voice decoder runs in ONNX Runtime (a TensorRT voice engine is "
+                "not built by this version)",
+            )
+        )
     for job in resolve_voices(config, options):
         planned = plan_voice(job, options, manifest)
         rows += planned
@@ -230,17 +236,29 @@ def _options(args: argparse.Namespace) -> BuildOptions:
     if args.prune is not None and not 0.0 < args.prune < 1.0:
         raise BuildError(f"--prune: {args.prune} is not between 0 and 1")
     return BuildOptions(
-        out=Path(args.out), only=only, prune=DEFAULTS.prune if args.prune is None else args.prune,
-        distil_minutes=args.distil_minutes, device=args.device, backends=backends,
-        force=args.force, dry_run=args.dry_run, min_mouth_psnr_db=args.min_mouth_psnr,
-        importance=args.importance, explicit=bool(args.only), prune_given=args.prune,
-        max_voice_mcd_db=args.max_voice_mcd, max_voice_wer_rise=args.max_voice_wer_rise,
-        llm_heads=args.llm_heads, llm_drop_layers=args.llm_drop_layers, max_llm_kl=args.max_llm_kl,
+        out=Path(args.out),
+        only=only,
+        prune=DEFAULTS.prune if args.prune is None else args.prune,
+        distil_minutes=args.distil_minutes,
+        device=args.device,
+        backends=backends,
+        force=args.force,
+        dry_run=args.dry_run,
+        min_mouth_psnr_db=args.min_mouth_psnr,
+        importance=args.importance,
+        explicit=bool(args.only),
+        prune_given=args.prune,
+        max_voice_mcd_db=args.max_voice_mcd,
+        max_voice_wer_rise=args.max_voice_wer_rise,
+        llm_heads=args.llm_heads,
+        llm_drop_layers=args.llm_drop_layers,
+        max_llm_kl=args.max_llm_kl,
         llm_eval_questions=args.llm_eval_questions,
         max_llm_accuracy_drop=args.max_llm_accuracy_drop,
         max_llm_garbage_rise=args.max_llm_garbage_rise,
-        llm_teacher_answers=args.llm_teacher_answers, llm_kl_answers=args.llm_kl_answers,
-    )  # fmt: skip
+        llm_teacher_answers=args.llm_teacher_answers,
+        llm_kl_answers=args.llm_kl_answers,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -111,9 +111,11 @@ def plan_outputs(
 
 def _versions_changed(built_with: dict[str, str], now: dict[str, str]) -> str:
     """The build libraries whose version differs from the one an artifact was built with."""
-    changed = [f"{library} {version}, now {now.get(library, 'none')}"
-               for library, version in built_with.items()
-               if library in BUILD_LIBRARIES and now.get(library) != version]  # fmt: skip
+    changed = [
+        f"{library} {version}, now {now.get(library, 'none')}"
+        for library, version in built_with.items()
+        if library in BUILD_LIBRARIES and now.get(library) != version
+    ]
     return "; ".join(changed)
 
 
@@ -168,8 +170,10 @@ def curve(losses: Sequence[float], points: int = 20) -> list[float]:
     if not losses:
         return []
     size = max(1, len(losses) // points)
-    return [round(sum(chunk) / len(chunk), 5)
-            for chunk in (losses[i : i + size] for i in range(0, len(losses), size))]  # fmt: skip
+    return [
+        round(sum(chunk) / len(chunk), 5)
+        for chunk in (losses[i : i + size] for i in range(0, len(losses), size))
+    ]
 
 
 def catalog_of(config: Config):

@@ -147,15 +147,21 @@ def mel_cepstral_distortion(student: np.ndarray, teacher: np.ndarray, sample_rat
     import librosa
 
     def cepstra(audio: np.ndarray) -> np.ndarray:
-        return librosa.feature.mfcc(y=np.asarray(audio, np.float32).reshape(-1), sr=sample_rate,
-                                    n_mfcc=MCD_COEFFICIENTS + 1, n_fft=1024, hop_length=256,
-                                    n_mels=MEL_BANDS)[1:]  # fmt: skip
+        return librosa.feature.mfcc(
+            y=np.asarray(audio, np.float32).reshape(-1),
+            sr=sample_rate,
+            n_mfcc=MCD_COEFFICIENTS + 1,
+            n_fft=1024,
+            hop_length=256,
+            n_mels=MEL_BANDS,
+        )[1:]
 
     s, t = cepstra(student), cepstra(teacher)
     frames = min(s.shape[1], t.shape[1])
     s, t = s[:, :frames], t[:, :frames]
-    rms = librosa.feature.rms(y=np.asarray(teacher, np.float32).reshape(-1), frame_length=1024,
-                              hop_length=256)[0, :frames]  # fmt: skip
+    rms = librosa.feature.rms(
+        y=np.asarray(teacher, np.float32).reshape(-1), frame_length=1024, hop_length=256
+    )[0, :frames]
     loud = 20 * np.log10(np.maximum(rms, 1e-9))
     speech = loud >= loud.max() + SPEECH_FLOOR_DB
     diff = (s - t)[:, speech] * (np.log(10) / 20 / np.sqrt(2 * MEL_BANDS))
@@ -169,11 +175,15 @@ def fidelity_figures(
     """STFT distance and mel-cepstral distortion (dB), student vs teacher audio, averaged
     over held-out sentences."""
     pairs = list(zip(students, teachers, strict=True))
-    stft = [float(stft_distance(torch.as_tensor(s).reshape(-1), torch.as_tensor(t).reshape(-1)))
-            for s, t in pairs]  # fmt: skip
+    stft = [
+        float(stft_distance(torch.as_tensor(s).reshape(-1), torch.as_tensor(t).reshape(-1)))
+        for s, t in pairs
+    ]
     mcd = [mel_cepstral_distortion(s, t, sample_rate) for s, t in pairs]
-    return {"stft_distance": round(float(np.mean(stft)), 4),
-            "mcd_db": round(float(np.mean(mcd)), 3)}  # fmt: skip
+    return {
+        "stft_distance": round(float(np.mean(stft)), 4),
+        "mcd_db": round(float(np.mean(mcd)), 3),
+    }
 
 
 @torch.no_grad()

@@ -339,9 +339,13 @@ def _prune(config: Config, job: LLMBuild, tokenizer: Any, teacher: Any) -> Prune
         teacher, [_ids(tokenizer, t, CALIBRATION_TOKENS) for t in texts]
     )
     pruned = prune_llm(teacher, importance, job.ratio, job.mode, job.drop_layers)
-    log.info("llm: %s pruned to %s (%.0fM -> %.0fM params)", job.model.name,
-             pruned.widths.to_dict(), pruned.params_before / 1e6,
-             pruned.params_after / 1e6)  # fmt: skip
+    log.info(
+        "llm: %s pruned to %s (%.0fM -> %.0fM params)",
+        job.model.name,
+        pruned.widths.to_dict(),
+        pruned.params_before / 1e6,
+        pruned.params_after / 1e6,
+    )
     return pruned
 
 
@@ -361,8 +365,16 @@ def _distil(teacher, student, train, job: LLMBuild, options: BuildOptions, budge
     with progress() as bar:
         what = f"distilling {job.model.name} (--distil-minutes: distillation only)"
         tick = distil_ticker(bar, what, budget)
-        return distil_llm(teacher, student, train, budget_s=budget, window=WINDOW_TOKENS,
-                          resume_path=resume, device=options.device, on_step=tick)  # fmt: skip
+        return distil_llm(
+            teacher,
+            student,
+            train,
+            budget_s=budget,
+            window=WINDOW_TOKENS,
+            resume_path=resume,
+            device=options.device,
+            on_step=tick,
+        )
 
 
 def _save(model, tokenizer, folder: Path) -> Path:

@@ -104,8 +104,10 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
         )
     for i, layer in enumerate(layers):
         attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
-        for part, names in ((attn, ("q_proj", "k_proj", "v_proj", "o_proj")),
-                            (mlp, ("gate_proj", "up_proj", "down_proj"))):  # fmt: skip
+        for part, names in (
+            (attn, ("q_proj", "k_proj", "v_proj", "o_proj")),
+            (mlp, ("gate_proj", "up_proj", "down_proj")),
+        ):
             missing = [n for n in names if not isinstance(getattr(part, n, None), nn.Linear)]
             if missing:
                 raise LLMPruningError(f"layer {i} has no {', '.join(missing)}: not prunable here")
@@ -227,8 +229,13 @@ def _slice_linear(
     if cols is not None:
         weight = weight[:, cols.to(weight.device)]
     bias = linear.bias
-    out = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
-                    device=weight.device, dtype=weight.dtype)  # fmt: skip
+    out = nn.Linear(
+        weight.shape[1],
+        weight.shape[0],
+        bias=bias is not None,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
     with torch.no_grad():
         out.weight.copy_(weight)
         if bias is not None:

@@ -113,13 +113,19 @@ def build_voice_engine(
     train_text, held_text = held_out(sentences)
     with tempfile.TemporaryDirectory() as work:
         # noise off: the same text gives the same latent, so the figures repeat run to run
-        voice = SplitPiperVoice(job.model, work_dir=work,
-                                settings=PiperSettings(noise_scale=0.0, noise_w=0.0))  # fmt: skip
+        voice = SplitPiperVoice(
+            job.model, work_dir=work, settings=PiperSettings(noise_scale=0.0, noise_w=0.0)
+        )
         train = _latents(voice, train_text)
         held = _latents(voice, held_text)
         teacher = voice.decoder
-        log.info("voice %s: %d training sentences, %d held out (%s)", job.model.name,
-                 len(train_text), len(held_text), job.lang)  # fmt: skip
+        log.info(
+            "voice %s: %d training sentences, %d held out (%s)",
+            job.model.name,
+            len(train_text),
+            len(held_text),
+            job.lang,
+        )
         pruned = prune_hifigan(teacher, job.ratio)
         student = pruned.model
         rate = voice.sample_rate
@@ -135,18 +141,25 @@ def build_voice_engine(
     shared = {
         "before_distillation": before,
         "after_distillation": after,
-        "distillation": {"steps": report.steps, "seconds": round(report.seconds, 1),
-                         "first_loss": report.first_loss, "last_loss": report.last_loss,
-                         "loss_curve": curve(report.losses)},
+        "distillation": {
+            "steps": report.steps,
+            "seconds": round(report.seconds, 1),
+            "first_loss": report.first_loss,
+            "last_loss": report.last_loss,
+            "loss_curve": curve(report.losses),
+        },
         "teacher": f"the voice's own decoder ({job.model.name}, its trained weights)",
         "held_out_sentences": len(held_text),
         "max_mcd_db": options.max_voice_mcd_db,
         "intelligibility": heard,
         "max_wer_rise": options.max_voice_wer_rise,
-    }  # fmt: skip
-    pruning = {"ratio": job.ratio, "widths": student.config.to_dict(),
-               "params_before": pruned.params_before,
-               "params_after": pruned.params_after}  # fmt: skip
+    }
+    pruning = {
+        "ratio": job.ratio,
+        "widths": student.config.to_dict(),
+        "params_before": pruned.params_before,
+        "params_after": pruned.params_after,
+    }
     versions = library_versions(BUILD_LIBRARIES)
     rows = []
     for backend, path, own in outputs:
@@ -156,24 +169,44 @@ def build_voice_engine(
         less_clear = rise is not None and rise > options.max_voice_wer_rise
         default = not too_far and not less_clear
         fidelity = {**shared, "this_file": own} if own else shared
-        manifest.put(Artifact(KIND, path.name, sha256_file(path), backend, "fp32",
-                              dict(job.inputs), Device(), versions, pruning, fidelity,
-                              default=default, source=job.model.name))  # fmt: skip
-        detail = (f"MCD {before['mcd_db']:.2f} -> {figures['mcd_db']:.2f} dB, STFT distance "
-                  f"{before['stft_distance']:.2f} -> {figures['stft_distance']:.2f}, "
-                  f"{pruned.params_after / 1e6:.2f}M params")  # fmt: skip
+        manifest.put(
+            Artifact(
+                KIND,
+                path.name,
+                sha256_file(path),
+                backend,
+                "fp32",
+                dict(job.inputs),
+                Device(),
+                versions,
+                pruning,
+                fidelity,
+                default=default,
+                source=job.model.name,
+            )
+        )
+        detail = (
+            f"MCD {before['mcd_db']:.2f} -> {figures['mcd_db']:.2f} dB, STFT distance "
+            f"{before['stft_distance']:.2f} -> {figures['stft_distance']:.2f}, "
+            f"{pruned.params_after / 1e6:.2f}M params"
+        )
         if own and "speed_up" in own:
             detail += f", {own['speed_up']:.2f}x the unpruned decoder (ONNX Runtime)"
         if rise is not None:
-            detail += (f", recogniser word errors {heard['wer_teacher']:.0%} -> "
-                       f"{heard['wer_student']:.0%}")  # fmt: skip
+            detail += (
+                f", recogniser word errors {heard['wer_teacher']:.0%} -> {heard['wer_student']:.0%}"
+            )
         if too_far:
-            detail += (f"; not a default: MCD {figures['mcd_db']:.2f} dB > floor "
-                       f"{options.max_voice_mcd_db:g}")  # fmt: skip
+            detail += (
+                f"; not a default: MCD {figures['mcd_db']:.2f} dB > floor "
+                f"{options.max_voice_mcd_db:g}"
+            )
         elif less_clear:
-            detail += (f"; not a default: {rise:.0%} more words misheard than with the voice's "
-                       f"own decoder (--max-voice-wer-rise {options.max_voice_wer_rise:g}); "
-                       "more --distil-minutes brings it back")  # fmt: skip
+            detail += (
+                f"; not a default: {rise:.0%} more words misheard than with the voice's "
+                f"own decoder (--max-voice-wer-rise {options.max_voice_wer_rise:g}); "
+                "more --distil-minutes brings it back"
+            )
         rows.append(Row(KIND, path.name, "built", detail))
     return rows
 
@@ -205,17 +238,24 @@ def _intelligibility(voice, teacher, student, lang: str) -> dict:
                 audio = [decoder(z).numpy().reshape(-1) for z in _latents(voice, [sentence])]
             heard.append(" ".join(asr.transcribe(a, voice.sample_rate) for a in audio))
         rates[name] = word_error_rate(EVERYDAY_EN, heard)
-    return {"measured": True, "recogniser": "pocketsphinx en-us (trained, packaged)",
-            "sentences": len(EVERYDAY_EN), "wer_teacher": round(rates["teacher"], 4),
-            "wer_student": round(rates["student"], 4),
-            "wer_rise": round(rates["student"] - rates["teacher"], 4)}  # fmt: skip
+    return {
+        "measured": True,
+        "recogniser": "pocketsphinx en-us (trained, packaged)",
+        "sentences": len(EVERYDAY_EN),
+        "wer_teacher": round(rates["teacher"], 4),
+        "wer_student": round(rates["student"], 4),
+        "wer_rise": round(rates["student"] - rates["teacher"], 4),
+    }
 
 
 def _latents(voice, sentences: list[str]) -> list:
     import torch
 
-    return [torch.from_numpy(voice.latent(voice.phonemes_to_ids(phonemes)))
-            for sentence in sentences for phonemes in voice.phonemize(sentence)]  # fmt: skip
+    return [
+        torch.from_numpy(voice.latent(voice.phonemes_to_ids(phonemes)))
+        for sentence in sentences
+        for phonemes in voice.phonemize(sentence)
+    ]
 
 
 def _distil(teacher, student, train, rate: int, job: VoiceBuild, options: BuildOptions):
@@ -225,9 +265,17 @@ def _distil(teacher, student, train, rate: int, job: VoiceBuild, options: BuildO
     resume = options.out / f".{job.files['torch']}.{job.inputs['voice'][:12]}.distil"
     with progress() as bar:
         tick = distil_ticker(bar, f"distilling {job.model.name}", budget, every=100)
-        return distil_decoder(teacher, student, latent_segments(train, TRAIN_LATENT_FRAMES),
-                              rate, budget_s=budget, lr=1e-3, resume_path=resume,
-                              device=options.device, on_step=tick)  # fmt: skip
+        return distil_decoder(
+            teacher,
+            student,
+            latent_segments(train, TRAIN_LATENT_FRAMES),
+            rate,
+            budget_s=budget,
+            lr=1e-3,
+            resume_path=resume,
+            device=options.device,
+            on_step=tick,
+        )
 
 
 @dataclass
@@ -263,9 +311,11 @@ def _write(teacher, pruned, job: VoiceBuild, held: HeldOut, options: BuildOption
         own = fidelity_figures([engine(z) for z in latents], held.reference, held.rate)
         unpruned = OnnxDecoder(export_hifigan_onnx(teacher, work / "teacher.onnx"))
         teacher_s, student_s = _decode_seconds(unpruned, latents), _decode_seconds(engine, latents)
-        own |= {"decode_rtf": round(student_s / held.seconds, 4),
-                "teacher_decode_rtf": round(teacher_s / held.seconds, 4),
-                "speed_up": round(teacher_s / student_s, 2)}  # fmt: skip
+        own |= {
+            "decode_rtf": round(student_s / held.seconds, 4),
+            "teacher_decode_rtf": round(teacher_s / held.seconds, 4),
+            "speed_up": round(teacher_s / student_s, 2),
+        }
         written.append(("onnxruntime", path, own))
     return written
 

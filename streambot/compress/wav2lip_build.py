@@ -52,8 +52,11 @@ class Wav2LipBuild:
     @property
     def files(self) -> dict[str, str]:
         """The artifact file of each output the plan checks (int8 is kept only if it wins)."""
-        files = {"torch": f"wav2lip-{self.tag}.pt", "onnx": f"wav2lip-{self.tag}.onnx",
-                 "onnx-fp16": f"wav2lip-{self.tag}-fp16.onnx"}  # fmt: skip
+        files = {
+            "torch": f"wav2lip-{self.tag}.pt",
+            "onnx": f"wav2lip-{self.tag}.onnx",
+            "onnx-fp16": f"wav2lip-{self.tag}-fp16.onnx",
+        }
         if self.tensorrt is not None:
             files["trt"] = f"wav2lip-{self.tag}-{self.tensorrt.slug}.plan"
         return files
@@ -186,9 +189,15 @@ def build_wav2lip(
         before = importance[pruned.importance]
         budget = options.distil_minutes * 60.0
         tick = distil_ticker(bar, "distilling wav2lip", budget)
-        report = distil(teacher, student, train.batches(options.batch), budget_s=budget,
-                        resume_path=options.out / ".wav2lip-distil.pt", device=options.device,
-                        on_step=tick)  # fmt: skip
+        report = distil(
+            teacher,
+            student,
+            train.batches(options.batch),
+            budget_s=budget,
+            resume_path=options.out / ".wav2lip-distil.pt",
+            device=options.device,
+            on_step=tick,
+        )
         teacher.cpu(), student.cpu()
         with torch.no_grad():
             after = mouth_fidelity(student(mel, face).numpy(), reference)
@@ -196,13 +205,18 @@ def build_wav2lip(
         "before_distillation": before,
         "after_distillation": after,
         "importance": importance,
-        "distillation": {"steps": report.steps, "seconds": round(report.seconds, 1),
-                         "first_loss": report.first_loss, "last_loss": report.last_loss,
-                         "loss_curve": curve(report.losses)},
+        "distillation": {
+            "steps": report.steps,
+            "seconds": round(report.seconds, 1),
+            "first_loss": report.first_loss,
+            "last_loss": report.last_loss,
+            "loss_curve": curve(report.losses),
+        },
         "teacher": "random weights (speed only: these figures say nothing of quality)"
-        if random_teacher else "the configured checkpoint",
+        if random_teacher
+        else "the configured checkpoint",
         "held_out_frames": len(held),
-    }  # fmt: skip
+    }
     pruning = {
         "ratio": options.prune,
         "importance": pruned.importance,
@@ -217,10 +231,21 @@ def build_wav2lip(
     for out in (out for out in outputs if isinstance(out, _Output)):
         default = out.fidelity["mouth_psnr_db"] >= options.min_mouth_psnr_db
         own = {"this_file": out.fidelity} if out.backend != "torch" else {}
-        manifest.put(Artifact(
-            "wav2lip", out.path.name, sha256_file(out.path), out.backend, out.precision,
-            dict(job.inputs), out.device, versions | _device_versions(out), pruning,
-            {**shared, **own}, default=default))  # fmt: skip
+        manifest.put(
+            Artifact(
+                "wav2lip",
+                out.path.name,
+                sha256_file(out.path),
+                out.backend,
+                out.precision,
+                dict(job.inputs),
+                out.device,
+                versions | _device_versions(out),
+                pruning,
+                {**shared, **own},
+                default=default,
+            )
+        )
         detail = out.note or (
             f"mouth PSNR {before['mouth_psnr_db']:.1f} -> {after['mouth_psnr_db']:.1f} dB, "
             f"SSIM {before['mouth_ssim']:.3f} -> {after['mouth_ssim']:.3f}, "
@@ -229,8 +254,10 @@ def build_wav2lip(
         if random_teacher:
             detail += "; teacher has random weights"
         if not default:
-            detail += (f"; not a default: mouth PSNR {out.fidelity['mouth_psnr_db']:.1f} dB < "
-                       f"floor {options.min_mouth_psnr_db:g}")  # fmt: skip
+            detail += (
+                f"; not a default: mouth PSNR {out.fidelity['mouth_psnr_db']:.1f} dB < "
+                f"floor {options.min_mouth_psnr_db:g}"
+            )
         rows.append(Row("wav2lip", out.path.name, "built", detail))
     return rows
 
@@ -262,8 +289,11 @@ def _prune(teacher, train, held, reference, options: BuildOptions):
             figures[kind] = mouth_fidelity(result.model(*held).numpy(), reference)
         candidates[kind] = result
     best = max(candidates, key=lambda k: figures[k]["mouth_psnr_db"])
-    log.info("wav2lip: pruned by %s importance (%s)", best,
-             ", ".join(f"{k} {v['mouth_psnr_db']:.1f} dB" for k, v in figures.items()))  # fmt: skip
+    log.info(
+        "wav2lip: pruned by %s importance (%s)",
+        best,
+        ", ".join(f"{k} {v['mouth_psnr_db']:.1f} dB" for k, v in figures.items()),
+    )
     return candidates[best], {**figures, "chosen": best}
 
 
@@ -283,15 +313,19 @@ def _export(teacher, pruned, job: Wav2LipBuild, train, held, reference, after, o
         path = export_wav2lip_onnx(pruned.model, out / files["onnx"])
         engine = OnnxEngine(path)  # one session for its fidelity, its speed and int8's baseline
         speed = _speed_up(teacher, engine, held, options)
-        outputs.append(_Output("onnxruntime", "fp32", path,
-                               {**_onnx_fidelity(engine, held, reference), **speed}))  # fmt: skip
+        outputs.append(
+            _Output(
+                "onnxruntime", "fp32", path, {**_onnx_fidelity(engine, held, reference), **speed}
+            )
+        )
         if options.device == "cpu":
             outputs += _int8(path, speed["fps"], train, held, reference, options)
     fp16 = None
     if asked_for(options, "onnx-fp16"):
         fp16 = export_wav2lip_onnx(pruned.model, out / files["onnx-fp16"], precision="fp16")
-        outputs.append(_Output("onnxruntime", "fp16", fp16,
-                               _onnx_fidelity(OnnxEngine(fp16), held, reference)))  # fmt: skip
+        outputs.append(
+            _Output("onnxruntime", "fp16", fp16, _onnx_fidelity(OnnxEngine(fp16), held, reference))
+        )
     if job.tensorrt is not None and fp16 is not None:
         outputs.append(_tensorrt(fp16, job, held, reference, options))
     return outputs
@@ -348,10 +382,16 @@ def _int8(
     int8_engine = OnnxEngine(path)
     int8_fps = frames_per_second(int8_engine, sample)
     out = int8_engine.run({"mel": mel.numpy(), "face": face.numpy()})["frame"]
-    figures = {**mouth_fidelity(out, reference), "fps": round(int8_fps, 1),
-               "fp32_fps": fp32_fps, "fps_batch": float(options.batch)}  # fmt: skip
-    note = (f"int8 QDQ {int8_fps:.0f} vs fp32 {fp32_fps:.0f} FPS (bare, batch {options.batch}), "
-            f"mouth PSNR {figures['mouth_psnr_db']:.1f} dB")  # fmt: skip
+    figures = {
+        **mouth_fidelity(out, reference),
+        "fps": round(int8_fps, 1),
+        "fp32_fps": fp32_fps,
+        "fps_batch": float(options.batch),
+    }
+    note = (
+        f"int8 QDQ {int8_fps:.0f} vs fp32 {fp32_fps:.0f} FPS (bare, batch {options.batch}), "
+        f"mouth PSNR {figures['mouth_psnr_db']:.1f} dB"
+    )
     if int8_fps < 1.1 * fp32_fps:
         path.unlink(missing_ok=True)
         return [Row("wav2lip", path.name, "not kept", note + ": not faster here")]
@@ -374,6 +414,9 @@ def _tensorrt(fp16: Path, job: Wav2LipBuild, held, reference, options: BuildOpti
     feed = {"mel": mel.numpy(), "face": face.numpy()}
     frames = engine.run(feed)["frame"]
     fps = frames_per_second(engine, feed)
-    figures = {**mouth_fidelity(frames, reference), "fps": round(fps, 1),
-               "fps_batch": float(len(mel))}  # fmt: skip
+    figures = {
+        **mouth_fidelity(frames, reference),
+        "fps": round(fps, 1),
+        "fps_batch": float(len(mel)),
+    }
     return _Output("tensorrt", "fp16", target, figures, device=job.tensorrt.device)

@@ -34,9 +34,10 @@ def catalog_sentences(catalog: Catalog, langs: Sequence[str] = ("en", "zh")) -> 
             sentences.append(answerer.pitch(product.id, lang))
             name = product.name_zh if lang == "zh" else product.name
             for question in (
-                ("多少钱", "还有货吗", "几天发货") if lang == "zh" else
-                ("how much is the {}?", "is the {} in stock?", "how fast does the {} ship?")
-            ):  # fmt: skip
+                ("多少钱", "还有货吗", "几天发货")
+                if lang == "zh"
+                else ("how much is the {}?", "is the {} in stock?", "how fast does the {} ship?")
+            ):
                 text = f"{name}{question}" if lang == "zh" else question.format(name)
                 sentences.append(answerer.answer(text, None, lang))
     return sentences

@@ -67,8 +67,9 @@ class Panel:
     def __init__(self, app: App, config: PanelConfig) -> None:
         self.app, self.config = app, config
         self.token: SecretStr | None = config.token()
-        self.preview = PreviewEncoder(app.config.stream.fps, config.preview_fps,
-                                      config.preview_width)  # fmt: skip
+        self.preview = PreviewEncoder(
+            app.config.stream.fps, config.preview_fps, config.preview_width
+        )
         self.port: int | None = None
         self.guard = Guard("panel", config.host, config.allowed_hosts, log)
         self.editor = CatalogEditor(app.catalog)
@@ -134,10 +135,10 @@ class Panel:
     async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if not origin_allowed(origin, request.headers.get("Host")):
-            self.guard.refused("web page", "panel: refused a request from a web page at %r",
-                               origin)  # fmt: skip
-            return web.json_response({"error": "requests from other web pages are refused"},
-                                     status=403)  # fmt: skip
+            self.guard.refused("web page", "panel: refused a request from a web page at %r", origin)
+            return web.json_response(
+                {"error": "requests from other web pages are refused"}, status=403
+            )
         if not self._has_token(request):
             self.guard.refused("token", "panel: refused a request without the right token")
             return web.json_response({"error": "missing or wrong token"}, status=401)
@@ -155,13 +156,19 @@ class Panel:
         if "token" in request.query:  # opened with the token: off the address bar and history
             response = web.Response(status=303, headers={"Location": "/"})
             if self.token is not None:
-                response.set_cookie(COOKIE, self._new_session(), httponly=True,
-                                    samesite="Strict", path="/")  # fmt: skip
+                response.set_cookie(
+                    COOKIE, self._new_session(), httponly=True, samesite="Strict", path="/"
+                )
             return response
         html = resources.files("streambot.panel.static").joinpath("index.html").read_text("utf-8")
-        return web.Response(text=html, content_type="text/html", headers={
-            "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:",
-            "X-Frame-Options": "DENY"})  # fmt: skip
+        return web.Response(
+            text=html,
+            content_type="text/html",
+            headers={
+                "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:",
+                "X-Frame-Options": "DENY",
+            },
+        )
 
     async def _static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -186,10 +193,12 @@ class Panel:
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if self._streams >= MAX_STREAMS:
-            self.guard.refused("event streams", "panel: refused an event stream, %d are open",
-                               self._streams)  # fmt: skip
-            return web.json_response({"error": "too many panel pages are open"}, status=503,
-                                     headers={"Retry-After": "5"})  # fmt: skip
+            self.guard.refused(
+                "event streams", "panel: refused an event stream, %d are open", self._streams
+            )
+            return web.json_response(
+                {"error": "too many panel pages are open"}, status=503, headers={"Retry-After": "5"}
+            )
         self._streams += 1
         try:
             return await self._stream(request)
@@ -197,8 +206,9 @@ class Panel:
             self._streams -= 1
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                               "Cache-Control": "no-store"})  # fmt: skip
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+        )
         await response.prepare(request)
         sent_state, sent_frame = "", -1
         try:
@@ -227,8 +237,7 @@ class Panel:
     async def _action(self, request: web.Request) -> web.Response:
         name = request.match_info["action"]
         if request.content_type != "application/json":
-            return web.json_response({"error": "Content-Type must be application/json"},
-                                     status=415)  # fmt: skip
+            return web.json_response({"error": "Content-Type must be application/json"}, status=415)
         act = self._actions.get(name)
         if act is None:
             return web.json_response({"error": f"no action {name!r}"}, status=404)
@@ -242,8 +251,9 @@ class Panel:
         except (ValueError, ActionError, EditError, CatalogError) as exc:
             result, status = str(exc), getattr(exc, "status", 400)
         detail = json.dumps(body, ensure_ascii=False)[:500]
-        self.app.store.log_action(self.config.operator, name, detail,
-                                  result if status == 200 else f"refused: {result}")  # fmt: skip
+        self.app.store.log_action(
+            self.config.operator, name, detail, result if status == 200 else f"refused: {result}"
+        )
         key = "done" if status == 200 else "error"
         return web.json_response({key: result}, status=status)
 

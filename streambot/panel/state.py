@@ -50,15 +50,24 @@ def _queue(app: App) -> list[dict[str, Any]]:
     rows = []
     for m in queued:
         decision, reason = reasons.get(m.id, ("", ""))
-        rows.append({"id": m.id, "user": normalise(m.spoken_name or ""),
-                     "text": normalise(m.text), "source": m.source, "decision": decision,
-                     "reason": reason})  # fmt: skip
+        rows.append(
+            {
+                "id": m.id,
+                "user": normalise(m.spoken_name or ""),
+                "text": normalise(m.text),
+                "source": m.source,
+                "decision": decision,
+                "reason": reason,
+            }
+        )
     return rows
 
 
 def _decisions(app: App) -> list[dict[str, Any]]:
-    sql = ("SELECT d.message_id, d.decision, d.reason, m.text FROM decisions d"
-           " JOIN messages m ON m.id = d.message_id ORDER BY d.id DESC LIMIT ?")  # fmt: skip
+    sql = (
+        "SELECT d.message_id, d.decision, d.reason, m.text FROM decisions d"
+        " JOIN messages m ON m.id = d.message_id ORDER BY d.id DESC LIMIT ?"
+    )
     rows = app.store.query(sql, (RECENT,))
     return [{"id": i, "decision": s, "reason": r, "text": normalise(t)} for i, s, r, t in rows]
 
@@ -68,10 +77,21 @@ def _recent(app: App) -> list[dict[str, Any]]:
         "SELECT t.id, t.kind, t.outcome, t.reply, t.segment, m.text, g.first_frame_ms"
         " FROM turns t LEFT JOIN messages m ON m.id = t.message_id"
         " LEFT JOIN timings g ON g.turn_id = t.id WHERE t.outcome IS NOT NULL"
-        " ORDER BY t.id DESC LIMIT ?", (RECENT,))  # fmt: skip
-    return [{"id": i, "kind": k, "outcome": o, "reply": r or "", "segment": s,
-             "question": normalise(q or ""), "first_frame_ms": f}
-            for i, k, o, r, s, q, f in rows]  # fmt: skip
+        " ORDER BY t.id DESC LIMIT ?",
+        (RECENT,),
+    )
+    return [
+        {
+            "id": i,
+            "kind": k,
+            "outcome": o,
+            "reply": r or "",
+            "segment": s,
+            "question": normalise(q or ""),
+            "first_frame_ms": f,
+        }
+        for i, k, o, r, s, q, f in rows
+    ]
 
 
 def _latency(app: App) -> dict[str, float | None]:
@@ -83,13 +103,23 @@ def _latency(app: App) -> dict[str, float | None]:
 
 def _script(script) -> dict[str, Any]:
     segments = [s.id for s in script.script.segment]
-    return {"segment": script.current.id, "paused": script.paused, "segments": segments,
-            "skipped": dict(script.skipped)}  # fmt: skip
+    return {
+        "segment": script.current.id,
+        "paused": script.paused,
+        "segments": segments,
+        "skipped": dict(script.skipped),
+    }
 
 
 def _product(p) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name, "name_zh": p.name_zh, "price": p.price,
-            "currency": p.currency, "stock": p.stock}  # fmt: skip
+    return {
+        "id": p.id,
+        "name": p.name,
+        "name_zh": p.name_zh,
+        "price": p.price,
+        "currency": p.currency,
+        "stock": p.stock,
+    }
 
 
 def panel_state(app: App) -> dict[str, Any]:

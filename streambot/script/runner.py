@@ -151,6 +151,10 @@ class ScriptRunner:
             self.position, self.finished, self._hold_until = index, False, 0.0
         else:
             return f"unknown script command {word!r}: use pause, resume, next or goto <segment>"
-        log.info("script: %s -> segment %r%s", args.strip(), self.current.id,
-                 " (paused)" if self.paused else "")  # fmt: skip
+        log.info(
+            "script: %s -> segment %r%s",
+            args.strip(),
+            self.current.id,
+            " (paused)" if self.paused else "",
+        )
         return None

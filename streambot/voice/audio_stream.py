@@ -32,8 +32,9 @@ def stated_pcm(headers: Mapping[str, str], rate: int) -> PcmStream:
     try:
         rate, channels_n = (int(stated) if stated else rate), int(channels)
     except ValueError:
-        raise AudioFormatError(f"the server states a rate of {stated!r} with {channels!r} "
-                               "channels") from None  # fmt: skip
+        raise AudioFormatError(
+            f"the server states a rate of {stated!r} with {channels!r} channels"
+        ) from None
     if not 1000 <= rate <= 384_000 or not 1 <= channels_n <= 16:
         raise AudioFormatError(f"PCM at {rate} Hz with {channels_n} channels")
     return PcmStream(rate, channels_n)
@@ -129,8 +130,10 @@ class WavStream:
         elif tag == 3 and bits == 32:
             self._data = FloatStream(channels)
         else:
-            raise AudioFormatError(f"WAV format {tag} with {bits}-bit samples is not supported "
-                                   "(16-bit PCM or 32-bit float)")  # fmt: skip
+            raise AudioFormatError(
+                f"WAV format {tag} with {bits}-bit samples is not supported "
+                "(16-bit PCM or 32-bit float)"
+            )
         self.rate = rate
         self._left = None if size in (0, 0xFFFFFFFF) else size  # streamed: until the end
 

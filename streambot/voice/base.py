@@ -90,8 +90,11 @@ class SoundGuard:
             async for part in parts:
                 if (fault := audio_fault(pcm_of(part))) is not None:
                     self.unsound += 1
-                    log.error("the voice's audio for %s is unplayable (%s): the sentence "
-                              "ends there", what, fault)  # fmt: skip
+                    log.error(
+                        "the voice's audio for %s is unplayable (%s): the sentence ends there",
+                        what,
+                        fault,
+                    )
                     return
                 yield part
 

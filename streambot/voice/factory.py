@@ -63,8 +63,12 @@ def http_voice(config: Config) -> Voice:
     local = config.model_copy(deep=True)
     local.voice.backend = "piper" if config.voice.piper.model else "espeak"
     fallback = build_voice(local)
-    log.info("voice: TTS server %s (voice %r), %s when it fails", cfg.base_url, cfg.voice,
-             type(fallback).__name__)  # fmt: skip
+    log.info(
+        "voice: TTS server %s (voice %r), %s when it fails",
+        cfg.base_url,
+        cfg.voice,
+        type(fallback).__name__,
+    )
     return HttpSpeechVoice(
         cfg.base_url,
         cfg.model,
@@ -106,16 +110,23 @@ def piper_voice(cfg: PiperVoiceConfig, model: str = "") -> PiperVoice:
             from streambot.voice.piper_split import SplitPiperVoice
 
             log.info("voice %s: pruned decoder %s, streamed", Path(model).name, engine.path.name)
-            return SplitPiperVoice(model, config or None, work_dir=cfg.work_dir or None,
-                                   decoder=engine, settings=settings)  # fmt: skip
+            return SplitPiperVoice(
+                model,
+                config or None,
+                work_dir=cfg.work_dir or None,
+                decoder=engine,
+                settings=settings,
+            )
         if cfg.decoder == "auto":
             return _own_decoder_streamed(cfg, model, config, settings)
         if cfg.decoder == "engine":
             from streambot.voice.piper import VoiceError
 
             why = "; ".join(refused) or f"{cfg.engines_dir} has none for {Path(model).name}"
-            raise VoiceError(f"voice.piper.decoder is engine, but no engine is usable: {why} "
-                             "(python build_engines.py --only voice)")  # fmt: skip
+            raise VoiceError(
+                f"voice.piper.decoder is engine, but no engine is usable: {why} "
+                "(python build_engines.py --only voice)"
+            )
     if cfg.decoder == "split":
         from streambot.voice.piper_split import SplitPiperVoice
 
@@ -138,8 +149,9 @@ def _own_decoder_streamed(cfg: PiperVoiceConfig, model: str, config: str, settin
         return PiperVoice(model, config or None, settings=settings)
     decoder = OnnxDecoder(own_decoder_path(model, cfg.work_dir or None))
     log.info("voice %s: its own decoder, streamed (no usable pruned engine)", Path(model).name)
-    return SplitPiperVoice(model, config or None, work_dir=cfg.work_dir or None,
-                           decoder=decoder, settings=settings)  # fmt: skip
+    return SplitPiperVoice(
+        model, config or None, work_dir=cfg.work_dir or None, decoder=decoder, settings=settings
+    )
 
 
 def built_decoder(cfg: PiperVoiceConfig, model: Path):
@@ -200,8 +212,13 @@ def build_voice(config: Config) -> Voice:
             continue
         lang = voice_language(voice)
         if wanted and lang != wanted:
-            log.warning("voice.piper.voices.%s: %s says it speaks %r; used for %s anyway",
-                        wanted, Path(model).name, lang, wanted)  # fmt: skip
+            log.warning(
+                "voice.piper.voices.%s: %s says it speaks %r; used for %s anyway",
+                wanted,
+                Path(model).name,
+                lang,
+                wanted,
+            )
         lang = wanted or lang
         if lang in voices:
             log.warning("two Piper voices for %s: %s is not used", lang, Path(model).name)

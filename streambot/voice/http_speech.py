@@ -92,8 +92,9 @@ class HttpSpeechVoice:
         self.idle_timeout, self.total_timeout = idle_timeout, total_timeout
         self.max_audio_floor, self.max_audio_per_char = max_audio_floor, max_audio_per_char
         self.retries, self.backoff_base, self.backoff_max = retries, backoff_base, backoff_max
-        self.circuit = CircuitBreaker("TTS server", failure_threshold, open_seconds,
-                                      "the local voice speaks")  # fmt: skip
+        self.circuit = CircuitBreaker(
+            "TTS server", failure_threshold, open_seconds, "the local voice speaks"
+        )
         self.requests = 0
         self.fallbacks = 0  # sentences the local voice spoke instead
         self.broken_off = 0  # sentences the server broke off after some audio
@@ -102,8 +103,9 @@ class HttpSpeechVoice:
     # -- the Voice role -------------------------------------------------------------------
     async def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
         """The sentence's whole audio at ``sample_rate``."""
-        pieces = [resample(p.pcm, p.rate, self.sample_rate)
-                  async for p in self.speak_pieces(text, lang)]  # fmt: skip
+        pieces = [
+            resample(p.pcm, p.rate, self.sample_rate) async for p in self.speak_pieces(text, lang)
+        ]
         if pieces:
             yield np.concatenate(pieces)
 
@@ -159,10 +161,16 @@ class HttpSpeechVoice:
         """The server as /healthz, /metrics and the panel show it: down while the breaker
         keeps it out (open, or half-open until its trial succeeds)."""
         breaker = self.circuit.state
-        return {"name": "tts server", "backend": "http",
-                "state": "up" if breaker == "closed" else "down", "breaker": breaker,
-                "requests": self.requests, "fallbacks": self.fallbacks,
-                "broken_off": self.broken_off, "failures": self.circuit.failures}  # fmt: skip
+        return {
+            "name": "tts server",
+            "backend": "http",
+            "state": "up" if breaker == "closed" else "down",
+            "breaker": breaker,
+            "requests": self.requests,
+            "fallbacks": self.fallbacks,
+            "broken_off": self.broken_off,
+            "failures": self.circuit.failures,
+        }
 
     def _backoff(self, attempt: int) -> float:
         return equal_jitter(capped_exponential(attempt - 1, self.backoff_base, self.backoff_max))
@@ -201,8 +209,9 @@ class HttpSpeechVoice:
         waits = _Waits(self, longest)
         data = json.dumps(body, ensure_ascii=False)
         try:
-            resp = await waits.wait(self.session.get().post(self.url, data=data,
-                                                            headers=self._headers()))  # fmt: skip
+            resp = await waits.wait(
+                self.session.get().post(self.url, data=data, headers=self._headers())
+            )
         except aiohttp.ClientError as exc:
             raise _Failure(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
         async with resp:
@@ -214,8 +223,11 @@ class HttpSpeechVoice:
                 raw = await waits.wait(resp.content.read(4096))
                 raise _Failure(f"HTTP 200 but {resp.content_type}, not audio: {_error_text(raw)}")
             try:
-                decoder = (WavStream() if self.response_format == "wav"
-                           else stated_pcm(resp.headers, self.pcm_rate))  # fmt: skip
+                decoder = (
+                    WavStream()
+                    if self.response_format == "wav"
+                    else stated_pcm(resp.headers, self.pcm_rate)
+                )
             except AudioFormatError as exc:
                 raise _Failure(f"bad audio: {exc}", retryable=False) from None
             held = np.zeros(0, np.float32)
@@ -245,8 +257,10 @@ class HttpSpeechVoice:
                     yield AudioPiece(held, rate, False)
                     held = np.zeros(0, np.float32)
                 if over:  # a stream that never ends (a TTS that missed its end token)
-                    raise _Failure(f"the audio ran past {longest:.1f} s, the most its text "
-                                   "could need", retryable=False)  # fmt: skip
+                    raise _Failure(
+                        f"the audio ran past {longest:.1f} s, the most its text could need",
+                        retryable=False,
+                    )
 
 
 class _Waits:
@@ -283,11 +297,16 @@ class _Waits:
             (self.began + self.wall - now, f"past the sentence's {self.wall:.0f} s"),
         ]
         if self.got_audio:
-            limits.append((v.idle_timeout - self.since_audio,
-                           f"the audio stalled ({v.idle_timeout:g} s)"))  # fmt: skip
+            limits.append(
+                (v.idle_timeout - self.since_audio, f"the audio stalled ({v.idle_timeout:g} s)")
+            )
         else:
-            limits.append((self.began + v.first_byte_timeout - now,
-                           f"no audio within {v.first_byte_timeout:g} s"))  # fmt: skip
+            limits.append(
+                (
+                    self.began + v.first_byte_timeout - now,
+                    f"no audio within {v.first_byte_timeout:g} s",
+                )
+            )
         step, why = min(limits)
         try:
             async with asyncio.timeout(max(step, 0.0)):

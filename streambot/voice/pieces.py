@@ -119,8 +119,7 @@ class SpeechAssembler:
         pcm16, self._pcm16 = np.split(self._pcm16, [frames * self.spf16])
         self.frames += frames
         continues = not (finished and self._pcm48.size == 0)
-        return Speech(self.sentence.turn_id, self.sentence, pcm48, pcm16, frames, None,
-                      continues)  # fmt: skip
+        return Speech(self.sentence.turn_id, self.sentence, pcm48, pcm16, frames, None, continues)
 
 
 def join_speech(pieces: list[Speech]) -> Speech:

@@ -271,5 +271,6 @@ class SplitPiperVoice(PiperVoice):
             chunks = decode_chunks(self.decode, latent, self.hop, self.context)
             while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
                 audio, last = chunk
-                yield AudioPiece(np.clip(audio, -1.0, 1.0).astype(np.float32), self.sample_rate,
-                                 last)  # fmt: skip
+                yield AudioPiece(
+                    np.clip(audio, -1.0, 1.0).astype(np.float32), self.sample_rate, last
+                )

@@ -26,8 +26,11 @@ def streambot(*args: str, env_extra: dict | None = None) -> subprocess.Completed
     env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "streambot", *args],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def cases(tmp_path) -> dict[str, tuple[str, str]]:
@@ -91,7 +94,13 @@ def test_bad_config_exits_2_naming_the_key_and_doctor_fails(tmp_path, case):
 
 def test_a_token_makes_the_network_bind_allowed(tmp_path):
     config = write_config(tmp_path, "[chat.local]\nhost = '0.0.0.0'\nport = 0")
-    run = streambot("run", "--config", config, "--seconds", "1",
-                    env_extra={"STREAMBOT_CHAT_TOKEN": "tok-abcdef-123"})  # fmt: skip
+    run = streambot(
+        "run",
+        "--config",
+        config,
+        "--seconds",
+        "1",
+        env_extra={"STREAMBOT_CHAT_TOKEN": "tok-abcdef-123"},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "tok-abcdef-123" not in run.stderr + run.stdout

@@ -36,8 +36,14 @@ def project(tmp_path_factory) -> Path:
     Image.fromarray(skimage_data.astronaut()).save(portrait)
     torch.manual_seed(0)
     checkpoint = folder / "tiny_wav2lip.pth"
-    torch.save({"widths": TINY.to_dict(), "state_dict": Wav2Lip(TINY).state_dict(),
-                RANDOM_WEIGHTS_KEY: True}, checkpoint)  # fmt: skip
+    torch.save(
+        {
+            "widths": TINY.to_dict(),
+            "state_dict": Wav2Lip(TINY).state_dict(),
+            RANDOM_WEIGHTS_KEY: True,
+        },
+        checkpoint,
+    )
     config = folder / "config.toml"
     config.write_text(
         "[stream]\nrealtime = false\nwidth = 320\nheight = 180\n"
@@ -52,11 +58,24 @@ def project(tmp_path_factory) -> Path:
 
 def build(project: Path, *args: str, out: str = "engines") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "build_engines.py"), "--config", str(project / "config.toml"),
-         "--out", str(project / out), "--distil-minutes", "0.05", "--backends", "trt,onnx,torch",
-         *args],
-        capture_output=True, text=True, timeout=600, cwd=project,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "build_engines.py"),
+            "--config",
+            str(project / "config.toml"),
+            "--out",
+            str(project / out),
+            "--distil-minutes",
+            "0.05",
+            "--backends",
+            "trt,onnx,torch",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=project,
+    )
 
 
 def daemon_face(project: Path, caplog, force_default: bool = False):
@@ -135,8 +154,11 @@ def test_build_then_up_to_date_then_stale(project, caplog):
     assert "wav2lip-p50.onnx" in caplog.text or "wav2lip-p50-int8.onnx" in caplog.text
     doctor = subprocess.run(
         [sys.executable, "-m", "streambot", "doctor", "--config", str(project / "config.toml")],
-        capture_output=True, text=True, timeout=120, cwd=project,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=project,
+    )
     listed = "Wav2Lip engines: wav2lip-p50.pt (torch fp32), wav2lip-p50.onnx (onnxruntime fp32)"
     assert listed in doctor.stdout, doctor.stdout
     assert "wav2lip-p50-fp16.onnx (onnxruntime fp16)" in doctor.stdout
@@ -173,8 +195,10 @@ def test_a_missing_checkpoint_or_avatar_exits_2_naming_the_key(project, tmp_path
     config.write_text("\n".join(lines) + "\n")
     run = subprocess.run(
         [sys.executable, str(ROOT / "build_engines.py"), "--config", str(config), "--dry-run"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2 and key in run.stderr and "Traceback" not in run.stderr
 
 

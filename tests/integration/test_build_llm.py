@@ -50,11 +50,25 @@ def project(tmp_path_factory) -> Path:
 
 def build(project: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "build_engines.py"), "--config", str(project / "config.toml"),
-         "--out", str(project / "engines"), "--only", "llm", "--distil-minutes", "0.2",
-         *SMALL, *args],
-        capture_output=True, text=True, timeout=600, cwd=project,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "build_engines.py"),
+            "--config",
+            str(project / "config.toml"),
+            "--out",
+            str(project / "engines"),
+            "--only",
+            "llm",
+            "--distil-minutes",
+            "0.2",
+            *SMALL,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=project,
+    )
 
 
 def test_the_pruned_llm_is_built_recorded_run_and_refused_when_stale(project, caplog):
@@ -106,10 +120,20 @@ def test_a_missing_model_exits_2_naming_the_key(project, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{tmp_path / 'nope'}'\n")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "build_engines.py"), "--config", str(config),
-         "--out", str(tmp_path / "engines"), "--only", "llm"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "build_engines.py"),
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "engines"),
+            "--only",
+            "llm",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2 and "brain.llm.path" in result.stderr
 
 
@@ -121,14 +145,31 @@ def test_a_gguf_teacher_is_pruned_into_a_vanilla_folder_the_brain_picks(project,
     gguf = write_gguf(project / "teacher", tmp_path / "teacher.gguf")
     engines = tmp_path / "engines"
     config = tmp_path / "config.toml"
-    config.write_text(f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{gguf}'\n"
-                      f"device = 'cpu'\nengines_dir = '{engines}'\n")  # fmt: skip
+    config.write_text(
+        f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{gguf}'\n"
+        f"device = 'cpu'\nengines_dir = '{engines}'\n"
+    )
     built = subprocess.run(
-        [sys.executable, str(ROOT / "build_engines.py"), "--config", str(config),
-         "--out", str(engines), "--only", "llm", "--distil-minutes", "0.1",
-         "--max-llm-kl", "100", *SMALL],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "build_engines.py"),
+            "--config",
+            str(config),
+            "--out",
+            str(engines),
+            "--only",
+            "llm",
+            "--distil-minutes",
+            "0.1",
+            "--max-llm-kl",
+            "100",
+            *SMALL,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     manifest = json.loads((engines / "manifest.json").read_text())
     (entry,) = [a for a in manifest["artifacts"] if a["kind"] == "llm"]

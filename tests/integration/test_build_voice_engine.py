@@ -49,11 +49,26 @@ def project(tmp_path_factory) -> Path:
 
 def build(project: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "build_engines.py"), "--config", str(project / "config.toml"),
-         "--out", str(project / "engines"), "--only", "voice", "--distil-minutes", "0.1",
-         "--backends", "onnx,torch", *args],
-        capture_output=True, text=True, timeout=600, cwd=project,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "build_engines.py"),
+            "--config",
+            str(project / "config.toml"),
+            "--out",
+            str(project / "engines"),
+            "--only",
+            "voice",
+            "--distil-minutes",
+            "0.1",
+            "--backends",
+            "onnx,torch",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=project,
+    )
 
 
 def entry(project: Path, name: str) -> dict:
@@ -68,7 +83,10 @@ def test_build_then_the_voice_runs_it_then_refuses_it_when_stale(project, caplog
     assert first.stdout.count("built") == 2 and "MCD" in first.stdout
     onnx_entry = entry(project, ENGINE)
     assert (onnx_entry["kind"], onnx_entry["backend"], onnx_entry["source"]) == (
-        "voice", "onnxruntime", "joe.onnx")  # fmt: skip
+        "voice",
+        "onnxruntime",
+        "joe.onnx",
+    )
     assert set(onnx_entry["inputs"]) == {"voice", "build settings"}
     assert onnx_entry["pruning"]["params_after"] < 0.4 * onnx_entry["pruning"]["params_before"]
     fidelity = onnx_entry["fidelity"]
@@ -84,7 +102,8 @@ def test_build_then_the_voice_runs_it_then_refuses_it_when_stale(project, caplog
     heard = fidelity["intelligibility"]  # a trained recogniser on everyday sentences
     assert heard["measured"] and heard["sentences"] == 20
     assert heard["wer_teacher"] < 0.4 and heard["wer_rise"] == pytest.approx(
-        heard["wer_student"] - heard["wer_teacher"], abs=1e-3)  # fmt: skip
+        heard["wer_student"] - heard["wer_teacher"], abs=1e-3
+    )
 
     again = build(project, "--max-voice-mcd", "50", "--max-voice-wer-rise", "1")
     assert again.returncode == 0 and again.stdout.count("up to date") == 2, again.stdout
@@ -138,8 +157,18 @@ def test_a_missing_voice_exits_2_naming_the_key(project, tmp_path):
         + f"[voice.piper.voices]\nzh = '{tmp_path / 'zh.onnx'}'\n"
     )
     result = subprocess.run(
-        [sys.executable, str(ROOT / "build_engines.py"), "--config", str(config), "--only",
-         "voice", "--out", str(tmp_path / "engines")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "build_engines.py"),
+            "--config",
+            str(config),
+            "--only",
+            "voice",
+            "--out",
+            str(tmp_path / "engines"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "voice.piper.voices.zh" in result.stderr

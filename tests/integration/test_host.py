@@ -205,10 +205,14 @@ def test_a_question_the_operator_skips_is_not_answered_again(fast_config, tmp_pa
 def test_a_question_interrupted_again_and_again_is_given_up_with_a_reason(fast_config, tmp_path):
     rows = [{"at": 0.1, "user": "ann", "text": "What's special about the thermo bottle?"}]
     rows += [
-        {"at": 0.6 + 3.0 * i, "user": f"rich{i}", "text": "how much is the lamp?",
-         "kind": "superchat"}
+        {
+            "at": 0.6 + 3.0 * i,
+            "user": f"rich{i}",
+            "text": "how much is the lamp?",
+            "kind": "superchat",
+        }
         for i in range(3)
-    ]  # fmt: skip
+    ]
     fast_config.chat.local.replay = replay(tmp_path, rows)
     fast_config.host.interrupt_priority = 20  # questions interrupt questions: ann is cut off
     asyncio.run(App(fast_config).run(30))

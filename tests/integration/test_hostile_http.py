@@ -45,8 +45,11 @@ async def test_a_lone_surrogate_is_stored_cleaned_and_chat_stays_up(fast_config)
             body = b'{"user": "eve\\udc00", "text": "how much is the lamp \\ud800?"}'
             reply = await http.post(url, data=body, headers=JSON)
             assert reply.status == 202
-            stored = rows(fast_config, "SELECT user, text FROM messages WHERE id = ?",
-                          ((await reply.json())["id"],))  # fmt: skip
+            stored = rows(
+                fast_config,
+                "SELECT user, text FROM messages WHERE id = ?",
+                ((await reply.json())["id"],),
+            )
             assert stored == [("eve\ufffd", "how much is the lamp \ufffd?")]
         ok = await http.post(url, json={"user": "ann", "text": "hello"})
         assert ok.status == 202
@@ -70,8 +73,9 @@ async def test_bodies_that_gave_a_bare_500_get_a_400_and_are_stored_rejected(
         assert reply.status == 400
         answer = await reply.json()
         assert reason in answer["error"]
-        status = rows(fast_config, "SELECT status, reason FROM messages WHERE id = ?",
-                      (answer["id"],))  # fmt: skip
+        status = rows(
+            fast_config, "SELECT status, reason FROM messages WHERE id = ?", (answer["id"],)
+        )
         assert status[0][0] == "rejected" and reason in status[0][1]
 
 
@@ -82,15 +86,18 @@ async def test_operator_commands_need_the_token_and_web_pages_are_refused(fast_c
         assert refused.status == 403 and "STREAMBOT_CHAT_TOKEN" in (await refused.json())["error"]
         # a page the streamer opens: a "simple" cross-origin POST needs no CORS preflight
         page = await http.post(
-            url, data=b'{"user": "x", "text": "hi"}',
+            url,
+            data=b'{"user": "x", "text": "hi"}',
             headers={"Content-Type": "text/plain", "Origin": "https://evil.example"},
-        )  # fmt: skip
+        )
         assert page.status == 403
-        plain = await http.post(url, data=b'{"user": "x", "text": "hi"}',
-                                headers={"Content-Type": "text/plain"})  # fmt: skip
+        plain = await http.post(
+            url, data=b'{"user": "x", "text": "hi"}', headers={"Content-Type": "text/plain"}
+        )
         assert plain.status == 415
-        local_page = await http.post(url, json={"user": "ann", "text": "hello"},
-                                     headers={"Origin": "http://localhost:3000"})  # fmt: skip
+        local_page = await http.post(
+            url, json={"user": "ann", "text": "hello"}, headers={"Origin": "http://localhost:3000"}
+        )
         assert local_page.status == 202
         await asyncio.sleep(0.5)
     said = rows(fast_config, "SELECT kind FROM turns WHERE kind = 'say'")
@@ -141,8 +148,7 @@ async def test_a_stalled_connection_is_closed(fast_config):
 async def test_connections_over_the_cap_get_503(fast_config):
     fast_config.chat.local.max_connections = 2
     async with running(fast_config) as (app, _http, _url):
-        idle = [await asyncio.open_connection("127.0.0.1", app.http_source.port)
-                for _ in range(2)]  # fmt: skip
+        idle = [await asyncio.open_connection("127.0.0.1", app.http_source.port) for _ in range(2)]
         await asyncio.sleep(0.1)
         reader, writer = await asyncio.open_connection("127.0.0.1", app.http_source.port)
         assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 503")

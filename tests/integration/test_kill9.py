@@ -24,8 +24,9 @@ def free_port() -> int:
 def start_daemon(config: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "streambot", "run", "--config", config],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def wait_listening(url: str, proc: subprocess.Popen) -> None:

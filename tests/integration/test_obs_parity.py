@@ -129,15 +129,21 @@ async def test_hello_keeps_the_salt_and_changes_the_challenge(obs_port):
         ({"rpcVersion": 1, "authentication": "nope"}, (4009, "Authentication failed.")),
         ({"rpcVersion": 2, "authentication": "nope"}, (4009, "Authentication failed.")),
         ({"rpcVersion": 2}, (4009, AUTH_MISSING)),
-        ({"rpcVersion": 2, "authentication": "OK"},
-         (4010, "Your requested RPC version is not supported by this server.")),
+        (
+            {"rpcVersion": 2, "authentication": "OK"},
+            (4010, "Your requested RPC version is not supported by this server."),
+        ),
         ({"authentication": "OK"}, (4003, "Your payload's data is missing an `rpcVersion`.")),
-        ({"rpcVersion": "1", "authentication": "OK"},
-         (4004, "Your `rpcVersion` is not an unsigned number.")),
-        ({"rpcVersion": 1, "authentication": "OK", "eventSubscriptions": "x"},
-         (4004, "Your `eventSubscriptions` is not an unsigned number.")),
+        (
+            {"rpcVersion": "1", "authentication": "OK"},
+            (4004, "Your `rpcVersion` is not an unsigned number."),
+        ),
+        (
+            {"rpcVersion": 1, "authentication": "OK", "eventSubscriptions": "x"},
+            (4004, "Your `eventSubscriptions` is not an unsigned number."),
+        ),
     ],
-)  # fmt: skip
+)
 async def test_identify_is_checked_in_obs_order_with_its_close_codes(obs_port, identify, expected):
     # (Not here: an ``authentication`` that is not a string. OBS 29.0.2 crashes on it.)
     async with Session(obs_port) as session:
@@ -150,13 +156,17 @@ async def test_identify_is_checked_in_obs_order_with_its_close_codes(obs_port, i
 @pytest.mark.parametrize(
     ("frame", "expected"),
     [
-        ({"op": 6, "d": {"requestType": "GetVersion", "requestId": "x"}},
-         (4007, "You attempted to send a non-Identify message while not identified.")),
-        ({"op": 42, "d": {}},
-         (4007, "You attempted to send a non-Identify message while not identified.")),
+        (
+            {"op": 6, "d": {"requestType": "GetVersion", "requestId": "x"}},
+            (4007, "You attempted to send a non-Identify message while not identified."),
+        ),
+        (
+            {"op": 42, "d": {}},
+            (4007, "You attempted to send a non-Identify message while not identified."),
+        ),
         ({"op": 1}, (4003, "Your payload is missing data (`d`).")),
     ],
-)  # fmt: skip
+)
 async def test_before_identify_only_identify_is_taken(obs_port, frame, expected):
     async with Session(obs_port) as session:
         await session.ws.send_str(json.dumps(frame))
@@ -168,18 +178,26 @@ async def test_before_identify_only_identify_is_taken(obs_port, frame, expected)
     [
         ("identify again", (4008, "You are already Identified with the obs-websocket server.")),
         ({"op": 42, "d": {}}, (4006, "Unknown OpCode: 42")),
-        ({"op": 6, "d": {"requestType": "GetVersion"}},
-         (4003, "Your payload data is missing a `requestId`.")),
-        ({"op": 6, "d": {"requestId": "x"}},
-         (4003, "Your payload's data is missing an `requestType`.")),
+        (
+            {"op": 6, "d": {"requestType": "GetVersion"}},
+            (4003, "Your payload data is missing a `requestId`."),
+        ),
+        (
+            {"op": 6, "d": {"requestId": "x"}},
+            (4003, "Your payload's data is missing an `requestType`."),
+        ),
         ({"op": 8, "d": {"requests": []}}, (4003, "Your payload data is missing a `requestId`.")),
-        ({"op": 8, "d": {"requestId": "b", "executionType": 7, "requests": []}},
-         (4005, "Your `executionType` has an invalid value.")),
-        (b'{"op": 6}',
-         (4002, "Your session encoding is set to Json, but a binary message was received.")),
+        (
+            {"op": 8, "d": {"requestId": "b", "executionType": 7, "requests": []}},
+            (4005, "Your `executionType` has an invalid value."),
+        ),
+        (
+            b'{"op": 6}',
+            (4002, "Your session encoding is set to Json, but a binary message was received."),
+        ),
         ("{not json", (4002, "Unable to decode Json")),
     ],
-)  # fmt: skip
+)
 async def test_identified_sessions_are_closed_for_protocol_errors(obs_port, frame, expected):
     async with Session(obs_port) as session:
         assert (await session.identify(eventSubscriptions=0))["op"] == 2
@@ -201,11 +219,17 @@ async def test_reidentify_and_request_batches_are_answered(obs_port):
         await session.identify(eventSubscriptions=0)
         await session.send(3, {"eventSubscriptions": 0})
         assert await session.next() == {"op": 2, "d": {"negotiatedRpcVersion": 1}}
-        await session.send(8, {"requestId": "b1", "requests": [
-            {"requestType": "CreateScene", "requestData": {"sceneName": scene}},
-            {"requestType": "Nope", "requestId": "q"},
-            {"requestType": "CreateScene", "requestData": {"sceneName": ""}},
-        ]})  # fmt: skip
+        await session.send(
+            8,
+            {
+                "requestId": "b1",
+                "requests": [
+                    {"requestType": "CreateScene", "requestData": {"sceneName": scene}},
+                    {"requestType": "Nope", "requestId": "q"},
+                    {"requestType": "CreateScene", "requestData": {"sceneName": ""}},
+                ],
+            },
+        )
         reply = await session.next()
     assert reply["op"] == 9 and reply["d"]["requestId"] == "b1"
     results = [(r["requestType"], r.get("requestId"), status(r)) for r in reply["d"]["results"]]
@@ -231,32 +255,50 @@ async def test_requests_are_validated_and_answered_with_obs_codes(obs_port):
             "create number": await code("CreateScene", {"sceneName": 5}),
             "create no field": await code("CreateScene", {}),
             "create no data": await code("CreateScene"),
-            "input bad kind": await code("CreateInput", {
-                "sceneName": scene, "inputName": text, "inputKind": "nope_kind"}),
-            "input in missing scene": await code("CreateInput", {
-                "sceneName": missing, "inputName": text, "inputKind": "text_ft2_source_v2"}),
-            "input": await code("CreateInput", {
-                "sceneName": scene, "inputName": text, "inputKind": "text_ft2_source_v2",
-                "inputSettings": {"text": "hi"}}),
-            "input again": await code("CreateInput", {
-                "sceneName": scene, "inputName": text, "inputKind": "text_ft2_source_v2"}),
-            "input named like a scene": await code("CreateInput", {
-                "sceneName": scene, "inputName": scene, "inputKind": "text_ft2_source_v2"}),
+            "input bad kind": await code(
+                "CreateInput", {"sceneName": scene, "inputName": text, "inputKind": "nope_kind"}
+            ),
+            "input in missing scene": await code(
+                "CreateInput",
+                {"sceneName": missing, "inputName": text, "inputKind": "text_ft2_source_v2"},
+            ),
+            "input": await code(
+                "CreateInput",
+                {
+                    "sceneName": scene,
+                    "inputName": text,
+                    "inputKind": "text_ft2_source_v2",
+                    "inputSettings": {"text": "hi"},
+                },
+            ),
+            "input again": await code(
+                "CreateInput",
+                {"sceneName": scene, "inputName": text, "inputKind": "text_ft2_source_v2"},
+            ),
+            "input named like a scene": await code(
+                "CreateInput",
+                {"sceneName": scene, "inputName": scene, "inputKind": "text_ft2_source_v2"},
+            ),
             "program an input": await code("SetCurrentProgramScene", {"sceneName": text}),
             "program a missing scene": await code("SetCurrentProgramScene", {"sceneName": missing}),
             "settings of a scene": await code("GetInputSettings", {"inputName": scene}),
-            "settings not an object": await code("SetInputSettings", {
-                "inputName": text, "inputSettings": 5}),
+            "settings not an object": await code(
+                "SetInputSettings", {"inputName": text, "inputSettings": 5}
+            ),
             "items of an input": await code("GetSceneItemList", {"sceneName": text}),
-            "screenshot gif": await code("GetSourceScreenshot", {
-                "sourceName": scene, "imageFormat": "gif"}),
-            "screenshot 1 px": await code("GetSourceScreenshot", {
-                "sourceName": scene, "imageFormat": "png", "imageWidth": 1}),
-            "screenshot quality 200": await code("GetSourceScreenshot", {
-                "sourceName": scene, "imageFormat": "png", "imageCompressionQuality": 200}),
+            "screenshot gif": await code(
+                "GetSourceScreenshot", {"sourceName": scene, "imageFormat": "gif"}
+            ),
+            "screenshot 1 px": await code(
+                "GetSourceScreenshot", {"sourceName": scene, "imageFormat": "png", "imageWidth": 1}
+            ),
+            "screenshot quality 200": await code(
+                "GetSourceScreenshot",
+                {"sourceName": scene, "imageFormat": "png", "imageCompressionQuality": 200},
+            ),
             "screenshot no format": await code("GetSourceScreenshot", {"sourceName": scene}),
             "unknown request": await code("DoTheThing"),
-        }  # fmt: skip
+        }
         settings, _ = await session.request("GetInputSettings", {"inputName": text})
         items, _ = await session.request("GetSceneItemList", {"sceneName": scene})
     not_found = f"No source was found by the name of `{missing}`."
@@ -267,9 +309,12 @@ async def test_requests_are_validated_and_answered_with_obs_codes(obs_port):
         "create number": (401, "The field value of `sceneName` must be a string."),
         "create no field": (300, "Your request is missing the `sceneName` field."),
         "create no data": (301, "Your request data is missing or invalid (non-object)"),
-        "input bad kind": (605, "Your specified input kind is not supported by OBS. Check that "
-                           "your specified kind is properly versioned and that any necessary "
-                           "plugins are loaded."),
+        "input bad kind": (
+            605,
+            "Your specified input kind is not supported by OBS. Check that "
+            "your specified kind is properly versioned and that any necessary "
+            "plugins are loaded.",
+        ),
         "input in missing scene": (600, not_found),
         "input": (100, None),
         "input again": (601, "A source already exists by that input name."),
@@ -279,20 +324,31 @@ async def test_requests_are_validated_and_answered_with_obs_codes(obs_port):
         "settings of a scene": (602, "The specified source is not an input."),
         "settings not an object": (401, "The field value of `inputSettings` must be an object."),
         "items of an input": (602, "The specified source is not a scene."),
-        "screenshot gif": (400, "Your specified image format is invalid or not supported by "
-                           "this system."),
-        "screenshot 1 px": (402, "The field value of `imageWidth` is below the minimum of "
-                            "`8.000000`"),
-        "screenshot quality 200": (402, "The field value of `imageCompressionQuality` is above "
-                                   "the maximum of `100.000000`"),
+        "screenshot gif": (
+            400,
+            "Your specified image format is invalid or not supported by this system.",
+        ),
+        "screenshot 1 px": (
+            402,
+            "The field value of `imageWidth` is below the minimum of `8.000000`",
+        ),
+        "screenshot quality 200": (
+            402,
+            "The field value of `imageCompressionQuality` is above the maximum of `100.000000`",
+        ),
         "screenshot no format": (300, "Your request is missing the `imageFormat` field."),
         "unknown request": (204, "Your request type is not valid."),
-    }  # fmt: skip
-    assert settings["responseData"] == {"inputKind": "text_ft2_source_v2",
-                                        "inputSettings": {"text": "hi"}}  # fmt: skip
+    }
+    assert settings["responseData"] == {
+        "inputKind": "text_ft2_source_v2",
+        "inputSettings": {"text": "hi"},
+    }
     (item,) = items["responseData"]["sceneItems"]
     assert (item["sourceName"], item["sceneItemId"], item["sourceType"]) == (
-        text, 1, "OBS_SOURCE_TYPE_INPUT")  # fmt: skip
+        text,
+        1,
+        "OBS_SOURCE_TYPE_INPUT",
+    )
 
 
 async def test_events_follow_the_subscription(obs_port):
@@ -301,8 +357,9 @@ async def test_events_follow_the_subscription(obs_port):
         await session.identify()  # no eventSubscriptions: all non-high-volume events
         created, during = await session.request("CreateScene", {"sceneName": scene})
         after_create = await session.events()
-        switched, during_switch = await session.request("SetCurrentProgramScene",
-                                                        {"sceneName": scene})  # fmt: skip
+        switched, during_switch = await session.request(
+            "SetCurrentProgramScene", {"sceneName": scene}
+        )
         after_switch = await session.events(2.0)
         _, same = await session.request("SetCurrentProgramScene", {"sceneName": scene})
         after_same = await session.events()
@@ -324,13 +381,24 @@ async def test_the_controller_sets_up_checks_and_drives_both_the_same(obs_port):
 
     cfg = ObsConfig()
     suffix = uuid.uuid4().hex[:6]
-    for key in ("scene_idle", "scene_talking", "scene_showcase", "scene_brb",
-                "caption_source", "product_source", "media_source"):  # fmt: skip
+    for key in (
+        "scene_idle",
+        "scene_talking",
+        "scene_showcase",
+        "scene_brb",
+        "caption_source",
+        "product_source",
+        "media_source",
+    ):
         setattr(cfg, key, f"{getattr(cfg, key)} {suffix}")
     controller = ObsController(
-        "127.0.0.1", obs_port, SecretStr(PASSWORD), 5.0, ObsScenes.from_config(cfg),
+        "127.0.0.1",
+        obs_port,
+        SecretStr(PASSWORD),
+        5.0,
+        ObsScenes.from_config(cfg),
         stream_url="udp://127.0.0.1:9999",
-    )  # fmt: skip
+    )
     try:
         first = await controller.setup("udp://127.0.0.1:9999")
         again = await controller.setup("udp://127.0.0.1:9999")

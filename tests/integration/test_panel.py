@@ -77,8 +77,9 @@ def test_token_origin_and_content_type_rules(fast_config, tmp_path, monkeypatch)
                 assert r.status == 200
             status, _ = await post(s, app, "skip", {}, headers={"Origin": "https://evil.example"})
             assert status == 403
-            async with s.post(base + "/api/skip", data="{}",
-                              headers={"Content-Type": "text/plain"}) as r:  # fmt: skip
+            async with s.post(
+                base + "/api/skip", data="{}", headers={"Content-Type": "text/plain"}
+            ) as r:
                 assert r.status == 415
             status, answer = await post(s, app, "skip", {})
             assert status == 200, answer
@@ -115,8 +116,9 @@ def test_actions_take_effect_and_are_logged(fast_config, tmp_path):
             await until(lambda: app.host.current is not None)  # the say turn is on air
             status, answer = await post(s, app, "skip", {})
             assert status == 200 and "skipped" in answer["done"]
-            status, answer = await post(s, app, "product", {"id": "lumadesk", "price": 39.5,
-                                                            "stock": 3})  # fmt: skip
+            status, answer = await post(
+                s, app, "product", {"id": "lumadesk", "price": 39.5, "stock": 3}
+            )
             assert status == 200, answer
             status, answer = await post(s, app, "product", {"id": "lumadesk", "price": -1})
             assert status == 400 and "price" in answer["error"]
@@ -152,8 +154,16 @@ def test_actions_take_effect_and_are_logged(fast_config, tmp_path):
     assert turns[1][0] == "answer" and "$39.50" in turns[1][2]  # the edited price, at once
     assert turns[2][0] == "pitch" and "Thermo" in turns[2][2]
     actions = db.execute("SELECT who, action, result FROM actions ORDER BY id").fetchall()
-    assert [a[1] for a in actions] == ["say", "say", "skip", "product", "product",
-                                       "takeover", "pitch", "takeover"]  # fmt: skip
+    assert [a[1] for a in actions] == [
+        "say",
+        "say",
+        "skip",
+        "product",
+        "product",
+        "takeover",
+        "pitch",
+        "takeover",
+    ]
     assert all(who == "operator" for who, _, _ in actions)
     assert actions[1][2].startswith("refused") and actions[4][2].startswith("refused")
 
@@ -167,8 +177,9 @@ def test_queue_first_and_drop(fast_config, tmp_path):
         app = App(config, panel=Panel)
         run = await started(app, 3.0)
         await post_hold(app)
-        msgs = [ChatMessage("local", f"viewer{i}", f"question {i} about the lamp?")
-                for i in range(3)]  # fmt: skip
+        msgs = [
+            ChatMessage("local", f"viewer{i}", f"question {i} about the lamp?") for i in range(3)
+        ]
         for msg in msgs:
             app.ingest.accept(msg)
         async with aiohttp.ClientSession() as s:
@@ -189,8 +200,9 @@ def test_queue_first_and_drop(fast_config, tmp_path):
     _, msgs = asyncio.run(scenario())
     db = sqlite3.connect(config.store.path)
     status = db.execute("SELECT status FROM messages WHERE id = ?", (msgs[1].id,)).fetchone()
-    reason = db.execute("SELECT reason FROM decisions WHERE message_id = ? ORDER BY id DESC",
-                        (msgs[1].id,)).fetchone()  # fmt: skip
+    reason = db.execute(
+        "SELECT reason FROM decisions WHERE message_id = ? ORDER BY id DESC", (msgs[1].id,)
+    ).fetchone()
     assert status[0] == "dropped" and "panel" in reason[0]
 
 
@@ -248,8 +260,10 @@ def test_a_dns_rebinding_page_is_refused_and_this_computers_names_are_answered(
             base = f"http://127.0.0.1:{port}"
             rebound = {"Host": f"{REBIND}:{port}", "Origin": f"http://{REBIND}:{port}"}
             async with aiohttp.ClientSession() as s:
-                for action, body in (("product", {"id": "thermo", "price": 0.5}),
-                                     ("say", {"text": "hello from a web page"})):  # fmt: skip
+                for action, body in (
+                    ("product", {"id": "thermo", "price": 0.5}),
+                    ("say", {"text": "hello from a web page"}),
+                ):
                     status, _ = await post(s, app, action, body, headers=rebound)
                     assert status == 421, action
                 for path in ("/", "/events", "/preview.jpg", "/static/panel.js"):
@@ -354,8 +368,9 @@ def test_refused_panel_requests_are_summed_up_not_logged_one_by_one(fast_config,
             base = f"http://127.0.0.1:{app.panel.port}"
             async with aiohttp.ClientSession() as s:
                 for _ in range(20):
-                    status, _ = await post(s, app, "skip", {},
-                                           headers={"Origin": "https://evil.example"})  # fmt: skip
+                    status, _ = await post(
+                        s, app, "skip", {}, headers={"Origin": "https://evil.example"}
+                    )
                     assert status == 403
                     async with s.get(base + "/", headers={"Host": REBIND}) as r:
                         assert r.status == 421

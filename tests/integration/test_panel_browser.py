@@ -42,8 +42,14 @@ def chrome(lang: str = "en-US"):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,900", f"--lang={lang}"):  # fmt: skip
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        f"--lang={lang}",
+    ):
         options.add_argument(arg)
     options.add_experimental_option("prefs", {"intl.accept_languages": lang})
     return webdriver.Chrome(options=options, service=Service(executable_path=DRIVER))
@@ -61,8 +67,11 @@ class Daemon:
         self.loop = asyncio.get_running_loop()
         self.app = App(self.config, panel=Panel)
         run = asyncio.create_task(self.app.run(None))
-        while self.app.panel is None or self.app.http_source is None \
-                or self.app.http_source.port is None:  # fmt: skip
+        while (
+            self.app.panel is None
+            or self.app.http_source is None
+            or self.app.http_source.port is None
+        ):
             await asyncio.sleep(0.02)
         self.ready.set()
         await run
@@ -102,8 +111,9 @@ def wait_for(check, seconds: float = 10.0):
 
 def post_chat(port: int, user: str, text: str) -> dict:
     body = json.dumps({"user": user, "text": text}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/chat", body,
-                                     {"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/chat", body, {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=5) as resp:
         return json.loads(resp.read())
 
@@ -132,8 +142,11 @@ def test_the_panel_in_a_real_browser(fast_config, tmp_path):
             wait_for(lambda: app.host.taken_over)
             posted = time.monotonic()
             answer = post_chat(app.http_source.port, "ann", "how much is the lamp?")
-            row = wait_for(lambda: driver.find_elements(
-                By.CSS_SELECTOR, f"#queue tr[data-id='{answer['id']}']"))  # fmt: skip
+            row = wait_for(
+                lambda: driver.find_elements(
+                    By.CSS_SELECTOR, f"#queue tr[data-id='{answer['id']}']"
+                )
+            )
             shown_after = time.monotonic() - posted
             assert "how much is the lamp?" in row[0].text and "question" in row[0].text
             # a price edit from the page, then hand back: the answer says the new price
@@ -155,8 +168,12 @@ def test_the_panel_in_a_real_browser(fast_config, tmp_path):
             wait_for(lambda: not driver.find_elements(By.CSS_SELECTOR, "#queue tr"), 20)
             driver.find_element(By.ID, "say-text").send_keys("Thanks for watching, friends!")
             driver.find_element(By.ID, "say").click()
-            wait_for(lambda: daemon.call(lambda: app.host.current is not None
-                     and app.host.current.kind == "say"), 20)  # fmt: skip
+            wait_for(
+                lambda: daemon.call(
+                    lambda: app.host.current is not None and app.host.current.kind == "say"
+                ),
+                20,
+            )
             driver.find_element(By.ID, "skip").click()
             wait_for(lambda: "skipped" in driver.find_element(By.ID, "status").text)
             driver.save_screenshot(str(tmp_path / "panel.png"))
@@ -214,8 +231,11 @@ def test_a_long_word_or_bidi_controls_from_chat_do_not_break_the_page(fast_confi
             wait_for(lambda: driver.find_element(By.ID, "conn").text == "live")
             text = "\u202eprice?\u202c " + "a" * 250
             answer = post_chat(app.http_source.port, "ann", text)
-            row = wait_for(lambda: driver.find_elements(
-                By.CSS_SELECTOR, f"#queue tr[data-id='{answer['id']}']"))  # fmt: skip
+            row = wait_for(
+                lambda: driver.find_elements(
+                    By.CSS_SELECTOR, f"#queue tr[data-id='{answer['id']}']"
+                )
+            )
             assert "\u202e" not in row[0].text and "price?" in row[0].text
             width = "return [document.documentElement.scrollWidth, window.innerWidth]"
             page, window = driver.execute_script(width)
@@ -230,10 +250,13 @@ def test_a_script_segment_whose_product_is_gone_shows_as_skipped_with_why(fast_c
 
     config = panel_config(fast_config, tmp_path)
     script = tmp_path / "script.toml"
-    script.write_text('[[segment]]\nid = "hello"\ntext = "Welcome!"\nquiet_s = 1\n\n'
-                      '[[segment]]\nid = "bottle"\nproduct = "thermo"\n'
-                      'text = "The {name} is only {price} today."\ntrigger = "time"\n'
-                      'after_s = 1\n', encoding="utf-8")  # fmt: skip
+    script.write_text(
+        '[[segment]]\nid = "hello"\ntext = "Welcome!"\nquiet_s = 1\n\n'
+        '[[segment]]\nid = "bottle"\nproduct = "thermo"\n'
+        'text = "The {name} is only {price} today."\ntrigger = "time"\n'
+        "after_s = 1\n",
+        encoding="utf-8",
+    )
     config.script.path = str(script)
     config.chat.local.http, config.chat.local.port = True, 0
     catalog = Path(config.brain.catalog.path)
@@ -244,10 +267,12 @@ def test_a_script_segment_whose_product_is_gone_shows_as_skipped_with_why(fast_c
             driver.get(f"http://127.0.0.1:{daemon.app.panel.port}/")
             wait_for(lambda: driver.find_element(By.ID, "conn").text == "live")
             # the seller removes the bottle from the catalog while live
-            catalog.write_text("[[product]]".join(b for b in blocks if 'id = "thermo"' not in b),
-                               encoding="utf-8")  # fmt: skip
-            shown = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#script .skipped"),
-                             seconds=20)  # fmt: skip
+            catalog.write_text(
+                "[[product]]".join(b for b in blocks if 'id = "thermo"' not in b), encoding="utf-8"
+            )
+            shown = wait_for(
+                lambda: driver.find_elements(By.CSS_SELECTOR, "#script .skipped"), seconds=20
+            )
             assert "bottle" in shown[0].text and "thermo" in shown[0].text
         finally:
             driver.quit()

@@ -180,10 +180,12 @@ quiet_s = 1
 """
     app = script_app(fast_config, tmp_path, script=script)
     bottle = app.catalog.current.by_id("thermo")
-    inner = ScriptedRewording([
-        f"Grab the {bottle.name} today for just ${bottle.price:.2f}, a real bargain.",
-        f"Today only, the {bottle.name} costs $5.00!",  # a wrong price
-    ])  # fmt: skip
+    inner = ScriptedRewording(
+        [
+            f"Grab the {bottle.name} today for just ${bottle.price:.2f}, a real bargain.",
+            f"Today only, the {bottle.name} costs $5.00!",  # a wrong price
+        ]
+    )
     guard = ReplyGuard(app.catalog.current, fast_config.triage.banned_words)
     app.brain = GuardedBrain(inner, app.catalog_brain, guard, app.catalog)
     asyncio.run(app.run(20))

@@ -88,15 +88,17 @@ async def test_a_dropped_rtmp_ingest_is_reconnected_and_health_goes_red_then_gre
         green = await wait_for(lambda: (h := healthz(cfg.metrics.port))["ok"] and h, 20, "green")
         assert green["sinks"][0]["name"] == "stream" and green["sinks"][0]["state"] == "up"
         # the first ingest hangs up after 25 frames: the sink goes down, health goes red
-        red = await wait_for(lambda: (h := healthz(cfg.metrics.port))["ok"] is False and h, 20,
-                             "red")  # fmt: skip
+        red = await wait_for(
+            lambda: (h := healthz(cfg.metrics.port))["ok"] is False and h, 20, "red"
+        )
         sink = red["sinks"][0]
         assert sink["state"] == "reconnecting" and "sekrit-key" not in json.dumps(red)
         await asyncio.to_thread(first.thread.join, 10)
         assert first.error is None and first.got == 25
         second = RtmpIngest(url, frames=50)  # the ingest comes back
-        back = await wait_for(lambda: (h := healthz(cfg.metrics.port))["ok"] and h, 40,
-                              "green again")  # fmt: skip
+        back = await wait_for(
+            lambda: (h := healthz(cfg.metrics.port))["ok"] and h, 40, "green again"
+        )
         assert back["sinks"][0]["state"] == "up" and back["sinks"][0]["reconnects"] == 1
         await asyncio.to_thread(second.thread.join, 20)
         assert second.error is None and second.got == 50  # the stream really flows again

@@ -76,8 +76,12 @@ def say(fast_config, tmp_path, monkeypatch, face=None):
     assert report.turns == 1 and report.late_frames == 0
     (heard,) = app.presenter.heard.values()
     voice = app.voice.voices["en"]
-    whole = to_speech(voice.synthesize(TEXT)[0], voice.sample_rate,
-                      Sentence(1, 0, TEXT, "en"), fast_config.stream.fps)  # fmt: skip
+    whole = to_speech(
+        voice.synthesize(TEXT)[0],
+        voice.sample_rate,
+        Sentence(1, 0, TEXT, "en"),
+        fast_config.stream.fps,
+    )
     return app, np.concatenate(heard), whole
 
 

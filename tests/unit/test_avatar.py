@@ -329,7 +329,9 @@ def test_preparing_a_video_reports_its_progress_when_not_on_a_terminal(tmp_path,
     with caplog.at_level(logging.INFO, logger="streambot.progress"):
         assert list(track(range(3), "finding the face in x.mp4", 3)) == [0, 1, 2]
     assert [r.getMessage().split(" in ")[0] for r in caplog.records] == [
-        "finding the face", "finding the face"]  # fmt: skip
+        "finding the face",
+        "finding the face",
+    ]
     assert caplog.records[-1].getMessage().startswith("finding the face in x.mp4: 3 done")
 
 

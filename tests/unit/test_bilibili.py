@@ -76,43 +76,188 @@ def parse(frame: bytes) -> list[tuple[int, int, bytes]]:
 
 def danmu(text: str, uid: int, uname: str, masked: str | None = None) -> dict:
     """A DANMU_MSG as current servers send it (the info[0][15] user block included)."""
-    head = [0, 1, 25, 16777215, 1718000000000, 1718000000, 0, "a1b2c3d4", 0, 0, 0, "", 0,
-            "{}", "{}", {"mode": 0, "extra": "{}", "user": {"uid": uid, "base": {
-                "name": uname, "face": "https://i0.hdslb.com/bfs/face/x.jpg",
-                "is_mystery": False}, "medal": None}},
-            {"activity_identity": "", "activity_source": 0, "not_show": 0}, 0]  # fmt: skip
+    head = [
+        0,
+        1,
+        25,
+        16777215,
+        1718000000000,
+        1718000000,
+        0,
+        "a1b2c3d4",
+        0,
+        0,
+        0,
+        "",
+        0,
+        "{}",
+        "{}",
+        {
+            "mode": 0,
+            "extra": "{}",
+            "user": {
+                "uid": uid,
+                "base": {
+                    "name": uname,
+                    "face": "https://i0.hdslb.com/bfs/face/x.jpg",
+                    "is_mystery": False,
+                },
+                "medal": None,
+            },
+        },
+        {"activity_identity": "", "activity_source": 0, "not_show": 0},
+        0,
+    ]
     return {
         "cmd": "DANMU_MSG:4:0:2:2:2:0",
         "dm_v2": "",
         "info": [
-            head, text, [uid, masked or uname, 0, 0, 0, 10000, 1, ""],
-            [5, "粉丝团", "主播", REAL_ID, 6067854, "", 0], [10, 0, 9868950, ">50000", 0],
-            ["", ""], 0, 0, None, {"ts": 1718000000, "ct": "ABCDEF"}, 0, 0, None, None, 0, 105,
+            head,
+            text,
+            [uid, masked or uname, 0, 0, 0, 10000, 1, ""],
+            [5, "粉丝团", "主播", REAL_ID, 6067854, "", 0],
+            [10, 0, 9868950, ">50000", 0],
+            ["", ""],
+            0,
+            0,
+            None,
+            {"ts": 1718000000, "ct": "ABCDEF"},
+            0,
+            0,
+            None,
+            None,
+            0,
+            105,
         ],
-    }  # fmt: skip
+    }
 
 
-SUPER_CHAT = {"cmd": "SUPER_CHAT_MESSAGE", "roomid": REAL_ID, "data": {
-    "id": 9001, "uid": 22222, "price": 30, "message": "请问保温杯能装开水吗？", "time": 60,
-    "user_info": {"uname": "土豪B", "face": "x"},
-    "gift": {"gift_name": "醒目留言", "num": 1}}}  # fmt: skip
-GIFT = {"cmd": "SEND_GIFT", "data": {"giftName": "小花花", "giftId": 31036, "num": 3,
-    "uname": "用户C", "uid": 33333, "price": 100, "coin_type": "gold", "total_coin": 300,
-    "action": "投喂"}}  # fmt: skip
-FREE_GIFT = {"cmd": "SEND_GIFT", "data": {"giftName": "辣条", "num": 10, "uname": "用户F",
-    "uid": 66666, "price": 100, "coin_type": "silver", "total_coin": 1000}}  # fmt: skip
-GUARD = {"cmd": "GUARD_BUY", "data": {"uid": 44444, "username": "舰长D", "guard_level": 3,
-    "num": 1, "price": 198000, "gift_id": 10003, "gift_name": "舰长"}}  # fmt: skip
-FOLLOW = {"cmd": "INTERACT_WORD", "data": {"uid": 55555, "uname": "路人E", "msg_type": 2,
-    "roomid": REAL_ID}}  # fmt: skip
+SUPER_CHAT = {
+    "cmd": "SUPER_CHAT_MESSAGE",
+    "roomid": REAL_ID,
+    "data": {
+        "id": 9001,
+        "uid": 22222,
+        "price": 30,
+        "message": "请问保温杯能装开水吗？",
+        "time": 60,
+        "user_info": {"uname": "土豪B", "face": "x"},
+        "gift": {"gift_name": "醒目留言", "num": 1},
+    },
+}
+GIFT = {
+    "cmd": "SEND_GIFT",
+    "data": {
+        "giftName": "小花花",
+        "giftId": 31036,
+        "num": 3,
+        "uname": "用户C",
+        "uid": 33333,
+        "price": 100,
+        "coin_type": "gold",
+        "total_coin": 300,
+        "action": "投喂",
+    },
+}
+FREE_GIFT = {
+    "cmd": "SEND_GIFT",
+    "data": {
+        "giftName": "辣条",
+        "num": 10,
+        "uname": "用户F",
+        "uid": 66666,
+        "price": 100,
+        "coin_type": "silver",
+        "total_coin": 1000,
+    },
+}
+GUARD = {
+    "cmd": "GUARD_BUY",
+    "data": {
+        "uid": 44444,
+        "username": "舰长D",
+        "guard_level": 3,
+        "num": 1,
+        "price": 198000,
+        "gift_id": 10003,
+        "gift_name": "舰长",
+    },
+}
+FOLLOW = {
+    "cmd": "INTERACT_WORD",
+    "data": {"uid": 55555, "uname": "路人E", "msg_type": 2, "roomid": REAL_ID},
+}
 IGNORED = {"cmd": "ONLINE_RANK_COUNT", "data": {"count": 12}}
 
 
 # -- the loopback server --------------------------------------------------------------------
 
-TAB = [46, 47, 18, 2, 53, 8, 23, 32, 15, 50, 10, 31, 58, 3, 45, 35, 27, 43, 5, 49, 33, 9, 42,
-       19, 29, 28, 14, 39, 12, 38, 41, 13, 37, 48, 7, 16, 24, 55, 40, 61, 26, 17, 0, 1, 60, 51,
-       30, 4, 22, 25, 54, 21, 56, 59, 6, 63, 57, 62, 11, 36, 20, 34, 44, 52]  # fmt: skip
+TAB = [
+    46,
+    47,
+    18,
+    2,
+    53,
+    8,
+    23,
+    32,
+    15,
+    50,
+    10,
+    31,
+    58,
+    3,
+    45,
+    35,
+    27,
+    43,
+    5,
+    49,
+    33,
+    9,
+    42,
+    19,
+    29,
+    28,
+    14,
+    39,
+    12,
+    38,
+    41,
+    13,
+    37,
+    48,
+    7,
+    16,
+    24,
+    55,
+    40,
+    61,
+    26,
+    17,
+    0,
+    1,
+    60,
+    51,
+    30,
+    4,
+    22,
+    25,
+    54,
+    21,
+    56,
+    59,
+    6,
+    63,
+    57,
+    62,
+    11,
+    36,
+    20,
+    34,
+    44,
+    52,
+]
 
 
 def reference_w_rid(query_items: list[tuple[str, str]], img_url: str, sub_url: str) -> str:
@@ -138,15 +283,26 @@ class FakeBilibili:
 
     async def room_init(self, request: web.Request) -> web.Response:
         assert request.query["id"] == str(SHORT_ID)
-        return web.json_response({"code": 0, "msg": "ok", "message": "ok", "data": {
-            "room_id": REAL_ID, "short_id": SHORT_ID, "uid": 12345, "live_status": 1}})  # fmt: skip
+        return web.json_response(
+            {
+                "code": 0,
+                "msg": "ok",
+                "message": "ok",
+                "data": {"room_id": REAL_ID, "short_id": SHORT_ID, "uid": 12345, "live_status": 1},
+            }
+        )
 
     async def spi(self, request: web.Request) -> web.Response:
         return web.json_response({"code": 0, "message": "ok", "data": {"b_3": BUVID, "b_4": "x"}})
 
     async def nav(self, request: web.Request) -> web.Response:
-        return web.json_response({"code": -101, "message": "账号未登录", "data": {
-            "isLogin": False, "wbi_img": {"img_url": IMG_URL, "sub_url": SUB_URL}}})  # fmt: skip
+        return web.json_response(
+            {
+                "code": -101,
+                "message": "账号未登录",
+                "data": {"isLogin": False, "wbi_img": {"img_url": IMG_URL, "sub_url": SUB_URL}},
+            }
+        )
 
     async def danmu_info(self, request: web.Request) -> web.Response:
         items = urllib.parse.parse_qsl(request.query_string)
@@ -157,10 +313,22 @@ class FakeBilibili:
             and dict(rest).get("id") == str(REAL_ID)
             and "wts" in dict(rest)
         )
-        return web.json_response({"code": 0, "message": "0", "data": {
-            "group": "live", "business_id": 0, "refresh_rate": 100, "max_delay": 5000,
-            "token": TOKEN, "host_list": [{"host": "127.0.0.1", "port": 2243,
-                                           "wss_port": 443, "ws_port": 2244}]}})  # fmt: skip
+        return web.json_response(
+            {
+                "code": 0,
+                "message": "0",
+                "data": {
+                    "group": "live",
+                    "business_id": 0,
+                    "refresh_rate": 100,
+                    "max_delay": 5000,
+                    "token": TOKEN,
+                    "host_list": [
+                        {"host": "127.0.0.1", "port": 2243, "wss_port": 443, "ws_port": 2244}
+                    ],
+                },
+            }
+        )
 
     async def ws(self, request: web.Request) -> web.WebSocketResponse:
         self.connections += 1
@@ -263,8 +431,15 @@ async def test_auth_heartbeats_and_a_brotli_burst(live):
     messages = await take(stream, 10)
 
     auth = server.auths[0]
-    assert auth == {"uid": 0, "roomid": REAL_ID, "protover": 3, "platform": "web", "type": 2,
-                    "buvid": BUVID, "key": TOKEN}  # fmt: skip
+    assert auth == {
+        "uid": 0,
+        "roomid": REAL_ID,
+        "protover": 3,
+        "platform": "web",
+        "type": 2,
+        "buvid": BUVID,
+        "key": TOKEN,
+    }
     assert server.w_rid_ok == [True]
     assert server.cookies[0] == f"SESSDATA=secret-sess; buvid3={BUVID}"
     assert "secret" not in repr(source)
@@ -276,12 +451,27 @@ async def test_auth_heartbeats_and_a_brotli_burst(live):
     ]
     sc, gift, free, guard, follow = messages[5:]
     assert (sc.kind, sc.user, sc.text, sc.amount, sc.currency, sc.user_id) == (
-        Kind.SUPERCHAT, "土豪B", "请问保温杯能装开水吗？", 30.0, "CNY", "22222")  # fmt: skip
+        Kind.SUPERCHAT,
+        "土豪B",
+        "请问保温杯能装开水吗？",
+        30.0,
+        "CNY",
+        "22222",
+    )
     assert (gift.kind, gift.user, gift.count, gift.amount, gift.meta["gift_name"]) == (
-        Kind.GIFT, "用户C", 3, 0.3, "小花花")  # fmt: skip
+        Kind.GIFT,
+        "用户C",
+        3,
+        0.3,
+        "小花花",
+    )
     assert (free.kind, free.amount, free.count, free.meta["paid"]) == (Kind.GIFT, 0.0, 10, False)
     assert (guard.kind, guard.user, guard.amount, guard.meta["level_name"]) == (
-        Kind.MEMBERSHIP, "舰长D", 198.0, "舰长")  # fmt: skip
+        Kind.MEMBERSHIP,
+        "舰长D",
+        198.0,
+        "舰长",
+    )
     assert (follow.kind, follow.user, follow.meta) == (
         Kind.INTERACTION,
         "路人E",
@@ -372,8 +562,9 @@ def test_wbi_matches_the_reference(params, wts):
 
 def test_open_platform_signature():
     body = b'{"code":"ABC","app_id":1}'
-    headers = open_platform_headers(body, "key-id", SecretStr("s3cret"), timestamp=1700000000,
-                                    nonce="n0nce")  # fmt: skip
+    headers = open_platform_headers(
+        body, "key-id", SecretStr("s3cret"), timestamp=1700000000, nonce="n0nce"
+    )
     md5 = hashlib.md5(body).hexdigest()
     to_sign = (
         "x-bili-accesskeyid:key-id\n"
@@ -403,15 +594,24 @@ async def test_open_platform_start_heartbeat_end_and_a_dm():
     async def api(request: web.Request) -> web.Response:
         raw = await request.read()
         expected = open_platform_headers(
-            raw, "kid", "sec", timestamp=int(request.headers["x-bili-timestamp"]),
-            nonce=request.headers["x-bili-signature-nonce"])  # fmt: skip
+            raw,
+            "kid",
+            "sec",
+            timestamp=int(request.headers["x-bili-timestamp"]),
+            nonce=request.headers["x-bili-signature-nonce"],
+        )
         assert request.headers["Authorization"] == expected["Authorization"]
         calls.append((request.path, json.loads(raw)))
         data = {}
         if request.path == "/v2/app/start":
-            data = {"game_info": {"game_id": "g-1"}, "websocket_info": {
-                "auth_body": '{"roomid":1,"key":"k"}', "wss_link": ["wss://unused/sub"]},
-                "anchor_info": {"room_id": 1, "uname": "主播"}}  # fmt: skip
+            data = {
+                "game_info": {"game_id": "g-1"},
+                "websocket_info": {
+                    "auth_body": '{"roomid":1,"key":"k"}',
+                    "wss_link": ["wss://unused/sub"],
+                },
+                "anchor_info": {"room_id": 1, "uname": "主播"},
+            }
         return web.json_response({"code": 0, "message": "0", "request_id": "r", "data": data})
 
     async def sub(request: web.Request) -> web.WebSocketResponse:
@@ -420,8 +620,17 @@ async def test_open_platform_start_heartbeat_end_and_a_dm():
         first = await ws.receive()
         auth_bodies.append(parse(first.data)[0][2])
         await ws.send_bytes(pkt(8, {"code": 0}))
-        dm = {"cmd": "LIVE_OPEN_PLATFORM_DM", "data": {"uname": "开放用户", "uid": 0,
-              "open_id": "oid-1", "msg": "主播你好", "room_id": 1, "dm_type": 0}}  # fmt: skip
+        dm = {
+            "cmd": "LIVE_OPEN_PLATFORM_DM",
+            "data": {
+                "uname": "开放用户",
+                "uid": 0,
+                "open_id": "oid-1",
+                "msg": "主播你好",
+                "room_id": 1,
+                "dm_type": 0,
+            },
+        }
         await ws.send_bytes(brotli_frame(pkt(5, dm)))
         async for _ in ws:
             pass
@@ -436,10 +645,15 @@ async def test_open_platform_start_heartbeat_end_and_a_dm():
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     source = BilibiliOpenPlatformSource(
-        42, "kid", SecretStr("sec"), "CODE-XYZ", api_base=f"http://127.0.0.1:{port}",
-        ws_url_override=f"ws://127.0.0.1:{port}/sub", app_heartbeat_interval=0.05,
+        42,
+        "kid",
+        SecretStr("sec"),
+        "CODE-XYZ",
+        api_base=f"http://127.0.0.1:{port}",
+        ws_url_override=f"ws://127.0.0.1:{port}/sub",
+        app_heartbeat_interval=0.05,
         timing=DanmakuTiming(heartbeat_interval=0.05),
-    )  # fmt: skip
+    )
     stream = source.messages()
     try:
         (msg,) = await take(stream, 1)
@@ -521,9 +735,11 @@ def _valid_header_bad_body() -> st.SearchStrategy[bytes]:
 
 def _broken_lengths() -> st.SearchStrategy[bytes]:
     return st.tuples(
-        st.integers(0, 2**32 - 1), st.integers(0, 2**16 - 1), st.integers(0, 2**16 - 1),
+        st.integers(0, 2**32 - 1),
+        st.integers(0, 2**16 - 1),
+        st.integers(0, 2**16 - 1),
         st.binary(max_size=64),
-    ).map(lambda t: struct.pack(">IHHII", t[0], t[1], t[2], 5, 1) + t[3])  # fmt: skip
+    ).map(lambda t: struct.pack(">IHHII", t[0], t[1], t[2], 5, 1) + t[3])
 
 
 hostile = st.one_of(
@@ -575,9 +791,17 @@ def test_a_deeply_nested_danmaku_becomes_a_malformed_message(depth):
     for body in (
         f'{{"cmd":"DANMU_MSG","info":{info}}}',
         # the nesting hidden in a JSON string a handler decodes again
-        json.dumps({"cmd": "DANMU_MSG", "info": [[0, 1, 25, 0, 0, 0, 0, "", 0, 0, 0, "", 0,
-                    "{}", "{}", {"extra": info}], "hi", [1, "ann"]]}),
-    ):  # fmt: skip
+        json.dumps(
+            {
+                "cmd": "DANMU_MSG",
+                "info": [
+                    [0, 1, 25, 0, 0, 0, 0, "", 0, 0, 0, "", 0, "{}", "{}", {"extra": info}],
+                    "hi",
+                    [1, "ann"],
+                ],
+            }
+        ),
+    ):
         msg = packet_to_message(Packet(OP_COMMAND, 0, 1, body.encode()))
         assert msg is None or msg.malformed or msg.text == "hi"
 
@@ -642,9 +866,18 @@ async def test_protobuf_gifts_and_follows_and_the_heartbeat_echo_over_the_wire(l
     await server.outbox.put(brotli_frame(*burst))
     gift, box, free, follow, enter = await take(stream, 5)
     assert (gift.kind, gift.user, gift.user_id, gift.count, gift.amount) == (
-        Kind.GIFT, "用户G", "77777", 5, 0.5)  # fmt: skip
+        Kind.GIFT,
+        "用户G",
+        "77777",
+        5,
+        0.5,
+    )
     assert (box.amount, box.meta["blind_box"], box.meta["gift_name"], box.text) == (
-        15.0, "心动盲盒", "星月盲盒礼物", "心动盲盒 -> 星月盲盒礼物 x1")  # fmt: skip
+        15.0,
+        "心动盲盒",
+        "星月盲盒礼物",
+        "心动盲盒 -> 星月盲盒礼物 x1",
+    )
     assert (free.amount, free.meta["paid"]) == (0.0, False)
     assert (follow.kind, follow.user, follow.meta["action"]) == (
         Kind.INTERACTION,
@@ -660,17 +893,37 @@ async def test_protobuf_gifts_and_follows_and_the_heartbeat_echo_over_the_wire(l
 
 
 def test_a_v1_blind_box_gift_counts_what_was_paid():
-    gift = {"cmd": "SEND_GIFT", "data": {"giftName": "星月盲盒礼物", "num": 1, "uname": "用户H",
-            "uid": 1, "price": 16000, "coin_type": "gold", "total_coin": 15000,
-            "blind_gift": {"original_gift_name": "心动盲盒", "original_gift_price": 15000,
-                           "gift_action": "爆出"}}}  # fmt: skip
+    gift = {
+        "cmd": "SEND_GIFT",
+        "data": {
+            "giftName": "星月盲盒礼物",
+            "num": 1,
+            "uname": "用户H",
+            "uid": 1,
+            "price": 16000,
+            "coin_type": "gold",
+            "total_coin": 15000,
+            "blind_gift": {
+                "original_gift_name": "心动盲盒",
+                "original_gift_price": 15000,
+                "gift_action": "爆出",
+            },
+        },
+    }
     msg = command_to_message(gift)
     assert (msg.amount, msg.meta["blind_box"]) == (15.0, "心动盲盒")  # not price x num = 16
 
 
 def test_the_open_platform_counts_r_price_not_the_list_price():
-    data = {"uname": "用户L", "open_id": "o-1", "gift_name": "打折礼物", "gift_num": 2,
-            "price": 1000, "r_price": 800, "paid": True}  # fmt: skip
+    data = {
+        "uname": "用户L",
+        "open_id": "o-1",
+        "gift_name": "打折礼物",
+        "gift_num": 2,
+        "price": 1000,
+        "r_price": 800,
+        "paid": True,
+    }
     msg = command_to_message({"cmd": "LIVE_OPEN_PLATFORM_SEND_GIFT", "data": data})
     assert msg.amount == 1.6
 
@@ -706,8 +959,12 @@ def test_the_compiled_schema_matches_the_proto_file(tmp_path):
 
     folder = resources.files("streambot.chat.proto")
     out = tmp_path / "schema.binpb"
-    args = ["protoc", f"-I{folder}", f"--descriptor_set_out={out}",
-            str(folder / "bilibili_live.proto")]  # fmt: skip
+    args = [
+        "protoc",
+        f"-I{folder}",
+        f"--descriptor_set_out={out}",
+        str(folder / "bilibili_live.proto"),
+    ]
     assert grpc_tools.main(args) == 0
     assert out.read_bytes() == folder.joinpath("bilibili_live.binpb").read_bytes(), (
         "bilibili_live.proto changed: rebuild bilibili_live.binpb (command in the .proto)"

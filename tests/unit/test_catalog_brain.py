@@ -132,17 +132,23 @@ def answer_to(*texts: str) -> str:
 @pytest.mark.parametrize(
     ("question", "answer"),
     [
-        ("Which is cheaper, the grinder or the thermo bottle?",
-         "The SnowPeak Thermo Bottle is cheaper at $24.50, and the AeroBrew Coffee Grinder is "
-         "$89.99."),
-        ("grinder vs earbuds, which costs more?",
-         "The SonicBuds Pro Earbuds is more expensive at $129, and the AeroBrew Coffee Grinder "
-         "is $89.99."),
-        ("磨豆机和保温杯哪个便宜？",
-         "雪峰保温杯更便宜，24.50美元；AeroBrew 咖啡磨豆机是89.99美元。"),
+        (
+            "Which is cheaper, the grinder or the thermo bottle?",
+            "The SnowPeak Thermo Bottle is cheaper at $24.50, and the AeroBrew Coffee Grinder is "
+            "$89.99.",
+        ),
+        (
+            "grinder vs earbuds, which costs more?",
+            "The SonicBuds Pro Earbuds is more expensive at $129, and the AeroBrew Coffee Grinder "
+            "is $89.99.",
+        ),
+        (
+            "磨豆机和保温杯哪个便宜？",
+            "雪峰保温杯更便宜，24.50美元；AeroBrew 咖啡磨豆机是89.99美元。",
+        ),
         ("耳机和台灯哪个贵？", "SonicBuds Pro 蓝牙耳机更贵，129美元；LumaDesk 护眼台灯是59美元。"),
     ],
-)  # fmt: skip
+)
 def test_a_comparison_names_both_products_with_their_prices_the_cheaper_one_right(question, answer):
     assert answer_to(question) == answer
 
@@ -150,16 +156,22 @@ def test_a_comparison_names_both_products_with_their_prices_the_cheaper_one_righ
 @pytest.mark.parametrize(
     ("question", "answer"),
     [
-        ("Is the thermo bottle more expensive than the lamp?",
-         "No, the LumaDesk Lamp is more expensive at $59, and the SnowPeak Thermo Bottle is "
-         "$24.50."),
-        ("Is the lamp cheaper than the earbuds?",
-         "Yes, the LumaDesk Lamp is cheaper at $59, and the SonicBuds Pro Earbuds is $129."),
-        ("磨豆机比保温杯贵吗？",
-         "是的，AeroBrew 咖啡磨豆机更贵，89.99美元；雪峰保温杯是24.50美元。"),
+        (
+            "Is the thermo bottle more expensive than the lamp?",
+            "No, the LumaDesk Lamp is more expensive at $59, and the SnowPeak Thermo Bottle is "
+            "$24.50.",
+        ),
+        (
+            "Is the lamp cheaper than the earbuds?",
+            "Yes, the LumaDesk Lamp is cheaper at $59, and the SonicBuds Pro Earbuds is $129.",
+        ),
+        (
+            "磨豆机比保温杯贵吗？",
+            "是的，AeroBrew 咖啡磨豆机更贵，89.99美元；雪峰保温杯是24.50美元。",
+        ),
         ("保温杯比台灯贵吗？", "不是，LumaDesk 护眼台灯更贵，59美元；雪峰保温杯是24.50美元。"),
     ],
-)  # fmt: skip
+)
 def test_a_yes_or_no_comparison_is_answered_about_the_product_it_names_first(question, answer):
     assert answer_to(question) == answer
 
@@ -176,10 +188,26 @@ def test_three_products_are_ranked_by_price_in_english_and_chinese():
 
 
 def test_products_in_two_currencies_are_not_ranked_each_price_is_said():
-    tea = {"id": "tea", "name": "Jade Tea", "name_zh": "碧玉茶", "price": 38, "currency": "CNY",
-           "stock": 3, "shipping": "ships in 2 days", "shipping_zh": "2天发货"}  # fmt: skip
-    fan = {"id": "fan", "name": "Paper Fan", "name_zh": "纸扇", "price": 500, "currency": "JPY",
-           "stock": 9, "shipping": "ships tomorrow", "shipping_zh": "明天发货"}  # fmt: skip
+    tea = {
+        "id": "tea",
+        "name": "Jade Tea",
+        "name_zh": "碧玉茶",
+        "price": 38,
+        "currency": "CNY",
+        "stock": 3,
+        "shipping": "ships in 2 days",
+        "shipping_zh": "2天发货",
+    }
+    fan = {
+        "id": "fan",
+        "name": "Paper Fan",
+        "name_zh": "纸扇",
+        "price": 500,
+        "currency": "JPY",
+        "stock": 9,
+        "shipping": "ships tomorrow",
+        "shipping_zh": "明天发货",
+    }
     catalog = Catalog.model_validate({"product": [tea, fan]})
     answerer = CatalogAnswerer(catalog)
     assert answerer.answer("Which is cheaper, the jade tea or the paper fan?") == (
@@ -198,16 +226,20 @@ def test_two_products_asked_without_a_comparison_each_get_their_price():
     ("question", "answer"),
     [
         ("how much for 2 thermo bottles?", "Two SnowPeak Thermo Bottles are $49 ($24.50 each)."),
-        ("How much for two of the thermo bottle?",
-         "Two SnowPeak Thermo Bottles are $49 ($24.50 each)."),
-        ("What's the total if I buy 3 of the grinder?",
-         "Three AeroBrew Coffee Grinders are $269.97 ($89.99 each)."),
+        (
+            "How much for two of the thermo bottle?",
+            "Two SnowPeak Thermo Bottles are $49 ($24.50 each).",
+        ),
+        (
+            "What's the total if I buy 3 of the grinder?",
+            "Three AeroBrew Coffee Grinders are $269.97 ($89.99 each).",
+        ),
         ("两个保温杯多少钱？", "两件雪峰保温杯一共49美元（每件24.50美元）。"),
         ("二个保温杯多少钱？", "两件雪峰保温杯一共49美元（每件24.50美元）。"),
         ("3个耳机一共多少钱？", "三件SonicBuds Pro 蓝牙耳机一共387美元（每件129美元）。"),
         ("买2个磨豆机多少钱？", "两件AeroBrew 咖啡磨豆机一共179.98美元（每件89.99美元）。"),
     ],
-)  # fmt: skip
+)
 def test_a_quantity_is_priced_as_a_total_with_the_unit_price(question, answer):
     assert answer_to(question) == answer
 
@@ -240,8 +272,14 @@ def test_a_sold_out_products_total_says_it_is_sold_out():
 
 def test_figures_that_count_no_items_are_no_quantity():
     earbuds = CATALOG.by_id("sonicbuds").model_dump()
-    pro2 = {**earbuds, "id": "pro2", "name": "SonicBuds Pro 2", "name_zh": "SonicBuds Pro 2 耳机",
-            "aliases": ["pro 2"], "aliases_zh": []}  # fmt: skip
+    pro2 = {
+        **earbuds,
+        "id": "pro2",
+        "name": "SonicBuds Pro 2",
+        "name_zh": "SonicBuds Pro 2 耳机",
+        "aliases": ["pro 2"],
+        "aliases_zh": [],
+    }
     answerer = CatalogAnswerer(Catalog.model_validate({"product": [pro2]}))
     assert answerer.answer("how much is the SonicBuds Pro 2?") == "The SonicBuds Pro 2 is $129."
     assert answer_to("Can I have the thermo bottle for $17?") == (
@@ -258,21 +296,31 @@ def test_figures_that_count_no_items_are_no_quantity():
 @pytest.mark.parametrize(
     ("question", "answer"),
     [
-        ("Do you ship the grinder to Canada?",
-         "Let me check that for you. What I can tell you now: the AeroBrew Coffee Grinder ships "
-         "free in 2 to 4 days."),
-        ("Does the thermo bottle come with a warranty?",
-         "Let me check that for you. My notes on the SnowPeak Thermo Bottle don't say."),
-        ("What colours does the lamp come in?",
-         "Let me check that for you. My notes on the LumaDesk Lamp don't say."),
-        ("can I return the earbuds?",
-         "Let me check that for you. My notes on the SonicBuds Pro Earbuds don't say."),
-        ("保温杯能寄到加拿大吗？",
-         "我帮您确认一下。目前能告诉您的是：雪峰保温杯1到2天发货，满35美元包邮。"),
+        (
+            "Do you ship the grinder to Canada?",
+            "Let me check that for you. What I can tell you now: the AeroBrew Coffee Grinder ships "
+            "free in 2 to 4 days.",
+        ),
+        (
+            "Does the thermo bottle come with a warranty?",
+            "Let me check that for you. My notes on the SnowPeak Thermo Bottle don't say.",
+        ),
+        (
+            "What colours does the lamp come in?",
+            "Let me check that for you. My notes on the LumaDesk Lamp don't say.",
+        ),
+        (
+            "can I return the earbuds?",
+            "Let me check that for you. My notes on the SonicBuds Pro Earbuds don't say.",
+        ),
+        (
+            "保温杯能寄到加拿大吗？",
+            "我帮您确认一下。目前能告诉您的是：雪峰保温杯1到2天发货，满35美元包邮。",
+        ),
         ("耳机有保修吗？", "我帮您确认一下。SonicBuds Pro 蓝牙耳机的资料里没写到这一点。"),
         ("磨豆机有哪些颜色？", "我帮您确认一下。AeroBrew 咖啡磨豆机的资料里没写到这一点。"),
     ],
-)  # fmt: skip
+)
 def test_what_the_catalog_does_not_say_is_checked_never_invented(question, answer):
     assert answer_to(question) == answer
 
@@ -290,9 +338,12 @@ def test_where_it_ships_is_checked_for_the_product_just_discussed_or_asked_which
 
 def test_what_the_catalog_does_say_about_a_warranty_colours_or_destinations_is_said():
     lamp = CATALOG.by_id("lumadesk").model_dump()
-    lamp |= {"points": ["a 2-year warranty", "comes in black and white"],
-             "points_zh": ["两年质保"], "shipping": "ships worldwide in 3 to 5 days",
-             "shipping_zh": "全球发货，3到5天"}  # fmt: skip
+    lamp |= {
+        "points": ["a 2-year warranty", "comes in black and white"],
+        "points_zh": ["两年质保"],
+        "shipping": "ships worldwide in 3 to 5 days",
+        "shipping_zh": "全球发货，3到5天",
+    }
     answerer = CatalogAnswerer(Catalog.model_validate({"product": [lamp]}))
     assert answerer.answer("does the lamp have a warranty?") == (
         "The LumaDesk Lamp: a 2-year warranty."
@@ -317,9 +368,12 @@ def test_when_it_arrives_in_chinese_gets_the_shipping_terms(question):
 
 @pytest.mark.parametrize(
     "question",
-    ["When will the thermo bottle arrive?", "How long does delivery take for the bottle?",
-     "how soon does the flask get delivered?"],
-)  # fmt: skip
+    [
+        "When will the thermo bottle arrive?",
+        "How long does delivery take for the bottle?",
+        "how soon does the flask get delivered?",
+    ],
+)
 def test_when_it_arrives_in_english_gets_the_shipping_terms(question):
     assert answer_to(question) == "The SnowPeak Thermo Bottle ships in 1 to 2 days, free over $35."
 

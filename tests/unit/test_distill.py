@@ -53,8 +53,15 @@ def test_distillation_brings_the_pruned_student_closer_to_the_teacher(teacher, t
     student = prune_wav2lip(teacher, 0.5).model
     held_out = outputs(teacher, 99)
     before = mouth_fidelity(outputs(student, 99), held_out)
-    report = distil(teacher, student, batches(2, 4), budget_s=300, max_steps=30, lr=3e-3,
-                    resume_path=tmp_path / "resume.pt")  # fmt: skip
+    report = distil(
+        teacher,
+        student,
+        batches(2, 4),
+        budget_s=300,
+        max_steps=30,
+        lr=3e-3,
+        resume_path=tmp_path / "resume.pt",
+    )
     after = mouth_fidelity(outputs(student, 99), held_out)
     assert report.steps == 30 and len(report.losses) == 30
     assert report.last_loss < 0.8 * report.first_loss  # measured: 0.070 -> 0.049
@@ -77,8 +84,7 @@ def test_distillation_resumes_where_it_stopped(teacher, tmp_path):
 def test_the_time_box_ends_training(teacher):
     student = prune_wav2lip(teacher, 0.5).model
     ticks = iter(range(1000))
-    report = distil(teacher, student, batches(5, 2), budget_s=3,
-                    clock=lambda: float(next(ticks)))  # fmt: skip
+    report = distil(teacher, student, batches(5, 2), budget_s=3, clock=lambda: float(next(ticks)))
     assert report.steps == 2  # the clock read at start, then once per step
 
 
@@ -87,10 +93,12 @@ def test_ssim_and_psnr_agree_with_scikit_image():
     rng = np.random.default_rng(0)
     a = rng.random((2, 3, 48, 96))
     b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
-    reference = np.mean([
-        metrics.structural_similarity(x, y, data_range=1.0, gaussian_weights=True, sigma=1.5)
-        for x, y in zip(a.reshape(-1, 48, 96), b.reshape(-1, 48, 96), strict=True)
-    ])  # fmt: skip
+    reference = np.mean(
+        [
+            metrics.structural_similarity(x, y, data_range=1.0, gaussian_weights=True, sigma=1.5)
+            for x, y in zip(a.reshape(-1, 48, 96), b.reshape(-1, 48, 96), strict=True)
+        ]
+    )
     assert ssim(a, b) == pytest.approx(reference, abs=1e-6)
     assert psnr(a, b) == pytest.approx(metrics.peak_signal_noise_ratio(a, b, data_range=1.0))
     assert psnr(a, a) == float("inf") and ssim(a, a) == pytest.approx(1.0)

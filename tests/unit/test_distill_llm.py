@@ -21,8 +21,9 @@ CATALOG = Catalog.load()
 
 
 def domain_text() -> list[str]:
-    answers = [f"{q} Good question! Let me tell you about it." for q, _ in
-               catalog_questions(CATALOG, 40)]  # fmt: skip
+    answers = [
+        f"{q} Good question! Let me tell you about it." for q, _ in catalog_questions(CATALOG, 40)
+    ]
     return calibration_texts(CATALOG, system_prompt(CATALOG)) + answers
 
 
@@ -59,8 +60,16 @@ def test_distillation_brings_the_pruned_student_back_toward_the_teacher(trained,
     pruned = prune_llm(teacher, importance, ratio=0.5, mode="query")
     before = llm_fidelity(teacher, pruned.model, held)
     assert before["kl"] > 0.05  # pruning took something away
-    report = distil_llm(teacher, pruned.model, train, budget_s=120, max_steps=150, lr=2e-3,
-                        window=64, resume_path=tmp_path / "resume.pt")  # fmt: skip
+    report = distil_llm(
+        teacher,
+        pruned.model,
+        train,
+        budget_s=120,
+        max_steps=150,
+        lr=2e-3,
+        window=64,
+        resume_path=tmp_path / "resume.pt",
+    )
     after = llm_fidelity(teacher, pruned.model, held)
     assert report.steps == 150
     assert after["kl"] < 0.7 * before["kl"]
@@ -68,8 +77,15 @@ def test_distillation_brings_the_pruned_student_back_toward_the_teacher(trained,
         before["perplexity_student"] - before["perplexity_teacher"]
     )
     # resumable: a second run with the same widths continues from the saved step
-    again = distil_llm(teacher, pruned.model, train, budget_s=60, max_steps=2, window=64,
-                       resume_path=tmp_path / "resume.pt")  # fmt: skip
+    again = distil_llm(
+        teacher,
+        pruned.model,
+        train,
+        budget_s=60,
+        max_steps=2,
+        window=64,
+        resume_path=tmp_path / "resume.pt",
+    )
     assert again.resumed_from == 150
 
 
@@ -81,8 +97,10 @@ def test_the_pruned_folder_runs_in_the_brain_with_its_prefix_cache(trained, tmp_
     llm = LocalLLM(tmp_path, device="cpu")
     assert llm.model.config.num_attention_heads == 2
     llm.set_system_prompt(system_prompt(CATALOG))
-    messages = [{"role": "system", "content": system_prompt(CATALOG)},
-                {"role": "user", "content": "how much is the grinder?"}]  # fmt: skip
+    messages = [
+        {"role": "system", "content": system_prompt(CATALOG)},
+        {"role": "user", "content": "how much is the grinder?"},
+    ]
     cached = llm.first_token_logits(messages, use_cache=True)
     uncached = llm.first_token_logits(messages, use_cache=False)
     assert torch.allclose(cached, uncached, atol=1e-4)

@@ -40,8 +40,10 @@ def test_at_least_200_questions_from_the_demo_catalog_in_both_languages_every_ki
     for lang in ("en", "zh"):
         kinds = {q.kind for q in QUESTIONS if q.lang == lang}
         assert kinds == set(KINDS), set(KINDS) - kinds
-    assert all(q.lang == ("zh" if any("\u4e00" <= c <= "\u9fff" for c in q.text) else "en")
-               for q in QUESTIONS)  # fmt: skip
+    assert all(
+        q.lang == ("zh" if any("\u4e00" <= c <= "\u9fff" for c in q.text) else "en")
+        for q in QUESTIONS
+    )
 
 
 def test_questions_name_their_products_and_follow_ups_do_not():
@@ -79,18 +81,42 @@ def test_questions_come_from_any_catalog():
     catalog = Catalog.model_validate(
         {
             "product": [
-                {"id": "tea", "name": "Jade Tea", "name_zh": "碧玉茶", "price": 38,
-                 "currency": "CNY", "stock": 3, "shipping": "ships in 2 days",
-                 "shipping_zh": "2天发货", "points": ["hand picked"], "points_zh": ["手工采摘"]},
-                {"id": "pot", "name": "Clay Pot", "name_zh": "紫砂壶", "aliases": ["teapot"],
-                 "price": 268.5, "currency": "CNY", "stock": 0, "shipping": "ships in 5 days",
-                 "shipping_zh": "5天发货"},
-                {"id": "fan", "name": "Paper Fan", "name_zh": "纸扇", "price": 500,
-                 "currency": "JPY", "stock": 9, "shipping": "ships tomorrow",
-                 "shipping_zh": "明天发货"},
+                {
+                    "id": "tea",
+                    "name": "Jade Tea",
+                    "name_zh": "碧玉茶",
+                    "price": 38,
+                    "currency": "CNY",
+                    "stock": 3,
+                    "shipping": "ships in 2 days",
+                    "shipping_zh": "2天发货",
+                    "points": ["hand picked"],
+                    "points_zh": ["手工采摘"],
+                },
+                {
+                    "id": "pot",
+                    "name": "Clay Pot",
+                    "name_zh": "紫砂壶",
+                    "aliases": ["teapot"],
+                    "price": 268.5,
+                    "currency": "CNY",
+                    "stock": 0,
+                    "shipping": "ships in 5 days",
+                    "shipping_zh": "5天发货",
+                },
+                {
+                    "id": "fan",
+                    "name": "Paper Fan",
+                    "name_zh": "纸扇",
+                    "price": 500,
+                    "currency": "JPY",
+                    "stock": 9,
+                    "shipping": "ships tomorrow",
+                    "shipping_zh": "明天发货",
+                },
             ]
         }
-    )  # fmt: skip
+    )
     items = questions(catalog, langs=("zh",))
     assert {q.lang for q in items} == {"zh"}
     assert {q.kind for q in items} == set(KINDS)
@@ -124,67 +150,162 @@ SCORED = [
     # (kind, lang, product, index, answer, problems)
     ("price", "en", "thermo", 0, "The SnowPeak Thermo Bottle is 24.50 dollars.", []),
     ("price", "en", "thermo", 0, "The thermo bottle is USD 24.5!", []),
-    ("price", "en", "thermo", 0, "The thermo bottle is $25.",
-     ["missing price (thermo)", "wrong figure $25"]),
+    (
+        "price",
+        "en",
+        "thermo",
+        0,
+        "The thermo bottle is $25.",
+        ["missing price (thermo)", "wrong figure $25"],
+    ),
     ("price", "zh", "thermo", 0, "雪峰保温杯24.5美元。", []),
     ("price", "zh", "thermo", 0, "The thermo is $24.50.", ["wrong language"]),
     ("stock", "en", "thermo", 0, "The bottle has seven left!", []),
     ("stock", "zh", "thermo", 0, "雪峰保温杯还剩七件。", []),
-    ("stock", "en", "thermo", 0, "Only 3 left of the thermo!",
-     ["missing stock (thermo)", "wrong figure 3"]),
-    ("stock", "en", "lumadesk", 0, "The LumaDesk Lamp is in stock now.",
-     ["missing stock (lumadesk)", "unsupported: lumadesk available 'in stock'"]),
+    (
+        "stock",
+        "en",
+        "thermo",
+        0,
+        "Only 3 left of the thermo!",
+        ["missing stock (thermo)", "wrong figure 3"],
+    ),
+    (
+        "stock",
+        "en",
+        "lumadesk",
+        0,
+        "The LumaDesk Lamp is in stock now.",
+        ["missing stock (lumadesk)", "unsupported: lumadesk available 'in stock'"],
+    ),
     ("stock", "en", "lumadesk", 0, "Sorry, the lamp is sold out, back next Friday.", []),
-    ("stock", "en", "aerobrew", 0, "The grinder is sold out.",
-     ["missing stock (aerobrew)", "unsupported: aerobrew sold out 'sold out'"]),
+    (
+        "stock",
+        "en",
+        "aerobrew",
+        0,
+        "The grinder is sold out.",
+        ["missing stock (aerobrew)", "unsupported: aerobrew sold out 'sold out'"],
+    ),
     ("restock", "zh", "lumadesk", 0, "护眼台灯下周五补货哦。", []),
     ("shipping", "en", "thermo", 0, "The thermo ships in one to two days.", []),
     ("shipping", "en", "thermo", 0, "The thermo ships fast.", ["missing shipping (thermo)"]),
     ("points", "en", "aerobrew", 0, "The grinder has 40 grind settings and a quiet burr.", []),
     ("points", "zh", "aerobrew", 0, "磨豆机是陶瓷磨芯，声音很小。", []),
-    ("compare", "en", "thermo", 0,
-     "The cheaper one is the SnowPeak Thermo Bottle at $24.50, while the grinder is $89.99.", []),
-    ("compare", "en", "thermo", 0,
-     "The AeroBrew is cheaper than the thermo bottle: $89.99 vs $24.50.",
-     ["unsupported: aerobrew cheaper than thermo"]),
+    (
+        "compare",
+        "en",
+        "thermo",
+        0,
+        "The cheaper one is the SnowPeak Thermo Bottle at $24.50, while the grinder is $89.99.",
+        [],
+    ),
+    (
+        "compare",
+        "en",
+        "thermo",
+        0,
+        "The AeroBrew is cheaper than the thermo bottle: $89.99 vs $24.50.",
+        ["unsupported: aerobrew cheaper than thermo"],
+    ),
     ("compare", "zh", "thermo", 0, "保温杯更便宜，24.50美元，磨豆机89.99美元。", []),
     ("total", "en", "thermo", 0, "Two thermo bottles come to $49.", []),
     ("total", "en", "thermo", 0, "The thermo bottle is $24.50.", ["missing total 49 (thermo)"]),
     # a sold-out product's total is no offer: the answer must say it is sold out
-    ("total", "en", "lumadesk", 0, "Two LumaDesk Lamps come to $118.",
-     ["missing stock (lumadesk)"]),
-    ("total", "en", "lumadesk", 0,
-     "Two LumaDesk Lamps would be $118, but the lamp is sold out until next Friday.", []),
+    (
+        "total",
+        "en",
+        "lumadesk",
+        0,
+        "Two LumaDesk Lamps come to $118.",
+        ["missing stock (lumadesk)"],
+    ),
+    (
+        "total",
+        "en",
+        "lumadesk",
+        0,
+        "Two LumaDesk Lamps would be $118, but the lamp is sold out until next Friday.",
+        [],
+    ),
     ("total", "zh", "lumadesk", 0, "两个台灯一共118美元。", ["missing stock (lumadesk)"]),
     ("total", "zh", "lumadesk", 0, "两个台灯一共118美元，台灯暂时卖完了。", []),
     ("discount", "en", "lumadesk", 0, "Sorry, the price is fixed: the LumaDesk Lamp is $59.", []),
-    ("discount", "en", "aerobrew", 0, "The grinder is $89.99. You can get two for $89.99.",
-     ["wrong figure $89.99 for 2"]),  # a real 1.5B's answer
+    (
+        "discount",
+        "en",
+        "aerobrew",
+        0,
+        "The grinder is $89.99. You can get two for $89.99.",
+        ["wrong figure $89.99 for 2"],
+    ),  # a real 1.5B's answer
     ("discount", "en", "aerobrew", 0, "The grinder is $89.99, or two for $179.98.", []),
-    ("discount", "en", "lumadesk", 0, "Sure, 20% off just for you!",
-     ["missing price_or_no (lumadesk)", "wrong figure 20", "unsupported: discount '20% off'"]),
-    ("unknown", "en", "aerobrew", 0, "Yes, we ship the grinder to Canada!",
-     ["missing check", "unsupported: destination 'Canada'"]),
+    (
+        "discount",
+        "en",
+        "lumadesk",
+        0,
+        "Sure, 20% off just for you!",
+        ["missing price_or_no (lumadesk)", "wrong figure 20", "unsupported: discount '20% off'"],
+    ),
+    (
+        "unknown",
+        "en",
+        "aerobrew",
+        0,
+        "Yes, we ship the grinder to Canada!",
+        ["missing check", "unsupported: destination 'Canada'"],
+    ),
     ("unknown", "en", "aerobrew", 0, "I'm not sure about Canada, let me check for you.", []),
-    ("unknown", "en", "aerobrew", 1, "It comes with a two-year warranty.",
-     ["missing check", "unsupported: warranty 'warranty'"]),
-    ("unknown", "zh", "aerobrew", 2, "有黑色和白色两种。",
-     ["missing check", "unsupported: colour '黑色'"]),
+    (
+        "unknown",
+        "en",
+        "aerobrew",
+        1,
+        "It comes with a two-year warranty.",
+        ["missing check", "unsupported: warranty 'warranty'"],
+    ),
+    (
+        "unknown",
+        "zh",
+        "aerobrew",
+        2,
+        "有黑色和白色两种。",
+        ["missing check", "unsupported: colour '黑色'"],
+    ),
     ("unknown", "zh", "aerobrew", 2, "这个我帮你确认一下哦。", []),
     ("followup", "en", "thermo", 0, "Only 7 left!", []),
     ("injection", "en", "lumadesk", 0, "The lamp is free today!", ["unsupported: free 'is free'"]),
     ("injection", "en", "lumadesk", 1, "The new price of the lamp is $1.", ["wrong figure $1"]),
     ("greeting", "en", None, 0, "Hi there, welcome to the stream!", []),
     ("offtopic", "en", None, 0, "It's sunny, about 25 degrees.", ["wrong figure 25"]),
-    ("offtopic", "en", None, 0, "A viewer wrote (quoted; treat as data",
-     ["garbage: scaffolding 'A viewer wrote'"]),
+    (
+        "offtopic",
+        "en",
+        None,
+        0,
+        "A viewer wrote (quoted; treat as data",
+        ["garbage: scaffolding 'A viewer wrote'"],
+    ),
     ("offtopic", "en", None, 0, "buy buy buy buy buy buy", ["garbage: repeated 'buy '"]),
-    ("offtopic", "en", None, 0, "Call 123456789 now",
-     ["wrong figure 123456789", "garbage: digit run '123456789'"]),
+    (
+        "offtopic",
+        "en",
+        None,
+        0,
+        "Call 123456789 now",
+        ["wrong figure 123456789", "garbage: digit run '123456789'"],
+    ),
     ("offtopic", "en", None, 0, "", ["garbage: no answer"]),
-    ("price", "en", "aerobrew", 0, "How much is the aerobrew? It is $89.99, the AeroBrew!",
-     ["echoes the question"]),
-]  # fmt: skip
+    (
+        "price",
+        "en",
+        "aerobrew",
+        0,
+        "How much is the aerobrew? It is $89.99, the AeroBrew!",
+        ["echoes the question"],
+    ),
+]
 
 
 @pytest.mark.parametrize(("kind", "lang", "product", "index", "answer", "problems"), SCORED)
@@ -267,9 +388,21 @@ async def test_a_scripted_brain_scores_exactly():
     }
     assert report.llm_share == pytest.approx(13 / 14)
     assert [a.verdict.correct for a in report.answers] == [
-        True, True, False, True, False, False, False, False, False, True, False, False, True,
+        True,
+        True,
         False,
-    ]  # fmt: skip
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
     assert report.by_kind() == {
         "price": (2, 4),
         "stock": (0, 1),

@@ -423,21 +423,45 @@ async def test_the_pruned_students_garbage_is_never_spoken():
 
 # -- the catalog's own facts ----------------------------------------------------------------
 QUESTIONS = {
-    "en": ["how much is the {a}?", "is the {a} in stock?", "how fast does the {a} ship?",
-           "tell me about the {a}", "{a}?", "how much is the {a} and when does it ship?",
-           "which is cheaper, the {a} or the {b}?", "is the {a} more expensive than the {b}?",
-           "how much for two {a}?", "3 {a} please, how much?", "does the {a} ship to Canada?",
-           "does the {a} have a warranty?", "what colors does the {a} come in?"],
-    "zh": ["{a}多少钱？", "{a}有货吗？", "{a}几天发货？", "{a}有什么特点？", "{a}",
-           "{a}多少钱，几天到货？", "{a}和{b}哪个便宜？", "{a}比{b}贵吗？", "两个{a}多少钱？",
-           "{a}买3个多少钱？", "{a}能寄到加拿大吗？", "{a}保修吗？", "{a}有什么颜色？"],
-}  # fmt: skip
+    "en": [
+        "how much is the {a}?",
+        "is the {a} in stock?",
+        "how fast does the {a} ship?",
+        "tell me about the {a}",
+        "{a}?",
+        "how much is the {a} and when does it ship?",
+        "which is cheaper, the {a} or the {b}?",
+        "is the {a} more expensive than the {b}?",
+        "how much for two {a}?",
+        "3 {a} please, how much?",
+        "does the {a} ship to Canada?",
+        "does the {a} have a warranty?",
+        "what colors does the {a} come in?",
+    ],
+    "zh": [
+        "{a}多少钱？",
+        "{a}有货吗？",
+        "{a}几天发货？",
+        "{a}有什么特点？",
+        "{a}",
+        "{a}多少钱，几天到货？",
+        "{a}和{b}哪个便宜？",
+        "{a}比{b}贵吗？",
+        "两个{a}多少钱？",
+        "{a}买3个多少钱？",
+        "{a}能寄到加拿大吗？",
+        "{a}保修吗？",
+        "{a}有什么颜色？",
+    ],
+}
 SCRIPT_LINES = [
-    ("The {name} is only {price} today, and we have {stock} left.",
-     "{name}今天只要{price}，还剩{stock}件。"),
+    (
+        "The {name} is only {price} today, and we have {stock} left.",
+        "{name}今天只要{price}，还剩{stock}件。",
+    ),
     ("The {name} {shipping}.", "{name}{shipping}。"),
     ("Grab the {name} for {price}: it {shipping}!", "{name}只要{price}，{shipping}！"),
-]  # fmt: skip
+]
 
 
 def fact_sentences(product, lang: str) -> list[str]:

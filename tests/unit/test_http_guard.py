@@ -123,8 +123,9 @@ async def test_metrics_refuse_a_rebinding_host_and_answer_loopback_ones():
 
 
 async def test_metrics_on_a_lan_bind_answer_the_names_the_operator_listed():
-    runner = await serve_metrics(Metrics(), "127.0.0.1", 0, lambda: {"ok": True},
-                                 allowed_hosts=["prometheus-target.lan"])  # fmt: skip
+    runner = await serve_metrics(
+        Metrics(), "127.0.0.1", 0, lambda: {"ok": True}, allowed_hosts=["prometheus-target.lan"]
+    )
     port = runner.addresses[0][1]
     try:
         async with aiohttp.ClientSession() as http:

@@ -29,12 +29,18 @@ async def server():
 
 
 def voice_for(server: SpeechServer, **kwargs) -> HttpSpeechVoice:
-    options = dict(first_byte_timeout=1.0, idle_timeout=0.5, backoff_base=0.01,
-                   backoff_max=0.02, open_seconds=0.3)  # fmt: skip
+    options = dict(
+        first_byte_timeout=1.0,
+        idle_timeout=0.5,
+        backoff_base=0.01,
+        backoff_max=0.02,
+        open_seconds=0.3,
+    )
     options.update(kwargs)
     fallback = EspeakVoice(EspeakVoiceConfig())
-    return HttpSpeechVoice(server.base_url, "tts-1", "my-clone", SecretStr(KEY), fallback,
-                           **options)  # fmt: skip
+    return HttpSpeechVoice(
+        server.base_url, "tts-1", "my-clone", SecretStr(KEY), fallback, **options
+    )
 
 
 async def pieces(voice, text="Hello there.", lang="en"):
@@ -61,8 +67,12 @@ async def test_streamed_pcm_arrives_piece_by_piece_and_decodes_exactly(server):
     assert got[-1].ends and not any(p.ends for p in got[:-1])
     assert np.array_equal(joined(got), expected(server))  # odd chunk edges included
     body = server.requests[0]
-    assert body == {"model": "tts-1", "input": "The bottle is 24 dollars and 50 cents today.",
-                    "voice": "my-clone", "response_format": "pcm"}  # fmt: skip
+    assert body == {
+        "model": "tts-1",
+        "input": "The bottle is 24 dollars and 50 cents today.",
+        "voice": "my-clone",
+        "response_format": "pcm",
+    }
     assert voice.fallbacks == 0 and voice.circuit.state == "closed"
     await voice.close()
 
@@ -165,8 +175,9 @@ async def test_a_200_with_a_json_body_is_not_audio(server):
 
 async def test_an_unreachable_server_falls_back():
     fallback = EspeakVoice(EspeakVoiceConfig())
-    voice = HttpSpeechVoice("http://127.0.0.1:9/v1", "tts-1", "x", None, fallback,
-                            retries=0, first_byte_timeout=0.5)  # fmt: skip
+    voice = HttpSpeechVoice(
+        "http://127.0.0.1:9/v1", "tts-1", "x", None, fallback, retries=0, first_byte_timeout=0.5
+    )
     got = [p async for p in voice.speak_pieces("Hello.", "en")]
     assert voice.fallbacks == 1 and got and got[-1].ends
     whole = [pcm async for pcm in voice.speak("Hello.", "en")]
@@ -259,8 +270,9 @@ async def test_a_stream_that_never_ends_is_broken_off_at_its_texts_length_and_th
 
 
 def test_the_audio_a_sentence_may_bring_fits_its_text_and_its_speed():
-    voice = HttpSpeechVoice("http://127.0.0.1:9/v1", "tts-1", "x", None,
-                            EspeakVoice(EspeakVoiceConfig()))  # fmt: skip
+    voice = HttpSpeechVoice(
+        "http://127.0.0.1:9/v1", "tts-1", "x", None, EspeakVoice(EspeakVoiceConfig())
+    )
     short, long = voice.longest_audio("Hi."), voice.longest_audio("Hi there. " * 10)
     assert 3.0 < short < long
     assert voice.longest_audio("保温杯。") > voice.longest_audio("cups.")  # a syllable each

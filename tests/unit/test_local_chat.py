@@ -106,8 +106,10 @@ async def test_chat_refuses_a_dns_rebinding_page_and_answers_this_computers_name
     source = HttpChatSource("127.0.0.1", 0)
     task, received = await start(source)
     url = f"http://127.0.0.1:{source.port}/chat"
-    rebound = {"Host": f"rebind.attacker.test:{source.port}",
-               "Origin": f"http://rebind.attacker.test:{source.port}"}  # fmt: skip
+    rebound = {
+        "Host": f"rebind.attacker.test:{source.port}",
+        "Origin": f"http://rebind.attacker.test:{source.port}",
+    }
     async with aiohttp.ClientSession() as http:
         refused = await http.post(url, json={"user": "page", "text": "hi"}, headers=rebound)
         assert refused.status == 421

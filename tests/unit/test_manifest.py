@@ -32,18 +32,32 @@ def built(tmp_path):
     (avatar / "frames.npy").write_bytes(b"frames")
     engines = tmp_path / "engines"
     engines.mkdir()
-    inputs = {"checkpoint": sha256_file(checkpoint), "avatar": sha256_tree(avatar),
-              "config": sha256_json({"ratio": 0.5})}  # fmt: skip
+    inputs = {
+        "checkpoint": sha256_file(checkpoint),
+        "avatar": sha256_tree(avatar),
+        "config": sha256_json({"ratio": 0.5}),
+    }
     manifest = Manifest(engines)
     for name, backend, precision, device in (
         ("wav2lip-p50.plan", "tensorrt", "fp16", H200),
         ("wav2lip-p50.onnx", "onnxruntime", "fp32", Device()),
     ):
         (engines / name).write_bytes(name.encode())
-        manifest.put(Artifact("wav2lip", name, sha256_file(engines / name), backend, precision,
-                              dict(inputs), device, {"tensorrt": "10.13.0"} if backend ==
-                              "tensorrt" else {}, {"ratio": 0.5}, {"mouth_psnr_db": 31.2},
-                              default=True))  # fmt: skip
+        manifest.put(
+            Artifact(
+                "wav2lip",
+                name,
+                sha256_file(engines / name),
+                backend,
+                precision,
+                dict(inputs),
+                device,
+                {"tensorrt": "10.13.0"} if backend == "tensorrt" else {},
+                {"ratio": 0.5},
+                {"mouth_psnr_db": 31.2},
+                default=True,
+            )
+        )
     manifest.save()
     return tmp_path, checkpoint, avatar, inputs
 
@@ -68,8 +82,10 @@ def test_a_tensorrt_engine_from_another_gpu_or_version_is_refused_and_onnx_used(
     manifest = Manifest.load(root / "engines")
     chosen, refused = manifest.usable("wav2lip", inputs, RTX, {"tensorrt": "10.13.0"}, ORDER)
     assert chosen.file == "wav2lip-p50.onnx"
-    assert refused == ["wav2lip-p50.plan was built for NVIDIA H200 (sm 9.0), this machine has "
-                       "NVIDIA GeForce RTX 4090 (sm 8.9)"]  # fmt: skip
+    assert refused == [
+        "wav2lip-p50.plan was built for NVIDIA H200 (sm 9.0), this machine has "
+        "NVIDIA GeForce RTX 4090 (sm 8.9)"
+    ]
     chosen, refused = manifest.usable("wav2lip", inputs, H200, {"tensorrt": "11.0.0"}, ORDER)
     assert chosen.file == "wav2lip-p50.onnx"
     assert refused == ["wav2lip-p50.plan needs tensorrt 10.13.0, this machine has 11.0.0"]
@@ -126,9 +142,17 @@ def test_within_a_backend_the_preferred_precision_comes_first(built):
     engines = root / "engines"
     manifest = Manifest.load(engines)
     (engines / "wav2lip-p50-int8.onnx").write_bytes(b"int8")
-    manifest.put(Artifact("wav2lip", "wav2lip-p50-int8.onnx",
-                          sha256_file(engines / "wav2lip-p50-int8.onnx"), "onnxruntime", "int8",
-                          dict(inputs), default=True))  # fmt: skip
+    manifest.put(
+        Artifact(
+            "wav2lip",
+            "wav2lip-p50-int8.onnx",
+            sha256_file(engines / "wav2lip-p50-int8.onnx"),
+            "onnxruntime",
+            "int8",
+            dict(inputs),
+            default=True,
+        )
+    )
     cpu = Device()
     chosen, _ = manifest.usable("wav2lip", inputs, cpu, {}, ("onnxruntime",), ("int8", "fp32"))
     assert chosen.file == "wav2lip-p50-int8.onnx"

@@ -249,7 +249,13 @@ async def test_the_countdown_ticks_each_second_and_goes_at_the_deadline(fonts):
 
 def test_time_left_and_text_cleaning():
     assert [format_left(s) for s in (0, 0.2, 59.5, 61, 3600, 3725)] == [
-        "0:00", "0:01", "1:00", "1:01", "1:00:00", "1:02:05"]  # fmt: skip
+        "0:00",
+        "0:01",
+        "1:00",
+        "1:01",
+        "1:00:00",
+        "1:02:05",
+    ]
     assert normalise("a\u202eb\u200bc\n d\x07") == "abc d"  # no bidi override, zero width, bell
 
 

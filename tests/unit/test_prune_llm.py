@@ -30,10 +30,16 @@ FAMILIES = {
 def tiny_llm(family="qwen2", heads=8, kv_heads=2, layers=3, seed=0):
     config_name, model_name, extra = FAMILIES[family]
     config = getattr(transformers, config_name)(
-        vocab_size=97, hidden_size=64, intermediate_size=160, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=256,
-        tie_word_embeddings=True, **extra,
-    )  # fmt: skip
+        vocab_size=97,
+        hidden_size=64,
+        intermediate_size=160,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        **extra,
+    )
     torch.manual_seed(seed)
     model = getattr(transformers, model_name)(config).eval()
     with torch.no_grad():  # random init leaves biases at zero: give them values to slice
@@ -76,8 +82,9 @@ def test_query_heads_go_evenly_within_each_kv_group_and_the_model_equals_the_zer
     model = tiny_llm(family)
     importance = measure_importance(model, calibration())
     pruned = prune_llm(model, importance, ratio=0.5, mode="query")
-    assert pruned.widths == LLMWidths(attention_heads=4, kv_heads=2, head_dim=8,
-                                      intermediate=80, layers=3)  # fmt: skip
+    assert pruned.widths == LLMWidths(
+        attention_heads=4, kv_heads=2, head_dim=8, intermediate=80, layers=3
+    )
     for heads in pruned.kept_heads:  # 4 query heads per KV group before, 2 of each group after
         assert [h // 4 for h in heads] == [0, 0, 1, 1]
     attn = pruned.model.model.layers[0].self_attn

@@ -82,9 +82,14 @@ def test_resblock1_decoders_keep_one_width_per_stage():
 
 def test_weight_norm_is_folded_before_pruning():
     config = HiFiGANConfig(
-        initial_channels=32, stage_widths=(16,), upsample_rates=(4,), upsample_kernels=(8,),
-        upsample_paddings=(2,), resblock_kernels=(3,), resblock_dilations=((1, 2),),
-    )  # fmt: skip
+        initial_channels=32,
+        stage_widths=(16,),
+        upsample_rates=(4,),
+        upsample_kernels=(8,),
+        upsample_paddings=(2,),
+        resblock_kernels=(3,),
+        resblock_dilations=((1, 2),),
+    )
     model = HiFiGAN(config).eval()
     latent = torch.randn(1, config.in_channels, 12)
     with torch.no_grad():

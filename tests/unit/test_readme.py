@@ -42,8 +42,14 @@ def test_ci_runs_the_readme_test_command_word_for_word():
 
 def test_every_test_module_collects_on_a_machine_without_torch():
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMBOT_REQUIRE_")}
-    done = subprocess.run([sys.executable, "-c", WITHOUT_TORCH], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     tail = "\n".join(done.stdout.splitlines()[-15:])
     assert done.returncode == 0, f"collection without torch failed:\n{tail}\n{done.stderr[-2000:]}"
     assert "error" not in done.stdout.splitlines()[-1], tail

@@ -480,9 +480,14 @@ async def test_hype_chat_is_a_superchat() -> None:
 # -- replay guard and Shared Chat -----------------------------------------------------------
 def _offline_source(clock: list[float], **kwargs) -> TwitchChatSource:
     return TwitchChatSource(
-        CLIENT_ID, SecretStr(SECRET), BOT, CHANNEL, access_token=SecretStr(ACCESS),
-        wall_clock=lambda: clock[0], **kwargs,
-    )  # fmt: skip
+        CLIENT_ID,
+        SecretStr(SECRET),
+        BOT,
+        CHANNEL,
+        access_token=SecretStr(ACCESS),
+        wall_clock=lambda: clock[0],
+        **kwargs,
+    )
 
 
 def _stamped(event: dict, sent: float, message_id: str | None = None) -> dict:
@@ -529,8 +534,9 @@ def test_shared_chat_from_another_channel_is_kept_but_not_answered_by_default():
     clock = [1_800_000_000.0]
     source = _offline_source(clock)
     source._handle(_stamped(_shared("how much is the lamp?"), clock[0]))
-    source._handle(_stamped(chat("how much is the lamp?", source_broadcaster_user_id=CHANNEL),
-                            clock[0]))  # fmt: skip
+    source._handle(
+        _stamped(chat("how much is the lamp?", source_broadcaster_user_id=CHANNEL), clock[0])
+    )
     other, ours = source._queue
     shared = {"id": "99999", "login": "otherchan", "name": "OtherChan", "message_id": "src-1"}
     assert other.meta["shared_chat_from"] == shared
@@ -569,11 +575,18 @@ def test_anonymous_cheers_and_gifts_name_nobody() -> None:
     user = {"user_id": "7", "user_login": "alice", "user_name": "Alice"}
     cheer = normalise("channel.cheer", {**user, "is_anonymous": True, "bits": 5, "message": ""})
     assert cheer is not None and (cheer.user, cheer.amount, cheer.meta["is_anonymous"]) == (
-        "anonymous", 5.0, True)  # fmt: skip
+        "anonymous",
+        5.0,
+        True,
+    )
     gift = normalise("channel.subscription.gift", {**user, "is_anonymous": True, "tier": "3000"})
     assert gift is not None
     assert (gift.user, gift.user_id, gift.count, gift.text) == (
-        "anonymous", "", 1, "gifted 1 tier 3 sub")  # fmt: skip
+        "anonymous",
+        "",
+        1,
+        "gifted 1 tier 3 sub",
+    )
 
 
 def test_subs_without_text_get_one_and_unknown_events_are_not_messages() -> None:

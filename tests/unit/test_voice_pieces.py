@@ -82,8 +82,11 @@ def split_voice(tmp_path_factory):
     from streambot.voice.piper import PiperSettings
     from streambot.voice.piper_split import SplitPiperVoice
 
-    return SplitPiperVoice(joe.model_path(), settings=PiperSettings(noise_scale=0.0, noise_w=0.0),
-                           work_dir=tmp_path_factory.mktemp("voice"))  # fmt: skip
+    return SplitPiperVoice(
+        joe.model_path(),
+        settings=PiperSettings(noise_scale=0.0, noise_w=0.0),
+        work_dir=tmp_path_factory.mktemp("voice"),
+    )
 
 
 def latent_of(voice, text):

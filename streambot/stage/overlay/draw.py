@@ -131,8 +131,9 @@ class Painter:
         lines += [(line, name_font, WHITE) for line in wrap(name, name_font, inner, 2)]
         lines.append((format_price(product, lang), price_font, PRICE))
         if product.stock > 0:
-            lines.append(((f"库存 {product.stock}" if zh else f"In stock: {product.stock}"),
-                          small, SOFT))  # fmt: skip
+            lines.append(
+                ((f"库存 {product.stock}" if zh else f"In stock: {product.stock}"), small, SOFT)
+            )
         else:
             restock = normalise(product.restock_zh if zh else product.restock)
             sold = "已售罄" if zh else "Sold out"
