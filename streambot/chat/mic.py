@@ -24,7 +24,6 @@ import time
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from math import ceil, gcd
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +31,7 @@ import numpy as np
 
 from streambot.backoff import Backoff
 from streambot.events import ChatMessage, Kind
-from streambot.resample import resample
+from streambot.resample import StreamResampler
 
 log = logging.getLogger(__name__)
 
@@ -238,56 +237,6 @@ class FileAudioSource:
 
 
 # --------------------------------------------------------------------------- resampling
-
-
-class StreamResampler:
-    """Chunk-by-chunk resampling to 16 kHz that matches resampling the whole stream at once.
-
-    Blocks are whole multiples of the polyphase ``down`` factor with ``context`` samples of real
-    audio on each side, so no zero-padding edges (clicks) appear at chunk boundaries.
-    """
-
-    def __init__(self, src_rate: int, dst_rate: int = SAMPLE_RATE) -> None:
-        self.src, self.dst = src_rate, dst_rate
-        g = gcd(src_rate, dst_rate)
-        self.up, self.down = dst_rate // g, src_rate // g
-        reach = 12 * max(self.up, self.down) / self.up + 16  # the filter's half-length, input
-        self.context = self.down * ceil(reach / self.down)
-        self._buf = np.zeros(self.context, dtype=np.float32)  # left context starts as silence
-        self._taken = 0  # input samples received
-        self._emitted = 0  # output samples returned
-
-    def push(self, pcm: np.ndarray) -> np.ndarray:
-        pcm = np.asarray(pcm, dtype=np.float32).reshape(-1)
-        if self.src == self.dst:
-            return pcm.copy()
-        self._taken += pcm.size
-        self._buf = np.concatenate([self._buf, pcm])
-        ready = (self._buf.size - 2 * self.context) // self.down * self.down
-        if ready <= 0:
-            return np.zeros(0, dtype=np.float32)
-        return self._run(ready)
-
-    def _run(self, n: int) -> np.ndarray:
-        c = self.context
-        y = resample(self._buf[: c + n + c], self.src, self.dst)
-        out = y[c * self.up // self.down : (c + n) * self.up // self.down]
-        self._buf = self._buf[n:]
-        self._emitted += out.size
-        return out
-
-    def flush(self) -> np.ndarray:
-        """The rest of the stream (zero-padded at the end, as a one-shot resample would be)."""
-        if self.src == self.dst:
-            return np.zeros(0, dtype=np.float32)
-        pending = self._buf.size - self.context
-        n = ceil(pending / self.down) * self.down
-        self._buf = np.concatenate(
-            [self._buf, np.zeros(n + 2 * self.context - self._buf.size, dtype=np.float32)]
-        )
-        remaining = max(0, ceil(self._taken * self.up / self.down) - self._emitted)
-        out = self._run(n) if n > 0 else np.zeros(0, dtype=np.float32)
-        return out[:remaining]
 
 
 # --------------------------------------------------------------------------- VAD segmenting
@@ -500,8 +449,8 @@ class MicChatSource:
                 async for chunk in self.audio.chunks():
                     backoff.reset()
                     rate = int(self.audio.sample_rate or SAMPLE_RATE)
-                    if resampler is None or resampler.src != rate:
-                        resampler = StreamResampler(rate)
+                    if resampler is None or resampler.src_rate != rate:
+                        resampler = StreamResampler(rate, SAMPLE_RATE)
                     pcm = resampler.push(chunk)
                     for utterance in await asyncio.to_thread(segmenter.push, pcm):
                         yield utterance

@@ -2,77 +2,22 @@
 
 A streaming voice hands over a sentence's audio chunk by chunk. Resampling each chunk on its
 own would click at every seam (the polyphase filter sees silence past a chunk's edge), and a
-piece padded to whole frames would insert up to a frame of silence. ``StreamResampler`` holds
-back the few samples the filter still needs from the future, so its output joined is the
-whole-signal resampling; ``SpeechAssembler`` cuts it into whole frames (48 kHz and the 16 kHz
-copy, as ``to_speech`` makes them), each piece a ``Speech`` that says whether more follows.
+piece padded to whole frames would insert up to a frame of silence. ``StreamResampler``
+(streambot/resample.py) holds back the few samples the filter still needs from the future, so
+its output joined is the whole-signal resampling; ``SpeechAssembler`` cuts it into whole
+frames (48 kHz and the 16 kHz copy, as ``to_speech`` makes them), each piece a ``Speech`` that
+says whether more follows.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
-from math import gcd
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from streambot.events import Sentence, Speech
+from streambot.resample import StreamResampler
 from streambot.timing import FACE_RATE, OUTPUT_RATE, samples_per_frame
-
-# scipy's resample_poly filter reaches 10 x max(up, down) samples of the upsampled signal
-# each side of an output sample (its default Kaiser window).
-_FILTER_HALF_WIDTH = 10
-
-
-class StreamResampler:
-    """``resample`` for a signal that arrives in pieces: ``push`` returns the output samples
-    that no later input can change, ``flush`` the rest. Joined, they equal resampling the
-    whole signal at once."""
-
-    def __init__(self, src_rate: int, dst_rate: int) -> None:
-        g = gcd(src_rate, dst_rate)
-        self.up, self.down = dst_rate // g, src_rate // g
-        # input samples an output sample may depend on, each side (and two for rounding)
-        self.margin = math.ceil(_FILTER_HALF_WIDTH * max(self.up, self.down) / self.up) + 2
-        self._kept = np.zeros(0, np.float32)  # input from absolute index _base on
-        self._base = 0
-        self._received = 0
-        self._emitted = 0  # output samples handed out
-
-    def push(self, pcm: np.ndarray) -> np.ndarray:
-        pcm = np.asarray(pcm, np.float32).reshape(-1)
-        self._kept = np.concatenate([self._kept, pcm])
-        self._received += pcm.size
-        safe = max(0, self._received - self.margin) * self.up // self.down
-        return self._emit(safe)
-
-    def flush(self) -> np.ndarray:
-        return self._emit(-(-self._received * self.up // self.down))
-
-    def _emit(self, end: int) -> np.ndarray:
-        if end <= self._emitted:
-            return np.zeros(0, np.float32)
-        if self.up == self.down:
-            out = self._kept[self._emitted - self._base : end - self._base].copy()
-        else:
-            # resample from an input index that is a multiple of ``down`` (so the output grid
-            # lines up) and far enough before the next output that its implied silence is
-            # out of the filter's reach
-            first_input = self._emitted * self.down // self.up - self.margin
-            start = max(0, first_input // self.down * self.down)
-            window = self._kept[start - self._base :]
-            offset = start * self.up // self.down
-            out = resample_poly(window, self.up, self.down).astype(np.float32)
-            out = out[self._emitted - offset : end - offset]
-            self._trim(start)
-        self._emitted = end
-        return out
-
-    def _trim(self, start: int) -> None:
-        if start > self._base:
-            self._kept = self._kept[start - self._base :]
-            self._base = start
 
 
 class SpeechAssembler:

@@ -20,11 +20,10 @@ from streambot.chat.mic import (
     MicError,
     MicUnavailable,
     SoundDeviceSource,
-    StreamResampler,
     Utterance,
 )
 from streambot.events import Kind
-from streambot.resample import resample
+from streambot.resample import StreamResampler, resample
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from needs import need_torch
@@ -109,11 +108,11 @@ def test_the_synthetic_signal_is_speech_to_silero() -> None:
         assert abs(start - want_start) < 0.3 and abs(end - want_end) < 0.3, got
 
 
-def test_stream_resampler_matches_one_shot_resampling() -> None:
+def test_the_mics_stream_resampler_matches_one_shot_resampling() -> None:
     rng = np.random.default_rng(1)
     for rate in (48_000, 44_100, 16_000):
         x = rng.standard_normal(rate + 321).astype(np.float32)
-        r, parts, i = StreamResampler(rate), [], 0
+        r, parts, i = StreamResampler(rate, SAMPLE_RATE), [], 0
         while i < x.size:
             n = int(rng.integers(1, 3000))
             parts.append(r.push(x[i : i + n]))

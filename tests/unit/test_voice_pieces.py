@@ -9,9 +9,9 @@ import pytest
 from needs import need_torch, need_torch_pruning
 
 from streambot.events import Sentence
-from streambot.resample import resample
+from streambot.resample import StreamResampler, resample
 from streambot.voice.base import to_speech
-from streambot.voice.pieces import SpeechAssembler, StreamResampler, join_speech
+from streambot.voice.pieces import SpeechAssembler, join_speech
 
 SENTENCE = Sentence(turn_id=1, index=0, text="hi", lang="en")
 CHUNKINGS = ([50_000], [4096] * 12 + [848], [1] * 40 + [49_960], [7, 13, 49_980])
