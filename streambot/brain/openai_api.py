@@ -25,10 +25,10 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from streambot.backoff import capped_exponential, equal_jitter
 from streambot.brain.base import Brain
 from streambot.circuit import CircuitBreaker, CircuitState
 from streambot.http_session import LazySession
+from streambot.remote import RemoteFailure, ResilientStream, RetryPolicy, retryable_status
 from streambot.sentences import ends_sentence
 from streambot.turn import Turn
 
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 CLOSING_EN = " Sorry, let me get back to you on that."
 CLOSING_ZH = "抱歉，我稍后再回答。"
 
-_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 _MAX_SSE_LINE = 1 << 20  # a server that never ends a line is broken, not slow
 _SNIPPET_CHARS = 200
 
@@ -135,13 +134,7 @@ class SSEParser:
         return None  # id, retry and unknown fields do not matter here
 
 
-class _Failure(Exception):
-    """One failed attempt; ``reason`` is safe to log once the key is redacted."""
-
-    def __init__(self, reason: str, *, retryable: bool = True) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
+_Failure = RemoteFailure  # one failed attempt (remote.py)
 
 
 class _ServerClock:
@@ -239,9 +232,7 @@ class OpenAIChatBrain:
         self.first_token_timeout = first_token_timeout
         self.idle_timeout = idle_timeout
         self.total_timeout = total_timeout
-        self.retries = retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.retry = RetryPolicy(retries, backoff_base, backoff_max)
         self.failure_threshold = failure_threshold
         self.open_seconds = open_seconds
 
@@ -283,71 +274,34 @@ class OpenAIChatBrain:
             return
 
         clock = _ServerClock()
-        attempts = 1 if trial else self.retries + 1  # half-open allows one trial request only
-        text = ""  # what has been yielded so far
-        reason = ""
-        settled = False  # whether the breaker has been told how this turn went
-        try:
-            for attempt in range(attempts):
-                if attempt:
-                    delay = self._backoff(attempt)
-                    if clock.now() + delay >= self.total_timeout:
-                        reason += f"; no time left for retry {attempt}"
-                        break
-                    log.debug(
-                        "turn %d: attempt %d failed (%s); retrying in %.2f s",
-                        turn.id,
-                        attempt,
-                        self._redact(reason),
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                try:
-                    async with contextlib.aclosing(self._attempt(messages, clock)) as deltas:
-                        async for delta in deltas:
-                            text += delta
-                            yield delta
-                    if not text and not prefill:  # after the answer, nothing is a reply
-                        raise _Failure("the server's reply was empty")
-                except _Failure as failure:
-                    reason = failure.reason
-                    if text:
-                        # some words are out: no retry (it would repeat them) and no fallback
-                        log.warning(
-                            "turn %d: the LLM stream broke after %d characters (%s); "
-                            "closing the sentence",
-                            turn.id,
-                            len(text),
-                            self._redact(reason),
-                        )
-                        self._record(success=False)
-                        settled = True
-                        if closing := closing_for(text, turn.lang):
-                            yield closing
-                        return
-                    if not failure.retryable:
-                        break
-                    continue
-                self._record(success=True)
-                settled = True
-                return
-            log.warning(
-                "turn %d: the LLM server failed (%s); answering from the fallback brain",
-                turn.id,
-                self._redact(reason),
-            )
-            self._record(success=False)
-            settled = True
+
+        async def attempt() -> AsyncIterator[str]:
+            said = False
+            async for delta in self._attempt(messages, clock):
+                said = said or bool(delta)
+                yield delta
+            if not said and not prefill:  # after the answer, nothing is a reply
+                raise RemoteFailure("the server's reply was empty")
+
+        stream = ResilientStream(
+            attempt,
+            self.retry,
+            self.circuit,
+            trial,
+            name=f"turn {turn.id}: the LLM server",
+            time_left=lambda delay: clock.now() + delay < self.total_timeout,
+            redact=self._redact,
+        )
+        text = ""
+        async with contextlib.aclosing(stream.items()) as deltas:
+            async for delta in deltas:
+                text += delta
+                yield delta
+        if stream.outcome == "broken" and (closing := closing_for(text, turn.lang)):
+            yield closing  # some words are out: the sentence is closed, not left hanging
+        elif stream.outcome == "failed":
             async for delta in self._fallback_reply(turn, prefill):
                 yield delta
-        finally:
-            if not settled:
-                # the consumer left early (cancelled, closed, or broke off); words that
-                # arrived prove the server works, silence proves nothing either way
-                if text:
-                    self._record(success=True)
-                else:
-                    self.circuit.abandon()
 
     # -- circuit breaker ---------------------------------------------------------------
 
@@ -368,10 +322,6 @@ class OpenAIChatBrain:
 
     def _record(self, *, success: bool) -> None:
         self.circuit.record(success=success)
-
-    def _backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with jitter (half fixed, half random)."""
-        return equal_jitter(capped_exponential(attempt - 1, self.backoff_base, self.backoff_max))
 
     async def _fallback_reply(self, turn: Turn, prefill: str = "") -> AsyncIterator[str]:
         if prefill:  # the answer was said first: nothing to add
@@ -452,7 +402,7 @@ class OpenAIChatBrain:
                     async with _limit(*budget()):
                         raw = await resp.content.read(4096)
                     snippet = _snippet(raw.decode("utf-8", "replace"))
-                    retryable = resp.status >= 500 or resp.status in _RETRYABLE_STATUS
+                    retryable = retryable_status(resp.status)
                     raise _Failure(f"HTTP {resp.status}: {snippet}", retryable=retryable)
                 if resp.content_type == "application/json":
                     # a server that ignored "stream": answer with the whole message at once

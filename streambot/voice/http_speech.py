@@ -27,10 +27,10 @@ import aiohttp
 import numpy as np
 from pydantic import SecretStr
 
-from streambot.backoff import capped_exponential, equal_jitter
 from streambot.circuit import CircuitBreaker
 from streambot.http_session import LazySession
 from streambot.logs import redact
+from streambot.remote import RemoteFailure, ResilientStream, RetryPolicy, retryable_status
 from streambot.resample import resample
 from streambot.text import is_cjk
 from streambot.voice.audio_stream import AudioFormatError, WavStream, stated_pcm
@@ -38,14 +38,10 @@ from streambot.voice.base import AudioPiece, Voice, pieces_of
 from streambot.voice.normalize import normalize_text
 
 log = logging.getLogger(__name__)
-_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 MIN_PIECE_S = 0.02  # pieces shorter than this wait for more (a 3-byte network chunk is no piece)
 
 
-class _Failure(Exception):
-    def __init__(self, reason: str, *, retryable: bool = True) -> None:
-        super().__init__(reason)
-        self.retryable = retryable
+_Failure = RemoteFailure  # one failed attempt (remote.py)
 
 
 def speakable(text: str, lang: str | None) -> str:
@@ -91,7 +87,7 @@ class HttpSpeechVoice:
         self.connect_timeout, self.first_byte_timeout = connect_timeout, first_byte_timeout
         self.idle_timeout, self.total_timeout = idle_timeout, total_timeout
         self.max_audio_floor, self.max_audio_per_char = max_audio_floor, max_audio_per_char
-        self.retries, self.backoff_base, self.backoff_max = retries, backoff_base, backoff_max
+        self.retry = RetryPolicy(retries, backoff_base, backoff_max)
         self.circuit = CircuitBreaker(
             "TTS server", failure_threshold, open_seconds, "the local voice speaks"
         )
@@ -120,36 +116,26 @@ class HttpSpeechVoice:
             return
         said = speakable(text, lang)
         body, longest = self._body(said), self.longest_audio(said)
-        attempts = 1 if trial else self.retries + 1
-        reason = ""
-        for attempt in range(1, attempts + 1):
-            rate: int | None = None  # the rate of the audio handed on, once there is some
-            try:
-                async with contextlib.aclosing(self._request(body, longest)) as request:
-                    async for piece in request:
-                        rate = piece.rate
-                        yield piece
-                self.circuit.record(success=True)
-                return
-            except _Failure as exc:
-                reason = str(exc)
-                if rate is not None:  # audio was handed on: end the sentence where it broke
-                    self.broken_off += 1
-                    self.circuit.record(success=False)
-                    log.warning("TTS server broke off a sentence: %s", redact(reason))
-                    yield AudioPiece(np.zeros(0, np.float32), rate, True)
-                    return
-                if not exc.retryable or attempt == attempts:
-                    break
-                log.info("TTS request failed (%s); retrying", redact(reason))
-                await asyncio.sleep(self._backoff(attempt))
-            except (asyncio.CancelledError, GeneratorExit):
-                self.circuit.abandon()  # the host left (an interruption): proves nothing
-                raise
-        self.circuit.record(success=False)
-        log.warning("TTS server failed (%s); the local voice speaks this sentence", redact(reason))
-        async for piece in self._fallback(text, lang):
-            yield piece
+        stream = ResilientStream(
+            lambda: self._request(body, longest),
+            self.retry,
+            self.circuit,
+            trial,
+            name="the TTS server",
+            redact=redact,
+        )
+        rate: int | None = None  # the rate of the audio handed on, once there is some
+        async with contextlib.aclosing(stream.items()) as pieces:
+            async for piece in pieces:
+                rate = piece.rate
+                yield piece
+        if stream.outcome == "broken" and rate is not None:  # the sentence ends where it broke
+            self.broken_off += 1
+            yield AudioPiece(np.zeros(0, np.float32), rate, True)
+        elif stream.outcome == "failed":
+            log.warning("the local voice speaks this sentence")
+            async for piece in self._fallback(text, lang):
+                yield piece
 
     def longest_audio(self, text: str) -> float:
         """The most seconds of audio ``text`` can need (see ``[voice.http]
@@ -171,9 +157,6 @@ class HttpSpeechVoice:
             "broken_off": self.broken_off,
             "failures": self.circuit.failures,
         }
-
-    def _backoff(self, attempt: int) -> float:
-        return equal_jitter(capped_exponential(attempt - 1, self.backoff_base, self.backoff_max))
 
     async def _fallback(self, text: str, lang: str | None) -> AsyncIterator[AudioPiece]:
         self.fallbacks += 1
@@ -217,7 +200,7 @@ class HttpSpeechVoice:
         async with resp:
             if resp.status != 200:
                 raw = await waits.wait(resp.content.read(4096))
-                retryable = resp.status >= 500 or resp.status in _RETRYABLE_STATUS
+                retryable = retryable_status(resp.status)
                 raise _Failure(f"HTTP {resp.status}: {_error_text(raw)}", retryable=retryable)
             if resp.content_type in ("application/json", "text/plain", "text/html"):
                 raw = await waits.wait(resp.content.read(4096))
