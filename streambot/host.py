@@ -35,7 +35,14 @@ from streambot.store import Store
 from streambot.tasks import first_of
 from streambot.timing import FACE_RATE, samples_per_frame
 from streambot.turn import Outcome, Turn, TurnKind, TurnObserver
-from streambot.voice.base import SoundGuard, Voice, to_speech
+from streambot.voice.base import (
+    AlignedVoice,
+    SoundGuard,
+    StreamingVoice,
+    Voice,
+    pieces_of,
+    to_speech,
+)
 from streambot.voice.pieces import SpeechAssembler, join_speech
 
 log = logging.getLogger(__name__)
@@ -355,9 +362,9 @@ class Host:
         """The sentence's audio as Speech: piece by piece from a streaming voice (the first
         piece as soon as it is decoded), else one Speech per sentence the voice makes."""
         what = f"turn {sentence.turn_id} sentence {sentence.index}"
-        if hasattr(self.voice, "speak_pieces"):
+        if isinstance(self.voice, StreamingVoice):
             assembler = None
-            pieces = self.voice.speak_pieces(sentence.text, sentence.lang)
+            pieces = pieces_of(self.voice, sentence.text, sentence.lang)
             async for piece in self.sound.sound(pieces, lambda p: p.pcm, what):
                 assembler = assembler or SpeechAssembler(piece.rate, sentence, self.fps)
                 if (speech := assembler.push(piece.pcm)) is not None:
@@ -368,7 +375,7 @@ class Host:
             if assembler is not None:  # a voice that stopped without ending its sentence
                 yield assembler.finish()
             return
-        if hasattr(self.voice, "speak_aligned"):
+        if isinstance(self.voice, AlignedVoice):
             parts = self.voice.speak_aligned(sentence.text, sentence.lang)
         else:
             parts = _without_phonemes(self.voice.speak(sentence.text, sentence.lang))

@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -43,6 +43,7 @@ class AudioPiece:
     ends: bool
 
 
+@runtime_checkable
 class StreamingVoice(Voice, Protocol):
     """A voice that hands over each sentence in pieces, the first as soon as it exists."""
 
@@ -52,7 +53,7 @@ class StreamingVoice(Voice, Protocol):
 async def pieces_of(voice: Voice, text: str, lang: str | None) -> AsyncIterator[AudioPiece]:
     """``voice``'s audio for ``text`` as pieces: a streaming voice's own, else each sentence
     the voice makes as one whole piece."""
-    if hasattr(voice, "speak_pieces"):
+    if isinstance(voice, StreamingVoice):
         async for piece in voice.speak_pieces(text, lang):
             yield piece
         return
@@ -99,6 +100,7 @@ class SoundGuard:
                 yield part
 
 
+@runtime_checkable
 class AlignedVoice(Voice, Protocol):
     """A voice that also reports when each phoneme starts (for visemes)."""
 
