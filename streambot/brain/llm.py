@@ -111,13 +111,16 @@ def _cache_argument(model_class: type) -> str:
     return "cache" if "cache" in parameters else "past_key_values"
 
 
-def forward_with_cache(model: torch.nn.Module, ids: torch.Tensor, cache: object | None):
-    """One forward pass extending ``cache`` (None: a fresh one), the last position's logits
-    only (skipping the rest saves a vocabulary-sized matmul per prompt token); returns
-    (logits, the extended cache). transformers 5 renames the ``past_key_values`` argument and
-    output to ``cache`` (the old name is dropped in 5.40); 4.x knows only the old one."""
+def forward_with_cache(
+    model: torch.nn.Module, ids: torch.Tensor, cache: object | None, keep: int = 1
+):
+    """One forward pass extending ``cache`` (None: a fresh one), the last ``keep`` positions'
+    logits (0: all; the default, the last one only, skips a vocabulary-sized matmul per prompt
+    token); returns (logits, the extended cache). transformers 5 renames the
+    ``past_key_values`` argument and output to ``cache`` (the old name is dropped in 5.40);
+    4.x knows only the old one."""
     out = model(
-        input_ids=ids, use_cache=True, logits_to_keep=1, **{_cache_argument(type(model)): cache}
+        input_ids=ids, use_cache=True, logits_to_keep=keep, **{_cache_argument(type(model)): cache}
     )
     extended = getattr(out, "cache", None)
     return out.logits, extended if extended is not None else out.past_key_values

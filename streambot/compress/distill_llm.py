@@ -9,11 +9,13 @@ resumable loop (distill.train_student).
 
 The fidelity figures (``llm_fidelity``) are full-vocabulary teacher-student KL and both
 models' perplexity on held-out text, so "before" and "after" distillation compare like with
-like.
+like; on the tokens after the prefix every held-out text shares (the system prompt, which is
+trained on and would only dilute them), run once per model and its KV cache reused.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 import random
@@ -58,20 +60,59 @@ def _logits(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
     return model(input_ids=ids.reshape(1, -1), use_cache=False).logits[0]
 
 
+def shared_prefix(texts: Sequence[torch.Tensor]) -> int:
+    """How many leading tokens every text has in common, each text keeping at least two of
+    its own (one to predict from, one to predict)."""
+    usable = [t.reshape(-1) for t in texts if t.numel() >= 2]
+    if not usable:
+        return 0
+    length = min(t.numel() for t in usable) - 2
+    first = usable[0]
+    for other in usable[1:]:
+        same = (first[:length] == other[:length]).int()
+        length = int(same.cumprod(0).sum()) if length > 0 else 0
+    return max(0, length)
+
+
+class _Predictions:
+    """A model's next-token logits for the tokens of each text after a shared prefix: the
+    prefix runs once, each text's rest on a copy of its KV cache."""
+
+    def __init__(self, model: nn.Module, prefix: torch.Tensor) -> None:
+        from streambot.brain.llm import forward_with_cache
+
+        self.model, self.forward = model, forward_with_cache
+        self.last, self.cache = None, None
+        if prefix.numel():
+            logits, self.cache = forward_with_cache(model, prefix.reshape(1, -1), None)
+            self.last = logits[0, -1:]
+
+    def __call__(self, rest: torch.Tensor) -> torch.Tensor:
+        """Logits predicting each token of ``rest`` (the first from the prefix's last)."""
+        if self.cache is None:
+            return _logits(self.model, rest)[:-1]
+        logits, _ = self.forward(self.model, rest.reshape(1, -1), copy.deepcopy(self.cache), 0)
+        return torch.cat([self.last, logits[0, :-1]])
+
+
 @torch.inference_mode()
 def llm_fidelity(
     teacher: nn.Module, student: nn.Module, held_out: Sequence[torch.Tensor]
 ) -> dict[str, float]:
-    """Teacher-student KL (nats per token) and each model's perplexity on ``held_out``."""
+    """Teacher-student KL (nats per token) and each model's perplexity on ``held_out``, on
+    the tokens after the prefix all of them share (``tokens``: how many; ``prefix``: its
+    length)."""
     device = next(student.parameters()).device
+    held = [ids.reshape(-1).to(device) for ids in held_out if ids.numel() >= 2]
+    prefix_len = shared_prefix(held)
+    prefix = held[0][:prefix_len] if held else torch.zeros(0, dtype=torch.long)
+    teacher_of, student_of = _Predictions(teacher, prefix), _Predictions(student, prefix)
     kl = nll_teacher = nll_student = 0.0
     tokens = 0
-    for ids in held_out:
-        ids = ids.to(device)
-        if ids.numel() < 2:
-            continue
-        t, s = _logits(teacher, ids)[:-1], _logits(student, ids)[:-1]
-        targets = ids[1:]
+    for ids in held:
+        rest = ids[prefix_len:]
+        t, s = teacher_of(rest), student_of(rest)
+        targets = rest if prefix_len else ids[1:]
         n = targets.numel()
         kl += float(full_kl(s, t)) * n
         nll_teacher += float(nn.functional.cross_entropy(t.float(), targets, reduction="sum"))
@@ -84,6 +125,7 @@ def llm_fidelity(
         "perplexity_teacher": math.exp(nll_teacher / tokens),
         "perplexity_student": math.exp(nll_student / tokens),
         "tokens": tokens,
+        "prefix": prefix_len,
     }
 
 

@@ -3,6 +3,8 @@ teacher knows something the pruning takes away and distillation has something to
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from needs import need_torch
 
@@ -12,7 +14,13 @@ transformers = pytest.importorskip("transformers")
 from streambot.brain.llm import LocalLLM  # noqa: E402
 from streambot.brain.prompt import system_prompt  # noqa: E402
 from streambot.catalog import Catalog  # noqa: E402
-from streambot.compress.distill_llm import distil_llm, llm_fidelity, topk_kl  # noqa: E402
+from streambot.compress.distill_llm import (  # noqa: E402
+    distil_llm,
+    full_kl,
+    llm_fidelity,
+    shared_prefix,
+    topk_kl,
+)
 from streambot.compress.llm_data import calibration_texts, catalog_questions  # noqa: E402
 from streambot.compress.prune_llm import measure_importance, prune_llm  # noqa: E402
 from tests.llm_fixture import build_tiny_qwen2, train_on_texts  # noqa: E402
@@ -104,3 +112,27 @@ def test_the_pruned_folder_runs_in_the_brain_with_its_prefix_cache(trained, tmp_
     cached = llm.first_token_logits(messages, use_cache=True)
     uncached = llm.first_token_logits(messages, use_cache=False)
     assert torch.allclose(cached, uncached, atol=1e-4)
+
+
+def test_fidelity_is_measured_after_the_prefix_every_text_shares_and_equals_full_runs(trained):
+    """The shared prefix (the system prompt) runs once, each text's rest on its KV cache; the
+    figures are those of full forward passes scored on the same tokens."""
+    _, teacher, _, train, held = trained
+    importance = measure_importance(teacher, train[:8])
+    student = prune_llm(teacher, importance, ratio=0.5, mode="query").model
+    prefix = train[0][:12]
+    texts = [torch.cat([prefix, h]) for h in held]
+    assert shared_prefix(texts) >= 12
+    figures = llm_fidelity(teacher, student, texts)
+    p = figures["prefix"]
+    kl = nll = 0.0
+    for ids in texts:
+        with torch.inference_mode():
+            t = teacher(input_ids=ids.reshape(1, -1)).logits[0, p - 1 : -1]
+            s = student(input_ids=ids.reshape(1, -1)).logits[0, p - 1 : -1]
+        kl += float(full_kl(s, t)) * (ids.numel() - p)
+        nll += float(torch.nn.functional.cross_entropy(s, ids[p:], reduction="sum"))
+    tokens = sum(ids.numel() - p for ids in texts)
+    assert figures["tokens"] == tokens
+    assert figures["kl"] == pytest.approx(kl / tokens, rel=1e-3)
+    assert figures["perplexity_student"] == pytest.approx(math.exp(nll / tokens), rel=1e-3)
