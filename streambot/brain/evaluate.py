@@ -176,6 +176,15 @@ _AVAILABLE = _either(r"\b(?:in[ -]stock|available|ready to ship)\b", r"有货|�
 _FUTURE = _either(
     r"\b(?:back|again|restock\w*|soon|next|until|once|when|will)\b", r"补货|到货|再|会"
 )
+# A time a sold-out product is back ("back in 3 days", "restocked tomorrow", "明天补货"): it
+# must be the catalog's restock time.
+_BACK_WHEN = _either(
+    r"\b(?:back|restock(?:ed|s)?|in stock again|available again)\b[^.!?]{0,20}?"
+    r"\b(?P<when>(?:in|within)\s+(?:\d+|a|one|two|three|four|five|a few)\s+(?:days?|weeks?)"
+    r"|tomorrow|today|tonight|next week|next month|(?:next|this|on)\s+\w+day)\b",
+    r"(?P<when_zh>明天|后天|今天|\d+天(?:后|内)?|下周[一二三四五六日天]?|周[一二三四五六日天])"
+    r"就?(?:补货|到货|回来|有货)",
+)
 _NEGATION = _either(
     r"\b(?:no|not|never|without|none|can'?t|cannot|don'?t|doesn'?t|isn'?t|aren'?t|won'?t"
     r"|unable)\b|n't\b",
@@ -483,6 +492,11 @@ class _Scorer:
             said_of = subjects(m.start(), spans, scope)
             if said_of and all(p.stock > 0 for p in said_of):
                 self.verdict.unsupported.append(f"{said_of[0].id} sold out {m.group(0)!r}")
+        for m in _BACK_WHEN.finditer(sentence):
+            when = fold(m.group("when") or m.group("when_zh"))
+            said_of = subjects(m.start(), spans, scope)
+            if said_of and not any(when in fold(f"{p.restock} {p.restock_zh}") for p in said_of):
+                self.verdict.unsupported.append(f"{said_of[0].id} back {when!r}")
 
     def _comparison(self, sentence: str, spans: list[tuple[int, int, Product]]) -> None:
         for pattern, cheaper in ((_CHEAPER, True), (_DEARER, False)):
