@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from streambot.brain.claims import subjects
 from streambot.brain.eval_questions import (
     COLOURS,
     DESTINATIONS,
@@ -33,6 +32,7 @@ from streambot.brain.guard import (
     same_money,
     unique_products,
 )
+from streambot.brain.knowledge import subjects
 from streambot.catalog import Catalog, Product
 from streambot.intents import DIGITS, EN_NUMBERS, EN_TENS, zh_numeral
 from streambot.sentences import split_sentences

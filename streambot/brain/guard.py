@@ -46,8 +46,9 @@ from dataclasses import dataclass
 
 from streambot import money
 from streambot.brain import claims
+from streambot.brain.babble import babble, repeat, wrong_language
 from streambot.brain.base import Brain, continues_replies
-from streambot.brain.claims import Knowledge, subjects
+from streambot.brain.knowledge import Knowledge, Said, quantities, squashed, subjects
 from streambot.brain.prompt import CLOSE, OPEN
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live, format_price
 from streambot.intents import (
@@ -339,13 +340,11 @@ class ReplyGuard:
         about = named or unique_products(context)
         everyone = unique_products([*named, *context])
         money_spans = [(f.start, f.end) for f in money_figures(sentence)]
-        said = claims.Said(
-            sentence, spans, about, everyone, money_spans, question, previous, so_far
-        )
-        for rule in (claims.babble, claims.near_miss):
+        said = Said(sentence, spans, about, everyone, money_spans, question, previous, so_far)
+        for rule in (babble, claims.near_miss):
             if (why := rule(said, kn)) is not None:
                 raise _Reject(why)
-        if (why := claims.wrong_language(said, lang, kn)) is not None:
+        if (why := wrong_language(said, lang, kn)) is not None:
             raise _Reject(why)
         compared = claims.comparison(said, kn)
         if compared is not None and not compared[0]:
@@ -356,7 +355,7 @@ class ReplyGuard:
             return check, [f"unsupported claim {claim!r} (the catalog does not say it)"]
         edits: list[tuple[int, int, str]] = []
         notes: list[str] = []
-        counts = claims.quantities(sentence, kn) | claims.quantities(question, kn)
+        counts = quantities(sentence, kn) | quantities(question, kn)
         if not about and money_spans and question and not asks_about_a_product(question, lang):
             raise _Reject("a price for no product in particular, to a question about none")
         self._check_money(sentence, about, everyone, lang, edits, notes, counts)
@@ -743,8 +742,8 @@ class GuardedBrain:
         """``sentence`` (the fallback's) adds nothing to ``said``: it is a sentence of it, or
         repeats one (the guard's rule) and has no word of its own; the lamp's "sold out right
         now, back next Friday" after an LLM's "The LumaDesk Lamp is sold out," is said."""
-        same = claims.squashed(sentence)
-        if any(same == claims.squashed(s) for s in split_sentences(said, False)):
+        same = squashed(sentence)
+        if any(same == squashed(s) for s in split_sentences(said, False)):
             return True
         kn = self.guard.knowledge
-        return claims.repeat(sentence, [said], kn) is not None and not kn.new_words(sentence, said)
+        return repeat(sentence, [said], kn) is not None and not kn.new_words(sentence, said)

@@ -1,0 +1,183 @@
+"""Babble, never spoken: an echo of the viewer's question (or a sentence nearly it), a repeat
+of what was just said or of this reply, a digit run, a repeated fragment, prompt scaffolding
+(the prompt's own text, its labels, the viewer's words in quotes, brackets), a sentence
+without words, a model's refusal boilerplate, and a sentence not in the viewer's language."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from streambot.brain.figures import overlaps
+from streambot.brain.knowledge import (
+    TOKEN,
+    Knowledge,
+    Said,
+    long_saying,
+    shingles,
+    squashed,
+)
+from streambot.brain.prompt import quoted
+from streambot.intents import (
+    CHECK_PHRASES,
+)
+from streambot.screening import screen_fold
+from streambot.sentences import split_sentences
+from streambot.text import is_cjk
+
+# -- babble ---------------------------------------------------------------------------------
+_RUN = re.compile(r"\d[\d,.]*\d|\d")
+
+
+# -- prompt scaffolding ---------------------------------------------------------------------
+def _quote_label() -> re.Pattern[str]:
+    """How the prompt introduces a viewer's words ("A viewer wrote", 'Viewer "ann" wrote'),
+    read from ``prompt.quoted`` itself; a reply that says it is reading its prompt back."""
+    labels = [quoted("", user).split(" (", 1)[0] for user in (None, "NAMEMARK")]
+    alternatives = [
+        re.escape(label).replace("NAMEMARK", r".{0,40}?").replace('"', "[\"“”']?")
+        for label in labels
+    ]
+    return re.compile("|".join(alternatives), re.IGNORECASE)
+
+
+_QUOTE_LABEL = _quote_label()
+_SCAFFOLD = re.compile(
+    r"[\[\]{}]|<\|[^|>]{1,30}\|>|^\W*(?:assistant|user|system)\s*[:：]"
+    r"|\bselling points\s*[:：]|卖点\s*[:：]",  # the catalog's labels, read out as they are listed
+    re.IGNORECASE,
+)
+_QUOTED = re.compile(r'"([^"]{2,})"|“([^”]{2,})”|「([^」]{2,})」|『([^』]{2,})』')
+
+
+def babble(said: Said, kn: Knowledge) -> str | None:
+    """Why ``said`` is no sentence to speak (see the module docstring), or None."""
+    text = said.text
+    letters = sum(c.isalpha() and not is_cjk(c) for c in text)
+    cjk = sum(is_cjk(c) for c in text)
+    if not cjk and letters < 2:  # "…", or a bare figure: "99." after "$59." (a real 0.5B)
+        return "no words"
+    folded = screen_fold(text)
+    if _QUOTE_LABEL.search(text) or _SCAFFOLD.search(text) or shingles(folded) & kn.prompt:
+        return "prompt scaffolding"
+    for run in _RUN.finditer(text):
+        digits = sum(c.isdigit() for c in run.group(0))
+        if digits < 5:
+            continue
+        decimals = run.group(0).rsplit(".", 1)[1] if "." in run.group(0) else ""
+        if len(decimals) >= 3 or run.group(0).startswith("00"):  # "0000000000" is no 0
+            return f"digit run {run.group(0)!r}"
+        if overlaps(*run.span(), said.money):
+            continue
+        try:
+            value = float(run.group(0).replace(",", ""))
+        except ValueError:
+            return f"digit run {run.group(0)!r}"
+        if value not in kn.numbers:
+            return f"digit run {run.group(0)!r}: no catalog figure"
+    if (fragment := _repeated(TOKEN.findall(folded))) is not None:
+        return f"repeated fragment {fragment!r}"
+    if _REFUSAL.search(text):
+        return "a model's refusal boilerplate"
+    if said.question and (echo := _echo(text, said.question, kn)):
+        return echo
+    if said.previous and text not in CHECK_PHRASES and (why := repeat(text, said.previous, kn)):
+        return why
+    if said.so_far and text not in CHECK_PHRASES:
+        return said_twice(text, said.so_far)
+    return None
+
+
+def _repeated(tokens: list[str]) -> str | None:
+    """A fragment said three times running ("the the the", "so good so good so good"), or a
+    run of three words (four ideographs) said three times in one sentence."""
+    for n in range(1, 9):
+        for i in range(len(tokens) - 3 * n + 1):
+            unit = tokens[i : i + n]
+            if tokens[i + n : i + 2 * n] != unit or tokens[i + 2 * n : i + 3 * n] != unit:
+                continue
+            if n == 1 and is_cjk(unit[0]) and tokens[i + 3 : i + 4] != unit:
+                continue  # "对对对", "哈哈哈": three of one ideograph is speech
+            return " ".join(unit)
+    words = [t for t in tokens if not is_cjk(t)]
+    ideographs = "".join(t for t in tokens if is_cjk(t))
+    runs = Counter(" ".join(words[i : i + 3]) for i in range(len(words) - 2))
+    runs |= Counter(ideographs[i : i + 4] for i in range(len(ideographs) - 3))
+    return next((run for run, count in runs.items() if count >= 3), None)
+
+
+def _echo(text: str, question: str, kn: Knowledge) -> str | None:
+    """The viewer's question said back: the whole of it or of one of its sentences, a question
+    of the viewer's said as the host's, the viewer's words in quotes, or the question with a
+    word changed (compared without product names, which an answer says again)."""
+    said, asked = squashed(text), squashed(question)
+    if not long_saying(said) or not asked:
+        return None
+    parts = {asked} | {squashed(s) for s in split_sentences(question, early_first_clause=False)}
+    if said in parts:
+        return "an echo of the viewer's question"
+    if text.rstrip().endswith(("?", "？")) and (said in asked or asked in said):
+        return "an echo of the viewer's question"
+    for m in _QUOTED.finditer(text):
+        inside = squashed(next(g for g in m.groups() if g))
+        if len(inside) >= 4 and (inside in asked or asked in inside):
+            return "prompt scaffolding: the viewer's words in quotes"
+    if not any(c.isdigit() for c in text):  # a sentence with a figure says something
+        said, asked = kn.nameless(text), kn.nameless(question)
+        long_enough = len(asked) >= NEAR_ECHO_CHARS or sum(map(is_cjk, asked)) >= 6
+        if long_enough and difflib.SequenceMatcher(None, said, asked).ratio() >= NEAR_ECHO:
+            return "an echo of the viewer's question, nearly word for word"
+    return None
+
+
+# A sentence this alike the question (difflib's ratio, squashed), when the question is this
+# long, says it back with a word changed: a model filling in what it cannot know.
+NEAR_ECHO, NEAR_ECHO_CHARS = 0.85, 16
+# What an instruct model says instead of answering; the catalog brain answers instead.
+_REFUSAL = re.compile(
+    r"\bI (?:don't|do not) have (?:enough|any|the) information\b|\bas an AI\b"
+    r"|\bI(?:'m| am) (?:just )?an AI\b|\bI (?:can't|cannot) (?:help|assist) with (?:that|this)\b"
+    r"|作为(?:一个)?(?:AI|人工智能)|我没有(?:足够的)?(?:相关)?信息",
+    re.IGNORECASE,
+)
+
+
+def repeat(text: str, previous: Sequence[str], kn: Knowledge) -> str | None:
+    """A sentence with a fact (a figure or a product's name) said just before, in the last
+    answer or this reply, said again (alone or with more after it). A pleasantry said again
+    ("Great question!") is no repeat."""
+    said = squashed(text)
+    for before in previous:
+        for sentence in {*split_sentences(before), *split_sentences(before, False)}:
+            old = squashed(sentence)
+            if not long_saying(old) or old not in said or sentence in CHECK_PHRASES:
+                continue
+            if any(c.isdigit() for c in old) or kn.catalog.find(sentence):
+                return f"repeats what was just said: {sentence!r}"
+    return None
+
+
+def said_twice(text: str, so_far: str) -> str | None:
+    """A sentence of this reply said again, whole or in part, with or without a fact (a real
+    0.5B said "The weather is not in stock, and the product is not in stock." seven times)."""
+    said = squashed(text)
+    for sentence in {*split_sentences(so_far), *split_sentences(so_far, False)}:
+        old = squashed(sentence)
+        if (long_saying(old) and old in said) or (long_saying(said) and said in old):
+            return f"says again what this reply said: {sentence!r}"
+    return None
+
+
+def wrong_language(said: Said, lang: str, kn: Knowledge) -> str | None:
+    """A sentence not in the viewer's language, catalog names aside: Chinese in an English
+    reply (a real 0.5B: "a quiet ceramic碗", a catalog line read with its Chinese half), or
+    an English sentence in a Chinese one (English to "晚上好！")."""
+    rest = kn.nameless(said.text)
+    ideographs = sum(map(is_cjk, rest))
+    if lang == "zh" and not ideographs and sum(c.isalpha() for c in rest) >= 2:
+        return "wrong language: English in a reply to Chinese"
+    if lang != "zh" and ideographs:
+        return "wrong language: Chinese in a reply to English"
+    return None

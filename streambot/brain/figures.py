@@ -1,0 +1,293 @@
+"""The figures of a sentence the guard reads: numbers in either language (digits, English
+words, Chinese numerals), figures with their units ("12 hours", "40档", "five color
+temperatures"), and shipping times ("1 to 2 days", "1天", "next day")."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from streambot.intents import (
+    DIGITS,
+    EN_NUMBER,
+    ZH_NUMERAL,
+    ZH_NUMERALS,
+    en_number,
+    zh_number,
+)
+
+
+# -- numbers --------------------------------------------------------------------------------
+def number(text: str) -> float | None:
+    """The value of "12", "1,299.50", "twelve", "forty-two", "十二", "两"; None for none."""
+    text = text.strip().lower()
+    if not text:
+        return None
+    if text[0].isdigit():
+        try:
+            return float(text.replace(",", ""))
+        except ValueError:
+            return None
+    if all(c in ZH_NUMERALS for c in text):
+        return float(zh_number(text))
+    value = en_number(text)
+    return None if value is None else float(value)
+
+
+def overlaps(start: int, end: int, spans: Iterable[tuple[int, int]]) -> bool:
+    return any(s < end and start < e for s, e in spans)
+
+
+# -- unit figures ---------------------------------------------------------------------------
+# A figure's unit, as a key that English and Chinese share ("hours", "小时": "hour").
+_UNITS_EN = {
+    "second": "second",
+    "sec": "second",
+    "minute": "minute",
+    "min": "minute",
+    "hour": "hour",
+    "hr": "hour",
+    "day": "day",
+    "week": "week",
+    "month": "month",
+    "year": "year",
+    "yr": "year",
+    "setting": "setting",
+    "level": "setting",
+    "speed": "setting",
+    "mode": "mode",
+    "color": "color",
+    "colour": "color",
+    "shade": "color",
+    "temperature": "temperature",
+    "ml": "ml",
+    "milliliter": "ml",
+    "millilitre": "ml",
+    "liter": "l",
+    "litre": "l",
+    "oz": "oz",
+    "ounce": "oz",
+    "gram": "g",
+    "kg": "kg",
+    "kilogram": "kg",
+    "lb": "lb",
+    "pound": "lb",
+    "mah": "mah",
+    "watt": "w",
+    "volt": "v",
+    "hz": "hz",
+    "inch": "inch",
+    "cm": "cm",
+    "mm": "mm",
+    "foot": "ft",
+    "feet": "ft",
+    "meter": "m",
+    "metre": "m",
+    "percent": "%",
+    "degree": "degree",
+    "db": "db",
+    "decibel": "db",
+    "cup": "cup",
+}
+# only written right after the digits: "12h", "1l", "500g", "5w"
+_UNITS_ATTACHED = {
+    "h": "hour",
+    "l": "l",
+    "g": "g",
+    "w": "w",
+    "v": "v",
+    "m": "m",
+    "%": "%",
+    "°": "degree",
+    "°c": "degree",
+    "°f": "degree",
+}
+_UNITS_ZH = {
+    "小时": "hour",
+    "钟头": "hour",
+    "分钟": "minute",
+    "秒钟": "second",
+    "秒": "second",
+    "工作日": "day",
+    "天": "day",
+    "星期": "week",
+    "周": "week",
+    "个月": "month",
+    "年": "year",
+    "档位": "setting",
+    "档": "setting",
+    "挡": "setting",
+    "种颜色": "color",
+    "种模式": "mode",
+    "种色温": "temperature",
+    "毫升": "ml",
+    "升": "l",
+    "千克": "kg",
+    "公斤": "kg",
+    "克": "g",
+    "斤": "jin",
+    "瓦": "w",
+    "英寸": "inch",
+    "寸": "inch",
+    "厘米": "cm",
+    "毫米": "mm",
+    "米": "m",
+    "度": "degree",
+}
+_STOP_EN = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "with",
+        "from",
+        "at",
+        "by",
+        "per",
+        "than",
+        "is",
+        "are",
+        "it",
+        "its",
+        "that",
+        "this",
+        "left",
+        "more",
+        "less",
+        "off",
+        "only",
+        "just",
+    ]
+)
+_FIGURE_EN = re.compile(
+    rf"(?<![\w.,$€£¥￥/])(?P<n>{DIGITS}|\b(?:{EN_NUMBER}|an?)\b)"
+    rf"(?:\s*(?:to|-|–|—|or|~)\s*(?P<m>{DIGITS}|\b(?:{EN_NUMBER})\b))?"
+    r"(?P<att>%|°[cf]?|[a-z]+\b)?(?P<words>(?:[\s-]+[a-z]+\b){0,3})",
+    re.IGNORECASE,
+)
+_FIGURE_ZH = re.compile(
+    rf"(?<![A-Za-z0-9.,第])(?P<n>{DIGITS}|{ZH_NUMERAL}+)"
+    rf"(?:\s*(?:到|至|-|~|～|—|–)\s*(?P<m>{DIGITS}|{ZH_NUMERAL}+))?"
+    rf"\s*(?:个)?(?P<unit>{'|'.join(sorted(_UNITS_ZH, key=len, reverse=True))})"
+)
+_ZH_IDIOMS = re.compile("一年四季|一天到晚|三天两头|一天天")
+
+
+@dataclass(frozen=True)
+class Figure:
+    start: int
+    end: int
+    text: str
+    values: tuple[float, ...]  # one, or both ends of a range ("1 to 2 days")
+    units: frozenset[str]  # the unit's keys ("hour"; "color" and "temperature")
+
+
+def _unit_key(word: str) -> str | None:
+    word = word.lower()
+    for cut in (0, 1, 2):  # "hours", "inches"
+        if cut and not word.endswith("s"):
+            break
+        if (key := _UNITS_EN.get(word[: len(word) - cut])) is not None:
+            return key
+    return None
+
+
+def figures(text: str, skip: Sequence[tuple[int, int]] = ()) -> list[Figure]:
+    """The figures with a unit in ``text`` ("12 hours", "a month", "1到2天", "五档"), but none
+    inside ``skip`` (money)."""
+    out: list[Figure] = []
+    for m in _FIGURE_EN.finditer(text):
+        if overlaps(m.start("n"), m.end("n"), skip):
+            continue
+        units: set[str] = set()
+        if m["att"] and m["n"][0].isdigit():  # "500ml", "12h"
+            key = _UNITS_ATTACHED.get(m["att"].lower()) or _unit_key(m["att"])
+            units |= {key} if key else set()
+        elif not m["att"]:
+            for word in m["words"].replace("-", " ").split():
+                if word.lower() in _STOP_EN:
+                    break
+                if (key := _unit_key(word)) is not None:
+                    units.add(key)
+                if m["n"].lower() in ("a", "an"):  # "a month": only its first word
+                    break
+        values = tuple(
+            v
+            for v in (
+                number(m["n"]) if m["n"].lower() not in ("a", "an") else 1.0,
+                number(m["m"] or ""),
+            )
+            if v is not None
+        )
+        if m["n"].lower() in ("a", "an") and not units & {"hour", "day", "week", "month", "year"}:
+            continue
+        if units and values:
+            out.append(Figure(m.start("n"), m.end(), m.group(0).strip(), values, frozenset(units)))
+    taken = [(f.start, f.end) for f in out]
+    idioms = [im.span() for im in _ZH_IDIOMS.finditer(text)]
+    for m in _FIGURE_ZH.finditer(text):
+        if overlaps(m.start(), m.end(), [*skip, *taken, *idioms]):
+            continue
+        unit, digits = _UNITS_ZH[m["unit"]], m["n"][0].isdigit()
+        values = tuple(v for v in (number(m["n"]), number(m["m"] or "")) if v is not None)
+        if unit == "degree" and not digits:  # "一度": once
+            continue
+        if unit == "year" and values and values[0] >= 1900:  # "2025年": a date
+            continue
+        out.append(Figure(m.start(), m.end(), m.group(0), values, frozenset({unit})))
+    return sorted(out, key=lambda f: f.start)
+
+
+# -- shipping times -------------------------------------------------------------------------
+SHIP_TALK = re.compile(
+    r"\b(?:ship|ships|shipped|shipping|dispatch(?:ed|es)?|deliver(?:s|ed|y)?|arriv(?:e|es|ed|al)"
+    r"|postage|at your door)\b|发货|发出|寄出|到货|送达|到手|收到|快递|物流|配送|包邮",
+    re.IGNORECASE,
+)
+_DAYS_EN = re.compile(
+    rf"(?<![\w.,$€£¥￥])(?:(?P<within>within|in under|up to|no more than|at most)\s+)?"
+    rf"(?P<n>{DIGITS}|\b(?:{EN_NUMBER}|a)\b)"
+    rf"(?:\s*(?:to|-|–|—|or)\s*(?P<m>{DIGITS}|\b(?:{EN_NUMBER})\b))?"
+    r"[\s-]+(?:business[\s-]+|working[\s-]+)?(?P<unit>days?|weeks?)\b",
+    re.IGNORECASE,
+)
+_DAYS_ZH = re.compile(
+    rf"(?P<within>不超过|最多)?(?<![A-Za-z0-9.,第])(?P<n>{DIGITS}|{ZH_NUMERAL}+)"
+    rf"(?:\s*(?:到|至|-|~|～|—|–)\s*(?P<m>{DIGITS}|{ZH_NUMERAL}+))?\s*个?"
+    r"(?P<unit>工作日|天|星期|周)(?P<inside>之内|以内|内)?"
+)
+SHIP_WORDS = re.compile(
+    r"\b(?:same[- ]day|next[- ]day|overnight|tomorrow|ships? (?:out )?today|shipped today)\b"
+    r"|当天|当日|次日|隔天|隔日|明天|今天发|今日发",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Days:
+    text: str
+    low: float | None  # None: "within 4 days"
+    high: float
+    unit: str  # "day" or "week"
+
+
+def shipping_times(text: str) -> list[Days]:
+    out = []
+    for pattern in (_DAYS_EN, _DAYS_ZH):
+        for m in pattern.finditer(text):
+            n = 1.0 if m["n"].lower() == "a" else number(m["n"])
+            high = number(m["m"]) if m["m"] else n
+            if n is None or high is None:
+                continue
+            unit = "week" if m["unit"].lower().startswith(("week", "星期", "周")) else "day"
+            within = m["within"] or m.groupdict().get("inside")
+            out.append(Days(m.group(0), None if within and not m["m"] else n, high, unit))
+    return out
