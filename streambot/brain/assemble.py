@@ -103,7 +103,8 @@ def guarded(
     catalog brain answering whatever the guard refuses or what ``inner`` is too slow to start
     (``section.first_sentence_s``), with ``section.answer_first`` its answer said first and
     ``inner`` continuing; recent turns remembered."""
-    from streambot.brain.guard import GuardedBrain, ReplyGuard
+    from streambot.brain.guard import ReplyGuard
+    from streambot.brain.guarded import GuardedBrain
 
     live = catalog_brain.live
     guard = ReplyGuard(live.current, config.triage.banned_words)

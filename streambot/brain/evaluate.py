@@ -46,9 +46,7 @@ from typing import Any
 from streambot.brain.base import Brain
 from streambot.brain.eval_questions import KINDS, Fact, Question, questions, sample
 from streambot.brain.eval_score import Verdict, score
-from streambot.brain.guard import (
-    GuardedBrain,
-)
+from streambot.brain.guarded import GuardedBrain
 from streambot.catalog import Catalog
 from streambot.events import ChatMessage
 from streambot.lang import detect_lang

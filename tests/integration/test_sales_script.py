@@ -13,7 +13,8 @@ from importlib import resources
 import pytest
 
 from streambot.app import App
-from streambot.brain.guard import GuardedBrain, ReplyGuard
+from streambot.brain.guard import ReplyGuard
+from streambot.brain.guarded import GuardedBrain
 from streambot.catalog import Catalog
 from streambot.config import ConfigError
 from streambot.panel.state import panel_state

@@ -16,7 +16,8 @@ from streambot.brain.evaluate import (
     score,
     table,
 )
-from streambot.brain.guard import GuardedBrain, ReplyGuard
+from streambot.brain.guard import ReplyGuard
+from streambot.brain.guarded import GuardedBrain
 from streambot.catalog import Catalog, LiveCatalog
 from streambot.config import CatalogBrainConfig
 from streambot.turn import Turn

@@ -4,7 +4,8 @@ the catalog brain takes the turn and the LLM's stream is closed (its generation 
 import asyncio
 
 from streambot.brain.catalog import CatalogBrain
-from streambot.brain.guard import GuardedBrain, ReplyGuard
+from streambot.brain.guard import ReplyGuard
+from streambot.brain.guarded import GuardedBrain
 from streambot.catalog import Catalog
 from streambot.config import CatalogBrainConfig
 from streambot.events import ChatMessage

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from streambot.brain.catalog import CatalogBrain
-from streambot.brain.guard import GuardedBrain, ReplyGuard
+from streambot.brain.guard import ReplyGuard
+from streambot.brain.guarded import GuardedBrain
 from streambot.catalog import Catalog
 from streambot.config import CatalogBrainConfig
 from streambot.events import ChatMessage

@@ -408,7 +408,8 @@ async def test_a_greeting_is_not_answered_first(model_dir):
 
 async def test_what_the_llm_adds_after_the_answer_is_guarded():
     from streambot.brain.catalog import CatalogBrain
-    from streambot.brain.guard import GuardedBrain, ReplyGuard
+    from streambot.brain.guard import ReplyGuard
+    from streambot.brain.guarded import GuardedBrain
     from streambot.config import CatalogBrainConfig
 
     class Scripted:

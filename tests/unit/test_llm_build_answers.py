@@ -20,7 +20,8 @@ from streambot.brain.assemble import daemon_brain  # noqa: E402
 from streambot.brain.catalog import CatalogBrain  # noqa: E402
 from streambot.brain.evaluate import evaluate, questions, sample  # noqa: E402
 from streambot.brain.factory import build_brain  # noqa: E402
-from streambot.brain.guard import GuardedBrain, ReplyGuard  # noqa: E402
+from streambot.brain.guard import ReplyGuard  # noqa: E402
+from streambot.brain.guarded import GuardedBrain  # noqa: E402
 from streambot.brain.llm import LLMBrain, LocalLLM  # noqa: E402
 from streambot.brain.llm_load import load_causal_lm  # noqa: E402
 from streambot.brain.prompt import system_prompt  # noqa: E402

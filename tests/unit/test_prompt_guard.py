@@ -6,7 +6,8 @@ import re
 import pytest
 
 from streambot.brain.catalog import CatalogBrain
-from streambot.brain.guard import GuardedBrain, GuardVerdict, ReplyGuard
+from streambot.brain.guard import GuardVerdict, ReplyGuard
+from streambot.brain.guarded import GuardedBrain
 from streambot.brain.prompt import sanitize, system_prompt, turn_messages
 from streambot.catalog import Catalog, format_price
 from streambot.config import CatalogBrainConfig

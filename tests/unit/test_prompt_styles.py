@@ -9,7 +9,8 @@ import re
 import pytest
 
 from streambot.brain.catalog import CatalogBrain
-from streambot.brain.guard import GuardedBrain, ReplyGuard
+from streambot.brain.guard import ReplyGuard
+from streambot.brain.guarded import GuardedBrain
 from streambot.brain.prompt import PromptStyle, system_prompt, turn_messages
 from streambot.brain.slots import SlotFiller, SlotFillingBrain
 from streambot.catalog import Catalog, format_price

@@ -1,0 +1,284 @@
+"""``GuardedBrain`` runs an inner brain (the LLM) through the guard sentence by sentence. The
+first rejected sentence is never spoken: the inner brain is closed and the fallback brain (the
+catalog brain, which states the exact figures) answers the turn instead; so it does when the
+inner brain fails or says nothing at all. When some of the inner brain's sentences were said
+already, the fallback's sentences that repeat them are dropped (the viewer hears a fact once).
+With ``answer_first`` a question with a factual product answer gets the catalog brain's answer
+at once and the inner brain continues after it (guarded the same way, the answer in what was
+said so far); then a rejected sentence just ends the reply, since the answer was given. With
+``first_sentence_s`` the inner brain has that long to say its first sentence (or, for a script
+line, the whole rewording) before the fallback takes the turn: a slow model on a busy CPU never
+leaves the stream silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from streambot.brain.babble import repeat
+from streambot.brain.base import Brain, continues_replies
+from streambot.brain.guard import ReplyGuard, unique_products
+from streambot.brain.knowledge import squashed
+from streambot.catalog import Catalog, LiveCatalog, Product, as_live
+from streambot.intents import CHECK_PHRASES
+from streambot.sentences import SentenceSplitter, split_sentences
+from streambot.turn import Turn, TurnKind
+
+log = logging.getLogger(__name__)
+
+
+async def _sentences(stream: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The whole sentences of a stream of text deltas, each as soon as it is complete."""
+    splitter = SentenceSplitter()
+    async for delta in stream:
+        for sentence in splitter.feed(delta):
+            yield sentence
+    for sentence in splitter.flush():
+        yield sentence
+
+
+# -- the guarded brain ------------------------------------------------------------------------
+class GuardedBrain:
+    """An inner brain (the LLM) whose every sentence passes the guard before it is spoken, with a
+    fallback brain (the catalog brain) that answers whenever a sentence is rejected, the inner
+    brain fails, or it says nothing."""
+
+    def __init__(
+        self,
+        inner: Brain,
+        fallback: Brain,
+        guard: ReplyGuard,
+        catalog: Catalog | LiveCatalog,
+        answer_first: bool = False,
+        first_sentence_s: float = 0.0,
+    ) -> None:
+        """``catalog``: read at the start of each reply, and every sentence of that reply is
+        checked against what was read (a live catalog follows its file). ``answer_first``: a
+        question with a factual product answer gets the fallback's (the catalog brain's
+        ``first_answer``) at once, and the inner brain continues after it (its ``reply``
+        takes the words said as ``prefill``); what it adds is guarded like any reply, and a
+        rejected sentence ends the reply there (the answer was said already).
+        ``first_sentence_s``: how long the inner brain may take to its first sentence when
+        nothing was said first, and to a script line's whole rewording (0: as long as it
+        takes); past it the fallback answers and the inner brain is closed (the LLM stops)."""
+        self.inner, self.fallback, self.guard = inner, fallback, guard
+        self.live = as_live(catalog)
+        self.catalog = self.live.current
+        self.last_verdicts: list[tuple[str, str | None]] = []  # (sentence, reason) of a reply
+        self.last_text = ""  # what the last reply actually said
+        self.last_first = ""  # the catalog's answer the last reply started with ("": none)
+        self.last_added = 0  # sentences the inner brain said after it
+        self.rejections = 0  # replies handed to the fallback, for metrics
+        self.cut_short = 0  # answered-first replies whose continuation was rejected, for metrics
+        self.first_sentence_s = first_sentence_s
+        self.too_slow = 0  # replies the fallback took because the first sentence was late
+        first_answer = getattr(fallback, "first_answer", None)
+        takes_prefill = continues_replies(inner)
+        self._first_answer = first_answer if answer_first and takes_prefill else None
+        if answer_first and self._first_answer is None:
+            log.warning("answer_first: %s cannot continue a reply; it is off", type(inner).__name__)
+
+    def pitch_topics(self) -> list[str]:
+        return self.fallback.pitch_topics()
+
+    def _question_products(self, turn: Turn) -> list[Product]:
+        if turn.kind in (TurnKind.PITCH, TurnKind.SCRIPT):
+            product = self.catalog.by_id(turn.topic) if turn.topic else None
+            return [product] if product else []
+        if turn.message is not None:
+            return self.catalog.find(turn.message.text)
+        return []
+
+    async def _script_line(self, turn: Turn) -> AsyncIterator[str]:
+        """A script line reworded by the inner brain, spoken only if every sentence of the
+        rewording passes the guard; else the line as authored (the fallback says it). The
+        whole rewording is checked before any of it is said, so a line is never half one,
+        half the other."""
+        products = self._question_products(turn)
+        reworded: list[str] = []
+        failed: str | None = None
+        stream = self.inner.reply(turn)
+        deadline = asyncio.timeout(self.first_sentence_s or None)
+        try:
+            async with deadline, contextlib.aclosing(_sentences(stream)) as sentences:
+                async for sentence in sentences:
+                    failed = self._script_sentence(sentence, products, turn.lang, reworded)
+                    if failed:
+                        break
+        except TimeoutError:
+            if not deadline.expired():
+                log.exception("inner brain failed rewording turn %d; said as authored", turn.id)
+                failed = "inner brain failed"
+            else:
+                self.too_slow += 1
+                failed = f"no rewording within {self.first_sentence_s:g} s"
+        except Exception:  # the LLM failed: the line is said as authored
+            log.exception("inner brain failed rewording turn %d; said as authored", turn.id)
+            failed = "inner brain failed"
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if not failed and not reworded:
+            failed = "the rewording was empty"
+        if failed:
+            self.rejections += 1
+            self.last_verdicts.append(("", failed))
+            log.info("script line of turn %d said as authored: %s", turn.id, failed)
+            async for delta in self.fallback.reply(turn):
+                self.last_text += delta
+                yield delta
+            return
+        if turn.script is not None:
+            turn.script.spoken_as = "reworded"
+        for sentence in reworded:
+            self.last_text += sentence + " "
+            yield sentence + " "
+
+    def _script_sentence(
+        self, sentence: str, products: list[Product], lang: str, kept: list[str]
+    ) -> str | None:
+        """Check one sentence of a rewording: None and kept when it passes, else why not."""
+        verdict = self.guard.check(sentence, products, lang, previous=kept, so_far=" ".join(kept))
+        self.last_verdicts.append((sentence, verdict.reason))
+        if not verdict.ok:
+            return verdict.reason or "rejected"
+        if verdict.text != sentence:  # a corrected figure: the author's line is safer
+            return f"corrected: {verdict.reason}"
+        kept.append(sentence)
+        return None
+
+    async def reply(self, turn: Turn) -> AsyncIterator[str]:
+        # the last reply: the guard refuses a sentence of it said again (a model's loop)
+        previous, self.last_verdicts, self.last_text = self.last_text, [], ""
+        self.last_first, self.last_added = "", 0
+        if turn.kind == TurnKind.SAY:  # the operator's own words: trusted, said as they are
+            said = turn.topic or (turn.message.text if turn.message else "")
+            for sentence in split_sentences(said):
+                self.last_text += sentence + " "
+                yield sentence + " "
+            return
+        self.catalog = self.guard.catalog = self.live.current  # one catalog for the whole reply
+        if turn.kind == TurnKind.SCRIPT:
+            async for delta in self._script_line(turn):
+                yield delta
+            return
+        question = self._question_products(turn)
+        asked = turn.message.text if turn.kind == TurnKind.ANSWER and turn.message else ""
+        recent: list[Product] = []  # products the reply itself named last
+        splitter = SentenceSplitter()
+        first = self._first_answer(turn) if self._first_answer is not None else None
+        if first:  # the catalog's exact answer at once; the inner brain continues after it
+            first = first.strip()
+            self.last_first = first
+            for sentence in split_sentences(first, early_first_clause=False):
+                self.last_verdicts.append((sentence, None))
+            recent = unique_products(p for _, _, p in self.guard.mentions(first))
+            self.last_text = first + " "
+            yield first + " "
+            stream = self.inner.reply(turn, prefill=first)  # type: ignore[call-arg]
+        else:
+            stream = self.inner.reply(turn)
+        rejected = False
+        started = asyncio.get_running_loop().time()
+        try:
+            done = False
+            while not done and not rejected:
+                deadline = asyncio.timeout_at(self._deadline(started, said_first=bool(first)))
+                try:
+                    async with deadline:
+                        delta = await anext(stream)
+                    sentences = splitter.feed(delta)
+                except StopAsyncIteration:
+                    done, sentences = True, splitter.flush()
+                except Exception as exc:  # the LLM failed or is late: the catalog brain answers
+                    if isinstance(exc, TimeoutError) and deadline.expired():
+                        self.too_slow += 1
+                        why = f"no first sentence within {self.first_sentence_s:g} s"
+                        log.warning("inner brain: %s on turn %d; fallback answers", why, turn.id)
+                    else:
+                        why = "inner brain failed"
+                        log.exception("inner brain failed on turn %d; fallback answers", turn.id)
+                    self.last_verdicts.append(("", why))
+                    rejected = True
+                    break
+                for sentence in sentences:
+                    verdict = self.guard.check(
+                        sentence,
+                        unique_products([*question, *recent]),
+                        turn.lang,
+                        question=asked,
+                        previous=(previous, self.last_text),
+                        so_far=self.last_text,
+                    )
+                    self.last_verdicts.append((sentence, verdict.reason))
+                    if not verdict.ok:
+                        log.warning("guard rejected %r: %s", sentence, verdict.reason)
+                        rejected = True
+                        break
+                    if verdict.text in CHECK_PHRASES and verdict.text in self.last_text:
+                        continue  # one "let me check" a reply is enough
+                    if verdict.reason:
+                        log.info("guard corrected %r: %s", sentence, verdict.reason)
+                    named = unique_products(p for _, _, p in self.guard.mentions(sentence))
+                    recent = named or recent
+                    self.last_text += verdict.text + " "
+                    self.last_added += bool(first)
+                    yield verdict.text + " "
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if first:  # answered already: a rejected or failed continuation just ends the reply
+            self.cut_short += rejected
+            return
+        if not rejected and not self.last_text:  # the LLM said nothing: never silence
+            log.warning("inner brain said nothing on turn %d; the fallback answers", turn.id)
+            self.last_verdicts.append(("", "the reply was empty"))
+            rejected = True
+        if rejected:
+            self.rejections += 1
+            if not self.last_text:
+                async for delta in self.fallback.reply(turn):
+                    self.last_text += delta
+                    yield delta
+                return
+            # a mixed reply: the fallback's sentences that repeat what the LLM said are dropped
+            text = "".join([delta async for delta in self.fallback.reply(turn)])
+            kept = self._unsaid(text, self.last_text)
+            self.last_text += kept
+            if kept:
+                yield kept
+
+    def _deadline(self, started: float, said_first: bool) -> float | None:
+        """When the wait for the inner brain's next delta ends (the loop's clock): while
+        nothing has been said, ``first_sentence_s`` after the reply started; None after that,
+        or when the catalog's answer was said first, or with no limit."""
+        if said_first or self.last_text or not self.first_sentence_s:
+            return None
+        return started + self.first_sentence_s
+
+    def _unsaid(self, text: str, said: str) -> str:
+        """``text`` less its sentences that repeat ``said`` (the guard's repeat rule, or the
+        same words); ``text`` as it is when none do."""
+        sentences = split_sentences(text, early_first_clause=False)
+        kept = [s for s in sentences if not self._repeats(s, said)]
+        if len(kept) == len(sentences):
+            return text
+        for sentence in sentences:
+            if sentence not in kept:
+                self.last_verdicts.append((sentence, "fallback repeats what was said; dropped"))
+        return "".join(s + " " for s in kept)
+
+    def _repeats(self, sentence: str, said: str) -> bool:
+        """``sentence`` (the fallback's) adds nothing to ``said``: it is a sentence of it, or
+        repeats one (the guard's rule) and has no word of its own; the lamp's "sold out right
+        now, back next Friday" after an LLM's "The LumaDesk Lamp is sold out," is said."""
+        same = squashed(sentence)
+        if any(same == squashed(s) for s in split_sentences(said, False)):
+            return True
+        kn = self.guard.knowledge
+        return repeat(sentence, [said], kn) is not None and not kn.new_words(sentence, said)
