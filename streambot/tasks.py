@@ -7,12 +7,17 @@ until every task has ended.
 
 ``first_of`` and ``wait_or_stop`` are the "wait for this or for stop" idiom, written once:
 they end what they started, and leave futures and tasks passed in to their owner.
+``Background`` holds fire-and-forget tasks (chat replies, delayed OBS changes, overlay
+drawings).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+import logging
+from collections.abc import Awaitable, Coroutine, Iterable
+
+log = logging.getLogger(__name__)
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task], retry_s: float = 1.0) -> None:
@@ -65,3 +70,31 @@ async def wait_or_stop(awaitable: Awaitable[object], stop: asyncio.Event) -> boo
     if finished and own:
         future.result()  # raises its exception, if it failed
     return finished
+
+
+class Background:
+    """Fire-and-forget tasks, written once: each is kept referenced until it is done (the
+    event loop holds tasks only weakly, so an unreferenced one can vanish mid-run), a failure
+    is logged with ``what`` (nobody awaits them), and ``settle`` waits for all of them."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._tasks: set[asyncio.Task] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, coro: Coroutine[object, object, object], name: str | None = None) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("%s: %s failed", self.what, task.get_name(), exc_info=exc)
+
+    async def settle(self) -> None:
+        """Until every task spawned so far, and any they spawn meanwhile, has ended."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -6,13 +6,13 @@ to every turn it creates. The OBS director (stage/director.py) is another.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from streambot.events import ChatMessage, MessageStatus
 from streambot.metrics import Metrics
 from streambot.store import Store
+from streambot.tasks import Background
 from streambot.turn import Outcome, SpokenSentence, Turn, TurnKind, TurnObserver
 
 log = logging.getLogger(__name__)
@@ -70,13 +70,11 @@ class ChatReplies(TurnObserver):
 
     def __init__(self, post: Callable[[ChatMessage, str], Awaitable[None]]) -> None:
         self.post = post
-        self._tasks: set[asyncio.Task] = set()
+        self.background = Background("chat reply")
 
     def turn_ended(self, turn: Turn) -> None:
         if turn.outcome != Outcome.PLAYED or turn.kind != TurnKind.ANSWER:
             return
         if turn.message is None or not turn.reply:
             return
-        task = asyncio.create_task(self.post(turn.message, turn.reply))
-        self._tasks.add(task)  # keep a reference until it is done
-        task.add_done_callback(self._tasks.discard)
+        self.background.spawn(self.post(turn.message, turn.reply), name=f"reply-{turn.id}")

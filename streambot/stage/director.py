@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live
 from streambot.config import Config
 from streambot.stage.caption import Captions
+from streambot.tasks import Background
 from streambot.turn import Turn, TurnKind, TurnObserver
 
 if TYPE_CHECKING:  # obsws-python is an optional extra
@@ -87,7 +88,7 @@ class StageDirector(TurnObserver):
         self.controller, self.live = controller, as_live(catalog)
         self.captions = Captions(self.live)
         self.picture_delay_s = picture_delay_s
-        self._tasks: set[asyncio.Task] = set()
+        self.background = Background("OBS change")
 
     def _send(
         self,
@@ -99,9 +100,7 @@ class StageDirector(TurnObserver):
         """Change OBS's state after ``delay`` (default: the picture's lag); every change waits
         the same time, so they reach OBS in the order they were made."""
         wait = self.picture_delay_s if delay is None else delay
-        task = asyncio.create_task(self._set_later(wait, state, caption, image))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.background.spawn(self._set_later(wait, state, caption, image), name=f"obs-{state}")
 
     async def _set_later(
         self, delay: float, state: str, caption: str | None, image: str | None
@@ -138,7 +137,7 @@ class StageDirector(TurnObserver):
 
     async def stop(self) -> None:
         # Pending delayed changes run first (same delay, earlier start), then brb at once.
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.background.settle()
         self._send("brb", caption="", delay=0)
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.background.settle()
         await self.controller.stop()

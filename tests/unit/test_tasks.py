@@ -122,3 +122,25 @@ async def test_wait_or_stop_raises_what_its_awaitable_raised() -> None:
 
     with pytest.raises(RuntimeError, match="boom"):
         await asyncio.wait_for(wait_or_stop(fails(), asyncio.Event()), 5)
+
+
+async def test_background_tasks_are_kept_settled_and_their_failures_logged(caplog) -> None:
+    from streambot.tasks import Background
+
+    done: list[int] = []
+
+    async def work(i: int) -> None:
+        await asyncio.sleep(0.01 * i)
+        done.append(i)
+
+    async def broken() -> None:
+        raise RuntimeError("a bug in a fire-and-forget task")
+
+    background = Background("test work")
+    for i in range(3):
+        background.spawn(work(i), name=f"work-{i}")
+    background.spawn(broken(), name="broken")
+    assert len(background) == 4
+    await background.settle()
+    assert sorted(done) == [0, 1, 2] and len(background) == 0
+    assert "test work: broken failed" in caplog.text and "a bug in a" in caplog.text

@@ -28,6 +28,7 @@ from streambot.stage.overlay.compositor import CAPTION, Compositor
 from streambot.stage.overlay.draw import Painter, PictureCache
 from streambot.stage.overlay.fonts import FontSet, find_font
 from streambot.stage.overlay.layer import Layer
+from streambot.tasks import Background
 from streambot.turn import Turn, TurnObserver
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class OverlayDirector(TurnObserver):
         self.painter = Painter(self.fonts, compositor.width, compositor.height)
         self.pictures = PictureCache()
         self._generation: dict[str, int] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self.background = Background("overlay drawing")
         self._card: tuple[Product, str] | None = None  # (product as drawn, language)
         self._deadline: float | None = None  # clock time the countdown ends at
         self._countdown_text = config.countdown.text
@@ -147,14 +148,11 @@ class OverlayDirector(TurnObserver):
             if self._generation.get(slot) == generation:  # not overtaken by a newer drawing
                 self.compositor.show(slot, image, layer)
 
-        task = asyncio.create_task(draw(), name=f"overlay-{slot}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.background.spawn(draw(), name=f"overlay-{slot}")
 
     async def settle(self) -> None:
         """Wait until every drawing asked for so far is shown (tests, tools)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.background.settle()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the catalog and the countdown until ``stop``."""
