@@ -17,14 +17,7 @@ STAGES = [
 def latency_rows(store: Store, recent: int | None = None) -> dict[str, list[float]]:
     """Per stage, the latencies of every answer (``recent``: of the latest that many only,
     read from the end of the table rather than all of it)."""
-    sql = (
-        "SELECT t.queue_wait_ms, t.first_text_ms, t.first_audio_ms, t.first_frame_ms"
-        " FROM timings t JOIN turns u ON u.id = t.turn_id WHERE u.kind = 'answer'"
-    )
-    if recent is None:
-        rows = store.query(sql)
-    else:
-        rows = store.query(sql + " ORDER BY t.turn_id DESC LIMIT ?", (recent,))[::-1]
+    rows = store.answer_timings(recent)
     out: dict[str, list[float]] = {name: [] for name, _ in STAGES}
     out["processing (dequeue to first frame)"] = []
     for queue_wait, text, audio, frame in rows:

@@ -10,7 +10,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +89,25 @@ MAX_STORED_TEXT = 2000
 
 
 @dataclass(frozen=True)
+class RecentDecision:
+    message_id: int
+    decision: str
+    reason: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RecentTurn:
+    id: int
+    kind: str
+    outcome: str
+    reply: str | None
+    segment: str | None
+    question: str | None
+    first_frame_ms: float | None
+
+
+@dataclass(frozen=True)
 class PendingMessage:
     message: ChatMessage
     priority: int
@@ -147,8 +166,53 @@ class Store:
             return self._db.execute(sql, args)
 
     def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Rows of ``sql``: for tools and tests that read the record as a whole; the daemon's
+        readers use the methods below."""
         with self._lock:
             return self._db.execute(sql, args).fetchall()
+
+    # -- reading (the panel, the latency report) ------------------------------------------------
+    def statuses(self, message_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """message id -> (its status, the reason), for those of ``message_ids`` stored."""
+        if not message_ids:
+            return {}
+        marks = ",".join("?" * len(message_ids))
+        rows = self.query(
+            f"SELECT id, status, reason FROM messages WHERE id IN ({marks})", tuple(message_ids)
+        )
+        return {mid: (status, reason) for mid, status, reason in rows}
+
+    def recent_decisions(self, limit: int) -> list[RecentDecision]:
+        """The latest ``limit`` decisions, newest first, with the message's text."""
+        rows = self.query(
+            "SELECT d.message_id, d.decision, d.reason, m.text FROM decisions d"
+            " JOIN messages m ON m.id = d.message_id ORDER BY d.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [RecentDecision(*row) for row in rows]
+
+    def recent_turns(self, limit: int) -> list[RecentTurn]:
+        """The latest ``limit`` ended turns, newest first, with the question they answered and
+        the time to their first frame."""
+        rows = self.query(
+            "SELECT t.id, t.kind, t.outcome, t.reply, t.segment, m.text, g.first_frame_ms"
+            " FROM turns t LEFT JOIN messages m ON m.id = t.message_id"
+            " LEFT JOIN timings g ON g.turn_id = t.id WHERE t.outcome IS NOT NULL"
+            " ORDER BY t.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [RecentTurn(*row) for row in rows]
+
+    def answer_timings(self, recent: int | None = None) -> list[tuple[float | None, ...]]:
+        """(queue wait, first text, first audio, first frame) ms of each answer, oldest first
+        (``recent``: of the latest that many only, read from the end of the table)."""
+        sql = (
+            "SELECT t.queue_wait_ms, t.first_text_ms, t.first_audio_ms, t.first_frame_ms"
+            " FROM timings t JOIN turns u ON u.id = t.turn_id WHERE u.kind = 'answer'"
+        )
+        if recent is None:
+            return self.query(sql)
+        return self.query(sql + " ORDER BY t.turn_id DESC LIMIT ?", (recent,))[::-1]
 
     def log_message(self, msg: ChatMessage) -> int:
         text = msg.text[:MAX_STORED_TEXT]

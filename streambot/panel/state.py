@@ -39,14 +39,7 @@ def _now(app: App) -> dict[str, Any] | None:
 
 def _queue(app: App) -> list[dict[str, Any]]:
     queued = app.inbox.queued()[:QUEUE]
-    ids = [m.id for m in queued if m.id is not None]
-    reasons: dict[int, tuple[str, str]] = {}
-    if ids:
-        marks = ",".join("?" * len(ids))
-        rows = app.store.query(
-            f"SELECT id, status, reason FROM messages WHERE id IN ({marks})", tuple(ids)
-        )
-        reasons = {mid: (status, reason) for mid, status, reason in rows}
+    reasons = app.store.statuses([m.id for m in queued if m.id is not None])
     rows = []
     for m in queued:
         decision, reason = reasons.get(m.id, ("", ""))
@@ -64,33 +57,24 @@ def _queue(app: App) -> list[dict[str, Any]]:
 
 
 def _decisions(app: App) -> list[dict[str, Any]]:
-    sql = (
-        "SELECT d.message_id, d.decision, d.reason, m.text FROM decisions d"
-        " JOIN messages m ON m.id = d.message_id ORDER BY d.id DESC LIMIT ?"
-    )
-    rows = app.store.query(sql, (RECENT,))
-    return [{"id": i, "decision": s, "reason": r, "text": normalise(t)} for i, s, r, t in rows]
+    return [
+        {"id": d.message_id, "decision": d.decision, "reason": d.reason, "text": normalise(d.text)}
+        for d in app.store.recent_decisions(RECENT)
+    ]
 
 
 def _recent(app: App) -> list[dict[str, Any]]:
-    rows = app.store.query(
-        "SELECT t.id, t.kind, t.outcome, t.reply, t.segment, m.text, g.first_frame_ms"
-        " FROM turns t LEFT JOIN messages m ON m.id = t.message_id"
-        " LEFT JOIN timings g ON g.turn_id = t.id WHERE t.outcome IS NOT NULL"
-        " ORDER BY t.id DESC LIMIT ?",
-        (RECENT,),
-    )
     return [
         {
-            "id": i,
-            "kind": k,
-            "outcome": o,
-            "reply": r or "",
-            "segment": s,
-            "question": normalise(q or ""),
-            "first_frame_ms": f,
+            "id": t.id,
+            "kind": t.kind,
+            "outcome": t.outcome,
+            "reply": t.reply or "",
+            "segment": t.segment,
+            "question": normalise(t.question or ""),
+            "first_frame_ms": t.first_frame_ms,
         }
-        for i, k, o, r, s, q, f in rows
+        for t in app.store.recent_turns(RECENT)
     ]
 
 

@@ -6,6 +6,8 @@ import asyncio
 import sqlite3
 import time
 
+import pytest
+
 from streambot.app import App
 from streambot.events import ChatMessage
 from streambot.store import Store
@@ -130,3 +132,35 @@ def test_a_batch_is_one_transaction_and_rolls_back_whole(tmp_path):
     assert store.query("SELECT count(*) FROM messages") == [(3,)]
     assert store.query("SELECT count(*) FROM decisions") == [(3,)]
     store.close()
+
+
+def test_the_readers_the_panel_and_the_report_use(tmp_path):
+    """The queue's statuses, the recent decisions and turns, the answers' timings: read through
+    the store's methods (the panel holds no SQL)."""
+    store = Store(tmp_path / "log.db")
+    asked = store.log_message(ChatMessage("local", "ann", "how much is the bottle?"))
+    store.log_decision(asked, "accepted", "question", 50)
+    spam = store.log_message(ChatMessage("local", "bob", "buy followers"))
+    store.log_decision(spam, "rejected", "banned word", None)
+    turn = store.start_turn(asked, "answer", "en")
+    store.set_reply(turn, "The bottle is $24.50.")
+    timings = TurnTimings(arrived=10.0, dequeued=10.1, first_text=10.4)
+    timings.first_audio, timings.first_frame = 10.6, 11.0
+    store.log_timings(turn, timings)
+    store.end_turn(turn, asked, "played")
+
+    assert store.statuses([asked, spam, 999]) == {
+        asked: ("answered", "question"),
+        spam: ("rejected", "banned word"),
+    }
+    assert store.statuses([]) == {}
+    newest, older = store.recent_decisions(2)
+    assert (newest.message_id, newest.decision, newest.text) == (spam, "rejected", "buy followers")
+    assert (older.message_id, older.decision) == (asked, "accepted")
+    (played,) = store.recent_turns(5)
+    assert (played.id, played.kind, played.outcome) == (turn, "answer", "played")
+    assert played.question == "how much is the bottle?" and played.reply.endswith("$24.50.")
+    assert played.first_frame_ms == pytest.approx(1000.0)
+    (row,) = store.answer_timings()
+    assert row == pytest.approx((100.0, 400.0, 600.0, 1000.0))
+    assert store.answer_timings(recent=1) == [row]
