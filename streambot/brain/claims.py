@@ -392,3 +392,21 @@ def comparison(said: Said, kn: Knowledge) -> tuple[bool, str] | None:
             listed = ", ".join(f"{p.name} {v:g}" for p, v in zip(products, values, strict=True))
             return False, f"false comparison {c.text!r} for the {subject.name} ({listed})"
     return None
+
+
+# -- numbers the catalog does not have --------------------------------------------------------
+_NUMBER_RUN = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?![\w])|(?<![\w.])\d+(?=[/%-])")
+
+
+def stray_figures(said: Said, kn: Knowledge, counts: set[int]) -> str | None:
+    """A number that is none of the catalog's (a price, a stock, a day count, a number in a
+    product's facts or names) nor a quantity in sight (``counts``): a real pruned 0.5B's "I am
+    a 24/7 live speaker" and "$59. 50 per hour". Money has its own rule."""
+    for m in _NUMBER_RUN.finditer(said.text):
+        if overlaps(m.start(), m.end(), said.money):
+            continue
+        value = float(m.group(0).replace(",", ""))
+        if value in kn.numbers or (value.is_integer() and int(value) in counts):
+            continue
+        return f"{m.group(0)!r} is no figure of the catalog"
+    return None

@@ -229,6 +229,9 @@ _NEGATION_BEFORE = re.compile(
 )
 
 
+_FIGURE = re.compile(r"\d")
+
+
 class _Reject(Exception):
     pass
 
@@ -340,14 +343,17 @@ class ReplyGuard:
         edits: list[tuple[int, int, str]] = []
         notes: list[str] = []
         counts = quantities(sentence, kn) | quantities(question, kn)
-        if not about and money_spans and question and not asks_about_a_product(question, lang):
-            raise _Reject("a price for no product in particular, to a question about none")
+        talks_of_none = question and not asks_about_a_product(question, lang)
+        if not about and _FIGURE.search(sentence) and talks_of_none:
+            raise _Reject("a figure for no product in particular, to a question about none")
         self._check_money(sentence, about, everyone, lang, edits, notes, counts)
         self._check_stock(sentence, about, everyone, edits, notes)
         self._check_availability(sentence, spans, about)
         for rule in (claims.shipping_time, claims.restock_time, claims.unit_figures):
             if (why := rule(said, kn)) is not None:
                 raise _Reject(why)
+        if (why := claims.stray_figures(said, kn, counts)) is not None:  # the least specific
+            raise _Reject(why)
         for start, end, new in sorted(edits, reverse=True):
             sentence = sentence[:start] + new + sentence[end:]
         return sentence, notes

@@ -556,3 +556,15 @@ def test_a_line_break_ends_a_sentence():
         "The bottle is $24.50",
         "Grab one",
     ]
+
+
+@pytest.mark.parametrize("case", cases("figures"))
+async def test_a_number_the_catalog_does_not_have_is_never_spoken(case):
+    await assert_handled(case)
+
+
+def test_the_catalogs_own_figures_and_quantities_in_sight_pass():
+    assert passes("It ships in 1 to 2 days, free over $35.", [THERMO], question="shipping?")
+    assert passes("Only 7 left!", [THERMO])
+    assert passes("I can sell you 3 of them.", [THERMO], question="can I buy 3 bottles?")
+    assert not check("Order in the next 10 minutes!", [THERMO]).ok
