@@ -13,7 +13,10 @@ language: brain/babble.py). ``guard.ReplyGuard`` calls them on each sentence.
 * unit figures ("12 hours", "40 settings", "500 ml", "3种颜色") must be among the facts of the
   product the sentence is about, shipping times ("1 to 2 days", "1天", "next day") the
   product's shipping terms, and restock times ("back in 3 days", "明天补货") its restock time;
-* names: a near miss of a catalog name ("SnowPeek", "冰峰保温杯") is refused.
+* names: a near miss of a catalog name ("SnowPeek", "冰峰保温杯") is refused;
+* a number that is none of the catalog's figures nor a quantity in sight ("I am a 24/7 live
+  speaker", "$59. 50 per hour") is refused (``stray_figures``, checked last: the rules above
+  name the problem better when they apply).
 
 Totals for a quantity ("two", "2", "两个": n x a price is a right total, never corrected to
 the unit price) are the guard's money rule, with ``knowledge.quantities``.
