@@ -109,6 +109,25 @@ def wait_for(check, seconds: float = 10.0):
     raise AssertionError("timed out waiting for the page")
 
 
+def type_into(driver, selector: str, text: str) -> None:
+    """Replace a field's text. The page re-renders its tables on each state push unless a
+    field of them has the focus, so a field found just before a push can be gone when typed
+    into: find it again then (the typing itself keeps the focus, and the row, in place)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def typed() -> bool:
+        try:
+            field = driver.find_element(By.CSS_SELECTOR, selector)
+            field.clear()
+            field.send_keys(text)
+            return field.get_attribute("value") == text
+        except StaleElementReferenceException:
+            return False
+
+    wait_for(typed)
+
+
 def post_chat(port: int, user: str, text: str) -> dict:
     body = json.dumps({"user": user, "text": text}).encode()
     request = urllib.request.Request(
@@ -150,12 +169,8 @@ def test_the_panel_in_a_real_browser(fast_config, tmp_path):
             shown_after = time.monotonic() - posted
             assert "how much is the lamp?" in row[0].text and "question" in row[0].text
             # a price edit from the page, then hand back: the answer says the new price
-            price = driver.find_element(By.CSS_SELECTOR, "#products tr[data-id='lumadesk'] .price")
-            price.clear()
-            price.send_keys("41")
-            stock = driver.find_element(By.CSS_SELECTOR, "#products tr[data-id='lumadesk'] .stock")
-            stock.clear()
-            stock.send_keys("5")
+            type_into(driver, "#products tr[data-id='lumadesk'] .price", "41")
+            type_into(driver, "#products tr[data-id='lumadesk'] .stock", "5")
             driver.find_element(By.CSS_SELECTOR, "#products tr[data-id='lumadesk'] .save").click()
             wait_for(
                 lambda: (
