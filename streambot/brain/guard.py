@@ -195,7 +195,9 @@ _AVAILABLE_LATER = re.compile(
     r"^[^.!?。！？]{0,6}\b(?:again|soon|next|from|after|starting|later|by)\b", re.I
 )
 _SOLD_OUT = re.compile(
-    r"\b(?:sold out|out of stock|unavailable|no longer available)\b|卖完|售罄|缺货|没货|无货|断货",
+    r"\b(?:sold out|out of stock|unavailable|no longer available|none left|all gone)\b"
+    r"|(?:\bnot|n't)\s+(?:currently\s+|yet\s+|now\s+)?(?:in stock|available)\b"  # a real 1.5B
+    r"|卖完|售罄|缺货|没货|无货|断货|没有货|没有库存",
     re.IGNORECASE,
 )
 
