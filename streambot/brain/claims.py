@@ -206,12 +206,20 @@ _RESTOCK_TALK = re.compile(
     r"|补货|补上|重新上架|再上架|回来|到货",
     re.IGNORECASE,
 )
+# A day said with its qualifier ("next Friday", "this Friday", "Friday"; "下周五", "周五"): a
+# claim is the catalog's only when the whole phrase is (a real 1.5B said "back in stock on
+# Friday" of a lamp back next Friday).
 _RESTOCK_WHEN = re.compile(
-    r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekend|tomorrow|tonight"
-    r"|today|next week|next month|this week|end of the (?:week|month))\b"
-    r"|(?:周|星期|礼拜)[一二三四五六日天末]|明天|后天|今天|今晚|下周|下个?月|月底|这周|本周",
+    r"\b(?:(?:next|this|coming)\s+)?(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+    r"|weekend)\b|\b(?:tomorrow|tonight|today|next week|next month|this week"
+    r"|end of the (?:week|month))\b"
+    r"|[下这本]?(?:周|星期|礼拜)[一二三四五六日天末]|明天|后天|今天|今晚|下周|下个?月|月底|这周|本周",
     re.IGNORECASE,
 )
+
+
+def _restock_phrases(facts: Facts) -> set[str]:
+    return {screen_fold(m.group(0)) for m in _RESTOCK_WHEN.finditer(facts.restock)}
 
 
 def restock_time(said: Said, kn: Knowledge) -> str | None:
@@ -225,7 +233,7 @@ def restock_time(said: Said, kn: Knowledge) -> str | None:
             return f"restock time {days.text!r}: the catalog says {_restocks(pool)}"
     for m in _RESTOCK_WHEN.finditer(said.text):
         pool = facts_pool(said, m.start(), kn)
-        if not any(screen_fold(m.group(0)) in facts.restock for facts in pool):
+        if not any(screen_fold(m.group(0)) in _restock_phrases(facts) for facts in pool):
             return f"restock time {m.group(0)!r}: the catalog says {_restocks(pool)}"
     return None
 
