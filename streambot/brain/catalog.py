@@ -46,6 +46,13 @@ class CatalogAnswerer:
         self.host_name = host_name
         self._last_product: Product | None = None
 
+    def follow(self, text: str) -> None:
+        """A question someone else answered: the product it names is the one a follow-up
+        ("and how many are left?") is about."""
+        products, _ = self._read(text)
+        if products:
+            self._last_product = products[0]
+
     def answer(self, text: str, name: str | None = None, lang: str | None = None) -> str:
         """``name``: the viewer's name as triage allows it to be said (None: "friend")."""
         return self.answer_and_kind(text, name, lang)[0]
@@ -342,6 +349,12 @@ class CatalogBrain:
             return turn.script.text if turn.script is not None else ""
         assert turn.message is not None
         return answerer.answer(turn.message.text, turn.message.spoken_name, turn.lang)
+
+    def follow(self, turn: Turn) -> None:
+        """``turn`` was answered by another brain (the LLM): remember the product it asked
+        about, so that the catalog's answer to a follow-up knows what it follows."""
+        if turn.kind == TurnKind.ANSWER and turn.message is not None:
+            self._answerer().follow(turn.message.text)
 
     def first_answer(self, turn: Turn) -> str | None:
         """The catalog's answer to ``turn`` when it is a question about a product: its price,

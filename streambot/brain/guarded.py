@@ -75,6 +75,9 @@ class GuardedBrain:
         self.cut_short = 0  # answered-first replies whose continuation was rejected, for metrics
         self.first_sentence_s = first_sentence_s
         self.too_slow = 0  # replies the fallback took because the first sentence was late
+        # the catalog brain's optional help: an answer to say first, and following the
+        # questions the inner brain answers (so its answer to a follow-up knows the product)
+        self._follow = getattr(fallback, "follow", None)
         first_answer = getattr(fallback, "first_answer", None)
         takes_prefill = continues_replies(inner)
         self._first_answer = first_answer if answer_first and takes_prefill else None
@@ -168,6 +171,8 @@ class GuardedBrain:
             return
         question = self._question_products(turn)
         asked = turn.message.text if turn.kind == TurnKind.ANSWER and turn.message else ""
+        if self._follow is not None:
+            self._follow(turn)
         recent: list[Product] = []  # products the reply itself named last
         splitter = SentenceSplitter()
         first = self._first_answer(turn) if self._first_answer is not None else None

@@ -568,3 +568,17 @@ def test_the_catalogs_own_figures_and_quantities_in_sight_pass():
     assert passes("Only 7 left!", [THERMO])
     assert passes("I can sell you 3 of them.", [THERMO], question="can I buy 3 bottles?")
     assert not check("Order in the next 10 minutes!", [THERMO]).ok
+
+
+async def test_the_catalogs_answer_to_a_follow_up_knows_what_the_llm_answered_about():
+    """A real 1.5B, answer first off: it answered about the grinder itself, then met "And how
+    many are left?" with refusal boilerplate; the catalog brain, answering instead, asked
+    "which product?" since it had not seen the first question. It follows the LLM's turns now."""
+    brain = new_brain()
+    await say(brain, "The AeroBrew Coffee Grinder is $89.99.", "how much is the aerobrew?", "en")
+    refusal = (
+        "Sorry, but I don't have the information about the stock of the AeroBrew Coffee "
+        "Grinder in the catalog."
+    )
+    heard = await say(brain, refusal, "And how many are left?", "en", turn_id=2)
+    assert "42" in heard and "Which product" not in heard and "Sorry" not in heard
