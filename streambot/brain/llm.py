@@ -127,12 +127,15 @@ def forward_with_cache(
 
 
 class PrefixCache:
-    """The system prompt's token ids and their KV cache; hand out copies, never the original."""
+    """The system prompt's token ids and their KV cache; hand out copies, never the original.
+    ``last_logits``: the prefix's last position's (1, V) logits, the prediction of the first
+    token after it."""
 
     def __init__(self, model: torch.nn.Module, ids: torch.Tensor) -> None:
         self.ids = ids  # (1, P)
         with torch.inference_mode():
-            self._cache = forward_with_cache(model, ids, None)[1]
+            logits, self._cache = forward_with_cache(model, ids, None)
+        self.last_logits = logits[0, -1:]
 
     def fresh(self) -> object:
         """A deep copy of the prefix's transformers Cache, for one reply to extend."""

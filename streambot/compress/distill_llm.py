@@ -15,7 +15,6 @@ trained on and would only dilute them), run once per model and its KV cache reus
 
 from __future__ import annotations
 
-import copy
 import math
 import pickle
 import random
@@ -26,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from streambot.brain.llm import PrefixCache, forward_with_cache
 from streambot.compress.distill import DistilReport, train_student
 
 TOP_K = 64
@@ -76,23 +76,19 @@ def shared_prefix(texts: Sequence[torch.Tensor]) -> int:
 
 class _Predictions:
     """A model's next-token logits for the tokens of each text after a shared prefix: the
-    prefix runs once, each text's rest on a copy of its KV cache."""
+    prefix runs once (the brain's ``PrefixCache``), each text's rest on a copy of its KV
+    cache."""
 
     def __init__(self, model: nn.Module, prefix: torch.Tensor) -> None:
-        from streambot.brain.llm import forward_with_cache
-
-        self.model, self.forward = model, forward_with_cache
-        self.last, self.cache = None, None
-        if prefix.numel():
-            logits, self.cache = forward_with_cache(model, prefix.reshape(1, -1), None)
-            self.last = logits[0, -1:]
+        self.model = model
+        self.prefix = PrefixCache(model, prefix.reshape(1, -1)) if prefix.numel() else None
 
     def __call__(self, rest: torch.Tensor) -> torch.Tensor:
         """Logits predicting each token of ``rest`` (the first from the prefix's last)."""
-        if self.cache is None:
+        if self.prefix is None:
             return _logits(self.model, rest)[:-1]
-        logits, _ = self.forward(self.model, rest.reshape(1, -1), copy.deepcopy(self.cache), 0)
-        return torch.cat([self.last, logits[0, :-1]])
+        logits, _ = forward_with_cache(self.model, rest.reshape(1, -1), self.prefix.fresh(), 0)
+        return torch.cat([self.prefix.last_logits, logits[0, :-1]])
 
 
 @torch.inference_mode()
