@@ -111,16 +111,13 @@ class GuardedBrain:
                     failed = self._script_sentence(sentence, products, turn.lang, reworded)
                     if failed:
                         break
-        except TimeoutError:
-            if not deadline.expired():
-                log.exception("inner brain failed rewording turn %d; said as authored", turn.id)
-                failed = "inner brain failed"
-            else:
+        except Exception as exc:  # the LLM failed or is late: the line is said as authored
+            if isinstance(exc, TimeoutError) and deadline.expired():
                 self.too_slow += 1
                 failed = f"no rewording within {self.first_sentence_s:g} s"
-        except Exception:  # the LLM failed: the line is said as authored
-            log.exception("inner brain failed rewording turn %d; said as authored", turn.id)
-            failed = "inner brain failed"
+            else:
+                log.exception("inner brain failed rewording turn %d; said as authored", turn.id)
+                failed = "inner brain failed"
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
@@ -171,11 +168,11 @@ class GuardedBrain:
             return
         question = self._question_products(turn)
         asked = turn.message.text if turn.kind == TurnKind.ANSWER and turn.message else ""
-        if self._follow is not None:
-            self._follow(turn)
         recent: list[Product] = []  # products the reply itself named last
         splitter = SentenceSplitter()
         first = self._first_answer(turn) if self._first_answer is not None else None
+        if not first and self._follow is not None:  # an answer said first has followed it
+            self._follow(turn)
         if first:  # the catalog's exact answer at once; the inner brain continues after it
             first = first.strip()
             self.last_first = first

@@ -134,9 +134,6 @@ class SSEParser:
         return None  # id, retry and unknown fields do not matter here
 
 
-_Failure = RemoteFailure  # one failed attempt (remote.py)
-
-
 class _ServerClock:
     """Seconds this turn has spent waiting on the server (time held by the consumer excluded)."""
 
@@ -152,14 +149,14 @@ class _ServerClock:
 async def _limit(seconds: float, reason: str) -> AsyncIterator[None]:
     """Run the body within ``seconds``, turning this limit's own expiry into a failure."""
     if seconds <= 0:
-        raise _Failure(reason)
+        raise RemoteFailure(reason)
     cm = asyncio.timeout(seconds)
     try:
         async with cm:
             yield
     except TimeoutError:
         if cm.expired():
-            raise _Failure(reason) from None
+            raise RemoteFailure(reason) from None
         raise  # someone else's timeout, such as aiohttp's connect timeout
 
 
@@ -365,7 +362,7 @@ class OpenAIChatBrain:
     async def _attempt(
         self, messages: list[dict[str, str]], clock: _ServerClock
     ) -> AsyncIterator[str]:
-        """One request: yield its content deltas; raise ``_Failure`` unless it ends cleanly."""
+        """One request: yield its content deltas; raise ``RemoteFailure`` unless it ends cleanly."""
         body = {
             "model": self.model,
             "messages": messages,
@@ -395,7 +392,9 @@ class OpenAIChatBrain:
             async with _limit(*budget()):
                 resp = await session.post(self.url, json=body, headers=self._headers())
         except aiohttp.ClientError as exc:
-            raise _Failure(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}") from None
+            raise RemoteFailure(
+                f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}"
+            ) from None
         try:
             try:
                 if resp.status != 200:
@@ -403,7 +402,7 @@ class OpenAIChatBrain:
                         raw = await resp.content.read(4096)
                     snippet = _snippet(raw.decode("utf-8", "replace"))
                     retryable = retryable_status(resp.status)
-                    raise _Failure(f"HTTP {resp.status}: {snippet}", retryable=retryable)
+                    raise RemoteFailure(f"HTTP {resp.status}: {snippet}", retryable=retryable)
                 if resp.content_type == "application/json":
                     # a server that ignored "stream": answer with the whole message at once
                     async with _limit(*budget()):
@@ -420,7 +419,7 @@ class OpenAIChatBrain:
                     if not chunk:
                         if finished:
                             break
-                        raise _Failure("the connection closed before the end of the stream")
+                        raise RemoteFailure("the connection closed before the end of the stream")
                     for event in parser.feed(chunk):
                         delta, done, finish = self._parse_event(event)
                         finished = finished or done or finish
@@ -434,9 +433,9 @@ class OpenAIChatBrain:
                             clock.held += time.monotonic() - held_from
                 clean = True
             except aiohttp.ClientError as exc:
-                raise _Failure(f"connection lost: {exc.__class__.__name__}: {exc}") from None
+                raise RemoteFailure(f"connection lost: {exc.__class__.__name__}: {exc}") from None
             except ValueError as exc:  # bad JSON or an endless line
-                raise _Failure(f"bad stream: {exc}") from None
+                raise RemoteFailure(f"bad stream: {exc}") from None
         finally:
             # close, not release, unless the stream ended: the server should stop generating
             if clean:
@@ -452,7 +451,7 @@ class OpenAIChatBrain:
         payload = json.loads(event.data) if event.data.strip() else {}
         if event.event == "error" or (isinstance(payload, dict) and "error" in payload):
             error = payload.get("error", payload) if isinstance(payload, dict) else payload
-            raise _Failure(f"server error mid-stream: {_snippet(_error_message(error))}")
+            raise RemoteFailure(f"server error mid-stream: {_snippet(_error_message(error))}")
         if not isinstance(payload, dict):
             raise ValueError(f"unexpected event data: {_snippet(event.data)}")
         choices = payload.get("choices") or []  # e.g. a final usage-only chunk has none
@@ -469,16 +468,16 @@ class OpenAIChatBrain:
 
     @staticmethod
     def _whole_message(raw: bytes) -> str:
-        """The content of a non-streamed completion; raises ``_Failure`` on anything else."""
+        """The content of a non-streamed completion; raises ``RemoteFailure`` on anything else."""
         try:
             payload = json.loads(raw)
             if "error" in payload:
-                raise _Failure(f"server error: {_snippet(_error_message(payload['error']))}")
+                raise RemoteFailure(f"server error: {_snippet(_error_message(payload['error']))}")
             content = payload["choices"][0]["message"]["content"]
         except (ValueError, LookupError, TypeError):
-            raise _Failure(
+            raise RemoteFailure(
                 f"unexpected JSON reply: {_snippet(raw.decode('utf-8', 'replace'))}"
             ) from None
         if not isinstance(content, str) or not content:
-            raise _Failure("the server's reply was empty")
+            raise RemoteFailure("the server's reply was empty")
         return content

@@ -41,9 +41,6 @@ log = logging.getLogger(__name__)
 MIN_PIECE_S = 0.02  # pieces shorter than this wait for more (a 3-byte network chunk is no piece)
 
 
-_Failure = RemoteFailure  # one failed attempt (remote.py)
-
-
 def speakable(text: str, lang: str | None) -> str:
     """What the server is asked to say: prices, ranges and units as words in English text
     (a Chinese server front-end reads Chinese numbers itself)."""
@@ -186,7 +183,7 @@ class HttpSpeechVoice:
         await self.session.close()
 
     async def _request(self, body: dict[str, Any], longest: float) -> AsyncIterator[AudioPiece]:
-        """One request's audio, piece by piece, at most ``longest`` seconds of it; _Failure
+        """One request's audio, piece by piece, at most ``longest`` seconds of it; RemoteFailure
         says what went wrong."""
         self.requests += 1
         waits = _Waits(self, longest)
@@ -196,15 +193,17 @@ class HttpSpeechVoice:
                 self.session.get().post(self.url, data=data, headers=self._headers())
             )
         except aiohttp.ClientError as exc:
-            raise _Failure(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
+            raise RemoteFailure(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
         async with resp:
             if resp.status != 200:
                 raw = await waits.wait(resp.content.read(4096))
                 retryable = retryable_status(resp.status)
-                raise _Failure(f"HTTP {resp.status}: {_error_text(raw)}", retryable=retryable)
+                raise RemoteFailure(f"HTTP {resp.status}: {_error_text(raw)}", retryable=retryable)
             if resp.content_type in ("application/json", "text/plain", "text/html"):
                 raw = await waits.wait(resp.content.read(4096))
-                raise _Failure(f"HTTP 200 but {resp.content_type}, not audio: {_error_text(raw)}")
+                raise RemoteFailure(
+                    f"HTTP 200 but {resp.content_type}, not audio: {_error_text(raw)}"
+                )
             try:
                 decoder = (
                     WavStream()
@@ -212,18 +211,18 @@ class HttpSpeechVoice:
                     else stated_pcm(resp.headers, self.pcm_rate)
                 )
             except AudioFormatError as exc:
-                raise _Failure(f"bad audio: {exc}", retryable=False) from None
+                raise RemoteFailure(f"bad audio: {exc}", retryable=False) from None
             held = np.zeros(0, np.float32)
             received = 0  # samples, handed on or held
             while True:
                 try:
                     chunk = await waits.wait(resp.content.readany())
                 except aiohttp.ClientError as exc:
-                    raise _Failure(f"connection lost: {type(exc).__name__}: {exc}") from None
+                    raise RemoteFailure(f"connection lost: {type(exc).__name__}: {exc}") from None
                 try:
                     samples = decoder.finish() if not chunk else decoder.feed(chunk)
                 except AudioFormatError as exc:
-                    raise _Failure(f"bad audio: {exc}", retryable=False) from None
+                    raise RemoteFailure(f"bad audio: {exc}", retryable=False) from None
                 rate = decoder.rate or self.pcm_rate
                 allowed = max(0, round(longest * rate) - received)
                 over = samples.size > allowed
@@ -232,7 +231,7 @@ class HttpSpeechVoice:
                 held = np.concatenate([held, samples]) if held.size else samples
                 if not chunk:
                     if not waits.got_audio and not held.size:
-                        raise _Failure("the server sent no audio")
+                        raise RemoteFailure("the server sent no audio")
                     yield AudioPiece(held, rate, True)
                     return
                 if held.size >= MIN_PIECE_S * rate or (over and held.size):
@@ -240,7 +239,7 @@ class HttpSpeechVoice:
                     yield AudioPiece(held, rate, False)
                     held = np.zeros(0, np.float32)
                 if over:  # a stream that never ends (a TTS that missed its end token)
-                    raise _Failure(
+                    raise RemoteFailure(
                         f"the audio ran past {longest:.1f} s, the most its text could need",
                         retryable=False,
                     )
@@ -295,7 +294,7 @@ class _Waits:
             async with asyncio.timeout(max(step, 0.0)):
                 return await awaitable
         except TimeoutError:
-            raise _Failure(why) from None
+            raise RemoteFailure(why) from None
         finally:
             took = time.monotonic() - now
             self.waited += took
