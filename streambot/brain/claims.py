@@ -406,7 +406,7 @@ def comparison(said: Said, kn: Knowledge) -> tuple[bool, str] | None:
 
 
 # -- numbers the catalog does not have --------------------------------------------------------
-_NUMBER_RUN = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?![\w])|(?<![\w.])\d+(?=[/%-])")
+_NUMBER_RUN = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?!\w)")  # not inside a word ("IPX5")
 
 
 def stray_figures(said: Said, kn: Knowledge, counts: set[int]) -> str | None:
