@@ -23,7 +23,8 @@ import logging
 import platform
 import sys
 
-from streambot.brain.evaluate import Report, evaluate, questions, sample, table
+from streambot.brain.eval_questions import questions, sample
+from streambot.brain.evaluate import Report, evaluate, table
 from streambot.brain.factory import build_brain
 from streambot.catalog import LiveCatalog
 from streambot.config import Config, load_config

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streambot.brain.base import Brain
-from streambot.brain.eval_questions import KINDS, Fact, Question, questions, sample
+from streambot.brain.eval_questions import KINDS, Question
 from streambot.brain.eval_score import Verdict, score
 from streambot.brain.guarded import GuardedBrain
 from streambot.catalog import Catalog
@@ -52,22 +52,6 @@ from streambot.events import ChatMessage
 from streambot.lang import detect_lang
 from streambot.sentences import SentenceSplitter, split_sentences
 from streambot.turn import Turn, TurnKind
-
-__all__ = [
-    "KINDS",
-    "SOURCES",
-    "Answer",
-    "Fact",
-    "Question",
-    "Report",
-    "Verdict",
-    "evaluate",
-    "guarded_brain",
-    "questions",
-    "sample",
-    "score",
-    "table",
-]
 
 # Who said an answer (see the module docstring); "none": nothing was said.
 SOURCES = ("llm", "mixed", "fallback", "first+llm", "first", "catalog", "none")

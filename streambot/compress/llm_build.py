@@ -79,7 +79,7 @@ from streambot.runtime.manifest import (
 from streambot.runtime.select import library_versions
 
 if TYPE_CHECKING:
-    from streambot.brain.evaluate import Question
+    from streambot.brain.eval_questions import Question
     from streambot.brain.llm import LocalLLM
     from streambot.compress.prune_llm import PrunedLLM
     from streambot.turn import Turn

@@ -20,7 +20,7 @@ from streambot.text import fold
 from streambot.turn import Turn, TurnKind
 
 if TYPE_CHECKING:
-    from streambot.brain.evaluate import Question
+    from streambot.brain.eval_questions import Question
 
 QUESTIONS = {
     "en": (
@@ -93,7 +93,7 @@ def split_questions(
     it never learned. The teacher gets the evaluation's other questions, then the build's own;
     where the catalog gives fewer distinct ones, they come round again from another viewer
     (another name in the prompt)."""
-    from streambot.brain.evaluate import questions, sample
+    from streambot.brain.eval_questions import questions, sample
 
     evaluation = questions(catalog)
     held = sample(evaluation, held_out)

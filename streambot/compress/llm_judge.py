@@ -35,7 +35,8 @@ from streambot.config import Config
 from streambot.runtime.manifest import sha256_json
 
 if TYPE_CHECKING:
-    from streambot.brain.evaluate import Question, Report
+    from streambot.brain.eval_questions import Question
+    from streambot.brain.evaluate import Report
     from streambot.compress.prune_llm import PrunedLLM
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from importlib import resources
 import pytest
 
 from streambot.brain.catalog import CatalogAnswerer, CatalogBrain
-from streambot.brain.evaluate import questions
+from streambot.brain.eval_questions import questions
 from streambot.brain.guard import ReplyGuard
 from streambot.catalog import Catalog, CatalogError, LiveCatalog
 from streambot.config import CatalogBrainConfig

@@ -5,17 +5,9 @@ from __future__ import annotations
 import pytest
 
 from streambot.brain.catalog import CatalogAnswerer, CatalogBrain
-from streambot.brain.evaluate import (
-    KINDS,
-    Fact,
-    Question,
-    Report,
-    evaluate,
-    questions,
-    sample,
-    score,
-    table,
-)
+from streambot.brain.eval_questions import KINDS, Fact, Question, questions, sample
+from streambot.brain.eval_score import score
+from streambot.brain.evaluate import Report, evaluate, table
 from streambot.brain.guard import ReplyGuard
 from streambot.brain.guarded import GuardedBrain
 from streambot.catalog import Catalog, LiveCatalog

@@ -18,7 +18,8 @@ transformers = pytest.importorskip("transformers")
 
 from streambot.brain.assemble import daemon_brain  # noqa: E402
 from streambot.brain.catalog import CatalogBrain  # noqa: E402
-from streambot.brain.evaluate import evaluate, questions, sample  # noqa: E402
+from streambot.brain.eval_questions import questions, sample  # noqa: E402
+from streambot.brain.evaluate import evaluate  # noqa: E402
 from streambot.brain.factory import build_brain  # noqa: E402
 from streambot.brain.guard import ReplyGuard  # noqa: E402
 from streambot.brain.guarded import GuardedBrain  # noqa: E402
