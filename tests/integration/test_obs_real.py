@@ -152,22 +152,24 @@ def test_the_daemon_switches_scenes_caption_and_product_image_in_obs(
         run = asyncio.create_task(app.run(12.0))
         seen: list[tuple[float, str, str, str]] = []
         started = time.monotonic()
-        shot = None
+        shots: list[np.ndarray] = []
         while not run.done():
             scene = await asyncio.to_thread(probe.program_scene)
             caption = (await asyncio.to_thread(probe.input_settings, CAPTION)).get("text", "")
             product = (await asyncio.to_thread(probe.input_settings, PRODUCT)).get("file", "")
             seen.append((time.monotonic() - started, scene, caption, product))
-            if shot is None and scene == "streambot idle" and time.monotonic() - started > 1.5:
+            if scene == "streambot idle" and time.monotonic() - started > 1.5:
                 shot = await asyncio.to_thread(probe.screenshot, MEDIA)  # None until it plays
+                if shot is not None:
+                    shots.append(shot)
             await asyncio.sleep(0.1)
         await run
         final = await asyncio.to_thread(probe.program_scene)
         idle = app.face.idle(0)
         probe.close()
-        return seen, final, shot, idle
+        return seen, final, shots, idle
 
-    seen, final, shot, idle = asyncio.run(scenario())
+    seen, final, shots, idle = asyncio.run(scenario())
     scenes = [scene for _, scene, _, _ in seen]
     assert "streambot showcase" in scenes, scenes
     showing = [(caption, product) for _, scene, caption, product in seen if scene.endswith("case")]
@@ -176,10 +178,13 @@ def test_the_daemon_switches_scenes_caption_and_product_image_in_obs(
     after = scenes[scenes.index("streambot showcase") :]
     assert "streambot idle" in after  # back to idle when the answer ends
     assert final == "streambot brb"  # shutting down
-    # The Media Source plays the daemon's stream: the portrait, not a blank source.
-    assert shot is not None and shot.shape == idle.shape
-    assert np.abs(shot.astype(int) - idle.astype(int)).mean() < 12
-    assert shot.mean() > 20
+    # The Media Source plays the daemon's stream: the portrait, not a blank source. Its player
+    # lags the program scene by a varying amount (more under load), so a shot taken in the idle
+    # scene may still show the answer's frames: the closest of them must be the idle portrait.
+    assert shots and all(shot.shape == idle.shape for shot in shots)
+    closest = min(shots, key=lambda shot: np.abs(shot.astype(int) - idle.astype(int)).mean())
+    assert np.abs(closest.astype(int) - idle.astype(int)).mean() < 12
+    assert closest.mean() > 20
 
 
 def _read(probe: ObsProbe) -> tuple[int, np.ndarray] | None:

@@ -99,21 +99,34 @@ class Daemon:
         self.thread.join(20)
 
 
-def wait_for(check, seconds: float = 10.0):
+def wait_for(check, seconds: float = 10.0, shows=None):
+    """Wait for ``check()`` to be truthy; on timeout say what ``shows()`` (the page's status
+    line, say) read then, so a failure in CI explains itself."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError("timed out waiting for the page")
+    seen = f": the page shows {shows()!r}" if shows else ""
+    raise AssertionError(f"timed out waiting for the page{seen}")
+
+
+def _page_moved() -> tuple[type[Exception], ...]:
+    """What the browser answers when an element was found just before the page re-rendered
+    it (its tables are rebuilt on each state push) or laid it out again: under load headless
+    chromium answers "element not interactable" as well as "stale element"."""
+    from selenium.common.exceptions import (
+        ElementNotInteractableException,
+        StaleElementReferenceException,
+    )
+
+    return (ElementNotInteractableException, StaleElementReferenceException)
 
 
 def type_into(driver, selector: str, text: str) -> None:
-    """Replace a field's text. The page re-renders its tables on each state push unless a
-    field of them has the focus, so a field found just before a push can be gone when typed
-    into: find it again then (the typing itself keeps the focus, and the row, in place)."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """Replace a field's text, finding the field again while the page moves it (the typing
+    itself keeps the focus, and so the row, in place)."""
     from selenium.webdriver.common.by import By
 
     def typed() -> bool:
@@ -122,10 +135,25 @@ def type_into(driver, selector: str, text: str) -> None:
             field.clear()
             field.send_keys(text)
             return field.get_attribute("value") == text
-        except StaleElementReferenceException:
+        except _page_moved():
             return False
 
     wait_for(typed)
+
+
+def click(driver, selector: str) -> None:
+    """Click an element once the browser lets it be clicked; one that never becomes
+    clickable still fails the test when the wait runs out."""
+    from selenium.webdriver.common.by import By
+
+    def clicked() -> bool:
+        try:
+            driver.find_element(By.CSS_SELECTOR, selector).click()
+            return True
+        except _page_moved():
+            return False
+
+    wait_for(clicked)
 
 
 def post_chat(port: int, user: str, text: str) -> dict:
@@ -157,7 +185,7 @@ def test_the_panel_in_a_real_browser(fast_config, tmp_path):
                 == 480
             )
             # take over so the question waits in the queue, then post one to /chat
-            driver.find_element(By.ID, "takeover").click()
+            click(driver, "#takeover")
             wait_for(lambda: app.host.taken_over)
             posted = time.monotonic()
             answer = post_chat(app.http_source.port, "ann", "how much is the lamp?")
@@ -171,26 +199,23 @@ def test_the_panel_in_a_real_browser(fast_config, tmp_path):
             # a price edit from the page, then hand back: the answer says the new price
             type_into(driver, "#products tr[data-id='lumadesk'] .price", "41")
             type_into(driver, "#products tr[data-id='lumadesk'] .stock", "5")
-            driver.find_element(By.CSS_SELECTOR, "#products tr[data-id='lumadesk'] .save").click()
-            wait_for(
-                lambda: (
-                    "lumadesk: price 41 USD, stock 5" in driver.find_element(By.ID, "status").text
-                )
-            )
-            driver.find_element(By.ID, "takeover").click()
+            click(driver, "#products tr[data-id='lumadesk'] .save")
+            status = lambda: driver.find_element(By.ID, "status").text  # noqa: E731
+            wait_for(lambda: "lumadesk: price 41 USD, stock 5" in status(), shows=status)
+            click(driver, "#takeover")
             wait_for(lambda: not app.host.taken_over)
             # say a line from the page, and skip it once it is on air
             wait_for(lambda: not driver.find_elements(By.CSS_SELECTOR, "#queue tr"), 20)
             driver.find_element(By.ID, "say-text").send_keys("Thanks for watching, friends!")
-            driver.find_element(By.ID, "say").click()
+            click(driver, "#say")
             wait_for(
                 lambda: daemon.call(
                     lambda: app.host.current is not None and app.host.current.kind == "say"
                 ),
                 20,
             )
-            driver.find_element(By.ID, "skip").click()
-            wait_for(lambda: "skipped" in driver.find_element(By.ID, "status").text)
+            click(driver, "#skip")
+            wait_for(lambda: "skipped" in status(), shows=status)
             driver.save_screenshot(str(tmp_path / "panel.png"))
         finally:
             driver.quit()
