@@ -46,7 +46,7 @@ Random weights, so every figure is a *speed* figure only:
   not depend on the values), over the astronaut portrait from scikit-image. ``--engine
   unpruned`` runs it as the config's ``engine = "onnx"`` on a CPU (ONNX Runtime fp32, the faster
   CPU path) and ``engine = "torch"`` on CUDA (fp16); ``--engine built`` is ``engine = "auto"``
-  with the checkpoint, avatar and ``engines_dir`` of ``--built-config`` (default config.toml:
+  with the checkpoint, avatar and ``[engines] dir`` of ``--built-config`` (default config.toml:
   what ``build_engines.py`` built from), or of ``--checkpoint/--avatar/--engines-dir``. When
   no built engine is usable there, the leg says why and runs the unpruned engine.
 * The Piper voice is the real, trained voice (ONNX Runtime on the CPU).
@@ -262,6 +262,7 @@ class FaceSetup:
     label: str
     note: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    engines_dir: str = "engines"  # [engines] dir
 
 
 def face_setup(engine: str, args: argparse.Namespace, work: Path) -> FaceSetup:
@@ -279,18 +280,17 @@ def face_setup(engine: str, args: argparse.Namespace, work: Path) -> FaceSetup:
     )
     if engine == "unpruned":
         return unpruned
-    built = (
-        load_config(args.built_config).face.wav2lip if Path(args.built_config).is_file() else None
-    )
+    loaded = load_config(args.built_config) if Path(args.built_config).is_file() else None
+    built = loaded.face.wav2lip if loaded is not None else None
     checkpoint = args.checkpoint or (built.checkpoint if built else "")
     avatar = args.avatar or (built.avatar if built else "")
-    engines_dir = args.engines_dir or (built.engines_dir if built else "engines")
+    engines_dir = args.engines_dir or (loaded.engines.dir if loaded is not None else "engines")
     why = _why_no_built(checkpoint, avatar, engines_dir, built, args, work)
     if why:
         unpruned.label = f"built: none usable, ran {unpruned.label}"
         unpruned.note = why
         return unpruned
-    settings = dict(checkpoint=checkpoint, avatar=avatar, engine="auto", engines_dir=engines_dir)
+    settings = dict(checkpoint=checkpoint, avatar=avatar, engine="auto")
     if built is not None:
         settings |= dict(
             avatar_cache=built.avatar_cache or str(work / "avatars"),
@@ -299,7 +299,7 @@ def face_setup(engine: str, args: argparse.Namespace, work: Path) -> FaceSetup:
         )
     else:
         settings["avatar_cache"] = str(work / "avatars")
-    return FaceSetup("built (engine = auto)", settings=settings)
+    return FaceSetup("built (engine = auto)", settings=settings, engines_dir=engines_dir)
 
 
 def _why_no_built(
@@ -354,6 +354,7 @@ def neural_config(
     wav2lip = config.face.wav2lip
     for key, value in face.settings.items():
         setattr(wav2lip, key, value)
+    config.engines.dir = face.engines_dir
     wav2lip.device = args.device
     config.face.buffer_s = args.buffer_s
     return config
@@ -431,7 +432,7 @@ def run_leg(name: str, label: str, config: Config, seconds: float, skips: int) -
         for t in interrupted
         if t.timings.interrupt_asked is not None
     ]
-    rates = {k: round(r.fps, 1) for k, r in app.host.render_rates.items() if r.samples}
+    rates = {k: round(r.fps, 1) for k, r in app.producer.faces.render_rates.items() if r.samples}
     result = {
         "leg": name,
         "label": label,
@@ -531,7 +532,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--built-config",
         default="config.toml",
-        help="where --engine built reads [face.wav2lip] checkpoint, avatar and engines_dir",
+        help="where --engine built reads [face.wav2lip] checkpoint and avatar, and [engines] dir",
     )
     p.add_argument("--checkpoint", default="")
     p.add_argument("--avatar", default="")

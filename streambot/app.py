@@ -7,31 +7,31 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
-import numpy as np
 from aiohttp import web
 
 from streambot.brain.factory import build_brain
 from streambot.catalog import LiveCatalog
-from streambot.chat.base import ChatSource
+from streambot.chat.base import BufferedSource, ChatSource, RepliesInChat, SessionSource
 from streambot.chat.factory import build_platform_sources
 from streambot.chat.local import HttpChatSource, ReplayChatSource, StdinChatSource
 from streambot.clock import Clock, DeviceClock, MonotonicClock, VirtualClock
-from streambot.config import Config, ConfigError, PanelConfig
+from streambot.config import Config, ConfigError
+from streambot.controls import LiveShow, OperatorPanel, PanelFactory
 from streambot.events import ChatMessage, Decision
 from streambot.face.factory import build_face, slow_face_policy
-from streambot.host import Host, Stages
+from streambot.host import Host
 from streambot.inbox import Inbox
 from streambot.ingest import Ingest
 from streambot.logs import redact
 from streambot.metrics import Metrics, serve_metrics
 from streambot.preflight import preflight
+from streambot.production import TurnProducer
 from streambot.script.model import ScriptError, default_script, load_script
 from streambot.script.runner import ScriptRunner
 from streambot.stage.director import StageDirector, obs_controller, picture_delay
+from streambot.stage.face_driver import FaceDriver
 from streambot.stage.overlay.director import OverlayDirector, build_compositor
 from streambot.stage.presenter import Presenter
 from streambot.stage.sinks.audio_device import AudioDeviceSink
@@ -44,11 +44,13 @@ from streambot.stage.sinks.virtualcam import VirtualCamSink
 from streambot.store import Store
 from streambot.tasks import cancel_and_wait
 from streambot.triage import Triage
-from streambot.turn import TurnObserver
+from streambot.turn import ObserverWorker, TurnObserver
 from streambot.turn_observers import ChatReplies, TurnMetrics, TurnRecorder
+from streambot.voice.base import RemoteVoice
 from streambot.voice.factory import build_voice
 
 log = logging.getLogger(__name__)
+OBSERVERS_DRAIN_S = 5.0  # at shutdown, how long the turn observers may take to catch up
 
 
 @dataclass
@@ -117,25 +119,7 @@ def _settle(msg: ChatMessage, outcome: Decision | Exception) -> None:
 
 def _ready(source: ChatSource) -> bool:
     """Whether ``source`` has another message waiting (sources that can tell say so)."""
-    waiting = getattr(source, "waiting", None)
-    return callable(waiting) and waiting() > 0
-
-
-class OperatorPanel(Protocol):
-    """What the daemon needs of the operator's web page (``panel/server.Panel``)."""
-
-    preview: FrameOffer
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-class FrameOffer(Protocol):
-    def offer(self, index: int, frame: np.ndarray) -> None: ...
-
-
-PanelFactory = Callable[["App", PanelConfig], OperatorPanel]
+    return isinstance(source, BufferedSource) and source.waiting() > 0
 
 
 class App:
@@ -163,7 +147,7 @@ class App:
         self.voice = build_voice(cfg)
         self.metrics.watch_voice(self.voice_health)
         self.face = build_face(cfg)
-        self.inbox = Inbox(cfg.triage.queue_size)
+        self.inbox = Inbox(cfg.ingest.queue_size)
         self.triage = Triage(cfg.triage, self.catalog)
         self.ingest = Ingest(
             self.store,
@@ -171,8 +155,8 @@ class App:
             self.inbox,
             self.clock,
             self.metrics,
-            cfg.host.interrupt_priority,
-            cfg.triage.gift_window_s,
+            cfg.ingest.interrupt_priority,
+            cfg.ingest.gift_window_s,
         )
         self.sources: list[ChatSource] = [*build_platform_sources(cfg), *(extra_sources or [])]
         local = cfg.chat.local
@@ -205,6 +189,8 @@ class App:
         self._panel_factory = panel
         self.presenter: Presenter | None = None
         self.host: Host | None = None
+        self.producer: TurnProducer | None = None
+        self.observers: list[ObserverWorker] = []
 
     def health(self) -> dict:
         """What /healthz answers: not ok while the presenter is not running or any configured
@@ -234,17 +220,18 @@ class App:
         """The configured voice: a TTS server's own figures (requests, fallbacks, broken-off
         sentences, its breaker; down while the breaker keeps it out), and the sentences any
         voice lost to unplayable audio."""
-        own = getattr(self.voice, "health", None)
         backend = self.config.voice.backend
-        report = own() if own is not None else {"name": backend, "backend": backend, "state": "up"}
-        report["unplayable"] = self.host.sound.unsound if self.host is not None else 0
+        if isinstance(self.voice, RemoteVoice):
+            report = self.voice.health()
+        else:
+            report = {"name": backend, "backend": backend, "state": "up"}
+        report["unplayable"] = self.producer.sound.unsound if self.producer is not None else 0
         return report
 
     def _source_health(self, source: ChatSource) -> dict:
         state = dict(self._sources_state.get(id(source), {"state": "starting"}))
         # Platform clients reconnect by themselves and say whether their session is open.
-        connected = getattr(source, "connected", None)
-        session_down = isinstance(connected, asyncio.Event) and not connected.is_set()
+        session_down = isinstance(source, SessionSource) and not source.connected.is_set()
         if state["state"] == "up" and session_down:
             state["state"] = "connecting"
         return {"name": source.name, **state}
@@ -330,18 +317,23 @@ class App:
         self._build_stage(director)
         if director is not None:
             await director.start()
-        self.ingest.resume(self.config.triage.resume_min_priority)
+        self.ingest.resume(self.config.ingest.resume_min_priority)
         metrics_runner = await self._serve_metrics()
         await self._open_panel()
         if director is not None:
             director.on_air()
         started = time.perf_counter()
+        observing = [
+            asyncio.create_task(worker.run(), name=f"observer-{type(worker.observer).__name__}")
+            for worker in self.observers
+        ]
         tasks = self._start_tasks(seconds)
         try:
             await self._supervise(tasks)
         finally:
             self.stop.set()
             await cancel_and_wait(tasks)  # a lost cancel must not keep the daemon from exiting
+            await self._observed_all(observing)
             await self._close(director, metrics_runner)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -373,17 +365,26 @@ class App:
             *([self.overlay] if self.overlay is not None else []),
             *self.turn_observers,
         ]
+        # each on its own queue and task: nothing an observer does can delay a frame
+        self.observers = [ObserverWorker(observer) for observer in observers]
+        faces = FaceDriver(self.face, self.presenter, self.clock, slow_face_policy(cfg, self.face))
+        self.producer = TurnProducer(
+            self.brain,
+            self.voice,
+            faces,
+            self.presenter,
+            max_reply_chars=cfg.host.max_reply_chars,
+            reword_script=cfg.script.reword,
+        )
         self.host = Host(
             cfg.host,
             self.ingest,
-            Stages(self.brain, self.voice, self.face, self.presenter),
+            self.producer,
             self.store,
             self.clock,
             idle_pitch_after_s=cfg.triage.idle_pitch_after_s,
-            observers=observers,
-            slow=slow_face_policy(cfg, self.face),
+            observers=self.observers,
             script=self.script,
-            reword_script=cfg.script.reword,
         )
 
     async def _serve_metrics(self) -> web.AppRunner | None:
@@ -412,6 +413,16 @@ class App:
             *(asyncio.create_task(run, name="overlay") for run in overlay),
         ]
 
+    async def _observed_all(self, observing: list[asyncio.Task]) -> None:
+        """Let the observers handle the last turn's events (its record in the store), then
+        stop their tasks; an observer stuck past ``OBSERVERS_DRAIN_S`` is cut off, logged."""
+        drained = asyncio.gather(*(worker.drain() for worker in self.observers))
+        try:
+            await asyncio.wait_for(drained, OBSERVERS_DRAIN_S)
+        except TimeoutError:
+            log.warning("turn observers still busy after %.0f s; stopping them", OBSERVERS_DRAIN_S)
+        await cancel_and_wait(observing)
+
     async def _close(
         self, director: StageDirector | None, metrics_runner: web.AppRunner | None
     ) -> None:
@@ -421,9 +432,8 @@ class App:
             await self.sinks.close()
         if director is not None:
             await director.stop()
-        close_voice = getattr(self.voice, "close", None)  # a TTS server's HTTP session
-        if close_voice is not None:
-            await close_voice()
+        if isinstance(self.voice, RemoteVoice):  # a TTS server's HTTP session
+            await self.voice.close()
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         if self.panel is not None:
@@ -473,7 +483,16 @@ class App:
         if self._panel_factory is None:
             log.warning("[panel] enabled, but this daemon was started without one: no panel")
             return
-        panel = self._panel_factory(self, self.config.panel)
+        assert self.host is not None
+        show = LiveShow(
+            self.host,
+            self.ingest,
+            self.catalog,
+            self.health,
+            fps=self.config.stream.fps,
+            font=self.config.overlay.font,
+        )
+        panel = self._panel_factory(show, self.config.panel)
         try:
             await panel.start()
         except OSError as exc:
@@ -550,7 +569,9 @@ class App:
     async def _reply_in_chat(self, question: ChatMessage, reply: str) -> None:
         """Post the spoken answer into the chat it came from, where the platform allows it."""
         for source in self.sources:
-            if source.name == question.source and getattr(source, "reply_in_chat", False):
+            if not isinstance(source, RepliesInChat) or not source.reply_in_chat:
+                continue
+            if source.name == question.source:
                 try:
                     await source.send(reply, reply_to=question.meta.get("message_id"))
                 except Exception as exc:  # a failed chat post must not disturb the stream

@@ -7,6 +7,7 @@ from the environment as a ``SecretStr`` (its repr is masked) and registered with
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from pathlib import Path
@@ -16,6 +17,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, Va
 
 from streambot.logs import register_secret
 from streambot.timing import DEFAULT_FPS, FACE_RATE, OUTPUT_RATE, samples_per_frame
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -171,16 +174,37 @@ class TriageConfig(_Section):
     dedupe_window_s: Annotated[float, Field(ge=0)] = 60.0
     rate_limit_count: Annotated[int, Field(ge=1)] = 3
     rate_limit_window_s: Annotated[float, Field(gt=0)] = 15.0
-    queue_size: Annotated[int, Field(ge=1)] = 32
     max_users_tracked: Annotated[int, Field(ge=16)] = 10_000
     idle_pitch_after_s: Annotated[float, Field(gt=0)] = 20.0
+
+
+class IngestConfig(_Section):
+    """What happens to a message once triage accepted it: the queue, gift batches, what
+    interrupts the turn on air, and what a restart answers again."""
+
+    queue_size: Annotated[int, Field(ge=1)] = 32
     gift_window_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+    interrupt_priority: Annotated[int, Field(ge=0)] = 30
     resume_min_priority: Annotated[int, Field(ge=0)] = 20
 
 
 class HostConfig(_Section):
-    interrupt_priority: Annotated[int, Field(ge=0)] = 30
     max_reply_chars: Annotated[int, Field(ge=20)] = 400
+
+
+class EnginesConfig(_Section):
+    # build_engines.py's output: the pruned LLM, the voice's decoder and the Wav2Lip engines,
+    # with the manifest the daemon chooses them by
+    dir: str = "engines"
+
+
+class RetryConfig(_Section):
+    """A remote service's retries and circuit breaker: after ``failure_threshold`` failures
+    in a row the local fallback takes over for ``open_seconds``."""
+
+    retries: Annotated[int, Field(ge=0, le=10)] = 1
+    failure_threshold: Annotated[int, Field(ge=1)] = 3
+    open_seconds: Annotated[float, Field(gt=0)] = 30.0
 
 
 class CatalogBrainConfig(_Section):
@@ -210,7 +234,6 @@ class LLMBrainConfig(_Section):
     # build's floor, else ``path`` itself; "pruned": that model or the catalog brain; "none":
     # always ``path``.
     engine: Literal["auto", "pruned", "none"] = "auto"
-    engines_dir: str = "engines"
     prune: Annotated[float, Field(gt=0, lt=1)] = 0.5  # build_engines.py --only llm: width removed
     # A question with a factual product answer (price, stock, restock, shipping, a total, a
     # comparison) gets the catalog brain's exact answer at once, and the LLM continues after
@@ -230,9 +253,7 @@ class OpenAIBrainConfig(_Section):
     first_token_timeout_s: Annotated[float, Field(gt=0)] = 4.0
     idle_timeout_s: Annotated[float, Field(gt=0)] = 3.0
     total_timeout_s: Annotated[float, Field(gt=0)] = 20.0
-    retries: Annotated[int, Field(ge=0, le=10)] = 2
-    failure_threshold: Annotated[int, Field(ge=1)] = 3
-    open_seconds: Annotated[float, Field(gt=0)] = 30.0
+    retry: RetryConfig = RetryConfig(retries=2)
     memory_turns: Annotated[int, Field(ge=0, le=32)] = 4
     memory: Literal["turns", "summary", "none"] = "turns"  # as [brain.llm]
     facts: Literal["text", "slots"] = "text"
@@ -271,7 +292,6 @@ class PiperVoiceConfig(_Section):
     # whole voice without torch); "engine": the pruned decoder or no Piper voice; "onnx": the
     # whole voice; "split": ONNX encoder + the voice's own decoder in PyTorch.
     decoder: Literal["auto", "engine", "onnx", "split"] = "auto"
-    engines_dir: str = "engines"
     prune: Annotated[float, Field(gt=0, lt=1)] = 0.5  # build_engines.py's ratio for the decoder
     work_dir: str = ""
     # More Piper voices, by language ("zh": a Chinese voice), each an .onnx beside its
@@ -302,9 +322,7 @@ class HttpVoiceConfig(_Section):
     # runs past it (a TTS that missed its end token) is broken off there.
     max_audio_floor_s: Annotated[float, Field(gt=0, le=60)] = 3.0
     max_audio_s_per_char: Annotated[float, Field(gt=0, le=2)] = 0.15
-    retries: Annotated[int, Field(ge=0, le=5)] = 1
-    failure_threshold: Annotated[int, Field(ge=1)] = 3
-    open_seconds: Annotated[float, Field(gt=0)] = 30.0
+    retry: RetryConfig = RetryConfig(retries=1)
 
     def api_key(self) -> SecretStr | None:
         return read_secret(self.api_key_env)
@@ -331,10 +349,9 @@ class Wav2LipFaceConfig(_Section):
     avatar_cache: str = ""  # "" = default_avatar_cache()
     face_box: Annotated[list[int], Field(min_length=4, max_length=4)] | None = None
     pads: Annotated[list[int], Field(min_length=4, max_length=4)] = [0, 10, 0, 0]
-    # "auto": the fastest usable engine build_engines.py recorded in engines_dir's manifest
+    # "auto": the fastest usable engine build_engines.py recorded in [engines] dir's manifest
     # (fresh, and built for this machine), else the checkpoint itself on torch.
     engine: Literal["auto", "torch", "onnx"] = "auto"
-    engines_dir: str = "engines"
     onnx_path: str = ""
     device: str = "auto"
     first_batch: Annotated[int, Field(ge=0, le=256)] = 0  # 0 = fitted to the device
@@ -519,10 +536,12 @@ class Config(_Section):
     stream: StreamConfig = StreamConfig()
     chat: ChatConfig = ChatConfig()
     triage: TriageConfig = TriageConfig()
+    ingest: IngestConfig = IngestConfig()
     host: HostConfig = HostConfig()
     brain: BrainConfig = BrainConfig()
     voice: VoiceConfig = VoiceConfig()
     face: FaceConfig = FaceConfig()
+    engines: EnginesConfig = EnginesConfig()
     sinks: SinksConfig = SinksConfig()
     obs: ObsConfig = ObsConfig()
     overlay: OverlayConfig = OverlayConfig()
@@ -542,7 +561,68 @@ def _describe(error: dict) -> str:
     return f"{key}: {error['msg']}{shown}"
 
 
+# Keys that moved to the section that owns them: an older config is read with one warning
+# line per key (so nobody's config breaks silently), unless it says two different things.
+MOVED_KEYS = {
+    "brain.llm.engines_dir": "engines.dir",
+    "voice.piper.engines_dir": "engines.dir",
+    "face.wav2lip.engines_dir": "engines.dir",
+    "triage.queue_size": "ingest.queue_size",
+    "triage.gift_window_s": "ingest.gift_window_s",
+    "triage.resume_min_priority": "ingest.resume_min_priority",
+    "host.interrupt_priority": "ingest.interrupt_priority",
+    **{
+        f"{service}.{key}": f"{service}.retry.{key}"
+        for service in ("brain.openai", "voice.http")
+        for key in ("retries", "failure_threshold", "open_seconds")
+    },
+}
+_ABSENT = object()
+
+
+def _table(data: dict, dotted: str, create: bool) -> tuple[dict | None, str]:
+    """The table holding ``dotted``'s last key (made when ``create``), and that key."""
+    *path, key = dotted.split(".")
+    for part in path:
+        inner = data.get(part)
+        if not isinstance(inner, dict):
+            if not create or inner is not None:
+                return None, key
+            inner = data[part] = {}
+        data = inner
+    return data, key
+
+
+def migrate(data: dict, source: str = "config") -> list[str]:
+    """Move the keys of an older config (``MOVED_KEYS``) to where they live now, in place;
+    one line per key moved, to be said as a warning. A moved key that disagrees with its new
+    place, or with another old key moved there, is a ConfigError naming both."""
+    notes: list[str] = []
+    moved_from: dict[str, str] = {}
+    for old, new in MOVED_KEYS.items():
+        table, key = _table(data, old, create=False)
+        if table is None or key not in table:
+            continue
+        value = table.pop(key)
+        target, new_key = _table(data, new, create=True)
+        if target is None:
+            raise ConfigError(f"{source}: {old} is now {new}, but {new} is not a table here")
+        present = target.get(new_key, _ABSENT)
+        if present is not _ABSENT and present != value:
+            said = f"{moved_from[new]}" if new in moved_from else new
+            raise ConfigError(
+                f"{source}: {old} is now {new}, and {said} says otherwise ({value!r} and "
+                f"{present!r}): keep one value, under {new}"
+            )
+        target[new_key] = value
+        moved_from[new] = old
+        notes.append(f"{source}: {old} is now {new}; read from the old place (move it there)")
+    return notes
+
+
 def parse_config(data: dict, source: str = "config") -> Config:
+    for note in migrate(data, source):
+        log.warning("%s", note)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

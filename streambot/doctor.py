@@ -70,7 +70,7 @@ def _port_free(host: str, port: int) -> str:
 def _piper(config: Config) -> str:
     from streambot.voice.factory import piper_voice
 
-    voice = piper_voice(config.voice.piper)
+    voice = piper_voice(config)
     seconds = sum(pcm.size for pcm in voice.synthesize("Hello.")) / voice.sample_rate
     return f"{Path(config.voice.piper.model).name}: {voice.sample_rate} Hz, {seconds:.2f}s"
 
@@ -111,14 +111,14 @@ def _engines(config: Config) -> Check:
         from streambot.runtime.manifest import Manifest
         from streambot.runtime.select import choose, this_device, wav2lip_inputs
 
-        found = Manifest.load(cfg.engines_dir).of_kind("wav2lip")
+        found = Manifest.load(config.engines.dir).of_kind("wav2lip")
         if not found:
             return Check(
-                name, False, f"none in {cfg.engines_dir}: run python build_engines.py", False
+                name, False, f"none in {config.engines.dir}: run python build_engines.py", False
             )
         avatar = configured_avatar(config, cached_only=True)
         inputs = functools.partial(wav2lip_inputs, Path(cfg.checkpoint), avatar.key)
-        choice = choose("wav2lip", cfg.engines_dir, inputs, this_device(cfg.device))
+        choice = choose("wav2lip", config.engines.dir, inputs, this_device(cfg.device))
     except Exception as exc:
         return Check(name, False, f"{type(exc).__name__}: {exc}", False)
     listed = ", ".join(f"{a.file} ({a.backend} {a.precision})" for a in found)

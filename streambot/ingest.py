@@ -7,15 +7,18 @@ import logging
 
 from streambot.chat.hygiene import clean_message
 from streambot.clock import Clock
-from streambot.events import ChatMessage, Decision, MessageStatus, Priority
+from streambot.events import ChatMessage, Decision, Kind, MessageStatus, Priority
 from streambot.gifts import GiftBatcher
 from streambot.inbox import Inbox
 from streambot.logs import RefusalSummary
 from streambot.metrics import Metrics
+from streambot.screening import screen_fold
 from streambot.store import Store
 from streambot.triage import Triage
+from streambot.turn import Turn
 
 log = logging.getLogger(__name__)
+MAX_REQUEUES = 2  # an interrupted question is tried again at most this many times
 
 
 def preview(text: str, limit: int = 60) -> str:
@@ -154,8 +157,52 @@ class Ingest:
         self.metrics.inbox.set(len(self.inbox))
         return item
 
-    def requeue(self, msg: ChatMessage, priority: int, reason: str) -> None:
+    # -- interruptions: what cuts a turn off, and what is asked again -----------------------
+    def interrupter(self) -> ChatMessage | None:
+        """The queued message important enough to cut the current turn off, if any."""
+        if (self.inbox.peek_priority() or 0) < self.interrupt_priority:
+            return None
+        first = self.inbox.peek()
+        return first[0] if first is not None else None
+
+    def after_interruption(self, turn: Turn) -> None:
+        """An interrupted question (or thanks) is answered again after what interrupted it,
+        unless the operator skipped it, it was cut off too often, or the same viewer asked
+        the same again meanwhile; each of those is stored as the reason."""
+        msg, interrupter = turn.message, turn.interrupted_by
+        if msg is None:
+            return
+        if interrupter is not None and skipped_by_operator(interrupter):
+            word = interrupter.text.strip().split(" ", 1)[0]
+            self.store.log_decision(
+                msg.id, MessageStatus.SKIPPED, f"skipped by the operator ({word})", None
+            )
+            return
+        tries = msg.meta["interruptions"] = msg.meta.get("interruptions", 0) + 1
+        if tries > MAX_REQUEUES:
+            reason = f"interrupted {tries} times; not tried again"
+            self.store.log_decision(msg.id, MessageStatus.UNANSWERED, reason, None)
+            log.info("#%s %s", msg.id, reason)
+            return
+        asked = screen_fold(msg.text)
+        for other in self.inbox.queued():
+            if other is not msg and other.user == msg.user and screen_fold(other.text) == asked:
+                reason = f"interrupted; the same question is queued again as #{other.id}"
+                self.store.log_decision(msg.id, MessageStatus.SUPERSEDED, reason, None)
+                return
+        by = f"{interrupter.kind} #{interrupter.id}" if interrupter is not None else "the operator"
+        self._requeue(msg, turn.priority, f"re-queued: interrupted by {by}")
+        log.info("#%s queued again: interrupted by %s", msg.id, by)
+
+    def _requeue(self, msg: ChatMessage, priority: int, reason: str) -> None:
         """Queue an interrupted question again (it is answered after what interrupted it)."""
         self.store.log_decision(msg.id, MessageStatus.ACCEPTED, reason, priority)
         self.inbox.put_or_wait(msg, priority, first=True)
         self.metrics.inbox.set(len(self.inbox))
+
+
+def skipped_by_operator(interrupter: ChatMessage | None) -> bool:
+    """Whether a turn was cut off by the operator's ``!skip`` or ``!stop``."""
+    if interrupter is None or interrupter.kind != Kind.COMMAND:
+        return False
+    return interrupter.text.strip().split(" ", 1)[0] in ("!skip", "!stop")

@@ -93,6 +93,43 @@ class TurnObserver:
     def turn_ended(self, turn: Turn) -> None: ...
 
 
+class ObserverWorker(TurnObserver):
+    """One observer on its own queue and task (pipecat's WorkerObserver): an event is queued
+    in constant time wherever it happens, the presenter's frame loop included, and reaches
+    the observer in order from ``run``; so no store write, OBS request or slow observer can
+    delay a frame. ``drain`` waits until every event queued so far was handled."""
+
+    def __init__(self, observer: TurnObserver) -> None:
+        self.observer = observer
+        self._queue: asyncio.Queue[tuple[str, Turn, tuple[object, ...]]] = asyncio.Queue()
+
+    def turn_started(self, turn: Turn) -> None:
+        self._queue.put_nowait(("turn_started", turn, ()))
+
+    def first_frame(self, turn: Turn) -> None:
+        self._queue.put_nowait(("first_frame", turn, ()))
+
+    def sentence_spoken(self, turn: Turn, sentence: SpokenSentence) -> None:
+        self._queue.put_nowait(("sentence_spoken", turn, (sentence,)))
+
+    def turn_ended(self, turn: Turn) -> None:
+        self._queue.put_nowait(("turn_ended", turn, ()))
+
+    async def run(self) -> None:
+        while True:
+            event, turn, args = await self._queue.get()
+            try:
+                getattr(self.observer, event)(turn, *args)
+            except Exception:  # an observer's bug must not stop the others or the stream
+                name = type(self.observer).__name__
+                log.exception("%s failed on %s of turn %d", name, event, turn.id)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self) -> None:
+        await self._queue.join()
+
+
 @dataclass(eq=False)
 class Turn:
     id: int

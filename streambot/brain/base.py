@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from streambot.turn import Turn
 
@@ -16,6 +16,20 @@ class Brain(Protocol):
 
     def pitch_topics(self) -> list[str]:
         """Ids of the products the idle pitch rotates through."""
+        ...
+
+
+@runtime_checkable
+class AnswersFirst(Brain, Protocol):
+    """A brain that knows the facts (the catalog brain): it can give a question's exact
+    answer to say first, and follow the questions another brain answered."""
+
+    def first_answer(self, turn: Turn) -> str | None:
+        """The exact answer to say at once, or None when ``turn`` asks for none."""
+        ...
+
+    def follow(self, turn: Turn) -> None:
+        """``turn`` was answered by another brain: remember what it was about."""
         ...
 
 

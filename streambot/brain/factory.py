@@ -13,7 +13,7 @@ from streambot.brain import assemble
 from streambot.brain.base import Brain
 from streambot.brain.catalog import CatalogBrain
 from streambot.catalog import LiveCatalog
-from streambot.config import Config, LLMBrainConfig
+from streambot.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,9 @@ def build_brain(config: Config, live: LiveCatalog | None = None) -> tuple[Brain,
     return brain, catalog_brain
 
 
-def llm_model_path(cfg: LLMBrainConfig) -> Path:
-    """The model to run: the pruned folder build_engines.py made from ``cfg.path`` (a model
+def llm_model_path(config: Config) -> Path:
+    """The model to run: the pruned folder build_engines.py made (in ``[engines] dir``) from
+    ``[brain.llm] path`` (a model
     folder or a GGUF file) when ``cfg.engine`` allows it and it is usable (fresh, a default),
     else ``cfg.path``; with ``engine = "pruned"`` and none usable, an LLMError saying why (the
     catalog brain answers)."""
@@ -46,17 +47,18 @@ def llm_model_path(cfg: LLMBrainConfig) -> Path:
     from streambot.runtime.manifest import Device
     from streambot.runtime.select import choose, llm_inputs
 
+    cfg = config.brain.llm
     source = Path(cfg.path)
     model = (source / "config.json").is_file() or (is_gguf(source) and source.is_file())
     if cfg.engine == "none" or not model:
         return source
     inputs = functools.partial(llm_inputs, source)
-    choice = choose("llm", cfg.engines_dir, inputs, Device(), source=source.name)
+    choice = choose("llm", config.engines.dir, inputs, Device(), source=source.name)
     if choice.path is not None:
         log.info("LLM: the pruned %s built from %s", choice.path.name, source.name)
         return choice.path
     if cfg.engine == "pruned":
-        why = "; ".join(choice.refused) or f"{cfg.engines_dir} has none for {source.name}"
+        why = "; ".join(choice.refused) or f"{config.engines.dir} has none for {source.name}"
         raise LLMError(
             f"brain.llm.engine is pruned, but no pruned model is usable: {why} "
             "(python build_engines.py --only llm)"
@@ -72,7 +74,7 @@ def _build_llm(config: Config, catalog_brain: CatalogBrain) -> tuple[Brain, asse
             raise ValueError("brain.llm.path is empty")
         from streambot.brain.llm import LocalLLM
 
-        path = llm_model_path(cfg)
+        path = llm_model_path(config)
         llm = LocalLLM(path, cfg.device, cfg.dtype, cfg.trust_remote_code, cfg.cpu_nice)
         return assemble.local_brain(llm, config, catalog_brain)
     cfg = config.brain.openai
@@ -92,8 +94,8 @@ def _build_llm(config: Config, catalog_brain: CatalogBrain) -> tuple[Brain, asse
         first_token_timeout=cfg.first_token_timeout_s,
         idle_timeout=cfg.idle_timeout_s,
         total_timeout=cfg.total_timeout_s,
-        retries=cfg.retries,
-        failure_threshold=cfg.failure_threshold,
-        open_seconds=cfg.open_seconds,
+        retries=cfg.retry.retries,
+        failure_threshold=cfg.retry.failure_threshold,
+        open_seconds=cfg.retry.open_seconds,
     )
     return assemble.with_slots(brain, style, catalog_brain), memory

@@ -19,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from streambot.brain.babble import repeat
-from streambot.brain.base import Brain, continues_replies
+from streambot.brain.base import AnswersFirst, Brain, continues_replies
 from streambot.brain.guard import ReplyGuard, unique_products
 from streambot.brain.knowledge import squashed
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live
@@ -77,8 +77,9 @@ class GuardedBrain:
         self.too_slow = 0  # replies the fallback took because the first sentence was late
         # the catalog brain's optional help: an answer to say first, and following the
         # questions the inner brain answers (so its answer to a follow-up knows the product)
-        self._follow = getattr(fallback, "follow", None)
-        first_answer = getattr(fallback, "first_answer", None)
+        factual = fallback if isinstance(fallback, AnswersFirst) else None
+        self._follow = factual.follow if factual is not None else None
+        first_answer = factual.first_answer if factual is not None else None
         takes_prefill = continues_replies(inner)
         self._first_answer = first_answer if answer_first and takes_prefill else None
         if answer_first and self._first_answer is None:

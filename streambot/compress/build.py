@@ -123,7 +123,7 @@ def build(config: Config, options: BuildOptions) -> list[Row]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="build_engines.py", description=__doc__.split("\n")[0])
     p.add_argument("--config", default="config.toml")
-    p.add_argument("--out", default=str(DEFAULTS.out))
+    p.add_argument("--out", default="", help="where the engines go (default: [engines] dir)")
     p.add_argument("--only", default="", help="wav2lip,voice,llm (default: what the config uses)")
     p.add_argument(
         "--prune",
@@ -226,7 +226,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _options(args: argparse.Namespace) -> BuildOptions:
+def _options(args: argparse.Namespace, engines_dir: str = str(DEFAULTS.out)) -> BuildOptions:
     only = tuple(k.strip() for k in args.only.split(",") if k.strip()) or KINDS
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     for value, allowed, flag in ((only, KINDS, "--only"), (backends, BACKENDS, "--backends")):
@@ -236,7 +236,7 @@ def _options(args: argparse.Namespace) -> BuildOptions:
     if args.prune is not None and not 0.0 < args.prune < 1.0:
         raise BuildError(f"--prune: {args.prune} is not between 0 and 1")
     return BuildOptions(
-        out=Path(args.out),
+        out=Path(args.out or engines_dir),
         only=only,
         prune=DEFAULTS.prune if args.prune is None else args.prune,
         distil_minutes=args.distil_minutes,
@@ -265,8 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)-7s %(message)s")
     try:
-        options = _options(args)
         config = load_config(args.config)
+        options = _options(args, config.engines.dir)
         rows = build(config, options)
     except (BuildError, ConfigError, ManifestError) as exc:
         print(f"error: {exc}", file=sys.stderr)

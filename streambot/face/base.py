@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from streambot.runtime.base import Engine
 
 
 class Face(Protocol):
@@ -29,6 +31,23 @@ class Face(Protocol):
     def reset(self) -> None:
         """Forget smoothing state between turns."""
         ...
+
+
+# What some faces declare besides, checked with isinstance.
+@runtime_checkable
+class PiecewiseFace(Face, Protocol):
+    """A face whose frames depend only on their own audio, so a sentence may be rendered
+    piece by piece as the voice streams it (the mouth face; Wav2Lip's mel window reaches
+    into the next piece)."""
+
+    renders_in_pieces: bool
+
+
+@runtime_checkable
+class EngineFace(Face, Protocol):
+    """A face that runs a model engine: its render rate is kept under the engine's name."""
+
+    engine: Engine
 
 
 @dataclass

@@ -97,7 +97,7 @@ def build_wav2lip_face(config: Config) -> Face:
     except AvatarError as exc:
         raise FaceSetupError(f"avatar {cfg.avatar}: {exc}") from exc
     try:
-        engine = _engine(cfg, model, checkpoint, avatar.key)
+        engine = _engine(cfg, model, checkpoint, avatar.key, config.engines.dir)
     except EngineError as exc:
         raise FaceSetupError(str(exc)) from exc
     log.info("Wav2Lip face on %s with avatar %s", engine.name, avatar.folder)
@@ -113,9 +113,11 @@ def batch_sizes(engine_name: str, first_batch: int, batch: int) -> tuple[int, in
     return first_batch or auto_first, batch or auto_batch
 
 
-def _engine(cfg: Wav2LipFaceConfig, model: Wav2Lip, checkpoint: Path, avatar_key: str) -> Engine:
+def _engine(
+    cfg: Wav2LipFaceConfig, model: Wav2Lip, checkpoint: Path, avatar_key: str, engines_dir: str
+) -> Engine:
     if cfg.engine == "auto":
-        built = _built_engine(cfg, checkpoint, avatar_key)
+        built = _built_engine(cfg, checkpoint, avatar_key, engines_dir)
         if built is not None:
             return built
         log.info("no built Wav2Lip engine to use; the checkpoint runs as it is (torch)")
@@ -129,7 +131,7 @@ def _engine(cfg: Wav2LipFaceConfig, model: Wav2Lip, checkpoint: Path, avatar_key
     onnx_path = (
         Path(cfg.onnx_path)
         if cfg.onnx_path
-        else (Path("engines") / f"wav2lip-{_file_digest(checkpoint)}.onnx")
+        else (Path(engines_dir) / f"wav2lip-{_file_digest(checkpoint)}.onnx")
     )
     if not onnx_path.is_file():
         log.info("exporting %s to ONNX at %s (once)", checkpoint, onnx_path)
@@ -137,18 +139,20 @@ def _engine(cfg: Wav2LipFaceConfig, model: Wav2Lip, checkpoint: Path, avatar_key
     return OnnxEngine(onnx_path)
 
 
-def _built_engine(cfg: Wav2LipFaceConfig, checkpoint: Path, avatar_key: str) -> Engine | None:
+def _built_engine(
+    cfg: Wav2LipFaceConfig, checkpoint: Path, avatar_key: str, engines_dir: str
+) -> Engine | None:
     """The engine build_engines.py made for this checkpoint and avatar, if one is usable."""
     from streambot.models.wav2lip import Wav2Lip
     from streambot.runtime.select import choose, this_device, wav2lip_inputs
 
     device = this_device(cfg.device)
     inputs = functools.partial(wav2lip_inputs, checkpoint, avatar_key)
-    choice = choose("wav2lip", cfg.engines_dir, inputs, device)
+    choice = choose("wav2lip", engines_dir, inputs, device)
     if choice.artifact is None or choice.path is None:
         return None
     backend = choice.artifact.backend
-    log.info("Wav2Lip engine from %s: %s (%s)", cfg.engines_dir, choice.path.name, backend)
+    log.info("Wav2Lip engine from %s: %s (%s)", engines_dir, choice.path.name, backend)
     if backend == "onnxruntime":
         from streambot.runtime.onnx_engine import OnnxEngine
 

@@ -33,7 +33,7 @@ from pydantic import SecretStr
 
 from streambot.catalog import CatalogError
 from streambot.config import PanelConfig
-from streambot.events import ChatMessage, Kind, MessageStatus, Priority
+from streambot.events import ChatMessage, Kind
 from streambot.http_guard import Guard, origin_allowed
 from streambot.panel.catalog_edit import CatalogEditor, EditError
 from streambot.panel.preview import PreviewEncoder
@@ -41,7 +41,7 @@ from streambot.panel.state import panel_state
 from streambot.stage.overlay.fonts import find_font
 
 if TYPE_CHECKING:
-    from streambot.app import App
+    from streambot.controls import ShowControls
 
 log = logging.getLogger(__name__)
 PUSH_S = 0.25
@@ -64,15 +64,13 @@ class ActionError(Exception):
 
 
 class Panel:
-    def __init__(self, app: App, config: PanelConfig) -> None:
-        self.app, self.config = app, config
+    def __init__(self, show: ShowControls, config: PanelConfig) -> None:
+        self.show, self.config = show, config
         self.token: SecretStr | None = config.token()
-        self.preview = PreviewEncoder(
-            app.config.stream.fps, config.preview_fps, config.preview_width
-        )
+        self.preview = PreviewEncoder(show.fps, config.preview_fps, config.preview_width)
         self.port: int | None = None
         self.guard = Guard("panel", config.host, config.allowed_hosts, log)
-        self.editor = CatalogEditor(app.catalog)
+        self.editor = CatalogEditor(show.catalog)
         self._sessions: dict[str, None] = {}  # session ids given out, oldest first
         self._streams = 0  # open /events streams
         self._state_json, self._state_at = "", None  # the state pushed last, and when
@@ -180,7 +178,7 @@ class Panel:
     async def _font(self, request: web.Request) -> web.StreamResponse:
         """The overlays' CJK font, so Chinese shows on a browser without one of its own (the
         page asks for it only for CJK characters: its unicode-range)."""
-        path = find_font(self.app.config.overlay.font)
+        path = find_font(self.show.font)
         if path is None:
             raise web.HTTPNotFound()
         headers = {"Content-Type": "font/otf", "Cache-Control": "max-age=86400"}
@@ -229,7 +227,7 @@ class Panel:
         """The state as JSON, worked out once per push interval however many pages are open."""
         now = time.monotonic()
         if self._state_at is None or now - self._state_at >= PUSH_S / 2:
-            self._state_json = json.dumps(panel_state(self.app), ensure_ascii=False, default=str)
+            self._state_json = json.dumps(panel_state(self.show), ensure_ascii=False, default=str)
             self._state_at = now
         return self._state_json
 
@@ -251,7 +249,7 @@ class Panel:
         except (ValueError, ActionError, EditError, CatalogError) as exc:
             result, status = str(exc), getattr(exc, "status", 400)
         detail = json.dumps(body, ensure_ascii=False)[:500]
-        self.app.store.log_action(
+        self.show.store.log_action(
             self.config.operator, name, detail, result if status == 200 else f"refused: {result}"
         )
         key = "done" if status == 200 else "error"
@@ -260,7 +258,7 @@ class Panel:
     def _command(self, text: str) -> str:
         """An operator command through ingest: stored, triaged (the banned-word rule too)."""
         msg = ChatMessage("panel", self.config.operator, text, Kind.COMMAND)
-        decision = self.app.ingest.accept(msg)
+        decision = self.show.command(msg)
         if not decision.accepted:
             raise ActionError(f"refused: {decision.reason}")
         return f"queued as #{msg.id}"
@@ -274,16 +272,10 @@ class Panel:
             raise ActionError(f"{key!r} is longer than {limit} characters")
         return " ".join(value.split())
 
-    def _host(self):
-        if self.app.host is None:
-            raise ActionError("the host is not running yet", 503)
-        return self.app.host
-
     def _skip(self, body: dict) -> str:
-        turn = self._host().current
+        turn = self.show.skip()
         if turn is None:
             return "nothing is being said"
-        turn.interrupt()
         return f"turn {turn.id} skipped"
 
     def _say(self, body: dict) -> str:
@@ -291,7 +283,7 @@ class Panel:
 
     def _pitch(self, body: dict) -> str:
         product = self._text(body, "product", 64)
-        if self.app.catalog.current.by_id(product) is None:
+        if self.show.catalog.current.by_id(product) is None:
             raise ActionError(f"no product {product!r} in the catalog")
         return self._command(f"!pitch {product}")
 
@@ -299,7 +291,7 @@ class Panel:
         on = body.get("on")
         if not isinstance(on, bool):
             raise ActionError("'on' must be true or false")
-        problem = self._host().script.command("resume" if on else "pause")
+        problem = self.show.set_autopilot(on)
         if problem:
             raise ActionError(problem)
         return "autopilot on" if on else "autopilot paused"
@@ -308,8 +300,7 @@ class Panel:
         on = body.get("on")
         if not isinstance(on, bool):
             raise ActionError("'on' must be true or false")
-        host = self._host()
-        host.take_over() if on else host.hand_back()
+        self.show.take_over(on)
         return "taken over: the host is quiet" if on else "handed back to the host"
 
     def _message_id(self, body: dict) -> int:
@@ -320,17 +311,15 @@ class Panel:
 
     def _first(self, body: dict) -> str:
         message_id = self._message_id(body)
-        if not self.app.inbox.promote(message_id, Priority.OPERATOR - 1):
+        if not self.show.answer_first(message_id):
             raise ActionError(f"message #{message_id} is not queued", 404)
         return f"#{message_id} is answered next"
 
     def _drop(self, body: dict) -> str:
         message_id = self._message_id(body)
-        msg = self.app.inbox.remove(message_id)
-        if msg is None:
-            raise ActionError(f"message #{message_id} is not queued", 404)
         reason = f"dropped by {self.config.operator} on the panel"
-        self.app.store.log_decision(message_id, MessageStatus.DROPPED, reason, None)
+        if not self.show.drop(message_id, reason):
+            raise ActionError(f"message #{message_id} is not queued", 404)
         return f"#{message_id} dropped"
 
     def _product(self, body: dict) -> str:

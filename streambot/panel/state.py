@@ -1,4 +1,4 @@
-"""What the panel shows, gathered from the running app: a JSON-ready dict.
+"""What the panel shows, gathered from the running show: a JSON-ready dict.
 
 Read on the event loop a few times a second while a panel is open: the in-memory parts (the
 current turn, the queue, health) cost microseconds, the store parts are a few indexed
@@ -15,16 +15,15 @@ from streambot.report import latency_rows
 from streambot.text import normalise  # viewers' names and text: one line, visible characters
 
 if TYPE_CHECKING:
-    from streambot.app import App
+    from streambot.controls import ShowControls
 
 RECENT = 10
 QUEUE = 20
 LATENCY_ANSWERS = 200  # the latency shown is over the latest answers, not the whole record
 
 
-def _now(app: App) -> dict[str, Any] | None:
-    host = app.host
-    turn = host.current if host is not None else None
+def _now(show: ShowControls) -> dict[str, Any] | None:
+    turn = show.current_turn()
     if turn is None:
         return None
     return {
@@ -37,9 +36,9 @@ def _now(app: App) -> dict[str, Any] | None:
     }
 
 
-def _queue(app: App) -> list[dict[str, Any]]:
-    queued = app.inbox.queued()[:QUEUE]
-    reasons = app.store.statuses([m.id for m in queued if m.id is not None])
+def _queue(show: ShowControls) -> list[dict[str, Any]]:
+    queued = show.queued()[:QUEUE]
+    reasons = show.store.statuses([m.id for m in queued if m.id is not None])
     rows = []
     for m in queued:
         decision, reason = reasons.get(m.id, ("", ""))
@@ -56,14 +55,14 @@ def _queue(app: App) -> list[dict[str, Any]]:
     return rows
 
 
-def _decisions(app: App) -> list[dict[str, Any]]:
+def _decisions(show: ShowControls) -> list[dict[str, Any]]:
     return [
         {"id": d.message_id, "decision": d.decision, "reason": d.reason, "text": normalise(d.text)}
-        for d in app.store.recent_decisions(RECENT)
+        for d in show.store.recent_decisions(RECENT)
     ]
 
 
-def _recent(app: App) -> list[dict[str, Any]]:
+def _recent(show: ShowControls) -> list[dict[str, Any]]:
     return [
         {
             "id": t.id,
@@ -74,12 +73,12 @@ def _recent(app: App) -> list[dict[str, Any]]:
             "question": normalise(t.question or ""),
             "first_frame_ms": t.first_frame_ms,
         }
-        for t in app.store.recent_turns(RECENT)
+        for t in show.store.recent_turns(RECENT)
     ]
 
 
-def _latency(app: App) -> dict[str, float | None]:
-    frames = latency_rows(app.store, recent=LATENCY_ANSWERS).get("first frame at sink", [])
+def _latency(show: ShowControls) -> dict[str, float | None]:
+    frames = latency_rows(show.store, recent=LATENCY_ANSWERS).get("first frame at sink", [])
     if not frames:
         return {"p50": None, "p95": None}
     return {"p50": float(np.percentile(frames, 50)), "p95": float(np.percentile(frames, 95))}
@@ -106,17 +105,16 @@ def _product(p) -> dict[str, Any]:
     }
 
 
-def panel_state(app: App) -> dict[str, Any]:
-    host = app.host
-    script = host.script if host is not None else None
+def panel_state(show: ShowControls) -> dict[str, Any]:
+    script = show.script()
     return {
-        "health": app.health(),
-        "now": _now(app),
-        "queue": _queue(app),
-        "decisions": _decisions(app),
-        "recent": _recent(app),
-        "latency_ms": _latency(app),
+        "health": show.health(),
+        "now": _now(show),
+        "queue": _queue(show),
+        "decisions": _decisions(show),
+        "recent": _recent(show),
+        "latency_ms": _latency(show),
         "script": None if script is None else _script(script),
-        "taken_over": bool(host is not None and host.taken_over),
-        "products": [_product(p) for p in app.catalog.current.product],
+        "taken_over": show.taken_over(),
+        "products": [_product(p) for p in show.catalog.current.product],
     }

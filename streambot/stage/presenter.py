@@ -127,6 +127,19 @@ class SpeechProgress:
         return base + (j - self.received + batch) / rate + slack <= now + j / fps
 
 
+@dataclass(eq=False)
+class Playback:
+    """One turn as the presenter shows it, from ``begin_turn`` to its end."""
+
+    turn: Turn
+    shown: asyncio.Future[Outcome]  # PLAYED, INTERRUPTED or SHUTDOWN
+    next_free: int | None = None  # the first frame after its scheduled speech
+    shift: int = 0  # frames its speech runs behind its schedule
+    speeches: dict[int, SpeechProgress] = field(default_factory=dict)  # start -> progress
+    receiving: int | None = None  # the start of the speech being rendered
+    discarded: bool = False  # interrupted: the rest of its clips are dropped
+
+
 @dataclass
 class PresenterStats:
     frames: int = 0
@@ -178,18 +191,12 @@ class Presenter:
         self._current: Clip | None = None
         self._pos = 0
         self._held: Clip | TurnEnd | None = None  # an item taken from the queue, not yet used
-        self._turns: dict[int, Turn] = {}
-        self._done: dict[int, asyncio.Future[Outcome]] = {}
+        self._playing: dict[int, Playback] = {}  # turn id -> its playback, until it ends
         self._in_speech = False  # the last frame shown was inside a speech, not its end
         self._speech_start = 0  # the frame index the speech being shown started at
         # Set while taking frame k, reported to the turn once frame k reached the sinks:
         self._ended_speech: tuple[Turn, int, int] | None = None  # (turn, sentence, first frame)
         self._silenced: Turn | None = None  # this frame is the interrupted turn's last sound
-        self._next_free: dict[int, int] = {}  # turn -> first frame after its scheduled speech
-        self._shift: dict[int, int] = {}  # turn -> frames its speech runs behind its schedule
-        self._speeches: dict[tuple[int, int], SpeechProgress] = {}  # (turn, start) -> progress
-        self._receiving: dict[int, tuple[int, int]] = {}  # turn -> the speech being rendered
-        self._discard: set[int] = set()
         self._fade_pending: int | None = None
         self._stopped = asyncio.Event()
 
@@ -197,8 +204,7 @@ class Presenter:
     def begin_turn(self, turn: Turn) -> asyncio.Future[Outcome]:
         """Announce a turn; the future resolves to PLAYED, INTERRUPTED or SHUTDOWN."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._turns[turn.id] = turn
-        self._done[turn.id] = future
+        self._playing[turn.id] = Playback(turn, future)
         return future
 
     async def push(self, item: Clip | TurnEnd) -> None:
@@ -219,8 +225,10 @@ class Presenter:
                 put.cancel()
 
     def _received(self, clip: Clip) -> None:
-        key = self._receiving.get(clip.turn_id)
-        progress = self._speeches.get(key) if key is not None else None
+        playback = self._playing.get(clip.turn_id)
+        if playback is None or playback.receiving is None:
+            return
+        progress = playback.speeches.get(playback.receiving)
         if progress is not None:
             progress.receive(clip.frames.shape[0], self.clock.now())
 
@@ -232,22 +240,30 @@ class Presenter:
         face has every frame ready when due. The face renders for exactly these indices.
 
         ``follows``: the speech is the next piece of the one before it (a streamed sentence)
-        and starts right where that one ends, with no pause and no hold."""
-        if follows and turn_id in self._next_free:
-            start = self._next_free[turn_id]
-            self._next_free[turn_id] = start + frames
-            self._receiving.pop(turn_id, None)  # its clips are not the held speech's
-            return start
+        and starts right where that one ends, with no pause and no hold. A turn not begun
+        is scheduled as if it had said nothing yet, and nothing of it is kept."""
+        playback = self._playing.get(turn_id)
+        next_free = playback.next_free if playback is not None else None
+        if follows and next_free is not None and playback is not None:
+            playback.next_free = next_free + frames
+            playback.receiving = None  # its clips are not the held speech's
+            return next_free
         now = self._next_slot
-        start = max(self._next_free.get(turn_id, now), now)
+        start = max(next_free if next_free is not None else now, now)
         if self.clock.realtime:
             lead = (rate or RenderRate()).lead_seconds(frames, self.fps)
             start = max(start, self._slot_after(self.clock.now() + lead))
-        self._next_free[turn_id] = start + frames
-        if self.clock.realtime:
-            self._speeches[turn_id, start] = SpeechProgress(frames, rate)
-            self._receiving[turn_id] = (turn_id, start)
+        if playback is not None:
+            playback.next_free = start + frames
+            if self.clock.realtime:
+                playback.speeches[start] = SpeechProgress(frames, rate)
+                playback.receiving = start
         return start
+
+    def scheduled_until(self, turn_id: int) -> int:
+        """The first frame after ``turn_id``'s scheduled speech (0 before any)."""
+        playback = self._playing.get(turn_id)
+        return playback.next_free or 0 if playback is not None else 0
 
     def _slot_after(self, instant: float) -> int:
         """The first frame whose deadline is at or after ``instant`` (clock time)."""
@@ -257,12 +273,13 @@ class Presenter:
 
     def interrupt(self, turn_id: int) -> None:
         """Stop the turn at the next frame boundary: one faded frame, then the rest dropped."""
-        if turn_id in self._done and turn_id not in self._discard:
+        playback = self._playing.get(turn_id)
+        if playback is not None and not playback.discarded:
             self._fade_pending = turn_id
 
     @property
     def busy(self) -> bool:
-        return bool(self._done)
+        return bool(self._playing)
 
     # -- the clock loop ------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, max_frames: int | None = None) -> None:
@@ -314,9 +331,9 @@ class Presenter:
             self.stats.idle_frames += 1
         else:
             self.stats.speech_frames += 1
-            turn = self._turns.get(turn_id)
-            if turn is not None:
-                turn.frame_shown()
+            playback = self._playing.get(turn_id)
+            if playback is not None:
+                playback.turn.frame_shown()
         if self._metrics is not None:
             self._metrics.frames.inc()
 
@@ -373,30 +390,32 @@ class Presenter:
         A frame past its slot is shown now, and the rest of its speech follows on from here."""
         if clip.index is None:
             return True
-        shift = self._shift.get(clip.turn_id, 0)
+        playback = self._playing.get(clip.turn_id)
+        shift = playback.shift if playback is not None else 0
         due = clip.index + self._pos + shift
         if due > k:
             return False
         starting = self._pos == 0 and not self._in_speech
-        progress = self._speeches.get((clip.turn_id, clip.index)) if starting else None
-        if progress is not None:
+        progress = playback.speeches.get(clip.index) if starting and playback else None
+        if progress is not None and playback is not None:
             # (a full queue holds as much as it can: waiting longer would only stall the face)
             if not self.clips.full() and not progress.plays_through(self.clock.now(), self.fps):
                 if not progress.held:
                     progress.held = True
                     self.stats.held_starts += 1
                 return False  # a longer pause now rather than a gap inside the speech
-            del self._speeches[clip.turn_id, clip.index]
+            del playback.speeches[clip.index]
         if due < k:
             if starting and not (progress and progress.held):
                 self.stats.late_starts += 1
-            self._shift[clip.turn_id] = shift + (k - due)
+            if playback is not None:
+                playback.shift = shift + (k - due)
         return True
 
     def _take(self, k: int) -> tuple[np.ndarray, np.ndarray, int] | object | None:
         while True:
             clip = self._current
-            if clip is not None and clip.turn_id not in self._discard:
+            if clip is not None and not self._discarded(clip.turn_id):
                 if not self._due(clip, k):
                     if self._fade_pending == clip.turn_id:
                         self._stop_turn(clip.turn_id)  # nothing of it was heard yet
@@ -412,8 +431,9 @@ class Presenter:
                 if self._pos >= clip.frames.shape[0]:
                     self._current = None
                     self._in_speech = not clip.last
-                    turn = self._turns.get(clip.turn_id)
-                    if clip.last and turn is not None:
+                    playback = self._playing.get(clip.turn_id)
+                    if clip.last and playback is not None:
+                        turn = playback.turn
                         self._ended_speech = (turn, clip.sentence_index, self._speech_start)
                 if self._fade_pending == clip.turn_id:
                     pcm = pcm * self._fade_out
@@ -430,35 +450,33 @@ class Presenter:
                     self._stop_turn(item.turn_id)  # interrupted with nothing of it queued
                 self._end(item.turn_id)
                 continue
-            if item.turn_id in self._discard:
+            if self._discarded(item.turn_id):
                 continue
             self._current, self._pos = item, 0
 
+    def _discarded(self, turn_id: int) -> bool:
+        playback = self._playing.get(turn_id)
+        return playback is not None and playback.discarded
+
     def _stop_turn(self, turn_id: int) -> None:
-        self._silenced = self._turns.get(turn_id)
-        self._discard.add(turn_id)
+        playback = self._playing.get(turn_id)
+        self._silenced = playback.turn if playback is not None else None
+        if playback is not None:
+            playback.discarded = True
         self._fade_pending = None
         self._current = None
         self._in_speech = False
 
     def _end(self, turn_id: int) -> None:
-        outcome = Outcome.INTERRUPTED if turn_id in self._discard else Outcome.PLAYED
-        self._discard.discard(turn_id)
         if self._fade_pending == turn_id:
             self._fade_pending = None
         self._in_speech = False
-        self._turns.pop(turn_id, None)
-        self._next_free.pop(turn_id, None)
-        self._shift.pop(turn_id, None)
-        self._receiving.pop(turn_id, None)
-        for key in [key for key in self._speeches if key[0] == turn_id]:
-            del self._speeches[key]
-        future = self._done.pop(turn_id, None)
-        if future is not None and not future.done():
-            future.set_result(outcome)
+        playback = self._playing.pop(turn_id, None)
+        if playback is not None and not playback.shown.done():
+            playback.shown.set_result(Outcome.INTERRUPTED if playback.discarded else Outcome.PLAYED)
 
     def _finish_all(self, outcome: Outcome) -> None:
-        for future in self._done.values():
-            if not future.done():
-                future.set_result(outcome)
-        self._done.clear()
+        for playback in self._playing.values():
+            if not playback.shown.done():
+                playback.shown.set_result(outcome)
+        self._playing.clear()

@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -48,6 +48,16 @@ class StreamingVoice(Voice, Protocol):
     """A voice that hands over each sentence in pieces, the first as soon as it exists."""
 
     def speak_pieces(self, text: str, lang: str | None = None) -> AsyncIterator[AudioPiece]: ...
+
+
+@runtime_checkable
+class RemoteVoice(Voice, Protocol):
+    """A voice served from elsewhere (a TTS server): it reports its own health for /healthz
+    and the panel, and holds a session to close at shutdown."""
+
+    def health(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
 
 
 async def pieces_of(voice: Voice, text: str, lang: str | None) -> AsyncIterator[AudioPiece]:

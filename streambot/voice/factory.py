@@ -84,9 +84,9 @@ def http_voice(config: Config) -> Voice:
         total_timeout=cfg.total_timeout_s,
         max_audio_floor=cfg.max_audio_floor_s,
         max_audio_per_char=cfg.max_audio_s_per_char,
-        retries=cfg.retries,
-        failure_threshold=cfg.failure_threshold,
-        open_seconds=cfg.open_seconds,
+        retries=cfg.retry.retries,
+        failure_threshold=cfg.retry.failure_threshold,
+        open_seconds=cfg.retry.open_seconds,
     )
 
 
@@ -96,33 +96,35 @@ def voice_language(voice: PiperVoice) -> str:
     return "zh" if lang in ("zh", "cmn") else lang
 
 
-def piper_voice(cfg: PiperVoiceConfig, model: str = "") -> PiperVoice:
+def piper_voice(config: Config, model: str = "") -> PiperVoice:
     """The configured Piper voice (``model``: one of ``voices``, else the main one), with the
     decoder ``cfg.decoder`` asks for; VoiceError (or ImportError) says what is wrong."""
     from streambot.voice.piper import PiperSettings, PiperVoice
 
+    cfg = config.voice.piper
     model = model or cfg.model
-    config = cfg.config if model == cfg.model else ""
+    voice_json = cfg.config if model == cfg.model else ""
+    engines_dir = config.engines.dir
     settings = PiperSettings(cfg.noise_scale, cfg.length_scale, cfg.noise_w, cfg.speaker_id)
     if cfg.decoder in ("auto", "engine"):
-        engine, refused = built_decoder(cfg, Path(model))
+        engine, refused = built_decoder(Path(model), engines_dir)
         if engine is not None:
             from streambot.voice.piper_split import SplitPiperVoice
 
             log.info("voice %s: pruned decoder %s, streamed", Path(model).name, engine.path.name)
             return SplitPiperVoice(
                 model,
-                config or None,
+                voice_json or None,
                 work_dir=cfg.work_dir or None,
                 decoder=engine,
                 settings=settings,
             )
         if cfg.decoder == "auto":
-            return _own_decoder_streamed(cfg, model, config, settings)
+            return _own_decoder_streamed(cfg, model, voice_json, settings)
         if cfg.decoder == "engine":
             from streambot.voice.piper import VoiceError
 
-            why = "; ".join(refused) or f"{cfg.engines_dir} has none for {Path(model).name}"
+            why = "; ".join(refused) or f"{engines_dir} has none for {Path(model).name}"
             raise VoiceError(
                 f"voice.piper.decoder is engine, but no engine is usable: {why} "
                 "(python build_engines.py --only voice)"
@@ -131,9 +133,9 @@ def piper_voice(cfg: PiperVoiceConfig, model: str = "") -> PiperVoice:
         from streambot.voice.piper_split import SplitPiperVoice
 
         return SplitPiperVoice(
-            model, config or None, work_dir=cfg.work_dir or None, settings=settings
+            model, voice_json or None, work_dir=cfg.work_dir or None, settings=settings
         )
-    return PiperVoice(model, config or None, settings=settings)
+    return PiperVoice(model, voice_json or None, settings=settings)
 
 
 def _own_decoder_streamed(cfg: PiperVoiceConfig, model: str, config: str, settings):
@@ -154,7 +156,7 @@ def _own_decoder_streamed(cfg: PiperVoiceConfig, model: str, config: str, settin
     )
 
 
-def built_decoder(cfg: PiperVoiceConfig, model: Path):
+def built_decoder(model: Path, engines_dir: str):
     """The pruned decoder build_engines.py made for ``model``, if one is usable here, and why
     each one that is not was refused (a changed voice file makes its engine stale)."""
     from streambot.runtime.manifest import Device
@@ -164,7 +166,7 @@ def built_decoder(cfg: PiperVoiceConfig, model: Path):
     if not model.is_file():
         return None, []
     inputs = functools.partial(voice_inputs, model)
-    choice = choose(VOICE_KIND, cfg.engines_dir, inputs, Device(), source=model.name)
+    choice = choose(VOICE_KIND, engines_dir, inputs, Device(), source=model.name)
     if choice.path is None or choice.artifact is None:
         return None, list(choice.refused)
     if choice.artifact.backend == "torch":  # the state dict + widths, when no ONNX is usable
@@ -206,7 +208,7 @@ def build_voice(config: Config) -> Voice:
     voices: dict[str, Voice] = {}
     for wanted, model in models:
         try:
-            voice = piper_voice(cfg, model)
+            voice = piper_voice(config, model)
         except (VoiceError, ImportError) as exc:
             log.warning("Piper voice unavailable, speaking with espeak-ng instead: %s", exc)
             continue

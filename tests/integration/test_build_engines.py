@@ -49,7 +49,7 @@ def project(tmp_path_factory) -> Path:
         "[stream]\nrealtime = false\nwidth = 320\nheight = 180\n"
         f"[face]\nbackend = 'wav2lip'\n[face.wav2lip]\ncheckpoint = '{checkpoint}'\n"
         f"avatar = '{portrait}'\navatar_cache = '{folder / 'avatars'}'\ndevice = 'cpu'\n"
-        f"engines_dir = '{folder / 'engines'}'\n"
+        f"[engines]\ndir = '{folder / 'engines'}'\n"
         f"[store]\npath = '{folder / 'store.db'}'\n[metrics]\nenabled = false\n"
     )
     configured_avatar(load_config(config))  # `avatar prepare`, as the README's step before

@@ -43,7 +43,7 @@ def project(tmp_path_factory) -> Path:
     train_on_texts(model, texts, steps=300)
     (folder / "config.toml").write_text(
         f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{model}'\ndevice = 'cpu'\n"
-        f"engines_dir = '{folder / 'engines'}'\n"
+        f"[engines]\ndir = '{folder / 'engines'}'\n"
     )
     return folder
 
@@ -97,7 +97,7 @@ def test_the_pruned_llm_is_built_recorded_run_and_refused_when_stale(project, ca
     assert again.returncode == 0 and "up to date" in again.stdout, again.stdout
 
     config = load_config(project / "config.toml")
-    assert llm_model_path(config.brain.llm) == folder
+    assert llm_model_path(config) == folder
     brain, _ = build_brain(config)
     assert brain.inner.inner.llm.model.config.num_attention_heads == 2
 
@@ -107,11 +107,11 @@ def test_the_pruned_llm_is_built_recorded_run_and_refused_when_stale(project, ca
     settings["rope_theta"] = 12345.0
     (source / "config.json").write_text(json.dumps(settings))
     with caplog.at_level(logging.WARNING):
-        assert llm_model_path(config.brain.llm) == source
+        assert llm_model_path(config) == source
     assert "stale: the model changed" in caplog.text
     config.brain.llm.engine = "pruned"
     with pytest.raises(LLMError, match="no pruned model is usable"):
-        llm_model_path(config.brain.llm)
+        llm_model_path(config)
     dry = build(project, "--dry-run")
     assert "to build" in dry.stdout and "stale" in dry.stdout
 
@@ -147,7 +147,7 @@ def test_a_gguf_teacher_is_pruned_into_a_vanilla_folder_the_brain_picks(project,
     config = tmp_path / "config.toml"
     config.write_text(
         f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{gguf}'\n"
-        f"device = 'cpu'\nengines_dir = '{engines}'\n"
+        f"device = 'cpu'\n[engines]\ndir = '{engines}'\n"
     )
     built = subprocess.run(
         [
@@ -178,4 +178,4 @@ def test_a_gguf_teacher_is_pruned_into_a_vanilla_folder_the_brain_picks(project,
     vanilla = transformers.AutoModelForCausalLM.from_pretrained(engines / PRUNED)
     assert getattr(vanilla.config, "quantization_config", None) is None
     assert vanilla.config.num_attention_heads == 2
-    assert llm_model_path(load_config(config).brain.llm) == engines / PRUNED
+    assert llm_model_path(load_config(config)) == engines / PRUNED

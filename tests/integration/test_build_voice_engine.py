@@ -42,7 +42,7 @@ def project(tmp_path_factory) -> Path:
     shutil.copy(joe.config_path(), folder / "joe.onnx.json")
     (folder / "config.toml").write_text(
         f"[voice]\nbackend = 'piper'\n[voice.piper]\nmodel = '{model}'\n"
-        f"engines_dir = '{folder / 'engines'}'\nwork_dir = '{folder}'\n"
+        f"work_dir = '{folder}'\n[engines]\ndir = '{folder / 'engines'}'\n"
     )
     return folder
 
@@ -147,7 +147,7 @@ def test_below_the_floor_the_engine_is_kept_but_not_a_default(project, caplog):
     with pytest.raises(VoiceError, match="not a default"):
         from streambot.voice.factory import piper_voice
 
-        piper_voice(config.voice.piper)
+        piper_voice(config)
 
 
 def test_a_missing_voice_exits_2_naming_the_key(project, tmp_path):

@@ -78,7 +78,7 @@ def test_idle_host_pitches_catalog_products_in_turn(fast_config):
 
 
 def test_full_queue_drops_the_least_important_with_a_stored_reason(fast_config):
-    fast_config.triage.queue_size = 2
+    fast_config.ingest.queue_size = 2
     app = App(fast_config)
     for user in ("a", "b", "c"):
         app.ingest.accept(ChatMessage("test", user, f"how much is the lamp, {user}?"))
@@ -150,7 +150,7 @@ def test_answers_are_posted_back_into_the_chat_they_came_from(fast_config):
 def test_more_resumed_questions_than_the_queue_holds_are_all_answered(fast_config):
     from streambot.store import Store
 
-    fast_config.triage.queue_size = 4
+    fast_config.ingest.queue_size = 4
     store = Store(fast_config.store.path)
     products = ["lamp", "grinder", "earbuds", "thermo bottle", "lamp", "grinder"]
     for i, product in enumerate(products):  # six questions a crash left unanswered
@@ -214,7 +214,7 @@ def test_a_question_interrupted_again_and_again_is_given_up_with_a_reason(fast_c
         for i in range(3)
     ]
     fast_config.chat.local.replay = replay(tmp_path, rows)
-    fast_config.host.interrupt_priority = 20  # questions interrupt questions: ann is cut off
+    fast_config.ingest.interrupt_priority = 20  # questions interrupt questions: ann is cut off
     asyncio.run(App(fast_config).run(30))
     db = sqlite3.connect(fast_config.store.path)
     assert db.execute("SELECT status, reason FROM messages WHERE user = 'ann'").fetchone() == (

@@ -92,7 +92,7 @@ class RecordingPresenter(Presenter):
 
     def schedule(self, turn_id, frames, rate=None, follows=False):
         now = self.frame_index
-        earliest = max(now + 1, self._next_free.get(turn_id, 0))  # after the turn's last speech
+        earliest = max(now + 1, self.scheduled_until(turn_id))  # after the turn's last speech
         start = super().schedule(turn_id, frames, rate, follows)
         self.schedules.append((now, earliest, start, frames))
         return start
@@ -137,7 +137,7 @@ def test_no_gap_inside_speech_at_any_render_speed_and_the_start_waits_only_as_ne
     # the start is later only as much as the speech needs: at most a third more than the
     # least lead that plays it through at the render speed measured (on this clock a sleep
     # ends on a frame tick, so the face measures a little slower than its nominal speed)
-    measured = app.host.render_rates["PacedFace"]
+    measured = app.producer.faces.render_rates["PacedFace"]
     latency, rate = measured.latency_s, measured.fps
     assert rate == pytest.approx(speed * FPS, rel=0.25)
     # (the safety factor on the rate costs up to half as much again, and the schedule keeps
@@ -152,13 +152,13 @@ def test_no_gap_inside_speech_at_any_render_speed_and_the_start_waits_only_as_ne
 
 def eager_schedule(monkeypatch) -> None:
     """A schedule that starts every speech as soon as its audio exists (no lead)."""
-    import streambot.host as host_module
+    import streambot.stage.face_driver as face_driver
 
     class Eager(RenderRate):
         def lead_seconds(self, frames: int, fps: int) -> float:
             return 0.0
 
-    monkeypatch.setattr(host_module, "RenderRate", Eager)
+    monkeypatch.setattr(face_driver, "RenderRate", Eager)
 
 
 def test_a_speech_scheduled_too_early_is_held_at_its_start_instead_of_breaking_up(
@@ -207,7 +207,7 @@ def test_a_face_under_the_floor_finishes_its_turns_with_the_mouth_face(
         )
 
     monkeypatch.setattr(app_module, "slow_face_policy", policy)
-    with caplog.at_level(logging.WARNING, "streambot.host"):
+    with caplog.at_level(logging.WARNING, "streambot.stage.face_driver"):
         app, report, shown, _ = run_live(fast_config, tmp_path, monkeypatch, 0.3, 30)
     assert report.turns == len(QUESTIONS)
     stats = app.presenter.stats
@@ -225,7 +225,7 @@ def test_a_presenter_buffer_too_small_for_a_slow_face_is_named_once_with_the_fix
     fast_config, tmp_path, monkeypatch, caplog
 ):
     fast_config.face.buffer_s = 1.0  # 25 frames: a slow face must queue more ahead than that
-    with caplog.at_level(logging.WARNING, "streambot.host"):
+    with caplog.at_level(logging.WARNING, "streambot.stage.face_driver"):
         run_live(fast_config, tmp_path, monkeypatch, 0.5, 20)
     said = [r.message for r in caplog.records if "buffer_s holds 25" in r.message]
     assert len(said) == 1 and "on the PacedFace face" in said[0] and "raise buffer_s" in said[0]

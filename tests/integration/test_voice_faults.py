@@ -128,9 +128,9 @@ def test_a_tts_server_that_is_down_makes_healthz_not_ok_and_shows_in_metrics_and
     fast_config, tmp_path
 ):
     chat(fast_config, tmp_path, {"at": 0.2, "user": "ann", "text": "how much is the lamp?"})
-    fast_config.voice.http.retries = 0
-    fast_config.voice.http.failure_threshold = 1
-    fast_config.voice.http.open_seconds = 300.0  # stays open while the test looks
+    fast_config.voice.http.retry.retries = 0
+    fast_config.voice.http.retry.failure_threshold = 1
+    fast_config.voice.http.retry.open_seconds = 300.0  # stays open while the test looks
 
     async def scenario() -> tuple[dict, str, dict, dict]:
         srv = SpeechServer(fail_next=[503] * 50)

@@ -50,6 +50,39 @@ def test_cli_exits_2_and_names_the_bad_key(tmp_path):
     assert "voice.espeak.words_per_minute" in proc.stderr
 
 
+def test_an_older_config_is_read_with_one_warning_per_moved_key(caplog):
+    older = {
+        "brain": {"llm": {"engines_dir": "built"}, "openai": {"retries": 0}},
+        "face": {"wav2lip": {"engines_dir": "built"}},
+        "triage": {"queue_size": 5, "max_chars": 200},
+        "host": {"interrupt_priority": 20, "max_reply_chars": 300},
+    }
+    with caplog.at_level(logging.WARNING, "streambot.config"):
+        config = parse_config(older, "old.toml")
+    assert config.engines.dir == "built"
+    assert config.brain.openai.retry.retries == 0
+    assert (config.ingest.queue_size, config.ingest.interrupt_priority) == (5, 20)
+    assert (config.triage.max_chars, config.host.max_reply_chars) == (200, 300)  # kept
+    lines = [r.getMessage() for r in caplog.records]
+    assert "old.toml: brain.llm.engines_dir is now engines.dir" in lines[0]
+    assert len(lines) == 5  # one per key moved
+
+
+def test_old_keys_that_disagree_stop_the_start_naming_both():
+    with pytest.raises(ConfigError) as err:
+        parse_config(
+            {
+                "brain": {"llm": {"engines_dir": "a"}},
+                "voice": {"piper": {"engines_dir": "b"}},
+            }
+        )
+    text = str(err.value)
+    assert "voice.piper.engines_dir is now engines.dir" in text
+    assert "brain.llm.engines_dir says otherwise" in text
+    with pytest.raises(ConfigError, match=r"ingest\.queue_size says otherwise"):
+        parse_config({"triage": {"queue_size": 4}, "ingest": {"queue_size": 8}})
+
+
 def test_secret_comes_from_environment_and_never_reaches_logs(monkeypatch, caplog):
     monkeypatch.setenv("MY_CHAT_TOKEN", "s3cret-token-value")
     config = parse_config({"chat": {"local": {"token_env": "MY_CHAT_TOKEN"}}})

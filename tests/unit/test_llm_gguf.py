@@ -16,8 +16,9 @@ from streambot.preflight import preflight
 QUESTION = "how much is the grinder? 保温杯多少钱？"
 
 
-def llm_config(path, **llm) -> Config:
+def llm_config(path, engines: str = "engines", **llm) -> Config:
     config = Config()
+    config.engines.dir = engines
     config.brain.backend = "llm"
     config.brain.llm.path = str(path)
     config.brain.llm.device = "cpu"
@@ -81,7 +82,7 @@ async def test_a_gguf_path_loads_answers_and_matches_the_torch_model(pair, monke
     from streambot.brain.prompt import turn_messages
 
     folder, path = pair
-    config = llm_config(path, max_new_tokens=12, engines_dir=str(path.parent / "engines"))
+    config = llm_config(path, str(path.parent / "engines"), max_new_tokens=12)
     preflight(config)  # the start-up check passes
     brain, catalog_brain = build_brain(config)
     assert isinstance(brain, RememberingBrain)
@@ -155,8 +156,8 @@ def test_the_digest_of_a_gguf_file_follows_its_content(pair, tmp_path):
     copy.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\1")
     assert sha256_model(copy) != sha256_model(path)
     # nothing built: the file itself runs
-    config = llm_config(path, engines_dir=str(tmp_path / "engines"))
-    assert llm_model_path(config.brain.llm) == path
+    config = llm_config(path, str(tmp_path / "engines"))
+    assert llm_model_path(config) == path
 
 
 def test_an_architecture_transformers_cannot_load_is_refused_at_start(fast_config, tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -39,3 +39,11 @@ class Sink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PictureSink(Sink, Protocol):
+    """A sink that shows the picture without the voice (the virtual camera): when an audio
+    sink plays the voice it is held back by the sound card's delay."""
+
+    picture_only: bool

@@ -21,7 +21,7 @@ import numpy as np
 
 from streambot.backoff import Backoff
 from streambot.logs import redact
-from streambot.stage.sinks.base import Sink, SinkUnavailable, StreamFormat
+from streambot.stage.sinks.base import PictureSink, Sink, SinkUnavailable, StreamFormat
 
 log = logging.getLogger(__name__)
 _STOP = object()
@@ -175,7 +175,7 @@ class SinkFanout:
         """Hold back ``frames`` frames on every picture-only sink; returns their names."""
         delayed = []
         for worker in self.workers:
-            if getattr(worker.sink, "picture_only", False):
+            if isinstance(worker.sink, PictureSink) and worker.sink.picture_only:
                 worker.delay_frames = frames
                 delayed.append(worker.sink.name)
         return delayed
