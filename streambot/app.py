@@ -13,18 +13,15 @@ from aiohttp import web
 
 from streambot.brain.factory import build_brain
 from streambot.catalog import LiveCatalog
-from streambot.chat.base import BufferedSource, ChatSource, RepliesInChat, SessionSource
-from streambot.chat.factory import build_platform_sources
-from streambot.chat.local import HttpChatSource, ReplayChatSource, StdinChatSource
+from streambot.chat.base import ChatSource
+from streambot.chat_feed import ChatFeed
 from streambot.clock import Clock, DeviceClock, MonotonicClock, VirtualClock
 from streambot.config import Config, ConfigError
 from streambot.controls import LiveShow, OperatorPanel, PanelFactory
-from streambot.events import ChatMessage, Decision
 from streambot.face.factory import build_face, slow_face_policy
 from streambot.host import Host
 from streambot.inbox import Inbox
 from streambot.ingest import Ingest
-from streambot.logs import redact
 from streambot.metrics import Metrics, serve_metrics
 from streambot.preflight import preflight
 from streambot.production import TurnProducer
@@ -103,23 +100,6 @@ def default_clock(config: Config) -> Clock:
 
 CATALOG_POLL_S = 2.0
 STORE_PRUNE_EVERY_S = 3600.0
-MAX_BURST = 64  # messages stored in one transaction at most (~6 ms of the loop)
-
-
-def _settle(msg: ChatMessage, outcome: Decision | Exception) -> None:
-    """Answer a message's receipt (HTTP's 202 waits on it): its decision, or why it was lost.
-    A receipt already settled (it expired first) is left as it is."""
-    if msg.receipt is None or msg.receipt.done():
-        return
-    if isinstance(outcome, Exception):
-        msg.receipt.set_exception(outcome)
-    else:
-        msg.receipt.set_result(outcome)
-
-
-def _ready(source: ChatSource) -> bool:
-    """Whether ``source`` has another message waiting (sources that can tell say so)."""
-    return isinstance(source, BufferedSource) and source.waiting() > 0
 
 
 class App:
@@ -158,28 +138,10 @@ class App:
             cfg.ingest.interrupt_priority,
             cfg.ingest.gift_window_s,
         )
-        self.sources: list[ChatSource] = [*build_platform_sources(cfg), *(extra_sources or [])]
-        local = cfg.chat.local
-        self.http_source: HttpChatSource | None = None
-        if local.http:
-            self.http_source = HttpChatSource(
-                local.host,
-                local.port,
-                local.token(),
-                local.max_body_bytes,
-                token_env=local.token_env,
-                max_connections=local.max_connections,
-                idle_timeout_s=local.idle_timeout_s,
-                allowed_hosts=local.allowed_hosts,
-            )
-            self.sources.append(self.http_source)
-        if local.stdin:
-            self.sources.append(StdinChatSource())
-        if local.replay:
-            self.sources.append(ReplayChatSource(local.replay, self.clock, local.replay_loop))
         self.stop = asyncio.Event()
+        self.chat = ChatFeed(cfg, self.ingest, self.clock, self.stop, extra_sources)
+        self.sources, self.http_source = self.chat.sources, self.chat.http_source
         self.turn_observers = list(turn_observers or [])  # beyond the record, metrics, OBS
-        self._sources_state: dict[int, dict] = {}  # id(source) -> its pump's health
         self.fmt = StreamFormat(
             cfg.stream.width, cfg.stream.height, cfg.stream.fps, cfg.stream.sample_rate
         )
@@ -197,7 +159,7 @@ class App:
         sink or chat source is down (reconnecting, failed, unavailable, restarting)."""
         p = self.presenter
         sinks = self.sinks.health() if self.sinks else []
-        sources = [self._source_health(source) for source in self.sources]
+        sources = self.chat.health()
         voice = self.voice_health()
         running = p is not None and not self.stop.is_set()
         return {
@@ -227,79 +189,6 @@ class App:
             report = {"name": backend, "backend": backend, "state": "up"}
         report["unplayable"] = self.producer.sound.unsound if self.producer is not None else 0
         return report
-
-    def _source_health(self, source: ChatSource) -> dict:
-        state = dict(self._sources_state.get(id(source), {"state": "starting"}))
-        # Platform clients reconnect by themselves and say whether their session is open.
-        session_down = isinstance(source, SessionSource) and not source.connected.is_set()
-        if state["state"] == "up" and session_down:
-            state["state"] = "connecting"
-        return {"name": source.name, **state}
-
-    async def _pump(self, source: ChatSource) -> None:
-        """Feed one source into ingest, restarting it with capped backoff if it fails."""
-        from streambot.backoff import Backoff
-
-        backoff, restarts = Backoff(base=1.0, cap=30.0), 0
-        health = self._sources_state.setdefault(id(source), {"state": "up"})
-        while not self.stop.is_set():
-            burst: list[ChatMessage] = []
-            try:
-                health.update(state="up")
-                async for msg in source.messages():
-                    burst.append(msg)
-                    # Messages already waiting in the source are taken at once (no await) and
-                    # stored in one transaction: a flood costs one commit per burst.
-                    if len(burst) < MAX_BURST and _ready(source):
-                        continue
-                    self._accept_burst(burst)
-                    burst = []
-                    backoff.reset()
-                health.update(state="ended")
-                return  # a finite source (a replay) has ended
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if burst:  # taken from the source before it failed: stored all the same
-                    self._accept_burst(burst)
-                restarts += 1
-                health.update(
-                    state="restarting",
-                    error=redact(f"{type(exc).__name__}: {exc}"),
-                    restarts=restarts,
-                )
-                delay = backoff.next_delay()
-                log.exception("chat source %s failed; restarting in %.1fs", source.name, delay)
-                await asyncio.sleep(delay)
-
-    def _accept_burst(self, burst: list[ChatMessage]) -> None:
-        """Triage and store the messages in one transaction, then settle their receipts
-        (HTTP answers 202 only now). If the transaction fails, each is tried on its own, so
-        one bad message is refused alone and its source keeps running."""
-        if len(burst) == 1:
-            self._accept(burst[0])
-            return
-        try:
-            with self.store.batch():
-                decisions = [self.ingest.accept(msg) for msg in burst]
-        except Exception:
-            log.exception("storing a burst of %d messages failed; one by one", len(burst))
-            for msg in burst:
-                self._accept(msg)
-            return
-        for msg, decision in zip(burst, decisions, strict=True):
-            _settle(msg, decision)
-
-    def _accept(self, msg: ChatMessage) -> None:
-        """Store and triage one message, then settle its receipt. A message that fails is
-        logged and refused on its own: its source keeps running."""
-        try:
-            decision = self.ingest.accept(msg)  # triage reads the catalog as it is now
-        except Exception as exc:
-            log.exception("message from %s could not be stored; refused", msg.source)
-            _settle(msg, exc)
-            return
-        _settle(msg, decision)
 
     def request_stop(self) -> None:
         if not self.stop.is_set():
@@ -360,7 +249,7 @@ class App:
         observers: list[TurnObserver] = [
             TurnRecorder(self.store),
             TurnMetrics(self.metrics),
-            ChatReplies(self._reply_in_chat),
+            ChatReplies(self.chat.reply),
             *([director] if director is not None else []),
             *([self.overlay] if self.overlay is not None else []),
             *self.turn_observers,
@@ -409,7 +298,7 @@ class App:
             asyncio.create_task(self._thank_gifts(), name="gifts"),
             asyncio.create_task(self._watch_catalog(), name="catalog"),
             asyncio.create_task(self._prune_store(), name="store-prune"),
-            *(asyncio.create_task(self._pump(s), name=f"chat-{s.name}") for s in self.sources),
+            *self.chat.pumps(),
             *(asyncio.create_task(run, name="overlay") for run in overlay),
         ]
 
@@ -565,17 +454,6 @@ class App:
             except Exception:  # a full or locked disk must not stop the stream
                 log.exception("store pruning failed; will try again in an hour")
             await self.clock.sleep(STORE_PRUNE_EVERY_S)
-
-    async def _reply_in_chat(self, question: ChatMessage, reply: str) -> None:
-        """Post the spoken answer into the chat it came from, where the platform allows it."""
-        for source in self.sources:
-            if not isinstance(source, RepliesInChat) or not source.reply_in_chat:
-                continue
-            if source.name == question.source:
-                try:
-                    await source.send(reply, reply_to=question.meta.get("message_id"))
-                except Exception as exc:  # a failed chat post must not disturb the stream
-                    log.warning("could not post the answer into %s chat: %s", source.name, exc)
 
     async def _thank_gifts(self) -> None:
         """Turn each window of gifts into one thanks message (on the pipeline clock)."""

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from streambot.brain.babble import repeat
 from streambot.brain.base import AnswersFirst, Brain, continues_replies
@@ -38,6 +39,18 @@ async def _sentences(stream: AsyncIterator[str]) -> AsyncIterator[str]:
             yield sentence
     for sentence in splitter.flush():
         yield sentence
+
+
+@dataclass
+class _Run:
+    """One reply as the guard follows it: the question's products, the products the reply
+    named last, the viewer's words, the previous reply, and whether a sentence was refused."""
+
+    question: list[Product]
+    asked: str
+    previous: str
+    recent: list[Product] = field(default_factory=list)
+    rejected: bool = False
 
 
 # -- the guarded brain ------------------------------------------------------------------------
@@ -167,30 +180,52 @@ class GuardedBrain:
             async for delta in self._script_line(turn):
                 yield delta
             return
-        question = self._question_products(turn)
-        asked = turn.message.text if turn.kind == TurnKind.ANSWER and turn.message else ""
-        recent: list[Product] = []  # products the reply itself named last
-        splitter = SentenceSplitter()
-        first = self._first_answer(turn) if self._first_answer is not None else None
-        if not first and self._follow is not None:  # an answer said first has followed it
-            self._follow(turn)
+        run = _Run(
+            question=self._question_products(turn),
+            asked=turn.message.text if turn.kind == TurnKind.ANSWER and turn.message else "",
+            previous=previous,
+        )
+        first = self._say_first(turn, run)
         if first:  # the catalog's exact answer at once; the inner brain continues after it
-            first = first.strip()
-            self.last_first = first
-            for sentence in split_sentences(first, early_first_clause=False):
-                self.last_verdicts.append((sentence, None))
-            recent = unique_products(p for _, _, p in self.guard.mentions(first))
-            self.last_text = first + " "
             yield first + " "
             stream = self.inner.reply(turn, prefill=first)  # type: ignore[call-arg]
         else:
             stream = self.inner.reply(turn)
-        rejected = False
+        async for text in self._guarded(turn, stream, run, said_first=bool(first)):
+            yield text
+        if first:  # answered already: a rejected or failed continuation just ends the reply
+            self.cut_short += run.rejected
+            return
+        async for delta in self._fallback_after(turn, run.rejected):
+            yield delta
+
+    def _say_first(self, turn: Turn, run: _Run) -> str:
+        """The catalog's exact answer to say first ("" when none), noted as said; a turn with
+        none the catalog brain follows, so its answer to a follow-up knows the product."""
+        first = (self._first_answer(turn) or "") if self._first_answer is not None else ""
+        if not first:
+            if self._follow is not None:  # an answer said first has followed it already
+                self._follow(turn)
+            return ""
+        first = first.strip()
+        self.last_first = first
+        for sentence in split_sentences(first, early_first_clause=False):
+            self.last_verdicts.append((sentence, None))
+        run.recent = unique_products(p for _, _, p in self.guard.mentions(first))
+        self.last_text = first + " "
+        return first
+
+    async def _guarded(
+        self, turn: Turn, stream: AsyncIterator[str], run: _Run, said_first: bool
+    ) -> AsyncIterator[str]:
+        """The inner brain's sentences that pass the guard, until one does not, the stream
+        fails or ends, or no first sentence comes in time (``run.rejected`` then)."""
+        splitter = SentenceSplitter()
         started = asyncio.get_running_loop().time()
         try:
             done = False
-            while not done and not rejected:
-                deadline = asyncio.timeout_at(self._deadline(started, said_first=bool(first)))
+            while not done and not run.rejected:
+                deadline = asyncio.timeout_at(self._deadline(started, said_first))
                 try:
                     async with deadline:
                         delta = await anext(stream)
@@ -206,55 +241,65 @@ class GuardedBrain:
                         why = "inner brain failed"
                         log.exception("inner brain failed on turn %d; fallback answers", turn.id)
                     self.last_verdicts.append(("", why))
-                    rejected = True
+                    run.rejected = True
                     break
-                for sentence in sentences:
-                    verdict = self.guard.check(
-                        sentence,
-                        unique_products([*question, *recent]),
-                        turn.lang,
-                        question=asked,
-                        previous=(previous, self.last_text),
-                        so_far=self.last_text,
-                    )
-                    self.last_verdicts.append((sentence, verdict.reason))
-                    if not verdict.ok:
-                        log.warning("guard rejected %r: %s", sentence, verdict.reason)
-                        rejected = True
-                        break
-                    if verdict.text in CHECK_PHRASES and verdict.text in self.last_text:
-                        continue  # one "let me check" a reply is enough
-                    if verdict.reason:
-                        log.info("guard corrected %r: %s", sentence, verdict.reason)
-                    named = unique_products(p for _, _, p in self.guard.mentions(sentence))
-                    recent = named or recent
-                    self.last_text += verdict.text + " "
-                    self.last_added += bool(first)
-                    yield verdict.text + " "
+                for text in self._passed(sentences, turn, run):
+                    self.last_added += said_first
+                    yield text
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
-        if first:  # answered already: a rejected or failed continuation just ends the reply
-            self.cut_short += rejected
-            return
+
+    def _passed(self, sentences: list[str], turn: Turn, run: _Run) -> list[str]:
+        """What of ``sentences`` is said, as the guard passed or corrected it, up to the first
+        it refuses (``run.rejected`` then); each is noted as said."""
+        said: list[str] = []
+        for sentence in sentences:
+            verdict = self.guard.check(
+                sentence,
+                unique_products([*run.question, *run.recent]),
+                turn.lang,
+                question=run.asked,
+                previous=(run.previous, self.last_text),
+                so_far=self.last_text,
+            )
+            self.last_verdicts.append((sentence, verdict.reason))
+            if not verdict.ok:
+                log.warning("guard rejected %r: %s", sentence, verdict.reason)
+                run.rejected = True
+                break
+            if verdict.text in CHECK_PHRASES and verdict.text in self.last_text:
+                continue  # one "let me check" a reply is enough
+            if verdict.reason:
+                log.info("guard corrected %r: %s", sentence, verdict.reason)
+            named = unique_products(p for _, _, p in self.guard.mentions(sentence))
+            run.recent = named or run.recent
+            self.last_text += verdict.text + " "
+            said.append(verdict.text + " ")
+        return said
+
+    async def _fallback_after(self, turn: Turn, rejected: bool) -> AsyncIterator[str]:
+        """The fallback's answer when the inner brain's was refused, failed or empty: all of
+        it when nothing was said, else only its sentences that add to what was."""
         if not rejected and not self.last_text:  # the LLM said nothing: never silence
             log.warning("inner brain said nothing on turn %d; the fallback answers", turn.id)
             self.last_verdicts.append(("", "the reply was empty"))
             rejected = True
-        if rejected:
-            self.rejections += 1
-            if not self.last_text:
-                async for delta in self.fallback.reply(turn):
-                    self.last_text += delta
-                    yield delta
-                return
-            # a mixed reply: the fallback's sentences that repeat what the LLM said are dropped
-            text = "".join([delta async for delta in self.fallback.reply(turn)])
-            kept = self._unsaid(text, self.last_text)
-            self.last_text += kept
-            if kept:
-                yield kept
+        if not rejected:
+            return
+        self.rejections += 1
+        if not self.last_text:
+            async for delta in self.fallback.reply(turn):
+                self.last_text += delta
+                yield delta
+            return
+        # a mixed reply: the fallback's sentences that repeat what the LLM said are dropped
+        text = "".join([delta async for delta in self.fallback.reply(turn)])
+        kept = self._unsaid(text, self.last_text)
+        self.last_text += kept
+        if kept:
+            yield kept
 
     def _deadline(self, started: float, said_first: bool) -> float | None:
         """When the wait for the inner brain's next delta ends (the loop's clock): while

@@ -145,6 +145,27 @@ class _ServerClock:
         return time.monotonic() - self._start - self.held
 
 
+class _ReadBudget:
+    """How long the next wait on the server may take: before the first word the first-token
+    limit, after it the idle gap, and never past the total limit."""
+
+    def __init__(self, first: float, idle: float, total: float, clock: _ServerClock) -> None:
+        self.idle, self.total, self.clock = idle, total, clock
+        self.first, self.first_deadline = first, clock.now() + first
+        self.got_text = False
+
+    def limit(self) -> contextlib.AbstractAsyncContextManager[None]:
+        total_left = self.total - self.clock.now()
+        if self.got_text:
+            step, why = self.idle, f"stalled for {self.idle:g} s"
+        else:
+            step = self.first_deadline - self.clock.now()
+            why = f"no first token within {self.first:g} s"
+        if total_left < step:
+            return _limit(total_left, f"over the total limit of {self.total:g} s")
+        return _limit(step, why)
+
+
 @contextlib.asynccontextmanager
 async def _limit(seconds: float, reason: str) -> AsyncIterator[None]:
     """Run the body within ``seconds``, turning this limit's own expiry into a failure."""
@@ -370,67 +391,37 @@ class OpenAIChatBrain:
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
-        first_deadline = clock.now() + self.first_token_timeout
-        got_text = False
-
-        def budget() -> tuple[float, str]:
-            # before the first word the first-token limit applies, after it the idle gap
-            total_left = self.total_timeout - clock.now()
-            if got_text:
-                step, why = self.idle_timeout, f"stalled for {self.idle_timeout:g} s"
-            else:
-                step = first_deadline - clock.now()
-                why = f"no first token within {self.first_token_timeout:g} s"
-            if total_left < step:
-                return total_left, f"over the total limit of {self.total_timeout:g} s"
-            return step, why
-
+        budget = _ReadBudget(self.first_token_timeout, self.idle_timeout, self.total_timeout, clock)
         self.requests += 1
-        session = self._get_session()
-        clean = False
         try:
-            async with _limit(*budget()):
-                resp = await session.post(self.url, json=body, headers=self._headers())
+            async with budget.limit():
+                resp = await self._get_session().post(self.url, json=body, headers=self._headers())
         except aiohttp.ClientError as exc:
             raise RemoteFailure(
                 f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}"
             ) from None
+        clean = False
         try:
             try:
                 if resp.status != 200:
-                    async with _limit(*budget()):
+                    async with budget.limit():
                         raw = await resp.content.read(4096)
                     snippet = _snippet(raw.decode("utf-8", "replace"))
                     retryable = retryable_status(resp.status)
                     raise RemoteFailure(f"HTTP {resp.status}: {snippet}", retryable=retryable)
                 if resp.content_type == "application/json":
                     # a server that ignored "stream": answer with the whole message at once
-                    async with _limit(*budget()):
+                    async with budget.limit():
                         raw = await resp.content.read()
                     content = self._whole_message(raw)
                     clean = True
                     yield content
                     return
-                parser = SSEParser()
-                finished = False  # [DONE] seen, or a finish_reason (some servers omit [DONE])
-                while True:
-                    async with _limit(*budget()):
-                        chunk = await resp.content.readany()
-                    if not chunk:
-                        if finished:
-                            break
-                        raise RemoteFailure("the connection closed before the end of the stream")
-                    for event in parser.feed(chunk):
-                        delta, done, finish = self._parse_event(event)
-                        finished = finished or done or finish
-                        if done:
-                            clean = True
-                            return
-                        if delta:
-                            got_text = True
-                            held_from = time.monotonic()
-                            yield delta
-                            clock.held += time.monotonic() - held_from
+                async for delta in self._deltas(resp, budget):
+                    budget.got_text = True
+                    held_from = time.monotonic()
+                    yield delta
+                    clock.held += time.monotonic() - held_from
                 clean = True
             except aiohttp.ClientError as exc:
                 raise RemoteFailure(f"connection lost: {exc.__class__.__name__}: {exc}") from None
@@ -442,6 +433,28 @@ class OpenAIChatBrain:
                 resp.release()
             else:
                 resp.close()
+
+    async def _deltas(
+        self, resp: aiohttp.ClientResponse, budget: _ReadBudget
+    ) -> AsyncIterator[str]:
+        """The text deltas of a streamed answer, to its end ([DONE], or a finish_reason and
+        the connection closed: some servers omit [DONE]); an early close is a failure."""
+        parser = SSEParser()
+        finished = False
+        while True:
+            async with budget.limit():
+                chunk = await resp.content.readany()
+            if not chunk:
+                if finished:
+                    return
+                raise RemoteFailure("the connection closed before the end of the stream")
+            for event in parser.feed(chunk):
+                delta, done, finish = self._parse_event(event)
+                finished = finished or done or finish
+                if done:
+                    return
+                if delta:
+                    yield delta
 
     @staticmethod
     def _parse_event(event: SSEEvent) -> tuple[str, bool, bool]:

@@ -51,7 +51,8 @@ def picture_delay(config: Config) -> float:
 
 def obs_controller(config: Config) -> ObsController:
     """An ObsController for the config's ``[obs]`` section (ImportError without obsws-python)."""
-    from streambot.stage.obs import ObsController, ObsScenes
+    from streambot.stage.obs import ObsController
+    from streambot.stage.obs_scenes import ObsScenes
 
     cfg = config.obs
     return ObsController(

@@ -24,24 +24,23 @@ import json
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import SecretStr
 
 from streambot.backoff import Backoff
-from streambot.config import ObsConfig
+from streambot.stage.obs_scenes import (
+    MEDIA_KIND,
+    ObsRequestFailed,
+    ObsScenes,
+    ObsSetupReport,
+    SceneSetup,
+    State,
+    media_settings,
+)
 from streambot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
-
-State = Literal["idle", "talking", "showcase", "brb"]
-STATES: tuple[str, ...] = ("idle", "talking", "showcase", "brb")
-
-TEXT_KIND_LINUX = "text_ft2_source_v2"  # FreeType 2 text (Linux, macOS)
-TEXT_KIND_WINDOWS = "text_gdiplus_v2"
-IMAGE_KIND = "image_source"
-MEDIA_KIND = "ffmpeg_source"
 
 _QUIET_LOGGERS = ("obsws_python",)
 
@@ -54,100 +53,8 @@ def silence_obsws_logging() -> None:
             logger.setLevel(logging.CRITICAL)
 
 
-@dataclass(frozen=True)
-class ObsScenes:
-    """The names of the scenes and sources streambot drives (created by ``setup``); the
-    defaults live in one place, ``ObsConfig``."""
-
-    idle: str
-    talking: str
-    showcase: str
-    brb: str
-    caption: str
-    product: str
-    stream: str
-
-    @classmethod
-    def from_config(cls, cfg: ObsConfig | None = None) -> ObsScenes:
-        cfg = cfg or ObsConfig()
-        return cls(
-            idle=cfg.scene_idle,
-            talking=cfg.scene_talking,
-            showcase=cfg.scene_showcase,
-            brb=cfg.scene_brb,
-            caption=cfg.caption_source,
-            product=cfg.product_source,
-            stream=cfg.media_source,
-        )
-
-    def scene_for(self, state: str) -> str:
-        if state not in STATES:
-            raise ValueError(f"unknown stage state {state!r}; expected one of {', '.join(STATES)}")
-        return getattr(self, state)
-
-    @property
-    def all_scenes(self) -> tuple[str, ...]:
-        return self.idle, self.talking, self.showcase, self.brb
-
-    def layout(self) -> dict[str, tuple[str, ...]]:
-        """Which scenes each source appears in, bottom layer first."""
-        return {
-            self.stream: (self.idle, self.talking, self.showcase),
-            self.product: (self.showcase,),
-            self.caption: (self.talking, self.showcase, self.brb),
-        }
-
-
-def text_kind_for(platform: str) -> str:
-    """OBS's text source kind on the platform GetVersion reports (``windows``, ``ubuntu``, ...)."""
-    return TEXT_KIND_WINDOWS if platform.lower().startswith("windows") else TEXT_KIND_LINUX
-
-
-def media_settings(stream_url: str) -> dict[str, Any]:
-    return {
-        "is_local_file": False,
-        "input": stream_url,
-        "input_format": "mpegts",
-        "buffering_mb": 1,
-        "reconnect_delay_sec": 1,
-        "hw_decode": False,
-        "clear_on_media_end": False,
-        "restart_on_activate": False,
-    }
-
-
 class ObsUnavailable(Exception):
     """OBS is not connected (or the connection just broke); the reason says why."""
-
-
-class ObsRequestFailed(Exception):
-    """OBS answered a request with an error status."""
-
-    def __init__(self, request_type: str, code: int, comment: str) -> None:
-        super().__init__(f"{request_type} failed (code {code}): {comment}")
-        self.request_type = request_type
-        self.code = code
-        self.comment = comment
-
-
-@dataclass
-class ObsSetupReport:
-    created: list[str] = field(default_factory=list)
-    existing: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def lines(self) -> list[str]:
-        return (
-            [f"created  {item}" for item in self.created]
-            + [f"updated  {item}" for item in self.updated]
-            + [f"exists   {item}" for item in self.existing]
-            + [f"ERROR    {item}" for item in self.errors]
-        )
 
 
 def _make_client(host: str, port: int, password: str, timeout: float) -> Any:
@@ -323,22 +230,11 @@ class ObsController:
             )
         )
         try:
-            have_scenes = await self._scene_names()
-            have_inputs = await self._input_kinds()
+            found, have_inputs = await self._scene_setup().check()
         except (ObsUnavailable, ObsRequestFailed) as e:
             results.append(("obs scenes and sources", False, str(e)))
             return results
-        for name in self.scenes.all_scenes:
-            ok = name in have_scenes
-            results.append((f"scene {name!r}", ok, "exists" if ok else "missing (run obs setup)"))
-        for name, kind in self._input_kinds_wanted().items():
-            have = have_inputs.get(name)
-            if have is None:
-                results.append((f"source {name!r}", False, "missing (run obs setup)"))
-            elif have != kind:
-                results.append((f"source {name!r}", False, f"kind is {have}, expected {kind}"))
-            else:
-                results.append((f"source {name!r}", True, kind))
+        results += found
         want_url = self._desired.get("stream")
         if want_url and have_inputs.get(self.scenes.stream) == MEDIA_KIND:
             try:
@@ -574,93 +470,19 @@ class ObsController:
         answer = await self._request("GetInputSettings", {"inputName": self.scenes.stream})
         return answer.get("inputSettings", {})
 
-    async def _scene_names(self) -> set[str]:
-        data = await self._request("GetSceneList")
-        return {scene["sceneName"] for scene in data.get("scenes", [])}
-
-    async def _input_kinds(self) -> dict[str, str]:
-        data = await self._request("GetInputList")
-        return {item["inputName"]: item["inputKind"] for item in data.get("inputs", [])}
-
-    def _input_kinds_wanted(self) -> dict[str, str]:
-        return {
-            self.scenes.stream: MEDIA_KIND,
-            self.scenes.product: IMAGE_KIND,
-            self.scenes.caption: text_kind_for(self.platform),
-        }
-
     async def _setup(
         self, report: ObsSetupReport, stream_url: str, product_image: str | None
     ) -> None:
-        try:
-            have_scenes = await self._scene_names()
-            for name in self.scenes.all_scenes:
-                if name in have_scenes:
-                    report.existing.append(f"scene {name!r}")
-                    continue
-                await self._request("CreateScene", {"sceneName": name})
-                report.created.append(f"scene {name!r}")
-            have_inputs = await self._input_kinds()
-        except ObsRequestFailed as e:
-            report.errors.append(str(e))
-            return
-        kinds = self._input_kinds_wanted()
-        settings: dict[str, dict[str, Any]] = {
-            self.scenes.stream: media_settings(stream_url),
-            self.scenes.product: {"file": product_image or ""},
-            self.scenes.caption: {"text": self._desired.get("caption", "")},
-        }
-        for source, in_scenes in self.scenes.layout().items():
-            kind = kinds[source]
-            try:
-                if source not in have_inputs:
-                    await self._request(
-                        "CreateInput",
-                        {
-                            "sceneName": in_scenes[0],
-                            "inputName": source,
-                            "inputKind": kind,
-                            "inputSettings": settings[source],
-                            "sceneItemEnabled": True,
-                        },
-                    )
-                    report.created.append(f"source {source!r} ({kind}) in {in_scenes[0]!r}")
-                    placed = {in_scenes[0]}
-                else:
-                    if have_inputs[source] != kind:
-                        report.errors.append(
-                            f"source {source!r} exists with kind {have_inputs[source]}, "
-                            f"expected {kind}: rename or delete it in OBS"
-                        )
-                        continue
-                    report.existing.append(f"source {source!r}")
-                    placed = set()
-                    if source == self.scenes.stream or (
-                        source == self.scenes.product and product_image is not None
-                    ):
-                        await self._request(
-                            "SetInputSettings",
-                            {"inputName": source, "inputSettings": settings[source]},
-                        )
-                        report.updated.append(f"source {source!r} settings")
-                for scene in in_scenes:
-                    if scene in placed:
-                        continue
-                    items = await self._request("GetSceneItemList", {"sceneName": scene})
-                    if any(i.get("sourceName") == source for i in items.get("sceneItems", [])):
-                        continue
-                    await self._request(
-                        "CreateSceneItem",
-                        {"sceneName": scene, "sourceName": source, "sceneItemEnabled": True},
-                    )
-                    report.created.append(f"source {source!r} in {scene!r}")
-            except ObsRequestFailed as e:
-                report.errors.append(f"source {source!r}: {e}")
+        caption = self._desired.get("caption", "")
+        await self._scene_setup().run(report, stream_url, product_image, caption)
         if product_image is not None:
             self._desired["product"] = product_image
             self._applied["product"] = product_image
         if self._desired.get("stream") == stream_url:
             self._applied["stream"] = stream_url
+
+    def _scene_setup(self) -> SceneSetup:
+        return SceneSetup(self._request, self.scenes, self.platform)
 
 
 def _major(version: str) -> int:

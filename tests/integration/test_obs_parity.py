@@ -377,7 +377,7 @@ async def test_events_follow_the_subscription(obs_port):
 
 async def test_the_controller_sets_up_checks_and_drives_both_the_same(obs_port):
     from streambot.config import ObsConfig
-    from streambot.stage.obs import ObsScenes
+    from streambot.stage.obs_scenes import ObsScenes
 
     cfg = ObsConfig()
     suffix = uuid.uuid4().hex[:6]

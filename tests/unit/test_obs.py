@@ -11,14 +11,13 @@ from pydantic import SecretStr
 
 pytest.importorskip("obsws_python")
 
-from streambot.stage.obs import (
+from streambot.stage.obs import ObsController, ObsUnavailable
+from streambot.stage.obs_scenes import (
     IMAGE_KIND,
     MEDIA_KIND,
     TEXT_KIND_LINUX,
     TEXT_KIND_WINDOWS,
-    ObsController,
     ObsScenes,
-    ObsUnavailable,
     media_settings,
 )
 from tests.obs_double import ObsDouble, auth_string
