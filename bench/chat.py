@@ -27,12 +27,14 @@ from pathlib import Path
 
 import brotli
 
-from streambot.chat.bilibili_codec import (
+from streambot.chat.bilibili_commands import (
+    packet_to_message,
+)
+from streambot.chat.bilibili_packets import (
     OP_COMMAND,
     Packet,
     PacketDecoder,
     encode_packet,
-    packet_to_message,
 )
 from streambot.config import TriageConfig
 from streambot.inbox import Inbox

@@ -39,17 +39,19 @@ import yarl
 from pydantic import SecretStr
 
 from streambot.backoff import Backoff, full_jitter
-from streambot.chat.bilibili_codec import (
+from streambot.chat.bilibili_commands import (
+    SOURCE,
+    packet_to_message,
+)
+from streambot.chat.bilibili_packets import (
     OP_AUTH_REPLY,
     OP_COMMAND,
     OP_HEARTBEAT_REPLY,
-    SOURCE,
     DecodeError,
     Packet,
     PacketDecoder,
     auth_packet,
     heartbeat_packet,
-    packet_to_message,
 )
 from streambot.events import ChatMessage
 

@@ -29,16 +29,18 @@ from streambot.chat.bilibili import (
     open_platform_headers,
     wbi_sign,
 )
-from streambot.chat.bilibili_codec import (
+from streambot.chat.bilibili_commands import (
+    command_to_message,
+    packet_to_message,
+)
+from streambot.chat.bilibili_packets import (
     MAX_FRAME_PACKETS,
     OP_COMMAND,
     OP_HEARTBEAT_REPLY,
     DecodeError,
     Packet,
     PacketDecoder,
-    command_to_message,
     encode_packet,
-    packet_to_message,
 )
 from streambot.events import Kind
 
@@ -819,7 +821,7 @@ def test_a_frame_of_half_a_million_empty_packets_is_cut_short():
 
 
 def test_a_too_old_brotli_is_named_instead_of_failing_every_frame(monkeypatch):
-    import streambot.chat.bilibili_codec as codec
+    import streambot.chat.bilibili_packets as codec
 
     monkeypatch.setattr(codec.brotli, "__version__", "1.1.0")
     frame = encode_packet(OP_COMMAND, brotli.compress(encode_packet(OP_COMMAND, b"{}")), ver=3)

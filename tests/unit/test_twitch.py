@@ -467,7 +467,7 @@ def test_full_queue_drops_oldest_chat_never_paid() -> None:
 
 
 async def test_hype_chat_is_a_superchat() -> None:
-    from streambot.chat.twitch import normalise
+    from streambot.chat.twitch_events import normalise
 
     msg = normalise(
         "channel.chat.message",
@@ -556,7 +556,7 @@ def test_shared_chat_can_be_answered_when_the_config_says_so():
 
 # -- normalise: the branches the end-to-end test above does not reach ---------------------------
 def test_a_chat_message_keeps_its_reply_parent_and_cheer_bits() -> None:
-    from streambot.chat.twitch import normalise
+    from streambot.chat.twitch_events import normalise
 
     msg = normalise(
         "channel.chat.message",
@@ -570,7 +570,7 @@ def test_a_chat_message_keeps_its_reply_parent_and_cheer_bits() -> None:
 
 
 def test_anonymous_cheers_and_gifts_name_nobody() -> None:
-    from streambot.chat.twitch import normalise
+    from streambot.chat.twitch_events import normalise
 
     user = {"user_id": "7", "user_login": "alice", "user_name": "Alice"}
     cheer = normalise("channel.cheer", {**user, "is_anonymous": True, "bits": 5, "message": ""})
@@ -590,7 +590,7 @@ def test_anonymous_cheers_and_gifts_name_nobody() -> None:
 
 
 def test_subs_without_text_get_one_and_unknown_events_are_not_messages() -> None:
-    from streambot.chat.twitch import normalise
+    from streambot.chat.twitch_events import normalise
 
     user = {"user_id": "7", "user_login": "alice"}  # no display name: the login is used
     sub = normalise("channel.subscribe", {**user, "tier": "2000", "is_gift": False})
