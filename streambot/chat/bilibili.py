@@ -6,7 +6,7 @@ WBI signature (keys from ``nav``) for the token and the host list, then the webs
 auth packet (op 7) at once, must answer it (op 8, ``{"code": 0}``) within ``auth_timeout``, and
 gets a heartbeat (op 2) every ``heartbeat_interval``. Any disconnect, error, auth failure or
 missing auth reply reconnects with capped exponential backoff and full jitter. A login cookie
-(``SESSDATA=...``, see :func:`cookie_from_env`) is optional, sent as the Cookie header and never
+(``SESSDATA=...``, see :func:`bilibili_auth.cookie_from_env`) is optional, sent as the Cookie header and never
 logged.
 
 Open-platform mode (:class:`BilibiliOpenPlatformSource`): ``/v2/app/start`` with the
@@ -21,24 +21,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
-import os
 import random
-import secrets
-import time
-import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import yarl
 from pydantic import SecretStr
 
 from streambot.backoff import Backoff, full_jitter
+from streambot.chat.bilibili_auth import (
+    cookie_value,
+    open_platform_headers,
+    wbi_key_from_url,
+    wbi_query,
+)
 from streambot.chat.bilibili_commands import (
     SOURCE,
     packet_to_message,
@@ -57,73 +56,6 @@ from streambot.events import ChatMessage
 
 log = logging.getLogger(__name__)
 
-MIXIN_KEY_ENC_TAB = [
-    46,
-    47,
-    18,
-    2,
-    53,
-    8,
-    23,
-    32,
-    15,
-    50,
-    10,
-    31,
-    58,
-    3,
-    45,
-    35,
-    27,
-    43,
-    5,
-    49,
-    33,
-    9,
-    42,
-    19,
-    29,
-    28,
-    14,
-    39,
-    12,
-    38,
-    41,
-    13,
-    37,
-    48,
-    7,
-    16,
-    24,
-    55,
-    40,
-    61,
-    26,
-    17,
-    0,
-    1,
-    60,
-    51,
-    30,
-    4,
-    22,
-    25,
-    54,
-    21,
-    56,
-    59,
-    6,
-    63,
-    57,
-    62,
-    11,
-    36,
-    20,
-    34,
-    44,
-    52,
-]
-_WBI_STRIP = str.maketrans("", "", "!'()*")
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0.0.0 Safari/537.36"
@@ -140,102 +72,6 @@ class ApiError(Exception):
 
 
 # -- WBI ------------------------------------------------------------------------------------
-
-
-def wbi_key_from_url(url: str) -> str:
-    """``https://i0.hdslb.com/bfs/wbi/7cd0...c7b.png`` -> ``7cd0...c7b``."""
-    name = urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]
-    return name.split(".", 1)[0]
-
-
-def mixin_key(img_key: str, sub_key: str) -> str:
-    raw = img_key + sub_key
-    return "".join(raw[i] for i in MIXIN_KEY_ENC_TAB if i < len(raw))[:32]
-
-
-def _quote(value: str, *_: object) -> str:
-    return urllib.parse.quote(value, safe="")  # as the web client's encodeURIComponent
-
-
-def wbi_sign(params: Mapping[str, Any], img_key: str, sub_key: str, wts: int | None = None) -> dict:
-    """The params plus ``wts`` and ``w_rid``, in the order they are sent: ``wts`` added, sorted
-    by key, ``!'()*`` stripped from the values, URL-encoded, ``w_rid = md5(query + mixin_key)``."""
-    signed = dict(params)
-    signed["wts"] = int(time.time()) if wts is None else int(wts)
-    signed = {k: str(signed[k]).translate(_WBI_STRIP) for k in sorted(signed)}
-    query = urllib.parse.urlencode(signed, quote_via=_quote)
-    signed["w_rid"] = hashlib.md5((query + mixin_key(img_key, sub_key)).encode()).hexdigest()
-    return signed
-
-
-def wbi_query(params: Mapping[str, Any], img_key: str, sub_key: str, wts: int | None = None) -> str:
-    """The signed query string, exactly as it was hashed, plus ``&w_rid=...``."""
-    return urllib.parse.urlencode(wbi_sign(params, img_key, sub_key, wts), quote_via=_quote)
-
-
-# -- open platform signing ------------------------------------------------------------------
-
-
-def open_platform_headers(
-    body: bytes,
-    access_key_id: str,
-    access_key_secret: SecretStr | str,
-    *,
-    timestamp: int | None = None,
-    nonce: str | None = None,
-) -> dict[str, str]:
-    """Headers for one open-platform request, ``Authorization`` being the HMAC-SHA256 (hex) of
-    the ``x-bili-*`` headers sorted by name, as ``name:value`` lines joined with newlines."""
-    secret = (
-        access_key_secret.get_secret_value()
-        if isinstance(access_key_secret, SecretStr)
-        else access_key_secret
-    )
-    bili = {
-        "x-bili-accesskeyid": access_key_id,
-        "x-bili-content-md5": hashlib.md5(body).hexdigest(),
-        "x-bili-signature-method": "HMAC-SHA256",
-        "x-bili-signature-nonce": nonce if nonce is not None else secrets.token_hex(16),
-        "x-bili-signature-version": "1.0",
-        "x-bili-timestamp": str(int(time.time()) if timestamp is None else int(timestamp)),
-    }
-    to_sign = "\n".join(f"{k}:{bili[k]}" for k in sorted(bili))
-    signature = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
-    return {
-        "Accept": "application/json",
-        "Content-Type": "application/json",
-        **bili,
-        "Authorization": signature,
-    }
-
-
-def cookie_from_env(environ: Mapping[str, str] | None = None) -> SecretStr | None:
-    """``BILIBILI_COOKIE`` (a whole Cookie header), else ``BILIBILI_SESSDATA`` (plus the optional
-    ``BILIBILI_BILI_JCT`` and ``BILIBILI_BUVID3``), else None."""
-    env = os.environ if environ is None else environ
-    if env.get("BILIBILI_COOKIE", "").strip():
-        return SecretStr(env["BILIBILI_COOKIE"].strip())
-    parts = [
-        f"{name}={env[var].strip()}"
-        for name, var in (
-            ("SESSDATA", "BILIBILI_SESSDATA"),
-            ("bili_jct", "BILIBILI_BILI_JCT"),
-            ("buvid3", "BILIBILI_BUVID3"),
-        )
-        if env.get(var, "").strip()
-    ]
-    return SecretStr("; ".join(parts)) if any(p.startswith("SESSDATA=") for p in parts) else None
-
-
-def _cookie_value(cookie: str, name: str) -> str | None:
-    for part in cookie.split(";"):
-        key, sep, value = part.strip().partition("=")
-        if sep and key == name:
-            return value
-    return None
-
-
-# -- the websocket session shared by both modes ---------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -416,7 +252,7 @@ class BilibiliChatSource(_DanmakuClient):
             raise ApiError(f"room_init: code {init.get('code')!r} {init.get('message', '')!r}")
         self.real_room_id = int(data["room_id"])
 
-        buvid = _cookie_value(cookie, "buvid3")
+        buvid = cookie_value(cookie, "buvid3")
         if not buvid:
             spi = await self._get(http, f"{self.nav_base}/x/frontend/finger/spi")
             spi_data = spi.get("data")
@@ -480,7 +316,7 @@ class BilibiliChatSource(_DanmakuClient):
                 try:
                     url, auth = await self._connect_info(http, cookie)
                     ws_headers = dict(headers)
-                    if auth["buvid"] and not _cookie_value(cookie, "buvid3"):
+                    if auth["buvid"] and not cookie_value(cookie, "buvid3"):
                         ws_headers["Cookie"] = "; ".join(
                             p for p in (cookie, f"buvid3={auth['buvid']}") if p
                         )

@@ -24,6 +24,8 @@ from streambot.chat.bilibili import (
     BilibiliChatSource,
     BilibiliOpenPlatformSource,
     DanmakuTiming,
+)
+from streambot.chat.bilibili_auth import (
     cookie_from_env,
     mixin_key,
     open_platform_headers,
