@@ -123,7 +123,7 @@ def cmd_avatar_prepare(args: argparse.Namespace) -> int:
     if args.fps:
         config.stream.fps = args.fps
     try:  # OpenCV is an optional extra
-        from streambot.face.avatar import AvatarError
+        from streambot.face.avatar_source import AvatarError
         from streambot.face.factory import configured_avatar
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)

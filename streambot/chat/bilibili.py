@@ -6,8 +6,8 @@ WBI signature (keys from ``nav``) for the token and the host list, then the webs
 auth packet (op 7) at once, must answer it (op 8, ``{"code": 0}``) within ``auth_timeout``, and
 gets a heartbeat (op 2) every ``heartbeat_interval``. Any disconnect, error, auth failure or
 missing auth reply reconnects with capped exponential backoff and full jitter. A login cookie
-(``SESSDATA=...``, see :func:`bilibili_auth.cookie_from_env`) is optional, sent as the Cookie header and never
-logged.
+(``SESSDATA=...``, see ``bilibili_auth.cookie_from_env``) is optional, sent as the Cookie
+header and never logged.
 
 Open-platform mode (:class:`BilibiliOpenPlatformSource`): ``/v2/app/start`` with the
 streamer's 身份码, HMAC-SHA256-signed requests, an app heartbeat every 20 s, ``/v2/app/end`` on

@@ -83,7 +83,7 @@ def resolve_wav2lip(config: Config, options: BuildOptions) -> Wav2LipBuild:
     if not cfg.avatar:
         raise BuildError("face.wav2lip.avatar: no avatar is configured")
     try:
-        from streambot.face.avatar import AvatarError
+        from streambot.face.avatar_source import AvatarError
         from streambot.face.factory import configured_avatar
     except ImportError as exc:
         raise BuildError(f"{exc}: pip install 'streambot[neural,wav2lip]'") from exc

@@ -20,13 +20,22 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
-import av
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from streambot.face.avatar_boxes import (
+    Rect,
+    check_inside,
+    crop_faces,
+    detect_face,
+    int_boxes,
+    pad_box,
+    parse_face_box,
+    scale_rect,
+    smooth_boxes,
+)
+from streambot.face.avatar_source import AvatarError, read_image, read_video, resize_frame
 from streambot.progress import track
 from streambot.timing import DEFAULT_FPS
 
@@ -39,21 +48,11 @@ log = logging.getLogger("streambot.face.avatar")
 
 # 2: each distinct frame stored once, the loop's order in loop.npy, frames memory-mapped.
 FORMAT_VERSION = 2
-CASCADE = "haarcascade_frontalface_default.xml"
-# Haar detection runs on a copy at most this many pixels on its longer side: faster, and on big
-# frames the cascade finds spurious "faces" larger than the real one, which "largest face" picks.
-DETECT_MAX_SIDE = 640
 STILL_LOOP_SECONDS = 4
 BREATH_SCALE = 0.006  # the frame grows 0.6% about its centre at the top of a breath
 BREATH_RISE_PX = 1.5  # and the picture rises 1.5 px: sub-pixel steps via bilinear warping
 FILES = ("frames.npy", "boxes.npy", "faces.npy", "loop.npy")
 META = "avatar.json"
-
-Rect = tuple[int, int, int, int]
-
-
-class AvatarError(Exception):
-    """The avatar cannot be prepared or loaded; the message says why and what to do."""
 
 
 class AvatarNotPrepared(AvatarError):
@@ -76,206 +75,6 @@ class PreparedAvatar:
     key: str  # content hash of the source file and the preparation parameters
     fps: int
     folder: Path
-
-
-# ---------------------------------------------------------------------------- face detection
-
-
-@cache
-def _cascade() -> cv2.CascadeClassifier:
-    path = os.path.join(cv2.data.haarcascades, CASCADE)
-    classifier = cv2.CascadeClassifier(path)
-    if classifier.empty():  # OpenCV 5 no longer ships the Haar cascades
-        raise AvatarError(
-            f"OpenCV {cv2.__version__} has no {CASCADE}: install 'opencv-python-headless<5' "
-            "or pass a face box"
-        )
-    return classifier
-
-
-def detect_face(image: np.ndarray) -> Rect | None:
-    """The largest frontal face in an RGB image as (x, y, w, h) in its pixels, or None."""
-    h, w = image.shape[:2]
-    scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    found = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40))
-    if len(found) == 0:
-        return None
-    x, y, fw, fh = max(found, key=lambda r: int(r[2]) * int(r[3]))
-    x1, y1 = int(x / scale), int(y / scale)
-    x2, y2 = min(w, math.ceil((x + fw) / scale)), min(h, math.ceil((y + fh) / scale))
-    return x1, y1, x2 - x1, y2 - y1
-
-
-def _parse_face_box(face_box: object) -> Rect:
-    """A caller's (x, y, w, h) as ints, or AvatarError if it is not four whole numbers."""
-    try:
-        values = [float(v) for v in face_box]  # type: ignore[attr-defined]
-    except (TypeError, ValueError):
-        raise AvatarError(f"bad face box {face_box!r}: expected four numbers x, y, w, h") from None
-    if len(values) != 4 or any(not v.is_integer() for v in values):
-        raise AvatarError(f"bad face box {face_box!r}: expected four whole numbers x, y, w, h")
-    x, y, w, h = (int(v) for v in values)
-    if w <= 0 or h <= 0:
-        raise AvatarError(f"bad face box {face_box!r}: width and height must be positive")
-    return x, y, w, h
-
-
-def _scale_rect(rect: Rect | None, sx: float, sy: float, width: int, height: int) -> Rect | None:
-    if rect is None or (sx, sy) == (1.0, 1.0):
-        return rect
-    x, y, w, h = rect
-    x1, y1 = math.floor(x * sx), math.floor(y * sy)
-    x2, y2 = min(width, math.ceil((x + w) * sx)), min(height, math.ceil((y + h) * sy))
-    return (x1, y1, x2 - x1, y2 - y1)
-
-
-def _check_inside(rect: Rect, width: int, height: int) -> None:
-    x, y, w, h = rect
-    if x < 0 or y < 0 or x + w > width or y + h > height:
-        raise AvatarError(
-            f"bad face box {rect}: it leaves the {width}x{height} image "
-            f"(x, y >= 0, x + w <= {width}, y + h <= {height})"
-        )
-
-
-# --------------------------------------------------------------------- Wav2Lip box handling
-
-
-def pad_box(rect: Rect, pads: tuple[int, int, int, int], width: int, height: int) -> np.ndarray:
-    """Wav2Lip's padding of an (x, y, w, h) face: (y1, y2, x1, x2) clipped to the frame.
-
-    ``pads`` is (top, bottom, left, right); the default 10 px at the bottom keeps the chin in.
-    """
-    x, y, w, h = rect
-    top, bottom, left, right = pads
-    return np.array(
-        [max(0, y - top), min(height, y + h + bottom), max(0, x - left), min(width, x + w + right)],
-        dtype=np.float64,
-    )
-
-
-def smooth_boxes(boxes: np.ndarray, window: int) -> np.ndarray:
-    """Mean over a sliding window of boxes, as the official ``get_smoothened_boxes``.
-
-    Box i becomes the mean of boxes[i:i+T]; the last T-1 boxes, which have no full window ahead,
-    use the last T. Like the original, it works in place, so those tail windows already see
-    smoothed boxes. Unlike it, T shrinks to the sequence length for sequences shorter than T.
-    """
-    out = np.asarray(boxes, dtype=np.float64).copy()
-    t = max(1, min(window, len(out)))
-    for i in range(len(out)):
-        chunk = out[i : i + t] if i + t <= len(out) else out[len(out) - t :]
-        out[i] = chunk.mean(axis=0)
-    return out
-
-
-def _int_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Float (y1, y2, x1, x2) rows rounded to int32 inside the frame, never empty."""
-    b = np.rint(boxes).astype(np.int64)
-    b[:, 0] = np.clip(b[:, 0], 0, height - 1)
-    b[:, 1] = np.clip(b[:, 1], b[:, 0] + 1, height)
-    b[:, 2] = np.clip(b[:, 2], 0, width - 1)
-    b[:, 3] = np.clip(b[:, 3], b[:, 2] + 1, width)
-    return b.astype(np.int32)
-
-
-def _crop_faces(frames: np.ndarray, boxes: np.ndarray, img_size: int) -> np.ndarray:
-    faces = np.empty((len(frames), img_size, img_size, 3), np.uint8)
-    for i, (frame, (y1, y2, x1, x2)) in enumerate(zip(frames, boxes, strict=True)):
-        # Default (bilinear) interpolation, exactly what the official inference code feeds in.
-        faces[i] = cv2.resize(frame[y1:y2, x1:x2], (img_size, img_size))
-    return faces
-
-
-# ------------------------------------------------------------------------------- decoding
-
-
-def _resize(frame: np.ndarray, resize_to: tuple[int, int] | None) -> np.ndarray:
-    if resize_to is None or (frame.shape[1], frame.shape[0]) == resize_to:
-        return frame
-    shrinking = resize_to[0] * resize_to[1] < frame.shape[0] * frame.shape[1]
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(frame, resize_to, interpolation=interpolation)
-
-
-def _read_image(path: Path) -> np.ndarray | None:
-    """The file as an RGB still, or None if it is not one Pillow knows (then try it as video)."""
-    try:
-        with Image.open(path) as img:
-            if getattr(img, "n_frames", 1) > 1:  # an animated GIF/WebP: PyAV reads its timing
-                return None
-            upright = ImageOps.exif_transpose(img)  # phone photos carry their rotation in EXIF
-            return np.array(upright.convert("RGB"), dtype=np.uint8)
-    except UnidentifiedImageError:
-        return None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise AvatarError(f"cannot read avatar image {path}: {exc}") from None
-
-
-def _read_video(path: Path, fps: int, max_frames: int) -> list[np.ndarray]:
-    """Up to ``max_frames`` RGB frames resampled to ``fps`` by their timestamps.
-
-    Resampling keeps the idle motion at its real speed when the source has another frame rate
-    (a 60 fps clip played frame by frame at 25 fps would look slowed down 2.4 times).
-    """
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise AvatarError(f"cannot read {path}: not an image or video ({exc})") from None
-    out: list[np.ndarray] = []
-    with container:
-        if not container.streams.video:
-            raise AvatarError(f"cannot read {path}: it has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate
-        step = 1.0 / float(rate) if rate else 1.0 / fps
-        eps = 1e-4
-        held: av.VideoFrame | None = None  # the latest decoded frame, converted on first use
-        held_rgb: np.ndarray | None = None
-        t0 = t = 0.0
-
-        def emit_until(limit: float) -> None:
-            nonlocal held_rgb
-            while held is not None and len(out) < max_frames and len(out) / fps < limit - eps:
-                if held_rgb is None:
-                    held_rgb = held.to_ndarray(format="rgb24")
-                out.append(held_rgb)
-
-        try:
-            for i, frame in enumerate(container.decode(stream)):
-                t = frame.time if frame.time is not None else i * step
-                if held is None:
-                    t0 = t
-                emit_until(t - t0)  # the held frame covers every output time before this one
-                if len(out) >= max_frames:
-                    break
-                held, held_rgb = frame, None
-            else:
-                emit_until(t - t0 + step)  # the last frame lasts one source frame
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            if not out:
-                raise AvatarError(f"cannot read {path}: not an image or video ({exc})") from None
-            log.warning("%s: stopped at a broken frame after %d frames: %s", path, len(out), exc)
-    if not out:
-        raise AvatarError(f"cannot read {path}: no video frames could be decoded")
-    return out
-
-
-def source_size(source: str | Path) -> tuple[int, int]:
-    """(width, height) of the frames an avatar source gives (upright, as preparation reads
-    them), from one decoded frame: enough to choose the size to prepare it at."""
-    path = Path(source)
-    if not path.is_file():
-        raise AvatarError(f"cannot read avatar source {path}: no such file")
-    still = _read_image(path)
-    first = still if still is not None else _read_video(path, fps=1, max_frames=1)[0]
-    height, width = first.shape[:2]
-    return width, height
 
 
 # ------------------------------------------------------------------------------ the loops
@@ -430,7 +229,7 @@ def _checked_options(
 ) -> tuple[Rect | None, tuple[int, int, int, int], tuple[int, int] | None, dict[str, object]]:
     """The caller's face box, pads and resize_to as ints, and every parameter that shapes the
     result (part of the cache key, and kept in the meta); AvatarError/ValueError if invalid."""
-    given = _parse_face_box(face_box) if face_box is not None else None
+    given = parse_face_box(face_box) if face_box is not None else None
     pad4 = tuple(int(p) for p in pads)
     if len(pad4) != 4 or min(pad4) < 0:
         raise ValueError(f"pads must be four non-negative ints (top, bottom, left, right): {pads}")
@@ -475,14 +274,14 @@ def _face_rects(
     h, w = resized[:2]
     sx, sy = w / src_w, h / src_h
     if given is not None:
-        _check_inside(given, src_w, src_h)
+        check_inside(given, src_w, src_h)
         # The caller measured the box on the source; carry it onto the resized frames.
-        rects: list[Rect | None] = [_scale_rect(given, sx, sy, w, h)] * len(sources)
+        rects: list[Rect | None] = [scale_rect(given, sx, sy, w, h)] * len(sources)
     else:
         # Detect on the source frames: a downscaled avatar can leave the face too small for
         # the cascade. Boxes are then carried onto the resized frames.
         rects = [
-            _scale_rect(detect_face(f), sx, sy, w, h)
+            scale_rect(detect_face(f), sx, sy, w, h)
             for f in track(sources, f"finding the face in {name}", len(sources))
         ]
     if all(r is None for r in rects):
@@ -507,7 +306,7 @@ def _still_loop(
     # keeps the crop-to-frame mapping constant, so the mouth moves exactly with the picture.
     ux, uy = math.floor(lx), math.floor(ly)
     box = pad_box((ux, uy, math.ceil(hx) - ux, math.ceil(hy) - uy), pads, w, h)
-    boxes = _int_boxes(np.repeat(box[None], len(frames), axis=0), w, h)
+    boxes = int_boxes(np.repeat(box[None], len(frames), axis=0), w, h)
     return frames, boxes, np.arange(len(frames))
 
 
@@ -523,7 +322,7 @@ def _video_loop(
     # Frames where the detector missed reuse the nearest detected box (earlier on a tie).
     filled = [rects[min(found, key=lambda j, i=i: (abs(j - i), j))] for i in range(len(rects))]
     padded = np.stack([pad_box(r, pads, w, h) for r in filled if r is not None])
-    boxes = _int_boxes(smooth_boxes(padded, smooth_window), w, h)
+    boxes = int_boxes(smooth_boxes(padded, smooth_window), w, h)
     return np.stack(frames_list), boxes, _ping_pong(len(frames_list))
 
 
@@ -590,16 +389,16 @@ def prepare_avatar(
         raise AvatarNotPrepared(f"{path.name} is not prepared in {cache_root} yet")
 
     started = time.perf_counter()
-    still = _read_image(path)
-    sources = [still] if still is not None else _read_video(path, fps, max_frames)
-    frames_list = [_resize(f, resize_to) for f in sources]
+    still = read_image(path)
+    sources = [still] if still is not None else read_video(path, fps, max_frames)
+    frames_list = [resize_frame(f, resize_to) for f in sources]
     rects = _face_rects(sources, frames_list[0].shape, given, path.name)
     if still is not None:
         frames, boxes, order = _still_loop(frames_list[0], rects[0], fps * STILL_LOOP_SECONDS, pads)
     else:
         frames, boxes, order = _video_loop(frames_list, rects, pads, smooth_window)
     del frames_list, sources
-    faces = _crop_faces(frames, boxes, img_size)
+    faces = crop_faces(frames, boxes, img_size)
 
     avatar = PreparedAvatar(frames, boxes, faces, order.astype(np.int32), key, fps, folder)
     _save(folder, avatar, _metadata(avatar, path.name, still is not None, given, rects, params))

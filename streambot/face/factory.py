@@ -80,7 +80,7 @@ def build_wav2lip_face(config: Config) -> Face:
     if not cfg.avatar:
         raise FaceSetupError("no avatar configured (face.wav2lip.avatar)")
     try:
-        from streambot.face.avatar import AvatarError
+        from streambot.face.avatar_source import AvatarError
         from streambot.face.wav2lip import Wav2LipFace
         from streambot.models.wav2lip import CheckpointError, Wav2Lip
         from streambot.runtime.base import EngineError

@@ -188,7 +188,8 @@ def prepare_for_output(
     """Prepare (or load from the cache) an avatar at the size it is shown in a ``width`` x
     ``height`` stream, so no frame is resampled while live. Only that size is prepared: the
     source's size comes from one decoded frame."""
-    from streambot.face.avatar import prepare_avatar, source_size
+    from streambot.face.avatar import prepare_avatar
+    from streambot.face.avatar_source import source_size
 
     src_w, src_h = source_size(source)
     fit = Placement.fit(src_w, src_h, width, height)

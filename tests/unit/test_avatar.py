@@ -14,12 +14,12 @@ skimage_data = pytest.importorskip("skimage.data")
 
 from streambot.face import avatar as avatar_mod  # noqa: E402
 from streambot.face.avatar import (  # noqa: E402
-    AvatarError,
     PreparedAvatar,
     load_avatar,
     prepare_avatar,
-    smooth_boxes,
 )
+from streambot.face.avatar_boxes import smooth_boxes  # noqa: E402
+from streambot.face.avatar_source import AvatarError, source_size  # noqa: E402
 
 # The astronaut's face in skimage.data.astronaut() (512x512), as (x1, y1, x2, y2).
 KNOWN_FACE = (170, 40, 300, 200)
@@ -288,7 +288,7 @@ def test_prepare_for_output_prepares_only_the_size_shown(astronaut_png, tmp_path
     a = prepare_for_output(astronaut_png, tmp_path, 1280, 720, fps=25)
     assert a.frames.shape[1:3] == (720, 720)  # the 512x512 photo fitted to the stream's height
     assert [p.name for p in tmp_path.iterdir()] == [a.key]  # no full-size copy beside it
-    assert avatar_mod.source_size(astronaut_png) == (512, 512)
+    assert source_size(astronaut_png) == (512, 512)
     with pytest.raises(AvatarError, match="no such file"):
         prepare_for_output(tmp_path / "missing.jpg", tmp_path, 1280, 720)
 
