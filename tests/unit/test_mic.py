@@ -13,15 +13,14 @@ pytest.importorskip("faster_whisper")
 
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from streambot.chat.mic import (
-    SAMPLE_RATE,
+from streambot.chat.audio_input import (
     FileAudioSource,
-    MicChatSource,
     MicError,
     MicUnavailable,
     SoundDeviceSource,
-    Utterance,
 )
+from streambot.chat.mic import MicChatSource
+from streambot.chat.vad import SAMPLE_RATE, Utterance
 from streambot.events import Kind
 from streambot.resample import StreamResampler, resample
 
