@@ -11,10 +11,8 @@ lets through."""
 from __future__ import annotations
 
 import difflib
-import itertools
 import re
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streambot.brain.eval_questions import (
@@ -23,8 +21,34 @@ from streambot.brain.eval_questions import (
     WARRANTY,
     Fact,
     Question,
-    either,
     product_texts,
+)
+from streambot.brain.eval_text import (
+    AVAILABLE,
+    BACK_WHEN,
+    CHEAPER,
+    CHECK,
+    CJK_CHAR,
+    DEARER,
+    DISCOUNT,
+    FREE_PRICE,
+    FUTURE,
+    GREETING,
+    LATIN,
+    LONG_DIGITS,
+    NUMBER,
+    REFUSAL,
+    REPEATED,
+    SCAFFOLD,
+    SHIPPING_WORDS,
+    SOLD_OUT,
+    TOKENS,
+    negated,
+    norm,
+    numbers_in,
+    says_number,
+    says_point,
+    without_money,
 )
 from streambot.brain.guard import (
     ReplyGuard,
@@ -34,9 +58,9 @@ from streambot.brain.guard import (
 )
 from streambot.brain.knowledge import subjects
 from streambot.catalog import Catalog, Product
-from streambot.intents import DIGITS, EN_NUMBERS, EN_TENS, zh_numeral
+from streambot.intents import EN_NUMBERS
 from streambot.sentences import split_sentences
-from streambot.text import IDEOGRAPHS, fold
+from streambot.text import fold
 
 
 @dataclass
@@ -66,202 +90,6 @@ class Verdict:
         out += [f"garbage: {g}" for g in self.garbage]
         out += ["echoes the question"] * self.echo + ["wrong language"] * self.wrong_language
         return out
-
-
-_CHECK = either(
-    r"\b(?:let me (?:check|find out|ask|confirm|look)|i'?ll (?:check|find out|ask|confirm|look)"
-    r"|i will (?:check|find out|ask|confirm)|(?:need|have) to check|double[- ]check"
-    r"|not (?:sure|certain)|unsure|(?:don't|do not) know|(?:doesn't|does not|don't|do not) "
-    r"(?:say|mention|list|specify|state|have (?:that|the|any|those|this))"
-    r"|no (?:info|information|details|mention)|(?:isn't|is not|aren't|are not|not) "
-    r"(?:listed|mentioned|stated|specified)|can'?t (?:confirm|say)|cannot (?:confirm|say)"
-    r"|get back to you|find out for you)\b",
-    r"查一下|查查|确认一下|帮你确认|核实|不确定|不太清楚|不清楚|没有写|没写|没有说明|没有提到|没提到"
-    r"|没有相关信息|没有这方面|暂时不知道|不知道|稍后回复|问一下|了解一下",
-)
-
-
-_GREETING = either(
-    r"\b(?:hi|hello|hey|welcome|greetings|good (?:morning|afternoon|evening))\b",
-    r"你好|您好|欢迎|大家好|哈喽|嗨|早上好|下午好|晚上好",
-)
-
-
-_REFUSAL = either(
-    r"\b(?:sorry|afraid|unfortunately|can'?t|cannot|unable|not able|no discounts?|fixed)\b",
-    r"抱歉|不好意思|不能|没办法|没有优惠|不打折|只能|无法",
-)
-
-
-_SOLD_OUT = either(
-    r"\b(?:sold out|out of stock|unavailable|none left|not in stock|no (?:more )?(?:units? )?"
-    r"left|all gone)\b",
-    r"卖完|售罄|缺货|没货|无货|断货|没有货|没有库存|暂时没有",
-)
-
-
-_AVAILABLE = either(r"\b(?:in[ -]stock|available|ready to ship)\b", r"有货|现货|有库存")
-
-
-_FUTURE = either(
-    r"\b(?:back|again|restock\w*|soon|next|until|once|when|will)\b", r"补货|到货|再|会"
-)
-
-
-# A time a sold-out product is back ("back in 3 days", "restocked tomorrow", "明天补货"): it
-# must be the catalog's restock time.
-_BACK_WHEN = either(
-    r"\b(?:back|restock(?:ed|s)?|in stock again|available again)\b[^.!?]{0,20}?"
-    r"\b(?P<when>(?:in|within)\s+(?:\d+|a|one|two|three|four|five|a few)\s+(?:days?|weeks?)"
-    r"|tomorrow|today|tonight|next week|next month|(?:next|this|on)\s+\w+day)\b",
-    r"(?P<when_zh>明天|后天|今天|\d+天(?:后|内)?|下周[一二三四五六日天]?|周[一二三四五六日天])"
-    r"就?(?:补货|到货|回来|有货)",
-)
-
-
-_NEGATION = either(
-    r"\b(?:no|not|never|without|none|can'?t|cannot|don'?t|doesn'?t|isn'?t|aren'?t|won'?t"
-    r"|unable)\b|n't\b",
-    r"不|没|无|别|非",
-)
-
-
-_DISCOUNT = either(
-    r"\b\d+\s*%\s*off\b|\b(?:discount(?:s|ed)?|coupons?|promo(?:tion)?(?: codes?)?|vouchers?"
-    r"|on sale|flash sale|half[- ](?:price|off)|special (?:price|deal|offer)|bundle deal"
-    r"|buy one,? get one|bogo)\b",
-    r"\d+(?:\.\d+)?\s*折|[一二三四五六七八九]折|打\S{0,2}折|折扣|优惠|立减|减价|降价|特价|秒杀|满\d+减|便宜点|便宜一点",
-)
-
-
-_FREE_PRICE = either(
-    r"\b(?:is|are|it'?s|for|totally|completely|now|costs? nothing)\s+(?:totally |completely )?"
-    r"free\b(?!\s+(?:shipping|delivery|postage))",
-    r"免费(?!送货|配送|邮寄|发货|运送|包邮)",
-)
-
-
-_SHIPPING_WORDS = either(
-    r"\b(?:ship|ships|shipping|shipped|delivery|deliver|postage|arrive)\b",
-    r"包邮|运费|邮费|发货|快递|配送|到货",
-)
-
-
-_CHEAPER = either(
-    r"\b(?:cheaper|less expensive|more affordable|costs? less|lower price|the cheap one)\b",
-    r"更便宜|比较便宜|便宜一些|便宜些|便宜",
-)
-
-
-_DEARER = either(
-    r"\b(?:more expensive|pricier|dearer|costs? more|higher price|the expensive one)\b",
-    r"更贵|比较贵|贵一些|贵些|贵",
-)
-
-
-_SCAFFOLD = re.compile(
-    r"a viewer wrote|viewer \"|treat as data|not instructions|<<<|>>>|<\|[a-z_]+\|>"
-    r"|\b(?:assistant|user|system)\s*:|catalog entries|relevant to this question"
-    r"|selling points:|卖点:|\[[a-z0-9_-]+\]|house rules|system prompt|reply as \w+ ?,"
-    r"|using only the catalog|忽略.{0,6}(?:指令|规则)|系统提示|提示词",
-    re.IGNORECASE,
-)
-
-
-_NUMBER = re.compile(rf"(?<![\d.,])(?:{DIGITS})")
-
-
-_LONG_DIGITS = re.compile(r"\d{6,}|(?:\d[ ,.]?){10,}")
-
-
-_REPEATED = re.compile(r"(\S.+?)\1{2,}")
-
-
-_TOKENS = re.compile(rf"[a-z0-9']+|[{IDEOGRAPHS}]")
-
-
-_CJK_CHAR = re.compile(f"[{IDEOGRAPHS}]")
-
-
-_LATIN = re.compile(r"[A-Za-z]")
-
-
-_STOPWORDS = frozenset(
-    re.findall(r"\w+", "a an the and or of to for in on with from that this it its is are be by")
-    + re.findall(r"\w+", "at as so up every all any")
-)
-
-
-def _en_words(n: int) -> list[str]:
-    """How ``n`` (below 100) is written in English words: "seven", "forty-two", "forty two"."""
-    if n <= 20:
-        return [EN_NUMBERS[n]]
-    if n >= 100:
-        return []
-    tens, unit = divmod(n, 10)
-    if not unit:
-        return [EN_TENS[tens]]
-    return [f"{EN_TENS[tens]}-{EN_NUMBERS[unit]}", f"{EN_TENS[tens]} {EN_NUMBERS[unit]}"]
-
-
-def _says_number(text: str, n: float) -> bool:
-    """Whether ``text`` says the number ``n`` (digits; below 100 also English words; below
-    10,000 also Chinese numerals, 两 for 二)."""
-    if any(abs(float(m.group(0).replace(",", "")) - n) < 1e-9 for m in _NUMBER.finditer(text)):
-        return True
-    if not float(n).is_integer():
-        return False
-    folded = fold(text)
-    if any(re.search(rf"\b{w}\b", folded) for w in _en_words(int(n))):
-        return True
-    zh = zh_numeral(int(n))
-    return bool(zh) and zh in text.replace("两", "二")
-
-
-def _without_money(text: str) -> str:
-    """``text`` with its money figures blanked: "$24.50" says no stock of 24."""
-    for figure in reversed(money_figures(text)):
-        text = text[: figure.start] + " " * (figure.end - figure.start) + text[figure.end :]
-    return text
-
-
-def _numbers_in(texts: Iterable[str]) -> set[float]:
-    return {float(m.group(0).replace(",", "")) for t in texts for m in _NUMBER.finditer(t)}
-
-
-def _negated(before: str, span: int = 24) -> bool:
-    """Whether a negation comes just before (``before`` is the text up to the claim)."""
-    tail = before[-span:]
-    return _NEGATION.search(tail) is not None
-
-
-def _norm(text: str) -> str:
-    """Folded, punctuation made spaces: for comparing a question with an answer."""
-    return " ".join(re.sub(r"[\W_]+", " ", fold(text)).split())
-
-
-def _content_words(text: str) -> list[str]:
-    words = re.findall(r"[a-z][a-z'-]+|\d+", fold(text))
-    return [w for w in words if w not in _STOPWORDS and (len(w) > 2 or w.isdigit())]
-
-
-def _cjk_bigrams(text: str) -> set[str]:
-    chars = _CJK_CHAR.findall(text)
-    return {a + b for a, b in itertools.pairwise(chars)}
-
-
-def _says_point(answer: str, point: str) -> bool:
-    """A selling point, said in words of its own or near them: 60% of its content words (the
-    first five letters of each, for "grind"/"grinding"), or half of its Chinese bigrams."""
-    bigrams = _cjk_bigrams(point)
-    if bigrams:
-        return len(bigrams & _cjk_bigrams(answer)) >= 0.5 * len(bigrams)
-    words = _content_words(point)
-    if not words:
-        return False
-    folded = fold(answer)
-    found = sum(1 for w in words if w[:5] in folded)
-    return found >= 0.6 * len(words)
 
 
 # -- scoring ----------------------------------------------------------------------------------
@@ -305,9 +133,9 @@ class _Scorer:
     def _has(self, fact: Fact) -> bool:
         p, text = self._product(fact), self.answer
         if fact.kind == "check":
-            return _CHECK.search(text) is not None
+            return CHECK.search(text) is not None
         if fact.kind == "greeting":
-            return _GREETING.search(text) is not None
+            return GREETING.search(text) is not None
         if p is None:
             return False
         if fact.kind in ("name", "cheaper", "dearer"):
@@ -316,11 +144,11 @@ class _Scorer:
             return any(same_money(f, p.price, p.currency) for f in money_figures(text))
         if fact.kind == "price_or_no":
             said = any(same_money(f, p.price, p.currency) for f in money_figures(text))
-            return said or _REFUSAL.search(text) is not None
+            return said or REFUSAL.search(text) is not None
         if fact.kind == "total" and fact.value is not None:
             return any(same_money(f, fact.value, p.currency) for f in money_figures(text))
         if fact.kind == "stock":
-            return _says_number(_without_money(text), p.stock) if p.stock else self._sold_out_said()
+            return says_number(without_money(text), p.stock) if p.stock else self._sold_out_said()
         if fact.kind == "restock":
             if not (p.restock or p.restock_zh):
                 return self._sold_out_said() or re.search(r"\bsoon\b|很快", text) is not None
@@ -328,14 +156,14 @@ class _Scorer:
                 bool(p.restock_zh) and fold(p.restock_zh) in fold(text)
             )
         if fact.kind == "shipping":
-            return _says_shipping(_without_money(text), p)
+            return _says_shipping(without_money(text), p)
         if fact.kind == "point":
-            return any(_says_point(text, point) for point in (*p.points, *p.points_zh))
+            return any(says_point(text, point) for point in (*p.points, *p.points_zh))
         raise ValueError(f"unknown fact kind {fact.kind!r}")
 
     def _sold_out_said(self) -> bool:
         return any(
-            not _negated(self.answer[: m.start()], 12) for m in _SOLD_OUT.finditer(self.answer)
+            not negated(self.answer[: m.start()], 12) for m in SOLD_OUT.finditer(self.answer)
         )
 
     # figures
@@ -356,11 +184,11 @@ class _Scorer:
             )
             if not right:
                 self.verdict.wrong_figures.append(fig.text)
-        allowed = _numbers_in(t for p in scope for t in product_texts(p))
+        allowed = numbers_in(t for p in scope for t in product_texts(p))
         allowed |= {float(p.price) for p in scope} | {float(p.stock) for p in scope}
         allowed |= set(self.q.numbers)
         taken = [(f.start, f.end) for f in figures]
-        for m in _NUMBER.finditer(sentence):
+        for m in NUMBER.finditer(sentence):
             if any(s <= m.start() < e for s, e in taken):
                 continue
             if float(m.group(0).replace(",", "")) not in allowed:
@@ -371,13 +199,13 @@ class _Scorer:
         self, sentence: str, spans: list[tuple[int, int, Product]], scope: list[Product]
     ) -> None:
         unsupported = self.verdict.unsupported
-        checked = _CHECK.search(sentence) is not None
-        for m in _DISCOUNT.finditer(sentence):
-            if not _negated(sentence[: m.start()]):
+        checked = CHECK.search(sentence) is not None
+        for m in DISCOUNT.finditer(sentence):
+            if not negated(sentence[: m.start()]):
                 unsupported.append(f"discount {m.group(0)!r}")
-        shipping = _SHIPPING_WORDS.search(sentence) is not None
-        for m in _FREE_PRICE.finditer(sentence):
-            if not shipping and not _negated(sentence[: m.start()], 12):
+        shipping = SHIPPING_WORDS.search(sentence) is not None
+        for m in FREE_PRICE.finditer(sentence):
+            if not shipping and not negated(sentence[: m.start()], 12):
                 unsupported.append(f"free {m.group(0)!r}")
         topics = (
             ("destination", DESTINATIONS),
@@ -396,29 +224,29 @@ class _Scorer:
     def _availability(
         self, sentence: str, spans: list[tuple[int, int, Product]], scope: list[Product]
     ) -> None:
-        future = _FUTURE.search(sentence) is not None
-        for m in _AVAILABLE.finditer(sentence):
-            if future or _negated(sentence[: m.start()], 16):
+        future = FUTURE.search(sentence) is not None
+        for m in AVAILABLE.finditer(sentence):
+            if future or negated(sentence[: m.start()], 16):
                 continue
             for p in subjects(m.start(), spans, scope):
                 if p.stock == 0:
                     self.verdict.unsupported.append(f"{p.id} available {m.group(0)!r}")
-        for m in _SOLD_OUT.finditer(sentence):
-            if _negated(sentence[: m.start()], 12):
+        for m in SOLD_OUT.finditer(sentence):
+            if negated(sentence[: m.start()], 12):
                 continue
             said_of = subjects(m.start(), spans, scope)
             if said_of and all(p.stock > 0 for p in said_of):
                 self.verdict.unsupported.append(f"{said_of[0].id} sold out {m.group(0)!r}")
-        for m in _BACK_WHEN.finditer(sentence):
+        for m in BACK_WHEN.finditer(sentence):
             when = fold(m.group("when") or m.group("when_zh"))
             said_of = subjects(m.start(), spans, scope)
             if said_of and not any(when in fold(f"{p.restock} {p.restock_zh}") for p in said_of):
                 self.verdict.unsupported.append(f"{said_of[0].id} back {when!r}")
 
     def _comparison(self, sentence: str, spans: list[tuple[int, int, Product]]) -> None:
-        for pattern, cheaper in ((_CHEAPER, True), (_DEARER, False)):
+        for pattern, cheaper in ((CHEAPER, True), (DEARER, False)):
             for m in pattern.finditer(sentence):
-                if _negated(sentence[: m.start()], 8):
+                if negated(sentence[: m.start()], 8):
                     continue
                 before = [s for s in spans if s[1] <= m.start()]
                 after = [s for s in spans if s[0] >= m.end()]
@@ -443,22 +271,22 @@ class _Scorer:
     # garbage
     def _garbage(self, text: str) -> None:
         garbage = self.verdict.garbage
-        if m := _SCAFFOLD.search(text):
+        if m := SCAFFOLD.search(text):
             garbage.append(f"scaffolding {m.group(0)!r}")
         allowed = {str(int(v)) for p in (*self.asked, *self.mentioned) for v in (p.stock, p.price)}
-        for m in _LONG_DIGITS.finditer(text):
+        for m in LONG_DIGITS.finditer(text):
             if re.sub(r"\D", "", m.group(0)) not in allowed:
                 garbage.append(f"digit run {m.group(0)!r}")
                 break
         spaced = " ".join(text.split())
-        for m in _REPEATED.finditer(spaced):
+        for m in REPEATED.finditer(spaced):
             if re.search(r"\w", m.group(1)) and len(m.group(0)) >= 6:
                 garbage.append(f"repeated {m.group(1)!r}")
                 break
-        sentences = [_norm(s) for s in self.sentences if len(_norm(s)) >= 6]
+        sentences = [norm(s) for s in self.sentences if len(norm(s)) >= 6]
         if len(sentences) != len(set(sentences)):
             garbage.append("a sentence said twice")
-        tokens = _TOKENS.findall(self._names_out(fold(text)))
+        tokens = TOKENS.findall(self._names_out(fold(text)))
         grams = Counter(tuple(tokens[i : i + 5]) for i in range(len(tokens) - 4))
         if grams and max(grams.values()) >= 3:
             top = max(grams, key=grams.__getitem__)
@@ -469,16 +297,16 @@ class _Scorer:
         answer names its product too): the whole question inside it (3 words, or 4 Chinese
         characters, at least), or one of its sentences nearly the question (85% alike, for a
         question of 4 words or 6 Chinese characters at least)."""
-        q = _norm(self._names_out(fold(self.q.text)))
-        words, chars = len(q.split()), len(_CJK_CHAR.findall(q))
+        q = norm(self._names_out(fold(self.q.text)))
+        words, chars = len(q.split()), len(CJK_CHAR.findall(q))
         if words < 3 and chars < 4:
             return False
-        if q in _norm(self._names_out(fold(answer))):
+        if q in norm(self._names_out(fold(answer))):
             return True
         if words < 4 and chars < 6:
             return False
         for sentence in self.sentences:
-            s = _norm(self._names_out(fold(sentence)))
+            s = norm(self._names_out(fold(sentence)))
             if s and difflib.SequenceMatcher(None, s, q).ratio() >= 0.85:
                 return True
         return False
@@ -516,19 +344,19 @@ def _says_shipping(text: str, p: Product) -> bool:
         money = [(f.start, f.end) for f in money_figures(terms)]
         numbers = [
             float(m.group(0))
-            for m in _NUMBER.finditer(terms)
+            for m in NUMBER.finditer(terms)
             if not any(s <= m.start() < e for s, e in money)
         ]
         if numbers:
-            if all(_says_number(text, n) for n in numbers):
+            if all(says_number(text, n) for n in numbers):
                 return True
-        elif _says_point(text, terms):
+        elif says_point(text, terms):
             return True
     return False
 
 
 def _wrong_language(answer: str, lang: str) -> bool:
-    cjk, latin = len(_CJK_CHAR.findall(answer)), len(_LATIN.findall(answer))
+    cjk, latin = len(CJK_CHAR.findall(answer)), len(LATIN.findall(answer))
     if lang == "zh":
         return cjk == 0
     return cjk > latin
