@@ -306,6 +306,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-teacher-answers", type=int, default=200)
     p.add_argument("--llm-kl-answers", type=int, default=50)
     p.add_argument(
+        "--distilled",
+        action="store_true",
+        help="the first point to build already has its whole distillation in its shape's "
+        "resume file (its build failed after distilling, e.g. while judging): judge it with no "
+        "more minutes",
+    )
+    p.add_argument(
         "--keep-resume",
         action="store_true",
         help="keep each shape's last resume file (to extend its minutes later)",
@@ -360,24 +367,40 @@ def options_for(args: argparse.Namespace, point: Point, minutes: float) -> Any:
 
 
 def run_point(
-    config: Any, args: argparse.Namespace, model: str, point: Point, before: dict | None
+    config: Any,
+    args: argparse.Namespace,
+    model: str,
+    point: Point,
+    before: dict | None,
+    distilled: bool = False,
 ) -> tuple[dict[str, Any], Path]:
     """Build ``point`` (its distillation continued from the checkpoint before), check that it
-    did continue, snapshot it; its row and its shape's resume file."""
+    did continue, snapshot it; its row and its shape's resume file. ``distilled``: the resume
+    file already holds the point's whole distillation (a build that failed after it): the
+    build judges it with no more minutes."""
     from streambot.compress.build import build
     from streambot.compress.llm_build import resolve_llm
     from streambot.runtime.manifest import Manifest
 
     job = resolve_llm(config, options_for(args, point, point.increment))
     resume = job.resume_path(Path(args.out))
-    minutes = restore(resume, point)
+    if distilled and not resume.is_file():
+        raise SystemExit(f"--distilled: no resume file {resume} to judge")
+    minutes = 0.0 if distilled else restore(resume, point)
     continued = minutes < point.minutes
     started = time.monotonic()
     build(config, options_for(args, point, minutes))
     seconds = time.monotonic() - started
     entry = next(a for a in Manifest.load(Path(args.out)).artifacts if a.file == job.folder)
-    row = frontier_row(model, point, entry, minutes, seconds)
-    if (continued and before is not None) and row["resumed_from_step"] != before["steps"]:
+    row = frontier_row(model, point, entry, point.increment if distilled else minutes, seconds)
+    if distilled:
+        row["recovered"] = "distilled by a build that failed after it; judged by a second"
+        if before is not None and row["resumed_from_step"] <= before["steps"]:
+            raise SystemExit(
+                f"--distilled: {resume.name} is at step {row['resumed_from_step']}, no further "
+                f"than the {point.since:g}-minute point's {before['steps']}"
+            )
+    elif (continued and before is not None) and row["resumed_from_step"] != before["steps"]:
         raise SystemExit(
             f"{job.folder}: the distillation resumed from step {row['resumed_from_step']}, "
             f"not {before['steps']}: not a continuation of the {point.since:g}-minute point"
@@ -438,8 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         dry_run(points, todo, args)
         return 0
     print(markdown_header(), flush=True)
-    for point in todo:
-        row, resume = run_point(config, args, model, point, previous(rows, point))
+    for i, point in enumerate(todo):
+        distilled = args.distilled and i == 0
+        row, resume = run_point(config, args, model, point, previous(rows, point), distilled)
         append_record(record, row)
         rows.append(row)
         tidy(resume, point, args.keep_resume)
