@@ -165,6 +165,19 @@ def count_ticker(bar: Any, description: str, total: int, done: int = 0, every: i
     return tick
 
 
+def distillation_record(report: Any) -> dict[str, Any]:
+    """The manifest's record of a build's distillation (a ``DistilReport``); its
+    ``resumed_from_step``: the steps an earlier build had done (0: from the pruned weights)."""
+    return {
+        "steps": report.steps,
+        "seconds": round(report.seconds, 1),
+        "resumed_from_step": report.resumed_from,
+        "first_loss": report.first_loss,
+        "last_loss": report.last_loss,
+        "loss_curve": curve(report.losses),
+    }
+
+
 def curve(losses: Sequence[float], points: int = 20) -> list[float]:
     """The loss curve for the report: ``points`` means over equal stretches of the steps."""
     if not losses:

@@ -52,8 +52,8 @@ from streambot.compress.common import (
     Row,
     catalog_of,
     count_ticker,
-    curve,
     distil_ticker,
+    distillation_record,
     plan_outputs,
     progress,
 )
@@ -214,7 +214,7 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
         "after_distillation": after,
         "held_out_answers": len(held_ids),
         "teacher_writing": writing,
-        "distillation": _distillation(report),
+        "distillation": distillation_record(report),
         "decode": decode,
         "max_kl": options.max_llm_kl,
         "max_accuracy_drop": options.max_llm_accuracy_drop,
@@ -239,19 +239,6 @@ def _load(job: LLMBuild, options: BuildOptions) -> tuple[Any, Any]:
         return load_causal_lm(job.model, dtype, options.device)
     except LLMError as exc:
         raise BuildError(f"brain.llm.path: cannot load {job.model} ({exc})") from exc
-
-
-def _distillation(report: Any) -> dict[str, Any]:
-    """The manifest's record of this build's distillation; ``resumed_from_step``: the steps
-    an earlier build of the same folder had done (0: it started from the pruned weights)."""
-    return {
-        "steps": report.steps,
-        "seconds": round(report.seconds, 1),
-        "resumed_from_step": report.resumed_from,
-        "first_loss": report.first_loss,
-        "last_loss": report.last_loss,
-        "loss_curve": curve(report.losses),
-    }
 
 
 def _rates(

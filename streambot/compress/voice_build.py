@@ -21,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from streambot.compress.common import (
     BUILD_LIBRARIES,
@@ -28,8 +29,8 @@ from streambot.compress.common import (
     BuildOptions,
     Row,
     catalog_of,
-    curve,
     distil_ticker,
+    distillation_record,
     plan_outputs,
     progress,
 )
@@ -141,74 +142,90 @@ def build_voice_engine(
     shared = {
         "before_distillation": before,
         "after_distillation": after,
-        "distillation": {
-            "steps": report.steps,
-            "seconds": round(report.seconds, 1),
-            "first_loss": report.first_loss,
-            "last_loss": report.last_loss,
-            "loss_curve": curve(report.losses),
-        },
+        "distillation": distillation_record(report),
         "teacher": f"the voice's own decoder ({job.model.name}, its trained weights)",
         "held_out_sentences": len(held_text),
         "max_mcd_db": options.max_voice_mcd_db,
         "intelligibility": heard,
         "max_wer_rise": options.max_voice_wer_rise,
     }
+    return [_record(job, options, manifest, pruned, shared, *output) for output in outputs]
+
+
+def _record(
+    job: VoiceBuild,
+    options: BuildOptions,
+    manifest: Manifest,
+    pruned: Any,
+    shared: dict[str, Any],
+    backend: str,
+    path: Path,
+    own: dict[str, Any] | None,
+) -> Row:
+    """One written decoder in the manifest (a default when it is close enough to the voice's
+    own and as easy to understand), and its row."""
+    before, after = shared["before_distillation"], shared["after_distillation"]
+    heard = shared["intelligibility"]
+    figures = own or after
+    rise = heard["wer_rise"] if heard.get("wer_rise") is not None else None
+    too_far = figures["mcd_db"] > options.max_voice_mcd_db
+    less_clear = rise is not None and rise > options.max_voice_wer_rise
     pruning = {
         "ratio": job.ratio,
-        "widths": student.config.to_dict(),
+        "widths": pruned.model.config.to_dict(),
         "params_before": pruned.params_before,
         "params_after": pruned.params_after,
     }
-    versions = library_versions(BUILD_LIBRARIES)
-    rows = []
-    for backend, path, own in outputs:
-        figures = own or after
-        rise = heard["wer_rise"] if heard.get("wer_rise") is not None else None
-        too_far = figures["mcd_db"] > options.max_voice_mcd_db
-        less_clear = rise is not None and rise > options.max_voice_wer_rise
-        default = not too_far and not less_clear
-        fidelity = {**shared, "this_file": own} if own else shared
-        manifest.put(
-            Artifact(
-                KIND,
-                path.name,
-                sha256_file(path),
-                backend,
-                "fp32",
-                dict(job.inputs),
-                Device(),
-                versions,
-                pruning,
-                fidelity,
-                default=default,
-                source=job.model.name,
-            )
+    manifest.put(
+        Artifact(
+            KIND,
+            path.name,
+            sha256_file(path),
+            backend,
+            "fp32",
+            dict(job.inputs),
+            Device(),
+            library_versions(BUILD_LIBRARIES),
+            pruning,
+            {**shared, "this_file": own} if own else shared,
+            default=not too_far and not less_clear,
+            source=job.model.name,
         )
-        detail = (
-            f"MCD {before['mcd_db']:.2f} -> {figures['mcd_db']:.2f} dB, STFT distance "
-            f"{before['stft_distance']:.2f} -> {figures['stft_distance']:.2f}, "
-            f"{pruned.params_after / 1e6:.2f}M params"
+    )
+    detail = _detail(before, figures, pruned.params_after, own, heard)
+    if too_far:
+        detail += (
+            f"; not a default: MCD {figures['mcd_db']:.2f} dB > floor {options.max_voice_mcd_db:g}"
         )
-        if own and "speed_up" in own:
-            detail += f", {own['speed_up']:.2f}x the unpruned decoder (ONNX Runtime)"
-        if rise is not None:
-            detail += (
-                f", recogniser word errors {heard['wer_teacher']:.0%} -> {heard['wer_student']:.0%}"
-            )
-        if too_far:
-            detail += (
-                f"; not a default: MCD {figures['mcd_db']:.2f} dB > floor "
-                f"{options.max_voice_mcd_db:g}"
-            )
-        elif less_clear:
-            detail += (
-                f"; not a default: {rise:.0%} more words misheard than with the voice's "
-                f"own decoder (--max-voice-wer-rise {options.max_voice_wer_rise:g}); "
-                "more --distil-minutes brings it back"
-            )
-        rows.append(Row(KIND, path.name, "built", detail))
-    return rows
+    elif less_clear:
+        detail += (
+            f"; not a default: {rise:.0%} more words misheard than with the voice's "
+            f"own decoder (--max-voice-wer-rise {options.max_voice_wer_rise:g}); "
+            "more --distil-minutes brings it back"
+        )
+    return Row(KIND, path.name, "built", detail)
+
+
+def _detail(
+    before: dict[str, Any],
+    figures: dict[str, Any],
+    params: int,
+    own: dict[str, Any] | None,
+    heard: dict[str, Any],
+) -> str:
+    """What a decoder's row says: its distance to the voice's own, size, speed and clarity."""
+    detail = (
+        f"MCD {before['mcd_db']:.2f} -> {figures['mcd_db']:.2f} dB, STFT distance "
+        f"{before['stft_distance']:.2f} -> {figures['stft_distance']:.2f}, "
+        f"{params / 1e6:.2f}M params"
+    )
+    if own and "speed_up" in own:
+        detail += f", {own['speed_up']:.2f}x the unpruned decoder (ONNX Runtime)"
+    if heard.get("wer_rise") is not None:
+        detail += (
+            f", recogniser word errors {heard['wer_teacher']:.0%} -> {heard['wer_student']:.0%}"
+        )
+    return detail
 
 
 def _intelligibility(voice, teacher, student, lang: str) -> dict:

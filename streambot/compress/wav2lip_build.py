@@ -20,8 +20,8 @@ from streambot.compress.common import (
     BuildOptions,
     Row,
     catalog_of,
-    curve,
     distil_ticker,
+    distillation_record,
     plan_outputs,
     progress,
 )
@@ -201,22 +201,7 @@ def build_wav2lip(
         teacher.cpu(), student.cpu()
         with torch.no_grad():
             after = mouth_fidelity(student(mel, face).numpy(), reference)
-    shared = {
-        "before_distillation": before,
-        "after_distillation": after,
-        "importance": importance,
-        "distillation": {
-            "steps": report.steps,
-            "seconds": round(report.seconds, 1),
-            "first_loss": report.first_loss,
-            "last_loss": report.last_loss,
-            "loss_curve": curve(report.losses),
-        },
-        "teacher": "random weights (speed only: these figures say nothing of quality)"
-        if random_teacher
-        else "the configured checkpoint",
-        "held_out_frames": len(held),
-    }
+    shared = _shared(before, after, importance, report, random_teacher, len(held))
     pruning = {
         "ratio": options.prune,
         "importance": pruned.importance,
@@ -226,40 +211,77 @@ def build_wav2lip(
     }
     options.out.mkdir(parents=True, exist_ok=True)
     outputs = _export(teacher, pruned, job, train, (mel, face), reference, after, options)
-    versions = library_versions(BUILD_LIBRARIES)
     rows = [out for out in outputs if isinstance(out, Row)]  # what was made and not kept
+    note = "; teacher has random weights" if random_teacher else ""
     for out in (out for out in outputs if isinstance(out, _Output)):
-        default = out.fidelity["mouth_psnr_db"] >= options.min_mouth_psnr_db
-        own = {"this_file": out.fidelity} if out.backend != "torch" else {}
-        manifest.put(
-            Artifact(
-                "wav2lip",
-                out.path.name,
-                sha256_file(out.path),
-                out.backend,
-                out.precision,
-                dict(job.inputs),
-                out.device,
-                versions | _device_versions(out),
-                pruning,
-                {**shared, **own},
-                default=default,
-            )
-        )
-        detail = out.note or (
-            f"mouth PSNR {before['mouth_psnr_db']:.1f} -> {after['mouth_psnr_db']:.1f} dB, "
-            f"SSIM {before['mouth_ssim']:.3f} -> {after['mouth_ssim']:.3f}, "
-            f"{pruned.params_after / 1e6:.1f}M params, {pruned.importance} importance"
-        )
-        if random_teacher:
-            detail += "; teacher has random weights"
-        if not default:
-            detail += (
-                f"; not a default: mouth PSNR {out.fidelity['mouth_psnr_db']:.1f} dB < "
-                f"floor {options.min_mouth_psnr_db:g}"
-            )
-        rows.append(Row("wav2lip", out.path.name, "built", detail))
+        rows.append(_record(out, job, options, manifest, pruned, pruning, shared, note))
     return rows
+
+
+def _shared(
+    before: dict[str, Any],
+    after: dict[str, Any],
+    importance: dict[str, Any],
+    report: Any,
+    random_teacher: bool,
+    held_frames: int,
+) -> dict[str, Any]:
+    """The fidelity every engine of one build shares: the mouth before and after distilling,
+    each importance tried, the distillation, and what the teacher was."""
+    return {
+        "before_distillation": before,
+        "after_distillation": after,
+        "importance": importance,
+        "distillation": distillation_record(report),
+        "teacher": "random weights (speed only: these figures say nothing of quality)"
+        if random_teacher
+        else "the configured checkpoint",
+        "held_out_frames": held_frames,
+    }
+
+
+def _record(
+    out: _Output,
+    job: Wav2LipBuild,
+    options: BuildOptions,
+    manifest: Manifest,
+    pruned: Any,
+    pruning: dict[str, Any],
+    shared: dict[str, Any],
+    note: str,
+) -> Row:
+    """One exported engine in the manifest (a default when its mouth is close enough to the
+    teacher's), and its row."""
+    before, after = shared["before_distillation"], shared["after_distillation"]
+    default = out.fidelity["mouth_psnr_db"] >= options.min_mouth_psnr_db
+    own = {"this_file": out.fidelity} if out.backend != "torch" else {}
+    manifest.put(
+        Artifact(
+            "wav2lip",
+            out.path.name,
+            sha256_file(out.path),
+            out.backend,
+            out.precision,
+            dict(job.inputs),
+            out.device,
+            library_versions(BUILD_LIBRARIES) | _device_versions(out),
+            pruning,
+            {**shared, **own},
+            default=default,
+        )
+    )
+    detail = out.note or (
+        f"mouth PSNR {before['mouth_psnr_db']:.1f} -> {after['mouth_psnr_db']:.1f} dB, "
+        f"SSIM {before['mouth_ssim']:.3f} -> {after['mouth_ssim']:.3f}, "
+        f"{pruned.params_after / 1e6:.1f}M params, {pruned.importance} importance"
+    )
+    detail += note
+    if not default:
+        detail += (
+            f"; not a default: mouth PSNR {out.fidelity['mouth_psnr_db']:.1f} dB < "
+            f"floor {options.min_mouth_psnr_db:g}"
+        )
+    return Row("wav2lip", out.path.name, "built", detail)
 
 
 def _device_versions(out: _Output) -> dict[str, str]:
