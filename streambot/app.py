@@ -153,6 +153,16 @@ class App:
         self.host: Host | None = None
         self.producer: TurnProducer | None = None
         self.observers: list[ObserverWorker] = []
+        # what the operator's panel may see and do (it never gets the App)
+        self.show = LiveShow(
+            lambda: self.host,
+            self.script,
+            self.ingest,
+            self.catalog,
+            self.health,
+            fps=cfg.stream.fps,
+            font=cfg.overlay.font,
+        )
 
     def health(self) -> dict:
         """What /healthz answers: not ok while the presenter is not running or any configured
@@ -372,16 +382,7 @@ class App:
         if self._panel_factory is None:
             log.warning("[panel] enabled, but this daemon was started without one: no panel")
             return
-        assert self.host is not None
-        show = LiveShow(
-            self.host,
-            self.ingest,
-            self.catalog,
-            self.health,
-            fps=self.config.stream.fps,
-            font=self.config.overlay.font,
-        )
-        panel = self._panel_factory(show, self.config.panel)
+        panel = self._panel_factory(self.show, self.config.panel)
         try:
             await panel.start()
         except OSError as exc:

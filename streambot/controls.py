@@ -62,12 +62,17 @@ class ShowControls(Protocol):
         ...
 
 
+class NotRunning(Exception):
+    """The host has not started yet: what it does cannot be changed now."""
+
+
 class LiveShow:
-    """`ShowControls` over the running daemon's parts."""
+    """`ShowControls` over the daemon's parts; ``host`` gives the host once it runs."""
 
     def __init__(
         self,
-        host: Host,
+        host: Callable[[], Host | None],
+        script: ScriptRunner,
         ingest: Ingest,
         catalog: LiveCatalog,
         health: Callable[[], dict[str, Any]],
@@ -75,23 +80,32 @@ class LiveShow:
         fps: int,
         font: str,
     ) -> None:
-        self.host, self.ingest, self.store, self.catalog = host, ingest, ingest.store, catalog
+        self._host, self._script = host, script
+        self.ingest, self.store, self.catalog = ingest, ingest.store, catalog
         self.health, self.fps, self.font = health, fps, font
 
+    def _running(self) -> Host:
+        host = self._host()
+        if host is None:
+            raise NotRunning("the host is not running yet")
+        return host
+
     def current_turn(self) -> Turn | None:
-        return self.host.current
+        host = self._host()
+        return host.current if host is not None else None
 
     def taken_over(self) -> bool:
-        return self.host.taken_over
+        host = self._host()
+        return host is not None and host.taken_over
 
     def script(self) -> ScriptRunner | None:
-        return self.host.script
+        return self._script
 
     def queued(self) -> list[ChatMessage]:
         return self.ingest.inbox.queued()
 
     def skip(self) -> Turn | None:
-        turn = self.host.current
+        turn = self._running().current
         if turn is not None:
             turn.interrupt()
         return turn
@@ -100,10 +114,11 @@ class LiveShow:
         return self.ingest.accept(msg)
 
     def set_autopilot(self, on: bool) -> str | None:
-        return self.host.script.command("resume" if on else "pause")
+        return self._script.command("resume" if on else "pause")
 
     def take_over(self, on: bool) -> None:
-        self.host.take_over() if on else self.host.hand_back()
+        host = self._running()
+        host.take_over() if on else host.hand_back()
 
     def answer_first(self, message_id: int) -> bool:
         return self.ingest.inbox.promote(message_id, Priority.OPERATOR - 1)

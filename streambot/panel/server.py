@@ -26,22 +26,20 @@ import secrets
 import time
 from collections.abc import Callable
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from pydantic import SecretStr
 
 from streambot.catalog import CatalogError
 from streambot.config import PanelConfig
+from streambot.controls import NotRunning, ShowControls
 from streambot.events import ChatMessage, Kind
 from streambot.http_guard import Guard, origin_allowed
 from streambot.panel.catalog_edit import CatalogEditor, EditError
 from streambot.panel.preview import PreviewEncoder
 from streambot.panel.state import panel_state
 from streambot.stage.overlay.fonts import find_font
-
-if TYPE_CHECKING:
-    from streambot.controls import ShowControls
 
 log = logging.getLogger(__name__)
 PUSH_S = 0.25
@@ -246,6 +244,8 @@ class Panel:
                 raise ActionError("the body must be a JSON object")
             result = act(body)
             status = 200
+        except NotRunning as exc:
+            result, status = str(exc), 503
         except (ValueError, ActionError, EditError, CatalogError) as exc:
             result, status = str(exc), getattr(exc, "status", 400)
         detail = json.dumps(body, ensure_ascii=False)[:500]

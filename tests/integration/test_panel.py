@@ -391,6 +391,6 @@ def test_viewer_text_on_the_panel_is_one_line_of_visible_characters(fast_config,
     config = panel_config(fast_config, tmp_path)
     app = App(config, panel=Panel)
     app.ingest.accept(ChatMessage("local", "ann", "how much\nis the \u202elamp\u2066?\u2069"))
-    [row] = panel_state(app)["queue"]
+    [row] = panel_state(app.show)["queue"]
     assert row["text"] == "how much is the lamp?"
-    assert all(d["text"] == "how much is the lamp?" for d in panel_state(app)["decisions"])
+    assert all(d["text"] == "how much is the lamp?" for d in panel_state(app.show)["decisions"])

@@ -215,7 +215,7 @@ class PanelScript(TurnObserver):
         self.app, self.seen = app, []
 
     def turn_started(self, turn: Turn) -> None:
-        self.seen.append(panel_state(self.app)["script"])
+        self.seen.append(panel_state(self.app.show)["script"])
 
 
 def test_a_line_whose_product_was_removed_live_is_skipped_never_said_with_placeholders(

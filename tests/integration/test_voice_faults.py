@@ -141,7 +141,7 @@ def test_a_tts_server_that_is_down_makes_healthz_not_ok_and_shows_in_metrics_and
         while app.voice.circuit.state != "open" or app.presenter is None:
             assert not run.done()
             await asyncio.sleep(0.01)
-        down, metrics, panel = app.health(), app.metrics.render().decode(), panel_state(app)
+        down, metrics, panel = app.health(), app.metrics.render().decode(), panel_state(app.show)
         app.voice.circuit.record(success=True)  # the server answers again
         up = app.health()
         app.stop.set()
