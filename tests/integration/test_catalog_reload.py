@@ -6,13 +6,13 @@ import asyncio
 import json
 import logging
 import os
-import sqlite3
 from importlib import resources
 
 import pytest
 
 import streambot.app
 from streambot.app import App
+from streambot.record import Record
 
 
 # 2 s: the app's background read; an hour: none in the run, so only the reads of triage (each
@@ -53,13 +53,10 @@ def test_an_edited_catalog_is_used_by_the_brain_and_triage_without_a_restart(
         await run
 
     asyncio.run(scenario())
-    db = sqlite3.connect(fast_config.store.path)
-    replies = dict(
-        db.execute(
-            "SELECT m.user, t.reply FROM turns t JOIN messages m ON m.id = t.message_id "
-            "WHERE t.outcome = 'played'"
-        ).fetchall()
-    )
+    with Record.open(fast_config.store.path) as record:
+        replies = {
+            t.user: t.reply or "" for t in record.turns() if t.outcome == "played" and t.user
+        }
     assert "24.50" in replies["ann"]
     assert "19.99" in replies["bob"] and "24.50" not in replies["bob"]
     assert "cat" in replies, "a question naming the product by its new alias was not answered"

@@ -4,7 +4,6 @@ import asyncio
 import json
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import urllib.request
 import av
 
 from streambot.app import App
+from streambot.record import Record
 
 
 def write_replay(path, rows):
@@ -20,8 +20,9 @@ def write_replay(path, rows):
 
 
 def status_of(db_path, user):
-    db = sqlite3.connect(db_path)
-    return db.execute("SELECT status FROM messages WHERE user = ?", (user,)).fetchone()[0]
+    with Record.open(db_path) as record:
+        [message] = record.by_user(user)
+        return message.status
 
 
 def test_unanswered_question_survives_a_restart_and_is_answered_after_it(fast_config, tmp_path):
@@ -43,15 +44,9 @@ def test_unanswered_question_survives_a_restart_and_is_answered_after_it(fast_co
     assert report.turns >= 1
     assert status_of(db, "bob") == "answered"
     assert status_of(db, "ann") == "expired"  # low-priority chat is not resumed
-    reply = (
-        sqlite3.connect(db)
-        .execute(
-            "SELECT t.reply FROM turns t JOIN messages m ON m.id = t.message_id"
-            " WHERE m.user = 'bob' AND t.outcome = 'played'"
-        )
-        .fetchone()[0]
-    )
-    assert "$59" in reply
+    with Record.open(db) as record:
+        [reply] = [t.reply for t in record.turns() if t.user == "bob" and t.outcome == "played"]
+    assert "$59" in (reply or "")
 
 
 def free_port() -> int:
@@ -117,8 +112,8 @@ port = {port}
         v, a = c.streams.video[0], c.streams.audio[0]
         v_dur, a_dur = float(v.duration * v.time_base), float(a.duration * a.time_base)
         assert v.frames > 100 and abs(v_dur - a_dur) <= 1 / 25
-    rows = sqlite3.connect(db).execute("SELECT status FROM messages").fetchall()
-    assert rows == [("answered",)]
+    with Record.open(db) as record:
+        assert [m.status for m in record.messages()] == ["answered"]
 
 
 def test_missing_virtual_camera_is_explained_and_the_other_sinks_go_on(fast_config, tmp_path):

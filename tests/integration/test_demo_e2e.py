@@ -1,7 +1,6 @@
 """The demo, end to end: about 24 s of stream time into an mp4, then check what a viewer gets."""
 
 import logging
-import sqlite3
 
 import av
 import numpy as np
@@ -11,6 +10,7 @@ from streambot.app import App
 from streambot.cli import demo_config
 from streambot.config import MouthFaceConfig
 from streambot.face.mouth import MouthFace
+from streambot.record import Record
 from streambot.timing import OUTPUT_RATE, samples_per_frame
 
 pytestmark = pytest.mark.slow
@@ -100,48 +100,35 @@ def test_mouth_moves_with_loud_speech_and_rests_in_silence(demo):
 
 def test_every_scripted_question_has_a_stored_reply(demo):
     _, config, _, _ = demo
-    db = sqlite3.connect(config.store.path)
+    with Record.open(config.store.path) as record:
+        messages, turns, sentences = record.messages(), record.turns(), record.sentences()
     for question, expected in QUESTIONS.items():
-        rows = db.execute(
-            "SELECT m.status, t.reply, t.outcome FROM messages m JOIN turns t"
-            " ON t.message_id = m.id WHERE m.text = ?",
-            (question,),
-        ).fetchall()
-        assert rows, f"no turn for {question!r}"
-        status, reply, outcome = rows[0]
-        assert (status, outcome) == ("answered", "played"), question
-        assert expected in reply, (question, reply)
-        spoken = db.execute(
-            "SELECT count(*) FROM sentences s JOIN turns t ON s.turn_id = t.id"
-            " JOIN messages m ON t.message_id = m.id WHERE m.text = ?",
-            (question,),
-        ).fetchone()[0]
-        assert spoken >= 1
+        asked = {m.id: m for m in messages if m.text == question}
+        answers = [t for t in turns if t.message_id in asked]
+        assert answers, f"no turn for {question!r}"
+        turn = answers[0]
+        assert (asked[turn.message_id].status, turn.outcome) == ("answered", "played"), question
+        assert expected in (turn.reply or ""), (question, turn.reply)
+        assert any(s.turn_id in {t.id for t in answers} for s in sentences)
 
 
 def test_abuse_was_handled_as_designed_with_stored_reasons(demo):
     _, config, _, records = demo
-    db = sqlite3.connect(config.store.path)
+    with Record.open(config.store.path) as record:
+        messages = record.messages()
 
-    def reasons(where: str, *args) -> list[str]:
-        return [r[0] for r in db.execute(f"SELECT reason FROM messages WHERE {where}", args)]
+    def reasons(user: str, source: str | None = None) -> list[str | None]:
+        return [m.reason for m in messages if m.user == user and source in (None, m.source)]
 
-    flood = reasons("user = 'floodbot'")
+    flood = reasons("floodbot")
     assert len(flood) == 16 and all(r and not r.startswith("question") for r in flood)
     assert sum(r.startswith("duplicate") for r in flood) == 7
     assert sum(r.startswith("rate limited") for r in flood) >= 5
-    assert reasons("user = 'eve'") == ["prompt injection attempt"]
-    big = db.execute(
-        "SELECT reason, text_length, length(text) FROM messages WHERE user = 'bigmouth'"
-    )
-    reason, length, stored = big.fetchone()
-    assert reason.startswith("too long: 100000") and length == 100_000 and stored <= 2000
-    assert reasons("source = 'replay' AND user = '?'") == [
-        "malformed: replay line 22: not UTF-8 JSON"
-    ]
-    assert reasons("user = 'glitch'")[0].startswith("binary junk")
-    unanswered = db.execute(
-        "SELECT count(*) FROM messages WHERE status NOT IN ('answered', 'rejected')"
-    ).fetchone()[0]
-    assert unanswered == 0
+    assert reasons("eve") == ["prompt injection attempt"]
+    [big] = [m for m in messages if m.user == "bigmouth"]
+    assert (big.reason or "").startswith("too long: 100000")
+    assert big.text_length == 100_000 and len(big.text) <= 2000
+    assert reasons("?", source="replay") == ["malformed: replay line 22: not UTF-8 JSON"]
+    assert (reasons("glitch")[0] or "").startswith("binary junk")
+    assert [m for m in messages if m.status not in ("answered", "rejected")] == []
     assert not [r for r in records if r.levelno >= logging.ERROR], "something crashed"

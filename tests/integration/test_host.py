@@ -2,10 +2,10 @@
 
 import asyncio
 import json
-import sqlite3
 
 from streambot.app import App
 from streambot.events import ChatMessage, Priority
+from streambot.record import Record
 
 
 def replay(tmp_path, rows):
@@ -15,11 +15,16 @@ def replay(tmp_path, rows):
 
 
 def turns(db_path):
-    db = sqlite3.connect(db_path)
-    return db.execute(
-        "SELECT t.kind, m.user, t.outcome, t.reply FROM turns t"
-        " LEFT JOIN messages m ON m.id = t.message_id ORDER BY t.id"
-    ).fetchall()
+    """(kind, who asked, outcome, reply) of each turn, in order."""
+    with Record.open(db_path) as record:
+        return [(t.kind, t.user, t.outcome, t.reply) for t in record.turns()]
+
+
+def message_of(db_path, user):
+    """(status, reason) of ``user``'s message."""
+    with Record.open(db_path) as record:
+        [message] = record.by_user(user)
+        return message.status, message.reason
 
 
 def test_super_chat_interrupts_the_current_answer_and_is_answered_next(fast_config, tmp_path):
@@ -83,16 +88,9 @@ def test_full_queue_drops_the_least_important_with_a_stored_reason(fast_config):
     for user in ("a", "b", "c"):
         app.ingest.accept(ChatMessage("test", user, f"how much is the lamp, {user}?"))
     app.ingest.accept(ChatMessage("test", "vip", "lamp price?", kind="superchat"))
-    rows = dict(
-        sqlite3.connect(fast_config.store.path).execute("SELECT user, status FROM messages")
-    )
+    rows = {m.user: m.status for m in Record(app.store).messages()}
     assert rows == {"a": "accepted", "b": "dropped", "c": "dropped", "vip": "accepted"}
-    reason = (
-        sqlite3.connect(fast_config.store.path)
-        .execute("SELECT reason FROM messages WHERE user = 'c'")
-        .fetchone()[0]
-    )
-    assert reason.startswith("queue full")
+    assert message_of(fast_config.store.path, "c")[1].startswith("queue full")
     assert app.inbox.peek_priority() == Priority.PAID
     assert app.metrics.decisions.labels("dropped", "queue full")._value.get() == 2
 
@@ -160,11 +158,11 @@ def test_more_resumed_questions_than_the_queue_holds_are_all_answered(fast_confi
     store.close()
     app = App(fast_config)
     asyncio.run(app.run(60))
-    db = sqlite3.connect(fast_config.store.path)
-    statuses = dict(db.execute("SELECT user, status FROM messages"))
+    with Record.open(fast_config.store.path) as record:
+        statuses = {m.user: m.status for m in record.messages()}
+        dropped = [d for d in record.decisions() if d.decision == "dropped"]
     assert statuses == {f"viewer{i}": "answered" for i in range(6)}
-    dropped = db.execute("SELECT count(*) FROM decisions WHERE decision = 'dropped'").fetchone()
-    assert dropped == (0,)
+    assert dropped == []
 
 
 def test_an_interrupted_question_left_by_an_older_version_is_answered_after_a_restart(
@@ -195,8 +193,7 @@ def test_a_question_the_operator_skips_is_not_answered_again(fast_config, tmp_pa
     assert [(user, outcome) for _, user, outcome, _ in got if user == "ann"] == [
         ("ann", "interrupted")
     ]
-    db = sqlite3.connect(fast_config.store.path)
-    assert db.execute("SELECT status, reason FROM messages WHERE user = 'ann'").fetchone() == (
+    assert message_of(fast_config.store.path, "ann") == (
         "skipped",
         "skipped by the operator (!skip)",
     )
@@ -216,8 +213,7 @@ def test_a_question_interrupted_again_and_again_is_given_up_with_a_reason(fast_c
     fast_config.chat.local.replay = replay(tmp_path, rows)
     fast_config.ingest.interrupt_priority = 20  # questions interrupt questions: ann is cut off
     asyncio.run(App(fast_config).run(30))
-    db = sqlite3.connect(fast_config.store.path)
-    assert db.execute("SELECT status, reason FROM messages WHERE user = 'ann'").fetchone() == (
+    assert message_of(fast_config.store.path, "ann") == (
         "unanswered",
         "interrupted 3 times; not tried again",
     )

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 
 import aiohttp
 import pytest
 
 from streambot.app import App
+from streambot.record import Record, StoredMessage, StoredTurn
 
 JSON = {"Content-Type": "application/json"}
 
@@ -31,12 +31,14 @@ async def running(config):
         await asyncio.wait_for(task, 30)
 
 
-def rows(config, sql, args=()):
-    db = sqlite3.connect(config.store.path)
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
+def messages(config) -> list[StoredMessage]:
+    with Record.open(config.store.path) as record:
+        return record.messages()
+
+
+def turns(config, kind: str) -> list[StoredTurn]:
+    with Record.open(config.store.path) as record:
+        return [t for t in record.turns() if t.kind == kind]
 
 
 async def test_a_lone_surrogate_is_stored_cleaned_and_chat_stays_up(fast_config):
@@ -45,12 +47,9 @@ async def test_a_lone_surrogate_is_stored_cleaned_and_chat_stays_up(fast_config)
             body = b'{"user": "eve\\udc00", "text": "how much is the lamp \\ud800?"}'
             reply = await http.post(url, data=body, headers=JSON)
             assert reply.status == 202
-            stored = rows(
-                fast_config,
-                "SELECT user, text FROM messages WHERE id = ?",
-                ((await reply.json())["id"],),
-            )
-            assert stored == [("eve\ufffd", "how much is the lamp \ufffd?")]
+            stored_id = (await reply.json())["id"]
+            [stored] = [m for m in messages(fast_config) if m.id == stored_id]
+            assert (stored.user, stored.text) == ("eve\ufffd", "how much is the lamp \ufffd?")
         ok = await http.post(url, json={"user": "ann", "text": "hello"})
         assert ok.status == 202
 
@@ -73,10 +72,8 @@ async def test_bodies_that_gave_a_bare_500_get_a_400_and_are_stored_rejected(
         assert reply.status == 400
         answer = await reply.json()
         assert reason in answer["error"]
-        status = rows(
-            fast_config, "SELECT status, reason FROM messages WHERE id = ?", (answer["id"],)
-        )
-        assert status[0][0] == "rejected" and reason in status[0][1]
+        [stored] = [m for m in messages(fast_config) if m.id == answer["id"]]
+        assert stored.status == "rejected" and reason in (stored.reason or "")
 
 
 async def test_operator_commands_need_the_token_and_web_pages_are_refused(fast_config):
@@ -100,9 +97,8 @@ async def test_operator_commands_need_the_token_and_web_pages_are_refused(fast_c
         )
         assert local_page.status == 202
         await asyncio.sleep(0.5)
-    said = rows(fast_config, "SELECT kind FROM turns WHERE kind = 'say'")
-    assert said == []  # the host never said it
-    assert rows(fast_config, "SELECT status FROM messages WHERE user = 'op'") == [("rejected",)]
+    assert turns(fast_config, "say") == []  # the host never said it
+    assert [m.status for m in messages(fast_config) if m.user == "op"] == ["rejected"]
 
 
 async def test_with_the_token_commands_work_but_say_keeps_the_banned_word_rule(
@@ -116,13 +112,12 @@ async def test_with_the_token_commands_work_but_say_keeps_the_banned_word_rule(
         bad = {"user": "op", "text": "!say 加 微 信 for deals", "kind": "command"}
         assert (await http.post(url, json=bad, headers=auth)).status == 202
         for _ in range(100):
-            if rows(fast_config, "SELECT 1 FROM turns WHERE kind = 'say' AND ended_at"):
+            if any(t.outcome for t in turns(fast_config, "say")):
                 break
             await asyncio.sleep(0.1)
-    said = rows(fast_config, "SELECT reply FROM turns WHERE kind = 'say'")
-    assert said == [("welcome everyone",)]
-    assert rows(fast_config, "SELECT reason FROM messages WHERE text LIKE '%for deals'") == [
-        ("operator command: banned word",)
+    assert [t.reply for t in turns(fast_config, "say")] == ["welcome everyone"]
+    assert [m.reason for m in messages(fast_config) if m.text.endswith("for deals")] == [
+        "operator command: banned word"
     ]
 
 
@@ -132,7 +127,7 @@ async def test_a_token_pasted_into_chat_is_masked_in_the_store(fast_config, monk
     async with running(fast_config) as (_app, http, url):
         body = {"user": "op", "text": "oops my token is tok-secret-98765"}
         assert (await http.post(url, json=body, headers=auth)).status == 202
-    assert rows(fast_config, "SELECT text FROM messages") == [("oops my token is ***",)]
+    assert [m.text for m in messages(fast_config)] == ["oops my token is ***"]
 
 
 async def test_a_stalled_connection_is_closed(fast_config):

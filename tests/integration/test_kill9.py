@@ -7,12 +7,13 @@ import asyncio
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 
 import aiohttp
 import pytest
+
+from streambot.record import Record
 
 
 def free_port() -> int:
@@ -94,6 +95,7 @@ async def test_kill_9_mid_burst_loses_no_acknowledged_message(tmp_path):
     finally:
         again.send_signal(signal.SIGTERM)
         assert again.wait(30) == 0
-    rows = dict(sqlite3.connect(db).execute("SELECT id, text FROM messages").fetchall())
+    with Record.open(db) as record:
+        rows = {m.id: m.text for m in record.messages()}
     missing = [(i, text) for i, text in acked if rows.get(i) != text]
     assert missing == [], f"{len(missing)} of {len(acked)} acknowledged messages were lost"

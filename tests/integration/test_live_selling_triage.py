@@ -1,8 +1,8 @@
 """Triage v2 for live selling: priorities, batched gift thanks, bounded floods."""
 
 import asyncio
-import sqlite3
 import tracemalloc
+from collections import Counter
 
 from streambot.app import App
 from streambot.catalog import Catalog
@@ -10,6 +10,7 @@ from streambot.config import TriageConfig
 from streambot.events import ChatMessage, Kind, Priority
 from streambot.gifts import GiftBatcher
 from streambot.inbox import Inbox
+from streambot.record import Record
 from streambot.triage import Triage, is_question
 
 
@@ -121,9 +122,9 @@ def test_gift_burst_is_thanked_in_one_turn_by_the_running_host(fast_config):
 
     app = App(fast_config, extra_sources=[Gifts()])
     asyncio.run(app.run(20))
-    db = sqlite3.connect(fast_config.store.path)
-    turns = db.execute("SELECT kind, outcome, reply FROM turns").fetchall()
+    with Record.open(fast_config.store.path) as record:
+        turns = [(t.kind, t.outcome, t.reply or "") for t in record.turns()]
+        statuses = Counter(m.status for m in record.messages())
     assert len(turns) == 1 and turns[0][:2] == ("thanks", "played")
     assert turns[0][2].startswith("感谢小明送的2个小心心、小红送的1个火箭、小刚送的1个小心心")
-    statuses = dict(db.execute("SELECT status, count(*) FROM messages GROUP BY status"))
     assert statuses == {"batched": 3, "answered": 1}

@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import shutil
-import sqlite3
 from collections.abc import AsyncIterator
 from importlib import resources
 
@@ -20,6 +19,7 @@ import pytest
 from streambot.app import App
 from streambot.panel import server
 from streambot.panel.server import Panel
+from streambot.record import Record
 
 TOKEN = "panel-secret-4f9a"
 REBIND = "rebind.attacker.test"
@@ -148,13 +148,13 @@ def test_actions_take_effect_and_are_logged(fast_config, tmp_path):
     edited = (tmp_path / "catalog.toml").read_text(encoding="utf-8")
     assert "price = 39.5" in edited and "stock = 3" in edited  # written back to the file
     assert "#" in edited  # tomlkit kept the file's comments
-    db = sqlite3.connect(config.store.path)
-    turns = db.execute("SELECT kind, outcome, reply FROM turns ORDER BY id").fetchall()
+    with Record.open(config.store.path) as record:
+        turns = [(t.kind, t.outcome, t.reply) for t in record.turns()]
     assert turns[0][:2] == ("say", "interrupted")  # skipped on air
     assert turns[1][0] == "answer" and "$39.50" in turns[1][2]  # the edited price, at once
     assert turns[2][0] == "pitch" and "Thermo" in turns[2][2]
-    actions = db.execute("SELECT who, action, result FROM actions ORDER BY id").fetchall()
-    assert [a[1] for a in actions] == [
+    done = actions(config)
+    assert [a[1] for a in done] == [
         "say",
         "say",
         "skip",
@@ -164,8 +164,8 @@ def test_actions_take_effect_and_are_logged(fast_config, tmp_path):
         "pitch",
         "takeover",
     ]
-    assert all(who == "operator" for who, _, _ in actions)
-    assert actions[1][2].startswith("refused") and actions[4][2].startswith("refused")
+    assert all(who == "operator" for who, _, _ in done)
+    assert done[1][2].startswith("refused") and done[4][2].startswith("refused")
 
 
 def test_queue_first_and_drop(fast_config, tmp_path):
@@ -198,12 +198,10 @@ def test_queue_first_and_drop(fast_config, tmp_path):
         app.host.take_over()  # nothing answered while the queue is arranged
 
     _, msgs = asyncio.run(scenario())
-    db = sqlite3.connect(config.store.path)
-    status = db.execute("SELECT status FROM messages WHERE id = ?", (msgs[1].id,)).fetchone()
-    reason = db.execute(
-        "SELECT reason FROM decisions WHERE message_id = ? ORDER BY id DESC", (msgs[1].id,)
-    ).fetchone()
-    assert status[0] == "dropped" and "panel" in reason[0]
+    with Record.open(config.store.path) as record:
+        status = record.message(msgs[1].id).status
+        reason = record.decisions(msgs[1].id)[-1].reason
+    assert status == "dropped" and "panel" in reason
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20"])
@@ -241,11 +239,9 @@ async def serving(config) -> AsyncIterator[App]:
 
 
 def actions(config) -> list[tuple[str, str, str]]:
-    db = sqlite3.connect(config.store.path)
-    try:
-        return db.execute("SELECT who, action, result FROM actions ORDER BY id").fetchall()
-    finally:
-        db.close()
+    """(who, action, result) of each operator action, in order."""
+    with Record.open(config.store.path) as record:
+        return [(a.who, a.action, a.result) for a in record.actions()]
 
 
 def test_a_dns_rebinding_page_is_refused_and_this_computers_names_are_answered(

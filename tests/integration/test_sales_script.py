@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from importlib import resources
 
@@ -18,6 +17,7 @@ from streambot.brain.guarded import GuardedBrain
 from streambot.catalog import Catalog
 from streambot.config import ConfigError
 from streambot.panel.state import panel_state
+from streambot.record import Record
 from streambot.script.model import Segment, UnfilledField
 from streambot.turn import Turn, TurnKind, TurnObserver
 
@@ -68,10 +68,8 @@ def chat(tmp_path, rows) -> str:
 
 def spoken(db_path) -> list[tuple]:
     """(kind, segment, spoken_as, outcome, reply) of every turn, in order."""
-    db = sqlite3.connect(db_path)
-    return db.execute(
-        "SELECT kind, segment, spoken_as, outcome, reply FROM turns ORDER BY id"
-    ).fetchall()
+    with Record.open(db_path) as record:
+        return [(t.kind, t.segment, t.spoken_as, t.outcome, t.reply) for t in record.turns()]
 
 
 def script_app(fast_config, tmp_path, rows=(), script: str = SCRIPT) -> App:
@@ -139,9 +137,9 @@ def test_operator_commands_pause_resume_skip_and_jump(fast_config, tmp_path):
     assert not [t for t, _ in times.starts if 6.5 < t < 20.0]  # paused: nothing started
     after = [segment for t, segment in times.starts if t >= 20.0]
     assert after and after[0] != segments[len(segments) - len(after) - 1]  # next: moved on
-    db = sqlite3.connect(fast_config.store.path)
-    reason = db.execute("SELECT reason FROM decisions WHERE reason LIKE 'no segment%'").fetchone()
-    assert "'nowhere'" in reason[0] and "hello, bottle, deal, ask" in reason[0]
+    with Record.open(fast_config.store.path) as record:
+        [reason] = [d.reason for d in record.decisions() if d.reason.startswith("no segment")]
+    assert "'nowhere'" in reason and "hello, bottle, deal, ask" in reason
 
 
 def test_the_countdown_segment_starts_the_overlay_countdown(fast_config, tmp_path):
@@ -201,11 +199,10 @@ quiet_s = 1
             assert spoken_as == "authored" and reply.strip() == authored
             assert "$5.00" not in reply
     assert all(text == authored for text in inner.asked)  # reworded from the authored line
-    db = sqlite3.connect(fast_config.store.path)
-    lines = db.execute(
-        "SELECT t.segment, s.text FROM sentences s JOIN turns t ON t.id = s.turn_id"
-    ).fetchall()
-    assert lines and all(segment == "bottle" for segment, _ in lines)  # every line, audited
+    with Record.open(fast_config.store.path) as record:
+        segment_of = {t.id: t.segment for t in record.turns()}
+        lines = [segment_of[s.turn_id] for s in record.sentences()]
+    assert lines and all(segment == "bottle" for segment in lines)  # every line, audited
 
 
 class PanelScript(TurnObserver):
@@ -259,8 +256,8 @@ after_s = 1
     first = segments.index("bottle")
     assert "$24.50" in turns[first][4]
     assert segments[first + 1 :].count("hello") >= 3 and "bottle" not in segments[first + 1 :]
-    db = sqlite3.connect(fast_config.store.path)
-    said = [r for (r,) in db.execute("SELECT text FROM sentences")] + [t[4] for t in turns]
+    with Record.open(fast_config.store.path) as record:
+        said = [s.text for s in record.sentences()] + [t[4] for t in turns]
     assert not [text for text in said if "{" in text or "}" in text]
     reason = "product 'thermo' is no longer in the catalog"
     assert panel.seen[-1]["skipped"] == {"bottle": reason}

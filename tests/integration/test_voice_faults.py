@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 
 import numpy as np
 
 import streambot.app as app_module
 from streambot.app import App
 from streambot.panel.state import panel_state
+from streambot.record import Record
 from streambot.stage.presenter import Presenter
 from tests.tts_double import SpeechServer
 
@@ -57,8 +57,8 @@ def use_server(fast_config, srv: SpeechServer) -> None:
 
 
 def outcomes(fast_config) -> list[tuple[str, str]]:
-    db = sqlite3.connect(fast_config.store.path)
-    return db.execute("SELECT kind, outcome FROM turns ORDER BY id").fetchall()
+    with Record.open(fast_config.store.path) as record:
+        return [(t.kind, t.outcome) for t in record.turns()]
 
 
 def test_a_tts_server_answering_nan_is_said_by_the_local_voice_and_no_nan_reaches_the_stream(
@@ -115,8 +115,8 @@ def test_a_sentence_any_voice_makes_unplayable_is_a_logged_failure_and_the_turn_
 
     app, face = asyncio.run(scenario())
     assert outcomes(fast_config) == [("say", "played")]
-    db = sqlite3.connect(fast_config.store.path)
-    spoken = [text for (text,) in db.execute("SELECT text FROM sentences ORDER BY idx")]
+    with Record.open(fast_config.store.path) as record:
+        spoken = [s.text for s in sorted(record.sentences(), key=lambda s: s.index)]
     assert spoken == ["The grinder is here.", "The kettle is next."]
     assert face and all(face)
     assert "unplayable" in caplog.text and "not finite" in caplog.text

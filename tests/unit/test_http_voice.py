@@ -203,9 +203,9 @@ def test_the_daemon_speaks_through_the_server_and_keeps_the_key_in_the_environme
     fast_config, tmp_path, monkeypatch
 ):
     import json
-    import sqlite3
 
     from streambot.app import App
+    from streambot.record import Record
 
     monkeypatch.setenv("STREAMBOT_TTS_API_KEY", KEY)
 
@@ -227,8 +227,8 @@ def test_the_daemon_speaks_through_the_server_and_keeps_the_key_in_the_environme
     srv, app = asyncio.run(scenario())
     assert srv.requests and all(r["voice"] == "my-clone" for r in srv.requests)
     assert app.voice.fallbacks == 0
-    db = sqlite3.connect(fast_config.store.path)
-    assert db.execute("SELECT outcome FROM turns WHERE kind = 'answer'").fetchone()[0] == "played"
+    with Record.open(fast_config.store.path) as record:
+        assert next(t.outcome for t in record.turns() if t.kind == "answer") == "played"
     assert app.voice.session.closed  # closed at shutdown
 
 
