@@ -23,6 +23,7 @@ from pathlib import Path
 from streambot.app import App
 from streambot.config import Config
 from streambot.logs import setup_logging
+from streambot.panel.server import Panel
 from streambot.report import format_latency_table
 from streambot.store import Store
 
@@ -73,7 +74,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         config = build_config(args, Path(tmp))
         started = time.perf_counter()
-        app = App(config)
+        app = App(config, panel=Panel)  # as `streambot run` serves it
         report = asyncio.run(app.run(args.seconds))
         wall = time.perf_counter() - started
         print(

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from streambot.app import App
 from streambot.config import Config
+from streambot.panel.server import Panel
 
 # One minute of chat, replayed in a loop: what a busy product stream sees, good and bad.
 CHAT_MINUTE = [
@@ -68,7 +69,7 @@ def growth_per_hour(samples: list[tuple[float, float]]) -> float:
 
 
 async def soak(config: Config, seconds: float, sample_every: float) -> dict:
-    app = App(config)
+    app = App(config, panel=Panel)  # as `streambot run` serves it
     run = asyncio.create_task(app.run(seconds))
     samples: list[tuple[float, float, float]] = []  # stream s, RSS MiB, store MiB
     store = Path(config.store.path)
