@@ -140,6 +140,33 @@ class _DanmakuClient:
             await ws.send_bytes(heartbeat_packet())
             await asyncio.sleep(self.heartbeat_interval)
 
+    async def _authenticated(
+        self, ws: aiohttp.ClientWebSocketResponse
+    ) -> list[Packet | DecodeError]:
+        """Wait (``auth_timeout``) for the auth reply and check its code (``AuthFailed``
+        unless 0); what came with it is kept, to be handled once authenticated."""
+        pending: list[Packet | DecodeError] = []
+        async with asyncio.timeout(self.auth_timeout):
+            while True:
+                frame = await ws.receive()
+                if frame.type != aiohttp.WSMsgType.BINARY:
+                    raise ConnectionError(f"no auth reply: got a {frame.type.name} frame")
+                items = self.decoder.decode(frame.data)
+                reply = next(
+                    (i for i in items if isinstance(i, Packet) and i.op == OP_AUTH_REPLY), None
+                )
+                pending.extend(i for i in items if i is not reply)
+                if reply is not None:
+                    break
+        try:
+            code = json.loads(reply.body).get("code", 0) if reply.body else 0
+        except (ValueError, AttributeError):
+            code = None
+        if code != 0:
+            self.stats["auth_failures"] += 1
+            raise AuthFailed(f"auth reply code {code!r}")
+        return pending
+
     async def _session(
         self,
         http: aiohttp.ClientSession,
@@ -153,27 +180,7 @@ class _DanmakuClient:
             url, headers=dict(headers), heartbeat=None, autoping=True, max_msg_size=4 << 20
         ) as ws:
             await ws.send_bytes(auth_packet(auth))
-            pending: list[Packet | DecodeError] = []
-            async with asyncio.timeout(self.auth_timeout):
-                while True:
-                    frame = await ws.receive()
-                    if frame.type != aiohttp.WSMsgType.BINARY:
-                        raise ConnectionError(f"no auth reply: got a {frame.type.name} frame")
-                    items = self.decoder.decode(frame.data)
-                    reply = next(
-                        (i for i in items if isinstance(i, Packet) and i.op == OP_AUTH_REPLY),
-                        None,
-                    )
-                    pending.extend(i for i in items if i is not reply)
-                    if reply is not None:
-                        break
-            try:
-                code = json.loads(reply.body).get("code", 0) if reply.body else 0
-            except (ValueError, AttributeError):
-                code = None
-            if code != 0:
-                self.stats["auth_failures"] += 1
-                raise AuthFailed(f"auth reply code {code!r}")
+            pending = await self._authenticated(ws)
             self.stats["auth_ok"] += 1
             self.connected.set()
             log.info("bilibili: connected and authenticated")
