@@ -33,7 +33,7 @@ import copy
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -56,7 +56,7 @@ class LLMWidths:
     layers: int
 
     @classmethod
-    def of(cls, config: object) -> LLMWidths:
+    def of(cls, config: Any) -> LLMWidths:
         heads = config.num_attention_heads
         return cls(
             attention_heads=heads,
@@ -95,8 +95,9 @@ class PrunedLLM:
     record: dict = field(default_factory=dict)
 
 
-def decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The model's decoder layers, checked to have the projections pruning slices."""
+def decoder_layers(model: nn.Module) -> list[Any]:
+    """The model's decoder layers, checked to have the projections pruning slices (Hugging
+    Face layers: their parts are reached by name, so they are typed as Any)."""
     layers = getattr(getattr(model, "model", None), "layers", None)
     if not isinstance(layers, nn.ModuleList) or not layers:
         raise LLMPruningError(
@@ -111,10 +112,10 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
             missing = [n for n in names if not isinstance(getattr(part, n, None), nn.Linear)]
             if missing:
                 raise LLMPruningError(f"layer {i} has no {', '.join(missing)}: not prunable here")
-    return layers
+    return list(layers)
 
 
-def _first_tensor(value: object) -> torch.Tensor:
+def _first_tensor(value: Any) -> torch.Tensor:
     return value[0] if isinstance(value, tuple | list) else value
 
 
@@ -268,7 +269,7 @@ def choose_heads(
 
 
 def _prune_layer(
-    layer: nn.Module,
+    layer: Any,
     heads: list[int],
     kv_heads: list[int],
     channels: torch.Tensor,
@@ -297,10 +298,10 @@ def _prune_layer(
         mlp.intermediate_size = after.intermediate
 
 
-def _drop_layers(model: nn.Module, kept: list[int]) -> None:
+def _drop_layers(model: Any, kept: list[int]) -> None:
     layers = decoder_layers(model)
     model.model.layers = nn.ModuleList(layers[i] for i in kept)
-    for new_index, layer in enumerate(model.model.layers):
+    for new_index, layer in enumerate(layers[i] for i in kept):
         layer.self_attn.layer_idx = new_index  # the KV cache is indexed by it
     config = model.config
     config.num_hidden_layers = len(kept)
@@ -340,7 +341,7 @@ def prune_llm(
         kept_channels.append(tuple(channels.tolist()))
     if after.layers < before.layers:
         _drop_layers(student, kept_layers)
-    config = student.config
+    config: Any = student.config
     config.num_attention_heads = after.attention_heads
     config.num_key_value_heads = after.kv_heads
     config.head_dim = after.head_dim  # no longer hidden_size / heads: say it explicitly
