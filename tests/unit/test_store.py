@@ -164,3 +164,29 @@ def test_the_readers_the_panel_and_the_report_use(tmp_path):
     (row,) = store.answer_timings()
     assert row == pytest.approx((100.0, 400.0, 600.0, 1000.0))
     assert store.answer_timings(recent=1) == [row]
+
+
+def test_the_record_reads_a_run_back_as_typed_rows(tmp_path):
+    from streambot.record import Record
+
+    store = Store(tmp_path / "events.db")
+    mid, turn = add_answered(store, "ann", time.time())
+    store.log_action("operator", "skip", "{}", "turn 1 skipped")
+    store.close()
+    with Record.open(tmp_path / "events.db") as record:
+        [message] = record.messages()
+        assert (message.id, message.user, message.status) == (mid, "ann", "answered")
+        assert record.message(mid) == message and record.by_user("bob") == []
+        [answered] = record.turns()
+        assert (answered.id, answered.user, answered.kind, answered.outcome) == (
+            turn,
+            "ann",
+            "answer",
+            "played",
+        )
+        [sentence] = record.sentences()
+        assert (sentence.turn_id, sentence.index, sentence.text) == (turn, 0, "An answer.")
+        assert [d.reason for d in record.decisions(mid)] == ["question"]
+        assert [(a.who, a.action, a.result) for a in record.actions()] == [
+            ("operator", "skip", "turn 1 skipped")
+        ]
