@@ -106,6 +106,21 @@ def distil(
     )
 
 
+def _resume(
+    resume: Path | None, student: nn.Module, optimiser: torch.optim.Optimizer, device: str
+) -> int:
+    """Load the distillation ``resume`` holds into ``student`` and ``optimiser`` when it was
+    saved for a student of these widths; the step it had reached (0: none to resume)."""
+    if resume is None or not resume.is_file():
+        return 0
+    saved = torch.load(resume, map_location=device, weights_only=True)
+    if saved.get("widths") != student.config.to_dict():
+        return 0
+    student.load_state_dict(saved["state_dict"])
+    optimiser.load_state_dict(saved["optimiser"])
+    return int(saved["step"])
+
+
 def train_student(
     student: nn.Module,
     batches: Iterator[object],
@@ -130,12 +145,7 @@ def train_student(
     optimiser = torch.optim.Adam(student.parameters(), lr=lr)
     report = DistilReport()
     resume = Path(resume_path) if resume_path else None
-    if resume is not None and resume.is_file():
-        saved = torch.load(resume, map_location=device, weights_only=True)
-        if saved.get("widths") == student.config.to_dict():
-            student.load_state_dict(saved["state_dict"])
-            optimiser.load_state_dict(saved["optimiser"])
-            report.resumed_from = int(saved["step"])
+    report.resumed_from = _resume(resume, student, optimiser, device)
     started = last_save = clock()
     step = report.resumed_from
     student.train()

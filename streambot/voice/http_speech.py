@@ -195,15 +195,7 @@ class HttpSpeechVoice:
         except aiohttp.ClientError as exc:
             raise RemoteFailure(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
         async with resp:
-            if resp.status != 200:
-                raw = await waits.wait(resp.content.read(4096))
-                retryable = retryable_status(resp.status)
-                raise RemoteFailure(f"HTTP {resp.status}: {_error_text(raw)}", retryable=retryable)
-            if resp.content_type in ("application/json", "text/plain", "text/html"):
-                raw = await waits.wait(resp.content.read(4096))
-                raise RemoteFailure(
-                    f"HTTP 200 but {resp.content_type}, not audio: {_error_text(raw)}"
-                )
+            await _refuse_unless_audio(resp, waits)
             try:
                 decoder = (
                     WavStream()
@@ -314,3 +306,15 @@ def _error_text(raw: bytes) -> str:
         pass
     text = " ".join(text.split())
     return redact(text[:200] + ("…" if len(text) > 200 else ""))
+
+
+async def _refuse_unless_audio(resp: aiohttp.ClientResponse, waits: _Waits) -> None:
+    """A RemoteFailure, with what the server said, for an error status or an answer that is
+    not audio (a JSON or HTML error page sent with 200)."""
+    if resp.status != 200:
+        raw = await waits.wait(resp.content.read(4096))
+        retryable = retryable_status(resp.status)
+        raise RemoteFailure(f"HTTP {resp.status}: {_error_text(raw)}", retryable=retryable)
+    if resp.content_type in ("application/json", "text/plain", "text/html"):
+        raw = await waits.wait(resp.content.read(4096))
+        raise RemoteFailure(f"HTTP 200 but {resp.content_type}, not audio: {_error_text(raw)}")
