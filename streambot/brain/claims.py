@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from streambot.brain.figures import (
@@ -69,6 +69,8 @@ def near_miss(said: Said, kn: Knowledge) -> str | None:
             limit = 1 if len(brand) < 8 else 2
             if distance(word, brand, limit) <= limit:
                 return f"{word!r} is not a catalog name (the name is {brand!r})"
+        if (pair := _blend(word, kn.brands)) is not None:
+            return f"{word!r} is not a catalog name (it blends {pair[0]!r} and {pair[1]!r})"
     for name in kn.full_names:
         k, target = len(name), " ".join(name)
         for i in range(len(words) - k + 1):
@@ -89,6 +91,21 @@ def near_miss(said: Said, kn: Knowledge) -> str | None:
                 kind = any(after.startswith(k) for k in kn.zh_kinds)
                 if kind and hamming(window, core) == 1 and _foreign(window, kn):
                     return f"{window!r} is not a catalog name (the name is {core!r})"
+    return None
+
+
+def _blend(word: str, brands: Iterable[str]) -> tuple[str, str] | None:
+    """The two catalog names ``word`` is made of, the start of one and the end of another
+    (a real pruned 0.5B's "AeroBuds", from AeroBrew and SonicBuds), or None."""
+    names = list(brands)
+    if any(name in word for name in names):  # a catalog name with a word run into it
+        return None
+    for cut in range(3, len(word) - 2):
+        head, tail = word[:cut], word[cut:]
+        first = next((a for a in names if a.startswith(head) and len(a) > cut), None)
+        last = next((b for b in names if b.endswith(tail) and len(b) > len(tail)), None)
+        if first is not None and last is not None and first != last:
+            return first, last
     return None
 
 

@@ -284,6 +284,8 @@ async def test_a_near_miss_of_a_catalog_name_is_refused(case):
         ("The Snow Peek bottle keeps drinks hot.", "en"),
         ("The LumaDisk Lamp is sold out.", "en"),
         ("冰峰水杯今天有货。", "zh"),
+        ("The SonicBrew grinder is $89.99.", "en"),  # two names blended
+        ("The SnowDesk lamp is sold out.", "en"),
     ]:
         verdict = check(sentence, [], lang)
         assert not verdict.ok and "not a catalog name" in verdict.reason, (sentence, verdict)
@@ -291,6 +293,7 @@ async def test_a_near_miss_of_a_catalog_name_is_refused(case):
         ("The SnowPeak Thermo Bottles and AeroBrews are here.", "en"),
         ("雪峰保温杯和蓝牙耳塞都有货。", "zh"),
         ("这款护眼的台灯很好用。", "zh"),
+        ("Aerobics and the thermos are not in the catalog.", "en"),  # words, not blends
     ]:
         assert passes(sentence, [], lang), sentence
 
