@@ -74,6 +74,7 @@ class ChatFeed:
         """Feed one source into ingest, restarting it with capped backoff if it fails."""
         backoff, restarts = Backoff(base=1.0, cap=30.0), 0
         health = self._state.setdefault(id(source), {"state": "up"})
+        buffered = source if isinstance(source, BufferedSource) else None  # asked once
         while not self.stop.is_set():
             burst: list[ChatMessage] = []
             try:
@@ -82,7 +83,7 @@ class ChatFeed:
                     burst.append(msg)
                     # Messages already waiting in the source are taken at once (no await) and
                     # stored in one transaction: a flood costs one commit per burst.
-                    if len(burst) < MAX_BURST and _ready(source):
+                    if len(burst) < MAX_BURST and buffered is not None and buffered.waiting() > 0:
                         continue
                     self._accept_burst(burst)
                     burst = []
@@ -155,8 +156,3 @@ def _settle(msg: ChatMessage, outcome: Decision | Exception) -> None:
         msg.receipt.set_exception(outcome)
     else:
         msg.receipt.set_result(outcome)
-
-
-def _ready(source: ChatSource) -> bool:
-    """Whether ``source`` has another message waiting (sources that can tell say so)."""
-    return isinstance(source, BufferedSource) and source.waiting() > 0

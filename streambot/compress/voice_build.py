@@ -149,7 +149,10 @@ def build_voice_engine(
         "intelligibility": heard,
         "max_wer_rise": options.max_voice_wer_rise,
     }
-    return [_record(job, options, manifest, pruned, shared, *output) for output in outputs]
+    versions = library_versions(BUILD_LIBRARIES)
+    return [
+        _record(job, options, manifest, pruned, shared, versions, *output) for output in outputs
+    ]
 
 
 def _record(
@@ -158,6 +161,7 @@ def _record(
     manifest: Manifest,
     pruned: Any,
     shared: dict[str, Any],
+    versions: dict[str, str],
     backend: str,
     path: Path,
     own: dict[str, Any] | None,
@@ -185,7 +189,7 @@ def _record(
             "fp32",
             dict(job.inputs),
             Device(),
-            library_versions(BUILD_LIBRARIES),
+            versions,
             pruning,
             {**shared, "this_file": own} if own else shared,
             default=not too_far and not less_clear,

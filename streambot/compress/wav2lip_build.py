@@ -213,8 +213,9 @@ def build_wav2lip(
     outputs = _export(teacher, pruned, job, train, (mel, face), reference, after, options)
     rows = [out for out in outputs if isinstance(out, Row)]  # what was made and not kept
     note = "; teacher has random weights" if random_teacher else ""
+    versions = library_versions(BUILD_LIBRARIES)
     for out in (out for out in outputs if isinstance(out, _Output)):
-        rows.append(_record(out, job, options, manifest, pruned, pruning, shared, note))
+        rows.append(_record(out, job, options, manifest, pruned, pruning, shared, versions, note))
     return rows
 
 
@@ -248,6 +249,7 @@ def _record(
     pruned: Any,
     pruning: dict[str, Any],
     shared: dict[str, Any],
+    versions: dict[str, str],
     note: str,
 ) -> Row:
     """One exported engine in the manifest (a default when its mouth is close enough to the
@@ -264,7 +266,7 @@ def _record(
             out.precision,
             dict(job.inputs),
             out.device,
-            library_versions(BUILD_LIBRARIES) | _device_versions(out),
+            versions | _device_versions(out),
             pruning,
             {**shared, **own},
             default=default,

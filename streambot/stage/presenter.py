@@ -263,7 +263,9 @@ class Presenter:
     def scheduled_until(self, turn_id: int) -> int:
         """The first frame after ``turn_id``'s scheduled speech (0 before any)."""
         playback = self._playing.get(turn_id)
-        return playback.next_free or 0 if playback is not None else 0
+        if playback is None or playback.next_free is None:
+            return 0
+        return playback.next_free
 
     def _slot_after(self, instant: float) -> int:
         """The first frame whose deadline is at or after ``instant`` (clock time)."""
