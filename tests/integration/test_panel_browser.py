@@ -199,9 +199,32 @@ def test_the_panel_in_a_real_browser(fast_config, tmp_path):
             # a price edit from the page, then hand back: the answer says the new price
             type_into(driver, "#products tr[data-id='lumadesk'] .price", "41")
             type_into(driver, "#products tr[data-id='lumadesk'] .stock", "5")
-            click(driver, "#products tr[data-id='lumadesk'] .save")
+            # the operator looks away before saving: the table is rebuilt by the next push
+            # (a second question guarantees one), and the unsaved edit survives it, marked
+            driver.execute_script("document.activeElement.blur()")
+            second = post_chat(app.http_source.port, "bo", "is the lamp in stock?")
+            wait_for(
+                lambda: driver.find_elements(
+                    By.CSS_SELECTOR, f"#queue tr[data-id='{second['id']}']"
+                )
+            )
+            lamp_row = "#products tr[data-id='lumadesk']"
+            assert (
+                driver.find_element(By.CSS_SELECTOR, f"{lamp_row} .price").get_attribute("value")
+                == "41"
+            )
+            assert "unsaved" in driver.find_element(By.CSS_SELECTOR, lamp_row).get_attribute(
+                "class"
+            )
+            click(driver, f"{lamp_row} .save")
             status = lambda: driver.find_element(By.ID, "status").text  # noqa: E731
             wait_for(lambda: "lumadesk: price 41 USD, stock 5" in status(), shows=status)
+            wait_for(
+                lambda: (
+                    "unsaved"
+                    not in driver.find_element(By.CSS_SELECTOR, lamp_row).get_attribute("class")
+                )
+            )
             click(driver, "#takeover")
             wait_for(lambda: not app.host.taken_over)
             # say a line from the page, and skip it once it is on air

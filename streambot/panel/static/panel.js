@@ -23,6 +23,9 @@ const STRINGS = {
 const LANG = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
 const T = (key) => STRINGS[LANG][key] || STRINGS.en[key] || key;
 let state = null;
+// Unsaved price and stock edits by product id: a state push rebuilds the table, and an edit
+// the operator has not saved yet must survive it (a click elsewhere blurs the field first).
+const drafts = new Map();
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
@@ -56,8 +59,10 @@ async function act(action, body) {
     const answer = await resp.json();
     status.textContent = answer.done || answer.error || "";
     status.className = resp.ok ? "" : "bad";
+    return resp.ok;
   } catch (err) {
     status.textContent = String(err);
+    return false;
   }
 }
 
@@ -129,17 +134,38 @@ function render(s) {
   }
   const editing = document.activeElement && document.activeElement.closest("#products");
   if (!editing) {
-    rows("products", s.products.map((p) => ({...p, id: p.id})), (p) => {
-      const price = el("input"); price.className = "price"; price.value = p.price;
-      price.setAttribute("aria-label", T("price"));
-      const stock = el("input"); stock.className = "stock"; stock.value = p.stock;
-      stock.setAttribute("aria-label", T("stock"));
-      const cellP = el("td"); cellP.append(price, ` ${p.currency}`);
-      const cellS = el("td"); cellS.append(stock);
-      return [LANG === "zh" ? p.name_zh : p.name, cellP, cellS, button(T("save"), () =>
-        act("product", {id: p.id, price: Number(price.value), stock: Number(stock.value)}), "save")];
-    });
+    rows("products", s.products, productCells);
+    for (const tr of document.querySelectorAll("#products tbody tr")) {
+      tr.classList.toggle("unsaved", drafts.has(tr.dataset.id));
+    }
   }
+}
+
+function productCells(p) {
+  const draft = drafts.get(p.id) || {};
+  const field = (cls, value) => {
+    const input = el("input");
+    input.className = cls;
+    input.value = draft[cls] ?? value;
+    input.setAttribute("aria-label", T(cls));
+    input.addEventListener("input", () => {
+      drafts.set(p.id, {...drafts.get(p.id), [cls]: input.value});
+      input.closest("tr").classList.add("unsaved");
+    });
+    return input;
+  };
+  const price = field("price", p.price);
+  const stock = field("stock", p.stock);
+  const cellP = el("td"); cellP.append(price, ` ${p.currency}`);
+  const cellS = el("td"); cellS.append(stock);
+  const save = button(T("save"), async () => {
+    const saved = await act("product", {id: p.id, price: Number(price.value), stock: Number(stock.value)});
+    if (saved) {
+      drafts.delete(p.id);
+      save.closest("tr").classList.remove("unsaved");
+    }
+  }, "save");
+  return [LANG === "zh" ? p.name_zh : p.name, cellP, cellS, save];
 }
 
 function connect() {
