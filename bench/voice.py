@@ -102,7 +102,7 @@ def main() -> int:
         entries = build_engines(ratios, args.distil_minutes, work / "engines")
         whole_voice = PiperVoice(joe.model_path(), settings=QUIET)
         own = SplitPiperVoice(joe.model_path(), settings=QUIET, work_dir=work)
-        own.decoder = OnnxDecoder(export_hifigan_onnx(own.decoder, work / "unpruned.onnx"))
+        own.decoder = OnnxDecoder(export_hifigan_onnx(own.hifigan, work / "unpruned.onnx"))
         voices = {"unpruned": own}
         for ratio, entry in entries.items():
             engine = OnnxDecoder(work / "engines" / entry.file)

@@ -8,6 +8,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -193,6 +194,7 @@ class App:
         sentences, its breaker; down while the breaker keeps it out), and the sentences any
         voice lost to unplayable audio."""
         backend = self.config.voice.backend
+        report: dict[str, Any]
         if isinstance(self.voice, RemoteVoice):
             report = self.voice.health()
         else:

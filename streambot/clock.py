@@ -100,10 +100,11 @@ class DeviceClock:
     def _now(self) -> float:
         mono = self._time()
         carried = self._value + (mono - self._at)  # the monotonic clock's continuation
-        tick = self._source.tick() if self._source is not None else None
-        if tick is not None and mono - tick[1] <= self._stall_now:
+        source = self._source
+        tick = source.tick() if source is not None else None
+        if source is not None and tick is not None and mono - tick[1] <= self._stall_now:
             samples, at = tick
-            device = samples / self._source.rate + (mono - at)
+            device = samples / source.rate + (mono - at)
             if not self._following:
                 # Join (or rejoin) the card where the clock stands, so time does not jump.
                 self._offset = carried - device

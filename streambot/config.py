@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
 
 from streambot.logs import register_secret
 from streambot.timing import DEFAULT_FPS, FACE_RATE, OUTPUT_RATE, samples_per_frame
@@ -192,6 +193,12 @@ class HostConfig(_Section):
     max_reply_chars: Annotated[int, Field(ge=20)] = 400
 
 
+class PersonaConfig(_Section):
+    """Who the host is, whichever brain and voice speak for it."""
+
+    name: Annotated[str, Field(min_length=1, max_length=40)] = "Mia"
+
+
 class EnginesConfig(_Section):
     # build_engines.py's output: the pruned LLM, the voice's decoder and the Wav2Lip engines,
     # with the manifest the daemon chooses them by
@@ -210,7 +217,6 @@ class RetryConfig(_Section):
 class CatalogBrainConfig(_Section):
     path: str = ""
     token_interval_ms: Annotated[float, Field(ge=0)] = 0.0
-    host_name: str = "Mia"
 
 
 class LLMBrainConfig(_Section):
@@ -538,6 +544,7 @@ class Config(_Section):
     triage: TriageConfig = TriageConfig()
     ingest: IngestConfig = IngestConfig()
     host: HostConfig = HostConfig()
+    persona: PersonaConfig = PersonaConfig()
     brain: BrainConfig = BrainConfig()
     voice: VoiceConfig = VoiceConfig()
     face: FaceConfig = FaceConfig()
@@ -552,7 +559,7 @@ class Config(_Section):
     logging: LoggingConfig = LoggingConfig()
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key (check the spelling; see config.toml for every key)"
@@ -571,6 +578,7 @@ MOVED_KEYS = {
     "triage.gift_window_s": "ingest.gift_window_s",
     "triage.resume_min_priority": "ingest.resume_min_priority",
     "host.interrupt_priority": "ingest.interrupt_priority",
+    "brain.catalog.host_name": "persona.name",
     **{
         f"{service}.{key}": f"{service}.retry.{key}"
         for service in ("brain.openai", "voice.http")

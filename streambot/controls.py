@@ -137,7 +137,8 @@ class FrameOffer(Protocol):
 class OperatorPanel(Protocol):
     """What the daemon needs of the operator's web page (``panel/server.Panel``)."""
 
-    preview: FrameOffer
+    @property
+    def preview(self) -> FrameOffer: ...  # read-only: the daemon offers frames, never swaps it
 
     async def start(self) -> None: ...
 

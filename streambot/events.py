@@ -55,6 +55,13 @@ class ChatMessage:
     # pump resolves it with the stored Decision, or an exception when the message was lost.
     receipt: asyncio.Future | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def stored_id(self) -> int:
+        """The store's row id: what ingest decides about and turns answer is stored first."""
+        if self.id is None:
+            raise RuntimeError(f"a message from {self.source} was used before it was stored")
+        return self.id
+
 
 class MessageStatus(StrEnum):
     """Where a chat message stands. The values are stored and shown, so keep them stable."""

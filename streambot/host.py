@@ -157,7 +157,7 @@ class Host:
 
     async def _command(self, msg: ChatMessage, stop: asyncio.Event) -> None:
         word, _, rest = msg.text.strip().partition(" ")
-        self.store.set_status(msg.id, MessageStatus.ANSWERED)
+        self.store.set_status(msg.stored_id, MessageStatus.ANSWERED)
         if word in ("!skip", "!stop"):
             log.info("operator: %s (current turn already interrupted)", word)
         elif word == "!pitch":
@@ -167,10 +167,10 @@ class Host:
         elif word == "!script":
             problem = self.script.command(rest)
             if problem is not None:
-                self.store.log_decision(msg.id, MessageStatus.REJECTED, problem, None)
+                self.store.log_decision(msg.stored_id, MessageStatus.REJECTED, problem, None)
         else:
             self.store.log_decision(
-                msg.id, MessageStatus.REJECTED, f"unknown command {word!r}", None
+                msg.stored_id, MessageStatus.REJECTED, f"unknown command {word!r}", None
             )
 
     async def play(self, turn: Turn, stop: asyncio.Event) -> Outcome:
@@ -181,12 +181,12 @@ class Host:
         turn.started()
         production = self.producer.start(turn)
         self.ingest.urgent.clear()
-        outcome: Outcome | None = None
+        outcome = Outcome.SHUTDOWN  # unless it ends: cancelled, the daemon is stopping
         try:
             outcome = await self._until_it_ends(production, stop)
         finally:
             self.current = None
-            turn.end(outcome or Outcome.SHUTDOWN)  # cancelled: the daemon is stopping
+            turn.end(outcome)
         if outcome == Outcome.INTERRUPTED:
             # what ingest stores of it next comes after the record of how it ended
             await asyncio.gather(*(observer.drain() for observer in self.observers))

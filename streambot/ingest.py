@@ -107,7 +107,10 @@ class Ingest:
             return None
         self.store.log_message(batch)
         self.store.log_decision(
-            batch.id, MessageStatus.ACCEPTED, f"thanks for {batch.count} gift(s)", Priority.THANKS
+            batch.stored_id,
+            MessageStatus.ACCEPTED,
+            f"thanks for {batch.count} gift(s)",
+            Priority.THANKS,
         )
         for gift_id in batch.meta["batched_ids"]:
             self.store.log_decision(
@@ -121,7 +124,7 @@ class Ingest:
         self.metrics.inbox.set(len(self.inbox))
         if dropped is not None:
             reason = self._queue_full_reason()
-            self.store.log_decision(dropped.id, MessageStatus.DROPPED, reason, None)
+            self.store.log_decision(dropped.stored_id, MessageStatus.DROPPED, reason, None)
             self.metrics.decisions.labels("dropped", "queue full").inc()
             level = logging.INFO if self.refusals.admit("queue full") else logging.DEBUG
             log.log(level, "dropped #%s from %s: %s", dropped.id, dropped.user, reason)
@@ -138,7 +141,7 @@ class Ingest:
             msg = item.message
             msg.spoken_name = self.triage.spoken_name(msg)  # names are screened again
             self.store.log_decision(
-                msg.id, MessageStatus.ACCEPTED, "resumed after restart", item.priority
+                msg.stored_id, MessageStatus.ACCEPTED, "resumed after restart", item.priority
             )
             held += not self.inbox.put_or_wait(msg, item.priority)
         self.metrics.inbox.set(len(self.inbox))
@@ -175,20 +178,20 @@ class Ingest:
         if interrupter is not None and skipped_by_operator(interrupter):
             word = interrupter.text.strip().split(" ", 1)[0]
             self.store.log_decision(
-                msg.id, MessageStatus.SKIPPED, f"skipped by the operator ({word})", None
+                msg.stored_id, MessageStatus.SKIPPED, f"skipped by the operator ({word})", None
             )
             return
         tries = msg.meta["interruptions"] = msg.meta.get("interruptions", 0) + 1
         if tries > MAX_REQUEUES:
             reason = f"interrupted {tries} times; not tried again"
-            self.store.log_decision(msg.id, MessageStatus.UNANSWERED, reason, None)
+            self.store.log_decision(msg.stored_id, MessageStatus.UNANSWERED, reason, None)
             log.info("#%s %s", msg.id, reason)
             return
         asked = screen_fold(msg.text)
         for other in self.inbox.queued():
             if other is not msg and other.user == msg.user and screen_fold(other.text) == asked:
                 reason = f"interrupted; the same question is queued again as #{other.id}"
-                self.store.log_decision(msg.id, MessageStatus.SUPERSEDED, reason, None)
+                self.store.log_decision(msg.stored_id, MessageStatus.SUPERSEDED, reason, None)
                 return
         by = f"{interrupter.kind} #{interrupter.id}" if interrupter is not None else "the operator"
         self._requeue(msg, turn.priority, f"re-queued: interrupted by {by}")
@@ -196,7 +199,7 @@ class Ingest:
 
     def _requeue(self, msg: ChatMessage, priority: int, reason: str) -> None:
         """Queue an interrupted question again (it is answered after what interrupted it)."""
-        self.store.log_decision(msg.id, MessageStatus.ACCEPTED, reason, priority)
+        self.store.log_decision(msg.stored_id, MessageStatus.ACCEPTED, reason, priority)
         self.inbox.put_or_wait(msg, priority, first=True)
         self.metrics.inbox.set(len(self.inbox))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
@@ -78,7 +78,7 @@ class ResilientStream(Generic[T]):
 
     def __init__(
         self,
-        request: Callable[[], AsyncIterator[T]],
+        request: Callable[[], AsyncGenerator[T, None]],
         policy: RetryPolicy,
         circuit: CircuitBreaker,
         trial: bool,
@@ -93,7 +93,7 @@ class ResilientStream(Generic[T]):
         self.reason = ""
         self.handed_on = 0  # items handed on, all attempts together
 
-    async def items(self) -> AsyncIterator[T]:
+    async def items(self) -> AsyncGenerator[T, None]:
         attempts = self.policy.attempts(self.trial)
         settled = False
         try:

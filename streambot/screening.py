@@ -114,7 +114,7 @@ _RESERVED_TLDS = ("example", "invalid", "localhost", "onion")  # RFC 2606 / 6761
 def _top_level_domains() -> frozenset[str]:
     """Every ICANN top-level label of the bundled Public Suffix List, lower case, IDNs both in
     Unicode ("在线") and in punycode ("xn--3ds443g"), and the reserved ``_RESERVED_TLDS``."""
-    found = set(_RESERVED_TLDS)
+    found: set[str] = set(_RESERVED_TLDS)
     icann = False
     with open(PSLFILE, encoding="utf-8") as rules:
         for line in rules:

@@ -113,6 +113,13 @@ class PendingMessage:
     priority: int
 
 
+def _row_id(cur: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just wrote (sqlite always sets it after one)."""
+    if cur.lastrowid is None:
+        raise sqlite3.DatabaseError("an INSERT wrote no row")
+    return cur.lastrowid
+
+
 class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -221,7 +228,7 @@ class Store:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (msg.received_at, msg.source, msg.user[:200], msg.kind, text, len(msg.text)),
         )
-        msg.id = int(cur.lastrowid)
+        msg.id = _row_id(cur)
         return msg.id
 
     def log_received(
@@ -258,7 +265,7 @@ class Store:
                     reason_shown,
                 ),
             )
-            msg.id = int(cur.lastrowid)
+            msg.id = _row_id(cur)
             now = time.time()
             rows = [(msg.id, now, status, reason)]
             if then is not None:
@@ -293,7 +300,7 @@ class Store:
         )
         if message_id is not None:
             self.set_status(message_id, MessageStatus.ANSWERING)
-        return int(cur.lastrowid)
+        return _row_id(cur)
 
     def set_reply(self, turn_id: int, reply: str) -> None:
         self._exec("UPDATE turns SET reply = ? WHERE id = ?", (reply, turn_id))

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Coroutine, Iterable
 log = logging.getLogger(__name__)
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Task], retry_s: float = 1.0) -> None:
+async def cancel_and_wait(tasks: Iterable[asyncio.Future], retry_s: float = 1.0) -> None:
     """Cancel ``tasks`` and wait until all have ended, cancelling again every ``retry_s``.
     Their exceptions count as retrieved (the caller is shutting them down)."""
     tasks = list(tasks)
@@ -52,8 +52,8 @@ async def first_of(*awaitables: Awaitable[object]) -> None:
     finally:
         await cancel_and_wait(own)  # also when we are cancelled: nothing made here runs on
     for future in own:
-        if future in done and not future.cancelled() and future.exception() is not None:
-            raise future.exception()
+        if future in done and not future.cancelled() and (exc := future.exception()) is not None:
+            raise exc
 
 
 async def wait_or_stop(awaitable: Awaitable[object], stop: asyncio.Event) -> bool:

@@ -147,6 +147,7 @@ class Turn:
     observers: Sequence[TurnObserver] = field(default=(), repr=False)
     script: ScriptLine | None = None  # a SCRIPT turn's segment and authored words
     _interrupt: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.kind = TurnKind(self.kind)  # a bad kind fails here, naming itself
@@ -196,6 +197,14 @@ class Turn:
             return
         self.outcome = Outcome(outcome)
         self._emit("turn_ended")
+        self._ended.set()
+
+    async def ended(self) -> Outcome:
+        """The outcome, once the turn has ended (at once if it has): anyone holding the turn
+        can wait for it, as for livekit's SpeechHandle."""
+        await self._ended.wait()
+        assert self.outcome is not None  # set before the event, in end()
+        return self.outcome
 
     def _emit(self, event: str, *args: object) -> None:
         for observer in self.observers:

@@ -7,7 +7,7 @@ to every turn it creates. The OBS director (stage/director.py) is another.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 
 from streambot.events import ChatMessage, MessageStatus
 from streambot.metrics import Metrics
@@ -68,7 +68,7 @@ class ChatReplies(TurnObserver):
     where the platform allows it). Posting runs in the background: a slow chat never holds
     up the next turn."""
 
-    def __init__(self, post: Callable[[ChatMessage, str], Awaitable[None]]) -> None:
+    def __init__(self, post: Callable[[ChatMessage, str], Coroutine[object, object, None]]) -> None:
         self.post = post
         self.background = Background("chat reply")
 

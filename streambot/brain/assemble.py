@@ -11,7 +11,7 @@ and a bounded memory of recent turns (``RememberingBrain``).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
 from streambot.brain.base import Brain
@@ -35,7 +35,7 @@ class RememberingBrain:
     def pitch_topics(self) -> list[str]:
         return self.inner.pitch_topics()
 
-    async def reply(self, turn: Turn) -> AsyncIterator[str]:
+    async def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
         said = ""
         async for delta in self.inner.reply(turn):
             said += delta
@@ -55,7 +55,7 @@ def messages_for(
 ) -> tuple[Callable[[Turn], list[dict[str, str]]], Memory, PromptStyle]:
     """(each turn's chat messages, the memory they read, the style they are written in): the
     real prompts on the live catalog, as ``section`` says."""
-    live, host, style = catalog_brain.live, config.brain.catalog.host_name, prompt_style(section)
+    live, host, style = catalog_brain.live, config.persona.name, prompt_style(section)
     memory: Memory = deque(maxlen=section.memory_turns)
 
     def build_messages(turn: Turn) -> list[dict[str, str]]:
@@ -79,7 +79,7 @@ def local_brain(llm: LocalLLM, config: Config, catalog_brain: CatalogBrain) -> t
     and the memory it shares with its wrapper."""
     from streambot.brain.llm import GenerationSettings, LLMBrain
 
-    cfg, live, host = config.brain.llm, catalog_brain.live, config.brain.catalog.host_name
+    cfg, live, host = config.brain.llm, catalog_brain.live, config.persona.name
     build_messages, memory, style = messages_for(config, cfg, catalog_brain)
     brain = LLMBrain(
         llm,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol, runtime_checkable
 
 from streambot.turn import Turn
 
 
 class Brain(Protocol):
-    def reply(self, turn: Turn) -> AsyncIterator[str]:
+    def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
         """Yield the reply to ``turn`` as text deltas, the way an LLM streams tokens."""
         ...
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from streambot.catalog import Catalog, LiveCatalog, Product, format_price
-from streambot.config import CatalogBrainConfig
+from streambot.config import CatalogBrainConfig, PersonaConfig
 from streambot.intents import (
     CHECK_EN,
     CHECK_ZH,
@@ -325,11 +325,16 @@ def _deltas(text: str) -> list[str]:
 class CatalogBrain:
     """The Brain role on the catalog: every turn is answered from the catalog as it is now."""
 
-    def __init__(self, config: CatalogBrainConfig, live: LiveCatalog | None = None) -> None:
+    def __init__(
+        self,
+        config: CatalogBrainConfig,
+        live: LiveCatalog | None = None,
+        persona: PersonaConfig | None = None,
+    ) -> None:
         """``live``: the catalog to answer from (default: ``config.path``'s, followed live)."""
         self._config = config
         self.live = live if live is not None else LiveCatalog(config.path or None)
-        self.answerer = CatalogAnswerer(self.live.current, config.host_name)
+        self.answerer = CatalogAnswerer(self.live.current, (persona or PersonaConfig()).name)
 
     def _answerer(self) -> CatalogAnswerer:
         """The answerer, on the catalog as it is now (reading it checks the file)."""
@@ -372,7 +377,7 @@ class CatalogBrain:
         said, kind = self._answerer().answer_and_kind(text, turn.message.spoken_name, turn.lang)
         return said if kind in ("facts", "points", "detail") and said.strip() else None
 
-    async def reply(self, turn: Turn) -> AsyncIterator[str]:
+    async def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
         interval = self._config.token_interval_ms / 1000.0
         for delta in _deltas(self.text_for(turn)):
             yield delta

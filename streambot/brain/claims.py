@@ -407,8 +407,8 @@ def comparison(said: Said, kn: Knowledge) -> tuple[bool, str] | None:
         products = [subject, *against]
         if c.dimension == "price" and len({p.currency for p in products}) > 1:
             continue
-        values = [_measure(p, c.dimension, kn) for p in products]
-        if any(v is None for v in values):
+        values = [v for p in products if (v := _measure(p, c.dimension, kn)) is not None]
+        if len(values) < len(products):
             return True, c.text
         mine, theirs = values[0], values[1:]
         holds = all((mine < v) if c.lower else (mine > v) for v in theirs)

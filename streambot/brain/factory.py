@@ -22,7 +22,7 @@ def build_brain(config: Config, live: LiveCatalog | None = None) -> tuple[Brain,
     """(the brain that answers, the catalog brain that grounds its answers and backs them
     up). ``live``: the catalog they read (default: ``brain.catalog.path``'s); the catalog
     brain's ``live`` is it."""
-    catalog_brain = CatalogBrain(config.brain.catalog, live)
+    catalog_brain = CatalogBrain(config.brain.catalog, live, config.persona)
     backend = config.brain.backend
     if backend == "catalog":
         return catalog_brain, catalog_brain

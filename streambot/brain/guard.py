@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from streambot import money
@@ -368,7 +369,7 @@ class ReplyGuard:
         lang: str,
         edits: list[tuple[int, int, str]],
         notes: list[str],
-        counts: set[int] = frozenset(),
+        counts: AbstractSet[int] = frozenset(),
     ) -> None:
         """``counts``: the quantities in sight ("two bottles"): a figure that is n x a price
         is a right total, and a wrong one is refused, never corrected to the unit price."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 from streambot.brain.babble import repeat
@@ -31,7 +31,7 @@ from streambot.turn import Turn, TurnKind
 log = logging.getLogger(__name__)
 
 
-async def _sentences(stream: AsyncIterator[str]) -> AsyncIterator[str]:
+async def _sentences(stream: AsyncGenerator[str, None]) -> AsyncGenerator[str, None]:
     """The whole sentences of a stream of text deltas, each as soon as it is complete."""
     splitter = SentenceSplitter()
     async for delta in stream:
@@ -165,7 +165,7 @@ class GuardedBrain:
         kept.append(sentence)
         return None
 
-    async def reply(self, turn: Turn) -> AsyncIterator[str]:
+    async def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
         # the last reply: the guard refuses a sentence of it said again (a model's loop)
         previous, self.last_verdicts, self.last_text = self.last_text, [], ""
         self.last_first, self.last_added = "", 0

@@ -20,7 +20,7 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,11 +207,10 @@ class LocalLLM:
         self.prefix: PrefixCache | None = None
         self._lock = threading.Lock()  # one generation at a time on this model
         nice = cpu_nice if self.device.type == "cpu" else 0
-        self.executor = ThreadPoolExecutor(
-            1,
-            "llm",
-            initializer=_lower_priority if nice else None,
-            initargs=(nice,) if nice else (),
+        self.executor = (
+            ThreadPoolExecutor(1, "llm", initializer=_lower_priority, initargs=(nice,))
+            if nice
+            else ThreadPoolExecutor(1, "llm")
         )
 
     # -- prompts ----------------------------------------------------------------------------
@@ -338,7 +337,7 @@ class LLMBrain:
     def pitch_topics(self) -> list[str]:
         return self._pitch_topics()
 
-    async def reply(self, turn: Turn, prefill: str = "") -> AsyncIterator[str]:
+    async def reply(self, turn: Turn, prefill: str = "") -> AsyncGenerator[str, None]:
         """The reply's deltas; ``prefill``: what was said first (the catalog's answer): the
         assistant's turn starts with it and only what the model adds after it is yielded."""
         if self._catalog_changed is not None and self._catalog_changed():

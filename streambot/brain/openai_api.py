@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,7 +266,7 @@ class OpenAIChatBrain:
     def pitch_topics(self) -> list[str]:
         return self.fallback.pitch_topics()
 
-    async def reply(self, turn: Turn, prefill: str = "") -> AsyncIterator[str]:
+    async def reply(self, turn: Turn, prefill: str = "") -> AsyncGenerator[str, None]:
         """Yield the server's reply to ``turn`` as text deltas, or the fallback's.
 
         ``prefill``: what was said first (the catalog's answer). Not every server continues
@@ -293,7 +293,7 @@ class OpenAIChatBrain:
 
         clock = _ServerClock()
 
-        async def attempt() -> AsyncIterator[str]:
+        async def attempt() -> AsyncGenerator[str, None]:
             said = False
             async for delta in self._attempt(messages, clock):
                 said = said or bool(delta)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from streambot.brain.base import Brain, continues_replies
 from streambot.catalog import FIELDS, Catalog, LiveCatalog, as_live, product_fields
@@ -74,7 +74,7 @@ class SlotFillingBrain:
     def pitch_topics(self) -> list[str]:
         return self.inner.pitch_topics()
 
-    async def reply(self, turn: Turn, prefill: str = "") -> AsyncIterator[str]:
+    async def reply(self, turn: Turn, prefill: str = "") -> AsyncGenerator[str, None]:
         filler = SlotFiller(self.live.current, turn.lang)
         stream = (
             self.inner.reply(turn, prefill=prefill)  # type: ignore[call-arg]

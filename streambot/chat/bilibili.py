@@ -40,6 +40,7 @@ from streambot.chat.bilibili_auth import (
 )
 from streambot.chat.bilibili_commands import (
     SOURCE,
+    object_at,
     packet_to_message,
 )
 from streambot.chat.bilibili_packets import (
@@ -266,8 +267,8 @@ class BilibiliChatSource(_DanmakuClient):
             buvid = spi_data.get("b_3", "") if isinstance(spi_data, dict) else ""
 
         nav = await self._get(http, f"{self.nav_base}/x/web-interface/nav")
-        nav_data = nav.get("data") if isinstance(nav.get("data"), dict) else {}
-        wbi = nav_data.get("wbi_img") if isinstance(nav_data.get("wbi_img"), dict) else {}
+        nav_data = object_at(nav, "data")
+        wbi = object_at(nav_data, "wbi_img")
         img_url, sub_url = wbi.get("img_url"), wbi.get("sub_url")
         if not isinstance(img_url, str) or not isinstance(sub_url, str):
             raise ApiError("nav: no wbi_img keys")
@@ -393,7 +394,7 @@ class BilibiliOpenPlatformSource(_DanmakuClient):
             code = answer.get("code") if isinstance(answer, dict) else None
             message = answer.get("message", "") if isinstance(answer, dict) else ""
             raise ApiError(f"{path}: code {code!r} {message!r}")
-        return answer.get("data") if isinstance(answer.get("data"), dict) else {}
+        return object_at(answer, "data")
 
     async def _app_heartbeats(self, http: aiohttp.ClientSession, game_id: str) -> None:
         while True:
@@ -420,7 +421,7 @@ class BilibiliOpenPlatformSource(_DanmakuClient):
                     data = await self._post(
                         http, "/v2/app/start", {"code": self._code, "app_id": self.app_id}
                     )
-                    game = data.get("game_info") if isinstance(data.get("game_info"), dict) else {}
+                    game = object_at(data, "game_info")
                     ws_info = data.get("websocket_info")
                     if not isinstance(ws_info, dict) or not isinstance(
                         ws_info.get("auth_body"), str

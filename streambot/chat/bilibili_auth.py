@@ -96,8 +96,15 @@ def mixin_key(img_key: str, sub_key: str) -> str:
     return "".join(raw[i] for i in MIXIN_KEY_ENC_TAB if i < len(raw))[:32]
 
 
-def _quote(value: str, *_: object) -> str:
-    return urllib.parse.quote(value, safe="")  # as the web client's encodeURIComponent
+def _quote(
+    value: str | bytes,
+    safe: str | bytes = "",
+    encoding: str | None = None,
+    errors: str | None = None,
+) -> str:
+    """urlencode's ``quote_via``, ignoring its ``safe``: nothing is safe, as in the web client's
+    encodeURIComponent."""
+    return urllib.parse.quote(value, safe="")
 
 
 def wbi_sign(params: Mapping[str, Any], img_key: str, sub_key: str, wts: int | None = None) -> dict:

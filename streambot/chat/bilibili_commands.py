@@ -122,6 +122,15 @@ def _data(obj: dict, cmd: str, source: str) -> dict | ChatMessage:
     return data
 
 
+def object_at(data: dict, key: str, default: dict | None = None) -> dict:
+    """``data[key]`` when the server sent an object there, else ``default`` (else empty): a
+    field missing or of another type reads as no fields, never as an error."""
+    value = data.get(key)
+    if isinstance(value, dict):
+        return value
+    return {} if default is None else default
+
+
 def _user(data: dict, *keys: str) -> str | None:
     for key in keys:
         value = data.get(key)
@@ -134,7 +143,7 @@ def _super_chat(obj: dict, source: str) -> ChatMessage:
     data = _data(obj, "SUPER_CHAT_MESSAGE", source)
     if isinstance(data, ChatMessage):
         return data
-    user_info = data.get("user_info") if isinstance(data.get("user_info"), dict) else {}
+    user_info = object_at(data, "user_info")
     uname = _user(user_info, "uname") or _user(data, "uname")
     text, price = _text(data.get("message")), _num(data.get("price"))
     if uname is None or text is None or price is None:
@@ -195,7 +204,7 @@ def _gift(obj: dict, source: str) -> ChatMessage:
     num = _int(data.get("num"), 1)
     if uname is None or not gift or num < 1:
         return _bad("SEND_GIFT", data, "needs uname, giftName and a positive num", source)
-    blind = data.get("blind_gift") if isinstance(data.get("blind_gift"), dict) else {}
+    blind = object_at(data, "blind_gift")
     return _paid_gift(
         source,
         uname,
@@ -316,7 +325,7 @@ def _danmu_mirror(obj: dict, source: str) -> ChatMessage:
 
 
 def _open_user(data: dict) -> tuple[str | None, str]:
-    info = data.get("user_info") if isinstance(data.get("user_info"), dict) else data
+    info = object_at(data, "user_info", default=data)
     uname = _user(info, "uname")
     user_id = _id(info.get("uid")) or _id(info.get("open_id"))
     return uname, user_id

@@ -240,7 +240,8 @@ class PacketDecoder:
                 too_big = len(inner) > limit or bool(inflater.unconsumed_tail)
                 finished = inflater.eof
             else:
-                if (problem := brotli_problem()) is not None:
+                problem = brotli_problem()
+                if problem is not None or brotli is None:
                     return DecodeError(f"brotli packet, but {problem}")
                 inflater = brotli.Decompressor()
                 inner = inflater.process(body, output_buffer_limit=limit + 1)

@@ -121,7 +121,7 @@ def build(config: Config, options: BuildOptions) -> list[Row]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="build_engines.py", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="build_engines.py", description=(__doc__ or "").split("\n")[0])
     p.add_argument("--config", default="config.toml")
     p.add_argument("--out", default="", help="where the engines go (default: [engines] dir)")
     p.add_argument("--only", default="", help="wav2lip,voice,llm (default: what the config uses)")
@@ -140,80 +140,8 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default=DEFAULTS.device, choices=("cpu", "cuda"))
     p.add_argument("--backends", default=",".join(DEFAULTS.backends), help="trt,onnx,torch")
-    p.add_argument(
-        "--min-mouth-psnr",
-        type=float,
-        default=DEFAULTS.min_mouth_psnr_db,
-        help="fidelity floor for an engine to be used by default (dB)",
-    )
-    p.add_argument(
-        "--max-voice-mcd",
-        type=float,
-        default=DEFAULTS.max_voice_mcd_db,
-        help="fidelity floor for a voice engine to be used by default: its "
-        "mel-cepstral distortion against the voice's own decoder (dB)",
-    )
-    p.add_argument(
-        "--max-voice-wer-rise",
-        type=float,
-        default=DEFAULTS.max_voice_wer_rise,
-        help="intelligibility floor for a voice engine to be used by default: how "
-        "many more words (a share, 0.05 = 5 points) a speech recogniser may "
-        "mishear than with the voice's own decoder",
-    )
-    p.add_argument(
-        "--llm-heads",
-        default=DEFAULTS.llm_heads,
-        choices=("auto", "query", "groups"),
-        help="how the LLM loses attention heads: evenly within each KV group, or "
-        "whole KV groups (auto: groups where a model has 8 or more)",
-    )
-    p.add_argument(
-        "--llm-drop-layers",
-        type=int,
-        default=DEFAULTS.llm_drop_layers,
-        help="also drop this many LLM layers, the least influential ones",
-    )
-    p.add_argument(
-        "--max-llm-kl",
-        type=float,
-        default=DEFAULTS.max_llm_kl,
-        help="fidelity floor for a pruned LLM to be used by default: KL from "
-        "the original on held-out answers (nats per token)",
-    )
-    p.add_argument(
-        "--llm-eval-questions",
-        type=int,
-        default=DEFAULTS.llm_eval_questions,
-        help="held-out questions the pruned LLM and its teacher each answer, "
-        "scored against the catalog (brain/evaluate.py)",
-    )
-    p.add_argument(
-        "--max-llm-accuracy-drop",
-        type=float,
-        default=DEFAULTS.max_llm_accuracy_drop,
-        help="a pruned LLM more than this many points less accurate than its "
-        "teacher on those questions is not used by default",
-    )
-    p.add_argument(
-        "--max-llm-garbage-rise",
-        type=float,
-        default=DEFAULTS.max_llm_garbage_rise,
-        help="nor one that writes garbage in more answers than its teacher, by "
-        "more than this many points",
-    )
-    p.add_argument(
-        "--llm-teacher-answers",
-        type=int,
-        default=DEFAULTS.llm_teacher_answers,
-        help="answers the teacher writes for distillation (cached in --out)",
-    )
-    p.add_argument(
-        "--llm-kl-answers",
-        type=int,
-        default=DEFAULTS.llm_kl_answers,
-        help="of them, held out for KL and perplexity",
-    )
+    _face_and_voice_arguments(p.add_argument_group("the face and the voice"))
+    _llm_arguments(p.add_argument_group("the LLM"))
     p.add_argument(
         "--importance",
         default=DEFAULTS.importance,
@@ -224,6 +152,88 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild even what is up to date")
     p.add_argument("--dry-run", action="store_true", help="print the plan, build nothing")
     return p
+
+
+def _face_and_voice_arguments(group: argparse._ArgumentGroup) -> None:
+    """The fidelity floors a face or voice engine must pass to be used by default."""
+    group.add_argument(
+        "--min-mouth-psnr",
+        type=float,
+        default=DEFAULTS.min_mouth_psnr_db,
+        help="fidelity floor for an engine to be used by default (dB)",
+    )
+    group.add_argument(
+        "--max-voice-mcd",
+        type=float,
+        default=DEFAULTS.max_voice_mcd_db,
+        help="fidelity floor for a voice engine to be used by default: its "
+        "mel-cepstral distortion against the voice's own decoder (dB)",
+    )
+    group.add_argument(
+        "--max-voice-wer-rise",
+        type=float,
+        default=DEFAULTS.max_voice_wer_rise,
+        help="intelligibility floor for a voice engine to be used by default: how "
+        "many more words (a share, 0.05 = 5 points) a speech recogniser may "
+        "mishear than with the voice's own decoder",
+    )
+
+
+def _llm_arguments(group: argparse._ArgumentGroup) -> None:
+    """How the LLM is pruned, and what it must answer to be used by default."""
+    group.add_argument(
+        "--llm-heads",
+        default=DEFAULTS.llm_heads,
+        choices=("auto", "query", "groups"),
+        help="how the LLM loses attention heads: evenly within each KV group, or "
+        "whole KV groups (auto: groups where a model has 8 or more)",
+    )
+    group.add_argument(
+        "--llm-drop-layers",
+        type=int,
+        default=DEFAULTS.llm_drop_layers,
+        help="also drop this many LLM layers, the least influential ones",
+    )
+    group.add_argument(
+        "--max-llm-kl",
+        type=float,
+        default=DEFAULTS.max_llm_kl,
+        help="fidelity floor for a pruned LLM to be used by default: KL from "
+        "the original on held-out answers (nats per token)",
+    )
+    group.add_argument(
+        "--llm-eval-questions",
+        type=int,
+        default=DEFAULTS.llm_eval_questions,
+        help="held-out questions the pruned LLM and its teacher each answer, "
+        "scored against the catalog (brain/evaluate.py)",
+    )
+    group.add_argument(
+        "--max-llm-accuracy-drop",
+        type=float,
+        default=DEFAULTS.max_llm_accuracy_drop,
+        help="a pruned LLM more than this many points less accurate than its "
+        "teacher on those questions is not used by default",
+    )
+    group.add_argument(
+        "--max-llm-garbage-rise",
+        type=float,
+        default=DEFAULTS.max_llm_garbage_rise,
+        help="nor one that writes garbage in more answers than its teacher, by "
+        "more than this many points",
+    )
+    group.add_argument(
+        "--llm-teacher-answers",
+        type=int,
+        default=DEFAULTS.llm_teacher_answers,
+        help="answers the teacher writes for distillation (cached in --out)",
+    )
+    group.add_argument(
+        "--llm-kl-answers",
+        type=int,
+        default=DEFAULTS.llm_kl_answers,
+        help="of them, held out for KL and perplexity",
+    )
 
 
 def _options(args: argparse.Namespace, engines_dir: str = str(DEFAULTS.out)) -> BuildOptions:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from streambot.config import Config
 from streambot.progress import interactive
@@ -29,6 +29,10 @@ KINDS = ("wav2lip", "voice", "llm")
 BACKENDS = ("trt", "onnx", "torch")
 # A random-weight checkpoint made for tests and benchmarks says so under this key.
 RANDOM_WEIGHTS_KEY = "streambot_random_weights"
+
+# How the LLM pruner removes attention heads (compress/prune_llm.py): "query" heads within
+# each KV group, whole KV "groups", or "auto" (groups where there are many)
+HeadMode = Literal["query", "groups", "auto"]
 
 
 class BuildError(Exception):
@@ -55,7 +59,7 @@ class BuildOptions:
     max_voice_mcd_db: float = 4.0  # fidelity floor of a voice engine used by default
     # ... and how many more words (a share) a recogniser may mishear than with the voice's own
     max_voice_wer_rise: float = 0.05
-    llm_heads: str = "auto"  # "query": heads within each KV group; "groups": whole KV groups
+    llm_heads: HeadMode = "auto"  # "query": heads within each KV group; "groups": whole KV groups
     llm_drop_layers: int = 0
     max_llm_kl: float = 0.5  # teacher-student KL (nats/token) of an LLM used by default
     # The pruned LLM is judged by its answers: teacher and student each answer this many

@@ -16,12 +16,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from streambot.compress.checkpoint import save_atomically
 from streambot.models.wav2lip import Wav2Lip
+
+B = TypeVar("B")  # a training batch, whatever the loss takes
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # mel (B, 1, 80, 16), face (B, 6, 96, 96)
 
@@ -123,8 +126,8 @@ def _resume(
 
 def train_student(
     student: nn.Module,
-    batches: Iterator[object],
-    loss_of: Callable[[object], torch.Tensor],
+    batches: Iterator[B],
+    loss_of: Callable[[B], torch.Tensor],
     *,
     budget_s: float,
     max_steps: int | None = None,

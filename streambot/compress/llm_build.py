@@ -38,8 +38,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +47,9 @@ from streambot.compress.common import (
     BUILD_LIBRARIES,
     BuildError,
     BuildOptions,
+    HeadMode,
     Row,
     catalog_of,
-    count_ticker,
     distil_ticker,
     distillation_record,
     plan_outputs,
@@ -67,6 +65,7 @@ from streambot.compress.llm_judge import (
     refusals,
     teacher_rates,
 )
+from streambot.compress.llm_teacher import system_text, teacher_prompts, teacher_texts
 from streambot.config import Config
 from streambot.runtime.manifest import (
     Artifact,
@@ -80,7 +79,6 @@ from streambot.runtime.select import library_versions
 
 if TYPE_CHECKING:
     from streambot.brain.eval_questions import Question
-    from streambot.brain.llm import LocalLLM
     from streambot.compress.prune_llm import PrunedLLM
     from streambot.turn import Turn
 
@@ -88,14 +86,13 @@ log = logging.getLogger(__name__)
 KIND = "llm"
 CALIBRATION_TOKENS = 512  # per calibration text
 WINDOW_TOKENS = 256  # distillation windows
-ANSWER_TOKENS = 64  # each answer the teacher writes for training
 
 
 @dataclass
 class LLMBuild:
     model: Path
     ratio: float
-    mode: str
+    mode: HeadMode
     drop_layers: int
     inputs: dict[str, str]
 
@@ -190,11 +187,11 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
     tokenizer, teacher = _load(job, options)
     catalog = catalog_of(config)
     held, turns = split_questions(catalog, options.llm_eval_questions, options.llm_teacher_answers)
-    texts, writing = teacher_texts(config, job, options, tokenizer, teacher, turns)
+    texts, writing = teacher_texts(config, job, options.out, tokenizer, teacher, turns)
     pruned = _prune(config, job, tokenizer, teacher)
     student = pruned.model
     held_ids, train = hold_out([_ids(tokenizer, t) for t in texts], options.llm_kl_answers)
-    train.append(_ids(tokenizer, _system(config)))  # the house rules and the catalog, as stated
+    train.append(_ids(tokenizer, system_text(config)))  # the house rules and the catalog, as stated
     before = llm_fidelity(teacher, student, held_ids)
     report = _distil(teacher, student, train, job, options, options.distil_minutes * 60.0)
     after = llm_fidelity(teacher, student, held_ids)
@@ -253,7 +250,7 @@ def _rates(
     under the same key: every ratio of one model shares it), and whether the teacher's were."""
     teacher, student = models
     dtype = str(next(teacher.parameters()).dtype)
-    key = rates_key(config, job.inputs, _system(config), held, dtype)
+    key = rates_key(config, job.inputs, system_text(config), held, dtype)
     cache = JsonCache(options.out / f".{job.slug}.teacher-rates.json", key)
     rates, cached = teacher_rates(config, tokenizer, teacher, held, cache)
     student_rates = answer_rates(judge(student, tokenizer, config, held, "student"))
@@ -265,7 +262,7 @@ def _decode(
 ) -> dict[str, float]:
     """Both models' greedy decode speed on the daemon's system prompt and the first training
     question's turn (with the catalog's first answer said before it, as the daemon would)."""
-    chats, prefills, system = _teacher_prompts(config, turns[:1])
+    chats, prefills, system = teacher_prompts(config, turns[:1])
     return decode_speed(tokenizer, models, system, chats[0], prefills[0])
 
 
@@ -307,21 +304,12 @@ def _ids(tokenizer: Any, text: str, limit: int | None = None):
     return torch.tensor(tokenizer(text, add_special_tokens=False).input_ids[:limit])
 
 
-def _system(config: Config) -> str:
-    """The system prompt the daemon gives the model (its facts as text or as slots)."""
-    from streambot.brain.assemble import prompt_style
-    from streambot.brain.prompt import system_prompt
-
-    facts = prompt_style(config.brain.llm).facts
-    return system_prompt(catalog_of(config), config.brain.catalog.host_name, facts)
-
-
 def _prune(config: Config, job: LLMBuild, tokenizer: Any, teacher: Any) -> PrunedLLM:
     """The teacher pruned by its activations on the prompt and the catalog's sentences."""
     from streambot.compress.llm_data import calibration_texts
     from streambot.compress.prune_llm import measure_importance, prune_llm
 
-    texts = calibration_texts(catalog_of(config), _system(config))
+    texts = calibration_texts(catalog_of(config), system_text(config))
     importance = measure_importance(
         teacher, [_ids(tokenizer, t, CALIBRATION_TOKENS) for t in texts]
     )
@@ -374,127 +362,3 @@ def _save(model, tokenizer, folder: Path) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     temporary.rename(folder)
     return folder
-
-
-# -- the teacher's answers --------------------------------------------------------------------
-def _teacher_prompts(
-    config: Config, turns: Sequence[Turn]
-) -> tuple[list[list[dict[str, str]]], list[str], str]:
-    """(each turn's chat messages, as the daemon sends them with no memory; the catalog's
-    answer the daemon says first and the model continues, "" where none; the system prompt)."""
-    from streambot.brain.assemble import prompt_style
-    from streambot.brain.catalog import CatalogBrain
-    from streambot.brain.prompt import turn_messages
-
-    cfg, host = config.brain.llm, config.brain.catalog.host_name
-    catalog_brain = CatalogBrain(config.brain.catalog)
-    catalog, style = catalog_brain.live.current, prompt_style(cfg)
-    chats = [turn_messages(t, catalog, (), host, style) for t in turns]
-    prefills = [
-        (catalog_brain.first_answer(t) or "").strip() if cfg.answer_first else "" for t in turns
-    ]
-    return chats, prefills, _system(config)
-
-
-def teacher_texts(
-    config: Config,
-    job: LLMBuild,
-    options: BuildOptions,
-    tokenizer: Any,
-    teacher: Any,
-    turns: Sequence[Turn],
-) -> tuple[list[str], dict[str, float]]:
-    """The teacher's answers to ``turns`` as whole conversations (prompt, then the answer as
-    the daemon would say it), from the cache when it has them, else written and cached; and
-    how many were written, how many came from the cache, in how long."""
-    chats, prefills, system = _teacher_prompts(config, turns)
-    dtype = str(next(teacher.parameters()).dtype)
-    key = sha256_json(
-        {
-            "model": job.inputs["model"],
-            "catalog": job.inputs["catalog"],
-            "system": system,
-            "chats": chats,
-            "prefills": prefills,
-            "answer_tokens": ANSWER_TOKENS,
-            "dtype": dtype,
-        }
-    )
-    cache = _answer_cache(job, options, key)
-    answers, started = _answers(cache)[: len(turns)], time.monotonic()
-    cached = len(answers)
-    if cached < len(turns):
-        from streambot.brain.llm import LocalLLM
-
-        llm = LocalLLM.from_loaded(tokenizer, teacher)
-        try:
-            llm.set_system_prompt(system)
-            _write_all(llm, chats, prefills, answers, cache, job.model.name)
-        finally:
-            llm.executor.shutdown()
-    seconds = time.monotonic() - started
-    log.info(
-        "llm: the teacher's %d answers: %d cached, %d written in %.0f s",
-        len(answers),
-        cached,
-        len(answers) - cached,
-        seconds,
-    )
-    texts = [
-        tokenizer.apply_chat_template(
-            [*chat, {"role": "assistant", "content": first + said}], tokenize=False
-        )
-        for chat, first, said in zip(chats, prefills, answers, strict=True)
-    ]
-    return texts, {"answers": len(answers), "cached": cached, "seconds": round(seconds, 1)}
-
-
-def _answer_cache(job: LLMBuild, options: BuildOptions, key: str) -> JsonCache:
-    """The teacher's answers, one file per model (every ratio's build shares them); a cache
-    written under a student's folder name, as builds before did, is read too."""
-    return JsonCache(
-        options.out / f".{job.slug}.teacher-answers.json",
-        key,
-        fallbacks=(options.out / f".{job.folder}.teacher-answers.json",),
-        field="answers",
-    )
-
-
-def _answers(cache: JsonCache) -> list[str]:
-    """The cached answers ([] when none, or when the file holds anything but strings); a
-    partial list: the build was interrupted while writing them."""
-    answers = cache.load()
-    if isinstance(answers, list) and all(isinstance(a, str) for a in answers):
-        return answers
-    return []
-
-
-def _write_all(
-    llm: LocalLLM,
-    chats: Sequence[list[dict[str, str]]],
-    prefills: Sequence[str],
-    answers: list[str],
-    cache: JsonCache,
-    name: str,
-) -> None:
-    """Write the answers not in ``answers`` yet, saving every ten (an interrupted build goes
-    on from there)."""
-    total = len(chats)
-    with progress() as bar:
-        what = f"{name} writes {total} answers (outside --distil-minutes)"
-        tick = count_ticker(bar, what, total, len(answers))
-        for i in range(len(answers), total):
-            answers.append(_write(llm, chats[i], prefills[i]))
-            tick(i + 1)
-            if (i + 1) % 10 == 0:
-                cache.save(answers)
-    cache.save(answers)
-
-
-def _write(llm: LocalLLM, messages: list[dict[str, str]], prefill: str) -> str:
-    """One answer of the teacher's, greedy, generated as the daemon generates (after
-    ``prefill``, the words said first, when there are any): what it adds."""
-    from streambot.brain.llm import GenerationSettings
-
-    settings = GenerationSettings(ANSWER_TOKENS, temperature=0.0)
-    return llm.generate(messages, settings, lambda _: None, threading.Event(), prefill)

@@ -114,7 +114,7 @@ def rates_key(
             "style": [llm.memory, llm.facts, llm.memory_turns],
             "generation": [llm.max_new_tokens, llm.temperature, llm.top_p],
             "answer_first": llm.answer_first,
-            "host": [config.brain.catalog.host_name, config.host.max_reply_chars],
+            "host": [config.persona.name, config.host.max_reply_chars],
             "banned_words": list(config.triage.banned_words),
             "questions": [repr(q) for q in held],
             "dtype": dtype,
@@ -150,7 +150,7 @@ def judge(
     from streambot.brain.evaluate import evaluate
     from streambot.brain.llm import LocalLLM
 
-    catalog_brain = CatalogBrain(config.brain.catalog)
+    catalog_brain = CatalogBrain(config.brain.catalog, persona=config.persona)
     llm = LocalLLM.from_loaded(tokenizer, model)
     judged = config.model_copy(deep=True)
     judged.brain.llm.first_sentence_s = 0.0  # its words are judged, not this machine's load

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -214,9 +215,27 @@ def save_pruned(result: PrunedWav2Lip, path: str | Path) -> Path:
     return save_widths_checkpoint(result, method, path)
 
 
-def save_widths_checkpoint(result: object, method: str, path: str | Path) -> Path:
-    """Write a pruned model (``result``: its ``model``, ``config``, ``ratio``,
-    ``params_before`` and ``params_after``) as ``{"state_dict", "widths", "pruning"}``."""
+class Widths(Protocol):
+    def to_dict(self) -> dict: ...
+
+
+class PrunedModel(Protocol):
+    """What a pruner returns: the pruned module, its widths, and what the pruning removed."""
+
+    @property
+    def model(self) -> nn.Module: ...
+    @property
+    def config(self) -> Widths: ...
+    @property
+    def ratio(self) -> float: ...
+    @property
+    def params_before(self) -> int: ...
+    @property
+    def params_after(self) -> int: ...
+
+
+def save_widths_checkpoint(result: PrunedModel, method: str, path: str | Path) -> Path:
+    """Write a pruned model as ``{"state_dict", "widths", "pruning"}``."""
     payload = {
         "state_dict": result.model.state_dict(),
         "widths": result.config.to_dict(),

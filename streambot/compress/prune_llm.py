@@ -38,7 +38,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-HeadMode = Literal["query", "groups", "auto"]
+from streambot.compress.common import HeadMode
+
 GROUP_MODE_MIN_KV_HEADS = 8  # "auto" removes whole KV groups only where there are this many
 CHANNEL_MULTIPLE = 32  # intermediate widths in multiples of this (GEMM tiles)
 

@@ -110,7 +110,7 @@ def build_voice_engine(
         from streambot.voice.piper_split import SplitPiperVoice
     except ImportError as exc:
         raise BuildError(f"{exc}: pip install torch 'streambot[neural]'") from exc
-    sentences = voice_sentences(catalog_of(config), job.lang, config.brain.catalog.host_name)
+    sentences = voice_sentences(catalog_of(config), job.lang, config.persona.name)
     train_text, held_text = held_out(sentences)
     with tempfile.TemporaryDirectory() as work:
         # noise off: the same text gives the same latent, so the figures repeat run to run
@@ -119,7 +119,7 @@ def build_voice_engine(
         )
         train = _latents(voice, train_text)
         held = _latents(voice, held_text)
-        teacher = voice.decoder
+        teacher = voice.hifigan
         log.info(
             "voice %s: %d training sentences, %d held out (%s)",
             job.model.name,

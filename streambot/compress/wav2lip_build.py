@@ -198,7 +198,8 @@ def build_wav2lip(
             device=options.device,
             on_step=tick,
         )
-        teacher.cpu(), student.cpu()
+        teacher.cpu()
+        student.cpu()
         with torch.no_grad():
             after = mouth_fidelity(student(mel, face).numpy(), reference)
     shared = _shared(before, after, importance, report, random_teacher, len(held))

@@ -21,6 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -352,6 +353,18 @@ def _metadata(
         "box0_y1_y2_x1_x2": [y1, y2, x1, x2],
         "params": params,
     }
+
+
+class AvatarOptions(TypedDict, total=False):
+    """``prepare_avatar``'s options, for the functions that pass them on."""
+
+    face_box: tuple[int, int, int, int] | None
+    pads: tuple[int, int, int, int]
+    smooth_window: int
+    img_size: int
+    fps: int
+    max_frames: int
+    cached_only: bool
 
 
 def prepare_avatar(

@@ -74,9 +74,9 @@ def read_video(path: Path, fps: int, max_frames: int) -> list[np.ndarray]:
         def emit_until(limit: float) -> None:
             nonlocal held_rgb
             while held is not None and len(out) < max_frames and len(out) / fps < limit - eps:
-                if held_rgb is None:
-                    held_rgb = held.to_ndarray(format="rgb24")
-                out.append(held_rgb)
+                rgb = held_rgb if held_rgb is not None else held.to_ndarray(format="rgb24")
+                held_rgb = rgb
+                out.append(rgb)
 
         try:
             for i, frame in enumerate(container.decode(stream)):

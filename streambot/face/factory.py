@@ -57,14 +57,18 @@ def configured_avatar(config: Config, cached_only: bool = False) -> PreparedAvat
 
     cfg, s = config.face.wav2lip, config.stream
     cache = Path(cfg.avatar_cache) if cfg.avatar_cache else default_avatar_cache()
-    box = tuple(cfg.face_box) if cfg.face_box else None
+    box = None
+    if cfg.face_box:
+        x, y, w, h = cfg.face_box
+        box = (x, y, w, h)
+    top, bottom, left, right = cfg.pads
     return prepare_for_output(
         cfg.avatar,
         cache,
         s.width,
         s.height,
         face_box=box,
-        pads=tuple(cfg.pads),
+        pads=(top, bottom, left, right),
         fps=s.fps,
         cached_only=cached_only,
     )

@@ -99,7 +99,8 @@ def _mel_basis() -> np.ndarray:
 
 @cache
 def _window() -> np.ndarray:
-    window = get_window("hann", _N_FFT, fftbins=True)  # periodic, as librosa's stft uses
+    # periodic, as librosa's stft uses
+    window = np.asarray(get_window("hann", _N_FFT, fftbins=True))
     window.setflags(write=False)
     return window
 

@@ -17,10 +17,11 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Unpack
 
 import numpy as np
 
-from streambot.face.avatar import PreparedAvatar
+from streambot.face.avatar import AvatarOptions, PreparedAvatar
 from streambot.face.mel import mel_windows, melspectrogram
 from streambot.runtime.base import Engine
 from streambot.timing import FACE_RATE, samples_per_frame
@@ -183,7 +184,7 @@ class Wav2LipFace:
 
 
 def prepare_for_output(
-    source: str | Path, cache_root: Path, width: int, height: int, **options: object
+    source: str | Path, cache_root: Path, width: int, height: int, **options: Unpack[AvatarOptions]
 ) -> PreparedAvatar:
     """Prepare (or load from the cache) an avatar at the size it is shown in a ``width`` x
     ``height`` stream, so no frame is resampled while live. Only that size is prepared: the

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,7 +43,7 @@ class HiFiGANConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> HiFiGANConfig:
-        def tup(v: object) -> object:
+        def tup(v: Any) -> Any:  # a checkpoint's widths, as JSON made them (lists)
             return tuple(tup(x) for x in v) if isinstance(v, list | tuple) else v
 
         return cls(**{k: tup(v) for k, v in data.items()})

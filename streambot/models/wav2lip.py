@@ -17,6 +17,7 @@ import copy
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,7 +45,11 @@ class Wav2LipConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Wav2LipConfig:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        # a checkpoint's widths, as JSON made them (lists): their types are checked by use
+        fields: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+        }
+        return cls(**fields)
 
 
 # -- leaf modules ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 import tomlkit
 from pydantic import ValidationError
 
-from streambot.catalog import Catalog, CatalogError, LiveCatalog
+from streambot.catalog import Catalog, CatalogError, LiveCatalog, Product
 
 # How long a file another program wrote is left alone: an editor saving it in pieces is done
 # well within this.
@@ -59,9 +59,9 @@ class CatalogEditor:
         self.live, self.settle_s = live, settle_s
         self._written: tuple[int, int, int] | None = None  # the file as our last edit left it
 
-    def edit(self, product_id: str, changes: dict[str, object]) -> Catalog:
+    def edit(self, product_id: str, changes: dict[str, object]) -> Product:
         """Set ``changes`` (``price`` and/or ``stock``) on ``product_id`` in the catalog file;
-        the catalog as it is now after the edit."""
+        the product as the live catalog has it after the edit."""
         if not changes or set(changes) - set(_EDITABLE):
             raise EditError(f"only {', '.join(_EDITABLE)} can be edited here")
         values = {key: _number(key, value) for key, value in changes.items()}
@@ -89,7 +89,10 @@ class CatalogEditor:
         self._written = _signature(path)
         if not self.live.reload_if_changed():
             raise CatalogError(f"catalog {path}: written, but the reload did not take it")
-        return self.live.current
+        edited = self.live.current.by_id(product_id)
+        if edited is None:  # another program rewrote the file between the write and the reload
+            raise CatalogChanged(f"catalog {path}: {product_id!r} is gone from it; reload the page")
+        return edited
 
     def _settled_text(self, path: Path) -> str:
         """The file's text, when it is the catalog in use and no other program is writing it."""

@@ -94,9 +94,9 @@ class Panel:
         web_app.router.add_get("/events", self._events)
         web_app.router.add_get("/preview.jpg", self._preview)
         web_app.router.add_post("/api/{action}", self._action)
-        self._runner = web.AppRunner(web_app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        runner = self._runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.host, self.config.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
         log.info("panel at http://%s:%d/", self.config.host, self.port)
@@ -325,5 +325,5 @@ class Panel:
     def _product(self, body: dict) -> str:
         product = self._text(body, "id", 64)
         changes: dict[str, Any] = {k: body[k] for k in ("price", "stock") if k in body}
-        edited = self.editor.edit(product, changes).by_id(product)
+        edited = self.editor.edit(product, changes)
         return f"{product}: price {edited.price:g} {edited.currency}, stock {edited.stock}"

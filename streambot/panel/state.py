@@ -41,7 +41,7 @@ def _queue(show: ShowControls) -> list[dict[str, Any]]:
     reasons = show.store.statuses([m.id for m in queued if m.id is not None])
     rows = []
     for m in queued:
-        decision, reason = reasons.get(m.id, ("", ""))
+        decision, reason = reasons.get(m.id, ("", "")) if m.id is not None else ("", "")
         rows.append(
             {
                 "id": m.id,

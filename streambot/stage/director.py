@@ -19,6 +19,7 @@ from streambot.turn import Turn, TurnKind, TurnObserver
 
 if TYPE_CHECKING:  # obsws-python is an optional extra
     from streambot.stage.obs import ObsController
+    from streambot.stage.obs_scenes import State
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class StageDirector(TurnObserver):
 
     def _send(
         self,
-        state: str,
+        state: State,
         caption: str | None = None,
         image: str | None = None,
         delay: float | None = None,
@@ -104,7 +105,7 @@ class StageDirector(TurnObserver):
         self.background.spawn(self._set_later(wait, state, caption, image), name=f"obs-{state}")
 
     async def _set_later(
-        self, delay: float, state: str, caption: str | None, image: str | None
+        self, delay: float, state: State, caption: str | None, image: str | None
     ) -> None:
         if delay > 0:
             await asyncio.sleep(delay)

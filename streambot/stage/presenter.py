@@ -44,7 +44,14 @@ from streambot.timing import OUTPUT_RATE, samples_per_frame
 from streambot.turn import Outcome, Turn
 
 log = logging.getLogger(__name__)
-_PAUSE = object()  # the next speech is scheduled later: an idle frame, not a late one
+
+
+class _Pause:
+    """What the frame queue holds when the next speech is scheduled later: an idle frame,
+    not a late one."""
+
+
+_PAUSE = _Pause()
 
 
 class ClipQueue(asyncio.Queue):
@@ -358,7 +365,7 @@ class Presenter:
     async def _next_frame(self, stop: asyncio.Event) -> tuple[np.ndarray, np.ndarray, int | None]:
         while True:
             taken = self._take(self.frame_index)
-            if taken is _PAUSE:
+            if isinstance(taken, _Pause):
                 self.stats.pause_frames += 1
                 return self.face.idle(self.frame_index), self._silence, None
             if taken is not None:
@@ -414,7 +421,7 @@ class Presenter:
                 playback.shift = shift + (k - due)
         return True
 
-    def _take(self, k: int) -> tuple[np.ndarray, np.ndarray, int] | object | None:
+    def _take(self, k: int) -> tuple[np.ndarray, np.ndarray, int] | _Pause | None:
         while True:
             clip = self._current
             if clip is not None and not self._discarded(clip.turn_id):

@@ -76,16 +76,18 @@ class WavStream:
         self._left: int | None = None  # data bytes still to come, when the header says
 
     def feed(self, data: bytes) -> np.ndarray:
-        if self._data is None:
+        stream = self._data
+        if stream is None:
             self._buffer += data
-            if not self._parse_header():
+            if (stream := self._parse_header()) is None:
                 if len(self._buffer) > self._HEADER_LIMIT:
                     raise AudioFormatError("no WAV data chunk in the first 64 KiB")
                 return np.zeros(0, np.float32)
+            self._data = stream
             data, self._buffer = self._buffer, b""
         if self._left is not None:
             data, self._left = data[: self._left], self._left - min(self._left, len(data))
-        return self._data.feed(data)
+        return stream.feed(data)
 
     def finish(self) -> np.ndarray:
         if self._data is None:
@@ -94,10 +96,11 @@ class WavStream:
             return np.zeros(0, np.float32)
         return self._data.finish()
 
-    def _parse_header(self) -> bool:
+    def _parse_header(self) -> PcmStream | FloatStream | None:
+        """The stream for the data, once the header up to the data chunk has come."""
         buf = self._buffer
         if len(buf) < 12:
-            return False
+            return None
         if buf[:4] != b"RIFF" or buf[8:12] != b"WAVE":
             raise AudioFormatError(f"not a WAV file (starts with {buf[:12]!r})")
         pos, fmt = 12, None
@@ -107,17 +110,16 @@ class WavStream:
             if chunk == b"data":
                 if fmt is None:
                     raise AudioFormatError("WAV data chunk before its fmt chunk")
-                self._start(fmt, size)
                 self._buffer = buf[body:]
-                return True
+                return self._start(fmt, size)
             if len(buf) < body + size:
-                return False
+                return None
             if chunk == b"fmt ":
                 fmt = buf[body : body + size]
             pos = body + size + (size & 1)  # chunks are padded to even sizes
-        return False
+        return None
 
-    def _start(self, fmt: bytes, size: int) -> None:
+    def _start(self, fmt: bytes, size: int) -> PcmStream | FloatStream:
         if len(fmt) < 16:
             raise AudioFormatError("WAV fmt chunk too short")
         tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", fmt[:16])
@@ -125,10 +127,11 @@ class WavStream:
             tag = struct.unpack("<H", fmt[24:26])[0]
         if channels < 1 or rate < 1000:
             raise AudioFormatError(f"WAV with {channels} channels at {rate} Hz")
+        stream: PcmStream | FloatStream
         if tag == 1 and bits == 16:
-            self._data = PcmStream(rate, channels)
+            stream = PcmStream(rate, channels)
         elif tag == 3 and bits == 32:
-            self._data = FloatStream(channels)
+            stream = FloatStream(channels)
         else:
             raise AudioFormatError(
                 f"WAV format {tag} with {bits}-bit samples is not supported "
@@ -136,6 +139,7 @@ class WavStream:
             )
         self.rate = rate
         self._left = None if size in (0, 0xFFFFFFFF) else size  # streamed: until the end
+        return stream
 
 
 class FloatStream:

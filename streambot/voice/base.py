@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -28,7 +28,7 @@ MAX_PEAK = 4.0
 class Voice(Protocol):
     sample_rate: int
 
-    def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
+    def speak(self, text: str, lang: str | None = None) -> AsyncGenerator[np.ndarray, None]:
         """Yield mono float32 audio at ``sample_rate``, one array per sentence of ``text``."""
         ...
 
@@ -47,7 +47,9 @@ class AudioPiece:
 class StreamingVoice(Voice, Protocol):
     """A voice that hands over each sentence in pieces, the first as soon as it exists."""
 
-    def speak_pieces(self, text: str, lang: str | None = None) -> AsyncIterator[AudioPiece]: ...
+    def speak_pieces(
+        self, text: str, lang: str | None = None
+    ) -> AsyncGenerator[AudioPiece, None]: ...
 
 
 @runtime_checkable
@@ -60,7 +62,7 @@ class RemoteVoice(Voice, Protocol):
     async def close(self) -> None: ...
 
 
-async def pieces_of(voice: Voice, text: str, lang: str | None) -> AsyncIterator[AudioPiece]:
+async def pieces_of(voice: Voice, text: str, lang: str | None) -> AsyncGenerator[AudioPiece, None]:
     """``voice``'s audio for ``text`` as pieces: a streaming voice's own, else each sentence
     the voice makes as one whole piece."""
     if isinstance(voice, StreamingVoice):
@@ -94,8 +96,8 @@ class SoundGuard:
         self.unsound = 0  # sentences cut short for unplayable audio
 
     async def sound(
-        self, parts: AsyncIterator[T], pcm_of: Callable[[T], np.ndarray], what: str
-    ) -> AsyncIterator[T]:
+        self, parts: AsyncGenerator[T, None], pcm_of: Callable[[T], np.ndarray], what: str
+    ) -> AsyncGenerator[T, None]:
         """``parts`` up to the first whose audio is unplayable (the voice is closed there)."""
         async with contextlib.aclosing(parts) as parts:
             async for part in parts:
@@ -116,7 +118,7 @@ class AlignedVoice(Voice, Protocol):
 
     def speak_aligned(
         self, text: str, lang: str | None = None
-    ) -> AsyncIterator[tuple[np.ndarray, list[tuple[float, str]]]]: ...
+    ) -> AsyncGenerator[tuple[np.ndarray, list[tuple[float, str]]], None]: ...
 
 
 def to_speech(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import numpy as np
 
@@ -63,13 +63,13 @@ class EspeakVoice:
     def synth_float(self, text: str, lang: str | None = None) -> np.ndarray:
         return self.synth_aligned(text, lang)[0]
 
-    async def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
+    async def speak(self, text: str, lang: str | None = None) -> AsyncGenerator[np.ndarray, None]:
         for sentence in split_sentences(text, early_first_clause=False):
             yield await asyncio.to_thread(self.synth_float, sentence, lang)
 
     async def speak_aligned(
         self, text: str, lang: str | None = None
-    ) -> AsyncIterator[tuple[np.ndarray, list[tuple[float, str]]]]:
+    ) -> AsyncGenerator[tuple[np.ndarray, list[tuple[float, str]]], None]:
         """Like ``speak``, with each sentence's phoneme timing for visemes."""
         for sentence in split_sentences(text, early_first_clause=False):
             yield await asyncio.to_thread(self.synth_aligned, sentence, lang)

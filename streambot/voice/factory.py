@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from streambot.voice.base import AudioPiece, Voice, pieces_of
 from streambot.voice.espeak import EspeakVoice
 
 if TYPE_CHECKING:  # onnxruntime is an optional extra
+    from streambot.voice.decoder_engine import OnnxDecoder, TorchDecoder
     from streambot.voice.piper import PiperVoice
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,15 @@ class LanguageRoutedVoice:
     def voice_for(self, lang: str) -> Voice:
         return self.voices.get(lang, self.fallback)
 
-    async def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
+    async def speak(self, text: str, lang: str | None = None) -> AsyncGenerator[np.ndarray, None]:
         lang = lang or detect_lang(text)
         voice = self.voice_for(lang)
         async for pcm in voice.speak(text, lang):
             yield resample(pcm, voice.sample_rate, self.sample_rate)
 
-    async def speak_pieces(self, text: str, lang: str | None = None) -> AsyncIterator[AudioPiece]:
+    async def speak_pieces(
+        self, text: str, lang: str | None = None
+    ) -> AsyncGenerator[AudioPiece, None]:
         lang = lang or detect_lang(text)
         async for piece in pieces_of(self.voice_for(lang), text, lang):
             yield piece
@@ -156,12 +159,14 @@ def _own_decoder_streamed(cfg: PiperVoiceConfig, model: str, config: str, settin
     )
 
 
-def built_decoder(model: Path, engines_dir: str):
+def built_decoder(
+    model: Path, engines_dir: str
+) -> tuple[OnnxDecoder | TorchDecoder | None, list[str]]:
     """The pruned decoder build_engines.py made for ``model``, if one is usable here, and why
     each one that is not was refused (a changed voice file makes its engine stale)."""
     from streambot.runtime.manifest import Device
     from streambot.runtime.select import choose, voice_inputs
-    from streambot.voice.decoder_engine import OnnxDecoder
+    from streambot.voice.decoder_engine import OnnxDecoder, TorchDecoder
 
     if not model.is_file():
         return None, []
@@ -174,19 +179,6 @@ def built_decoder(model: Path, engines_dir: str):
 
         return TorchDecoder(HiFiGAN.from_checkpoint(choice.path), choice.path), []
     return OnnxDecoder(choice.path), list(choice.refused)
-
-
-class TorchDecoder:
-    """A pruned decoder loaded from its state dict + widths, called like an engine."""
-
-    def __init__(self, module, path: Path) -> None:
-        self.module, self.path = module, path
-
-    def __call__(self, latent: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            return self.module(torch.from_numpy(latent)).numpy().reshape(-1)
 
 
 def build_voice(config: Config) -> Voice:

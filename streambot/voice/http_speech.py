@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -94,7 +94,7 @@ class HttpSpeechVoice:
         self.session = LazySession(connect_timeout)
 
     # -- the Voice role -------------------------------------------------------------------
-    async def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
+    async def speak(self, text: str, lang: str | None = None) -> AsyncGenerator[np.ndarray, None]:
         """The sentence's whole audio at ``sample_rate``."""
         pieces = [
             resample(p.pcm, p.rate, self.sample_rate) async for p in self.speak_pieces(text, lang)
@@ -102,7 +102,9 @@ class HttpSpeechVoice:
         if pieces:
             yield np.concatenate(pieces)
 
-    async def speak_pieces(self, text: str, lang: str | None = None) -> AsyncIterator[AudioPiece]:
+    async def speak_pieces(
+        self, text: str, lang: str | None = None
+    ) -> AsyncGenerator[AudioPiece, None]:
         """The sentence's audio as it arrives from the server, else from the local voice."""
         if not text.strip():
             return
@@ -182,7 +184,9 @@ class HttpSpeechVoice:
     async def close(self) -> None:
         await self.session.close()
 
-    async def _request(self, body: dict[str, Any], longest: float) -> AsyncIterator[AudioPiece]:
+    async def _request(
+        self, body: dict[str, Any], longest: float
+    ) -> AsyncGenerator[AudioPiece, None]:
         """One request's audio, piece by piece, at most ``longest`` seconds of it; RemoteFailure
         says what went wrong."""
         self.requests += 1

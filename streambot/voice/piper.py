@@ -13,14 +13,18 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from streambot.voice.espeak_lib import EspeakLibrary
 from streambot.voice.normalize import normalize_text
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 log = logging.getLogger(__name__)
 BOS, EOS, PAD = "^", "$", "_"
@@ -70,7 +74,9 @@ def phonemize(text: str, espeak_voice: str) -> list[list[str]]:
     return [s for s in sentences if s]
 
 
-def voice_session(path: Path, threads: int = 0, what: str = "the model") -> object:
+def voice_session(
+    path: Path, threads: int = 0, what: str = "the model"
+) -> onnxruntime.InferenceSession:
     """An ONNX Runtime CPU session for a voice model, VoiceError naming the file if not.
 
     Its threads sleep between calls instead of spinning: a voice alternates between sessions
@@ -168,7 +174,7 @@ class PiperVoice:
         """Blocking: one float32 array per sentence at ``sample_rate``."""
         return [self.ids_to_audio(self.phonemes_to_ids(s)) for s in self.phonemize(text)]
 
-    async def speak(self, text: str, lang: str | None = None) -> AsyncIterator[np.ndarray]:
+    async def speak(self, text: str, lang: str | None = None) -> AsyncGenerator[np.ndarray, None]:
         for sentence in await asyncio.to_thread(self.phonemize, text):
             ids = self.phonemes_to_ids(sentence)
             yield await asyncio.to_thread(self.ids_to_audio, ids)

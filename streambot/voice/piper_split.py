@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -24,7 +24,8 @@ from streambot.models.hifigan import HiFiGAN, HiFiGANConfig
 from streambot.runtime.manifest import sha256_file
 from streambot.voice.base import AudioPiece
 from streambot.voice.chunked import FlowedLatent, decode_chunks, hop, receptive_frames
-from streambot.voice.piper import PiperVoice, VoiceError, voice_session
+from streambot.voice.decoder_engine import TorchDecoder
+from streambot.voice.piper import PiperSettings, PiperVoice, VoiceError, voice_session
 
 if TYPE_CHECKING:
     import onnx
@@ -213,7 +214,7 @@ def own_decoder_path(model_path: str | Path, work_dir: str | Path | None = None)
 
 class SplitPiperVoice(PiperVoice):
     """A Piper voice run as ONNX encoder + a separate decoder: the voice's own, rebuilt in
-    PyTorch, or a pruned one (a module, or an engine: any callable from latent to samples).
+    PyTorch, or a pruned one (any callable from latent to samples: voice/decoder_engine.py).
 
     It streams: ``speak_pieces`` decodes each sentence's latent in chunks (voice/chunked.py)
     and hands over the first as soon as it is decoded."""
@@ -223,10 +224,11 @@ class SplitPiperVoice(PiperVoice):
         model: str | Path,
         config: str | Path | None = None,
         work_dir: str | Path | None = None,
-        decoder: torch.nn.Module | Callable[[np.ndarray], np.ndarray] | None = None,
-        **kwargs: object,
+        decoder: Callable[[np.ndarray], np.ndarray] | None = None,
+        settings: PiperSettings | None = None,
+        threads: int = 0,
     ) -> None:
-        super().__init__(model, config, **kwargs)
+        super().__init__(model, config, settings, threads)
         model_proto = load_voice_graph(self.model_path)
         prior_path = voice_part(self.model_path, work_dir, "prior")
         flow_path = voice_part(self.model_path, work_dir, "flow")
@@ -235,11 +237,14 @@ class SplitPiperVoice(PiperVoice):
         self.prior = voice_session(prior_path, what="the voice's text encoder")
         self.flow = voice_session(flow_path, what="the voice's flow")
         _, self.flow_context = flow_cut(model_proto)
-        own = hifigan_from_onnx(model_proto)
-        self.decoder = decoder if decoder is not None else own
+        self.hifigan = hifigan_from_onnx(model_proto)  # the voice's own decoder, in PyTorch
+        self.decoder = (
+            decoder if decoder is not None else TorchDecoder(self.hifigan, self.model_path)
+        )
         # pruning changes widths, never kernels, strides or dilations: the voice's own layout
         # gives the hop and receptive field of any decoder built from it
-        self.hop, self.context = hop(own.config), receptive_frames(own.config)
+        self.hop = hop(self.hifigan.config)
+        self.context = receptive_frames(self.hifigan.config)
 
     def prior_frames(self, ids: list[int]) -> FlowedLatent:
         """The sentence's latent, to be computed by the flow window by window."""
@@ -256,16 +261,15 @@ class SplitPiperVoice(PiperVoice):
         whole = self.prior_frames(ids)
         return whole.window(0, whole.frames)
 
-    @torch.inference_mode()
     def decode(self, latent: np.ndarray) -> np.ndarray:
-        if isinstance(self.decoder, torch.nn.Module):
-            return self.decoder(torch.from_numpy(latent)).numpy().reshape(-1)
         return self.decoder(latent)
 
     def ids_to_audio(self, ids: list[int]) -> np.ndarray:
         return np.clip(self.decode(self.latent(ids)), -1.0, 1.0).astype(np.float32)
 
-    async def speak_pieces(self, text: str, lang: str | None = None) -> AsyncIterator[AudioPiece]:
+    async def speak_pieces(
+        self, text: str, lang: str | None = None
+    ) -> AsyncGenerator[AudioPiece, None]:
         for sentence in await asyncio.to_thread(self.phonemize, text):
             latent = await asyncio.to_thread(self.prior_frames, self.phonemes_to_ids(sentence))
             chunks = decode_chunks(self.decode, latent, self.hop, self.context)

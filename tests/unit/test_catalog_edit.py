@@ -66,9 +66,8 @@ def test_edits_of_a_settled_file_are_written_and_one_follows_another(tmp_path):
     live = LiveCatalog(path)
     editor = CatalogEditor(live, settle_s=30)  # the file was written a minute ago
     editor.edit("thermo", {"price": 21.5})
-    edited = editor.edit("thermo", {"stock": 7})  # its own edit of a moment ago is settled
-    thermo = edited.by_id("thermo")
-    assert (thermo.price, thermo.stock) == (21.5, 7) and len(edited.product) == 4
+    thermo = editor.edit("thermo", {"stock": 7})  # its own edit of a moment ago is settled
+    assert (thermo.price, thermo.stock) == (21.5, 7) and len(live.current.product) == 4
     text = path.read_text(encoding="utf-8")
     assert "price = 21.5" in text and "stock = 7" in text and "#" in text
 

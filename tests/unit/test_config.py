@@ -52,7 +52,11 @@ def test_cli_exits_2_and_names_the_bad_key(tmp_path):
 
 def test_an_older_config_is_read_with_one_warning_per_moved_key(caplog):
     older = {
-        "brain": {"llm": {"engines_dir": "built"}, "openai": {"retries": 0}},
+        "brain": {
+            "llm": {"engines_dir": "built"},
+            "openai": {"retries": 0},
+            "catalog": {"host_name": "Zoe"},
+        },
         "face": {"wav2lip": {"engines_dir": "built"}},
         "triage": {"queue_size": 5, "max_chars": 200},
         "host": {"interrupt_priority": 20, "max_reply_chars": 300},
@@ -63,9 +67,11 @@ def test_an_older_config_is_read_with_one_warning_per_moved_key(caplog):
     assert config.brain.openai.retry.retries == 0
     assert (config.ingest.queue_size, config.ingest.interrupt_priority) == (5, 20)
     assert (config.triage.max_chars, config.host.max_reply_chars) == (200, 300)  # kept
+    assert config.persona.name == "Zoe"
     lines = [r.getMessage() for r in caplog.records]
     assert "old.toml: brain.llm.engines_dir is now engines.dir" in lines[0]
-    assert len(lines) == 5  # one per key moved
+    assert any("old.toml: brain.catalog.host_name is now persona.name" in line for line in lines)
+    assert len(lines) == 6  # one per key moved
 
 
 def test_old_keys_that_disagree_stop_the_start_naming_both():

@@ -49,7 +49,7 @@ def test_the_losses_are_zero_for_the_same_audio_and_grow_with_the_difference():
 
 
 def test_distillation_brings_the_pruned_decoder_closer_to_the_voice_on_held_out_text(voice):
-    teacher = voice.decoder
+    teacher = voice.hifigan
     student = prune_hifigan(teacher, 0.5).model
     held_out = latents(voice, HELD_OUT)
     before = decoder_fidelity(teacher, student, held_out)

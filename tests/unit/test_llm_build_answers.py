@@ -27,7 +27,7 @@ from streambot.brain.llm import LLMBrain, LocalLLM  # noqa: E402
 from streambot.brain.llm_load import load_causal_lm  # noqa: E402
 from streambot.brain.prompt import system_prompt  # noqa: E402
 from streambot.catalog import Catalog  # noqa: E402
-from streambot.compress import distill_llm, llm_build, llm_judge, prune_llm  # noqa: E402
+from streambot.compress import distill_llm, llm_build, llm_judge, llm_teacher, prune_llm  # noqa: E402
 from streambot.compress.common import BuildOptions  # noqa: E402
 from streambot.compress.llm_data import (  # noqa: E402
     calibration_texts,
@@ -99,9 +99,9 @@ class Writes:
     """Counts the teacher's answers written (not read from the cache)."""
 
     def __init__(self, monkeypatch) -> None:
-        self.count, self._write = 0, llm_build._write
-        monkeypatch.setattr(llm_build, "_write", self)
-        monkeypatch.setattr(llm_build, "ANSWER_TOKENS", 8)
+        self.count, self._write = 0, llm_teacher._write
+        monkeypatch.setattr(llm_teacher, "_write", self)
+        monkeypatch.setattr(llm_teacher, "ANSWER_TOKENS", 8)
 
     def __call__(self, *args):
         self.count += 1
@@ -293,7 +293,7 @@ def teacher_answers(config, opts: BuildOptions):
     job = llm_build.resolve_llm(config, opts)
     catalog = Catalog.load(config.brain.catalog.path or None)
     _, turns = split_questions(catalog, opts.llm_eval_questions, opts.llm_teacher_answers)
-    return llm_build.teacher_texts(config, job, opts, tokenizer, model, turns)
+    return llm_teacher.teacher_texts(config, job, opts.out, tokenizer, model, turns)
 
 
 def test_the_teachers_answers_are_cached_and_written_again_for_another_catalog(

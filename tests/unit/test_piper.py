@@ -138,7 +138,7 @@ def test_split_encoder_plus_torch_decoder_reproduces_the_voice(voice, tmp_path):
     assert full.shape == ours.shape
     # Measured: max |difference| ~1e-6 on a signal of RMS ~0.06 (float32 conv order).
     assert np.abs(full - ours).max() < 1e-4
-    assert split.decoder.config.upsample_rates == (8, 8, 4)
+    assert split.hifigan.config.upsample_rates == (8, 8, 4)
 
 
 def test_missing_or_broken_voice_is_a_clear_error_and_the_host_falls_back(tmp_path, caplog):

@@ -83,6 +83,20 @@ def test_an_interrupt_names_its_cause_once_and_not_after_the_end():
     assert not ended.interrupt_requested
 
 
+async def test_whoever_holds_a_turn_can_wait_for_its_outcome():
+    turn = Turn(1, TurnKind.ANSWER, message("hi", 1))
+    waiter = asyncio.ensure_future(turn.ended())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    turn.interrupt()
+    await asyncio.sleep(0)
+    assert not waiter.done()  # asked to stop is not stopped: the presenter says when
+    turn.end(Outcome.INTERRUPTED)
+    turn.end(Outcome.PLAYED)  # only the first end counts
+    assert await asyncio.wait_for(waiter, 1) is Outcome.INTERRUPTED
+    assert await turn.ended() is Outcome.INTERRUPTED  # after the end: at once
+
+
 def test_a_bad_turn_kind_fails_naming_itself():
     with pytest.raises(ValueError, match="'shout'"):
         Turn(1, "shout", None)  # type: ignore[arg-type]

@@ -112,7 +112,7 @@ def test_chunked_decoding_equals_decoding_the_whole_sentence(split_voice):
 
     latent = latent_of(split_voice, "The AeroBrew grinder has forty settings and ships free.")
     assert latent.shape[-1] > 200  # several chunks
-    assert receptive_frames(split_voice.decoder.config) == split_voice.context == 13
+    assert receptive_frames(split_voice.hifigan.config) == split_voice.context == 13
     whole = split_voice.decode(latent)
     chunks = list(decode_chunks(split_voice.decode, latent, split_voice.hop, split_voice.context))
     assert len(chunks) >= 4 and [last for _, last in chunks] == [False] * (len(chunks) - 1) + [True]
@@ -123,7 +123,7 @@ def test_chunked_decoding_equals_decoding_the_whole_sentence(split_voice):
     short = np.concatenate([a for a, _ in decode_chunks(split_voice.decode, latent, 256, 4)])
     assert np.abs(short - whole).max() > 1e-3
     # a pruned decoder keeps the kernels and dilations, so the same overlap holds
-    pruned = prune_hifigan(split_voice.decoder, 0.5).model
+    pruned = prune_hifigan(split_voice.hifigan, 0.5).model
 
     def decode(z):
         with torch.no_grad():

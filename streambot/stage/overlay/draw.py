@@ -10,6 +10,7 @@ import logging
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -19,7 +20,7 @@ from streambot.text import normalise  # a stranger's text as shown: no bidi or h
 
 log = logging.getLogger(__name__)
 
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+Font: TypeAlias = ImageFont.FreeTypeFont | ImageFont.ImageFont
 WHITE = (255, 255, 255, 255)
 SOFT = (225, 228, 235, 255)
 PRICE = (255, 214, 64, 255)

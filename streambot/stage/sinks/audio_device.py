@@ -187,11 +187,16 @@ class AudioDeviceSink:
         )
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        self.buffer.callback(outdata, frames, time_info, status)
+        if (buffer := self.buffer) is None:  # a last call from the card while it closes
+            outdata.fill(0)
+            return
+        buffer.callback(outdata, frames, time_info, status)
 
     def write(self, index: int, frame: np.ndarray, pcm: np.ndarray) -> None:
         # Never blocks: the card takes samples at its own pace, and the presenter is paced by
         # that same pace (DeviceClock), so the buffer stays near its lead.
+        if self.buffer is None:
+            raise SinkUnavailable(f"audio output {self._device!r} is not open")
         self.buffer.write(pcm)
 
     def close(self) -> None:

@@ -53,6 +53,8 @@ class VirtualCamSink:
             raise SinkUnavailable(f"virtual camera unavailable ({exc}); {hint}") from exc
 
     def write(self, index: int, frame: np.ndarray, pcm: np.ndarray) -> None:
+        if self._camera is None:
+            raise SinkUnavailable("the virtual camera is not open")
         self._camera.send(frame)
 
     def close(self) -> None:
