@@ -21,12 +21,14 @@ from streambot.compress.common import (
     BACKENDS,
     EXIT_CONFIG,
     KINDS,
+    SERVED_BACKENDS,
     BuildError,
     BuildOptions,
     Row,
     summary,
 )
 from streambot.compress.llm_build import build_llm, plan_llm, resolve_llm
+from streambot.compress.triton_repo import REPOSITORY, build_triton, plan_triton
 from streambot.compress.voice_build import build_voice_engine, plan_voice, resolve_voices
 from streambot.compress.wav2lip_build import (
     Wav2LipBuild,
@@ -61,6 +63,8 @@ def plan(config: Config, options: BuildOptions, manifest: Manifest) -> Plan:
         else:
             result.wav2lip = resolve_wav2lip(config, options)
             result.rows += plan_wav2lip(result.wav2lip, options, manifest)
+            if "triton" in options.backends:
+                result.rows += plan_triton(manifest, options)
     if "voice" in options.only:
         result.rows += _plan_voices(config, options, manifest, result)
     if "llm" in options.only:
@@ -107,10 +111,15 @@ def build(config: Config, options: BuildOptions) -> list[Row]:
     if options.dry_run or not any(r.status == "to build" for r in rows):
         return rows
     built = []
+    rows = [r for r in rows if not r.artifact.startswith(f"{REPOSITORY}/")]  # planned again
     wav2lip_due = any(r.kind == "wav2lip" and r.status == "to build" for r in rows)
     if planned.wav2lip is not None and wav2lip_due:
         built += build_wav2lip(config, planned.wav2lip, options, manifest)
         manifest.save()  # each engine recorded as soon as it exists
+    if planned.wav2lip is not None and "triton" in options.backends:
+        # after the engines: the repository serves them as they are now
+        built += build_triton(manifest, options)
+        manifest.save()
     for job in planned.voices:
         built += build_voice_engine(config, job, options, manifest)
         manifest.save()
@@ -139,7 +148,12 @@ def parser() -> argparse.ArgumentParser:
         "answer evaluation have fixed counts and take their own time, outside it)",
     )
     p.add_argument("--device", default=DEFAULTS.device, choices=("cpu", "cuda"))
-    p.add_argument("--backends", default=",".join(DEFAULTS.backends), help="trt,onnx,torch")
+    p.add_argument(
+        "--backends",
+        default=",".join(DEFAULTS.backends),
+        help="trt,onnx,torch (the default), and triton: a Triton model repository of the "
+        "face engines in <out>/triton",
+    )
     _face_and_voice_arguments(p.add_argument_group("the face and the voice"))
     _llm_arguments(p.add_argument_group("the LLM"))
     p.add_argument(
@@ -239,7 +253,8 @@ def _llm_arguments(group: argparse._ArgumentGroup) -> None:
 def _options(args: argparse.Namespace, engines_dir: str = str(DEFAULTS.out)) -> BuildOptions:
     only = tuple(k.strip() for k in args.only.split(",") if k.strip()) or KINDS
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
-    for value, allowed, flag in ((only, KINDS, "--only"), (backends, BACKENDS, "--backends")):
+    known = (*BACKENDS, *SERVED_BACKENDS)
+    for value, allowed, flag in ((only, KINDS, "--only"), (backends, known, "--backends")):
         unknown = [v for v in value if v not in allowed]
         if unknown:
             raise BuildError(f"{flag}: unknown {', '.join(unknown)} (use {','.join(allowed)})")

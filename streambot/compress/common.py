@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 EXIT_CONFIG = 2
 BUILD_LIBRARIES = ("torch", "onnxruntime", "onnx", "torch_pruning")
 KINDS = ("wav2lip", "voice", "llm")
-BACKENDS = ("trt", "onnx", "torch")
+BACKENDS = ("trt", "onnx", "torch")  # built unless --backends says otherwise
+# asked for by name: a Triton model repository of the face engines (compress/triton_repo.py)
+SERVED_BACKENDS = ("triton",)
 # A random-weight checkpoint made for tests and benchmarks says so under this key.
 RANDOM_WEIGHTS_KEY = "streambot_random_weights"
 

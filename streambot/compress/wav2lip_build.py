@@ -134,8 +134,11 @@ def _tensorrt_target(options: BuildOptions) -> tuple[TensorRTTarget | None, str]
 
 def asked_for(options: BuildOptions, output: str) -> bool:
     """Whether ``output`` ("torch", "onnx", "onnx-fp16", "trt") is asked for: the fp16 ONNX
-    comes with the ONNX backend (for ONNX Runtime on a GPU) and is TensorRT's input."""
+    comes with the ONNX backend (for ONNX Runtime on a GPU) and is TensorRT's input; a Triton
+    repository serves the ONNX engines."""
     backend = output.split("-")[0]
+    if backend == "onnx" and "triton" in options.backends:
+        return True
     return backend in options.backends or (output == "onnx-fp16" and "trt" in options.backends)
 
 
