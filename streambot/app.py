@@ -19,6 +19,7 @@ from streambot.chat_feed import ChatFeed
 from streambot.clock import Clock, DeviceClock, MonotonicClock, VirtualClock
 from streambot.config import Config, ConfigError
 from streambot.controls import LiveShow, OperatorPanel, PanelFactory
+from streambot.face.base import EngineFace
 from streambot.face.factory import build_face, slow_face_policy
 from streambot.host import Host
 from streambot.inbox import Inbox
@@ -26,6 +27,7 @@ from streambot.ingest import Ingest
 from streambot.metrics import Metrics, serve_metrics
 from streambot.preflight import preflight
 from streambot.production import TurnProducer
+from streambot.runtime.base import RemoteEngine
 from streambot.script.model import ScriptError, default_script, load_script
 from streambot.script.runner import ScriptRunner
 from streambot.stage.director import StageDirector, obs_controller, picture_delay
@@ -172,12 +174,14 @@ class App:
         sinks = self.sinks.health() if self.sinks else []
         sources = self.chat.health()
         voice = self.voice_health()
+        face = self.face_health()
         running = p is not None and not self.stop.is_set()
         return {
             "ok": running
             and all(s["state"] == "up" for s in sinks)
             and all(s["state"] in ("up", "ended") for s in sources)
-            and voice["state"] == "up",
+            and voice["state"] == "up"
+            and (face is None or face["state"] == "up"),
             "frames": p.stats.frames if p else 0,
             "late_frames": p.stats.late_frames if p else 0,
             "late_not_ready": p.stats.not_ready if p else 0,
@@ -187,7 +191,15 @@ class App:
             "sinks": sinks,
             "sources": sources,
             "voice": voice,
+            **({"face": face} if face is not None else {}),
         }
+
+    def face_health(self) -> dict[str, Any] | None:
+        """The face server's state and who renders (None: the face renders here)."""
+        face = self.face
+        if isinstance(face, EngineFace) and isinstance(face.engine, RemoteEngine):
+            return face.engine.health()
+        return None
 
     def voice_health(self) -> dict:
         """The configured voice: a TTS server's own figures (requests, fallbacks, broken-off

@@ -349,6 +349,17 @@ class MouthFaceConfig(_Section):
     release: Annotated[float, Field(gt=0, le=1)] = 0.35
 
 
+class TritonFaceConfig(_Section):
+    """The face served by a Triton Inference Server (``[face.wav2lip] engine = "triton"``)."""
+
+    url: str = "127.0.0.1:8000"  # host:port of its HTTP (or gRPC) endpoint
+    model: str = "wav2lip-p50"  # a model of the repository build_engines.py --backends triton wrote
+    protocol: Literal["http", "grpc"] = "http"
+    timeout_s: Annotated[float, Field(gt=0, le=30)] = 1.0  # one batch, before the local engine
+    priority: Annotated[int, Field(ge=1, le=2)] = 1  # Triton's level: 1 before 2
+    retry: RetryConfig = RetryConfig()
+
+
 class Wav2LipFaceConfig(_Section):
     checkpoint: str = ""
     avatar: str = ""
@@ -357,11 +368,14 @@ class Wav2LipFaceConfig(_Section):
     pads: Annotated[list[int], Field(min_length=4, max_length=4)] = [0, 10, 0, 0]
     # "auto": the fastest usable engine build_engines.py recorded in [engines] dir's manifest
     # (fresh, and built for this machine), else the checkpoint itself on torch.
-    engine: Literal["auto", "torch", "onnx"] = "auto"
+    # "triton": rendered by a Triton server ([face.wav2lip.triton]), "auto"'s engine standing
+    # in while the server cannot answer.
+    engine: Literal["auto", "torch", "onnx", "triton"] = "auto"
     onnx_path: str = ""
     device: str = "auto"
     first_batch: Annotated[int, Field(ge=0, le=256)] = 0  # 0 = fitted to the device
     batch: Annotated[int, Field(ge=0, le=256)] = 0
+    triton: TritonFaceConfig = TritonFaceConfig()
 
 
 class FaceConfig(_Section):

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streambot.config import Config, Wav2LipFaceConfig, default_avatar_cache
+from streambot.config import Config, TritonFaceConfig, Wav2LipFaceConfig, default_avatar_cache
 from streambot.face.base import Face, SlowFacePolicy
 from streambot.face.mouth import MouthFace
 from streambot.runtime.manifest import sha256_file
@@ -120,6 +120,11 @@ def batch_sizes(engine_name: str, first_batch: int, batch: int) -> tuple[int, in
 def _engine(
     cfg: Wav2LipFaceConfig, model: Wav2Lip, checkpoint: Path, avatar_key: str, engines_dir: str
 ) -> Engine:
+    if cfg.engine == "triton":
+        local = _engine(
+            cfg.model_copy(update={"engine": "auto"}), model, checkpoint, avatar_key, engines_dir
+        )
+        return _served(cfg.triton, local)
     if cfg.engine == "auto":
         built = _built_engine(cfg, checkpoint, avatar_key, engines_dir)
         if built is not None:
@@ -141,6 +146,32 @@ def _engine(
         log.info("exporting %s to ONNX at %s (once)", checkpoint, onnx_path)
         export_wav2lip_onnx(model, onnx_path)
     return OnnxEngine(onnx_path)
+
+
+def _served(cfg: TritonFaceConfig, local: Engine) -> Engine:
+    """The Triton server's engine, ``local`` standing in while it cannot answer."""
+    from streambot.circuit import CircuitBreaker
+    from streambot.remote import RetryPolicy
+    from streambot.runtime.export import WAV2LIP_INPUTS, WAV2LIP_OUTPUTS
+    from streambot.runtime.triton_engine import ServedEngine, TritonEngine
+
+    remote = TritonEngine(
+        cfg.url,
+        cfg.model,
+        WAV2LIP_INPUTS,
+        WAV2LIP_OUTPUTS,
+        protocol=cfg.protocol,
+        timeout_s=cfg.timeout_s,
+        priority=cfg.priority,
+    )
+    breaker = CircuitBreaker(
+        f"face server {cfg.url} ({cfg.model})",
+        cfg.retry.failure_threshold,
+        cfg.retry.open_seconds,
+        f"the local engine {local.name} renders",
+    )
+    log.info("Wav2Lip face served by Triton at %s, model %s (%s)", cfg.url, cfg.model, cfg.protocol)
+    return ServedEngine(remote, local, breaker, RetryPolicy(retries=cfg.retry.retries))
 
 
 def _built_engine(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -17,3 +17,11 @@ class Engine(Protocol):
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run on float32 arrays whose first axis is the batch; returns float32 arrays."""
         ...
+
+
+@runtime_checkable
+class RemoteEngine(Engine, Protocol):
+    """An engine on a server (Triton), with a local one standing in while it cannot answer:
+    its state is shown in /healthz and on the panel."""
+
+    def health(self) -> dict[str, Any]: ...

@@ -10,7 +10,8 @@ const STRINGS = {
        drop: "Drop", save: "Save", idle: "(quiet)", taken: "taken over", paused: "paused",
        late: "late frames", p50: "first frame p50", p95: "p95", price: "price", stock: "stock",
        voice: "voice", requests: "requests", fallbacks: "local voice", broken_off: "broken off",
-       unplayable: "unplayable", breaker: "breaker", skipped: "skipped"},
+       unplayable: "unplayable", breaker: "breaker", skipped: "skipped", face: "face",
+       served: "served batches", local: "local batches"},
   zh: {connecting: "连接中", live: "直播中", offline: "已断开", skip: "跳过",
        pause: "暂停自动播报", resume: "恢复自动播报", takeover: "人工接管", handback: "交还主播",
        say: "说", say_hint: "让主播说的话", pitch: "讲解", now: "正在说", script: "脚本",
@@ -18,7 +19,8 @@ const STRINGS = {
        first: "优先回答", drop: "移除", save: "保存", idle: "（安静）", taken: "人工接管中",
        paused: "已暂停", late: "迟到帧", p50: "首帧中位数", p95: "p95", price: "价格",
        stock: "库存", voice: "语音", requests: "请求", fallbacks: "本地语音", broken_off: "中断",
-       unplayable: "无法播放", breaker: "熔断", skipped: "已跳过"},
+       unplayable: "无法播放", breaker: "熔断", skipped: "已跳过", face: "口型",
+       served: "服务器批次", local: "本地批次"},
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
 const T = (key) => STRINGS[LANG][key] || STRINGS.en[key] || key;
@@ -41,6 +43,13 @@ function voiceHealth(v) {
   const breaker = v.breaker && v.breaker !== "closed" ? ` (${T("breaker")} ${v.breaker})` : "";
   return el("li", `${T("voice")} ${v.name}: ${v.state}${breaker} · ${figures.join(" · ")}`,
     v.state === "up" ? "" : "bad");
+}
+
+function faceHealth(f) {
+  // a face server (Triton): its state, and the batches it and the local stand-in rendered
+  const breaker = f.breaker !== "closed" ? ` (${T("breaker")} ${f.breaker})` : "";
+  return el("li", `${T("face")} ${f.name}: ${f.state}${breaker} · ${T("served")} ${f.remote_batches}` +
+    ` · ${T("local")} ${f.local_batches}`, f.state === "up" ? "" : "bad");
 }
 
 function translate() {
@@ -117,7 +126,7 @@ function render(s) {
   const health = document.getElementById("health");
   health.replaceChildren(...[...s.health.sinks, ...s.health.sources].map(
     (x) => el("li", `${x.name}: ${x.state}`, x.state === "up" || x.state === "ended" ? "" : "bad")),
-    voiceHealth(s.health.voice));
+    voiceHealth(s.health.voice), ...(s.health.face ? [faceHealth(s.health.face)] : []));
   rows("queue", s.queue, (m) => [m.user ? `${m.user}: ${m.text}` : m.text,
     el("td", m.reason, "reason"), button(T("first"), () => act("first", {id: m.id})),
     button(T("drop"), () => act("drop", {id: m.id}))]);
