@@ -18,11 +18,83 @@ It prints ``ready <model> http <port> grpc <port>`` once Triton serves the model
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TritonProcess:
+    """This server as a process, on ports of its own, from the tests and the benchmark (which
+    run in the main venv: only the standard library is used here)."""
+
+    def __init__(
+        self, python: Path, model_dir: Path, threads: int = 1, extra: Sequence[str] = ()
+    ) -> None:
+        self.python, self.model_dir = python, model_dir
+        self.threads, self.extra = threads, list(extra)
+        self.ports = [free_port() for _ in range(3)]
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.ports[0]}"
+
+    def start(self, wait_s: float = 180.0) -> None:
+        http, grpc, metrics = self.ports
+        self.process = subprocess.Popen(
+            [
+                str(self.python),
+                __file__,
+                str(self.model_dir),
+                "--http-port",
+                str(http),
+                "--grpc-port",
+                str(grpc),
+                "--metrics-port",
+                str(metrics),
+                "--threads",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + wait_s
+        for line in self.process.stdout:
+            if line.startswith("ready "):
+                return
+            if time.monotonic() > deadline:
+                break
+        self.stop()
+        raise AssertionError("the Triton server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            os.killpg(self.process.pid, 9)  # the server and its backend stubs
+            self.process.wait(10)
+            self.process = None
+
+    def stats(self, model: str) -> dict:
+        """The model's statistics: ``inference_count`` frames in ``execution_count`` runs."""
+        with urllib.request.urlopen(f"http://{self.url}/v2/models/{model}/stats") as resp:
+            return json.loads(resp.read())["model_stats"][0]
 
 
 def _config(folder: Path):
@@ -40,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grpc-port", type=int, default=8001)
     p.add_argument("--metrics-port", type=int, default=8002)
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime's intra-op threads")
+    p.add_argument(
+        "--no-dynamic-batching",
+        action="store_true",
+        help="each request executed on its own (the A of the batching A/B)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -69,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     batching = config.dynamic_batching
     model_config = ModelConfig(
         max_batch_size=config.max_batch_size,
-        batcher=DynamicBatcher(
+        batcher=None
+        if args.no_dynamic_batching
+        else DynamicBatcher(
             max_queue_delay_microseconds=batching.max_queue_delay_microseconds,
             preferred_batch_size=list(batching.preferred_batch_size),
             priority_levels=batching.priority_levels,

@@ -25,7 +25,7 @@ from streambot.brain.guard import ReplyGuard, unique_products
 from streambot.brain.knowledge import squashed
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live
 from streambot.intents import CHECK_PHRASES
-from streambot.sentences import SentenceSplitter, split_sentences
+from streambot.sentences import SentenceSplitter, ends_sentence, split_sentences
 from streambot.turn import Turn, TurnKind
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class GuardedBrain:
                         delta = await anext(stream)
                     sentences = splitter.feed(delta)
                 except StopAsyncIteration:
-                    done, sentences = True, splitter.flush()
+                    done, sentences = True, self._finished(splitter.flush(), turn)
                 except Exception as exc:  # the LLM failed or is late: the catalog brain answers
                     if isinstance(exc, TimeoutError) and deadline.expired():
                         self.too_slow += 1
@@ -251,14 +251,26 @@ class GuardedBrain:
             if aclose is not None:
                 await aclose()
 
+    def _finished(self, rest: list[str], turn: Turn) -> list[str]:
+        """What the stream left at its end, less an unfinished last sentence with a figure in
+        it: a reply cut off by its token limit can stop inside a figure ("ships in 1 to" of
+        "1 to 2 days"), and a figure cut short is a wrong one."""
+        if rest and not ends_sentence(rest[-1]) and any(c.isdigit() for c in rest[-1]):
+            log.warning("guard dropped %r on turn %d: a sentence cut off", rest[-1], turn.id)
+            self.last_verdicts.append((rest[-1], "a sentence cut off inside a figure"))
+            return rest[:-1]
+        return rest
+
     def _passed(self, sentences: list[str], turn: Turn, run: _Run) -> list[str]:
         """What of ``sentences`` is said, as the guard passed or corrected it, up to the first
         it refuses (``run.rejected`` then); each is noted as said."""
         said: list[str] = []
         for sentence in sentences:
+            # a sentence that names no product speaks of the one named last ("The lamp is
+            # sold out," then "and it's $24.50."), else of the question's
             verdict = self.guard.check(
                 sentence,
-                unique_products([*run.question, *run.recent]),
+                run.recent or run.question,
                 turn.lang,
                 question=run.asked,
                 previous=(run.previous, self.last_text),

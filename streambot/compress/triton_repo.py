@@ -222,15 +222,21 @@ def _where(engine: Artifact) -> str:
 def write_model(manifest: Manifest, engine: Artifact, repository: Path) -> Path:
     """``repository/<engine>/config.pbtxt`` and ``1/model.*`` (a hard link to the engine when
     the file system allows, else a copy), written beside and renamed into place."""
-    source = manifest.file_of(engine)
     inputs, outputs = onnx_tensors(_onnx_of(manifest, engine))
     gpu = engine.backend == "tensorrt" or engine.precision in _GPU_PRECISIONS
     model = TritonModel(model_name(engine), engine.backend, inputs, outputs, gpu)
+    folder = place_model(model, manifest.file_of(engine), repository)
+    log.info("triton: %s serves %s", folder, engine.file)
+    return folder
+
+
+def place_model(model: TritonModel, source: Path, repository: Path) -> Path:
+    """``repository/<model>/`` with ``model``'s configuration and ``source`` as version 1."""
     folder = repository / model.name
     temporary = repository / f".{model.name}.tmp"
     shutil.rmtree(temporary, ignore_errors=True)
     (temporary / "1").mkdir(parents=True)
-    target = temporary / "1" / _PLATFORMS[engine.backend][2]
+    target = temporary / "1" / _PLATFORMS[model.backend][2]
     try:
         os.link(source, target)
     except OSError:  # another file system, or no hard links here
@@ -238,7 +244,6 @@ def write_model(manifest: Manifest, engine: Artifact, repository: Path) -> Path:
     (temporary / "config.pbtxt").write_text(model.config_text(), encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
     temporary.rename(folder)
-    log.info("triton: %s serves %s", folder, engine.file)
     return folder
 
 

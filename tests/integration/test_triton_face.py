@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.triton_face_server import TritonProcess, free_port
 from tests.integration.test_build_engines import project  # noqa: F401  (a fixture)
 from tests.integration.test_triton_repository import served  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVER = ROOT / "bench" / "triton_face_server.py"
 MODEL = "wav2lip-p50"
 
 
@@ -44,69 +41,9 @@ def triton_python() -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """bench/triton_face_server.py as a process, on ports of its own."""
-
-    def __init__(self, python: Path, model_dir: Path) -> None:
-        self.python, self.model_dir = python, model_dir
-        self.ports = [free_port() for _ in range(3)]
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"127.0.0.1:{self.ports[0]}"
-
-    def start(self, wait_s: float = 180.0) -> None:
-        http, grpc, metrics = self.ports
-        self.process = subprocess.Popen(
-            [
-                str(self.python),
-                str(SERVER),
-                str(self.model_dir),
-                "--http-port",
-                str(http),
-                "--grpc-port",
-                str(grpc),
-                "--metrics-port",
-                str(metrics),
-                "--threads",
-                "1",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + wait_s
-        for line in self.process.stdout:
-            if line.startswith("ready "):
-                return
-            if time.monotonic() > deadline:
-                break
-        self.stop()
-        raise AssertionError("the Triton server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            os.killpg(self.process.pid, 9)  # the server and its backend stubs
-            self.process.wait(10)
-            self.process = None
-
-    def stats(self) -> dict:
-        with urllib.request.urlopen(f"http://{self.url}/v2/models/{MODEL}/stats") as resp:
-            return json.loads(resp.read())["model_stats"][0]
-
-
 @pytest.fixture(scope="module")
 def server(served):  # noqa: F811
-    running = Server(triton_python(), served / "triton" / MODEL)
+    running = TritonProcess(triton_python(), served / "triton" / MODEL)
     running.start()
     yield running
     running.stop()
@@ -120,7 +57,7 @@ def batch(seed: int, frames: int = 8) -> dict[str, np.ndarray]:
     }
 
 
-def engines(server: Server, served: Path):  # noqa: F811
+def engines(server: TritonProcess, served: Path):  # noqa: F811
     from streambot.runtime.export import WAV2LIP_INPUTS, WAV2LIP_OUTPUTS
     from streambot.runtime.onnx_engine import OnnxEngine
     from streambot.runtime.triton_engine import TritonEngine
@@ -140,7 +77,7 @@ def test_the_served_face_draws_what_the_local_engine_draws(server, served):  # n
 @pytest.mark.slow
 def test_four_rooms_rendering_at_once_are_batched_together(server, served):  # noqa: F811
     remote, _ = engines(server, served)
-    before = server.stats()
+    before = server.stats(MODEL)
     failures: list[BaseException] = []
 
     def room(seed: int) -> None:
@@ -156,7 +93,7 @@ def test_four_rooms_rendering_at_once_are_batched_together(server, served):  # n
     for thread in rooms:
         thread.join(120)
     assert not failures, failures
-    after = server.stats()
+    after = server.stats(MODEL)
     inferences = after["inference_count"] - before["inference_count"]
     executions = after["execution_count"] - before["execution_count"]
     assert inferences == 4 * 6 * 8  # every frame of every room
@@ -170,7 +107,7 @@ def test_a_server_killed_mid_stream_is_stood_in_for_and_comes_back(served):  # n
     from streambot.remote import RetryPolicy
     from streambot.runtime.triton_engine import ServedEngine
 
-    running = Server(triton_python(), served / "triton" / MODEL)
+    running = TritonProcess(triton_python(), served / "triton" / MODEL)
     running.start()
     try:
         remote, local = engines(running, served)

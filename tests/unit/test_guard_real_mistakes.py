@@ -95,6 +95,8 @@ async def assert_handled(case: dict) -> str:
     fallback = brain.fallback.text_for(answer(case["question"], case["lang"]))
     if case["expect"] == "refused":
         assert brain.rejections == 1 and squash(fallback) in squash(heard), heard
+    elif case["expect"] == "corrected":
+        assert brain.rejections == 0 and squash(heard) == case["heard"], heard
     else:  # checked
         assert brain.rejections == 0 and (CHECK_EN in heard or CHECK_ZH in heard), heard
     return heard
@@ -585,3 +587,24 @@ async def test_the_catalogs_answer_to_a_follow_up_knows_what_the_llm_answered_ab
     )
     heard = await say(brain, refusal, "And how many are left?", "en", turn_id=2)
     assert "42" in heard and "Which product" not in heard and "Sorry" not in heard
+
+
+# -- what "it" is, and a reply cut off ---------------------------------------------------------
+@pytest.mark.parametrize("case", cases("pronouns"))
+async def test_a_price_said_of_it_is_the_price_of_the_product_named_last(case):
+    await assert_handled(case)
+    # the lamp's own price, said the same way, is spoken as it is
+    right = case["output"].replace("$24.50", "$59")
+    heard = await say(new_brain(), right, case["question"], case["lang"])
+    assert squash(heard) == right
+
+
+@pytest.mark.parametrize("case", cases("cut off"))
+async def test_a_sentence_cut_off_inside_a_figure_is_never_spoken(case):
+    heard, brain = await run_case(case)
+    reasons = " | ".join(r for _, r in brain.last_verdicts if r)
+    assert case["never_said"] not in heard and case["reason"] in reasons, (heard, reasons)
+    assert squash(heard) == "The LumaDesk Lamp is sold out." and brain.rejections == 0
+    # a finished sentence with the lamp's own shipping time is said
+    whole = case["output"].replace("1 to", "3 to 5 days.")
+    assert squash(await say(new_brain(), whole, case["question"], case["lang"])) == whole
