@@ -134,6 +134,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--server-threads", type=int, default=2)
+    p.add_argument("--batching", default="on,off", help="Triton's dynamic batching: on, off")
     args = p.parse_args()
     counts = [int(k) for k in args.rooms.split(",")]
     wire = 4 * (1 * 80 * 16 + 6 * 96 * 96 + 3 * 96 * 96)  # float32 in and out, per frame
@@ -144,7 +145,7 @@ def main() -> None:
         print("| batching | rooms | FPS per room | late frames | p50 ms | p95 ms | mean batch |")
         print("|---|---|---|---|---|---|---|")
         unpaced = {}
-        for batching in (True, False):
+        for batching in (mode == "on" for mode in args.batching.split(",")):
             extra = [] if batching else ["--no-dynamic-batching"]
             server = TritonProcess(Path(args.triton_python), folder, args.server_threads, extra)
             server.start()
@@ -162,11 +163,13 @@ def main() -> None:
                 unpaced[batching] = rooms(server, folder.name, top, args, paced=False)["frames"]
             finally:
                 server.stop()
-        ratio = unpaced[True] / max(unpaced[False], 1)
-        print(
-            f"\nunpaced, {max(counts)} rooms: {unpaced[True] / args.seconds:.0f} frames/s batched, "
-            f"{unpaced[False] / args.seconds:.0f} unbatched: {ratio:.2f}x"
-        )
+        for batching, frames_done in unpaced.items():
+            print(
+                f"unpaced, {max(counts)} rooms, batching {'on' if batching else 'off'}: "
+                f"{frames_done / args.seconds:.0f} frames/s"
+            )
+        if len(unpaced) == 2:
+            print(f"batched / unbatched: {unpaced[True] / max(unpaced[False], 1):.2f}x")
 
 
 if __name__ == "__main__":
