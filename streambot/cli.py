@@ -178,6 +178,28 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check that this machine can run the config")
     doctor.add_argument("--config", default=None, help="config.toml (default: embedded defaults)")
     doctor.set_defaults(func=cmd_doctor)
+    _avatar_commands(sub)
+    obs = sub.add_parser("obs", help="OBS scenes and sources over obs-websocket")
+    obs_sub = obs.add_subparsers(dest="obs_command", required=True)
+    obs_setup = obs_sub.add_parser(
+        "setup",
+        help="create the scenes, caption, product image "
+        "and the Media Source that plays the stream sink",
+    )
+    obs_setup.add_argument("--config", default=None, help="config.toml")
+    obs_setup.set_defaults(func=cmd_obs_setup)
+    engines = sub.add_parser("engines", help="build the model engines (as build_engines.py)")
+    engines_sub = engines.add_subparsers(dest="engines_command", required=True)
+    engines_build = engines_sub.add_parser(
+        "build", add_help=False, help="prune, distil and export; --help for the flags"
+    )
+    engines_build.add_argument("rest", nargs=argparse.REMAINDER)
+    engines_build.set_defaults(func=cmd_engines_build)
+    return parser
+
+
+def _avatar_commands(sub: argparse._SubParsersAction) -> None:
+    """``avatar prepare``: a portrait made ready before going live."""
     avatar = sub.add_parser("avatar", help="prepare a photo or video as a Wav2Lip avatar")
     avatar_sub = avatar.add_subparsers(dest="avatar_command", required=True)
     prepare = avatar_sub.add_parser(
@@ -207,23 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--fps", type=int, default=None, help="frame rate (default: the config's stream.fps)"
     )
     prepare.set_defaults(func=cmd_avatar_prepare)
-    obs = sub.add_parser("obs", help="OBS scenes and sources over obs-websocket")
-    obs_sub = obs.add_subparsers(dest="obs_command", required=True)
-    obs_setup = obs_sub.add_parser(
-        "setup",
-        help="create the scenes, caption, product image "
-        "and the Media Source that plays the stream sink",
-    )
-    obs_setup.add_argument("--config", default=None, help="config.toml")
-    obs_setup.set_defaults(func=cmd_obs_setup)
-    engines = sub.add_parser("engines", help="build the model engines (as build_engines.py)")
-    engines_sub = engines.add_subparsers(dest="engines_command", required=True)
-    engines_build = engines_sub.add_parser(
-        "build", add_help=False, help="prune, distil and export; --help for the flags"
-    )
-    engines_build.add_argument("rest", nargs=argparse.REMAINDER)
-    engines_build.set_defaults(func=cmd_engines_build)
-    return parser
 
 
 def cmd_engines_build(args: argparse.Namespace) -> int:

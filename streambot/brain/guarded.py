@@ -53,6 +53,13 @@ class _Run:
     rejected: bool = False
 
 
+def _cut_inside_a_figure(sentence: str) -> bool:
+    """An unfinished sentence with a figure in it: a reply cut off by its token limit can stop
+    inside a figure ("ships in 1 to" of "1 to 2 days"), and a figure cut short is a wrong
+    one. (What the guard refuses anyway, garbage, is refused first and counted as such.)"""
+    return not ends_sentence(sentence) and any(c.isdigit() for c in sentence)
+
+
 # -- the guarded brain ------------------------------------------------------------------------
 class GuardedBrain:
     """An inner brain (the LLM) whose every sentence passes the guard before it is spoken, with a
@@ -231,7 +238,7 @@ class GuardedBrain:
                         delta = await anext(stream)
                     sentences = splitter.feed(delta)
                 except StopAsyncIteration:
-                    done, sentences = True, self._finished(splitter.flush(), turn)
+                    done, sentences = True, splitter.flush()
                 except Exception as exc:  # the LLM failed or is late: the catalog brain answers
                     if isinstance(exc, TimeoutError) and deadline.expired():
                         self.too_slow += 1
@@ -243,7 +250,7 @@ class GuardedBrain:
                     self.last_verdicts.append(("", why))
                     run.rejected = True
                     break
-                for text in self._passed(sentences, turn, run):
+                for text in self._passed(sentences, turn, run, ended=done):
                     self.last_added += said_first
                     yield text
         finally:
@@ -251,21 +258,14 @@ class GuardedBrain:
             if aclose is not None:
                 await aclose()
 
-    def _finished(self, rest: list[str], turn: Turn) -> list[str]:
-        """What the stream left at its end, less an unfinished last sentence with a figure in
-        it: a reply cut off by its token limit can stop inside a figure ("ships in 1 to" of
-        "1 to 2 days"), and a figure cut short is a wrong one."""
-        if rest and not ends_sentence(rest[-1]) and any(c.isdigit() for c in rest[-1]):
-            log.warning("guard dropped %r on turn %d: a sentence cut off", rest[-1], turn.id)
-            self.last_verdicts.append((rest[-1], "a sentence cut off inside a figure"))
-            return rest[:-1]
-        return rest
-
-    def _passed(self, sentences: list[str], turn: Turn, run: _Run) -> list[str]:
+    def _passed(
+        self, sentences: list[str], turn: Turn, run: _Run, ended: bool = False
+    ) -> list[str]:
         """What of ``sentences`` is said, as the guard passed or corrected it, up to the first
-        it refuses (``run.rejected`` then); each is noted as said."""
+        it refuses (``run.rejected`` then); each is noted as said. ``ended``: the reply ended
+        after them, so an unfinished last one is what the token limit cut off."""
         said: list[str] = []
-        for sentence in sentences:
+        for i, sentence in enumerate(sentences):
             # a sentence that names no product speaks of the one named last ("The lamp is
             # sold out," then "and it's $24.50."), else of the question's
             verdict = self.guard.check(
@@ -283,6 +283,10 @@ class GuardedBrain:
                 break
             if verdict.text in CHECK_PHRASES and verdict.text in self.last_text:
                 continue  # one "let me check" a reply is enough
+            if ended and i == len(sentences) - 1 and _cut_inside_a_figure(sentence):
+                log.warning("guard dropped %r on turn %d: a sentence cut off", sentence, turn.id)
+                self.last_verdicts[-1] = (sentence, "a sentence cut off inside a figure")
+                continue
             if verdict.reason:
                 log.info("guard corrected %r: %s", sentence, verdict.reason)
             named = unique_products(p for _, _, p in self.guard.mentions(sentence))

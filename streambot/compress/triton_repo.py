@@ -214,17 +214,20 @@ def build_triton(manifest: Manifest, options: BuildOptions) -> list[Row]:
     return rows
 
 
+def _on_gpu(engine: Artifact) -> bool:
+    return engine.backend == "tensorrt" or engine.precision in _GPU_PRECISIONS
+
+
 def _where(engine: Artifact) -> str:
-    gpu = engine.backend == "tensorrt" or engine.precision in _GPU_PRECISIONS
-    return f"{engine.backend} {engine.precision} on {'GPU' if gpu else 'CPU'} instances"
+    kind = "GPU" if _on_gpu(engine) else "CPU"
+    return f"{engine.backend} {engine.precision} on {kind} instances"
 
 
 def write_model(manifest: Manifest, engine: Artifact, repository: Path) -> Path:
     """``repository/<engine>/config.pbtxt`` and ``1/model.*`` (a hard link to the engine when
     the file system allows, else a copy), written beside and renamed into place."""
     inputs, outputs = onnx_tensors(_onnx_of(manifest, engine))
-    gpu = engine.backend == "tensorrt" or engine.precision in _GPU_PRECISIONS
-    model = TritonModel(model_name(engine), engine.backend, inputs, outputs, gpu)
+    model = TritonModel(model_name(engine), engine.backend, inputs, outputs, _on_gpu(engine))
     folder = place_model(model, manifest.file_of(engine), repository)
     log.info("triton: %s serves %s", folder, engine.file)
     return folder
