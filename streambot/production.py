@@ -46,6 +46,7 @@ class Production:
     shown: asyncio.Future[Outcome]
     task: asyncio.Task[bool]
     presenter: Presenter
+    begun: asyncio.Event  # set by the task's first step: from then on it pushes the TurnEnd
 
     async def stop(self) -> None:
         """Cut the turn off: its audio fades at the next frame, the stages stop."""
@@ -53,6 +54,10 @@ class Production:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+        if not self.begun.is_set():
+            # cancelled before its first step, so it never pushed its end: without it the
+            # presenter would wait for the turn's frames forever (on a virtual clock, all does)
+            await self.presenter.push(TurnEnd(self.turn.id))
         await first_of(self.shown, asyncio.sleep(FADE_WAIT_S))
 
     async def finish(self) -> Outcome:
@@ -85,11 +90,13 @@ class TurnProducer:
     def start(self, turn: Turn) -> Production:
         self.faces.reset()
         shown = self.presenter.begin_turn(turn)
-        task = asyncio.create_task(self._produce(turn), name=f"turn-{turn.id}")
-        return Production(turn, shown, task, self.presenter)
+        begun = asyncio.Event()
+        task = asyncio.create_task(self._produce(turn, begun), name=f"turn-{turn.id}")
+        return Production(turn, shown, task, self.presenter, begun)
 
-    async def _produce(self, turn: Turn) -> bool:
+    async def _produce(self, turn: Turn, begun: asyncio.Event) -> bool:
         """Run brain -> voice -> face for one turn; always ends with TurnEnd. True on failure."""
+        begun.set()
         sentences: asyncio.Queue = asyncio.Queue(maxsize=4)
         speeches: asyncio.Queue = asyncio.Queue(maxsize=2)
         tasks = [
