@@ -232,7 +232,7 @@ _NEGATION_BEFORE = re.compile(
 )
 
 
-_FIGURE = re.compile(r"\d")
+DIGIT = re.compile(r"\d")  # a sentence with one in it states a figure
 
 
 class _Reject(Exception):
@@ -347,7 +347,7 @@ class ReplyGuard:
         notes: list[str] = []
         counts = quantities(sentence, kn) | quantities(question, kn)
         talks_of_none = question and not asks_about_a_product(question, lang)
-        if not about and _FIGURE.search(sentence) and talks_of_none:
+        if not about and DIGIT.search(sentence) and talks_of_none:
             raise _Reject("a figure for no product in particular, to a question about none")
         self._check_money(sentence, about, everyone, lang, edits, notes, counts)
         self._check_stock(sentence, about, everyone, edits, notes)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from streambot.brain.babble import repeat
 from streambot.brain.base import AnswersFirst, Brain, continues_replies
-from streambot.brain.guard import ReplyGuard, unique_products
+from streambot.brain.guard import DIGIT, ReplyGuard, unique_products
 from streambot.brain.knowledge import squashed
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live
 from streambot.intents import CHECK_PHRASES
@@ -57,7 +57,7 @@ def _cut_inside_a_figure(sentence: str) -> bool:
     """An unfinished sentence with a figure in it: a reply cut off by its token limit can stop
     inside a figure ("ships in 1 to" of "1 to 2 days"), and a figure cut short is a wrong
     one. (What the guard refuses anyway, garbage, is refused first and counted as such.)"""
-    return not ends_sentence(sentence) and any(c.isdigit() for c in sentence)
+    return not ends_sentence(sentence) and DIGIT.search(sentence) is not None
 
 
 # -- the guarded brain ------------------------------------------------------------------------
