@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from streambot.compress.common import (
     BACKENDS,
@@ -24,6 +24,7 @@ from streambot.compress.common import (
     SERVED_BACKENDS,
     BuildError,
     BuildOptions,
+    HeadMode,
     Row,
     summary,
 )
@@ -198,7 +199,7 @@ def _llm_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--llm-heads",
         default=DEFAULTS.llm_heads,
-        choices=("auto", "query", "groups"),
+        choices=get_args(HeadMode),
         help="how the LLM loses attention heads: evenly within each KV group, or "
         "whole KV groups (auto: groups where a model has 8 or more)",
     )
