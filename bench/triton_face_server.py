@@ -134,14 +134,22 @@ def main(argv: list[str] | None = None) -> int:
         str(args.model / "1" / "model.onnx"), options, providers=["CPUExecutionProvider"]
     )
     outputs = [o.name for o in config.output]
+    numpy_types = {pb.TYPE_FP32: np.float32, pb.TYPE_FP16: np.float16}
+    if any(t.data_type not in numpy_types for t in (*config.input, *config.output)):
+        print(f"{config.name}: only fp32 and fp16 tensors are served here", file=sys.stderr)
+        return 2
+    types = {t.name: numpy_types[t.data_type] for t in config.input}
 
     @batch
     def infer(**inputs: np.ndarray) -> dict[str, np.ndarray]:
-        feed = {name: np.ascontiguousarray(value, np.float32) for name, value in inputs.items()}
+        feed = {name: np.ascontiguousarray(value, types[name]) for name, value in inputs.items()}
         return dict(zip(outputs, session.run(outputs, feed), strict=True))
 
     def tensors(section) -> list[Tensor]:
-        return [Tensor(name=t.name, dtype=np.float32, shape=tuple(t.dims)) for t in section]
+        return [
+            Tensor(name=t.name, dtype=numpy_types[t.data_type], shape=tuple(t.dims))
+            for t in section
+        ]
 
     batching = config.dynamic_batching
     model_config = ModelConfig(
@@ -158,9 +166,6 @@ def main(argv: list[str] | None = None) -> int:
     server = TritonConfig(
         http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port
     )
-    if any(t.data_type != pb.TYPE_FP32 for t in (*config.input, *config.output)):
-        print(f"{config.name}: only fp32 tensors are served here", file=sys.stderr)
-        return 2
     # statistics open (the tests and the benchmark read the batcher's figures from them);
     # what changes the server stays behind PyTriton's token
     security = TritonSecurityConfig(restricted_endpoints=["model-repository", "trace", "logging"])

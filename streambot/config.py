@@ -356,7 +356,7 @@ class TritonFaceConfig(_Section):
     model: str = "wav2lip-p50"  # a model of the repository build_engines.py --backends triton wrote
     protocol: Literal["http", "grpc"] = "http"
     timeout_s: Annotated[float, Field(gt=0, le=30)] = 1.0  # one batch, before the local engine
-    priority: Annotated[int, Field(ge=1, le=2)] = 1  # Triton's level: 1 before 2
+    shared_memory: Literal["auto", "off"] = "auto"  # auto: system shared memory on this host
     retry: RetryConfig = RetryConfig()
 
 

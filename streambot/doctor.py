@@ -44,9 +44,10 @@ def _espeak(config: Config) -> str:
 
 def _encoders() -> str:
     import av
+    from av.codec import Codec
 
     for codec in ("libx264", "aac"):
-        av.codec.Codec(codec, "w")
+        Codec(codec, "w")
     return f"PyAV {av.__version__}: libx264 and aac encoders present"
 
 

@@ -33,7 +33,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 from pydantic import SecretStr
@@ -47,6 +47,9 @@ from streambot.chat.twitch_events import message_time, normalise
 from streambot.events import ChatMessage, Kind
 from streambot.logs import redact, register_secret
 from streambot.tasks import first_of
+
+if TYPE_CHECKING:
+    from twitchio.types_.conduits import Condition
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +185,8 @@ class TwitchChatSource:
 
     # --- subscriptions ---------------------------------------------------------------------
 
-    def subscriptions(self) -> list[tuple[SubscriptionType, dict[str, str]]]:
-        channel = {"broadcaster_user_id": self.broadcaster_user_id}
+    def subscriptions(self) -> list[tuple[SubscriptionType, Condition]]:
+        channel: Condition = {"broadcaster_user_id": self.broadcaster_user_id}
         return [
             (
                 SubscriptionType.ChannelChatMessage,

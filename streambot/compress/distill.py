@@ -13,7 +13,7 @@ optimiser and step go to ``resume_path``, and a later run with the same widths c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -97,6 +97,7 @@ def distil(
         student.to(device),
         batches,
         loss_of,
+        widths=student.config.to_dict(),
         budget_s=budget_s,
         max_steps=max_steps,
         lr=lr,
@@ -110,14 +111,18 @@ def distil(
 
 
 def _resume(
-    resume: Path | None, student: nn.Module, optimiser: torch.optim.Optimizer, device: str
+    resume: Path | None,
+    student: nn.Module,
+    widths: Mapping[str, object],
+    optimiser: torch.optim.Optimizer,
+    device: str,
 ) -> int:
     """Load the distillation ``resume`` holds into ``student`` and ``optimiser`` when it was
     saved for a student of these widths; the step it had reached (0: none to resume)."""
     if resume is None or not resume.is_file():
         return 0
     saved = torch.load(resume, map_location=device, weights_only=True)
-    if saved.get("widths") != student.config.to_dict():
+    if saved.get("widths") != widths:
         return 0
     student.load_state_dict(saved["state_dict"])
     optimiser.load_state_dict(saved["optimiser"])
@@ -129,6 +134,7 @@ def train_student(
     batches: Iterator[B],
     loss_of: Callable[[B], torch.Tensor],
     *,
+    widths: Mapping[str, object],
     budget_s: float,
     max_steps: int | None = None,
     lr: float = 1e-4,
@@ -140,7 +146,7 @@ def train_student(
     prepare: Callable[[nn.Module], None] | None = None,
 ) -> DistilReport:
     """The time-boxed, resumable training loop of every distillation: Adam on ``loss_of``
-    each batch, the student (whose ``config.to_dict()`` names its widths) saved to
+    each batch, the student (with its ``widths``: a resume of other widths is not taken) saved to
     ``resume_path`` every ``save_every_s`` and at the end; ``prepare`` runs after
     ``train()`` (to freeze what must not train)."""
     for param in student.parameters():
@@ -148,7 +154,7 @@ def train_student(
     optimiser = torch.optim.Adam(student.parameters(), lr=lr)
     report = DistilReport()
     resume = Path(resume_path) if resume_path else None
-    report.resumed_from = _resume(resume, student, optimiser, device)
+    report.resumed_from = _resume(resume, student, widths, optimiser, device)
     started = last_save = clock()
     step = report.resumed_from
     student.train()
@@ -170,23 +176,29 @@ def train_student(
             if on_step is not None:
                 on_step(step, report.losses[-1])
             if resume is not None and clock() - last_save >= save_every_s:
-                _save(resume, student, optimiser, step)
+                _save(resume, student, widths, optimiser, step)
                 last_save = clock()
     finally:
         student.eval()
         for param in student.parameters():
             param.requires_grad_(False)
         if resume is not None and report.steps:
-            _save(resume, student, optimiser, step)
+            _save(resume, student, widths, optimiser, step)
         report.seconds = clock() - started
     return report
 
 
-def _save(path: Path, student: nn.Module, optimiser: torch.optim.Optimizer, step: int) -> None:
+def _save(
+    path: Path,
+    student: nn.Module,
+    widths: Mapping[str, object],
+    optimiser: torch.optim.Optimizer,
+    step: int,
+) -> None:
     payload = {
         "state_dict": student.state_dict(),
         "optimiser": optimiser.state_dict(),
-        "widths": student.config.to_dict(),
+        "widths": dict(widths),
         "step": step,
     }
     save_atomically(payload, path)

@@ -21,12 +21,16 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
 
 from streambot.brain.llm import PrefixCache, forward_with_cache
 from streambot.compress.distill import DistilReport, train_student
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 TOP_K = 64
 
@@ -141,7 +145,7 @@ def token_windows(
 
 def distil_llm(
     teacher: nn.Module,
-    student: nn.Module,
+    student: PreTrainedModel,
     samples: Sequence[torch.Tensor],
     *,
     budget_s: float,
@@ -163,11 +167,14 @@ def distil_llm(
             target = _logits(teacher, ids)
         return topk_kl(_logits(student, ids), target, top_k)
 
+    widths = student.config.to_dict()
+    # transformers wraps `to` with functools.wraps, which pyright reads as an unbound function
     return train_student(
-        student.to(device),
+        cast(nn.Module, student).to(device),
         # a continued distillation draws other windows than the run it continues
         token_windows(samples, window, seed=_resumed_step(resume_path)),
         loss_of,
+        widths=widths,
         budget_s=budget_s,
         max_steps=max_steps,
         lr=lr,

@@ -58,11 +58,11 @@ def _mel_basis(sample_rate: int, fft: int) -> torch.Tensor:
 
 def mel_l1(student: torch.Tensor, teacher: torch.Tensor, sample_rate: int) -> torch.Tensor:
     basis = _mel_basis(sample_rate, 1024).to(student.device)
-    mels = [
+    student_mel, teacher_mel = (
         torch.log(basis @ _magnitudes(_flat(a), 1024, 256)).clamp_min(-11.5)
         for a in (student, teacher)
-    ]
-    return F.l1_loss(*mels)
+    )
+    return F.l1_loss(student_mel, teacher_mel)
 
 
 def decoder_loss(student: torch.Tensor, teacher: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -119,6 +119,7 @@ def distil_decoder(
         student.to(device),
         batches,
         loss_of,
+        widths=student.config.to_dict(),
         budget_s=budget_s,
         max_steps=max_steps,
         lr=lr,

@@ -21,13 +21,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import torch
 from torch import nn
 
 from streambot.compress.checkpoint import save_atomically
-from streambot.models.wav2lip import Wav2Lip, Wav2LipConfig, check_state_dict
+from streambot.models.wav2lip import (
+    Conv2d,
+    Conv2dTranspose,
+    Wav2Lip,
+    Wav2LipConfig,
+    check_state_dict,
+)
 
 # Indexes of the last layer of each audio-encoder stage in ``Wav2Lip.audio_encoder``.
 _AUDIO_STAGE_ENDS = (2, 5, 8, 10, 11, 12)
@@ -68,7 +74,10 @@ def torch_pruning() -> ModuleType:
     return tp
 
 
-def traceable_copy(model: nn.Module) -> nn.Module:
+ModelT = TypeVar("ModelT", bound=nn.Module)
+
+
+def traceable_copy(model: ModelT) -> ModelT:
     """A copy of ``model`` to prune: in eval mode, with gradients on. A model loaded for
     inference has requires_grad off, and Torch-Pruning then prunes nothing without a word
     (callers check the parameter count dropped)."""
@@ -78,23 +87,33 @@ def traceable_copy(model: nn.Module) -> nn.Module:
     return graph
 
 
+def _layers(stage: nn.Module) -> nn.Sequential:
+    if not isinstance(stage, nn.Sequential):
+        raise PruningError(f"expected a stage of Wav2Lip layers, found {type(stage).__name__}")
+    return stage
+
+
+def _width(layer: nn.Module) -> int:
+    """The output channels of one of Wav2Lip's conv layers (its conv, before BatchNorm)."""
+    conv = layer.conv_block[0] if isinstance(layer, Conv2d | Conv2dTranspose) else None
+    if not isinstance(conv, nn.Conv2d | nn.ConvTranspose2d):
+        raise PruningError(f"expected a Wav2Lip conv layer, found {type(layer).__name__}")
+    return conv.out_channels
+
+
 def widths_of(model: Wav2Lip) -> Wav2LipConfig:
     """The channel widths of a (pruned) Wav2Lip graph, read off its layers."""
-    face = model.face_encoder_blocks
-    inner = face[6][0].conv_block[0].out_channels
-    if inner != face[6][-1].conv_block[0].out_channels:
+    face = [_layers(stage) for stage in model.face_encoder_blocks]
+    inner = _width(face[6][0])
+    if inner != _width(face[6][-1]):
         # The 1x1 bottleneck's first conv has a width of its own, which the config ties to the
         # block's; uniform pruning keeps them equal (global pruning may not).
         raise PruningError(f"face_encoder_blocks.6.0 has {inner} channels, unlike its block")
     return Wav2LipConfig(
-        face_widths=tuple(block[-1].conv_block[0].out_channels for block in face),
-        audio_widths=tuple(
-            model.audio_encoder[i].conv_block[0].out_channels for i in _AUDIO_STAGE_ENDS
-        ),
-        decoder_widths=tuple(
-            block[0].conv_block[0].out_channels for block in model.face_decoder_blocks
-        ),
-        output_width=model.output_block[0].conv_block[0].out_channels,
+        face_widths=tuple(_width(stage[-1]) for stage in face),
+        audio_widths=tuple(_width(model.audio_encoder[i]) for i in _AUDIO_STAGE_ENDS),
+        decoder_widths=tuple(_width(_layers(stage)[0]) for stage in model.face_decoder_blocks),
+        output_width=_width(model.output_block[0]),
         img_size=model.config.img_size,
     )
 
@@ -145,9 +164,9 @@ def _activation_importance(activity: dict[nn.Module, torch.Tensor]) -> object:
         (none in Wav2Lip but the untouched output conv) falls back to the L2 magnitude."""
 
         @torch.no_grad()
-        def __call__(self, group: tp.Group) -> torch.Tensor:
+        def __call__(self, group: tp.Group) -> torch.Tensor | None:
             scores, root_indexes = [], []
-            for i, (dep, idxs) in enumerate(group):
+            for i, (dep, idxs) in enumerate(group.items):
                 if (
                     dep.pruning_fn == tp.pruner.function.prune_batchnorm_out_channels
                     and dep.layer in activity

@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from streambot.compress.prune import (
+    ModelT,
     PruningError,
     parameter_count,
     save_widths_checkpoint,
     torch_pruning,
     traceable_copy,
 )
-from streambot.models.hifigan import HiFiGAN, HiFiGANConfig, ResBlock1
+from streambot.models.hifigan import HiFiGAN, HiFiGANConfig, ResBlock1, ResBlock2
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class PrunedHiFiGAN:
         return self.model.config
 
 
-def fold_weight_norm(module: nn.Module) -> nn.Module:
+def fold_weight_norm(module: ModelT) -> ModelT:
     """Fold weight norm into plain weights, in place (both the parametrization and the legacy
     ``weight_g``/``weight_v`` forms): pruning must see the weights the convs really use."""
     from torch.nn.utils import parametrize
@@ -61,7 +61,14 @@ def hifigan_widths(graph: HiFiGAN) -> HiFiGANConfig:
     per_stage = graph.num_kernels
     for j, block in enumerate(graph.resblocks):
         width = stage_widths[j // per_stage]
-        convs = [*block.convs1, *block.convs2] if isinstance(block, ResBlock1) else block.convs
+        if isinstance(block, ResBlock1):
+            convs = [*block.convs1, *block.convs2]
+        elif isinstance(block, ResBlock2):
+            convs = list(block.convs)
+        else:
+            raise PruningError(
+                f"resblocks.{j} is a {type(block).__name__}, not a HiFi-GAN resblock"
+            )
         for conv in convs:
             if conv.in_channels != width or conv.out_channels != width:
                 raise PruningError(

@@ -7,7 +7,9 @@ batch limit is the TensorRT profile's, so one engine shape serves any mix of roo
 dynamic batcher joins the rooms' requests (a few milliseconds of queue, two priority levels:
 answers above idle frames); the fp16 ONNX and the plan run on GPU instances (the ONNX with
 ONNX Runtime's TensorRT accelerator in FP16), fp32 and int8 on CPU instances. Inputs and
-outputs are read from the ONNX file itself, so they always match the export.
+outputs are read from the ONNX file served, so they always match the export. The fp16 ONNX is
+served with fp16 inputs and output (its fp32 edges cut off), so a request carries half the
+bytes; the engine file itself keeps fp32 edges, which every local runtime feeds alike.
 
 Each model is recorded in the manifest as a ``triton`` artifact of the engine it serves (its
 fidelity and default are the engine's), stale as soon as that engine is rebuilt. The daemon
@@ -21,10 +23,14 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streambot.compress.common import BuildOptions, Row
 from streambot.runtime.manifest import Artifact, Manifest, sha256_artifact
 from streambot.runtime.tensorrt_engine import BATCH_MAX, BATCH_OPT
+
+if TYPE_CHECKING:
+    import onnx
 
 log = logging.getLogger(__name__)
 KIND = "wav2lip"
@@ -225,12 +231,68 @@ def _where(engine: Artifact) -> str:
 
 def write_model(manifest: Manifest, engine: Artifact, repository: Path) -> Path:
     """``repository/<engine>/config.pbtxt`` and ``1/model.*`` (a hard link to the engine when
-    the file system allows, else a copy), written beside and renamed into place."""
-    inputs, outputs = onnx_tensors(_onnx_of(manifest, engine))
-    model = TritonModel(model_name(engine), engine.backend, inputs, outputs, _on_gpu(engine))
-    folder = place_model(model, manifest.file_of(engine), repository)
+    the file system allows, else a copy; the fp16 ONNX with fp16 edges), written beside and
+    renamed into place."""
+    source, wire = manifest.file_of(engine), None
+    if engine.backend == "onnxruntime" and engine.precision == "fp16":
+        repository.mkdir(parents=True, exist_ok=True)
+        wire = source = fp16_edges(source, repository / f".{model_name(engine)}.fp16.onnx")
+    try:
+        inputs, outputs = onnx_tensors(source if wire else _onnx_of(manifest, engine))
+        model = TritonModel(model_name(engine), engine.backend, inputs, outputs, _on_gpu(engine))
+        folder = place_model(model, source, repository)
+    finally:
+        if wire is not None:
+            wire.unlink(missing_ok=True)
     log.info("triton: %s serves %s", folder, engine.file)
     return folder
+
+
+def fp16_edges(source: Path, target: Path) -> Path:
+    """``source`` (fp32 in and out, fp16 inside) with its edge Casts removed: its inputs
+    and output are the fp16 tensors the graph computes on."""
+    import onnx
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    fp16, fp32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
+    cut = []
+    for value in graph.input:
+        users = [n for n in graph.node if value.name in n.input]
+        if not users or not all(_is_cast(n, fp16) for n in users):
+            raise TritonRepoError(f"{source.name}: input {value.name} is not cast to fp16 first")
+        for cast in users:
+            _rename(graph, cast.output[0], value.name)
+        cut += users
+        value.type.tensor_type.elem_type = fp16
+    for value in graph.output:
+        cast = next((n for n in graph.node if value.name in n.output), None)
+        if cast is None or not _is_cast(cast, fp32):
+            raise TritonRepoError(f"{source.name}: output {value.name} is not cast from fp16 last")
+        inner = cast.input[0]
+        cut.append(cast)
+        _rename(graph, inner, value.name)
+        value.type.tensor_type.elem_type = fp16
+    for node in cut:
+        graph.node.remove(node)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+    return target
+
+
+def _is_cast(node: onnx.NodeProto, to: int) -> bool:
+    return node.op_type == "Cast" and any(a.name == "to" and a.i == to for a in node.attribute)
+
+
+def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Every use of tensor ``old`` in ``graph``'s nodes now names ``new``."""
+    for node in graph.node:
+        for names in (node.input, node.output):
+            for i, name in enumerate(names):
+                if name == old:
+                    names[i] = new
+    for info in [v for v in graph.value_info if v.name == old]:
+        graph.value_info.remove(info)
 
 
 def place_model(model: TritonModel, source: Path, repository: Path) -> Path:

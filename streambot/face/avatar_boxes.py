@@ -31,8 +31,11 @@ Rect = tuple[int, int, int, int]
 
 @cache
 def cascade() -> cv2.CascadeClassifier:
-    path = os.path.join(cv2.data.haarcascades, CASCADE)
-    classifier = cv2.CascadeClassifier(path)
+    try:
+        from cv2.data import haarcascades
+    except ImportError:  # a build without its data folder: the check below says so
+        haarcascades = ""
+    classifier = cv2.CascadeClassifier(os.path.join(haarcascades, CASCADE))
     if classifier.empty():  # OpenCV 5 no longer ships the Haar cascades
         raise AvatarError(
             f"OpenCV {cv2.__version__} has no {CASCADE}: install 'opencv-python-headless<5' "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.error import FFmpegError
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 try:
@@ -56,7 +57,7 @@ def read_video(path: Path, fps: int, max_frames: int) -> list[np.ndarray]:
     """
     try:
         container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
+    except (FFmpegError, OSError, ValueError) as exc:
         raise AvatarError(f"cannot read {path}: not an image or video ({exc})") from None
     out: list[np.ndarray] = []
     with container:
@@ -89,7 +90,7 @@ def read_video(path: Path, fps: int, max_frames: int) -> list[np.ndarray]:
                 held, held_rgb = frame, None
             else:
                 emit_until(t - t0 + step)  # the last frame lasts one source frame
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
+        except (FFmpegError, OSError, ValueError) as exc:
             if not out:
                 raise AvatarError(f"cannot read {path}: not an image or video ({exc})") from None
             log.warning("%s: stopped at a broken frame after %d frames: %s", path, len(out), exc)

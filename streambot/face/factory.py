@@ -153,7 +153,8 @@ def _served(cfg: TritonFaceConfig, local: Engine) -> Engine:
     from streambot.circuit import CircuitBreaker
     from streambot.remote import RetryPolicy
     from streambot.runtime.export import WAV2LIP_INPUTS, WAV2LIP_OUTPUTS
-    from streambot.runtime.triton_engine import ServedEngine, TritonEngine
+    from streambot.runtime.served import ServedEngine
+    from streambot.runtime.triton_engine import TritonEngine
 
     remote = TritonEngine(
         cfg.url,
@@ -162,7 +163,7 @@ def _served(cfg: TritonFaceConfig, local: Engine) -> Engine:
         WAV2LIP_OUTPUTS,
         protocol=cfg.protocol,
         timeout_s=cfg.timeout_s,
-        priority=cfg.priority,
+        shared_memory=cfg.shared_memory,
     )
     breaker = CircuitBreaker(
         f"face server {cfg.url} ({cfg.model})",

@@ -227,7 +227,7 @@ def draw_portrait(width: int, height: int, mouth_levels: int = 12) -> Portrait:
     centres = [(eyes.w / 2 - eye_dx, eyes.h / 2), (eyes.w / 2 + eye_dx, eyes.h / 2)]
 
     def down(arr: np.ndarray, box: Box) -> np.ndarray:
-        small = Image.fromarray(arr).resize((box.w // s, box.h // s), Image.LANCZOS)
+        small = Image.fromarray(arr).resize((box.w // s, box.h // s), Image.Resampling.LANCZOS)
         return np.ascontiguousarray(np.asarray(small))
 
     def scaled(box: Box) -> Box:
@@ -247,7 +247,7 @@ def draw_portrait(width: int, height: int, mouth_levels: int = 12) -> Portrait:
         state: down(_eye_sprite((eyes.w, eyes.h), eye_patch, state, centres, eye_r), eyes)
         for state in ("open", "half", "closed")
     }
-    base = np.array(img.resize((width, height), Image.LANCZOS))
+    base = np.array(img.resize((width, height), Image.Resampling.LANCZOS))
     base[mouth_s.slices()] = mouth_sprites["neutral"][0]
     base[eyes_s.slices()] = eye_sprites["open"]
     return Portrait(base, mouth_s, eyes_s, mouth_sprites, eye_sprites)

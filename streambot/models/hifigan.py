@@ -130,6 +130,9 @@ class HiFiGAN(nn.Module):
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            x = sum(b(x) for b in blocks) / self.num_kernels
+            total = blocks[0](x)
+            for block in blocks[1:]:
+                total = total + block(x)
+            x = total / self.num_kernels
         x = self.conv_post(F.leaky_relu(x))  # default slope 0.01 here, as in VITS
         return torch.tanh(x)

@@ -228,17 +228,20 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> Non
 
 
 # -- inference transforms -----------------------------------------------------------------------
-def _fold(conv: nn.Module, bn: nn.BatchNorm2d) -> nn.Module:
+def _fold(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> nn.Module:
     """A conv whose weights include the BatchNorm that followed it (eval statistics)."""
+    mean, var = bn.running_mean, bn.running_var
+    if mean is None or var is None:
+        raise ValueError("a BatchNorm without running statistics cannot be folded")
     folded = copy.deepcopy(conv)
-    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    scale = bn.weight.detach() / torch.sqrt(var + bn.eps)
+    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(mean)
     shape = [1] * conv.weight.dim()
     # Conv2d weights are (out, in, kh, kw); ConvTranspose2d weights are (in, out, kh, kw).
     out_dim = 1 if isinstance(conv, nn.ConvTranspose2d) else 0
     shape[out_dim] = -1
     folded.weight = nn.Parameter(conv.weight.detach() * scale.reshape(shape))
-    folded.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias.detach())
+    folded.bias = nn.Parameter((bias - mean) * scale + bn.bias.detach())
     return folded
 
 
@@ -248,6 +251,6 @@ def fold_batchnorm(model: Wav2Lip) -> Wav2Lip:
     for module in folded.modules():
         if isinstance(module, Conv2d | Conv2dTranspose):
             conv, bn = module.conv_block[0], module.conv_block[1]
-            if isinstance(bn, nn.BatchNorm2d):
+            if isinstance(conv, nn.Conv2d | nn.ConvTranspose2d) and isinstance(bn, nn.BatchNorm2d):
                 module.conv_block = nn.Sequential(_fold(conv, bn), nn.Identity())
     return folded

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import tomlkit
 from pydantic import ValidationError
+from tomlkit.exceptions import TOMLKitError
 
 from streambot.catalog import Catalog, CatalogError, LiveCatalog, Product
 
@@ -71,7 +72,7 @@ class CatalogEditor:
         text = self._settled_text(path)
         try:
             document = tomlkit.parse(text)
-        except tomlkit.exceptions.TOMLKitError as exc:
+        except TOMLKitError as exc:
             raise EditError(f"catalog {path}: cannot edit: {exc}") from None
         table = next((p for p in document.get("product", []) if p.get("id") == product_id), None)
         if table is None:

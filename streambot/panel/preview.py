@@ -44,7 +44,7 @@ class PreviewEncoder:
             index, frame = item
             image = Image.fromarray(frame)
             height = max(1, round(frame.shape[0] * self.width / frame.shape[1]))
-            image = image.resize((self.width, height), Image.BILINEAR)
+            image = image.resize((self.width, height), Image.Resampling.BILINEAR)
             out = io.BytesIO()
             image.save(out, "JPEG", quality=70)
             self.jpeg, self.frame_index = out.getvalue(), index

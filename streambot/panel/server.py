@@ -98,7 +98,7 @@ class Panel:
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = runner.addresses[0][1]
         log.info("panel at http://%s:%d/", self.config.host, self.port)
 
     async def stop(self) -> None:

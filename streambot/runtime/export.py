@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from streambot.models.hifigan import HiFiGAN
 from streambot.models.wav2lip import Wav2Lip, fold_batchnorm
 
 WAV2LIP_INPUTS = ("mel", "face")
@@ -76,7 +77,7 @@ HIFIGAN_INPUTS = ("latent",)
 HIFIGAN_OUTPUTS = ("audio",)
 
 
-def export_hifigan_onnx(model: nn.Module, path: str | Path, opset: int = 17) -> Path:
+def export_hifigan_onnx(model: HiFiGAN, path: str | Path, opset: int = 17) -> Path:
     """Write a HiFi-GAN decoder as ONNX: latent (batch, channels, frames) -> audio, dynamic
     in batch and frames (a sentence's latent has any length)."""
     example = (torch.zeros(1, model.config.in_channels, 32),)

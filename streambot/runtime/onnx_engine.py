@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from streambot.runtime.base import EngineError
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+
+def run_dense(
+    session: onnxruntime.InferenceSession,
+    feeds: Mapping[str, np.ndarray],
+    names: Sequence[str] | None = None,
+) -> list[np.ndarray]:
+    """``session.run`` for graphs whose outputs are all dense tensors (every engine here);
+    a sparse, sequence or map output is refused by name instead of failing later."""
+    chosen = list(names) if names is not None else [o.name for o in session.get_outputs()]
+    outputs = session.run(chosen, dict(feeds))
+    dense: list[np.ndarray] = []
+    for name, output in zip(chosen, outputs, strict=True):
+        if not isinstance(output, np.ndarray):
+            raise EngineError(f"output {name!r} is a {type(output).__name__}, not a tensor")
+        dense.append(output)
+    return dense
 
 
 class OnnxEngine:
@@ -39,5 +60,5 @@ class OnnxEngine:
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {name: np.ascontiguousarray(inputs[name], np.float32) for name in self.input_names}
-        outputs = self.session.run(self.output_names, feed)
+        outputs = run_dense(self.session, feed, self.output_names)
         return dict(zip(self.output_names, outputs, strict=True))

@@ -32,7 +32,8 @@ class TorchEngine:
         self.dtype = torch.float16 if self.half else torch.float32
         module = module.eval().to(self.device, self.dtype)
         if self.channels_last:
-            module = module.to(memory_format=torch.channels_last)
+            # nn.Module.to takes memory_format, though torch's overloads leave it out
+            module = module.to(memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue]
         self.module = module
         self.input_names, self.output_names = list(input_names), list(output_names)
         self.name = f"torch-{self.device.type}-{'fp16' if self.half else 'fp32'}"

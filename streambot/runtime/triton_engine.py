@@ -4,30 +4,70 @@ Each call sends one batch's inputs and reads its outputs: the server keeps nothi
 stream, so any replica behind a load balancer can serve any room, and the server's dynamic
 batcher joins the batches of many rooms into one execution. A client is made per thread
 (tritonclient's clients are not to be shared across threads; the face renders on worker
-threads). ``priority``: Triton's priority level of these requests (1 before 2, when the model
-enables two levels, as the generated repository does).
+threads). Each request carries the urgency of the turn it renders as its priority level
+(``request_urgency``: answers before idle talk; the generated repository enables both levels).
 
-``ServedEngine`` puts the remote engine behind the project's circuit breaker and retry policy
-with a local engine standing in: a batch the server fails (after the retries) or that comes
-while the breaker is open is rendered locally, so the stream never waits on a dead server, and
-the next trial after ``open_seconds`` brings the server back.
+What goes on the wire is what the model takes: each tensor's datatype is read from the
+server's model metadata (fp16 for the repository's fp16 model: half the bytes of fp32), and
+read again after a failure, as the server may have restarted with another model. On the same
+host the tensors travel in system shared memory (``triton_shm``) instead; a server that cannot
+map it (a container without the host's /dev/shm) is told so once and gets them on the wire.
+``ServedEngine`` (``runtime/served.py``) puts this engine behind the breaker and retry policy.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
+from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import numpy as np
 
-from streambot.circuit import CircuitBreaker
-from streambot.remote import RetryPolicy
-from streambot.runtime.base import Engine, EngineError
+from streambot.remote import RemoteFailure, retryable_status
+from streambot.runtime.base import EngineError, request_urgency
+from streambot.runtime.triton_shm import SharedRegion
 
 log = logging.getLogger(__name__)
 WireProtocol = Literal["http", "grpc"]
+SharedMemory = Literal["auto", "off"]  # auto: when the server is on this host (a loopback url)
+NUMPY_TYPES = {"FP32": np.float32, "FP16": np.float16}  # the datatypes a face model may take
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# gRPC's codes as the HTTP statuses Triton's HTTP endpoint gives for the same failures, so
+# both protocols follow the one retryable-status rule (streambot.remote).
+GRPC_AS_HTTP = {
+    "StatusCode.INVALID_ARGUMENT": 400,
+    "StatusCode.NOT_FOUND": 404,
+    "StatusCode.ABORTED": 409,
+    "StatusCode.RESOURCE_EXHAUSTED": 429,
+    "StatusCode.INTERNAL": 500,
+    "StatusCode.UNKNOWN": 500,
+    "StatusCode.UNIMPLEMENTED": 501,
+    "StatusCode.UNAVAILABLE": 503,
+    "StatusCode.DEADLINE_EXCEEDED": 504,
+}
+
+
+@dataclass(frozen=True)
+class ModelWire:
+    """What the served model takes and gives: datatype of every tensor, outputs' item dims."""
+
+    types: dict[str, str]
+    output_dims: dict[str, tuple[int, ...]]
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> ModelWire:
+        tensors = [*metadata["inputs"], *metadata["outputs"]]
+        types = {t["name"]: t["datatype"] for t in tensors}
+        unknown = {n: t for n, t in types.items() if t not in NUMPY_TYPES}
+        if unknown:
+            raise EngineError(f"the served model's tensors are not FP32/FP16: {unknown}")
+        dims = {t["name"]: tuple(int(d) for d in t["shape"][1:]) for t in metadata["outputs"]}
+        return cls(types, dims)
+
+    def numpy_type(self, name: str) -> type:
+        return NUMPY_TYPES[self.types[name]]
 
 
 class TritonEngine:
@@ -40,26 +80,82 @@ class TritonEngine:
         *,
         protocol: WireProtocol = "http",
         timeout_s: float = 1.0,
-        priority: int = 0,
+        shared_memory: SharedMemory = "auto",
     ) -> None:
         try:
             if protocol == "grpc":
                 import tritonclient.grpc as client_module
             else:
                 import tritonclient.http as client_module
+            from tritonclient.utils import InferenceServerException
         except ImportError as exc:
             raise EngineError(
                 f"the Triton face needs tritonclient: pip install 'streambot[triton]' ({exc})"
             ) from exc
         self.client_module: Any = client_module
+        self._server_error = InferenceServerException
         self.url, self.model, self.protocol = url, model, protocol
         self.input_names, self.output_names = inputs, outputs
-        self.timeout_s, self.priority = timeout_s, priority
+        self.timeout_s = timeout_s
+        self.shared_memory = shared_memory == "auto" and _on_this_host(url)
         self.name = f"triton-{model}"
-        self._local = threading.local()
+        self._local = threading.local()  # this thread's client and shared region
+        self._lock = threading.Lock()
+        self._wire: ModelWire | None = None
+        self._generation = 0  # bumped on every failure: the server's state is read again
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            return self._infer(inputs)
+        except Exception as exc:
+            with self._lock:  # the server may have restarted, with another model
+                self._wire, self._generation = None, self._generation + 1
+            failure = RemoteFailure(f"{type(exc).__name__}: {exc}", retryable=self._retryable(exc))
+            raise failure from exc
+
+    def _infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        client, wire, module = self._client(), self.model_wire(), self.client_module
+        arrays = {n: np.ascontiguousarray(inputs[n], wire.numpy_type(n)) for n in self.input_names}
+        batch = next(iter(arrays.values())).shape[0]
+        shapes = {n: (batch, *wire.output_dims[n]) for n in self.output_names}
+        region = self._region(client, arrays, shapes, wire)
+        places = region.write(arrays) if region else {}
+        requests = []
+        for name, array in arrays.items():
+            request = module.InferInput(name, list(array.shape), wire.types[name])
+            if region:
+                request.set_shared_memory(region.name, array.nbytes, offset=places[name][0])
+            elif self.protocol == "grpc":
+                request.set_data_from_numpy(array)
+            else:
+                request.set_data_from_numpy(array, binary_data=True)
+            requests.append(request)
+        wanted, offset = [], sum(a.nbytes for a in arrays.values())
+        out_places = {}
+        for name in self.output_names:
+            output = (
+                module.InferRequestedOutput(name)
+                if self.protocol == "grpc"
+                else module.InferRequestedOutput(name, binary_data=True)
+            )
+            if region:
+                nbytes = np.dtype(wire.numpy_type(name)).itemsize * int(np.prod(shapes[name]))
+                output.set_shared_memory(region.name, nbytes, offset=offset)
+                out_places[name], offset = offset, offset + nbytes
+            wanted.append(output)
+        options: dict[str, Any] = {"priority": int(request_urgency.get())}
+        if self.protocol == "grpc":
+            options["client_timeout"] = self.timeout_s
+        result = client.infer(self.model, requests, outputs=wanted, **options)
+        if region:
+            return {
+                n: region.read(out_places[n], wire.numpy_type(n), shapes[n])
+                for n in self.output_names
+            }
+        return {n: result.as_numpy(n).astype(np.float32) for n in self.output_names}
 
     def _client(self) -> Any:
-        client = getattr(self._local, "client", None)
+        client = self._local.__dict__.get("client")
         if client is None:
             if self.protocol == "grpc":
                 client = self.client_module.InferenceServerClient(self.url)
@@ -70,85 +166,57 @@ class TritonEngine:
             self._local.client = client
         return client
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        module, grpc = self.client_module, self.protocol == "grpc"
-        requests = []
-        for name in self.input_names:
-            array = np.ascontiguousarray(inputs[name], np.float32)
-            request = module.InferInput(name, list(array.shape), "FP32")
-            if grpc:
-                request.set_data_from_numpy(array)
-            else:
-                request.set_data_from_numpy(array, binary_data=True)
-            requests.append(request)
-        wanted = [
-            module.InferRequestedOutput(name) if grpc else module.InferRequestedOutput(name, True)
-            for name in self.output_names
-        ]
-        options: dict[str, Any] = {"priority": self.priority}
-        if grpc:
-            options["client_timeout"] = self.timeout_s
-        result = self._client().infer(self.model, requests, outputs=wanted, **options)
-        return {name: result.as_numpy(name) for name in self.output_names}
+    def model_wire(self) -> ModelWire:
+        """What the served model takes and gives, from its metadata (read once per server)."""
+        wire = self._wire
+        if wire is None:
+            options = {"as_json": True} if self.protocol == "grpc" else {}
+            metadata = self._client().get_model_metadata(self.model, **options)
+            wire = self._wire = ModelWire.from_metadata(metadata)
+        return wire
+
+    def _region(
+        self,
+        client: Any,
+        arrays: dict[str, np.ndarray],
+        shapes: dict[str, tuple[int, ...]],
+        wire: ModelWire,
+    ) -> SharedRegion | None:
+        """This thread's shared region, big enough and registered; None: the wire it is."""
+        if not self.shared_memory:
+            return None
+        size = sum(a.nbytes for a in arrays.values()) + sum(
+            np.dtype(wire.numpy_type(n)).itemsize * int(np.prod(s)) for n, s in shapes.items()
+        )
+        region: SharedRegion | None = self._local.__dict__.get("region")
+        if region is None or region.size < size:
+            region = self._local.region = SharedRegion(client, size)
+        if region.registered_at != self._generation:
+            try:
+                region.register(self._generation)
+            except self._server_error as exc:
+                if exc.status() is None:  # no answer: the server is down, not unwilling
+                    raise
+                self.shared_memory = False
+                log.warning(
+                    "face server %s cannot map shared memory (%s): tensors go on the wire "
+                    "(a container needs the host's /dev/shm: docker run --ipc=host)",
+                    self.url,
+                    exc,
+                )
+                return None
+        return region
+
+    def _retryable(self, exc: Exception) -> bool:
+        """The server's error by its status (HTTP, or gRPC's code as HTTP's); without an
+        answer, a refused, reset or timed-out connection is worth another try."""
+        if isinstance(exc, self._server_error):
+            status = str(exc.status() or "")
+            code = GRPC_AS_HTTP.get(status) or (int(status) if status.isdigit() else None)
+            return code is None or retryable_status(code)
+        return isinstance(exc, OSError)
 
 
-class ServedEngine:
-    """A remote engine with a local one standing in while the server cannot answer."""
-
-    def __init__(
-        self, remote: Engine, local: Engine, breaker: CircuitBreaker, policy: RetryPolicy
-    ) -> None:
-        self.remote, self.local, self.breaker, self.policy = remote, local, breaker, policy
-        self.name = remote.name
-        self.remote_batches = 0  # batches the server rendered
-        self.local_batches = 0  # batches the local engine rendered in its place
-        self._said: str | None = None  # the failure last logged, so an outage is said once
-        self._lock = threading.Lock()  # the breaker's counts, from several render threads
-
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with self._lock:
-            admitted, trial = self.breaker.admit()
-        if admitted:
-            failure: Exception | None = None
-            for attempt in range(self.policy.attempts(trial)):
-                if attempt:
-                    time.sleep(self.policy.delay(attempt))
-                try:
-                    outputs = self.remote.run(inputs)
-                except Exception as exc:  # refused, timed out, or the server's own error
-                    failure = exc
-                    continue
-                with self._lock:
-                    self.breaker.record(success=True)
-                    self.remote_batches += 1
-                    self._said = None
-                return outputs
-            with self._lock:
-                self.breaker.record(success=False)
-            self._say(failure)
-        with self._lock:
-            self.local_batches += 1
-        return self.local.run(inputs)
-
-    def _say(self, failure: Exception | None) -> None:
-        reason = f"{type(failure).__name__}: {failure}"[:300]
-        if reason != self._said:
-            self._said = reason
-            log.warning(
-                "face server %s failed a batch (%s); the local engine %s renders meanwhile",
-                self.remote.name,
-                reason,
-                self.local.name,
-            )
-
-    def health(self) -> dict[str, Any]:
-        """The figures /healthz and the panel show: the server's state and who renders."""
-        state = self.breaker.state
-        return {
-            "name": self.remote.name,
-            "state": "up" if state == "closed" else "down",
-            "breaker": state,
-            "remote_batches": self.remote_batches,
-            "local_batches": self.local_batches,
-            "standing_in": self.local.name,
-        }
+def _on_this_host(url: str) -> bool:
+    host = urlsplit(url if "//" in url else f"//{url}").hostname or ""
+    return host in LOOPBACK

@@ -16,13 +16,18 @@ import numpy as np
 from streambot.clock import Clock
 from streambot.events import Clip, Speech
 from streambot.face.base import EngineFace, Face, PiecewiseFace, SlowFacePolicy
+from streambot.runtime.base import Urgency, request_urgency
 from streambot.stage.presenter import Presenter
 from streambot.stage.schedule import SAFETY, RenderRate
 from streambot.timing import FACE_RATE, samples_per_frame
-from streambot.turn import Turn
+from streambot.turn import Turn, TurnKind
 from streambot.voice.pieces import join_speech
 
 log = logging.getLogger(__name__)
+
+# What a viewer or the operator waits for renders first on a face server that several rooms
+# share; pitches, script lines and warm-up wait behind it.
+URGENT_TURNS = frozenset({TurnKind.ANSWER, TurnKind.THANKS, TurnKind.SAY})
 
 
 class FaceDriver:
@@ -143,6 +148,16 @@ class FaceDriver:
     ) -> None:
         """Render ``pcm16k`` for frame indices from ``start`` (``speech``'s clips to the
         presenter when ``turn`` is given), timing the face alone for its render rate."""
+        urgent = turn is not None and turn.kind in URGENT_TURNS
+        token = request_urgency.set(Urgency.NOW if urgent else Urgency.IDLE)
+        try:
+            await self._render_clips(face, pcm16k, start, speech, turn)
+        finally:
+            request_urgency.reset(token)
+
+    async def _render_clips(
+        self, face: Face, pcm16k: np.ndarray, start: int, speech: Speech | None, turn: Turn | None
+    ) -> None:
         spf, rate = self.presenter.samples_per_frame, self.render_rate(face)
         frames = pcm16k.size // samples_per_frame(self.fps, FACE_RATE)
         shown = 0

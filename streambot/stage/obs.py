@@ -73,7 +73,7 @@ def _make_client(host: str, port: int, password: str, timeout: float) -> Any:
                 raise
 
         def __repr__(self) -> str:  # the stock repr prints the password
-            return f"ObsClient({self.base_client.host}:{self.base_client.port})"
+            return f"ObsClient({host}:{port})"
 
     # host/port/password always given: with none of them obsws-python reads ./config.toml.
     return _Client(host=host, port=port, password=password, timeout=timeout)

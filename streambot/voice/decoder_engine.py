@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from streambot.runtime.onnx_engine import run_dense
 from streambot.voice.piper import VoiceError, voice_session
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ class OnnxDecoder:
             raise VoiceError(f"{self.path}: not a voice decoder engine (inputs {names})")
 
     def __call__(self, latent: np.ndarray) -> np.ndarray:
-        (audio,) = self.session.run(None, {"latent": latent.astype(np.float32, copy=False)})
+        (audio,) = run_dense(self.session, {"latent": latent.astype(np.float32, copy=False)})
         return audio.reshape(-1)
 
 

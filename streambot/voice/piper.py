@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from streambot.runtime.onnx_engine import run_dense
 from streambot.voice.espeak_lib import EspeakLibrary
 from streambot.voice.normalize import normalize_text
 
@@ -167,7 +168,7 @@ class PiperVoice:
         return feed
 
     def ids_to_audio(self, ids: list[int]) -> np.ndarray:
-        audio = self.session.run(None, self.model_inputs(ids))[0]
+        audio = run_dense(self.session, self.model_inputs(ids))[0]
         return np.clip(audio.reshape(-1), -1.0, 1.0).astype(np.float32)
 
     def synthesize(self, text: str) -> list[np.ndarray]:

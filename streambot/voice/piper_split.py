@@ -22,6 +22,7 @@ import torch
 
 from streambot.models.hifigan import HiFiGAN, HiFiGANConfig
 from streambot.runtime.manifest import sha256_file
+from streambot.runtime.onnx_engine import run_dense
 from streambot.voice.base import AudioPiece
 from streambot.voice.chunked import FlowedLatent, decode_chunks, hop, receptive_frames
 from streambot.voice.decoder_engine import TorchDecoder
@@ -249,11 +250,11 @@ class SplitPiperVoice(PiperVoice):
     def prior_frames(self, ids: list[int]) -> FlowedLatent:
         """The sentence's latent, to be computed by the flow window by window."""
         names = [o.name for o in self.prior.get_outputs()]
-        outputs = dict(zip(names, self.prior.run(None, self.model_inputs(ids)), strict=True))
+        outputs = dict(zip(names, run_dense(self.prior, self.model_inputs(ids)), strict=True))
         frames = max(x.shape[-1] for x in outputs.values())
 
         def flow(feeds: dict[str, np.ndarray]) -> np.ndarray:
-            return self.flow.run(None, feeds)[0]
+            return run_dense(self.flow, feeds)[0]
 
         return FlowedLatent(flow, outputs, frames, self.flow_context)
 

@@ -8,6 +8,7 @@ import json
 import os
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -57,21 +58,76 @@ def batch(seed: int, frames: int = 8) -> dict[str, np.ndarray]:
     }
 
 
-def engines(server: TritonProcess, served: Path):  # noqa: F811
+def remote_engine(server: TritonProcess, model: str = MODEL, shared_memory="auto"):
     from streambot.runtime.export import WAV2LIP_INPUTS, WAV2LIP_OUTPUTS
-    from streambot.runtime.onnx_engine import OnnxEngine
     from streambot.runtime.triton_engine import TritonEngine
 
-    remote = TritonEngine(server.url, MODEL, WAV2LIP_INPUTS, WAV2LIP_OUTPUTS, timeout_s=5.0)
-    return remote, OnnxEngine(served / f"{MODEL}.onnx")
+    return TritonEngine(
+        server.url,
+        model,
+        WAV2LIP_INPUTS,
+        WAV2LIP_OUTPUTS,
+        timeout_s=5.0,
+        shared_memory=shared_memory,
+    )
+
+
+def engines(server: TritonProcess, served: Path, model: str = MODEL, shared_memory="auto"):  # noqa: F811
+    """The model on the server, and its engine run here."""
+    from streambot.runtime.onnx_engine import OnnxEngine
+
+    remote = remote_engine(server, model, shared_memory)
+    return remote, OnnxEngine(served / f"{model}.onnx")
+
+
+def shared_regions(server: TritonProcess) -> list[str]:
+    """The system shared memory regions the server has mapped."""
+    with urllib.request.urlopen(f"http://{server.url}/v2/systemsharedmemory/status") as resp:
+        return [region["name"] for region in json.loads(resp.read())]
 
 
 @pytest.mark.slow
-def test_the_served_face_draws_what_the_local_engine_draws(server, served):  # noqa: F811
-    remote, local = engines(server, served)
+@pytest.mark.parametrize("shared_memory", ["auto", "off"])
+def test_the_served_face_draws_what_the_local_engine_draws(server, served, shared_memory):  # noqa: F811
+    remote, local = engines(server, served, shared_memory=shared_memory)
     for seed in (0, 1):
         inputs = batch(seed, frames=5 + seed)
         assert np.abs(remote.run(inputs)["frame"] - local.run(inputs)["frame"]).max() < 1e-4
+    # on this host the frames went through shared memory the server mapped; "off": the wire
+    mapped = [name for name in shared_regions(server) if name.startswith("streambot-face-")]
+    assert bool(mapped) == (shared_memory == "auto")
+
+
+@pytest.mark.slow
+def test_the_fp16_model_takes_half_the_bytes_and_draws_what_its_engine_draws(served):  # noqa: F811
+    model = f"{MODEL}-fp16"
+    running = TritonProcess(triton_python(), served / "triton" / model)
+    running.start()
+    try:
+        for shared_memory in ("off", "auto"):
+            remote, local = engines(running, served, model, shared_memory)
+            inputs = batch(3, frames=4)
+            frames = remote.run(inputs)["frame"]
+            assert frames.dtype == np.float32  # what every engine gives its face
+            assert np.abs(frames - local.run(inputs)["frame"]).max() < 2e-3  # fp16's step
+            assert remote.model_wire().types == {"mel": "FP16", "face": "FP16", "frame": "FP16"}
+    finally:
+        running.stop()
+
+
+@pytest.mark.slow
+def test_a_request_the_server_refuses_is_not_retried_but_a_dead_server_is(server, served):  # noqa: F811
+    from streambot.remote import RemoteFailure
+
+    unknown = remote_engine(server, model="no-such-model")
+    with pytest.raises(RemoteFailure, match="no-such-model") as refused:
+        unknown.run(batch(0))
+    assert not refused.value.retryable  # asking again changes nothing: the local engine draws
+    dead = TritonProcess(triton_python(), served / "triton" / MODEL)  # never started
+    remote = remote_engine(dead)
+    with pytest.raises(RemoteFailure) as down:
+        remote.run(batch(0))
+    assert down.value.retryable
 
 
 @pytest.mark.slow
@@ -105,7 +161,7 @@ def test_four_rooms_rendering_at_once_are_batched_together(server, served):  # n
 def test_a_server_killed_mid_stream_is_stood_in_for_and_comes_back(served):  # noqa: F811
     from streambot.circuit import CircuitBreaker
     from streambot.remote import RetryPolicy
-    from streambot.runtime.triton_engine import ServedEngine
+    from streambot.runtime.served import ServedEngine
 
     running = TritonProcess(triton_python(), served / "triton" / MODEL)
     running.start()
@@ -140,7 +196,7 @@ def test_the_daemons_face_renders_on_the_server_with_a_local_stand_in(server, se
 
     from streambot.config import load_config
     from streambot.face.factory import build_wav2lip_face
-    from streambot.runtime.triton_engine import ServedEngine
+    from streambot.runtime.served import ServedEngine
 
     config = load_config(project / "config.toml")
     config.engines.dir = str(served)

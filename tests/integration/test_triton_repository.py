@@ -41,7 +41,10 @@ def test_every_onnx_engine_gets_a_triton_model_recorded_in_the_manifest(served, 
         name = Path(engine["file"]).stem
         folder = served / "triton" / name
         model = folder / "1" / "model.onnx"
-        assert model.read_bytes() == (served / engine["file"]).read_bytes()
+        if engine["precision"] == "fp16":
+            assert_fp16_edges_draw_what_the_engine_draws(model, served / engine["file"])
+        else:
+            assert model.read_bytes() == (served / engine["file"]).read_bytes()
         entry = entries[f"triton/{name}"]
         assert (entry["backend"], entry["precision"]) == ("triton", engine["precision"])
         assert entry["inputs"]["engine"] == engine["sha256"]  # stale once the engine changes
@@ -67,13 +70,34 @@ def test_every_onnx_engine_gets_a_triton_model_recorded_in_the_manifest(served, 
     assert manifest(served)["triton/wav2lip-p50"]["inputs"]["engine"] != "0" * 64
 
 
+def assert_fp16_edges_draw_what_the_engine_draws(model: Path, engine: Path) -> None:
+    """The fp16 model takes and gives fp16 (half the bytes on the wire) and computes what
+    its engine (fp32 edges) computes."""
+    import numpy as np
+    import onnxruntime as ort
+
+    inputs, outputs = onnx_tensors(model)
+    assert {t.data_type for t in (*inputs, *outputs)} == {"TYPE_FP16"}
+    rng = np.random.default_rng(0)
+    feeds = {"mel": rng.standard_normal((3, 1, 80, 16)), "face": rng.random((3, 6, 96, 96))}
+    served = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    local = ort.InferenceSession(str(engine), providers=["CPUExecutionProvider"])
+    (half,) = served.run(None, {k: v.astype(np.float16) for k, v in feeds.items()})
+    (full,) = local.run(None, {k: v.astype(np.float32) for k, v in feeds.items()})
+    assert half.dtype == np.float16
+    assert np.abs(half.astype(np.float32) - full).max() < 2e-3  # fp16's step near 1: 1e-3
+
+
 @pytest.mark.slow
 def test_the_model_config_parses_with_tritons_schema_and_matches_the_onnx(served):
     pytest.importorskip("tritonclient.grpc", reason=TRITON_HINT)
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
 
-    data_types = {onnx.TensorProto.FLOAT: model_config_pb2.TYPE_FP32}
+    data_types = {
+        onnx.TensorProto.FLOAT: model_config_pb2.TYPE_FP32,
+        onnx.TensorProto.FLOAT16: model_config_pb2.TYPE_FP16,
+    }
     for folder in sorted((served / "triton").iterdir()):
         config = text_format.Parse(
             (folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()

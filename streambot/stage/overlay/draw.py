@@ -62,8 +62,11 @@ def wrap(text: str, font: Font, max_width: int, max_lines: int) -> list[str]:
 
 
 def _line_height(font: Font) -> int:
-    ascent, descent = font.getmetrics() if hasattr(font, "getmetrics") else (font.size, 0)
-    return ascent + descent
+    if isinstance(font, ImageFont.FreeTypeFont):
+        ascent, descent = font.getmetrics()
+        return ascent + descent
+    _, top, _, bottom = font.getbbox("Ag")  # a bitmap font has no metrics
+    return int(bottom - top)
 
 
 @dataclass

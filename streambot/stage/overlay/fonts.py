@@ -15,7 +15,7 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from PIL import ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 log = logging.getLogger(__name__)
 
@@ -100,5 +100,7 @@ class FontSet:
 
 
 def _glyph(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, ch: str) -> bytes:
-    mask = font.getmask(ch)
-    return bytes(mask) + bytes(str(mask.size), "ascii")
+    left, top, right, bottom = font.getbbox(ch)
+    image = Image.new("L", (max(1, int(right - left)), max(1, int(bottom - top))))
+    ImageDraw.Draw(image).text((-left, -top), ch, font=font, fill=255)
+    return image.tobytes() + bytes(str(image.size), "ascii")

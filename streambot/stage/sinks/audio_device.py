@@ -150,9 +150,10 @@ class AudioDeviceSink:
         # The lead absorbs the presenter's wake-up jitter and a host API that asks for its
         # whole buffer (the device latency) in one burst of callbacks: at least three frames,
         # a frame more than that buffer; two more of slack before old samples are dropped.
-        device_frames = math.ceil(self._stream.latency * fmt.sample_rate / spf)
+        latency = self._device_latency_s()
+        device_frames = math.ceil(latency * fmt.sample_rate / spf)
         lead = max(self._lead_frames, device_frames + 1) * spf
-        self.buffer = PlaybackBuffer(fmt.sample_rate, lead, 2 * spf, self._stream.latency)
+        self.buffer = PlaybackBuffer(fmt.sample_rate, lead, 2 * spf, latency)
         try:
             self._stream.start()
         except Exception as exc:  # a device that is busy or went away
@@ -163,7 +164,7 @@ class AudioDeviceSink:
         log.info(
             "audio device %s open: %.0f ms device latency + %.0f ms buffered",
             self._device if self._device is not None else "(default)",
-            self._stream.latency * 1000,
+            latency * 1000,
             lead / fmt.sample_rate * 1000,
         )
 
@@ -173,7 +174,13 @@ class AudioDeviceSink:
         latency (0 until open)."""
         if self._stream is None or self.buffer is None:
             return 0.0
-        return self.buffer.lead / self.buffer.rate + float(self._stream.latency)
+        return self.buffer.lead / self.buffer.rate + self._device_latency_s()
+
+    def _device_latency_s(self) -> float:
+        # sounddevice types every stream's latency as float | (input, output); an output
+        # stream's is one float
+        latency = self._stream.latency if self._stream is not None else 0.0
+        return float(latency[1] if isinstance(latency, tuple) else latency)
 
     def _unavailable(self, sd: Any, exc: Exception) -> SinkUnavailable:
         devices = ", ".join(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.error import FFmpegError
 
 from streambot.stage.sinks.base import SinkUnavailable, StreamFormat
 from streambot.stage.sinks.mux import AvEncoder
@@ -24,7 +25,7 @@ class FileSink:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             container = av.open(str(self.path), mode="w")
-        except (OSError, av.FFmpegError) as exc:
+        except (OSError, FFmpegError) as exc:
             raise SinkUnavailable(f"cannot write {self.path}: {exc}") from exc
         encoder = AvEncoder(container, fmt)
         encoder.video.options = {

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import av
 import numpy as np
+from av.error import FFmpegError, ProtocolNotFoundError
 
 from streambot.stage.sinks.base import SinkUnavailable, StreamFormat
 from streambot.stage.sinks.mux import AvEncoder
@@ -140,7 +141,7 @@ class StreamSink:
                 format=self.container_format,
                 container_options=container_options,
             )
-        except (OSError, av.FFmpegError, ValueError) as exc:
+        except (OSError, FFmpegError, ValueError) as exc:
             raise SinkUnavailable(
                 f"cannot stream to {self.masked_url}: {self._reason(exc)}"
             ) from None
@@ -164,7 +165,7 @@ class StreamSink:
             # Connect and write the header now, so an unreachable server or a protocol this
             # FFmpeg lacks (srt) shows up here as SinkUnavailable, not at the first frame.
             container.start_encoding()
-        except av.ProtocolNotFoundError:
+        except ProtocolNotFoundError:
             self._abandon()
             raise SinkUnavailable(
                 f"cannot stream to {self.masked_url}: this PyAV/FFmpeg build has no "
@@ -172,7 +173,7 @@ class StreamSink:
                 "udp:// or rtmp:// instead, or install PyAV built against an FFmpeg with "
                 f"{self.scheme} support"
             ) from None
-        except (OSError, av.FFmpegError) as exc:
+        except (OSError, FFmpegError) as exc:
             self._abandon()
             raise SinkUnavailable(
                 f"cannot stream to {self.masked_url}: {self._reason(exc)}"
@@ -181,7 +182,7 @@ class StreamSink:
     def _abandon(self) -> None:
         container, self._container = self._container, None
         if container is not None:
-            with contextlib.suppress(OSError, av.FFmpegError):
+            with contextlib.suppress(OSError, FFmpegError):
                 container.close()
 
     def write(self, index: int, frame: np.ndarray, pcm: np.ndarray) -> None:
@@ -189,7 +190,7 @@ class StreamSink:
             raise StreamDisconnected(f"stream to {self.masked_url} is not open")
         try:
             self._encoder.encode(index, frame, pcm)
-        except (OSError, av.FFmpegError) as exc:
+        except (OSError, FFmpegError) as exc:
             reason = self._reason(exc)
             self._abandon()
             raise StreamDisconnected(f"stream to {self.masked_url} lost: {reason}") from None
@@ -199,7 +200,7 @@ class StreamSink:
             return
         try:
             self._encoder.flush()
-        except (OSError, av.FFmpegError):
+        except (OSError, FFmpegError):
             pass  # the connection is gone; nothing left to flush to
         finally:
             self._abandon()
