@@ -13,7 +13,8 @@ batch / fps seconds) and counts a frame late when its batch came back after the 
 next batch was due. Reported per K: per-room FPS delivered, late frames, request latency p50
 and p95, the server's mean batch (frames per execution, from its statistics) and bytes on the
 wire per frame (inputs and output, binary). Unpaced throughput at 8 rooms (every room asks as
-fast as answers come) is the batching A/B's ratio.
+fast as answers come) is the batching A/B's ratio. ``--transport shm,wire`` runs each K with
+the tensors in system shared memory (what a room on the server's host does) and on the wire.
 
     python bench/face_service.py --triton-python .triton-venv/bin/python --int8
 """
@@ -21,6 +22,7 @@ fast as answers come) is the batching A/B's ratio.
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import statistics
 import sys
@@ -80,7 +82,14 @@ def stats(server: TritonProcess, model: str) -> tuple[int, int]:
     return figures["inference_count"], figures["execution_count"]
 
 
-def rooms(server: TritonProcess, model: str, k: int, args: argparse.Namespace, paced: bool) -> dict:
+def rooms(
+    server: TritonProcess,
+    model: str,
+    k: int,
+    args: argparse.Namespace,
+    paced: bool,
+    transport: str = "shm",
+) -> dict:
     """K rooms for ``args.seconds``: their FPS, late frames, latencies and the mean batch."""
     period = args.batch / args.fps
     latencies: list[float] = []
@@ -89,7 +98,14 @@ def rooms(server: TritonProcess, model: str, k: int, args: argparse.Namespace, p
     lock = threading.Lock()
 
     def room(i: int) -> None:
-        engine = TritonEngine(server.url, model, WAV2LIP_INPUTS, WAV2LIP_OUTPUTS, timeout_s=30)
+        engine = TritonEngine(
+            server.url,
+            model,
+            WAV2LIP_INPUTS,
+            WAV2LIP_OUTPUTS,
+            timeout_s=30,
+            shared_memory="auto" if transport == "shm" else "off",
+        )
         inputs = frames(args.batch, i)
         n = 0
         while (now := time.monotonic()) < start + args.seconds:
@@ -135,6 +151,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--server-threads", type=int, default=2)
     p.add_argument("--batching", default="on,off", help="Triton's dynamic batching: on, off")
+    p.add_argument("--transport", default="shm", help="shm (system shared memory), wire")
     args = p.parse_args()
     counts = [int(k) for k in args.rooms.split(",")]
     wire = 4 * (1 * 80 * 16 + 6 * 96 * 96 + 3 * 96 * 96)  # float32 in and out, per frame
@@ -142,8 +159,11 @@ def main() -> None:
     print(f"# {platform.machine()}, server and rooms on this machine; {wire} bytes/frame on wire")
     with tempfile.TemporaryDirectory() as tmp:
         folder = build_model(Path(tmp), args.prune, args.int8)
-        print("| batching | rooms | FPS per room | late frames | p50 ms | p95 ms | mean batch |")
-        print("|---|---|---|---|---|---|---|")
+        print(
+            "| batching | transport | rooms | FPS per room | late frames | p50 ms | p95 ms "
+            "| mean batch |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
         unpaced = {}
         for batching in (mode == "on" for mode in args.batching.split(",")):
             extra = [] if batching else ["--no-dynamic-batching"]
@@ -151,10 +171,11 @@ def main() -> None:
             server.start()
             try:
                 rooms(server, folder.name, 1, args, paced=False)  # warm-up
-                for k in counts:
-                    r = rooms(server, folder.name, k, args, paced=True)
+                for k, transport in itertools.product(counts, args.transport.split(",")):
+                    r = rooms(server, folder.name, k, args, paced=True, transport=transport)
                     print(
-                        f"| {'on' if batching else 'off'} | {k} | {r['fps_per_room']:.1f} | "
+                        f"| {'on' if batching else 'off'} | {transport} | {k} | "
+                        f"{r['fps_per_room']:.1f} | "
                         f"{r['late_frames']} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
                         f"{r['mean_batch']:.1f} |",
                         flush=True,

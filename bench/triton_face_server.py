@@ -12,12 +12,14 @@ Debian's /usr/bin/python3 (the backend stub needs its standard library):
     .triton-venv/bin/python bench/triton_face_server.py engines/triton/wav2lip-p50-int8
 
 It prints ``ready <model> http <port> grpc <port>`` once Triton serves the model. The tests
-(tests/integration/test_triton_face.py) and bench/face_service.py start it this way.
+(tests/integration/test_triton_face.py) and bench/face_service.py start it with
+``TritonProcess``, which waits for the model's readiness endpoint (KServe v2) instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -68,28 +70,35 @@ class TritonProcess:
                 "--metrics-port",
                 str(metrics),
                 "--threads",
-                "1",
+                str(self.threads),
             ],
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,  # a pipe nobody reads would fill and stop the server
             stderr=subprocess.DEVNULL,
-            text=True,
             start_new_session=True,
         )
-        assert self.process.stdout is not None
         deadline = time.monotonic() + wait_s
-        for line in self.process.stdout:
-            if line.startswith("ready "):
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if self.ready():
                 return
-            if time.monotonic() > deadline:
-                break
+            time.sleep(0.2)
         self.stop()
         raise AssertionError("the Triton server did not start")
 
     def stop(self) -> None:
         if self.process is not None:
-            os.killpg(self.process.pid, 9)  # the server and its backend stubs
+            with contextlib.suppress(ProcessLookupError):  # it may have exited on its own
+                os.killpg(self.process.pid, 9)  # the server and its backend stubs
             self.process.wait(10)
             self.process = None
+
+    def ready(self) -> bool:
+        """Whether the server serves the model (KServe v2's readiness endpoint)."""
+        url = f"http://{self.url}/v2/models/{self.model_dir.name}/ready"
+        try:
+            with urllib.request.urlopen(url, timeout=2.0) as resp:
+                return resp.status == 200
+        except OSError:  # not listening yet, or not ready (an HTTP error is an OSError too)
+            return False
 
     def stats(self, model: str) -> dict:
         """The model's statistics: ``inference_count`` frames in ``execution_count`` runs."""

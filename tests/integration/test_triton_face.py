@@ -256,3 +256,98 @@ def test_a_face_server_that_is_down_shows_in_healthz_and_the_panel(served, proje
     assert face["standing_in"].startswith(("torch", "onnxruntime"))
     assert panel["health"]["face"] == face
     assert up["face"]["state"] == "up"
+
+
+class EndedTurns:
+    """The turns of a run as they end, with their outcomes."""
+
+    def __init__(self) -> None:
+        self.ended: list = []
+
+    def turn_started(self, turn) -> None:
+        pass
+
+    def first_frame(self, turn) -> None:
+        pass
+
+    def sentence_spoken(self, turn, sentence) -> None:
+        pass
+
+    def turn_ended(self, turn) -> None:
+        self.ended.append(turn)
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_turn_never_stalls_the_presenter(served, project, tmp_path):  # noqa: F811
+    import asyncio
+
+    from streambot.app import App
+    from streambot.config import load_config
+    from streambot.turn import Outcome
+
+    running = TritonProcess(triton_python(), served / "triton" / MODEL)
+    running.start()
+    config = load_config(project / "config.toml")
+    config.engines.dir = str(served)
+    config.store.path = str(tmp_path / "store.db")
+    config.stream.realtime = True  # the presenter on the wall clock, as on air
+    config.face.wav2lip.engine = "triton"
+    triton = config.face.wav2lip.triton
+    triton.url, triton.model, triton.timeout_s = running.url, MODEL, 5.0
+    triton.retry.retries, triton.retry.failure_threshold, triton.retry.open_seconds = 0, 1, 1.0
+    questions = ["Tell me all about the lamp, please.", "How much is the thermo bottle?"]
+    rows = [{"at": 0.2 + 10 * i, "user": f"v{i}", "text": questions[i % 2]} for i in range(6)]
+    replay = tmp_path / "chat.jsonl"
+    replay.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    config.chat.local.replay = str(replay)
+    turns = EndedTurns()
+    gaps: list[float] = []
+
+    async def watch_frames(app: App) -> None:
+        """The waits between frames the presenter handed on."""
+        last_frames, last_at = 0, time.monotonic()
+        while True:
+            await asyncio.sleep(0.02)
+            frames = app.presenter.stats.frames if app.presenter else 0
+            if frames != last_frames:
+                now = time.monotonic()
+                if last_frames:
+                    gaps.append(now - last_at)
+                last_frames, last_at = frames, now
+
+    async def until(condition, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < deadline, "timed out"
+            await asyncio.sleep(0.05)
+
+    async def scenario() -> tuple[int, int]:
+        app = App(config, turn_observers=[turns])
+        run = asyncio.create_task(app.run(300.0))
+        watcher = asyncio.create_task(watch_frames(app))
+        try:
+            await until(lambda: app.face is not None and app.face.engine.remote_batches >= 2, 120)
+            await asyncio.to_thread(running.stop)  # killed while it draws a turn
+            engine = app.face.engine
+            await until(lambda: engine.local_batches >= 1, 60)
+            await asyncio.to_thread(running.start)
+            served_before = engine.remote_batches
+            await until(lambda: engine.remote_batches > served_before, 90)  # it came back
+            await until(lambda: len(turns.ended) >= 2, 90)
+            return engine.local_batches, engine.remote_batches
+        finally:
+            watcher.cancel()
+            app.stop.set()
+            await asyncio.wait_for(run, 60.0)
+
+    try:
+        local, remote = asyncio.run(scenario())
+    finally:
+        running.stop()
+    assert local >= 1 and remote >= 3
+    # the turn the kill cut into played to its end: the local engine drew what the dead
+    # server could not, and so did the turn after it
+    assert [t.outcome for t in turns.ended[:2]] == [Outcome.PLAYED, Outcome.PLAYED]
+    # the presenter kept its clock throughout: no wait near the server's 5 s timeout
+    assert gaps and max(gaps) < 2.0, max(gaps)
+    print(f"local {local} remote {remote} batches; longest frame gap {max(gaps) * 1000:.0f} ms")
