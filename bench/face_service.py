@@ -1,5 +1,6 @@
 """Many rooms against one face server: K rooms (1, 2, 4, 8) each asking a real Triton for its
-frames at the stream's rate, with Triton's dynamic batching on and off, in one run.
+frames at the stream's rate, with the rooms' requests batched together (Triton's dynamic
+batcher) and run one by one (a server that shares the model but not its batches), in one run.
 
 The engine is the real-size Wav2Lip pruned to p50 (``--prune``) with random weights (speed does
 not depend on their values; fidelity is build_engines.py's), exported to ONNX and, with
@@ -150,7 +151,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--server-threads", type=int, default=2)
-    p.add_argument("--batching", default="on,off", help="Triton's dynamic batching: on, off")
+    p.add_argument(
+        "--batching", default="on,off", help="on: rooms batched together; off: one by one"
+    )
     p.add_argument("--transport", default="shm", help="shm (system shared memory), wire")
     args = p.parse_args()
     counts = [int(k) for k in args.rooms.split(",")]

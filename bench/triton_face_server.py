@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--no-dynamic-batching",
         action="store_true",
-        help="each request executed on its own (the A of the batching A/B)",
+        help="each request executed on its own, as a server that shares a model but not its "
+        "batches does (the A of the batching A/B)",
     )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -149,10 +150,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     types = {t.name: numpy_types[t.data_type] for t in config.input}
 
-    @batch
-    def infer(**inputs: np.ndarray) -> dict[str, np.ndarray]:
+    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {name: np.ascontiguousarray(value, types[name]) for name, value in inputs.items()}
         return dict(zip(outputs, session.run(outputs, feed), strict=True))
+
+    @batch
+    def infer_together(**inputs: np.ndarray) -> dict[str, np.ndarray]:
+        return run(inputs)  # every request Triton joined, as one batch
+
+    def infer_one_by_one(requests: list) -> list[dict[str, np.ndarray]]:
+        return [run(dict(request.items())) for request in requests]  # each room on its own
 
     def tensors(section) -> list[Tensor]:
         return [
@@ -181,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     with Triton(config=server, security_config=security) as triton:
         triton.bind(
             model_name=config.name,
-            infer_func=infer,
+            infer_func=infer_one_by_one if args.no_dynamic_batching else infer_together,
             inputs=tensors(config.input),
             outputs=tensors(config.output),
             config=model_config,
