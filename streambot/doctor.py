@@ -162,6 +162,29 @@ def _tts_server(config: Config) -> str:
     return f"{url.hostname}:{port} reachable; the local voice speaks when it is not"
 
 
+def _face_server(config: Config) -> str:
+    from streambot.runtime.export import WAV2LIP_INPUTS, WAV2LIP_OUTPUTS
+    from streambot.runtime.triton_engine import TritonEngine
+
+    cfg = config.face.wav2lip.triton
+    engine = TritonEngine(
+        cfg.url,
+        cfg.model,
+        WAV2LIP_INPUTS,
+        WAV2LIP_OUTPUTS,
+        protocol=cfg.protocol,
+        timeout_s=cfg.timeout_s,
+        shared_memory=cfg.shared_memory,
+    )
+    wire = engine.model_wire()
+    missing = [n for n in (*WAV2LIP_INPUTS, *WAV2LIP_OUTPUTS) if n not in wire.types]
+    if missing:
+        raise ValueError(f"{cfg.model} on {cfg.url} is not a Wav2Lip model (no {missing})")
+    types = "/".join(sorted(set(wire.types.values())))
+    via = "shared memory" if engine.shared_memory else "the wire"
+    return f"{cfg.url} serves {cfg.model}: {types} tensors through {via}"
+
+
 def run_checks(config: Config) -> list[Check]:
     from streambot import preflight
 
@@ -184,6 +207,8 @@ def run_checks(config: Config) -> list[Check]:
         checks.append(_try("Wav2Lip checkpoint", lambda: _wav2lip_checkpoint(config)))
         checks.append(_avatar(config))
         checks.append(_engines(config))
+        if config.face.wav2lip.engine == "triton":  # the local engine stands in: a warning
+            checks.append(_try("face server", lambda: _face_server(config), required=False))
     if local.http:
         checks.append(_try("chat HTTP port", lambda: _port_free(local.host, local.port)))
     if config.obs.enabled:

@@ -351,3 +351,19 @@ def test_a_server_killed_mid_turn_never_stalls_the_presenter(served, project, tm
     # the presenter kept its clock throughout: no wait near the server's 5 s timeout
     assert gaps and max(gaps) < 2.0, max(gaps)
     print(f"local {local} remote {remote} batches; longest frame gap {max(gaps) * 1000:.0f} ms")
+
+
+@pytest.mark.slow
+def test_the_doctor_checks_the_face_server_and_warns_when_it_is_down(server, served, project):  # noqa: F811
+    from streambot.config import load_config
+    from streambot.doctor import run_checks
+
+    config = load_config(project / "config.toml")
+    config.engines.dir = str(served)
+    config.face.wav2lip.engine = "triton"
+    config.face.wav2lip.triton.url, config.face.wav2lip.triton.model = server.url, MODEL
+    (check,) = [c for c in run_checks(config) if c.name == "face server"]
+    assert check.ok and f"serves {MODEL}: FP32 tensors" in check.detail, check.detail
+    config.face.wav2lip.triton.url = f"127.0.0.1:{free_port()}"  # nothing listens there
+    (down,) = [c for c in run_checks(config) if c.name == "face server"]
+    assert not down.ok and not down.required  # a warning: the local engine stands in
