@@ -69,6 +69,9 @@ class ModelWire:
     def numpy_type(self, name: str) -> type:
         return NUMPY_TYPES[self.types[name]]
 
+    def nbytes(self, name: str, shape: tuple[int, ...]) -> int:
+        return np.dtype(self.numpy_type(name)).itemsize * int(np.prod(shape))
+
 
 class TritonEngine:
     def __init__(
@@ -114,45 +117,52 @@ class TritonEngine:
             raise failure from exc
 
     def _infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        client, wire, module = self._client(), self.model_wire(), self.client_module
+        client, wire = self._client(), self.model_wire()
         arrays = {n: np.ascontiguousarray(inputs[n], wire.numpy_type(n)) for n in self.input_names}
         batch = next(iter(arrays.values())).shape[0]
         shapes = {n: (batch, *wire.output_dims[n]) for n in self.output_names}
-        region = self._region(client, arrays, shapes, wire)
-        places = region.write(arrays) if region else {}
-        requests = []
-        for name, array in arrays.items():
-            request = module.InferInput(name, list(array.shape), wire.types[name])
-            if region:
-                request.set_shared_memory(region.name, array.nbytes, offset=places[name][0])
-            elif self.protocol == "grpc":
-                request.set_data_from_numpy(array)
-            else:
-                request.set_data_from_numpy(array, binary_data=True)
-            requests.append(request)
-        wanted, offset = [], sum(a.nbytes for a in arrays.values())
-        out_places = {}
-        for name in self.output_names:
-            output = (
-                module.InferRequestedOutput(name)
-                if self.protocol == "grpc"
-                else module.InferRequestedOutput(name, binary_data=True)
-            )
-            if region:
-                nbytes = np.dtype(wire.numpy_type(name)).itemsize * int(np.prod(shapes[name]))
-                output.set_shared_memory(region.name, nbytes, offset=offset)
-                out_places[name], offset = offset, offset + nbytes
-            wanted.append(output)
+        sizes = {
+            n: np.dtype(wire.numpy_type(n)).itemsize * int(np.prod(s)) for n, s in shapes.items()
+        }
+        region = self._region(client, sum(a.nbytes for a in arrays.values()) + sum(sizes.values()))
+        offsets = region.place(arrays, sizes) if region else {}
+        requests = [self._input(n, a, wire, region, offsets) for n, a in arrays.items()]
+        wanted = [self._output(n, region, offsets, sizes) for n in self.output_names]
         options: dict[str, Any] = {"priority": int(request_urgency.get())}
         if self.protocol == "grpc":
             options["client_timeout"] = self.timeout_s
         result = client.infer(self.model, requests, outputs=wanted, **options)
         if region:
-            return {
-                n: region.read(out_places[n], wire.numpy_type(n), shapes[n])
-                for n in self.output_names
-            }
+            return {n: region.read(offsets[n], wire.numpy_type(n), shapes[n]) for n in shapes}
         return {n: result.as_numpy(n).astype(np.float32) for n in self.output_names}
+
+    def _input(
+        self,
+        name: str,
+        array: np.ndarray,
+        wire: ModelWire,
+        region: SharedRegion | None,
+        offsets: dict[str, int],
+    ) -> Any:
+        request = self.client_module.InferInput(name, list(array.shape), wire.types[name])
+        if region:
+            request.set_shared_memory(region.name, array.nbytes, offset=offsets[name])
+        elif self.protocol == "grpc":
+            request.set_data_from_numpy(array)
+        else:
+            request.set_data_from_numpy(array, binary_data=True)
+        return request
+
+    def _output(
+        self, name: str, region: SharedRegion | None, offsets: dict[str, int], sizes: dict[str, int]
+    ) -> Any:
+        if self.protocol == "grpc":
+            output = self.client_module.InferRequestedOutput(name)
+        else:
+            output = self.client_module.InferRequestedOutput(name, binary_data=True)
+        if region:
+            output.set_shared_memory(region.name, sizes[name], offset=offsets[name])
+        return output
 
     def _client(self) -> Any:
         client = self._local.__dict__.get("client")
@@ -175,19 +185,11 @@ class TritonEngine:
             wire = self._wire = ModelWire.from_metadata(metadata)
         return wire
 
-    def _region(
-        self,
-        client: Any,
-        arrays: dict[str, np.ndarray],
-        shapes: dict[str, tuple[int, ...]],
-        wire: ModelWire,
-    ) -> SharedRegion | None:
-        """This thread's shared region, big enough and registered; None: the wire it is."""
+    def _region(self, client: Any, size: int) -> SharedRegion | None:
+        """This thread's shared region, ``size`` bytes or more and registered; None: the
+        tensors go on the wire."""
         if not self.shared_memory:
             return None
-        size = sum(a.nbytes for a in arrays.values()) + sum(
-            np.dtype(wire.numpy_type(n)).itemsize * int(np.prod(s)) for n, s in shapes.items()
-        )
         region: SharedRegion | None = self._local.__dict__.get("region")
         if region is None or region.size < size:
             region = self._local.region = SharedRegion(client, size)

@@ -22,7 +22,7 @@ _serial = itertools.count()
 
 
 class SharedRegion:
-    """One thread's region: ``tensors`` (name -> nbytes, in layout order) at fixed offsets."""
+    """One thread's region: a batch's inputs, then room for its outputs."""
 
     def __init__(self, client: Any, size: int) -> None:
         import tritonclient.utils.shared_memory as shm
@@ -42,14 +42,16 @@ class SharedRegion:
         self.client.register_system_shared_memory(self.name, key, self.size)
         self.registered_at = generation
 
-    def write(self, arrays: Mapping[str, np.ndarray]) -> dict[str, tuple[int, int]]:
-        """Copy ``arrays`` in one after another; their (offset, nbytes), by name."""
-        places, offset = {}, 0
+    def place(self, arrays: Mapping[str, np.ndarray], sizes: Mapping[str, int]) -> dict[str, int]:
+        """Copy ``arrays`` in one after another and leave ``sizes`` bytes for each output
+        after them; every tensor's offset, by name."""
+        offsets, offset = {}, 0
         for name, array in arrays.items():
             self.shm.set_shared_memory_region(self.handle, [array], offset=offset)
-            places[name] = (offset, array.nbytes)
-            offset += array.nbytes
-        return places
+            offsets[name], offset = offset, offset + array.nbytes
+        for name, size in sizes.items():
+            offsets[name], offset = offset, offset + size
+        return offsets
 
     def read(self, offset: int, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
         """A copy of what the server wrote at ``offset`` (the region is reused next batch)."""
