@@ -89,13 +89,15 @@ def shared_regions(server: TritonProcess) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("shared_memory", ["auto", "off"])
 def test_the_served_face_draws_what_the_local_engine_draws(server, served, shared_memory):  # noqa: F811
+    before = set(shared_regions(server))
     remote, local = engines(server, served, shared_memory=shared_memory)
     for seed in (0, 1):
         inputs = batch(seed, frames=5 + seed)
         assert np.abs(remote.run(inputs)["frame"] - local.run(inputs)["frame"]).max() < 1e-4
     # on this host the frames went through shared memory the server mapped; "off": the wire
-    mapped = [name for name in shared_regions(server) if name.startswith("streambot-face-")]
-    assert bool(mapped) == (shared_memory == "auto")
+    mapped = set(shared_regions(server)) - before
+    assert bool(mapped) == (shared_memory == "auto"), mapped
+    assert all(name.startswith("streambot-face-") for name in mapped)
 
 
 @pytest.mark.slow
