@@ -163,19 +163,11 @@ def _tts_server(config: Config) -> str:
 
 
 def _face_server(config: Config) -> str:
+    from streambot.face.factory import triton_face_engine
     from streambot.runtime.export import WAV2LIP_INPUTS, WAV2LIP_OUTPUTS
-    from streambot.runtime.triton_engine import TritonEngine
 
     cfg = config.face.wav2lip.triton
-    engine = TritonEngine(
-        cfg.url,
-        cfg.model,
-        WAV2LIP_INPUTS,
-        WAV2LIP_OUTPUTS,
-        protocol=cfg.protocol,
-        timeout_s=cfg.timeout_s,
-        shared_memory=cfg.shared_memory,
-    )
+    engine = triton_face_engine(cfg)
     wire = engine.model_wire()
     missing = [n for n in (*WAV2LIP_INPUTS, *WAV2LIP_OUTPUTS) if n not in wire.types]
     if missing:

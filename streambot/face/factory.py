@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # torch is an optional extra: import it only when the backend
     from streambot.face.avatar import PreparedAvatar
     from streambot.models.wav2lip import Wav2Lip
     from streambot.runtime.base import Engine
+    from streambot.runtime.triton_engine import TritonEngine
 
 log = logging.getLogger(__name__)
 
@@ -148,15 +149,12 @@ def _engine(
     return OnnxEngine(onnx_path)
 
 
-def _served(cfg: TritonFaceConfig, local: Engine) -> Engine:
-    """The Triton server's engine, ``local`` standing in while it cannot answer."""
-    from streambot.circuit import CircuitBreaker
-    from streambot.remote import RetryPolicy
+def triton_face_engine(cfg: TritonFaceConfig) -> TritonEngine:
+    """The client of the face model ``[face.wav2lip.triton]`` names (the daemon's, doctor's)."""
     from streambot.runtime.export import WAV2LIP_INPUTS, WAV2LIP_OUTPUTS
-    from streambot.runtime.served import ServedEngine
     from streambot.runtime.triton_engine import TritonEngine
 
-    remote = TritonEngine(
+    return TritonEngine(
         cfg.url,
         cfg.model,
         WAV2LIP_INPUTS,
@@ -165,6 +163,15 @@ def _served(cfg: TritonFaceConfig, local: Engine) -> Engine:
         timeout_s=cfg.timeout_s,
         shared_memory=cfg.shared_memory,
     )
+
+
+def _served(cfg: TritonFaceConfig, local: Engine) -> Engine:
+    """The Triton server's engine, ``local`` standing in while it cannot answer."""
+    from streambot.circuit import CircuitBreaker
+    from streambot.remote import RetryPolicy
+    from streambot.runtime.served import ServedEngine
+
+    remote = triton_face_engine(cfg)
     breaker = CircuitBreaker(
         f"face server {cfg.url} ({cfg.model})",
         cfg.retry.failure_threshold,

@@ -29,8 +29,9 @@ class SharedRegion:
 
         self.shm, self.client, self.size = shm, client, size
         serial = f"{os.getpid()}-{next(_serial)}"
-        self.name, key = f"streambot-face-{serial}", f"/streambot-face-{serial}"
-        self.handle = shm.create_shared_memory_region(self.name, key, size, create_only=True)
+        self.name = f"streambot-face-{serial}"
+        self.key = f"/{self.name}"  # the POSIX shared memory object both processes open
+        self.handle = shm.create_shared_memory_region(self.name, self.key, size, create_only=True)
         self.registered_at: int | None = None  # the engine's server generation it was made for
         weakref.finalize(self, _drop, client, self.name, shm, self.handle)
 
@@ -38,8 +39,7 @@ class SharedRegion:
         """Register with the server (again, after it restarted: an old entry is removed)."""
         with contextlib.suppress(Exception):  # it may not know the region any more
             self.client.unregister_system_shared_memory(self.name)
-        key = f"/{self.name}"
-        self.client.register_system_shared_memory(self.name, key, self.size)
+        self.client.register_system_shared_memory(self.name, self.key, self.size)
         self.registered_at = generation
 
     def place(self, arrays: Mapping[str, np.ndarray], sizes: Mapping[str, int]) -> dict[str, int]:

@@ -80,6 +80,17 @@ def engines(server: TritonProcess, served: Path, model: str = MODEL, shared_memo
     return remote, OnnxEngine(served / f"{model}.onnx")
 
 
+def served_face_config(project: Path, served: Path, url: str):  # noqa: F811
+    """The project's config with its Wav2Lip face served by Triton at ``url`` (MODEL)."""
+    from streambot.config import load_config
+
+    config = load_config(project / "config.toml")
+    config.engines.dir = str(served)
+    config.face.wav2lip.engine = "triton"
+    config.face.wav2lip.triton.url, config.face.wav2lip.triton.model = url, MODEL
+    return config
+
+
 def shared_regions(server: TritonProcess) -> list[str]:
     """The system shared memory regions the server has mapped."""
     with urllib.request.urlopen(f"http://{server.url}/v2/systemsharedmemory/status") as resp:
@@ -196,14 +207,10 @@ def test_a_server_killed_mid_stream_is_stood_in_for_and_comes_back(served):  # n
 def test_the_daemons_face_renders_on_the_server_with_a_local_stand_in(server, served, project):  # noqa: F811
     import asyncio
 
-    from streambot.config import load_config
     from streambot.face.factory import build_wav2lip_face
     from streambot.runtime.served import ServedEngine
 
-    config = load_config(project / "config.toml")
-    config.engines.dir = str(served)
-    config.face.wav2lip.engine = "triton"
-    config.face.wav2lip.triton.url, config.face.wav2lip.triton.model = server.url, MODEL
+    config = served_face_config(project, served, server.url)
     face = build_wav2lip_face(config)
     assert isinstance(face.engine, ServedEngine) and face.engine.name == f"triton-{MODEL}"
 
@@ -222,14 +229,10 @@ def test_a_face_server_that_is_down_shows_in_healthz_and_the_panel(served, proje
     import asyncio
 
     from streambot.app import App
-    from streambot.config import load_config
     from streambot.panel.state import panel_state
 
-    config = load_config(project / "config.toml")
-    config.engines.dir = str(served)
+    config = served_face_config(project, served, f"127.0.0.1:{free_port()}")  # nothing there
     config.store.path = str(tmp_path / "store.db")
-    config.face.wav2lip.engine = "triton"
-    config.face.wav2lip.triton.url = f"127.0.0.1:{free_port()}"  # nothing listens there
     config.face.wav2lip.triton.retry.retries = 0
     config.face.wav2lip.triton.retry.failure_threshold = 1
     config.face.wav2lip.triton.retry.open_seconds = 300.0  # stays open while the test looks
@@ -284,18 +287,15 @@ def test_a_server_killed_mid_turn_never_stalls_the_presenter(served, project, tm
     import asyncio
 
     from streambot.app import App
-    from streambot.config import load_config
     from streambot.turn import Outcome
 
     running = TritonProcess(triton_python(), served / "triton" / MODEL)
     running.start()
-    config = load_config(project / "config.toml")
-    config.engines.dir = str(served)
+    config = served_face_config(project, served, running.url)
     config.store.path = str(tmp_path / "store.db")
     config.stream.realtime = True  # the presenter on the wall clock, as on air
-    config.face.wav2lip.engine = "triton"
     triton = config.face.wav2lip.triton
-    triton.url, triton.model, triton.timeout_s = running.url, MODEL, 5.0
+    triton.timeout_s = 5.0
     triton.retry.retries, triton.retry.failure_threshold, triton.retry.open_seconds = 0, 1, 1.0
     questions = ["Tell me all about the lamp, please.", "How much is the thermo bottle?"]
     rows = [{"at": 0.2 + 10 * i, "user": f"v{i}", "text": questions[i % 2]} for i in range(6)]
@@ -357,13 +357,9 @@ def test_a_server_killed_mid_turn_never_stalls_the_presenter(served, project, tm
 
 @pytest.mark.slow
 def test_the_doctor_checks_the_face_server_and_warns_when_it_is_down(server, served, project):  # noqa: F811
-    from streambot.config import load_config
     from streambot.doctor import run_checks
 
-    config = load_config(project / "config.toml")
-    config.engines.dir = str(served)
-    config.face.wav2lip.engine = "triton"
-    config.face.wav2lip.triton.url, config.face.wav2lip.triton.model = server.url, MODEL
+    config = served_face_config(project, served, server.url)
     (check,) = [c for c in run_checks(config) if c.name == "face server"]
     assert check.ok and f"serves {MODEL}: FP32 tensors" in check.detail, check.detail
     config.face.wav2lip.triton.url = f"127.0.0.1:{free_port()}"  # nothing listens there
