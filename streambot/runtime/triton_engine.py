@@ -64,6 +64,9 @@ class ModelWire:
         if unknown:
             raise EngineError(f"the served model's tensors are not FP32/FP16: {unknown}")
         dims = {t["name"]: tuple(int(d) for d in t["shape"][1:]) for t in metadata["outputs"]}
+        variable = [n for n, d in dims.items() if any(size < 0 for size in d)]
+        if variable:  # a face frame has one size: room for it is made before the answer
+            raise EngineError(f"the served model's outputs {variable} have no fixed size")
         return cls(types, dims)
 
     def numpy_type(self, name: str) -> type:
