@@ -16,7 +16,7 @@ from streambot.brain.factory import build_brain
 from streambot.catalog import LiveCatalog
 from streambot.chat.base import ChatSource
 from streambot.chat_feed import ChatFeed
-from streambot.clock import Clock, DeviceClock, MonotonicClock, VirtualClock
+from streambot.clock import Clock, DeviceClock, MonotonicClock, VirtualClock, responsive_clock
 from streambot.config import Config, ConfigError
 from streambot.controls import LiveShow, OperatorPanel, PanelFactory
 from streambot.face.base import EngineFace
@@ -222,6 +222,10 @@ class App:
     async def run(self, seconds: float | None = None) -> RunReport:
         """Run the stream until stopped (a signal, ``request_stop``, a core task's crash) or
         for ``seconds`` of stream time; closes everything it opened."""
+        with responsive_clock():
+            return await self._run(seconds)
+
+    async def _run(self, seconds: float | None) -> RunReport:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -6,15 +6,37 @@ virtual one for faster-than-real-time runs and tests, advanced by whoever owns s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+# The presenter's clock runs on the event loop's thread beside worker threads that run Python
+# (overlay drawing, the voice, the brain). Each NumPy call on a frame's path lets go of the GIL,
+# and getting it back waits until the running worker's switch interval ends: at Python's
+# default 5 ms a 2 ms overlay blend took 50-80 ms beside one busy worker, a late frame
+# (BENCHMARKS.md, issue 31). A shorter interval costs the workers a little more switching.
+CLOCK_SWITCH_INTERVAL_S = 0.001
+
+
+@contextlib.contextmanager
+def responsive_clock(interval_s: float | None = None) -> Iterator[None]:
+    """Run the block with the interpreter's thread switch interval at most ``interval_s``
+    (default ``CLOCK_SWITCH_INTERVAL_S``), restored after."""
+    previous = sys.getswitchinterval()
+    wanted = CLOCK_SWITCH_INTERVAL_S if interval_s is None else interval_s
+    sys.setswitchinterval(min(previous, wanted))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 class Clock(Protocol):

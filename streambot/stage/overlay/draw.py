@@ -6,6 +6,7 @@ layout as a 720p one. Drawing takes milliseconds, so it runs off the presenter's
 
 from __future__ import annotations
 
+import bisect
 import logging
 import unicodedata
 from dataclasses import dataclass
@@ -43,13 +44,20 @@ def wrap(text: str, font: Font, max_width: int, max_lines: int) -> list[str]:
             lines.append(rest)
             rest = ""
             break
-        cut, last_break = 0, 0
-        for i in range(1, len(rest) + 1):
-            if font.getlength(rest[:i]) > max_width:
-                break
-            cut = i
-            if _breaks_after(rest[i - 1]) or (i < len(rest) and _breaks_after(rest[i])):
-                last_break = i
+        # The longest prefix that fits, found by bisection (a prefix is never narrower than a
+        # shorter one): a few measurements instead of one per character, as this thread's
+        # Python holds the GIL that the presenter's clock waits for.
+        cut = bisect.bisect_right(
+            range(1, len(rest) + 1), max_width, key=lambda i: font.getlength(rest[:i])
+        )
+        last_break = next(
+            (
+                i
+                for i in range(cut, 0, -1)
+                if _breaks_after(rest[i - 1]) or (i < len(rest) and _breaks_after(rest[i]))
+            ),
+            0,
+        )
         cut = last_break or max(cut, 1)  # a word wider than the line is cut where it must be
         lines.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()
