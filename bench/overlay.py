@@ -2,6 +2,11 @@
 caption, product card with picture, countdown) blended over a 1280x720 frame, against the
 frame copy alone (what any compositing must pay: the face's frame may be shared).
 
+Then the same blend beside a worker thread that runs Python (as overlay drawing, the voice
+and the brain do in the daemon), at Python's default thread switch interval (5 ms) and at
+the daemon's (clock.CLOCK_SWITCH_INTERVAL_S), in alternating blocks of frames: every NumPy
+call of the blend lets go of the GIL, and getting it back can wait a whole interval.
+
     python bench/overlay.py --frames 2000
 """
 
@@ -14,6 +19,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from streambot.catalog import Catalog, LiveCatalog
-from streambot.clock import VirtualClock
+from streambot.clock import CLOCK_SWITCH_INTERVAL_S, VirtualClock, responsive_clock
 from streambot.config import OverlayConfig
 from streambot.events import ChatMessage
 from streambot.stage.overlay.director import OverlayDirector, build_compositor
@@ -44,6 +50,34 @@ async def fill(director: OverlayDirector, catalog: Catalog) -> None:
     director.turn_started(turn)
     director.countdown_until(director.clock.now() + 600)
     await director.settle()
+
+
+def beside_python(compose, frames: list[np.ndarray], count: int) -> dict[float, list[float]]:
+    """Blend times with a worker thread running Python, per switch interval (alternating
+    blocks of 50 frames, so a load that comes and goes falls on both alike)."""
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            sum(i * i for i in range(2000))
+
+    worker = threading.Thread(target=busy, daemon=True)
+    worker.start()
+    times: dict[float, list[float]] = {0.005: [], CLOCK_SWITCH_INTERVAL_S: []}
+    try:
+        for block in range(count // 50):
+            interval = list(times)[block % 2]
+            with responsive_clock(interval):
+                for k in range(50):
+                    frame = frames[k % len(frames)]
+                    started = time.perf_counter()
+                    compose(frame)
+                    times[interval].append(time.perf_counter() - started)
+                    time.sleep(0.002)  # the loop's other work between frames
+    finally:
+        stop.set()
+        worker.join()
+    return times
 
 
 def main() -> int:
@@ -87,6 +121,7 @@ def main() -> int:
     )
     print(f"overlays shown: {', '.join(slots)}; {covered / (width * height):.1%} of the frame")
     label_only = []
+    director_images = {slot: compositor.shown(slot) for slot in ("caption", "card", "countdown")}
     for slot in ("caption", "card", "countdown"):
         compositor.show(slot, None)
     for k in range(args.frames):  # the idle stream: the AI label alone
@@ -104,6 +139,17 @@ def main() -> int:
     for name, samples in rows:
         p50, p95 = quantiles(samples)
         print(f"| {name} | {p50:.2f} | {p95:.2f} |")
+    for slot in ("caption", "card", "countdown"):  # all on again
+        compositor.show(slot, director_images[slot])
+    print()
+    print("| all overlays, beside a thread running Python | median ms | p95 ms | max ms |")
+    print("|---|---|---|---|")
+    for interval, samples in beside_python(compositor.compose, frames, args.frames).items():
+        p50, p95 = quantiles(samples)
+        print(
+            f"| switch interval {interval * 1e3:g} ms | {p50:.2f} | {p95:.2f} | "
+            f"{max(samples) * 1e3:.2f} |"
+        )
     return 0
 
 
