@@ -7,6 +7,14 @@ text is the stream's own, written by the teacher: its answers to questions about
 under the real system prompt (compress/llm_data.py). Training is the shared time-boxed,
 resumable loop (distill.train_student).
 
+Each step learns one turn (the viewer's question and the teacher's answer) with the whole
+system prompt before it, as the daemon runs it: the prompt, which every text shares, is a
+KV cache made without gradients (the teacher's once; the student's again every
+``PREFIX_REFRESH`` steps, as its weights move), and the loss is on the turn's tokens only.
+Random windows of whole texts trained mostly on the prompt (about 760 of each text's 850
+tokens on the real 0.5B) and showed an answer without the catalog lines it came from: the
+held-out KL of a 10%-pruned Qwen2.5-0.5B rose from 0.39 to 0.65 in 10 minutes of it.
+
 The fidelity figures (``llm_fidelity``) are full-vocabulary teacher-student KL and both
 models' perplexity on held-out text, so "before" and "after" distillation compare like with
 like; on the tokens after the prefix every held-out text shares (the system prompt, which is
@@ -15,6 +23,7 @@ trained on and would only dilute them), run once per model and its KV cache reus
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 import random
@@ -33,6 +42,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 TOP_K = 64
+PREFIX_REFRESH = 8  # steps between rebuilds of the student's prompt cache
+RESUME_EVERY_S = 300.0  # a 0.5B's resume file is 7 GB: not every minute
 
 
 def _with_rest(log_top: torch.Tensor) -> torch.Tensor:
@@ -143,6 +154,40 @@ def token_windows(
         yield ids[start : start + length]
 
 
+class _Context:
+    """A model's KV cache of a shared prefix, made without gradients (usable in training:
+    the turn's own positions carry them), and the model's logits for a turn after it."""
+
+    def __init__(self, model: nn.Module, prefix: torch.Tensor) -> None:
+        self.model = model
+        with torch.no_grad():
+            _, self._cache = forward_with_cache(model, prefix.reshape(1, -1), None)
+
+    def logits(self, turn: torch.Tensor) -> torch.Tensor:
+        """Logits at each of ``turn``'s positions (position i predicts token i + 1)."""
+        logits, _ = forward_with_cache(
+            self.model, turn.reshape(1, -1), copy.deepcopy(self._cache), 0
+        )
+        return logits[0]
+
+
+def turn_samples(
+    samples: Sequence[torch.Tensor], prefix_len: int, length: int, seed: int = 0
+) -> Iterator[torch.Tensor]:
+    """Endless random turns: a sample's first ``length`` tokens after the shared prefix (with
+    no shared prefix, random windows of whole samples)."""
+    if prefix_len == 0:
+        yield from token_windows(samples, length, seed)
+        return
+    rng = random.Random(seed)
+    turns = [s.reshape(-1)[prefix_len:][:length] for s in samples]
+    usable = [t for t in turns if t.numel() >= 2]
+    if not usable:
+        raise ValueError("no training text after the shared prefix for distillation")
+    while True:
+        yield rng.choice(usable)
+
+
 def distil_llm(
     teacher: nn.Module,
     student: PreTrainedModel,
@@ -157,28 +202,43 @@ def distil_llm(
     device: str = "cpu",
     clock: Callable[[], float] = time.monotonic,
     on_step: Callable[[int, float], None] | None = None,
+    prefix_refresh: int = PREFIX_REFRESH,
 ) -> DistilReport:
-    """Train ``student`` in place on windows of ``samples`` for ``budget_s`` seconds."""
+    """Train ``student`` in place for ``budget_s`` seconds on the samples' turns, each after
+    the prefix all samples share (at most ``window`` tokens of each turn)."""
     teacher = teacher.to(device).eval()
+    student = cast("PreTrainedModel", cast(nn.Module, student).to(device))
+    texts = [s.reshape(-1).to(device) for s in samples if s.numel() >= 2]
+    prefix_len = shared_prefix(texts)
+    prefix = texts[0][:prefix_len] if prefix_len else None
+    teacher_context = _Context(teacher, prefix) if prefix is not None else None
+    student_context: list[_Context] = []  # rebuilt every ``prefix_refresh`` steps
+    steps = 0
 
-    def loss_of(ids: torch.Tensor) -> torch.Tensor:
-        ids = ids.to(device)
+    def loss_of(turn: torch.Tensor) -> torch.Tensor:
+        nonlocal steps
+        if teacher_context is None or prefix is None:  # no shared prefix: a plain window
+            with torch.no_grad():
+                target = _logits(teacher, turn)
+            return topk_kl(_logits(student, turn), target, top_k)
+        if steps % max(1, prefix_refresh) == 0:
+            student_context[:] = [_Context(cast(nn.Module, student), prefix)]
+        steps += 1
         with torch.no_grad():
-            target = _logits(teacher, ids)
-        return topk_kl(_logits(student, ids), target, top_k)
+            target = teacher_context.logits(turn)[:-1]
+        return topk_kl(student_context[0].logits(turn)[:-1], target, top_k)
 
-    widths = student.config.to_dict()
-    # transformers wraps `to` with functools.wraps, which pyright reads as an unbound function
     return train_student(
-        cast(nn.Module, student).to(device),
-        # a continued distillation draws other windows than the run it continues
-        token_windows(samples, window, seed=_resumed_step(resume_path)),
+        cast(nn.Module, student),
+        # a continued distillation draws other turns than the run it continues
+        turn_samples(texts, prefix_len, window, seed=_resumed_step(resume_path)),
         loss_of,
-        widths=widths,
+        widths=student.config.to_dict(),
         budget_s=budget_s,
         max_steps=max_steps,
         lr=lr,
         resume_path=resume_path,
+        save_every_s=RESUME_EVERY_S,
         device=device,
         clock=clock,
         on_step=on_step,

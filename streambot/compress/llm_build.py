@@ -9,7 +9,8 @@ attention (compress/prune_llm.py). The teacher writes the training text itself
 real prompts, continuing the catalog's first answer where the daemon would; they are cached in
 ``--out``, keyed by the model, the catalog, the prompts, the questions and the token limit, so
 a rebuild does not write them again. The student learns the teacher's next-token
-distributions on them (top-k KL, compress/distill_llm.py) for ``--distil-minutes``: the whole
+distributions on them, each turn after the whole system prompt as the daemon runs it (top-k
+KL, compress/distill_llm.py), for ``--distil-minutes``: the whole
 budget is distillation; the teacher's writing and the evaluation have fixed counts and take
 the time they take, outside it.
 
@@ -191,7 +192,6 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
     pruned = _prune(config, job, tokenizer, teacher)
     student = pruned.model
     held_ids, train = hold_out([_ids(tokenizer, t) for t in texts], options.llm_kl_answers)
-    train.append(_ids(tokenizer, system_text(config)))  # the house rules and the catalog, as stated
     before = llm_fidelity(teacher, student, held_ids)
     report = _distil(teacher, student, train, job, options, options.distil_minutes * 60.0)
     after = llm_fidelity(teacher, student, held_ids)
