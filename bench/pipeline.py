@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import platform
@@ -62,6 +63,23 @@ def build_config(args: argparse.Namespace, work: Path) -> Config:
     return config
 
 
+def collection_pauses() -> list[float]:
+    """Seconds each full (generation 2) garbage collection from now on stops every thread."""
+    pauses: list[float] = []
+    started: list[float] = []
+
+    def timed(phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            pauses.append(time.perf_counter() - started[0])
+
+    gc.callbacks.append(timed)
+    return pauses
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -77,6 +95,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     clock.CLOCK_SWITCH_INTERVAL_S = args.switch_interval_ms / 1e3
+    pauses = collection_pauses()
     setup_logging("WARNING")
     logging.getLogger("streambot").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,6 +124,13 @@ def main() -> int:
                     f"p95 {p95 * 1e3:.2f} ms, max {times[-1] * 1e3:.2f} ms "
                     f"(last {len(times)} frames)"
                 )
+        full = sorted(pauses)
+        spread = (
+            f", median {full[len(full) // 2] * 1e3:.1f} ms, max {full[-1] * 1e3:.1f} ms"
+            if full
+            else ""
+        )
+        print(f"full garbage collections while streaming: {len(full)}{spread}")
         store = Store(config.store.path)
         print(format_latency_table(store))
         store.close()

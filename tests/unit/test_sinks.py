@@ -88,3 +88,22 @@ async def test_picture_only_sinks_are_held_back_and_others_are_not():
     await fanout.close()
     assert stream.indices == list(range(10))
     assert camera.indices == list(range(7))  # frame k shown when frame k + 3 was handed over
+
+
+def test_the_file_keeps_each_picture_as_it_was_when_written(tmp_path):
+    """The encoder wraps the presenter's frame instead of copying it: what it encodes is
+    read inside the write, so a frame buffer used again afterwards changes nothing."""
+    sink = FileSink(tmp_path / "out.mp4", preset="ultrafast", crf=0)
+    sink.open(FMT)
+    buffer = np.zeros((180, 320, 3), np.uint8)
+    shades = [40 * k for k in range(6)]
+    for k, shade in enumerate(shades):
+        buffer[:] = shade
+        sink.write(k, buffer, np.zeros(SPF, np.float32))
+    buffer[:] = 255  # reused after the last write
+    sink.close()
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        pictures = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    means = [float(p.mean()) for p in pictures]
+    assert len(means) == len(shades)  # yuv420p's rounding moves a shade by one at most
+    assert all(abs(mean - shade) <= 2 for mean, shade in zip(means, shades, strict=True))

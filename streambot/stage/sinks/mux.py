@@ -30,7 +30,11 @@ class AvEncoder:
 
     def encode(self, index: int, frame: np.ndarray, pcm: np.ndarray) -> None:
         """Encode and mux frame ``index``: its picture and its samples."""
-        vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        # Wrapped, not copied: from_ndarray copies the picture holding the GIL, and beside it
+        # the presenter's clock thread waited up to 358 ms for the GIL (a burst of late
+        # frames). The picture is read only inside this call: the encoder gets the yuv420p
+        # frame PyAV reformats it into.
+        vf = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(frame), format="rgb24")
         vf.pts, vf.time_base = index, self._video_tb
         af = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(pcm, dtype=np.float32)[None, :], format="flt", layout="mono"
