@@ -36,7 +36,7 @@ from streambot.runtime.manifest import sha256_json
 
 if TYPE_CHECKING:
     from streambot.brain.eval_questions import Question
-    from streambot.brain.evaluate import Report
+    from streambot.brain.evaluate import Answer, Report
     from streambot.compress.prune_llm import PrunedLLM
 
 log = logging.getLogger(__name__)
@@ -173,18 +173,39 @@ def judge(
         llm.executor.shutdown()
 
 
-def garbage_written(report: Report) -> int:
-    """Answers in which the model wrote garbage: said garbage, or a sentence the guard refused
-    for a reason the scorer would call garbage (``GARBAGE_REASONS``; the catalog answered)."""
-    return sum(
-        bool(a.verdict.garbage) or any(note.startswith(GARBAGE_REASONS) for note in a.guard)
-        for a in report.answers
+def _wrote_garbage(answer: Answer) -> bool:
+    """Said garbage, or wrote a sentence the guard refused for a reason the scorer would call
+    garbage (``GARBAGE_REASONS``; the catalog answered)."""
+    return bool(answer.verdict.garbage) or any(
+        note.startswith(GARBAGE_REASONS) for note in answer.guard
     )
+
+
+def garbage_written(report: Report) -> int:
+    """Answers in which the model wrote garbage (said, or stopped by the guard)."""
+    return sum(_wrote_garbage(a) for a in report.answers)
+
+
+def garbage_examples(report: Report, limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` answers with garbage written: what was asked, what was said, and
+    the garbage (what the scorer found in it, and the guard's refusals of that kind)."""
+    return [
+        {
+            "lang": a.question.lang,
+            "question": a.question.text,
+            "said": a.text,
+            "garbage": list(a.verdict.garbage)
+            + [note for note in a.guard if note.startswith(GARBAGE_REASONS)],
+        }
+        for a in report.answers
+        if _wrote_garbage(a)
+    ][:limit]
 
 
 def answer_rates(report: Report) -> dict[str, Any]:
     """A model's figures on the held-out questions, as the manifest records them, and its
-    first ``MISSES_KEPT`` wrong answers (what it said, why it is wrong, what the guard did)."""
+    first ``MISSES_KEPT`` wrong answers (what it said, why it is wrong, what the guard did)
+    and answers with garbage written (which the build refuses a student for)."""
     return {
         "questions": report.n,
         "accuracy": round(report.accuracy, 4),
@@ -194,6 +215,7 @@ def answer_rates(report: Report) -> dict[str, Any]:
         "wrong_figures": report.wrong_figures,
         "unsupported": report.unsupported,
         "misses": report.misses(MISSES_KEPT),
+        "garbage": garbage_examples(report, MISSES_KEPT),
     }
 
 

@@ -227,6 +227,9 @@ def test_garbage_the_guard_stops_is_still_garbage_written(text):
     rates = llm_build.answer_rates(report)
     assert rates["garbage_written"] == len(items)  # but written, every time
     assert rates["misses"] == report.misses(llm_judge.MISSES_KEPT)  # kept to learn from
+    # ... and so is the garbage it was refused for, each with what the guard said of it
+    assert [g["question"] for g in rates["garbage"]] == [q.text for q in items]
+    assert all(g["garbage"] and g["said"] != text for g in rates["garbage"])
     clean = {**rates, "garbage_written": 0}
     (why,) = llm_build.refusals(rates, clean, 0.1, BuildOptions())
     assert why == f"writes garbage in {len(items)} of {len(items)} answers (teacher 0)"
