@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, cast
 import torch
 from torch import nn
 
-from streambot.brain.llm import PrefixCache, forward_with_cache
+from streambot.brain.llm import forward_with_cache
 from streambot.compress.distill import DistilReport, train_student
 
 if TYPE_CHECKING:
@@ -89,21 +89,35 @@ def shared_prefix(texts: Sequence[torch.Tensor]) -> int:
     return max(0, length)
 
 
-class _Predictions:
-    """A model's next-token logits for the tokens of each text after a shared prefix: the
-    prefix runs once (the brain's ``PrefixCache``), each text's rest on a copy of its KV
-    cache."""
+class _Context:
+    """A model's KV cache of a prefix that texts share, run once and copied for each text
+    after it. Made without gradients, not in inference mode, so training can run a turn on
+    it (the turn's own positions carry the gradients); an empty prefix runs texts whole."""
 
     def __init__(self, model: nn.Module, prefix: torch.Tensor) -> None:
         self.model = model
-        self.prefix = PrefixCache(model, prefix.reshape(1, -1)) if prefix.numel() else None
+        self._cache: object | None = None
+        self.last_logits: torch.Tensor | None = None  # the prefix's prediction of a text's first
+        if prefix.numel():
+            with torch.no_grad():
+                logits, self._cache = forward_with_cache(model, prefix.reshape(1, -1), None)
+            self.last_logits = logits[0, -1:]
 
-    def __call__(self, rest: torch.Tensor) -> torch.Tensor:
-        """Logits predicting each token of ``rest`` (the first from the prefix's last)."""
-        if self.prefix is None:
-            return _logits(self.model, rest)[:-1]
-        logits, _ = forward_with_cache(self.model, rest.reshape(1, -1), self.prefix.fresh(), 0)
-        return torch.cat([self.prefix.last_logits, logits[0, :-1]])
+    def logits(self, text: torch.Tensor) -> torch.Tensor:
+        """Logits at each of ``text``'s positions (position i predicts token i + 1)."""
+        if self._cache is None:
+            return _logits(self.model, text)
+        logits, _ = forward_with_cache(
+            self.model, text.reshape(1, -1), copy.deepcopy(self._cache), 0
+        )
+        return logits[0]
+
+    def predictions(self, text: torch.Tensor) -> torch.Tensor:
+        """Logits predicting each token of ``text`` (the first from the prefix's last; with no
+        prefix, every token but the first)."""
+        if self.last_logits is None:
+            return self.logits(text)[:-1]
+        return torch.cat([self.last_logits, self.logits(text)[:-1]])
 
 
 @torch.inference_mode()
@@ -117,12 +131,12 @@ def llm_fidelity(
     held = [ids.reshape(-1).to(device) for ids in held_out if ids.numel() >= 2]
     prefix_len = shared_prefix(held)
     prefix = held[0][:prefix_len] if held else torch.zeros(0, dtype=torch.long)
-    teacher_of, student_of = _Predictions(teacher, prefix), _Predictions(student, prefix)
+    teacher_of, student_of = _Context(teacher, prefix), _Context(student, prefix)
     kl = nll_teacher = nll_student = 0.0
     tokens = 0
     for ids in held:
         rest = ids[prefix_len:]
-        t, s = teacher_of(rest), student_of(rest)
+        t, s = teacher_of.predictions(rest), student_of.predictions(rest)
         targets = rest if prefix_len else ids[1:]
         n = targets.numel()
         kl += float(full_kl(s, t)) * n
@@ -152,23 +166,6 @@ def token_windows(
         ids = rng.choice(usable)
         start = rng.randrange(0, max(1, ids.numel() - length + 1))
         yield ids[start : start + length]
-
-
-class _Context:
-    """A model's KV cache of a shared prefix, made without gradients (usable in training:
-    the turn's own positions carry them), and the model's logits for a turn after it."""
-
-    def __init__(self, model: nn.Module, prefix: torch.Tensor) -> None:
-        self.model = model
-        with torch.no_grad():
-            _, self._cache = forward_with_cache(model, prefix.reshape(1, -1), None)
-
-    def logits(self, turn: torch.Tensor) -> torch.Tensor:
-        """Logits at each of ``turn``'s positions (position i predicts token i + 1)."""
-        logits, _ = forward_with_cache(
-            self.model, turn.reshape(1, -1), copy.deepcopy(self._cache), 0
-        )
-        return logits[0]
 
 
 def turn_samples(
@@ -210,23 +207,22 @@ def distil_llm(
     student = cast("PreTrainedModel", cast(nn.Module, student).to(device))
     texts = [s.reshape(-1).to(device) for s in samples if s.numel() >= 2]
     prefix_len = shared_prefix(texts)
-    prefix = texts[0][:prefix_len] if prefix_len else None
-    teacher_context = _Context(teacher, prefix) if prefix is not None else None
+    prefix = texts[0][:prefix_len] if texts else torch.zeros(0, dtype=torch.long)
+    teacher_context = _Context(teacher, prefix)
     student_context: list[_Context] = []  # rebuilt every ``prefix_refresh`` steps
     steps = 0
+    # a turn after the prefix is scored where it predicts its own next token; a plain window
+    # (no shared prefix) at every position
+    scored = slice(None, -1) if prefix_len else slice(None)
 
     def loss_of(turn: torch.Tensor) -> torch.Tensor:
         nonlocal steps
-        if teacher_context is None or prefix is None:  # no shared prefix: a plain window
-            with torch.no_grad():
-                target = _logits(teacher, turn)
-            return topk_kl(_logits(student, turn), target, top_k)
         if steps % max(1, prefix_refresh) == 0:
             student_context[:] = [_Context(cast(nn.Module, student), prefix)]
         steps += 1
         with torch.no_grad():
-            target = teacher_context.logits(turn)[:-1]
-        return topk_kl(student_context[0].logits(turn)[:-1], target, top_k)
+            target = teacher_context.logits(turn)[scored]
+        return topk_kl(student_context[0].logits(turn)[scored], target, top_k)
 
     return train_student(
         cast(nn.Module, student),
