@@ -240,7 +240,11 @@ class LLMBrainConfig(_Section):
     # build's floor, else ``path`` itself; "pruned": that model or the catalog brain; "none":
     # always ``path``.
     engine: Literal["auto", "pruned", "none"] = "auto"
-    prune: Annotated[float, Field(gt=0, lt=1)] = 0.5  # build_engines.py --only llm: width removed
+    # build_engines.py --only llm: the width removed and the minutes distilled (--prune and
+    # --distil-minutes win). The smallest budget and the ratio whose student the build accepts,
+    # measured on the real Qwen2.5-Coder-0.5B (BENCHMARKS.md, the LLM frontier)
+    prune: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    distil_minutes: Annotated[float, Field(gt=0)] = 10.0
     # A question with a factual product answer (price, stock, restock, shipping, a total, a
     # comparison) gets the catalog brain's exact answer at once, and the LLM continues after
     # it (its turn pre-filled with it), guarded; it may add nothing.

@@ -20,6 +20,7 @@ from typing import Any, get_args
 from streambot.compress.common import (
     BACKENDS,
     EXIT_CONFIG,
+    FACE_VOICE_DISTIL_MINUTES,
     KINDS,
     SERVED_BACKENDS,
     BuildError,
@@ -144,9 +145,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--distil-minutes",
         type=float,
-        default=DEFAULTS.distil_minutes,
-        help="distillation time of each engine (the LLM's teacher writing its answers and the "
-        "answer evaluation have fixed counts and take their own time, outside it)",
+        default=None,
+        help=f"distillation time of each engine (default {FACE_VOICE_DISTIL_MINUTES:g} for the "
+        "face and the voice, [brain.llm] distil_minutes for the LLM; the LLM's teacher writing its "
+        "answers and the answer evaluation have fixed counts and take their own time, outside it)",
     )
     p.add_argument("--device", default=DEFAULTS.device, choices=("cpu", "cuda"))
     p.add_argument(

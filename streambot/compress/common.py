@@ -37,6 +37,11 @@ RANDOM_WEIGHTS_KEY = "streambot_random_weights"
 HeadMode = Literal["query", "groups", "auto"]
 
 
+# Minutes the face and the voice are distilled for unless --distil-minutes says otherwise (the
+# LLM's own budget is ``[brain.llm] distil_minutes``, set from its measured frontier)
+FACE_VOICE_DISTIL_MINUTES = 3.0
+
+
 class BuildError(Exception):
     """The build cannot start; the message names the config key or the extra to install."""
 
@@ -46,7 +51,8 @@ class BuildOptions:
     out: Path = Path("engines")
     only: tuple[str, ...] = KINDS
     prune: float = 0.5
-    distil_minutes: float = 3.0
+    # --distil-minutes when given (None: each engine's own budget, see ``distil_minutes_or``)
+    distil_minutes: float | None = None
     device: str = "cpu"
     backends: tuple[str, ...] = BACKENDS
     force: bool = False
@@ -73,6 +79,11 @@ class BuildOptions:
     max_llm_garbage_rise: float = 0.0
     llm_teacher_answers: int = 200  # answers the teacher writes (cached), for training and KL
     llm_kl_answers: int = 50  # of them held out for KL and perplexity, never trained on
+
+    def distil_minutes_or(self, own: float) -> float:
+        """The distillation budget of an engine whose own default is ``own`` minutes
+        (FACE_VOICE_DISTIL_MINUTES, or ``[brain.llm] distil_minutes``): --distil-minutes wins."""
+        return own if self.distil_minutes is None else self.distil_minutes
 
 
 @dataclass

@@ -95,6 +95,7 @@ class LLMBuild:
     ratio: float
     mode: HeadMode
     drop_layers: int
+    distil_minutes: float
     inputs: dict[str, str]
 
     @property
@@ -136,11 +137,12 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
         raise BuildError(f"brain.llm.path: {model} is not a Hugging Face model folder")
     _check_counts(options)
     ratio = options.prune_given if options.prune_given is not None else config.brain.llm.prune
+    minutes = options.distil_minutes_or(config.brain.llm.distil_minutes)
     settings = {
         "prune": ratio,
         "mode": options.llm_heads,
         "drop_layers": options.llm_drop_layers,
-        "distil_minutes": options.distil_minutes,
+        "distil_minutes": minutes,
         "text": "the teacher's answers to catalog questions + system prompt",
         # which questions are held out, and how many answers train: the student depends on it
         "eval_questions": options.llm_eval_questions,
@@ -153,7 +155,7 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
         "catalog": sha256_json(catalog_of(config).model_dump(mode="json")),
         "build settings": sha256_json(settings),
     }
-    return LLMBuild(model, ratio, options.llm_heads, options.llm_drop_layers, inputs)
+    return LLMBuild(model, ratio, options.llm_heads, options.llm_drop_layers, minutes, inputs)
 
 
 def _check_counts(options: BuildOptions) -> None:
@@ -193,7 +195,7 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
     student = pruned.model
     held_ids, train = hold_out([_ids(tokenizer, t) for t in texts], options.llm_kl_answers)
     before = llm_fidelity(teacher, student, held_ids)
-    report = _distil(teacher, student, train, job, options, options.distil_minutes * 60.0)
+    report = _distil(teacher, student, train, job, options, job.distil_minutes * 60.0)
     after = llm_fidelity(teacher, student, held_ids)
     decode = _decode(config, tokenizer, {"teacher": teacher, "student": student}, turns)
     rates, cached = _rates(config, job, options, tokenizer, (teacher, student), held)

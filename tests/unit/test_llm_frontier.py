@@ -25,7 +25,9 @@ Point = frontier.Point
 
 
 def job(ratio: float = 0.25, drop: int = 0, mode: str = "auto") -> LLMBuild:
-    return LLMBuild(Path("models/Qwen2.5-0.5B-Instruct"), ratio, mode, drop, {"model": "ab" * 32})
+    return LLMBuild(
+        Path("models/Qwen2.5-0.5B-Instruct"), ratio, mode, drop, 10.0, {"model": "ab" * 32}
+    )
 
 
 def test_every_shape_has_its_own_folder_and_resume_file():

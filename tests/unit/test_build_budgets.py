@@ -1,0 +1,52 @@
+"""How long each engine is distilled: --distil-minutes for all when given, else the face's and
+the voice's fixed budget and the LLM's own ``[brain.llm] distil_minutes`` (set from its
+measured frontier), recorded in the LLM's build settings so a changed budget rebuilds it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streambot.compress.build import _options, parser
+from streambot.compress.common import FACE_VOICE_DISTIL_MINUTES, BuildOptions
+from streambot.compress.llm_build import resolve_llm
+from streambot.config import load_config
+
+
+def llm_project(folder: Path, extra: str = ""):
+    model = folder / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    text = f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{model}'\n{extra}"
+    (folder / "config.toml").write_text(text)
+    return load_config(folder / "config.toml")
+
+
+def test_without_the_flag_each_engine_keeps_its_own_budget():
+    options = _options(parser().parse_args([]))
+    assert options.distil_minutes is None
+    assert options.distil_minutes_or(FACE_VOICE_DISTIL_MINUTES) == FACE_VOICE_DISTIL_MINUTES
+    assert options.distil_minutes_or(10.0) == 10.0
+
+
+def test_the_flag_sets_every_engines_budget():
+    options = _options(parser().parse_args(["--distil-minutes", "5"]))
+    assert options.distil_minutes_or(FACE_VOICE_DISTIL_MINUTES) == 5.0
+    assert options.distil_minutes_or(10.0) == 5.0
+
+
+def test_the_llm_is_distilled_for_its_configured_minutes_unless_the_flag_is_given(tmp_path):
+    default = llm_project(tmp_path)
+    job = resolve_llm(default, BuildOptions())
+    assert job.distil_minutes == default.brain.llm.distil_minutes == 10.0
+    assert job.ratio == default.brain.llm.prune == 0.25
+    assert resolve_llm(default, BuildOptions(distil_minutes=2.0)).distil_minutes == 2.0
+
+
+def test_a_changed_llm_budget_changes_its_build_settings(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    ten = resolve_llm(llm_project(tmp_path / "a"), BuildOptions())
+    twenty = resolve_llm(llm_project(tmp_path / "b", "distil_minutes = 20.0\n"), BuildOptions())
+    assert twenty.distil_minutes == 20.0
+    assert ten.inputs["build settings"] != twenty.inputs["build settings"]
