@@ -25,7 +25,7 @@ from streambot.config import load_config  # noqa: E402
 from tests.llm_fixture import build_tiny_qwen2, train_on_texts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-PRUNED = "llm-teacher-p50"
+PRUNED = "llm-teacher-p50"  # the project sets [brain.llm] prune = 0.5: half the heads go
 # fewer questions and answers than a real build's 100 and 200; a tiny model's accuracy says
 # little, so the answer rules are opened (test_llm_build_answers.py tests them)
 SMALL = ["--llm-eval-questions", "10", "--llm-teacher-answers", "20", "--llm-kl-answers", "5"]
@@ -42,7 +42,7 @@ def project(tmp_path_factory) -> Path:
     model = build_tiny_qwen2(folder / "teacher", texts)
     train_on_texts(model, texts, steps=300)
     (folder / "config.toml").write_text(
-        f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{model}'\ndevice = 'cpu'\n"
+        f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{model}'\ndevice = 'cpu'\nprune = 0.5\n"
         f"[engines]\ndir = '{folder / 'engines'}'\n"
     )
     return folder
@@ -147,7 +147,7 @@ def test_a_gguf_teacher_is_pruned_into_a_vanilla_folder_the_brain_picks(project,
     config = tmp_path / "config.toml"
     config.write_text(
         f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{gguf}'\n"
-        f"device = 'cpu'\n[engines]\ndir = '{engines}'\n"
+        f"device = 'cpu'\nprune = 0.5\n[engines]\ndir = '{engines}'\n"
     )
     built = subprocess.run(
         [
