@@ -93,11 +93,18 @@ def main() -> int:
         default=clock.CLOCK_SWITCH_INTERVAL_S * 1e3,
         help="the interpreter's thread switch interval while the stream runs (Python's own: 5)",
     )
+    parser.add_argument(
+        "--why-late",
+        action="store_true",
+        help="log each late frame with where its time went (the presenter's debug line)",
+    )
     args = parser.parse_args()
     clock.CLOCK_SWITCH_INTERVAL_S = args.switch_interval_ms / 1e3
     pauses = collection_pauses()
     setup_logging("WARNING")
     logging.getLogger("streambot").setLevel(logging.WARNING)
+    if args.why_late:
+        logging.getLogger("streambot.stage.presenter").setLevel(logging.DEBUG)
     with tempfile.TemporaryDirectory() as tmp:
         config = build_config(args, Path(tmp))
         started = time.perf_counter()

@@ -147,6 +147,23 @@ class Playback:
     discarded: bool = False  # interrupted: the rest of its clips are dropped
 
 
+def _log_late(k: int, behind: float, deadline: float, steps: list[float]) -> None:
+    """Debug: how far frame ``k`` missed its slot and where the time went (the clock thread
+    woke late, the frame was not ready, the overlay, the sinks)."""
+    if log.isEnabledFor(logging.DEBUG):
+        woke, ready, composed, written = steps
+        log.debug(
+            "frame %d missed its slot by %.1f ms: woke %.1f ms late, frame %.1f ms, "
+            "overlay %.1f ms, sinks %.1f ms",
+            k,
+            behind * 1e3,
+            (woke - deadline) * 1e3,
+            (ready - woke) * 1e3,
+            (composed - ready) * 1e3,
+            (written - composed) * 1e3,
+        )
+
+
 @dataclass
 class PresenterStats:
     frames: int = 0
@@ -304,11 +321,15 @@ class Presenter:
                     await self.clock.advance_to(deadline)
                 else:
                     await self.clock.sleep_until(deadline)
+                steps = [self.clock.now()]  # when each step ended: says why a frame was late
                 frame, pcm, turn_id = await self._next_frame(stop)
                 self._next_slot = k + 1  # frame k is taken; a speech scheduled now comes later
+                steps.append(self.clock.now())
                 if self.compositor is not None:
                     frame = self.compositor.compose(frame)
+                steps.append(self.clock.now())
                 await self.sinks.write(k, frame, pcm)
+                steps.append(self.clock.now())
                 if self.on_frame is not None:
                     self.on_frame(k, frame)
                 self._account(turn_id)
@@ -321,6 +342,7 @@ class Presenter:
                     if behind > 0:
                         self._late(1)
                         self.stats.missed_slots += 1
+                        _log_late(k, behind, deadline, steps)
                     if behind > self._max_behind:
                         # Too far behind to catch up without a burst: re-anchor the clock.
                         skipped = int(behind / period)

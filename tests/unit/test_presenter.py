@@ -1,4 +1,7 @@
 import asyncio
+import logging
+import re
+import time
 
 import numpy as np
 
@@ -346,3 +349,28 @@ async def test_a_turn_interrupted_with_nothing_queued_ends_interrupted_and_silen
     assert await done == Outcome.INTERRUPTED  # not PLAYED: it was cut before a word
     assert silenced_at == [0]  # silent from the next frame at the sinks
     assert all(not w[2].any() for w in sink.writes)
+
+
+class SlowOverlay:
+    """Takes 60 ms over the fourth frame: that frame misses its slot because of the overlay."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def compose(self, frame):
+        self.calls += 1
+        if self.calls == 4:
+            time.sleep(0.06)
+        return frame
+
+
+async def test_a_late_frame_is_logged_with_the_step_that_took_its_time(caplog):
+    presenter, _, fanout = make(MonotonicClock())
+    presenter.compositor = SlowOverlay()
+    with caplog.at_level(logging.DEBUG, logger="streambot.stage.presenter"):
+        await presenter.run(asyncio.Event(), max_frames=6)
+    await fanout.close()
+    (line,) = [r.getMessage() for r in caplog.records if "frame 3 missed" in r.getMessage()]
+    overlay_ms = float(re.search(r"overlay ([\d.]+) ms", line).group(1))
+    assert overlay_ms >= 50, line
+    assert presenter.stats.missed_slots >= 1
