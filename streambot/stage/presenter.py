@@ -37,7 +37,7 @@ from streambot.clock import Clock, VirtualClock
 from streambot.events import Clip, TurnEnd
 from streambot.face.base import Face
 from streambot.stage.overlay.compositor import Compositor
-from streambot.stage.schedule import SAFETY, RenderRate, inside_slack
+from streambot.stage.schedule import RenderRate, SpeechProgress
 from streambot.stage.sinks.fanout import SinkFanout
 from streambot.tasks import wait_or_stop
 from streambot.timing import OUTPUT_RATE, samples_per_frame
@@ -77,61 +77,6 @@ class ClipQueue(asyncio.Queue):
 
     def full(self) -> bool:
         return self.frames >= self.max_frames
-
-
-@dataclass
-class SpeechProgress:
-    """A scheduled speech's frames as they reach the presenter's queue, so its start can be
-    checked against the rate it is really rendering at (the forecast may have been wrong)."""
-
-    frames: int
-    planned: RenderRate | None
-    received: int = 0
-    first_batch: int = 0
-    first_at: float | None = None  # clock time the first clip arrived
-    last_at: float = 0.0  # ... and the latest
-    batch: int = 1
-    held: bool = field(default=False)
-
-    def receive(self, frames: int, now: float) -> None:
-        if self.first_at is None:
-            self.first_at, self.first_batch = now, frames
-        self.received += frames
-        self.last_at, self.batch = now, max(1, frames)
-
-    def measured_fps(self) -> float | None:
-        """Frames per second between the first batch's arrival and the latest; None before
-        a second batch."""
-        if self.first_at is None or self.received <= self.first_batch:
-            return None
-        if self.last_at <= self.first_at:
-            return None
-        return (self.received - self.first_batch) / (self.last_at - self.first_at)
-
-    def plays_through(self, now: float, fps: int) -> bool:
-        """Whether, started now, every frame still to come would be ready by its slot."""
-        if self.received >= self.frames:
-            return True
-        planned = self.planned.planning_fps() if self.planned is not None else None
-        rates = [r for r in (self.measured_fps(), planned) if r]
-        if not rates:
-            return True  # nothing measured: the schedule's forecast stands
-        rate = min(rates) / SAFETY
-        # The batch after the latest comes batch / rate after it, or at once if that is past
-        # (a face late with it has stalled: the time lost is not made up); then frame j, not
-        # yet here, is ready (j - received + batch) / rate after that base and due j / fps
-        # from now. The last frame is the tightest on a face slower than real time, else
-        # the next one. With only the first batch here (often the smaller one, for a quick
-        # first frame; the schedule planned for the second to be here too) the next is the
-        # face's usual batch, and nothing yet says how long it takes on these cores: it gets
-        # the schedule's slack.
-        batch, slack = self.batch, 0.0
-        if self.received <= self.first_batch and self.planned is not None:
-            batch = self.planned.batch
-            slack = inside_slack(batch, rate)
-        base = max(self.last_at, now - batch / rate)
-        j = self.frames - 1 if rate < fps else self.received
-        return base + (j - self.received + batch) / rate + slack <= now + j / fps
 
 
 @dataclass(eq=False)

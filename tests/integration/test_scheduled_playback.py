@@ -189,7 +189,7 @@ def test_the_control_without_schedule_or_hold_breaks_the_voice_of_a_slow_face(
 ):
     """What the schedule and the hold prevent: the same daemon starting every speech as soon
     as its audio exists stutters at 0.5x real time."""
-    from streambot.stage.presenter import SpeechProgress
+    from streambot.stage.schedule import SpeechProgress
 
     eager_schedule(monkeypatch)
     monkeypatch.setattr(SpeechProgress, "plays_through", lambda self, now, fps: True)

@@ -242,8 +242,7 @@ def test_a_speech_with_only_its_small_first_batch_here_waits_for_the_next_one():
     """The first batch is small for a quick first frame; started on it alone, a face 1.8x
     real time still breaks up if the usual batch after it comes late (seen live: a gap 4
     frames into a speech). The start waits until that next batch is in, then goes."""
-    from streambot.stage.presenter import SpeechProgress
-    from streambot.stage.schedule import RenderRate
+    from streambot.stage.schedule import RenderRate, SpeechProgress
 
     planned = RenderRate(latency_s=0.2, fps=46.0, batch=8, first_batch=4, samples=8)
     progress = SpeechProgress(frames=100, planned=planned)
