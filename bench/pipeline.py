@@ -18,6 +18,7 @@ import logging
 import platform
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -80,6 +81,20 @@ def collection_pauses() -> list[float]:
     return pauses
 
 
+def thread_names() -> dict[int, str]:
+    """The OS thread id of every Python thread seen from now on, with its name (Python 3.11
+    names no OS thread), so per-thread CPU from /proc/<pid>/task can be read by name."""
+    names: dict[int, str] = {}
+
+    def watch() -> None:
+        while True:
+            names.update({t.native_id or 0: t.name for t in threading.enumerate()})
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="thread-names", daemon=True).start()
+    return names
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -103,6 +118,7 @@ def main() -> int:
     pauses = collection_pauses()
     setup_logging("WARNING")
     logging.getLogger("streambot").setLevel(logging.WARNING)
+    names = thread_names() if args.why_late else {}
     if args.why_late:
         logging.getLogger("streambot.stage.presenter").setLevel(logging.DEBUG)
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,6 +154,8 @@ def main() -> int:
             else ""
         )
         print(f"full garbage collections while streaming: {len(full)}{spread}")
+        if names:
+            print("threads: " + ", ".join(f"{tid}={name}" for tid, name in sorted(names.items())))
         store = Store(config.store.path)
         print(format_latency_table(store))
         store.close()
