@@ -22,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 
+import stalls  # bench/stalls.py, beside this file
+
 from streambot import clock
 from streambot.app import App
 from streambot.config import Config
@@ -81,6 +83,22 @@ def collection_pauses() -> list[float]:
     return pauses
 
 
+def late_frames() -> list[stalls.Late]:
+    """Each frame the presenter logs as late from now on, with when it was found late."""
+    found: list[stalls.Late] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "missed its slot" in record.getMessage():
+                found.append(stalls.Late(record.created, record.getMessage()))
+
+    presenter = logging.getLogger("streambot.stage.presenter")
+    presenter.setLevel(logging.DEBUG)
+    presenter.addHandler(Collect())
+    presenter.propagate = False
+    return found
+
+
 def thread_names() -> dict[int, str]:
     """The OS thread id of every Python thread seen from now on, with its name (Python 3.11
     names no OS thread), so per-thread CPU from /proc/<pid>/task can be read by name."""
@@ -119,14 +137,17 @@ def main() -> int:
     setup_logging("WARNING")
     logging.getLogger("streambot").setLevel(logging.WARNING)
     names = thread_names() if args.why_late else {}
-    if args.why_late:
-        logging.getLogger("streambot.stage.presenter").setLevel(logging.DEBUG)
+    late = late_frames() if args.why_late else []
     with tempfile.TemporaryDirectory() as tmp:
         config = build_config(args, Path(tmp))
+        sampler = stalls.start(Path(tmp) / "stalls.jsonl") if args.why_late else None
         started = time.perf_counter()
         app = App(config, panel=Panel)  # as `streambot run` serves it
         report = asyncio.run(app.run(args.seconds))
         wall = time.perf_counter() - started
+        if sampler is not None:
+            sampler.terminate()
+            sampler.wait()
         print(
             f"# bench/pipeline.py --seconds {args.seconds:g} --interval {args.interval:g} "
             f"--sink {args.sink} --size {args.size} --overlay {args.overlay} "
@@ -154,8 +175,10 @@ def main() -> int:
             else ""
         )
         print(f"full garbage collections while streaming: {len(full)}{spread}")
-        if names:
-            print("threads: " + ", ".join(f"{tid}={name}" for tid, name in sorted(names.items())))
+        if sampler is not None:
+            print(f"late frames explained ({len(late)}):")
+            for line in stalls.explain(late, Path(tmp) / "stalls.jsonl", names):
+                print(line)
         store = Store(config.store.path)
         print(format_latency_table(store))
         store.close()
