@@ -379,10 +379,16 @@ def sample(items: Sequence[Question], limit: int | None) -> list[Question]:
     kind's questions in order (``None``: all of them)."""
     if limit is None or limit >= len(items):
         return list(items)
+    return round_robin(items)[:limit]
+
+
+def round_robin(items: Sequence[Question]) -> list[Question]:
+    """All of ``items``, one of each kind in turn (kinds in order of first appearance, each
+    kind's questions in order), so that any first part of the list has every kind it can."""
     by_kind: dict[str, list[Question]] = defaultdict(list)
     for q in items:
         by_kind[q.kind].append(q)
     out: list[Question] = []
     for group in itertools.zip_longest(*by_kind.values()):
         out += [q for q in group if q is not None]
-    return out[:limit]
+    return out

@@ -54,7 +54,20 @@ QUESTIONS = {
         "{name}什么时候能到",
     ),
 }
-GREETINGS = {"en": ("hi!", "hello from Texas", "first time here"), "zh": ("主播好", "来了来了")}
+# Small talk the teacher also answers for training, by the evaluation's kind: without it the
+# student never learned to greet (the evaluation holds out every greeting it has) and answered
+# "Hi!" with a price (BENCHMARKS.md, the LLM frontier of 2026-12-07). Texts that fold to a
+# held-out question are left out by ``split_questions``.
+CHATTER = {
+    "greeting": {
+        "en": ("hi!", "hello from Texas", "first time here", "good morning all", "hey host!"),
+        "zh": ("主播好", "来了来了", "大家好", "主播晚上好", "哈喽哈喽"),
+    },
+    "offtopic": {
+        "en": ("are you a real person?", "what's your name?", "do you like cats?", "so hot today"),
+        "zh": ("你是真人吗？", "你叫什么名字", "今天好热啊", "你喜欢猫吗"),
+    },
+}
 USERS = ("mika_22", "Bao", "coffee_fan", "小鱼", "jp", "Lena", "nightowl", "阿杰")
 
 
@@ -64,19 +77,27 @@ def catalog_questions(
     """``count`` (question, lang) pairs about the catalog's products, in a fixed order (they
     come round again when the catalog has fewer; None: each one once)."""
     rng = random.Random(seed)
-    pairs = []
-    for product in catalog.product:
-        for lang in langs:
-            name = product.name_zh if lang == "zh" else product.name
-            pairs += [(q.format(name=name), lang) for q in QUESTIONS.get(lang, QUESTIONS["en"])]
+    pairs = product_questions(catalog, langs)
     for lang in langs:
-        pairs += [(g, lang) for g in GREETINGS.get(lang, ())]
+        pairs += [(g, lang) for g in CHATTER["greeting"].get(lang, ())]
     rng.shuffle(pairs)
     if count is None:
         return pairs
     while len(pairs) < count:
         pairs += pairs[: count - len(pairs)]
     return pairs[:count]
+
+
+def product_questions(
+    catalog: Catalog, langs: Sequence[str] = ("en", "zh")
+) -> list[tuple[str, str]]:
+    """Every (question, lang) of ``QUESTIONS`` about every product, product by product."""
+    pairs = []
+    for product in catalog.product:
+        for lang in langs:
+            name = product.name_zh if lang == "zh" else product.name
+            pairs += [(q.format(name=name), lang) for q in QUESTIONS.get(lang, QUESTIONS["en"])]
+    return pairs
 
 
 def question_key(text: str) -> str:
@@ -90,26 +111,38 @@ def split_questions(
     """(``held_out`` of the answer evaluation's questions, every kind represented; the
     ``teacher`` turns the teacher answers for training). No teacher question is, folded, a
     held-out one or a held-out follow-up's first question: the student is judged on questions
-    it never learned. The teacher gets the evaluation's other questions, then the build's own;
-    where the catalog gives fewer distinct ones, they come round again from another viewer
-    (another name in the prompt)."""
-    from streambot.brain.eval_questions import questions, sample
+    it never learned. The teacher gets the evaluation's other questions, the build's own about
+    each product and its small talk (``CHATTER``), taken round robin by kind so that every
+    kind is taught however few answers are asked for; where they are fewer than ``teacher``,
+    they come round again from another viewer (another name in the prompt)."""
+    from streambot.brain.eval_questions import Question, questions, round_robin, sample
 
     evaluation = questions(catalog)
     held = sample(evaluation, held_out)
     seen = {question_key(q.text) for q in held}
     seen |= {question_key(q.previous.text) for q in held if q.previous is not None}
-    pool: list[tuple[str, str]] = []
-    for text, lang in [(q.text, q.lang) for q in evaluation] + catalog_questions(catalog, None):
-        if (key := question_key(text)) not in seen:
+    candidates = [
+        *evaluation,
+        *(Question(text, lang, "product") for text, lang in product_questions(catalog)),
+        *(
+            Question(text, lang, kind)
+            for kind, by_lang in CHATTER.items()
+            for lang, texts in by_lang.items()
+            for text in texts
+        ),
+    ]
+    pool: list[Question] = []
+    for q in candidates:
+        if (key := question_key(q.text)) not in seen:
             seen.add(key)
-            pool.append((text, lang))
+            pool.append(q)
     if not pool:
         raise ValueError("the catalog gives no question outside the held-out ones")
+    pool = round_robin(pool)
     turns = []
     for i in range(teacher):
-        text, lang = pool[i % len(pool)]
-        turns.append(question_turn(i + i // len(pool), text, lang))  # another viewer each round
+        q = pool[i % len(pool)]
+        turns.append(question_turn(i + i // len(pool), q.text, q.lang))  # another viewer a round
     return held, turns
 
 

@@ -30,6 +30,7 @@ from streambot.catalog import Catalog  # noqa: E402
 from streambot.compress import distill_llm, llm_build, llm_judge, llm_teacher, prune_llm  # noqa: E402
 from streambot.compress.common import BuildOptions  # noqa: E402
 from streambot.compress.llm_data import (  # noqa: E402
+    CHATTER,
     calibration_texts,
     catalog_questions,
     question_key,
@@ -133,6 +134,25 @@ def test_held_out_questions_are_never_among_the_questions_the_teacher_answers():
     assert len({(t.message.text, t.message.user) for t in again}) == len(again)
     # "How much is the grinder?" and "how much is the grinder" are one question
     assert question_key("How much is the grinder?") == question_key("how much is the  grinder")
+
+
+def test_the_teacher_answers_every_kind_of_question_the_student_is_judged_on():
+    """Every greeting of the evaluation is held out; a student taught none answered "Hi!" with
+    a price. The small talk the build adds is taught instead, in any number of answers."""
+    held, _ = split_questions(CATALOG, 100, 200)
+    kind_of = {question_key(q.text): q.kind for q in questions(CATALOG)}
+    kind_of |= {
+        question_key(text): kind
+        for kind, by_lang in CHATTER.items()
+        for texts in by_lang.values()
+        for text in texts
+    }
+    # the demo catalog gives 4 restock questions, all held out; "is it in stock" is taught
+    judged = {q.kind for q in held} - {"restock"}
+    for answers in (26, 200):
+        _, turns = split_questions(CATALOG, 100, answers)
+        taught = {kind_of.get(question_key(t.message.text), "product") for t in turns}
+        assert judged <= taught, (answers, judged - taught)
 
 
 def test_the_kl_answers_are_held_out_of_training_and_spread_over_all_of_them():
