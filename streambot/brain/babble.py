@@ -46,7 +46,9 @@ def _quote_label() -> re.Pattern[str]:
 _QUOTE_LABEL = _quote_label()
 _SCAFFOLD = re.compile(
     r"[\[\]{}]|<\|[^|>]{1,30}\|>|^\W*(?:assistant|user|system)\s*[:：]"
-    r"|\bselling points\s*[:：]|卖点\s*[:：]",  # the catalog's labels, read out as they are listed
+    # the catalog's labels, read out as they are listed; the mark the prompt puts on a
+    # viewer's words, read back ('Bao wrote "so hot today" (quoted) in the catalog.')
+    r"|\bselling points\s*[:：]|卖点\s*[:：]|\(quoted\b",
     re.IGNORECASE,
 )
 _QUOTED = re.compile(r'"([^"]{2,})"|“([^”]{2,})”|「([^」]{2,})」|『([^』]{2,})』')

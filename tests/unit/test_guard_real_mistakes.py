@@ -421,7 +421,13 @@ async def test_a_figure_said_as_a_sentence_of_its_own_is_never_spoken():
 
 
 async def test_the_pruned_students_garbage_is_never_spoken():
-    for case in ("pruned-student-digit-run", "pruned-student-scaffolding"):
+    for case in (
+        "pruned-student-digit-run",
+        "pruned-student-scaffolding",
+        "teacher-reads-the-quote-mark-back",
+        "student-repeats-a-word-to-small-talk",
+        "student-repeats-one-character",
+    ):
         await assert_handled(BABBLE[case])
         for sentence in split_sentences(BABBLE[case]["output"]):  # each part, on its own
             assert not check(sentence, [GRINDER]).ok, sentence
