@@ -80,10 +80,19 @@ class BuildOptions:
     llm_teacher_answers: int = 200  # answers the teacher writes (cached), for training and KL
     llm_kl_answers: int = 50  # of them held out for KL and perplexity, never trained on
 
+    def prune_or(self, own: float) -> float:
+        """The pruning ratio of an engine whose config asks for ``own``: --prune wins."""
+        return own if self.prune_given is None else self.prune_given
+
     def distil_minutes_or(self, own: float) -> float:
         """The distillation budget of an engine whose own default is ``own`` minutes
-        (FACE_VOICE_DISTIL_MINUTES, or ``[brain.llm] distil_minutes``): --distil-minutes wins."""
+        (``[brain.llm] distil_minutes``): --distil-minutes wins."""
         return own if self.distil_minutes is None else self.distil_minutes
+
+    @property
+    def face_voice_distil_minutes(self) -> float:
+        """The face's and the voice's distillation budget."""
+        return self.distil_minutes_or(FACE_VOICE_DISTIL_MINUTES)
 
 
 @dataclass

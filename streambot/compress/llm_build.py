@@ -136,7 +136,7 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
     elif not (model / "config.json").is_file():
         raise BuildError(f"brain.llm.path: {model} is not a Hugging Face model folder")
     _check_counts(options)
-    ratio = options.prune_given if options.prune_given is not None else config.brain.llm.prune
+    ratio = options.prune_or(config.brain.llm.prune)
     minutes = options.distil_minutes_or(config.brain.llm.distil_minutes)
     settings = {
         "prune": ratio,

@@ -173,32 +173,27 @@ def judge(
         llm.executor.shutdown()
 
 
-def _wrote_garbage(answer: Answer) -> bool:
-    """Said garbage, or wrote a sentence the guard refused for a reason the scorer would call
-    garbage (``GARBAGE_REASONS``; the catalog answered)."""
-    return bool(answer.verdict.garbage) or any(
-        note.startswith(GARBAGE_REASONS) for note in answer.guard
-    )
+def _garbage_in(answer: Answer) -> list[str]:
+    """The garbage an answer's model wrote: what the scorer found in what was said, and the
+    guard's refusals for a reason the scorer would call garbage (``GARBAGE_REASONS``; the
+    catalog answered instead)."""
+    refused = [note for note in answer.guard if note.startswith(GARBAGE_REASONS)]
+    return [*answer.verdict.garbage, *refused]
 
 
 def garbage_written(report: Report) -> int:
     """Answers in which the model wrote garbage (said, or stopped by the guard)."""
-    return sum(_wrote_garbage(a) for a in report.answers)
+    return sum(bool(_garbage_in(a)) for a in report.answers)
 
 
 def garbage_examples(report: Report, limit: int) -> list[dict[str, Any]]:
     """The first ``limit`` answers with garbage written: what was asked, what was said, and
     the garbage (what the scorer found in it, and the guard's refusals of that kind)."""
+    found = ((a, _garbage_in(a)) for a in report.answers)
     return [
-        {
-            "lang": a.question.lang,
-            "question": a.question.text,
-            "said": a.text,
-            "garbage": list(a.verdict.garbage)
-            + [note for note in a.guard if note.startswith(GARBAGE_REASONS)],
-        }
-        for a in report.answers
-        if _wrote_garbage(a)
+        {"lang": a.question.lang, "question": a.question.text, "said": a.text, "garbage": g}
+        for a, g in found
+        if g
     ][:limit]
 
 

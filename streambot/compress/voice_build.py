@@ -25,7 +25,6 @@ from typing import Any
 
 from streambot.compress.common import (
     BUILD_LIBRARIES,
-    FACE_VOICE_DISTIL_MINUTES,
     BuildError,
     BuildOptions,
     Row,
@@ -67,7 +66,7 @@ def resolve_voices(config: Config, options: BuildOptions) -> list[VoiceBuild]:
     ]
     if not wanted:
         raise BuildError("voice.piper.model: no Piper voice is configured")
-    ratio = options.prune_given if options.prune_given is not None else cfg.prune
+    ratio = options.prune_or(cfg.prune)
     jobs = []
     for key, lang, path in wanted:
         model = Path(path)
@@ -75,7 +74,7 @@ def resolve_voices(config: Config, options: BuildOptions) -> list[VoiceBuild]:
             raise BuildError(f"{key}: {model} does not exist")
         settings = {
             "prune": ratio,
-            "distil_minutes": options.distil_minutes_or(FACE_VOICE_DISTIL_MINUTES),
+            "distil_minutes": options.face_voice_distil_minutes,
             "sentences": "catalog+persona",
             "latent_frames": TRAIN_LATENT_FRAMES,
         }
@@ -283,7 +282,7 @@ def _latents(voice, sentences: list[str]) -> list:
 def _distil(teacher, student, train, rate: int, job: VoiceBuild, options: BuildOptions):
     from streambot.compress.distill_voice import distil_decoder, latent_segments
 
-    budget = options.distil_minutes_or(FACE_VOICE_DISTIL_MINUTES) * 60.0
+    budget = options.face_voice_distil_minutes * 60.0
     resume = options.out / f".{job.files['torch']}.{job.inputs['voice'][:12]}.distil"
     with progress() as bar:
         tick = distil_ticker(bar, f"distilling {job.model.name}", budget, every=100)

@@ -15,7 +15,6 @@ from typing import Any
 
 from streambot.compress.common import (
     BUILD_LIBRARIES,
-    FACE_VOICE_DISTIL_MINUTES,
     RANDOM_WEIGHTS_KEY,
     BuildError,
     BuildOptions,
@@ -97,7 +96,7 @@ def resolve_wav2lip(config: Config, options: BuildOptions) -> Wav2LipBuild:
         ) from exc
     shaping = {
         "prune": options.prune,
-        "distil_minutes": options.distil_minutes_or(FACE_VOICE_DISTIL_MINUTES),
+        "distil_minutes": options.face_voice_distil_minutes,
         "importance": options.importance,
         "img_size": 96,
         "fps": config.stream.fps,
@@ -191,7 +190,7 @@ def build_wav2lip(
         pruned, importance = _prune(teacher, train, (mel, face), reference, options)
         student = pruned.model
         before = importance[pruned.importance]
-        budget = options.distil_minutes_or(FACE_VOICE_DISTIL_MINUTES) * 60.0
+        budget = options.face_voice_distil_minutes * 60.0
         tick = distil_ticker(bar, "distilling wav2lip", budget)
         report = distil(
             teacher,

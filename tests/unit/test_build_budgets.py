@@ -25,13 +25,13 @@ def llm_project(folder: Path, extra: str = ""):
 def test_without_the_flag_each_engine_keeps_its_own_budget():
     options = _options(parser().parse_args([]))
     assert options.distil_minutes is None
-    assert options.distil_minutes_or(FACE_VOICE_DISTIL_MINUTES) == FACE_VOICE_DISTIL_MINUTES
+    assert options.face_voice_distil_minutes == FACE_VOICE_DISTIL_MINUTES
     assert options.distil_minutes_or(10.0) == 10.0
 
 
 def test_the_flag_sets_every_engines_budget():
     options = _options(parser().parse_args(["--distil-minutes", "5"]))
-    assert options.distil_minutes_or(FACE_VOICE_DISTIL_MINUTES) == 5.0
+    assert options.face_voice_distil_minutes == 5.0
     assert options.distil_minutes_or(10.0) == 5.0
 
 

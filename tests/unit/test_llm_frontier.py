@@ -5,22 +5,16 @@ builder's folder names, which the resume files are named after: one per shape.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from streambot.compress.llm_build import LLMBuild
+from tests.bench_script import load
 
-ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("llm_frontier", ROOT / "bench" / "llm_frontier.py")
-assert spec is not None and spec.loader is not None
-frontier = importlib.util.module_from_spec(spec)
-sys.modules["llm_frontier"] = frontier  # its dataclasses look their module up there
-spec.loader.exec_module(frontier)
+frontier = load("llm_frontier")
 Point = frontier.Point
 
 

@@ -3,7 +3,6 @@ sampler really reads this machine's counters for a live process."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,17 +11,15 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("stalls", ROOT / "bench" / "stalls.py")
-assert spec is not None and spec.loader is not None
-stalls = importlib.util.module_from_spec(spec)
-sys.modules["stalls"] = stalls  # its dataclasses look their module up there
-spec.loader.exec_module(stalls)
+from tests.bench_script import load
+
+stalls = load("stalls")
 
 linux_proc = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc")
 
 
-def row(t: float, period_ms: float, steal_ms: int = 0, **threads: int) -> str:
+def row(t: float, period_ms: float, steal_ms: int = 0, clock_ms: int = 0) -> str:
+    """One sample; the clock thread is OS thread 101, a steal comes with a huge-page fault."""
     return json.dumps(
         {
             "t": t,
@@ -30,7 +27,7 @@ def row(t: float, period_ms: float, steal_ms: int = 0, **threads: int) -> str:
             "steal_ms": steal_ms,
             "idle_ms": 0,
             "counters": {"thp_fault_alloc": 1} if steal_ms else {},
-            "threads_ms": {str(tid): ms for tid, ms in ((101, threads.get("clock", 0)),) if ms},
+            "threads_ms": {"101": clock_ms} if clock_ms else {},
         }
     )
 
@@ -41,8 +38,8 @@ def test_a_late_frame_is_explained_by_the_samples_just_before_it(tmp_path):
         "\n".join(
             [
                 row(99.0, 20),  # long before: not counted
-                row(99.90, 20, clock=10),
-                row(100.0, 120, steal_ms=90, clock=10),  # the guest stalled
+                row(99.90, 20, clock_ms=10),
+                row(100.0, 120, steal_ms=90, clock_ms=10),  # the guest stalled
                 row(100.5, 20),  # after: not counted
             ]
         )
