@@ -1,7 +1,9 @@
 """The daemon's local-LLM brain around a model that is already loaded, in one place.
 
 ``brain/factory.py`` builds it from ``[brain.llm] path`` (or the pruned model); build_engines.py
-builds it around the teacher and the student it has in memory, to judge each by its answers.
+builds it around the teacher and the student it has in memory, to judge each by its answers,
+and passes the teacher's training answers through its guard (what the student learns is what
+the daemon would say).
 Both must get the same brain: the real prompts (``brain/prompt.py``, in the configured
 ``PromptStyle``), the catalog's figures filled into slots when the model writes slots, every
 sentence checked by the ``ReplyGuard`` (``GuardedBrain``, the catalog brain answering instead),
@@ -21,6 +23,7 @@ from streambot.config import Config, LLMBrainConfig, OpenAIBrainConfig
 from streambot.turn import Turn, TurnKind
 
 if TYPE_CHECKING:  # torch only where a local model runs (guarded() serves the API brain too)
+    from streambot.brain.guarded import GuardedBrain
     from streambot.brain.llm import LocalLLM
 
 Memory = deque[tuple[str, str]]
@@ -99,16 +102,26 @@ def guarded(
     catalog_brain: CatalogBrain,
     section: LLMBrainConfig | OpenAIBrainConfig,
 ) -> Brain:
-    """``inner`` (an LLM brain) as the daemon speaks it: every sentence through the guard, the
-    catalog brain answering whatever the guard refuses or what ``inner`` is too slow to start
-    (``section.first_sentence_s``), with ``section.answer_first`` its answer said first and
-    ``inner`` continuing; recent turns remembered."""
+    """``inner`` (an LLM brain) as the daemon speaks it (``guarded_brain``), recent turns
+    remembered."""
+    return RememberingBrain(guarded_brain(inner, config, catalog_brain, section), memory)
+
+
+def guarded_brain(
+    inner: Brain,
+    config: Config,
+    catalog_brain: CatalogBrain,
+    section: LLMBrainConfig | OpenAIBrainConfig,
+) -> GuardedBrain:
+    """``inner`` with every sentence through the guard, the catalog brain answering whatever
+    the guard refuses or what ``inner`` is too slow to start (``section.first_sentence_s``),
+    with ``section.answer_first`` its answer said first and ``inner`` continuing."""
     from streambot.brain.guard import ReplyGuard
     from streambot.brain.guarded import GuardedBrain
 
     live = catalog_brain.live
     guard = ReplyGuard(live.current, config.triage.banned_words)
-    brain = GuardedBrain(
+    return GuardedBrain(
         inner,
         catalog_brain,
         guard,
@@ -116,7 +129,6 @@ def guarded(
         answer_first=section.answer_first,
         first_sentence_s=section.first_sentence_s,
     )
-    return RememberingBrain(brain, memory)
 
 
 def daemon_brain(llm: LocalLLM, config: Config, catalog_brain: CatalogBrain) -> Brain:

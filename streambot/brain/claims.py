@@ -14,6 +14,9 @@ language: brain/babble.py). ``guard.ReplyGuard`` calls them on each sentence.
   product the sentence is about, shipping times ("1 to 2 days", "1天", "next day") the
   product's shipping terms, and restock times ("back in 3 days", "明天补货") its restock time;
 * names: a near miss of a catalog name ("SnowPeek", "冰峰保温杯") is refused;
+* "not sold here" (the house rule for what the catalog lacks) is refused of a catalog product
+  and in answer to a question that asks for nothing to buy: the real 0.5B, asked its name,
+  said "Bao is not sold here today.";
 * a number that is none of the catalog's figures nor a quantity in sight ("I am a 24/7 live
   speaker", "$59. 50 per hour") is refused (``stray_figures``, checked last: the rules above
   name the problem better when they apply).
@@ -423,6 +426,36 @@ def comparison(said: Said, kn: Knowledge) -> tuple[bool, str] | None:
 
 
 # -- numbers the catalog does not have --------------------------------------------------------
+# -- "not sold here" -----------------------------------------------------------------------
+_NOT_SOLD = re.compile(
+    r"\bnot\s+(?:sold|carried|offered|available)\s+here\b"
+    r"|\b(?:don't|do not|doesn't|does not)\s+(?:sell|carry|offer)\b"
+    r"|不卖|没有卖|没卖|不在售|不出售|不销售",
+    re.IGNORECASE,
+)
+# a question that may be answered "not sold here": it asks whether something is sold
+_ASKS_TO_BUY = re.compile(
+    r"\b(?:sells?|selling|sold|carry|carries|have|has|got|offer|buy|stock|get|any)\b"
+    r"|卖|买|有没有|有.{0,12}吗|出售",
+    re.IGNORECASE,
+)
+
+
+def not_sold(said: Said, kn: Knowledge) -> str | None:
+    """ "Not sold here" said of a catalog product (it is sold), or to a viewer who asked
+    for nothing to buy (the house rule read back: "what's your name?" -> "Bao is not sold
+    here today.")."""
+    m = _NOT_SOLD.search(said.text)
+    if m is None:
+        return None
+    sold = [p for p in subjects(m.start(), said.spans, said.about) if p.price > 0]
+    if sold:
+        return f"says {m.group(0)!r} of the {sold[0].name}, which the catalog sells"
+    if said.question and not _ASKS_TO_BUY.search(screen_fold(said.question)):
+        return f"says {m.group(0)!r} to a question that asks for nothing to buy"
+    return None
+
+
 _NUMBER_RUN = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?!\w)")  # not inside a word ("IPX5")
 
 

@@ -352,7 +352,12 @@ class ReplyGuard:
         self._check_money(sentence, about, everyone, lang, edits, notes, counts)
         self._check_stock(sentence, about, everyone, edits, notes)
         self._check_availability(sentence, spans, about)
-        for rule in (claims.shipping_time, claims.restock_time, claims.unit_figures):
+        for rule in (
+            claims.not_sold,
+            claims.shipping_time,
+            claims.restock_time,
+            claims.unit_figures,
+        ):
             if (why := rule(said, kn)) is not None:
                 raise _Reject(why)
         if (why := claims.stray_figures(said, kn, counts)) is not None:  # the least specific

@@ -11,6 +11,10 @@ Each step learns one turn (the viewer's question and the teacher's answer) with 
 system prompt before it, as the daemon runs it: the prompt, which every text shares, is a
 KV cache made without gradients (the teacher's once; the student's again every
 ``PREFIX_REFRESH`` steps, as its weights move), and the loss is on the turn's tokens only.
+Where the daemon would have said other words than the teacher wrote (the guard refused or
+corrected its answer: compress/llm_teacher.py), the student also learns those words as they
+are (cross-entropy from ``said_from``): the teacher's distribution there still favours what
+it wrote, which the viewer never hears.
 Random windows of whole texts trained mostly on the prompt (about 760 of each text's 850
 tokens on the real 0.5B) and showed an answer without the catalog lines it came from: the
 held-out KL of a 10%-pruned Qwen2.5-0.5B rose from 0.39 to 0.65 in 10 minutes of it.
@@ -169,16 +173,27 @@ def token_windows(
 
 
 def turn_samples(
-    samples: Sequence[torch.Tensor], prefix_len: int, length: int, seed: int = 0
-) -> Iterator[torch.Tensor]:
+    samples: Sequence[torch.Tensor],
+    prefix_len: int,
+    length: int,
+    seed: int = 0,
+    said_from: Sequence[int | None] | None = None,
+) -> Iterator[tuple[torch.Tensor, int | None]]:
     """Endless random turns: a sample's first ``length`` tokens after the shared prefix (with
-    no shared prefix, random windows of whole samples)."""
+    no shared prefix, random windows of whole samples), each with where in it the words to
+    learn as they are start (``said_from``, made relative to the turn; None: nowhere)."""
     if prefix_len == 0:
-        yield from token_windows(samples, length, seed)
+        for window in token_windows(samples, length, seed):
+            yield window, None
         return
     rng = random.Random(seed)
-    turns = [s.reshape(-1)[prefix_len:][:length] for s in samples]
-    usable = [t for t in turns if t.numel() >= 2]
+    starts = list(said_from) if said_from is not None else [None] * len(samples)
+    turns = [
+        (s.reshape(-1)[prefix_len:][:length], None if at is None else at - prefix_len)
+        for s, at in zip(samples, starts, strict=True)
+    ]
+    usable = [(t, at if at is not None and 0 < at < t.numel() else None) for t, at in turns]
+    usable = [(t, at) for t, at in usable if t.numel() >= 2]
     if not usable:
         raise ValueError("no training text after the shared prefix for distillation")
     while True:
@@ -191,6 +206,7 @@ def distil_llm(
     samples: Sequence[torch.Tensor],
     *,
     budget_s: float,
+    said_from: Sequence[int | None] | None = None,
     max_steps: int | None = None,
     lr: float = 5e-5,
     window: int = 256,
@@ -202,10 +218,14 @@ def distil_llm(
     prefix_refresh: int = PREFIX_REFRESH,
 ) -> DistilReport:
     """Train ``student`` in place for ``budget_s`` seconds on the samples' turns, each after
-    the prefix all samples share (at most ``window`` tokens of each turn)."""
+    the prefix all samples share (at most ``window`` tokens of each turn). ``said_from``, one
+    per sample: the token from which a sample's words are learnt as they are, besides the
+    teacher's distribution (None: the teacher's distribution only)."""
     teacher = teacher.to(device).eval()
     student = cast("PreTrainedModel", cast(nn.Module, student).to(device))
-    texts = [s.reshape(-1).to(device) for s in samples if s.numel() >= 2]
+    kept = [i for i, s in enumerate(samples) if s.numel() >= 2]
+    texts = [samples[i].reshape(-1).to(device) for i in kept]
+    starts = [said_from[i] for i in kept] if said_from is not None else None
     prefix_len = shared_prefix(texts)
     prefix = texts[0][:prefix_len] if texts else torch.zeros(0, dtype=torch.long)
     teacher_context = _Context(teacher, prefix)
@@ -215,19 +235,25 @@ def distil_llm(
     # (no shared prefix) at every position
     scored = slice(None, -1) if prefix_len else slice(None)
 
-    def loss_of(turn: torch.Tensor) -> torch.Tensor:
+    def loss_of(sample: tuple[torch.Tensor, int | None]) -> torch.Tensor:
         nonlocal steps
+        turn, learn_from = sample
         if steps % max(1, prefix_refresh) == 0:
             student_context[:] = [_Context(cast(nn.Module, student), prefix)]
         steps += 1
         with torch.no_grad():
             target = teacher_context.logits(turn)[scored]
-        return topk_kl(student_context[0].logits(turn)[scored], target, top_k)
+        logits = student_context[0].logits(turn)[scored]
+        loss = topk_kl(logits, target, top_k)
+        if learn_from is not None:  # position i predicts token i + 1
+            said = nn.functional.cross_entropy(logits[learn_from - 1 :].float(), turn[learn_from:])
+            loss = loss + said
+        return loss
 
     return train_student(
         cast(nn.Module, student),
         # a continued distillation draws other turns than the run it continues
-        turn_samples(texts, prefix_len, window, seed=_resumed_step(resume_path)),
+        turn_samples(texts, prefix_len, window, _resumed_step(resume_path), starts),
         loss_of,
         widths=student.config.to_dict(),
         budget_s=budget_s,

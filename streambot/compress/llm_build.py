@@ -8,9 +8,11 @@ attention (compress/prune_llm.py). The teacher writes the training text itself
 (``--llm-teacher-answers``, 200): its answers to viewer questions about the catalog, under the
 real prompts, continuing the catalog's first answer where the daemon would; they are cached in
 ``--out``, keyed by the model, the catalog, the prompts, the questions and the token limit, so
-a rebuild does not write them again. The student learns the teacher's next-token
-distributions on them, each turn after the whole system prompt as the daemon runs it (top-k
-KL, compress/distill_llm.py), for ``--distil-minutes``: the whole
+a rebuild does not write them again. Each answer goes through the daemon's guard first: one
+it refuses or corrects is replaced by what the daemon would have said (compress/llm_teacher.py).
+The student learns the teacher's next-token distributions on them, each turn after the whole
+system prompt as the daemon runs it (top-k KL, compress/distill_llm.py), and the replacing
+words as they are, for ``--distil-minutes``: the whole
 budget is distillation; the teacher's writing and the evaluation have fixed counts and take
 the time they take, outside it.
 
@@ -66,7 +68,12 @@ from streambot.compress.llm_judge import (
     refusals,
     teacher_rates,
 )
-from streambot.compress.llm_teacher import system_text, teacher_prompts, teacher_texts
+from streambot.compress.llm_teacher import (
+    TeacherText,
+    system_text,
+    teacher_prompts,
+    teacher_texts,
+)
 from streambot.config import Config
 from streambot.runtime.manifest import (
     Artifact,
@@ -193,7 +200,8 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
     texts, writing = teacher_texts(config, job, options.out, tokenizer, teacher, turns)
     pruned = _prune(config, job, tokenizer, teacher)
     student = pruned.model
-    held_ids, train = hold_out([_ids(tokenizer, t) for t in texts], options.llm_kl_answers)
+    kl_texts, train = hold_out([_sample(tokenizer, t) for t in texts], options.llm_kl_answers)
+    held_ids = [ids for ids, _ in kl_texts]
     before = llm_fidelity(teacher, student, held_ids)
     report = _distil(teacher, student, train, job, options, job.distil_minutes * 60.0)
     after = llm_fidelity(teacher, student, held_ids)
@@ -306,6 +314,18 @@ def _ids(tokenizer: Any, text: str, limit: int | None = None):
     return torch.tensor(tokenizer(text, add_special_tokens=False).input_ids[:limit])
 
 
+def _sample(tokenizer: Any, text: TeacherText) -> tuple[Any, int | None]:
+    """A training conversation's tokens, and where the daemon's words in place of the
+    teacher's start in them (None: the teacher's own answer)."""
+    ids = _ids(tokenizer, text.text)
+    if not text.replaced:
+        return ids, None
+    prompt = _ids(tokenizer, text.prompt)
+    length = min(len(ids), len(prompt))
+    differ = (ids[:length] != prompt[:length]).nonzero()
+    return ids, int(differ[0]) if len(differ) else length  # the tokens the two share
+
+
 def _prune(config: Config, job: LLMBuild, tokenizer: Any, teacher: Any) -> PrunedLLM:
     """The teacher pruned by its activations on the prompt and the catalog's sentences."""
     from streambot.compress.llm_data import calibration_texts
@@ -336,6 +356,7 @@ def hold_out(samples: Sequence[Any], count: int) -> tuple[list[Any], list[Any]]:
 
 
 def _distil(teacher, student, train, job: LLMBuild, options: BuildOptions, budget: float):
+    """Distil ``student`` on ``train``'s (tokens, where the daemon's words start) samples."""
     from streambot.compress.distill_llm import distil_llm
 
     resume = job.resume_path(options.out)
@@ -345,7 +366,8 @@ def _distil(teacher, student, train, job: LLMBuild, options: BuildOptions, budge
         return distil_llm(
             teacher,
             student,
-            train,
+            [ids for ids, _ in train],
+            said_from=[start for _, start in train],
             budget_s=budget,
             window=WINDOW_TOKENS,
             resume_path=resume,

@@ -1,14 +1,23 @@
 """The teacher's answers a pruned LLM is distilled on: each training question answered by the
 unpruned model as the daemon would have it answer (the same prompt, no memory, after the
 catalog's answer when the daemon says that first), greedy, written once per model, catalog and
-prompt and cached in the build's output folder (every ratio's build shares them)."""
+prompt and cached in the build's output folder (every ratio's build shares them).
+
+The student learns what the daemon would say, not what the teacher wrote: each answer passes
+through the daemon's guard (``assemble.guarded``, the catalog brain answering what it refuses),
+and an answer the guard refused or corrected is replaced by the words the viewer would have
+heard. The real 0.5B teacher writes rule text to small talk ("what's your name?" -> "Bao is not
+sold here today.") and echoes Chinese greetings; distilled on as written, its students learned
+both and were refused for it.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -37,6 +46,17 @@ class TeacherJob(Protocol):
     def slug(self) -> str: ...
     @property
     def folder(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class TeacherText:
+    """One training conversation: ``text`` whole (the prompt, then the answer as the daemon
+    says it), ``prompt`` up to where the answer starts, and whether the answer is the daemon's
+    words in place of the teacher's (the guard refused or corrected what the teacher wrote)."""
+
+    text: str
+    prompt: str
+    replaced: bool
 
 
 def system_text(config: Config) -> str:
@@ -74,10 +94,11 @@ def teacher_texts(
     tokenizer: Any,
     teacher: Any,
     turns: Sequence[Turn],
-) -> tuple[list[str], dict[str, float]]:
+) -> tuple[list[TeacherText], dict[str, float]]:
     """The teacher's answers to ``turns`` as whole conversations (prompt, then the answer as
     the daemon would say it), from the cache when it has them, else written and cached; and
-    how many were written, how many came from the cache, in how long."""
+    how many were written, how many came from the cache, in how long, and how many the daemon
+    would have said otherwise."""
     chats, prefills, system = teacher_prompts(config, turns)
     dtype = str(next(teacher.parameters()).dtype)
     key = sha256_json(
@@ -104,20 +125,74 @@ def teacher_texts(
         finally:
             llm.executor.shutdown()
     seconds = time.monotonic() - started
+    said = daemon_says(config, turns, answers)
+    replaced = sum(a != s for a, s in zip(answers, said, strict=True))
     log.info(
-        "llm: the teacher's %d answers: %d cached, %d written in %.0f s",
+        "llm: the teacher's %d answers: %d cached, %d written in %.0f s; %d replaced by what "
+        "the daemon would say",
         len(answers),
         cached,
         len(answers) - cached,
         seconds,
+        replaced,
     )
     texts = [
-        tokenizer.apply_chat_template(
-            [*chat, {"role": "assistant", "content": first + said}], tokenize=False
+        TeacherText(
+            tokenizer.apply_chat_template(
+                [*chat, {"role": "assistant", "content": first + words}], tokenize=False
+            ),
+            tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True),
+            words != answer,
         )
-        for chat, first, said in zip(chats, prefills, answers, strict=True)
+        for chat, first, answer, words in zip(chats, prefills, answers, said, strict=True)
     ]
-    return texts, {"answers": len(answers), "cached": cached, "seconds": round(seconds, 1)}
+    writing = {"answers": len(answers), "cached": cached, "seconds": round(seconds, 1)}
+    return texts, {**writing, "replaced_by_the_daemon": replaced}
+
+
+class _Written:
+    """An inner brain that says a written answer (the teacher's), as an LLM brain streams
+    it: after the words said first when there are any."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+
+    def pitch_topics(self) -> list[str]:
+        return []
+
+    async def reply(self, turn: Turn, prefill: str = "") -> AsyncGenerator[str, None]:
+        yield self.answer
+
+
+def daemon_says(config: Config, turns: Sequence[Turn], answers: Sequence[str]) -> list[str]:
+    """What the daemon says after the words it says first, had its LLM written ``answers`` to
+    ``turns``: each answer as it is when the guard passes all of it unchanged (its slots
+    unfilled with ``facts = "slots"``: what a model writes), else the words the viewer hears
+    (corrected figures, the catalog brain's answer for a refused one, a continuation cut
+    where a sentence was refused). Each turn alone, as the teacher answered it (no memory)."""
+    import asyncio
+
+    from streambot.brain.assemble import guarded_brain, prompt_style, with_slots
+    from streambot.brain.catalog import CatalogBrain
+
+    cfg = config.brain.llm
+
+    async def say(turn: Turn, answer: str) -> str:
+        catalog_brain = CatalogBrain(config.brain.catalog, persona=config.persona)
+        inner = with_slots(_Written(answer), prompt_style(cfg), catalog_brain)
+        brain = guarded_brain(inner, config, catalog_brain, cfg)
+        brain.first_sentence_s = 0.0  # a written answer is never late
+        said = "".join([delta async for delta in brain.reply(turn)]).strip()
+        if not any(reason for _, reason in brain.last_verdicts):
+            return answer
+        first = brain.last_first
+        words = said[len(first) :].strip()
+        return f" {words}" if first and words else words  # after the words said first
+
+    async def say_all() -> list[str]:
+        return [await say(t, a) for t, a in zip(turns, answers, strict=True)]
+
+    return asyncio.run(say_all())
 
 
 def _answer_cache(job: TeacherJob, out: Path, key: str) -> JsonCache:

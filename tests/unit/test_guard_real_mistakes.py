@@ -208,6 +208,24 @@ async def test_a_claim_the_catalog_does_not_support_becomes_let_me_check(case):
         assert verdict.ok and verdict.text == sentence, (sentence, verdict)
 
 
+@pytest.mark.parametrize("case", cases("not sold"))
+async def test_not_sold_here_is_said_only_of_what_the_catalog_lacks_to_one_who_asked(case):
+    await assert_handled(case)
+    for sentence, question, products, lang in [
+        ("Sorry, we don't sell that.", "how much is the lamp?", [LAMP], "en"),
+        ("The SnowPeak Thermo Bottle is not sold here today.", "any bottles?", [], "en"),
+        ("保温杯今天不卖。", "保温杯多少钱", [THERMO], "zh"),
+        ("Phones are not sold here today.", "so hot today", [], "en"),
+    ]:
+        assert not check(sentence, products, lang, question=question).ok, sentence
+    for sentence, question, lang in [
+        ("iPhones are not sold here today.", "do you sell iPhones?", "en"),
+        ("We don't carry phone cases, sorry.", "got any phone cases?", "en"),
+        ("手机今天不卖。", "有卖手机吗", "zh"),
+    ]:
+        assert passes(sentence, [], lang, question=question), sentence
+
+
 async def test_a_reply_says_let_me_check_once_however_many_claims_it_invents():
     brain = new_brain()
     heard = await say(brain, "We ship to Canada. We also ship to Europe! It's $59.", "lamp?", "en")
