@@ -88,7 +88,8 @@ _TOTAL_TALK = re.compile(
 )
 _EACH_TALK = re.compile(r"\b(?:each|apiece|per|a piece|one costs)\b|每个|每件|单价|一个", re.I)
 _SHIPPING_TALK = re.compile(
-    r"\b(?:ship|ships|shipping|shipped|postage|delivery|free|orders?)\b|包邮|运费|邮费|满|发货",
+    r"\b(?:ship|ships|shipping|shipped|postage|delivery|free|orders?)\b"
+    r"|包邮|运费|邮费|满|发货|快递|配送|邮寄",
     re.IGNORECASE,
 )
 
@@ -405,6 +406,8 @@ class ReplyGuard:
                     for p in candidates
                 )
                 raise _Reject(f"wrong total {fig.text}: {totals}")
+            if shipping_talk:  # a fee or threshold, never corrected to a product's price
+                raise _Reject(f"shipping figure {fig.text}: {_shipping(candidates)}")
             threshold = _THRESHOLD_BEFORE.search(sentence[: fig.start]) is not None
             if len(figures) == 1 and len(everyone) == 1 and about and not threshold:
                 product = everyone[0]
@@ -484,6 +487,10 @@ def _prices(products: Sequence[Product]) -> str:
     if not products:
         return "it is the price of no catalog product"
     return ", ".join(f"the {p.name} is {format_price(p, 'en')}" for p in products)
+
+
+def _shipping(products: Sequence[Product]) -> str:
+    return " / ".join(f"the {p.name} {p.shipping or 'has no shipping terms'}" for p in products)
 
 
 def _stocks(products: Sequence[Product]) -> str:
