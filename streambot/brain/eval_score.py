@@ -4,7 +4,7 @@ one, a number that is none of the product's facts), unsupported claims (a discou
 destination, a warranty or a colour the catalog does not have, a sold-out product called
 available or back at another time, a comparison the wrong way round, "it's free"), an echo of
 the question, garbage (digit runs, repeated fragments, prompt scaffolding), an answer in the
-wrong language. It reads money the way the guard does (``guard.money_figures``), so the two
+wrong language. It reads money the way the guard does (``figures.money_figures``), so the two
 cannot disagree about what a figure is; the rest is its own, so it can catch what the guard
 lets through."""
 
@@ -50,12 +50,8 @@ from streambot.brain.eval_text import (
     says_point,
     without_money,
 )
-from streambot.brain.guard import (
-    ReplyGuard,
-    money_figures,
-    same_money,
-    unique_products,
-)
+from streambot.brain.figures import money_figures, same_money
+from streambot.brain.guard import ReplyGuard, unique_products
 from streambot.brain.knowledge import subjects
 from streambot.catalog import Catalog, Product
 from streambot.intents import EN_NUMBERS

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 
 from streambot.brain.eval_questions import either
-from streambot.brain.guard import money_figures
+from streambot.brain.figures import money_figures
 from streambot.intents import DIGITS, EN_NUMBERS, EN_TENS, zh_numeral
 from streambot.text import IDEOGRAPHS, fold
 

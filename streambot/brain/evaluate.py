@@ -27,7 +27,7 @@ answers are "catalog"; any other unguarded brain's are "llm". A brain that refus
 scores well on wrong figures and low on LLM share: read the numbers together. An empty answer
 is "none" (nothing was said, whoever failed to say it).
 
-Scoring reads money the way the guard does (``guard.money_figures``: "$89.99", "89.99美元",
+Scoring reads money the way the guard does (``figures.money_figures``: "$89.99", "89.99美元",
 "二十四块五", "USD 20"), so the two cannot disagree about what a figure is.
 """
 

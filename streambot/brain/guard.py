@@ -36,17 +36,14 @@ from dataclasses import dataclass
 from streambot import money
 from streambot.brain import claims
 from streambot.brain.babble import babble, wrong_language
+from streambot.brain.figures import money_figures, same_money
 from streambot.brain.knowledge import Knowledge, Said, quantities, subjects
 from streambot.brain.prompt import CLOSE, OPEN
 from streambot.catalog import Catalog, Product, format_price
 from streambot.intents import (
     CHECK_EN,
     CHECK_ZH,
-    DIGITS,
-    ZH_DIGITS,
-    ZH_NUMERAL,
     asks_about_a_product,
-    zh_number,
 )
 from streambot.screening import Screen, screen_fold
 from streambot.text import has_cjk
@@ -62,22 +59,6 @@ class GuardVerdict:
 
 
 # -- money ----------------------------------------------------------------------------------
-_WORDS_ZH = tuple(w for w in money.WORDS if not w.isascii())
-_WORDS_EN = (*money.CODES, *(w for w in money.WORDS if w.isascii()))
-_MONEY = re.compile(
-    rf"(?P<sym>{money.alternation(money.SIGNS)})\s?(?P<a>{DIGITS})"
-    rf"|(?<![A-Za-z])(?P<code>{money.alternation(money.CODES)})\s?(?P<b>{DIGITS})"
-    rf"|(?<![\d.,])(?P<c>{DIGITS})\s*(?P<unit>{money.alternation(_WORDS_ZH)}"
-    rf"|(?:{money.alternation(_WORDS_EN)})(?![A-Za-z]))",
-    re.IGNORECASE,
-)
-
-
-def _currencies(marker: str) -> frozenset[str]:
-    """The codes a money marker may mean ("$": every dollar; "¥": the yuan, see money)."""
-    return frozenset(c.code for c in money.meaning(marker)) or frozenset({marker.upper()})
-
-
 # a shipping threshold ("free over $35") is a figure of the shipping terms, not a price
 _THRESHOLD_BEFORE = re.compile(r"(?:\b(?:over|above|more than|at least|from)|满|超过)\s*$", re.I)
 # "in total", "一共": with a quantity in sight the figure is the total, not the unit price
@@ -92,56 +73,6 @@ _SHIPPING_TALK = re.compile(
     r"|包邮|运费|邮费|满|发货|快递|配送|邮寄",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class MoneyFigure:
-    """A money figure in a sentence, as ``money_figures`` reads it."""
-
-    start: int
-    end: int
-    text: str
-    value: float
-    currencies: frozenset[str] | None  # None: no currency said
-
-
-# Prices in Chinese numerals: "二十四块五", "八十九块九毛九", "一千二百九十九元".
-_ZH_MONEY = re.compile(
-    rf"(?P<int>{ZH_NUMERAL}+)(?:点(?P<dec>[零〇一二三四五六七八九]+))?"
-    rf"\s*(?P<unit>{money.alternation(_WORDS_ZH)})"
-    r"(?:(?P<jiao>[零一二两三四五六七八九])(?:毛|角)?(?:(?P<fen>[一二两三四五六七八九])分?)?)?"
-)
-
-
-def money_figures(text: str) -> list[MoneyFigure]:
-    """The money figures in ``text``, in order: "$89.99", "89.99 dollars", "¥99", "99元",
-    "24.50美元", "USD 20", and in Chinese numerals "二十四块五". What the guard checks and the
-    evaluation scores are read by this one rule."""
-    out = []
-    for m in _MONEY.finditer(text):
-        number = m.group("a") or m.group("b") or m.group("c")
-        marker = (m.group("sym") or m.group("code") or m.group("unit") or "").lower()
-        currencies = _currencies(marker)
-        value = float(number.replace(",", ""))
-        out.append(MoneyFigure(m.start(), m.end(), m.group(0), value, currencies))
-    for m in _ZH_MONEY.finditer(text):
-        value = float(zh_number(m.group("int")))
-        if m.group("dec"):
-            value += float("0." + "".join(str(ZH_DIGITS[c]) for c in m.group("dec")))
-        if m.group("jiao"):  # 块五 / 块五毛 / 块九毛九: tenths, then hundredths
-            value += ZH_DIGITS[m.group("jiao")] / 10
-            if m.group("fen"):
-                value += ZH_DIGITS[m.group("fen")] / 100
-        currencies = _currencies(m["unit"])
-        out.append(MoneyFigure(m.start(), m.end(), m.group(0), round(value, 2), currencies))
-    return sorted(out, key=lambda money: money.start)
-
-
-def same_money(figure: MoneyFigure, value: float, currency: str) -> bool:
-    """Whether ``figure`` is ``value`` in ``currency`` (a figure without a currency is any)."""
-    if abs(figure.value - value) >= 0.005:
-        return False
-    return figure.currencies is None or currency.upper() in figure.currencies
 
 
 # -- stock ----------------------------------------------------------------------------------
