@@ -67,24 +67,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import logging
 import platform
-import random
 import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qwen_configs import LLM_CONFIGS, QWEN_COMMON
+from neural_face import FaceSetup, face_setup
+from qwen_configs import LLM_CONFIGS
+from random_stack import astronaut, build_random_llm, random_wav2lip
 
 from streambot.app import App
-from streambot.config import Config, load_config
+from streambot.config import Config
 from streambot.logs import setup_logging
 from streambot.report import format_latency_table, latency_rows
 from streambot.store import Store
@@ -98,125 +97,6 @@ QUESTIONS = [
     "Does the coffee grinder come with a warranty?",
     "What colours does the desk lamp come in?",
 ]
-
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-SENTENCE_END_PER_100, CLAUSE_END_PER_100 = 6, 8  # of the made-up filler words
-
-
-# -- the random-weight LLM --------------------------------------------------------------------
-def _filler_words(seed: int = 0) -> list[str]:
-    """Pronounceable made-up words: every one-syllable word, then two-syllable ones shuffled."""
-    onsets = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z"]
-    codas = ["", "n", "m", "s", "t", "k", "l", "r"]
-    syllables = [o + v + c for o in onsets for v in "aeiou" for c in codas]
-    pairs = [a + b for a in syllables for b in syllables]
-    random.Random(seed).shuffle(pairs)
-    return syllables + pairs
-
-
-def build_tokenizer(corpus: list[str], vocab_size: int) -> tuple[Any, int]:
-    """A byte-level BPE trained on ``corpus``, filled up to ``vocab_size`` ids with filler words
-    (never produced by encoding, which only follows the trained merges; only decoded), and
-    how many of its tokens were trained."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=8000,  # more than this corpus can fill: every merge it has
-        special_tokens=SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus, trainer)
-    data = json.loads(tok.to_str())
-    vocab: dict[str, int] = data["model"]["vocab"]
-    trained = len(vocab)
-    next_id, placed = max(vocab.values()) + 1, 0
-    for word in _filler_words():
-        if next_id >= vocab_size:
-            break
-        slot = placed % 100
-        end = "." if slot < SENTENCE_END_PER_100 else "," if slot < 14 else ""
-        token = "\u0120" + word + end  # byte-level BPE writes a leading space as U+0120
-        if token in vocab:
-            continue
-        vocab[token] = next_id
-        next_id, placed = next_id + 1, placed + 1
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(json.dumps(data)),
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=SPECIALS[1:],
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer, trained
-
-
-def llm_corpus() -> list[str]:
-    from streambot.brain.prompt import system_prompt
-    from streambot.catalog import Catalog
-    from streambot.compress.wav2lip_data import catalog_sentences
-
-    catalog = Catalog.load(None)
-    return [system_prompt(catalog, "Mia"), *catalog_sentences(catalog), *QUESTIONS]
-
-
-def build_random_llm(folder: Path, size: str, seed: int = 0) -> dict[str, Any]:
-    """Qwen2.5-``size``'s published architecture with random weights, plus the tokenizer,
-    saved with ``save_pretrained`` (bfloat16 on disk; the daemon loads float32 on a CPU)."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    started = time.perf_counter()
-    tokenizer, trained = build_tokenizer(llm_corpus(), QWEN_COMMON["vocab_size"])
-    config = Qwen2Config(
-        **QWEN_COMMON,
-        **LLM_CONFIGS[size],
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-    )
-    torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config).eval()
-    params = sum(p.numel() for p in model.parameters())
-    folder.mkdir(parents=True, exist_ok=True)
-    model.to(torch.bfloat16).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    del model
-    return {
-        "llm_config": size,
-        "params_b": round(params / 1e9, 3),
-        "tokenizer_trained_tokens": trained,
-        "build_s": round(time.perf_counter() - started, 1),
-    }
-
-
-# -- the random-weight Wav2Lip and the avatar ------------------------------------------------
-def random_wav2lip(path: Path, seed: int = 0) -> Path:
-    import torch
-
-    from streambot.compress.common import RANDOM_WEIGHTS_KEY
-    from streambot.models.wav2lip import Wav2Lip
-
-    torch.manual_seed(seed)
-    state = Wav2Lip().state_dict()
-    torch.save({"state_dict": state, RANDOM_WEIGHTS_KEY: True}, path)
-    return path
-
-
-def astronaut(path: Path) -> Path:
-    from PIL import Image
-    from skimage.data import astronaut as image
-
-    Image.fromarray(image()).save(path)
-    return path
 
 
 # -- the chat ---------------------------------------------------------------------------------
@@ -255,85 +135,6 @@ def base_config(args: argparse.Namespace, work: Path, name: str, replay: Path) -
     config.sinks.file.enabled = args.sink == "file"
     config.sinks.file.path = str(work / f"{name}.mp4")
     return config
-
-
-@dataclass
-class FaceSetup:
-    label: str
-    note: str = ""
-    settings: dict[str, Any] = field(default_factory=dict)
-    engines_dir: str = "engines"  # [engines] dir
-
-
-def face_setup(engine: str, args: argparse.Namespace, work: Path) -> FaceSetup:
-    """The ``[face.wav2lip]`` keys for ``--engine unpruned`` or ``built``."""
-    cuda = args.device.startswith("cuda")
-    unpruned = FaceSetup(
-        "unpruned, torch CUDA fp16" if cuda else "unpruned, ONNX Runtime fp32",
-        settings=dict(
-            checkpoint=str(work / "wav2lip.pth"),
-            avatar=str(work / "host.png"),
-            avatar_cache=str(work / "avatars"),
-            engine="torch" if cuda else "onnx",
-            onnx_path=str(work / "wav2lip-unpruned.onnx"),
-        ),
-    )
-    if engine == "unpruned":
-        return unpruned
-    loaded = load_config(args.built_config) if Path(args.built_config).is_file() else None
-    built = loaded.face.wav2lip if loaded is not None else None
-    checkpoint = args.checkpoint or (built.checkpoint if built else "")
-    avatar = args.avatar or (built.avatar if built else "")
-    engines_dir = args.engines_dir or (loaded.engines.dir if loaded is not None else "engines")
-    why = _why_no_built(checkpoint, avatar, engines_dir, built, args, work)
-    if why:
-        unpruned.label = f"built: none usable, ran {unpruned.label}"
-        unpruned.note = why
-        return unpruned
-    settings = dict(checkpoint=checkpoint, avatar=avatar, engine="auto")
-    if built is not None:
-        settings |= dict(
-            avatar_cache=built.avatar_cache or str(work / "avatars"),
-            face_box=built.face_box,
-            pads=built.pads,
-        )
-    else:
-        settings["avatar_cache"] = str(work / "avatars")
-    return FaceSetup("built (engine = auto)", settings=settings, engines_dir=engines_dir)
-
-
-def _why_no_built(
-    checkpoint: str,
-    avatar: str,
-    engines_dir: str,
-    built: Any,
-    args: argparse.Namespace,
-    work: Path,
-) -> str:
-    """Why no built Wav2Lip engine would be used (the selector's own reasons), or ""."""
-    if not checkpoint or not Path(checkpoint).is_file():
-        return f"no checkpoint {checkpoint!r} (--checkpoint or {args.built_config})"
-    if not avatar or not Path(avatar).is_file():
-        return f"no avatar {avatar!r} (--avatar or {args.built_config})"
-    if not (Path(engines_dir) / "manifest.json").is_file():
-        return f"{engines_dir}/manifest.json does not exist (run build_engines.py)"
-    from streambot.runtime.select import choose, this_device, wav2lip_inputs
-
-    config = Config()
-    cfg = config.face.wav2lip
-    cfg.avatar = avatar
-    cfg.avatar_cache = (built.avatar_cache if built else "") or str(work / "avatars")
-    if built is not None:
-        cfg.face_box, cfg.pads = built.face_box, built.pads
-    config.stream.width, config.stream.height = (int(v) for v in args.size.split("x"))
-    from streambot.face.factory import configured_avatar
-
-    key = configured_avatar(config).key
-    inputs = functools.partial(wav2lip_inputs, Path(checkpoint), key)
-    choice = choose("wav2lip", engines_dir, inputs, this_device(args.device))
-    if choice.artifact is None:
-        return "; ".join(choice.refused) or f"{engines_dir} has no Wav2Lip engine"
-    return ""
 
 
 def neural_config(
@@ -576,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         llm_info: dict[str, Any] = {"llm_path": args.llm_path} if args.llm_path else {}
         if not args.llm_path:
-            llm_info = build_random_llm(work / "llm", args.llm_config)
+            llm_info = build_random_llm(work / "llm", args.llm_config, QUESTIONS)
             print(
                 f"# LLM: Qwen2.5-{args.llm_config} published config, {llm_info['params_b']} B "
                 f"params, random weights, BPE tokenizer padded to 151,936 ids, built and saved "
