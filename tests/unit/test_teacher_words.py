@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from streambot.brain.catalog import CatalogBrain
-from streambot.compress.llm_data import question_turn
 from streambot.compress.llm_teacher import daemon_says
 from streambot.config import Config
+from streambot.events import ChatMessage
+from streambot.turn import Turn, TurnKind
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "real_llm_outputs.toml"
 CASES = tomllib.loads(FIXTURE.read_text(encoding="utf-8"))["case"]
@@ -22,6 +23,13 @@ def config(answer_first: bool) -> Config:
     config = Config()
     config.brain.llm.answer_first = answer_first
     return config
+
+
+def question_turn(index: int, text: str, lang: str) -> Turn:
+    """A viewer's question as the build turns its training questions (``llm_data``, which
+    needs torch; this does not)."""
+    message = ChatMessage(source="build", user="小鱼", text=text, spoken_name="小鱼")
+    return Turn(id=index, kind=TurnKind.ANSWER, message=message, lang=lang)
 
 
 def alone(case: dict) -> bool:
