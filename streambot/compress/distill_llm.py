@@ -192,8 +192,11 @@ def turn_samples(
         (s.reshape(-1)[prefix_len:][:length], None if at is None else at - prefix_len)
         for s, at in zip(samples, starts, strict=True)
     ]
-    usable = [(t, at if at is not None and 0 < at < t.numel() else None) for t, at in turns]
-    usable = [(t, at) for t, at in usable if t.numel() >= 2]
+    usable = [
+        (t, at if at is not None and 0 < at < t.numel() else None)  # cut off by the window
+        for t, at in turns
+        if t.numel() >= 2
+    ]
     if not usable:
         raise ValueError("no training text after the shared prefix for distillation")
     while True:
