@@ -208,6 +208,8 @@ def frontier_row(
         "distilled_minutes": round(distilled, 4),
         "steps": distillation.get("resumed_from_step", 0) + distillation["steps"],
         "resumed_from_step": distillation.get("resumed_from_step", 0),
+        "min_steps": distillation.get("min_steps", 0),
+        "distillation_seconds": distillation.get("seconds"),
         "params_before": pruning["params_before"],
         "params_after": pruning["params_after"],
         "student": student,
@@ -301,6 +303,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ratios", default="0.1,0.25,0.5")
     p.add_argument("--drop-layers", default="0,4")
     p.add_argument("--minutes", default="10,30,60", help="cumulative distillation checkpoints")
+    p.add_argument(
+        "--min-steps",
+        type=int,
+        default=0,
+        help="each point's distillation goes on past its minutes until this many steps in all "
+        "(0: the minutes alone, so that the axis is time; the build's own default is "
+        "[brain.llm] distil_min_steps)",
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--llm-eval-questions", type=int, default=100)
     p.add_argument("--llm-teacher-answers", type=int, default=200)
@@ -360,6 +370,7 @@ def options_for(args: argparse.Namespace, point: Point, minutes: float) -> Any:
         prune_given=point.ratio,
         llm_drop_layers=point.drop,
         distil_minutes=minutes,
+        distil_min_steps=args.min_steps,
         llm_eval_questions=args.llm_eval_questions,
         llm_teacher_answers=args.llm_teacher_answers,
         llm_kl_answers=args.llm_kl_answers,

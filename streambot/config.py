@@ -241,10 +241,14 @@ class LLMBrainConfig(_Section):
     # always ``path``.
     engine: Literal["auto", "pruned", "none"] = "auto"
     # build_engines.py --only llm: the width removed and the minutes distilled (--prune and
-    # --distil-minutes win). The smallest budget and the ratio whose student the build accepts,
-    # measured on the real Qwen2.5-Coder-0.5B (BENCHMARKS.md, the LLM frontier)
+    # --distil-minutes win), going on past the minutes until the student has had
+    # distil_min_steps steps (--distil-min-steps wins): a slow CPU does a third of a fast one's
+    # steps in the same minutes, and too few leave it answering greetings with prices. The
+    # smallest budget and the ratio whose student the build accepts, measured on the real
+    # Qwen2.5-Coder-0.5B (BENCHMARKS.md, the LLM frontier)
     prune: Annotated[float, Field(gt=0, lt=1)] = 0.25
     distil_minutes: Annotated[float, Field(gt=0)] = 10.0
+    distil_min_steps: Annotated[int, Field(ge=0)] = 100
     # A question with a factual product answer (price, stock, restock, shipping, a total, a
     # comparison) gets the catalog brain's exact answer at once, and the LLM continues after
     # it (its turn pre-filled with it), guarded; it may add nothing.

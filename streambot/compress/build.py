@@ -150,6 +150,13 @@ def parser() -> argparse.ArgumentParser:
         "face and the voice, [brain.llm] distil_minutes for the LLM; the LLM's teacher writing its "
         "answers and the answer evaluation have fixed counts and take their own time, outside it)",
     )
+    p.add_argument(
+        "--distil-min-steps",
+        type=int,
+        default=None,
+        help="the LLM's distillation goes on past its minutes until this many steps "
+        "(default [brain.llm] distil_min_steps)",
+    )
     p.add_argument("--device", default=DEFAULTS.device, choices=("cpu", "cuda"))
     p.add_argument(
         "--backends",
@@ -263,11 +270,14 @@ def _options(args: argparse.Namespace, engines_dir: str = str(DEFAULTS.out)) -> 
             raise BuildError(f"{flag}: unknown {', '.join(unknown)} (use {','.join(allowed)})")
     if args.prune is not None and not 0.0 < args.prune < 1.0:
         raise BuildError(f"--prune: {args.prune} is not between 0 and 1")
+    if args.distil_min_steps is not None and args.distil_min_steps < 0:
+        raise BuildError(f"--distil-min-steps: {args.distil_min_steps} is negative")
     return BuildOptions(
         out=Path(args.out or engines_dir),
         only=only,
         prune=DEFAULTS.prune if args.prune is None else args.prune,
         distil_minutes=args.distil_minutes,
+        distil_min_steps=args.distil_min_steps,
         device=args.device,
         backends=backends,
         force=args.force,

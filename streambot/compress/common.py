@@ -53,6 +53,8 @@ class BuildOptions:
     prune: float = 0.5
     # --distil-minutes when given (None: each engine's own budget, see ``distil_minutes_or``)
     distil_minutes: float | None = None
+    # --distil-min-steps when given (None: [brain.llm] distil_min_steps; the LLM's only)
+    distil_min_steps: int | None = None
     device: str = "cpu"
     backends: tuple[str, ...] = BACKENDS
     force: bool = False
@@ -88,6 +90,11 @@ class BuildOptions:
         """The distillation budget of an engine whose own default is ``own`` minutes
         (``[brain.llm] distil_minutes``): --distil-minutes wins."""
         return own if self.distil_minutes is None else self.distil_minutes
+
+    def distil_min_steps_or(self, own: int) -> int:
+        """The least steps of a distillation whose own default is ``own``
+        (``[brain.llm] distil_min_steps``): --distil-min-steps wins."""
+        return own if self.distil_min_steps is None else self.distil_min_steps
 
     @property
     def face_voice_distil_minutes(self) -> float:
@@ -160,15 +167,25 @@ def progress(enabled: bool | None = None) -> Iterator[Any]:
         yield bar
 
 
-def distil_ticker(bar: Any, description: str, budget_s: float, every: int = 50):
-    """The ``on_step`` of a distillation: the progress bar by elapsed budget, or a log line
-    every ``every`` steps when there is no bar."""
-    task = bar.add_task(description, total=budget_s) if bar is not None else None
+def distil_ticker(bar: Any, description: str, budget_s: float, every: int = 50, min_steps: int = 0):
+    """The ``on_step`` of a distillation: the progress bar by elapsed budget (or by steps
+    toward ``min_steps`` when they lag behind: the run ends when both are done), or a log
+    line every ``every`` steps when there is no bar."""
+    task = bar.add_task(description, total=1.0) if bar is not None else None
     started = time.monotonic()
+    said_past_budget = False
 
     def tick(step: int, loss: float) -> None:
+        nonlocal said_past_budget
+        if not said_past_budget and step < min_steps and time.monotonic() - started >= budget_s:
+            said_past_budget = True
+            what = "%s: the minutes are spent at step %d; going on to %d steps"
+            log.info(what, description, step, min_steps)
         if bar is not None:
-            bar.update(task, completed=min(budget_s, time.monotonic() - started))
+            done = min(1.0, (time.monotonic() - started) / budget_s) if budget_s > 0 else 1.0
+            if min_steps:
+                done = min(done, step / min_steps)
+            bar.update(task, completed=done)
         elif step % every == 0:
             log.info("%s: step %d, loss %.4f", description, step, loss)
 

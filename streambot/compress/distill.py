@@ -137,6 +137,7 @@ def train_student(
     widths: Mapping[str, object],
     budget_s: float,
     max_steps: int | None = None,
+    min_steps: int = 0,
     lr: float = 1e-4,
     resume_path: str | Path | None = None,
     save_every_s: float = 60.0,
@@ -146,9 +147,11 @@ def train_student(
     prepare: Callable[[nn.Module], None] | None = None,
 ) -> DistilReport:
     """The time-boxed, resumable training loop of every distillation: Adam on ``loss_of``
-    each batch, the student (with its ``widths``: a resume of other widths is not taken) saved to
-    ``resume_path`` every ``save_every_s`` and at the end; ``prepare`` runs after
-    ``train()`` (to freeze what must not train)."""
+    each batch for ``budget_s`` seconds, and on until the student has had ``min_steps`` steps
+    in all (a resumed run's steps count: a slow machine still trains it enough), at most
+    ``max_steps`` in this run; the student (with its ``widths``: a resume of other widths is
+    not taken) saved to ``resume_path`` every ``save_every_s`` and at the end; ``prepare``
+    runs after ``train()`` (to freeze what must not train)."""
     for param in student.parameters():
         param.requires_grad_(True)
     optimiser = torch.optim.Adam(student.parameters(), lr=lr)
@@ -161,7 +164,9 @@ def train_student(
     if prepare is not None:
         prepare(student)
     try:
-        while clock() - started < budget_s and (max_steps is None or report.steps < max_steps):
+        while (clock() - started < budget_s or step < min_steps) and (
+            max_steps is None or report.steps < max_steps
+        ):
             try:
                 batch = next(batches)
             except StopIteration:

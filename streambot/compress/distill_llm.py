@@ -211,6 +211,7 @@ def distil_llm(
     budget_s: float,
     said_from: Sequence[int | None] | None = None,
     max_steps: int | None = None,
+    min_steps: int = 0,
     lr: float = 5e-5,
     window: int = 256,
     top_k: int = TOP_K,
@@ -220,10 +221,11 @@ def distil_llm(
     on_step: Callable[[int, float], None] | None = None,
     prefix_refresh: int = PREFIX_REFRESH,
 ) -> DistilReport:
-    """Train ``student`` in place for ``budget_s`` seconds on the samples' turns, each after
-    the prefix all samples share (at most ``window`` tokens of each turn). ``said_from``, one
-    per sample: the token from which a sample's words are learnt as they are, besides the
-    teacher's distribution (None: the teacher's distribution only)."""
+    """Train ``student`` in place for ``budget_s`` seconds and at least ``min_steps`` steps
+    in all (a resumed run's included) on the samples' turns, each after the prefix all
+    samples share (at most ``window`` tokens of each turn). ``said_from``, one per sample:
+    the token from which a sample's words are learnt as they are, besides the teacher's
+    distribution (None: the teacher's distribution only)."""
     teacher = teacher.to(device).eval()
     student = cast("PreTrainedModel", cast(nn.Module, student).to(device))
     kept = [i for i, s in enumerate(samples) if s.numel() >= 2]
@@ -261,6 +263,7 @@ def distil_llm(
         widths=student.config.to_dict(),
         budget_s=budget_s,
         max_steps=max_steps,
+        min_steps=min_steps,
         lr=lr,
         resume_path=resume_path,
         save_every_s=RESUME_EVERY_S,

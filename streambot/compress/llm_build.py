@@ -103,6 +103,7 @@ class LLMBuild:
     mode: HeadMode
     drop_layers: int
     distil_minutes: float
+    distil_min_steps: int
     inputs: dict[str, str]
 
     @property
@@ -145,11 +146,13 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
     _check_counts(options)
     ratio = options.prune_or(config.brain.llm.prune)
     minutes = options.distil_minutes_or(config.brain.llm.distil_minutes)
+    min_steps = options.distil_min_steps_or(config.brain.llm.distil_min_steps)
     settings = {
         "prune": ratio,
         "mode": options.llm_heads,
         "drop_layers": options.llm_drop_layers,
         "distil_minutes": minutes,
+        "distil_min_steps": min_steps,
         "text": "the teacher's answers to catalog questions + system prompt",
         # which questions are held out, and how many answers train: the student depends on it
         "eval_questions": options.llm_eval_questions,
@@ -162,7 +165,9 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
         "catalog": sha256_json(catalog_of(config).model_dump(mode="json")),
         "build settings": sha256_json(settings),
     }
-    return LLMBuild(model, ratio, options.llm_heads, options.llm_drop_layers, minutes, inputs)
+    return LLMBuild(
+        model, ratio, options.llm_heads, options.llm_drop_layers, minutes, min_steps, inputs
+    )
 
 
 def _check_counts(options: BuildOptions) -> None:
@@ -221,7 +226,7 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
         "after_distillation": after,
         "held_out_answers": len(held_ids),
         "teacher_writing": writing,
-        "distillation": distillation_record(report),
+        "distillation": {**distillation_record(report), "min_steps": job.distil_min_steps},
         "decode": decode,
         "max_kl": options.max_llm_kl,
         "max_accuracy_drop": options.max_llm_accuracy_drop,
@@ -362,13 +367,14 @@ def _distil(teacher, student, train, job: LLMBuild, options: BuildOptions, budge
     resume = job.resume_path(options.out)
     with progress() as bar:
         what = f"distilling {job.model.name} (--distil-minutes: distillation only)"
-        tick = distil_ticker(bar, what, budget)
+        tick = distil_ticker(bar, what, budget, min_steps=job.distil_min_steps)
         return distil_llm(
             teacher,
             student,
             [ids for ids, _ in train],
             said_from=[start for _, start in train],
             budget_s=budget,
+            min_steps=job.distil_min_steps,
             window=WINDOW_TOKENS,
             resume_path=resume,
             device=options.device,

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from streambot.compress.build import _options, parser
-from streambot.compress.common import FACE_VOICE_DISTIL_MINUTES, BuildOptions
+from streambot.compress.common import FACE_VOICE_DISTIL_MINUTES, BuildError, BuildOptions
 from streambot.compress.llm_build import resolve_llm
 from streambot.config import load_config
 
@@ -50,3 +52,18 @@ def test_a_changed_llm_budget_changes_its_build_settings(tmp_path):
     twenty = resolve_llm(llm_project(tmp_path / "b", "distil_minutes = 20.0\n"), BuildOptions())
     assert twenty.distil_minutes == 20.0
     assert ten.inputs["build settings"] != twenty.inputs["build settings"]
+
+
+def test_the_llm_trains_at_least_its_configured_steps_unless_the_flag_is_given(tmp_path):
+    config = llm_project(tmp_path)
+    default = resolve_llm(config, BuildOptions())
+    assert default.distil_min_steps == config.brain.llm.distil_min_steps == 100
+    flagged = resolve_llm(config, _options(parser().parse_args(["--distil-min-steps", "300"])))
+    assert flagged.distil_min_steps == 300
+    # a different least changes what is built, so it rebuilds
+    assert default.inputs["build settings"] != flagged.inputs["build settings"]
+
+
+def test_a_negative_least_of_steps_is_refused_naming_the_flag():
+    with pytest.raises(BuildError, match="--distil-min-steps"):
+        _options(parser().parse_args(["--distil-min-steps", "-1"]))

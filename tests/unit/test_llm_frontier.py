@@ -20,7 +20,7 @@ Point = frontier.Point
 
 def job(ratio: float = 0.25, drop: int = 0, mode: str = "auto") -> LLMBuild:
     return LLMBuild(
-        Path("models/Qwen2.5-0.5B-Instruct"), ratio, mode, drop, 10.0, {"model": "ab" * 32}
+        Path("models/Qwen2.5-0.5B-Instruct"), ratio, mode, drop, 10.0, 100, {"model": "ab" * 32}
     )
 
 
