@@ -24,6 +24,19 @@ def ends_sentence(text: str) -> bool:
     return bool(stripped) and stripped[-1] in SENTENCE_ENDS
 
 
+def closed(text: str) -> str:
+    """``text`` ending as a sentence does: a clause break it was cut at ("目前有42个磨豆机，")
+    becomes a full stop in its script ("。" after CJK, else "."); text that ends a sentence, or
+    is empty, is as it was."""
+    body = text.rstrip()
+    if not body or ends_sentence(body):
+        return body
+    body = body.rstrip("".join(_CLAUSE_BREAKS)).rstrip()
+    if not body:
+        return body
+    return body + ("。" if "\u2e80" <= body[-1] <= "\u9fff" or body[-1] in "）」』》" else ".")
+
+
 class SentenceSplitter:
     def __init__(self, first_clause_min_chars: int = 8, max_chars: int = 220) -> None:
         self._buffer = ""

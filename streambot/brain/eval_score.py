@@ -50,7 +50,7 @@ from streambot.brain.eval_text import (
     says_point,
     without_money,
 )
-from streambot.brain.figures import money_figures, same_money
+from streambot.brain.figures import MoneyFigure, a_shipping_term, money_figures, same_money
 from streambot.brain.guard import ReplyGuard, unique_products
 from streambot.brain.knowledge import subjects
 from streambot.catalog import Catalog, Product
@@ -137,12 +137,12 @@ class _Scorer:
         if fact.kind in ("name", "cheaper", "dearer"):
             return any(q.id == p.id for q in self.mentioned)
         if fact.kind == "price":
-            return any(same_money(f, p.price, p.currency) for f in money_figures(text))
+            return any(same_money(f, p.price, p.currency) for f in _prices(text))
         if fact.kind == "price_or_no":
-            said = any(same_money(f, p.price, p.currency) for f in money_figures(text))
+            said = any(same_money(f, p.price, p.currency) for f in _prices(text))
             return said or REFUSAL.search(text) is not None
         if fact.kind == "total" and fact.value is not None:
-            return any(same_money(f, fact.value, p.currency) for f in money_figures(text))
+            return any(same_money(f, fact.value, p.currency) for f in _prices(text))
         if fact.kind == "stock":
             return says_number(without_money(text), p.stock) if p.stock else self._sold_out_said()
         if fact.kind == "restock":
@@ -167,17 +167,17 @@ class _Scorer:
         figures = money_figures(sentence)
         totals = [f.value for f in self.q.expect if f.kind == "total" and f.value is not None]
         for fig in figures:
+            if fig.fee:  # said as a fee: right only as one of the shipping terms' figures
+                if not a_shipping_term(fig, scope):
+                    self.verdict.wrong_figures.append(f"{fig.text} as a fee")
+                continue
             if (count := _count_for(sentence[: fig.start])) is not None:  # "two for $89.99"
                 if not any(same_money(fig, round(count * p.price, 2), p.currency) for p in scope):
                     self.verdict.wrong_figures.append(f"{fig.text} for {count}")
                 continue
             right = any(same_money(fig, p.price, p.currency) for p in scope)
             right = right or any(same_money(fig, v, p.currency) for v in totals for p in self.asked)
-            right = right or any(
-                same_money(fig, extra.value, p.currency)
-                for p in scope
-                for extra in money_figures(f"{p.shipping} {p.shipping_zh}")
-            )
+            right = right or a_shipping_term(fig, scope)
             if not right:
                 self.verdict.wrong_figures.append(fig.text)
         allowed = numbers_in(t for p in scope for t in product_texts(p))
@@ -361,3 +361,8 @@ def _wrong_language(answer: str, lang: str) -> bool:
 def score(answer: str, question: Question, catalog: Catalog) -> Verdict:
     """What ``answer`` got right and wrong about ``question`` (see the module docstring)."""
     return _Scorer(answer, question, catalog).score()
+
+
+def _prices(text: str) -> list[MoneyFigure]:
+    """The money figures of ``text`` said as prices (a fee's figure is no price said)."""
+    return [f for f in money_figures(text) if not f.fee]

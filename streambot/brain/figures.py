@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from streambot import money
+from streambot.catalog import Product
 from streambot.intents import (
     DIGITS,
     EN_NUMBER,
@@ -322,6 +323,7 @@ class MoneyFigure:
     text: str
     value: float
     currencies: frozenset[str] | None  # None: no currency said
+    fee: bool = False  # said as a fee ("运费是8元", "shipping fee: $5"), not a price
 
 
 # Prices in Chinese numerals: "二十四块五", "八十九块九毛九", "一千二百九十九元".
@@ -334,8 +336,9 @@ _ZH_MONEY = re.compile(
 
 def money_figures(text: str) -> list[MoneyFigure]:
     """The money figures in ``text``, in order: "$89.99", "89.99 dollars", "¥99", "99元",
-    "24.50美元", "USD 20", and in Chinese numerals "二十四块五". What the guard checks and the
-    evaluation scores are read by this one rule."""
+    "24.50美元", "USD 20", in Chinese numerals "二十四块五", and a fee's bare figure ("运费是8",
+    no currency said). What the guard checks and the evaluation scores are read by this one
+    rule."""
     out = []
     for m in _MONEY.finditer(text):
         number = m.group("a") or m.group("b") or m.group("c")
@@ -353,7 +356,33 @@ def money_figures(text: str) -> list[MoneyFigure]:
                 value += ZH_DIGITS[m.group("fen")] / 100
         currencies = _currencies(m["unit"])
         out.append(MoneyFigure(m.start(), m.end(), m.group(0), round(value, 2), currencies))
-    return sorted(out, key=lambda money: money.start)
+    return sorted(_mark_fees(text, out), key=lambda money: money.start)
+
+
+# A figure right after a fee's name is the fee, never a price, with or without a currency:
+# a student wrote "SonicBuds Pro 蓝牙耳机的发货费用是129" (the buds' price as a shipping fee)
+_FEE_BEFORE = re.compile(
+    r"(?:运费|邮费|快递费|发货费|配送费|邮寄费|\bshipping (?:fee|cost|charge)s?|\bpostage"
+    r"|\bdelivery (?:fee|charge)s?)用?"
+    r"\s*(?:是|为|要|只要|:|：|\bis\b|\bare\b|\bof\b|\bcosts?\b)?\s*$",
+    re.IGNORECASE,
+)
+_BARE_NUMBER = re.compile(
+    rf"(?<![\d.,])(?P<n>{DIGITS})(?![\d.,]*\s*(?:%|天|日|个|小时|days?\b|hours?\b|business))",
+    re.IGNORECASE,
+)
+
+
+def _mark_fees(text: str, said: list[MoneyFigure]) -> list[MoneyFigure]:
+    """``said`` with each figure after a fee's name marked a fee, and the fees' bare figures
+    ("运费是8": money, no currency said) added."""
+    out = [replace(f, fee=_FEE_BEFORE.search(text[: f.start]) is not None) for f in said]
+    for m in _BARE_NUMBER.finditer(text):
+        start, end = m.span("n")
+        if _FEE_BEFORE.search(text[:start]) and not any(f.start <= start < f.end for f in said):
+            value = float(m["n"].replace(",", ""))
+            out.append(MoneyFigure(start, end, m["n"], value, None, fee=True))
+    return out
 
 
 def same_money(figure: MoneyFigure, value: float, currency: str) -> bool:
@@ -361,3 +390,12 @@ def same_money(figure: MoneyFigure, value: float, currency: str) -> bool:
     if abs(figure.value - value) >= 0.005:
         return False
     return figure.currencies is None or currency.upper() in figure.currencies
+
+
+def a_shipping_term(figure: MoneyFigure, products: Iterable[Product]) -> bool:
+    """Whether ``figure`` is a money figure of the products' shipping terms ("free over $35")."""
+    return any(
+        same_money(figure, term.value, p.currency)
+        for p in products
+        for term in money_figures(f"{p.shipping} {p.shipping_zh}")
+    )

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from streambot import money
 from streambot.brain import claims
 from streambot.brain.babble import babble, wrong_language
-from streambot.brain.figures import money_figures, same_money
+from streambot.brain.figures import a_shipping_term, money_figures, same_money
 from streambot.brain.knowledge import Knowledge, Said, quantities, subjects
 from streambot.brain.prompt import CLOSE, OPEN
 from streambot.catalog import Catalog, Product, format_price
@@ -315,13 +315,13 @@ class ReplyGuard:
         shipping_talk = _SHIPPING_TALK.search(sentence) is not None
         a_total = counts and _TOTAL_TALK.search(sentence) and not _EACH_TALK.search(sentence)
         for fig in figures:
+            if fig.fee:  # said as a fee: one of the shipping terms' figures, or refused
+                if not a_shipping_term(fig, candidates):
+                    raise _Reject(f"shipping figure {fig.text}: {_shipping(candidates)}")
+                continue
             if not a_total and any(same_money(fig, p.price, p.currency) for p in candidates):
                 continue
-            if shipping_talk and any(
-                same_money(fig, extra.value, p.currency)
-                for p in candidates
-                for extra in money_figures(f"{p.shipping} {p.shipping_zh}")
-            ):
+            if shipping_talk and a_shipping_term(fig, candidates):
                 continue
             if any(
                 same_money(fig, round(n * p.price, 2), p.currency)

@@ -25,6 +25,7 @@ from streambot.compress.common import catalog_of, count_ticker, progress
 from streambot.compress.llm_judge import JsonCache
 from streambot.config import Config
 from streambot.runtime.manifest import sha256_json
+from streambot.sentences import closed
 
 if TYPE_CHECKING:
     from streambot.brain.llm import LocalLLM
@@ -186,7 +187,9 @@ def daemon_says(config: Config, turns: Sequence[Turn], answers: Sequence[str]) -
         if not any(reason for _, reason in brain.last_verdicts):
             return answer
         first = brain.last_first
-        words = said[len(first) :].strip()
+        # a continuation cut where a clause was refused ends as a sentence: the student must
+        # not learn to stop on a comma
+        words = closed(said[len(first) :].strip())
         return f" {words}" if first and words else words  # after the words said first
 
     async def say_all() -> list[str]:

@@ -153,6 +153,15 @@ SCORED = [
     ),
     ("price", "zh", "thermo", 0, "雪峰保温杯24.5美元。", []),
     ("price", "zh", "thermo", 0, "The thermo is $24.50.", ["wrong language"]),
+    # a price said as a fee is a wrong figure, and no price said
+    (
+        "price",
+        "zh",
+        "thermo",
+        0,
+        "雪峰保温杯的发货费用是24.50。",
+        ["missing price (thermo)", "wrong figure 24.50 as a fee"],
+    ),
     ("stock", "en", "thermo", 0, "The bottle has seven left!", []),
     ("stock", "zh", "thermo", 0, "雪峰保温杯还剩七件。", []),
     (

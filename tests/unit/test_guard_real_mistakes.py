@@ -592,6 +592,17 @@ async def test_a_number_the_catalog_does_not_have_is_never_spoken(case):
     await assert_handled(case)
 
 
+def test_a_figure_said_as_a_fee_is_one_of_the_shipping_terms_or_refused():
+    # the price said as a fee, with or without a currency, is a wrong claim; so is any fee
+    for wrong in ("发货费用是24.50美元。", "发货费用是24.50。", "The shipping fee is $24.50."):
+        verdict = check(wrong, [THERMO], "en" if wrong.isascii() else "zh")
+        assert not verdict.ok and "shipping figure" in (verdict.reason or ""), wrong
+    # the terms' own threshold, the price beside the shipping time, a fee-free sentence pass
+    assert passes("Shipping is free over $35.", [THERMO], question="shipping?")
+    assert passes("It's $24.50 and ships in 1 to 2 days.", [THERMO], question="how much?")
+    assert passes("运费满35美元包邮。", [THERMO], "zh", question="运费多少？")
+
+
 def test_the_catalogs_own_figures_and_quantities_in_sight_pass():
     assert passes("It ships in 1 to 2 days, free over $35.", [THERMO], question="shipping?")
     assert passes("Only 7 left!", [THERMO])

@@ -1,4 +1,4 @@
-from streambot.sentences import SentenceSplitter, split_sentences
+from streambot.sentences import SentenceSplitter, closed, split_sentences
 
 
 def test_english_sentences_and_numbers():
@@ -43,3 +43,11 @@ def test_streamed_equals_whole_text():
 def test_runaway_text_without_punctuation_is_cut():
     parts = split_sentences("word " * 100)
     assert len(parts) > 1 and all(len(p) <= 220 for p in parts)
+
+
+def test_a_text_cut_at_a_clause_is_closed_as_a_sentence_in_its_script():
+    assert closed("目前有42个磨豆机，") == "目前有42个磨豆机。"
+    assert closed("It keeps drinks hot,") == "It keeps drinks hot."
+    assert closed("It keeps drinks hot for 12 hours.") == "It keeps drinks hot for 12 hours."
+    assert closed("只要24.50美元！") == "只要24.50美元！"
+    assert closed("") == ""

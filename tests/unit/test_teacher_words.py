@@ -74,6 +74,15 @@ def test_a_refused_continuation_of_the_catalogs_answer_is_cut_where_it_was_refus
     assert words == " It's a great gift."  # passed as written, spacing and all
 
 
+def test_a_continuation_cut_at_a_clause_ends_as_a_sentence_not_on_its_comma():
+    """The teacher's real training answer: its second clause was refused (the grinder is in
+    stock), and the words kept ended on the comma the clause was cut at."""
+    turn = question_turn(1, "磨豆机还有货吗？", "zh")
+    written = " 目前有42个磨豆机，还有7个磨豆机在售罄。 shipping是免费的，2到4天发货。"
+    [words] = daemon_says(config(answer_first=True), [turn], [written])
+    assert words == " 目前有42个磨豆机。"
+
+
 def _catalog_reply(turn) -> list[str]:
     import asyncio
 
