@@ -209,6 +209,7 @@ def frontier_row(
         "steps": distillation.get("resumed_from_step", 0) + distillation["steps"],
         "resumed_from_step": distillation.get("resumed_from_step", 0),
         "min_steps": distillation.get("min_steps", 0),
+        "learns": fidelity.get("learns", "the daemon's words"),
         "distillation_seconds": distillation.get("seconds"),
         "params_before": pruning["params_before"],
         "params_after": pruning["params_after"],
@@ -311,6 +312,12 @@ def parser() -> argparse.ArgumentParser:
         "(0: the minutes alone, so that the axis is time; the build's own default is "
         "[brain.llm] distil_min_steps)",
     )
+    p.add_argument(
+        "--teacher-words",
+        action="store_true",
+        help="the students learn the teacher's answers as written, not what the daemon would "
+        "say (the A/B of the daemon's words: give it its own --out)",
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--llm-eval-questions", type=int, default=100)
     p.add_argument("--llm-teacher-answers", type=int, default=200)
@@ -374,6 +381,7 @@ def options_for(args: argparse.Namespace, point: Point, minutes: float) -> Any:
         llm_eval_questions=args.llm_eval_questions,
         llm_teacher_answers=args.llm_teacher_answers,
         llm_kl_answers=args.llm_kl_answers,
+        llm_daemons_words=not args.teacher_words,
     )
 
 

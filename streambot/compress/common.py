@@ -81,6 +81,9 @@ class BuildOptions:
     max_llm_garbage_rise: float = 0.0
     llm_teacher_answers: int = 200  # answers the teacher writes (cached), for training and KL
     llm_kl_answers: int = 50  # of them held out for KL and perplexity, never trained on
+    # the student learns what the daemon would say (False: the teacher's answers as written;
+    # the A/B of bench/llm_frontier.py --teacher-words, no flag of the builder's own)
+    llm_daemons_words: bool = True
 
     def prune_or(self, own: float) -> float:
         """The pruning ratio of an engine whose config asks for ``own``: --prune wins."""

@@ -158,6 +158,7 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
         "eval_questions": options.llm_eval_questions,
         "teacher_answers": options.llm_teacher_answers,
         "kl_answers": options.llm_kl_answers,
+        "learns": learns(options),
     }
     inputs = {
         "model": sha256_model(model),
@@ -168,6 +169,11 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
     return LLMBuild(
         model, ratio, options.llm_heads, options.llm_drop_layers, minutes, min_steps, inputs
     )
+
+
+def learns(options: BuildOptions) -> str:
+    """What the student is taught to say, as the build settings and the manifest name it."""
+    return "the daemon's words" if options.llm_daemons_words else "the teacher's words"
 
 
 def _check_counts(options: BuildOptions) -> None:
@@ -202,7 +208,9 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
     tokenizer, teacher = _load(job, options)
     catalog = catalog_of(config)
     held, turns = split_questions(catalog, options.llm_eval_questions, options.llm_teacher_answers)
-    texts, writing = teacher_texts(config, job, options.out, tokenizer, teacher, turns)
+    texts, writing = teacher_texts(
+        config, job, options.out, tokenizer, teacher, turns, options.llm_daemons_words
+    )
     pruned = _prune(config, job, tokenizer, teacher)
     student = pruned.model
     kl_texts, train = hold_out([_sample(tokenizer, t) for t in texts], options.llm_kl_answers)
@@ -226,6 +234,7 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
         "after_distillation": after,
         "held_out_answers": len(held_ids),
         "teacher_writing": writing,
+        "learns": learns(options),
         "distillation": {**distillation_record(report), "min_steps": job.distil_min_steps},
         "decode": decode,
         "max_kl": options.max_llm_kl,

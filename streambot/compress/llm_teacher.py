@@ -95,11 +95,13 @@ def teacher_texts(
     tokenizer: Any,
     teacher: Any,
     turns: Sequence[Turn],
+    daemons_words: bool = True,
 ) -> tuple[list[TeacherText], dict[str, float]]:
     """The teacher's answers to ``turns`` as whole conversations (prompt, then the answer as
-    the daemon would say it), from the cache when it has them, else written and cached; and
-    how many were written, how many came from the cache, in how long, and how many the daemon
-    would have said otherwise."""
+    the daemon would say it; as written where not ``daemons_words``: the A/B of
+    bench/llm_frontier.py --teacher-words), from the cache when it has them, else written and
+    cached; and how many were written, how many came from the cache, in how long, and how
+    many the daemon would have said otherwise."""
     chats, prefills, system = teacher_prompts(config, turns)
     dtype = str(next(teacher.parameters()).dtype)
     key = sha256_json(
@@ -129,14 +131,17 @@ def teacher_texts(
     said = daemon_says(config, turns, answers)
     replaced = sum(a != s for a, s in zip(answers, said, strict=True))
     log.info(
-        "llm: the teacher's %d answers: %d cached, %d written in %.0f s; %d replaced by what "
+        "llm: the teacher's %d answers: %d cached, %d written in %.0f s; %d %s by what "
         "the daemon would say",
         len(answers),
         cached,
         len(answers) - cached,
         seconds,
         replaced,
+        "replaced" if daemons_words else "learnt as written, not replaced,",
     )
+    if not daemons_words:
+        said = list(answers)
     texts = [
         TeacherText(
             tokenizer.apply_chat_template(
@@ -148,6 +153,8 @@ def teacher_texts(
         for chat, first, answer, words in zip(chats, prefills, answers, said, strict=True)
     ]
     writing = {"answers": len(answers), "cached": cached, "seconds": round(seconds, 1)}
+    if not daemons_words:
+        return texts, {**writing, "replaced_by_the_daemon": 0, "would_be_replaced": replaced}
     return texts, {**writing, "replaced_by_the_daemon": replaced}
 
 

@@ -310,13 +310,13 @@ def test_the_summary_line_has_every_rate_of_both_models(first_build):
     assert entry.fidelity["teacher_writing"]["answers"] == 8
 
 
-def teacher_answers(config, opts: BuildOptions):
+def teacher_answers(config, opts: BuildOptions, daemons_words: bool = True):
     """The build's step that gets the teacher's answers, on its own: (texts, its record)."""
     tokenizer, model = load_causal_lm(Path(config.brain.llm.path), torch.float32, "cpu")
     job = llm_build.resolve_llm(config, opts)
     catalog = Catalog.load(config.brain.catalog.path or None)
     _, turns = split_questions(catalog, opts.llm_eval_questions, opts.llm_teacher_answers)
-    return llm_teacher.teacher_texts(config, job, opts.out, tokenizer, model, turns)
+    return llm_teacher.teacher_texts(config, job, opts.out, tokenizer, model, turns, daemons_words)
 
 
 def test_the_teachers_answers_are_cached_and_written_again_for_another_catalog(
@@ -335,6 +335,11 @@ def test_the_teachers_answers_are_cached_and_written_again_for_another_catalog(
     assert record["replaced_by_the_daemon"] == sum(t.replaced for t in texts)
     pairs = zip(saved["answers"], texts, strict=True)
     assert all(answer in text.text for answer, text in pairs if not text.replaced)
+    # the A/B's other arm learns every answer as the teacher wrote it
+    as_written, record = teacher_answers(config, options(folder / "engines"), False)
+    assert record["would_be_replaced"] == sum(t.replaced for t in texts) > 0
+    assert not any(t.replaced for t in as_written)
+    assert all(a in t.text for a, t in zip(saved["answers"], as_written, strict=True))
 
     text = resources.files("streambot.assets").joinpath("catalog.toml").read_text("utf-8")
     changed = text.replace("89.99", "79.99")
