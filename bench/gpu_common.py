@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 from qwen_configs import LLM_CONFIGS as PUBLISHED_CONFIGS
-from qwen_configs import QWEN_COMMON
+from qwen_configs import qwen_config
 
 # --quick only: the same code path on tiny shapes
 LLM_CONFIGS = {
@@ -88,10 +88,8 @@ def wav2lip_engine(model: torch.nn.Module, b: Bench) -> Any:
 def random_llm(size: str, b: Bench) -> tuple[torch.nn.Module, torch.dtype]:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    common = dict(QWEN_COMMON)
-    if size == "tiny":
-        common["vocab_size"] = 1000
-    config = Qwen2Config(**common, **LLM_CONFIGS[size])
+    tiny = {"vocab_size": 1000, **LLM_CONFIGS["tiny"]} if size == "tiny" else {}
+    config = Qwen2Config(**qwen_config(size, **tiny))
     dtype = torch.bfloat16 if b.cuda else torch.float32
     torch.manual_seed(0)
     with b.device:

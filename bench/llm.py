@@ -17,41 +17,15 @@ import sys
 import time
 
 import torch
+from qwen_configs import LLM_CONFIGS, qwen_config
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from streambot.brain.llm import PrefixCache
 
-SIZES = {  # from the published Qwen2.5 configs
-    "0.5b": dict(
-        hidden_size=896,
-        intermediate_size=4864,
-        num_hidden_layers=24,
-        num_attention_heads=14,
-        num_key_value_heads=2,
-        tie_word_embeddings=True,
-    ),
-    "1.5b": dict(
-        hidden_size=1536,
-        intermediate_size=8960,
-        num_hidden_layers=28,
-        num_attention_heads=12,
-        num_key_value_heads=2,
-        tie_word_embeddings=True,
-    ),
-    "7b": dict(
-        hidden_size=3584,
-        intermediate_size=18944,
-        num_hidden_layers=28,
-        num_attention_heads=28,
-        num_key_value_heads=4,
-        tie_word_embeddings=False,
-    ),
-}
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=SIZES, default="0.5b")
+    parser.add_argument("--size", choices=sorted(LLM_CONFIGS), default="0.5b")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--prefix-tokens", type=int, default=1100)
     parser.add_argument("--turn-tokens", type=int, default=40)
@@ -61,7 +35,7 @@ def main() -> int:
     device = torch.device(args.device)
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=151_936, max_position_embeddings=32_768, **SIZES[args.size])
+    config = Qwen2Config(**qwen_config(args.size))
     model = Qwen2ForCausalLM(config).to(device, dtype).eval()
     params = sum(p.numel() for p in model.parameters()) / 1e9
     prefix = torch.randint(0, 150_000, (1, args.prefix_tokens), device=device)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qwen_configs import LLM_CONFIGS, QWEN_COMMON
+from qwen_configs import QWEN_COMMON, qwen_config
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
@@ -97,8 +97,7 @@ def build_random_llm(
     started = time.perf_counter()
     tokenizer, trained = build_tokenizer(llm_corpus(questions), QWEN_COMMON["vocab_size"])
     config = Qwen2Config(
-        **QWEN_COMMON,
-        **LLM_CONFIGS[size],
+        **qwen_config(size),
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
     )

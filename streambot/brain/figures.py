@@ -251,10 +251,18 @@ def figures(text: str, skip: Sequence[tuple[int, int]] = ()) -> list[Figure]:
 
 
 # -- shipping times -------------------------------------------------------------------------
+_SHIPPING_EN = r"ship|ships|shipped|shipping|postage|deliver(?:s|ed|y)?"
+_SHIPPING_ZH = r"发货|快递|配送|包邮|邮寄"
+# a sentence about when an order arrives: its shipping time is the catalog's
 SHIP_TALK = re.compile(
-    r"\b(?:ship|ships|shipped|shipping|dispatch(?:ed|es)?|deliver(?:s|ed|y)?|arriv(?:e|es|ed|al)"
-    r"|postage|at your door)\b|发货|发出|寄出|到货|送达|到手|收到|快递|物流|配送|包邮",
+    rf"\b(?:{_SHIPPING_EN}|dispatch(?:ed|es)?|arriv(?:e|es|ed|al)|at your door)\b"
+    rf"|{_SHIPPING_ZH}|发出|寄出|到货|送达|到手|收到|物流",
     re.IGNORECASE,
+)
+# a sentence about what shipping costs: a money figure in it may be a fee or a threshold
+# ("free over $35", "满35美元包邮"), never a price to correct
+SHIPPING_MONEY_TALK = re.compile(
+    rf"\b(?:{_SHIPPING_EN}|free|orders?)\b|{_SHIPPING_ZH}|运费|邮费|满", re.IGNORECASE
 )
 _DAYS_EN = re.compile(
     rf"(?<![\w.,$€£¥￥])(?:(?P<within>within|in under|up to|no more than|at most)\s+)?"

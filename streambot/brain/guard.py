@@ -36,7 +36,12 @@ from dataclasses import dataclass
 from streambot import money
 from streambot.brain import claims
 from streambot.brain.babble import babble, wrong_language
-from streambot.brain.figures import a_shipping_term, money_figures, same_money
+from streambot.brain.figures import (
+    SHIPPING_MONEY_TALK,
+    a_shipping_term,
+    money_figures,
+    same_money,
+)
 from streambot.brain.knowledge import Knowledge, Said, quantities, subjects
 from streambot.brain.prompt import CLOSE, OPEN
 from streambot.catalog import Catalog, Product, format_price
@@ -68,11 +73,6 @@ _TOTAL_TALK = re.compile(
     re.I,
 )
 _EACH_TALK = re.compile(r"\b(?:each|apiece|per|a piece|one costs)\b|每个|每件|单价|一个", re.I)
-_SHIPPING_TALK = re.compile(
-    r"\b(?:ship|ships|shipping|shipped|postage|delivery|free|orders?)\b"
-    r"|包邮|运费|邮费|满|发货|快递|配送|邮寄",
-    re.IGNORECASE,
-)
 
 
 # -- stock ----------------------------------------------------------------------------------
@@ -312,7 +312,7 @@ class ReplyGuard:
         is a right total, and a wrong one is refused, never corrected to the unit price."""
         figures = money_figures(sentence)
         candidates = about or list(self.catalog.product)  # about nothing: any catalog price
-        shipping_talk = _SHIPPING_TALK.search(sentence) is not None
+        shipping_talk = SHIPPING_MONEY_TALK.search(sentence) is not None
         a_total = counts and _TOTAL_TALK.search(sentence) and not _EACH_TALK.search(sentence)
         for fig in figures:
             if fig.fee:  # said as a fee: one of the shipping terms' figures, or refused
