@@ -152,8 +152,7 @@ def train_student(
     ``max_steps`` in this run; the student (with its ``widths``: a resume of other widths is
     not taken) saved to ``resume_path`` every ``save_every_s`` and at the end; ``prepare``
     runs after ``train()`` (to freeze what must not train)."""
-    for param in student.parameters():
-        param.requires_grad_(True)
+    student.requires_grad_(True)
     optimiser = torch.optim.Adam(student.parameters(), lr=lr)
     report = DistilReport()
     resume = Path(resume_path) if resume_path else None
@@ -167,9 +166,7 @@ def train_student(
         while (clock() - started < budget_s or step < min_steps) and (
             max_steps is None or report.steps < max_steps
         ):
-            try:
-                batch = next(batches)
-            except StopIteration:
+            if (batch := next(batches, None)) is None:
                 break
             loss = loss_of(batch)
             optimiser.zero_grad(set_to_none=True)
@@ -184,9 +181,7 @@ def train_student(
                 _save(resume, student, widths, optimiser, step)
                 last_save = clock()
     finally:
-        student.eval()
-        for param in student.parameters():
-            param.requires_grad_(False)
+        student.eval().requires_grad_(False)
         if resume is not None and report.steps:
             _save(resume, student, widths, optimiser, step)
         report.seconds = clock() - started

@@ -203,6 +203,38 @@ def turn_samples(
         yield rng.choice(usable)
 
 
+class _TurnLoss:
+    """The loss of one turn after the prefix every text shares: top-k KL to the teacher's
+    distribution, plus cross-entropy on the words learnt as they are. The student's prefix
+    KV cache is made again every ``refresh`` steps (its weights move; the teacher's do not)."""
+
+    def __init__(
+        self, teacher: nn.Module, student: nn.Module, prefix: torch.Tensor, top_k: int, refresh: int
+    ) -> None:
+        self.teacher = _Context(teacher, prefix)
+        self.student, self.prefix = student, prefix
+        self.top_k, self.refresh = top_k, max(1, refresh)
+        # a turn after the prefix is scored where it predicts its own next token; a plain
+        # window (no shared prefix) at every position
+        self.scored = slice(None, -1) if prefix.numel() else slice(None)
+        self.steps = 0
+        self.student_context: _Context | None = None
+
+    def __call__(self, sample: tuple[torch.Tensor, int | None]) -> torch.Tensor:
+        turn, learn_from = sample
+        if self.student_context is None or self.steps % self.refresh == 0:
+            self.student_context = _Context(self.student, self.prefix)
+        self.steps += 1
+        with torch.no_grad():
+            target = self.teacher.logits(turn)[self.scored]
+        logits = self.student_context.logits(turn)[self.scored]
+        loss = topk_kl(logits, target, self.top_k)
+        if learn_from is not None:  # position i predicts token i + 1
+            said = nn.functional.cross_entropy(logits[learn_from - 1 :].float(), turn[learn_from:])
+            loss = loss + said
+        return loss
+
+
 def distil_llm(
     teacher: nn.Module,
     student: PreTrainedModel,
@@ -233,27 +265,7 @@ def distil_llm(
     starts = [said_from[i] for i in kept] if said_from is not None else None
     prefix_len = shared_prefix(texts)
     prefix = texts[0][:prefix_len] if texts else torch.zeros(0, dtype=torch.long)
-    teacher_context = _Context(teacher, prefix)
-    student_context: list[_Context] = []  # rebuilt every ``prefix_refresh`` steps
-    steps = 0
-    # a turn after the prefix is scored where it predicts its own next token; a plain window
-    # (no shared prefix) at every position
-    scored = slice(None, -1) if prefix_len else slice(None)
-
-    def loss_of(sample: tuple[torch.Tensor, int | None]) -> torch.Tensor:
-        nonlocal steps
-        turn, learn_from = sample
-        if steps % max(1, prefix_refresh) == 0:
-            student_context[:] = [_Context(cast(nn.Module, student), prefix)]
-        steps += 1
-        with torch.no_grad():
-            target = teacher_context.logits(turn)[scored]
-        logits = student_context[0].logits(turn)[scored]
-        loss = topk_kl(logits, target, top_k)
-        if learn_from is not None:  # position i predicts token i + 1
-            said = nn.functional.cross_entropy(logits[learn_from - 1 :].float(), turn[learn_from:])
-            loss = loss + said
-        return loss
+    loss_of = _TurnLoss(teacher, cast(nn.Module, student), prefix, top_k, prefix_refresh)
 
     return train_student(
         cast(nn.Module, student),

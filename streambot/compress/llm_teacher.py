@@ -104,29 +104,11 @@ def teacher_texts(
     many the daemon would have said otherwise."""
     chats, prefills, system = teacher_prompts(config, turns)
     dtype = str(next(teacher.parameters()).dtype)
-    key = sha256_json(
-        {
-            "model": job.inputs["model"],
-            "catalog": job.inputs["catalog"],
-            "system": system,
-            "chats": chats,
-            "prefills": prefills,
-            "answer_tokens": ANSWER_TOKENS,
-            "dtype": dtype,
-        }
-    )
-    cache = _answer_cache(job, out, key)
+    cache = _answer_cache(job, out, _answers_key(job, system, chats, prefills, dtype))
     answers, started = _answers(cache)[: len(turns)], time.monotonic()
     cached = len(answers)
     if cached < len(turns):
-        from streambot.brain.llm import LocalLLM
-
-        llm = LocalLLM.from_loaded(tokenizer, teacher)
-        try:
-            llm.set_system_prompt(system)
-            _write_all(llm, chats, prefills, answers, cache, job.model.name)
-        finally:
-            llm.executor.shutdown()
+        _write_all(tokenizer, teacher, system, chats, prefills, answers, cache, job.model.name)
     seconds = time.monotonic() - started
     said = daemon_says(config, turns, answers)
     replaced = sum(a != s for a, s in zip(answers, said, strict=True))
@@ -142,7 +124,41 @@ def teacher_texts(
     )
     if not daemons_words:
         said = list(answers)
-    texts = [
+    texts = _conversations(tokenizer, chats, prefills, answers, said)
+    writing = {"answers": len(answers), "cached": cached, "seconds": round(seconds, 1)}
+    if not daemons_words:
+        return texts, {**writing, "replaced_by_the_daemon": 0, "would_be_replaced": replaced}
+    return texts, {**writing, "replaced_by_the_daemon": replaced}
+
+
+def _answers_key(
+    job: TeacherJob, system: str, chats: Any, prefills: Sequence[str], dtype: str
+) -> str:
+    """What the cached answers were written from: another model, catalog, prompt, question
+    or precision writes them again."""
+    return sha256_json(
+        {
+            "model": job.inputs["model"],
+            "catalog": job.inputs["catalog"],
+            "system": system,
+            "chats": chats,
+            "prefills": prefills,
+            "answer_tokens": ANSWER_TOKENS,
+            "dtype": dtype,
+        }
+    )
+
+
+def _conversations(
+    tokenizer: Any,
+    chats: Sequence[list[dict[str, str]]],
+    prefills: Sequence[str],
+    answers: Sequence[str],
+    said: Sequence[str],
+) -> list[TeacherText]:
+    """Each chat with its answer (the words said first, then ``said``), its prompt, and
+    whether ``said`` replaced the teacher's answer."""
+    return [
         TeacherText(
             tokenizer.apply_chat_template(
                 [*chat, {"role": "assistant", "content": first + words}], tokenize=False
@@ -152,10 +168,6 @@ def teacher_texts(
         )
         for chat, first, answer, words in zip(chats, prefills, answers, said, strict=True)
     ]
-    writing = {"answers": len(answers), "cached": cached, "seconds": round(seconds, 1)}
-    if not daemons_words:
-        return texts, {**writing, "replaced_by_the_daemon": 0, "would_be_replaced": replaced}
-    return texts, {**writing, "replaced_by_the_daemon": replaced}
 
 
 class _Written:
@@ -226,24 +238,33 @@ def _answers(cache: JsonCache) -> list[str]:
 
 
 def _write_all(
-    llm: LocalLLM,
+    tokenizer: Any,
+    teacher: Any,
+    system: str,
     chats: Sequence[list[dict[str, str]]],
     prefills: Sequence[str],
     answers: list[str],
     cache: JsonCache,
     name: str,
 ) -> None:
-    """Write the answers not in ``answers`` yet, saving every ten (an interrupted build goes
-    on from there)."""
+    """Write the answers not in ``answers`` yet with ``teacher`` run as the daemon runs it
+    (its system prompt cached), saving every ten (an interrupted build goes on from there)."""
+    from streambot.brain.llm import LocalLLM
+
+    llm = LocalLLM.from_loaded(tokenizer, teacher)
     total = len(chats)
-    with progress() as bar:
-        what = f"{name} writes {total} answers (outside --distil-minutes)"
-        tick = count_ticker(bar, what, total, len(answers))
-        for i in range(len(answers), total):
-            answers.append(_write(llm, chats[i], prefills[i]))
-            tick(i + 1)
-            if (i + 1) % 10 == 0:
-                cache.save(answers)
+    try:
+        llm.set_system_prompt(system)
+        with progress() as bar:
+            what = f"{name} writes {total} answers (outside --distil-minutes)"
+            tick = count_ticker(bar, what, total, len(answers))
+            for i in range(len(answers), total):
+                answers.append(_write(llm, chats[i], prefills[i]))
+                tick(i + 1)
+                if (i + 1) % 10 == 0:
+                    cache.save(answers)
+    finally:
+        llm.executor.shutdown()
     cache.save(answers)
 
 

@@ -140,9 +140,53 @@ def _eye_sprite(
     return np.asarray(img)
 
 
-def draw_portrait(width: int, height: int, mouth_levels: int = 12) -> Portrait:
-    s = 2  # supersampling factor
-    W, H = width * s, height * s
+@dataclass(frozen=True)
+class _Head:
+    """Where ``_draw_head`` put the head and the eyes (supersampled pixels)."""
+
+    cx: float
+    top: float
+    w: float
+    h: float
+    eye_y: float
+    eye_dx: float
+    eye_r: float
+
+
+def _draw_features(
+    d: ImageDraw.ImageDraw, cx: float, head_top: float, head_w: float, head_h: float
+) -> tuple[float, float, float]:
+    """Eyebrows, nose and cheeks; the eyes' height, their distance from the middle and their
+    radius (the eye sprites are drawn there)."""
+    eye_y = head_top + head_h * 0.47
+    eye_dx = head_w * 0.2
+    eye_r = head_w * 0.085
+    for side in (-1, 1):
+        ex = cx + side * eye_dx
+        d.arc(
+            [ex - eye_r * 1.3, eye_y - eye_r * 2.4, ex + eye_r * 1.3, eye_y - eye_r * 0.6],
+            200,
+            340,
+            fill=HAIR,
+            width=7,
+        )
+        d.ellipse(
+            [ex - eye_r * 1.1, eye_y + eye_r * 1.4, ex + eye_r * 1.1, eye_y + eye_r * 2.2],
+            fill=(244, 176, 168),
+        )
+    d.arc(
+        [cx - eye_r * 0.5, eye_y + eye_r * 0.8, cx + eye_r * 0.5, eye_y + eye_r * 2.1],
+        20,
+        160,
+        fill=SKIN_SHADE,
+        width=6,
+    )
+    return eye_y, eye_dx, eye_r
+
+
+def _draw_head(W: int, H: int) -> tuple[Image.Image, _Head]:
+    """The supersampled picture (background, shoulders, head, hair, brows, nose, cheeks; no
+    eyes or mouth, the sprites draw those) and where its features are."""
     img = _background(W, H)
     d = ImageDraw.Draw(img)
     cx = W / 2
@@ -183,31 +227,16 @@ def draw_portrait(width: int, height: int, mouth_levels: int = 12) -> Portrait:
         300,
         fill=HAIR,
     )
-    # eyebrows, nose, cheeks
-    eye_y = head_top + head_h * 0.47
-    eye_dx = head_w * 0.2
-    eye_r = head_w * 0.085
-    for side in (-1, 1):
-        ex = cx + side * eye_dx
-        d.arc(
-            [ex - eye_r * 1.3, eye_y - eye_r * 2.4, ex + eye_r * 1.3, eye_y - eye_r * 0.6],
-            200,
-            340,
-            fill=HAIR,
-            width=7,
-        )
-        d.ellipse(
-            [ex - eye_r * 1.1, eye_y + eye_r * 1.4, ex + eye_r * 1.1, eye_y + eye_r * 2.2],
-            fill=(244, 176, 168),
-        )
-    d.arc(
-        [cx - eye_r * 0.5, eye_y + eye_r * 0.8, cx + eye_r * 0.5, eye_y + eye_r * 2.1],
-        20,
-        160,
-        fill=SKIN_SHADE,
-        width=6,
-    )
+    eye_y, eye_dx, eye_r = _draw_features(d, cx, head_top, head_w, head_h)
     img = img.filter(ImageFilter.GaussianBlur(0.6))
+    return img, _Head(cx, head_top, head_w, head_h, eye_y, eye_dx, eye_r)
+
+
+def draw_portrait(width: int, height: int, mouth_levels: int = 12) -> Portrait:
+    s = 2  # supersampling factor
+    img, head = _draw_head(width * s, height * s)
+    cx, head_top, head_w, head_h = head.cx, head.top, head.w, head.h
+    eye_y, eye_dx, eye_r = head.eye_y, head.eye_dx, head.eye_r
 
     mouth_y = head_top + head_h * 0.77
     mouth = Box(
