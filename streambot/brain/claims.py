@@ -74,6 +74,8 @@ def near_miss(said: Said, kn: Knowledge) -> str | None:
                 return f"{word!r} is not a catalog name (the name is {brand!r})"
         if (pair := _blend(word, kn.brands)) is not None:
             return f"{word!r} is not a catalog name (it blends {pair[0]!r} and {pair[1]!r})"
+    if (glued := _glued(words, kn)) is not None:
+        return glued
     for name in kn.full_names:
         k, target = len(name), " ".join(name)
         for i in range(len(words) - k + 1):
@@ -94,6 +96,19 @@ def near_miss(said: Said, kn: Knowledge) -> str | None:
                 kind = any(after.startswith(k) for k in kn.zh_kinds)
                 if kind and hamming(window, core) == 1 and _foreign(window, kn):
                     return f"{window!r} is not a catalog name (the name is {core!r})"
+    return None
+
+
+def _glued(words: Sequence[str], kn: Knowledge) -> str | None:
+    """A word of a catalog name with letters run into its front, before the name's next word
+    (a real pruned 0.5B's "Ierothermo Bottle", of "SnowPeak Thermo Bottle"), as a reason."""
+    for name in kn.full_names:
+        for first, second in itertools.pairwise(name):
+            for said, after in itertools.pairwise(words):
+                glued = len(said) >= len(first) + 2 and said.endswith(first)
+                if after == second and glued and said not in kn.words:
+                    target = " ".join(name)
+                    return f"'{said} {after}' is not a catalog name (the name is {target!r})"
     return None
 
 
