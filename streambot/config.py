@@ -240,13 +240,15 @@ class LLMBrainConfig(_Section):
     # build's floor, else ``path`` itself; "pruned": that model or the catalog brain; "none":
     # always ``path``.
     engine: Literal["auto", "pruned", "none"] = "auto"
-    # build_engines.py --only llm: the width removed and the minutes distilled (--prune and
-    # --distil-minutes win), going on past the minutes until the student has had
-    # distil_min_steps steps (--distil-min-steps wins): a slow CPU does a third of a fast one's
-    # steps in the same minutes, and too few leave it answering greetings with prices. The
-    # smallest budget and the ratio whose student the build accepts, measured on the real
-    # Qwen2.5-Coder-0.5B (BENCHMARKS.md, the LLM frontier)
+    # build_engines.py --only llm: the width removed, the least influential layers dropped
+    # and the minutes distilled (--prune, --llm-drop-layers and --distil-minutes win), going on
+    # past the minutes until the student has had distil_min_steps steps (--distil-min-steps
+    # wins): a slow CPU does a third of a fast one's steps in the same minutes, and too few
+    # leave it answering greetings with prices. The fastest student the build accepts on the
+    # least distillation, measured on the real Qwen2.5-Coder-0.5B (BENCHMARKS.md, the LLM
+    # frontier)
     prune: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    drop_layers: Annotated[int, Field(ge=0)] = 4
     distil_minutes: Annotated[float, Field(gt=0)] = 10.0
     distil_min_steps: Annotated[int, Field(ge=0)] = 100
     # A question with a factual product answer (price, stock, restock, shipping, a total, a

@@ -215,8 +215,9 @@ def _llm_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--llm-drop-layers",
         type=int,
-        default=DEFAULTS.llm_drop_layers,
-        help="also drop this many LLM layers, the least influential ones",
+        default=None,
+        help="also drop this many LLM layers, the least influential ones (default "
+        "[brain.llm] drop_layers)",
     )
     group.add_argument(
         "--max-llm-kl",

@@ -70,7 +70,7 @@ class BuildOptions:
     # ... and how many more words (a share) a recogniser may mishear than with the voice's own
     max_voice_wer_rise: float = 0.05
     llm_heads: HeadMode = "auto"  # "query": heads within each KV group; "groups": whole KV groups
-    llm_drop_layers: int = 0
+    llm_drop_layers: int | None = None  # --llm-drop-layers (None: [brain.llm] drop_layers)
     max_llm_kl: float = 0.5  # teacher-student KL (nats/token) of an LLM used by default
     # The pruned LLM is judged by its answers: teacher and student each answer this many
     # held-out questions (brain/evaluate.py), built into the daemon's guarded brain ...
@@ -93,6 +93,10 @@ class BuildOptions:
         """The distillation budget of an engine whose own default is ``own`` minutes
         (``[brain.llm] distil_minutes``): --distil-minutes wins."""
         return own if self.distil_minutes is None else self.distil_minutes
+
+    def llm_drop_layers_or(self, own: int) -> int:
+        """The LLM layers to drop when the config asks for ``own``: --llm-drop-layers wins."""
+        return own if self.llm_drop_layers is None else self.llm_drop_layers
 
     def distil_min_steps_or(self, own: int) -> int:
         """The least steps of a distillation whose own default is ``own``

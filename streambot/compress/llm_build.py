@@ -147,10 +147,11 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
     ratio = options.prune_or(config.brain.llm.prune)
     minutes = options.distil_minutes_or(config.brain.llm.distil_minutes)
     min_steps = options.distil_min_steps_or(config.brain.llm.distil_min_steps)
+    drop = options.llm_drop_layers_or(config.brain.llm.drop_layers)
     settings = {
         "prune": ratio,
         "mode": options.llm_heads,
-        "drop_layers": options.llm_drop_layers,
+        "drop_layers": drop,
         "distil_minutes": minutes,
         "distil_min_steps": min_steps,
         "text": "the teacher's answers to catalog questions + system prompt",
@@ -166,9 +167,7 @@ def resolve_llm(config: Config, options: BuildOptions) -> LLMBuild:
         "catalog": sha256_json(catalog_of(config).model_dump(mode="json")),
         "build settings": sha256_json(settings),
     }
-    return LLMBuild(
-        model, ratio, options.llm_heads, options.llm_drop_layers, minutes, min_steps, inputs
-    )
+    return LLMBuild(model, ratio, options.llm_heads, drop, minutes, min_steps, inputs)
 
 
 def learns(options: BuildOptions) -> str:
@@ -206,6 +205,7 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
     except ImportError as exc:
         raise BuildError(f"{exc}: pip install torch 'streambot[neural]'") from exc
     tokenizer, teacher = _load(job, options)
+    _check_layers(job, teacher)
     catalog = catalog_of(config)
     held, turns = split_questions(catalog, options.llm_eval_questions, options.llm_teacher_answers)
     texts, writing = teacher_texts(
@@ -247,6 +247,16 @@ def build_llm(config: Config, job: LLMBuild, options: BuildOptions, manifest: Ma
     if why:
         detail += f"; not a default: {'; '.join(why)}"
     return [Row(KIND, job.folder, "built", detail)]
+
+
+def _check_layers(job: LLMBuild, teacher: Any) -> None:
+    """Refuse, before any work, to drop as many layers as the model has."""
+    layers = int(teacher.config.num_hidden_layers)
+    if job.drop_layers >= layers:
+        raise BuildError(
+            f"brain.llm.drop_layers: {job.drop_layers} of {job.model.name}'s {layers} layers "
+            f"(--llm-drop-layers; at most {layers - 1}, 0 to keep them all)"
+        )
 
 
 def _load(job: LLMBuild, options: BuildOptions) -> tuple[Any, Any]:

@@ -30,6 +30,7 @@ PRUNED = "llm-teacher-p50"  # the project sets [brain.llm] prune = 0.5: half the
 # little, so the answer rules are opened (test_llm_build_answers.py tests them)
 SMALL = ["--llm-eval-questions", "10", "--llm-teacher-answers", "20", "--llm-kl-answers", "5"]
 SMALL += ["--max-llm-accuracy-drop", "100", "--max-llm-garbage-rise", "100"]
+SMALL += ["--llm-drop-layers", "0", "--distil-min-steps", "0"]  # a 2-layer model, time-boxed
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +115,12 @@ def test_the_pruned_llm_is_built_recorded_run_and_refused_when_stale(project, ca
         llm_model_path(config)
     dry = build(project, "--dry-run")
     assert "to build" in dry.stdout and "stale" in dry.stdout
+
+
+def test_dropping_as_many_layers_as_the_model_has_exits_2_naming_the_key(project):
+    built = build(project, "--llm-drop-layers", "2")  # of the teacher's 2
+    assert built.returncode == 2, built.stderr
+    assert "brain.llm.drop_layers: 2 of" in built.stderr and "Traceback" not in built.stderr
 
 
 def test_a_missing_model_exits_2_naming_the_key(project, tmp_path):

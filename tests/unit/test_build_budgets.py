@@ -42,6 +42,8 @@ def test_the_llm_is_distilled_for_its_configured_minutes_unless_the_flag_is_give
     job = resolve_llm(default, BuildOptions())
     assert job.distil_minutes == default.brain.llm.distil_minutes == 10.0
     assert job.ratio == default.brain.llm.prune == 0.25
+    assert job.drop_layers == default.brain.llm.drop_layers == 4
+    assert resolve_llm(default, BuildOptions(llm_drop_layers=0)).drop_layers == 0
     assert resolve_llm(default, BuildOptions(distil_minutes=2.0)).distil_minutes == 2.0
 
 

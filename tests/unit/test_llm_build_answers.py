@@ -84,6 +84,8 @@ def options(out: Path, **overrides) -> BuildOptions:
         "llm_teacher_answers": 8,
         "llm_kl_answers": 2,
         "max_llm_kl": 1e9,
+        "llm_drop_layers": 0,  # of a 2-layer model
+        "distil_min_steps": 0,
     }
     return BuildOptions(**{**small, **overrides})
 
