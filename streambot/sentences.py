@@ -8,6 +8,8 @@ released at its first comma-like break; later text goes out a whole sentence at 
 
 from __future__ import annotations
 
+from streambot.text import has_cjk
+
 # always end a sentence; a line break too: a model's new line is a new item (a real 0.5B ran a
 # whole catalog entry on after a price with no stop but line breaks)
 _HARD_ENDS = set("。！？!?…；;\n")
@@ -34,7 +36,7 @@ def closed(text: str) -> str:
     body = body.rstrip("".join(_CLAUSE_BREAKS)).rstrip()
     if not body:
         return body
-    return body + ("。" if "\u2e80" <= body[-1] <= "\u9fff" or body[-1] in "）」』》" else ".")
+    return body + ("。" if has_cjk(body[-1]) or body[-1] in "）」』》" else ".")
 
 
 class SentenceSplitter:

@@ -180,14 +180,8 @@ def distil_ticker(bar: Any, description: str, budget_s: float, every: int = 50, 
     line every ``every`` steps when there is no bar."""
     task = bar.add_task(description, total=1.0) if bar is not None else None
     started = time.monotonic()
-    said_past_budget = False
 
     def tick(step: int, loss: float) -> None:
-        nonlocal said_past_budget
-        if not said_past_budget and step < min_steps and time.monotonic() - started >= budget_s:
-            said_past_budget = True
-            what = "%s: the minutes are spent at step %d; going on to %d steps"
-            log.info(what, description, step, min_steps)
         if bar is not None:
             done = min(1.0, (time.monotonic() - started) / budget_s) if budget_s > 0 else 1.0
             if min_steps:

@@ -12,6 +12,7 @@ optimiser and step go to ``resume_path``, and a later run with the same widths c
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from torch import nn
 from streambot.compress.checkpoint import save_atomically
 from streambot.models.wav2lip import Wav2Lip
 
+log = logging.getLogger(__name__)
+
 B = TypeVar("B")  # a training batch, whatever the loss takes
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # mel (B, 1, 80, 16), face (B, 6, 96, 96)
@@ -35,6 +38,7 @@ class DistilReport:
     seconds: float = 0.0
     resumed_from: int = 0
     losses: list[float] = field(default_factory=list)  # one per step, the mouth-weighted L1
+    budget_spent_at: int | None = None  # the step the minutes ran out at, short of min_steps
 
     @property
     def first_loss(self) -> float | None:
@@ -163,9 +167,9 @@ def train_student(
     if prepare is not None:
         prepare(student)
     try:
-        while (clock() - started < budget_s or step < min_steps) and (
-            max_steps is None or report.steps < max_steps
-        ):
+        while max_steps is None or report.steps < max_steps:
+            if clock() - started >= budget_s and _done(report, step, min_steps):
+                break
             if (batch := next(batches, None)) is None:
                 break
             loss = loss_of(batch)
@@ -186,6 +190,17 @@ def train_student(
             _save(resume, student, widths, optimiser, step)
         report.seconds = clock() - started
     return report
+
+
+def _done(report: DistilReport, step: int, min_steps: int) -> bool:
+    """The minutes are spent: whether the student has had ``min_steps``; when not, the step
+    the minutes ran out at is recorded and logged (once) and training goes on."""
+    if step >= min_steps:
+        return True
+    if report.budget_spent_at is None:
+        report.budget_spent_at = step
+        log.info("the minutes are spent at step %d; going on to %d steps", step, min_steps)
+    return False
 
 
 def _save(

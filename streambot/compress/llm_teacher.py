@@ -122,13 +122,12 @@ def teacher_texts(
         replaced,
         "replaced" if daemons_words else "learnt as written, not replaced,",
     )
-    if not daemons_words:
-        said = list(answers)
-    texts = _conversations(tokenizer, chats, prefills, answers, said)
     writing = {"answers": len(answers), "cached": cached, "seconds": round(seconds, 1)}
-    if not daemons_words:
-        return texts, {**writing, "replaced_by_the_daemon": 0, "would_be_replaced": replaced}
-    return texts, {**writing, "replaced_by_the_daemon": replaced}
+    if daemons_words:
+        texts = _conversations(tokenizer, chats, prefills, answers, said)
+        return texts, {**writing, "replaced_by_the_daemon": replaced}
+    texts = _conversations(tokenizer, chats, prefills, answers, answers)
+    return texts, {**writing, "replaced_by_the_daemon": 0, "would_be_replaced": replaced}
 
 
 def _answers_key(

@@ -30,11 +30,13 @@ def test_a_slow_machine_trains_past_its_minutes_until_the_least_steps():
     # the clock says the budget is spent after 2 steps; the student still gets its 7
     report = train(range(1000), budget_s=3, min_steps=7)
     assert report.steps == 7
+    assert report.budget_spent_at == 2  # recorded, and logged once
 
 
 def test_a_fast_machine_trains_for_its_whole_budget_beyond_the_least_steps():
     report = train(range(1000), budget_s=20, min_steps=3)
     assert report.steps == 19  # the clock read at start, then once per step
+    assert report.budget_spent_at is None
 
 
 def test_a_resumed_distillation_counts_its_earlier_steps_toward_the_least(tmp_path):
