@@ -85,9 +85,19 @@ def babble(said: Said, kn: Knowledge) -> str | None:
         return "a model's refusal boilerplate"
     if said.question and (echo := _echo(text, said.question, kn)):
         return echo
-    if said.previous and text not in CHECK_PHRASES and (why := repeat(text, said.previous, kn)):
+    return said_again(text, said, kn)
+
+
+def said_again(text: str, said: Said, kn: Knowledge) -> str | None:
+    """Why ``text`` (``said``'s sentence, or what the guard corrected it to) repeats what
+    was said just before or earlier in this reply, or None. The guard asks again after a
+    correction: a real pruned 0.5B wrote "The SonicBuds Pro Earbuds is $139." again and
+    again, and each, corrected to $129, was a repeat the first check could not see."""
+    if text in CHECK_PHRASES:
+        return None
+    if said.previous and (why := repeat(text, said.previous, kn)):
         return why
-    if said.so_far and text not in CHECK_PHRASES:
+    if said.so_far:
         return said_twice(text, said.so_far)
     return None
 

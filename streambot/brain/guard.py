@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from streambot import money
 from streambot.brain import claims
-from streambot.brain.babble import babble, wrong_language
+from streambot.brain.babble import babble, said_again, wrong_language
 from streambot.brain.figures import (
     SHIPPING_MONEY_TALK,
     a_shipping_term,
@@ -296,6 +296,8 @@ class ReplyGuard:
             raise _Reject(why)
         for start, end, new in sorted(edits, reverse=True):
             sentence = sentence[:start] + new + sentence[end:]
+        if edits and (why := said_again(sentence, said, kn)) is not None:
+            raise _Reject(f"{why} (once corrected)")
         return sentence, notes
 
     def _check_money(

@@ -390,6 +390,17 @@ async def test_a_repeat_of_the_previous_answer_is_never_spoken():
     assert passes("Great question!", [], previous="Great question! The bottle is $24.50.")
 
 
+async def test_a_sentence_its_correction_makes_a_repeat_is_never_spoken():
+    heard = await assert_handled(BABBLE["corrected-into-a-repeat"])
+    assert heard.count("The SonicBuds Pro Earbuds is $129.") == 1, heard
+    # each wrong figure a different one: corrected, every one is the same sentence
+    brain = new_brain()
+    name = "The AeroBrew Coffee Grinder is"
+    script = f"{name} $79.99. {name} $99.99. {name} $69.99."
+    heard = await say(brain, script, "how much is the grinder?", "en")
+    assert heard.count("$89.99") == 1 and brain.rejections == 1, heard
+
+
 async def test_a_fallback_after_accepted_sentences_does_not_say_them_again():
     brain = new_brain()  # the LLM's price is said, then it is cut off: no second price
     script = "The SnowPeak Thermo Bottle is $24.50. The SnowPeek bottle is great."
