@@ -171,6 +171,16 @@ class _Reject(Exception):
     pass
 
 
+def _corrected(sentence: str, edits: list[tuple[int, int, str]], said: Said, kn: Knowledge) -> str:
+    """``sentence`` with the guard's ``edits`` (corrected figures) made, refused when they
+    make it a repeat: a wrong price corrected can be the very sentence said just before."""
+    for start, end, new in sorted(edits, reverse=True):
+        sentence = sentence[:start] + new + sentence[end:]
+    if edits and (why := said_again(sentence, said, kn)) is not None:
+        raise _Reject(f"{why} (once corrected)")
+    return sentence
+
+
 class ReplyGuard:
     """Checks one spoken sentence at a time against the catalog (see the module docstring)."""
 
@@ -294,11 +304,7 @@ class ReplyGuard:
                 raise _Reject(why)
         if (why := claims.stray_figures(said, kn, counts)) is not None:  # the least specific
             raise _Reject(why)
-        for start, end, new in sorted(edits, reverse=True):
-            sentence = sentence[:start] + new + sentence[end:]
-        if edits and (why := said_again(sentence, said, kn)) is not None:
-            raise _Reject(f"{why} (once corrected)")
-        return sentence, notes
+        return _corrected(sentence, edits, said, kn), notes
 
     def _check_money(
         self,
