@@ -338,11 +338,22 @@ class GuardedBrain:
         return "".join(s + " " for s in kept)
 
     def _repeats(self, sentence: str, said: str) -> bool:
-        """``sentence`` (the fallback's) adds nothing to ``said``: it is a sentence of it, or
-        repeats one (the guard's rule) and has no word of its own; the lamp's "sold out right
-        now, back next Friday" after an LLM's "The LumaDesk Lamp is sold out," is said."""
-        same = squashed(sentence)
-        if any(same == squashed(s) for s in split_sentences(said, False)):
+        """``sentence`` (the fallback's) adds nothing to ``said``: it is a sentence of it (the
+        product's name said another way: "The AeroBrew Coffee Grinder is $89.99." after "The
+        grinder is $89.99."), or repeats one (the guard's rule) and has no word of its own;
+        the lamp's "sold out right now, back next Friday" after an LLM's "The LumaDesk Lamp
+        is sold out," is said."""
+        if any(self._same_saying(sentence, s) for s in split_sentences(said, False)):
             return True
         kn = self.guard.knowledge
         return repeat(sentence, [said], kn) is not None and not kn.new_words(sentence, said)
+
+    def _same_saying(self, a: str, b: str) -> bool:
+        """``a`` and ``b`` are the same words of the same products, their names aside."""
+        if squashed(a) == squashed(b):
+            return True
+        kn = self.guard.knowledge
+        if kn.nameless(a) != kn.nameless(b):
+            return False
+        products = [unique_products(p for _, _, p in self.guard.mentions(t)) for t in (a, b)]
+        return bool(products[0]) and products[0] == products[1]

@@ -395,9 +395,9 @@ async def test_a_sentence_its_correction_makes_a_repeat_is_never_spoken():
     assert heard.count("The SonicBuds Pro Earbuds is $129.") == 1, heard
     # each wrong figure a different one: corrected, every one is the same sentence
     brain = new_brain()
-    name = "The AeroBrew Coffee Grinder is"
-    script = f"{name} $79.99. {name} $99.99. {name} $69.99."
+    script = "The grinder is $79.99. The grinder is $99.99. The grinder is $69.99."
     heard = await say(brain, script, "how much is the grinder?", "en")
+    # nor does the catalog brain, answering after, say it again with the name in full
     assert heard.count("$89.99") == 1 and brain.rejections == 1, heard
 
 
