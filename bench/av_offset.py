@@ -70,7 +70,7 @@ def analyse(fmt: StreamFormat, path: Path) -> tuple[dict[int, float], list[float
     return video_time, onsets
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="stream time (default 10)")
     parser.add_argument("--width", type=int, default=320)
@@ -78,26 +78,28 @@ def main() -> int:
     parser.add_argument("--fps", type=int, default=DEFAULT_FPS)
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--keep", type=Path, help="write the .ts here and keep it")
-    args = parser.parse_args()
+    return parser
 
-    fmt = StreamFormat(args.width, args.height, args.fps, OUTPUT_RATE)
-    frames = round(args.minutes * 60 * fmt.fps)
-    print("$", shlex.join([Path(sys.executable).name, *sys.argv]))
-    print(
-        f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-        f"PyAV {av.__version__}, {fmt.width}x{fmt.height} @ {fmt.fps} fps, preset {args.preset}"
-    )
+
+def _stream_and_analyse(
+    fmt: StreamFormat, frames: int, keep: Path | None, preset: str
+) -> tuple[dict[int, float], list[float]]:
+    """Mux the marked stream (to `keep` or a temporary file), print its cost, and analyse it."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.keep or Path(tmp) / "av_offset.ts"
-        elapsed = stream(fmt, frames, path, args.preset)
+        path = keep or Path(tmp) / "av_offset.ts"
+        elapsed = stream(fmt, frames, path, preset)
         stream_s = frames / fmt.fps
         print(
             f"# muxed {frames} frames ({stream_s:.0f} s of stream) in {elapsed:.1f} s "
             f"({stream_s / elapsed:.1f}x real time), {path.stat().st_size / 1e6:.1f} MB"
         )
-        video_time, onsets = analyse(fmt, path)
+        return analyse(fmt, path)
 
-    seconds = frames // fmt.fps
+
+def _match_markers(
+    fmt: StreamFormat, seconds: int, video_time: dict[int, float], onsets: list[float]
+) -> tuple[list[tuple[int, float]], int]:
+    """Pair each second's marker frame with its tone onset: ((second, offset ms)...), missing."""
     t0 = video_time.get(0, 0.0)
     offsets: list[tuple[int, float]] = []  # (second k, audio onset - video pts) in ms
     missing = 0
@@ -110,8 +112,10 @@ def main() -> int:
             missing += 1
             continue
         offsets.append((k, (near[0] - vt) * 1000))
+    return offsets, missing
 
-    frame_ms = 1000 / fmt.fps
+
+def _minute_table(seconds: int, offsets: list[tuple[int, float]]) -> None:
     print()
     print("| minute | markers | mean offset ms | min ms | max ms | max |offset| ms |")
     print("|-------:|--------:|---------------:|-------:|-------:|---------------:|")
@@ -123,6 +127,25 @@ def main() -> int:
             f"| {minute:6d} | {vals.size:7d} | {vals.mean():14.2f} | {vals.min():6.2f} "
             f"| {vals.max():6.2f} | {np.abs(vals).max():14.2f} |"
         )
+
+
+def main() -> int:
+    args = _parser().parse_args()
+
+    fmt = StreamFormat(args.width, args.height, args.fps, OUTPUT_RATE)
+    frames = round(args.minutes * 60 * fmt.fps)
+    print("$", shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(
+        f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+        f"PyAV {av.__version__}, {fmt.width}x{fmt.height} @ {fmt.fps} fps, preset {args.preset}"
+    )
+    video_time, onsets = _stream_and_analyse(fmt, frames, args.keep, args.preset)
+
+    seconds = frames // fmt.fps
+    offsets, missing = _match_markers(fmt, seconds, video_time, onsets)
+
+    frame_ms = 1000 / fmt.fps
+    _minute_table(seconds, offsets)
     all_vals = np.array([o for _, o in offsets])
     worst = float(np.abs(all_vals).max()) if all_vals.size else float("inf")
     print()

@@ -83,7 +83,7 @@ async def _run(args: argparse.Namespace) -> list[Report]:
     return reports
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--brain",
@@ -130,12 +130,11 @@ def main() -> int:
     parser.add_argument("--failures", action="store_true", help="print every wrong answer")
     parser.add_argument("--kinds", action="store_true", help="print per-kind accuracy")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every answer")
-    args = parser.parse_args()
-    args.brain = args.brain or ["catalog"]
-    args.answer_first = None if args.answer_first is None else args.answer_first == "on"
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return parser
 
-    reports = asyncio.run(_run(args))
+
+def _report(args: argparse.Namespace, reports: list[Report]) -> None:
+    """Print the run's header, the accuracy table and who said the answers."""
     print(f"command: python {' '.join(sys.argv)}")
     print(f"python {platform.python_version()}, {platform.machine()}")
     print(f"questions: {reports[0].n if reports else 0}, languages {','.join(args.langs)}\n")
@@ -148,6 +147,16 @@ def main() -> int:
         print(f"\n{report.name}: who said the answers: {said}")
         if report.llm_sentences():
             print(f"{report.name}: {report.llm_sentences()}")
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    args.brain = args.brain or ["catalog"]
+    args.answer_first = None if args.answer_first is None else args.answer_first == "on"
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    reports = asyncio.run(_run(args))
+    _report(args, reports)
     return 0
 
 

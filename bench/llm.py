@@ -23,7 +23,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 from streambot.brain.llm import PrefixCache
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(LLM_CONFIGS), default="0.5b")
     parser.add_argument("--device", default="cpu")
@@ -31,63 +31,84 @@ def main() -> int:
     parser.add_argument("--turn-tokens", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--decode-tokens", type=int, default=32)
-    args = parser.parse_args()
-    device = torch.device(args.device)
-    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    torch.manual_seed(0)
-    config = Qwen2Config(**qwen_config(args.size))
-    model = Qwen2ForCausalLM(config).to(device, dtype).eval()
-    params = sum(p.numel() for p in model.parameters()) / 1e9
-    prefix = torch.randint(0, 150_000, (1, args.prefix_tokens), device=device)
-    turn = torch.randint(0, 150_000, (1, args.turn_tokens), device=device)
-    full = torch.cat([prefix, turn], dim=1)
+    return parser
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
 
-    with torch.inference_mode():
-        started = time.perf_counter()
-        cache = PrefixCache(model, prefix)
-        sync()
-        encode_prefix = time.perf_counter() - started
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
-        def without_cache() -> None:
-            model(input_ids=full, use_cache=True, logits_to_keep=1)
 
-        def with_cache() -> None:
-            model(input_ids=turn, past_key_values=cache.fresh(), use_cache=True, logits_to_keep=1)
+def _first_token_pairs(
+    model: Qwen2ForCausalLM,
+    cache: PrefixCache,
+    full: torch.Tensor,
+    turn: torch.Tensor,
+    repeats: int,
+    device: torch.device,
+) -> list[list[float]]:
+    """Seconds to the first token (without, with the prefix cache), a pair per repeat."""
 
-        def decode() -> None:
-            past = model(
-                input_ids=turn, past_key_values=cache.fresh(), use_cache=True, logits_to_keep=1
-            )
-            token = past.logits[:, -1:].argmax(-1)
-            kv = past.past_key_values
-            for _ in range(args.decode_tokens):
-                out = model(input_ids=token, past_key_values=kv, use_cache=True, logits_to_keep=1)
-                kv, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+    def without_cache() -> None:
+        model(input_ids=full, use_cache=True, logits_to_keep=1)
 
-        pairs = []
-        without_cache(), with_cache()  # warm-up
-        for _ in range(args.repeats):
-            times = []
-            for fn in (without_cache, with_cache):
-                sync()
-                t0 = time.perf_counter()
-                fn()
-                sync()
-                times.append(time.perf_counter() - t0)
-            pairs.append(times)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        sync()
-        t0 = time.perf_counter()
-        decode()
-        sync()
-        decode_s = time.perf_counter() - t0
-        peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    def with_cache() -> None:
+        model(input_ids=turn, past_key_values=cache.fresh(), use_cache=True, logits_to_keep=1)
 
+    pairs = []
+    without_cache(), with_cache()  # warm-up
+    for _ in range(repeats):
+        times = []
+        for fn in (without_cache, with_cache):
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+        pairs.append(times)
+    return pairs
+
+
+def _decode_time(
+    model: Qwen2ForCausalLM,
+    cache: PrefixCache,
+    turn: torch.Tensor,
+    tokens: int,
+    device: torch.device,
+) -> tuple[float, float | None]:
+    """Seconds to decode `tokens` tokens after the first, and the peak GPU GiB (None on CPU)."""
+
+    def decode() -> None:
+        past = model(
+            input_ids=turn, past_key_values=cache.fresh(), use_cache=True, logits_to_keep=1
+        )
+        token = past.logits[:, -1:].argmax(-1)
+        kv = past.past_key_values
+        for _ in range(tokens):
+            out = model(input_ids=token, past_key_values=kv, use_cache=True, logits_to_keep=1)
+            kv, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    _sync(device)
+    t0 = time.perf_counter()
+    decode()
+    _sync(device)
+    decode_s = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    return decode_s, peak
+
+
+def _report(
+    args: argparse.Namespace,
+    params: float,
+    dtype: torch.dtype,
+    device: torch.device,
+    encode_prefix: float,
+    pairs: list[list[float]],
+    decode_s: float,
+    peak: float | None,
+) -> None:
     no_cache = statistics.median(p[0] for p in pairs)
     cached = statistics.median(p[1] for p in pairs)
     ratio = statistics.median(p[0] / p[1] for p in pairs)
@@ -108,6 +129,29 @@ def main() -> int:
     print(f"decode: {rate:.1f} tokens/s after the first token ({args.decode_tokens} tokens)")
     if peak is not None:
         print(f"peak GPU memory: {peak:.2f} GiB")
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    device = torch.device(args.device)
+    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+    torch.manual_seed(0)
+    config = Qwen2Config(**qwen_config(args.size))
+    model = Qwen2ForCausalLM(config).to(device, dtype).eval()
+    params = sum(p.numel() for p in model.parameters()) / 1e9
+    prefix = torch.randint(0, 150_000, (1, args.prefix_tokens), device=device)
+    turn = torch.randint(0, 150_000, (1, args.turn_tokens), device=device)
+    full = torch.cat([prefix, turn], dim=1)
+
+    with torch.inference_mode():
+        started = time.perf_counter()
+        cache = PrefixCache(model, prefix)
+        _sync(device)
+        encode_prefix = time.perf_counter() - started
+        pairs = _first_token_pairs(model, cache, full, turn, args.repeats, device)
+        decode_s, peak = _decode_time(model, cache, turn, args.decode_tokens, device)
+
+    _report(args, params, dtype, device, encode_prefix, pairs, decode_s, peak)
     return 0
 
 

@@ -51,7 +51,7 @@ def conversations(catalog: Catalog, count: int) -> list[list[dict[str, str]]]:
     return chats
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prune", type=float, default=0.5)
     parser.add_argument("--distil-minutes", type=float, default=4.0)
@@ -67,53 +67,55 @@ def main() -> int:
         help="tokens per training window (longer than any training text: whole texts)",
     )
     parser.add_argument("--llm-heads", default="auto", choices=("auto", "query", "groups"))
-    args = parser.parse_args()
-    catalog = Catalog.load()
+    return parser
+
+
+def _trained_teacher(
+    folder: Path, catalog: Catalog, args: argparse.Namespace
+) -> tuple[Path, float, float]:
+    """A tiny Qwen2 trained on the catalog's texts: its folder, last loss, seconds trained."""
     system = system_prompt(catalog)
     chats = conversations(catalog, 400)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        plain = calibration_texts(catalog, system) + [c[0]["content"] for c in chats]
-        teacher = build_tiny_qwen2(
-            folder / "teacher",
-            plain + [c[1]["content"] for c in chats],
-            hidden=args.hidden,
-            layers=args.layers,
-            heads=args.heads,
-            kv_heads=args.kv_heads,
-        )
-        tokenizer = AutoTokenizer.from_pretrained(teacher)
-        texts = plain + [tokenizer.apply_chat_template(c, tokenize=False) for c in chats]
-        started = time.monotonic()
-        loss = train_on_texts(teacher, texts, steps=args.train_steps, window=args.train_window)
-        trained_s = time.monotonic() - started
-        (folder / "config.toml").write_text(
-            f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{teacher}'\ndevice = 'cpu'\n"
-        )
-        command = [
-            sys.executable,
-            str(ROOT / "build_engines.py"),
-            "--config",
-            str(folder / "config.toml"),
-            "--out",
-            str(folder / "engines"),
-            "--only",
-            "llm",
-            "--prune",
-            str(args.prune),
-            "--distil-minutes",
-            str(args.distil_minutes),
-            "--llm-heads",
-            args.llm_heads,
-            "--max-llm-kl",
-            "100",
-        ]
-        built = subprocess.run(command, capture_output=True, text=True, cwd=folder)
-        if built.returncode != 0:
-            print(built.stdout, built.stderr[-4000:], sep="\n")
-            return built.returncode
-        manifest = json.loads((folder / "engines" / "manifest.json").read_text())
-    (entry,) = [a for a in manifest["artifacts"] if a["kind"] == "llm"]
+    plain = calibration_texts(catalog, system) + [c[0]["content"] for c in chats]
+    teacher = build_tiny_qwen2(
+        folder / "teacher",
+        plain + [c[1]["content"] for c in chats],
+        hidden=args.hidden,
+        layers=args.layers,
+        heads=args.heads,
+        kv_heads=args.kv_heads,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(teacher)
+    texts = plain + [tokenizer.apply_chat_template(c, tokenize=False) for c in chats]
+    started = time.monotonic()
+    loss = train_on_texts(teacher, texts, steps=args.train_steps, window=args.train_window)
+    return teacher, loss, time.monotonic() - started
+
+
+def _build_command(folder: Path, args: argparse.Namespace) -> list[str]:
+    """build_engines.py pruning and distilling the LLM that folder/config.toml names."""
+    return [
+        sys.executable,
+        str(ROOT / "build_engines.py"),
+        "--config",
+        str(folder / "config.toml"),
+        "--out",
+        str(folder / "engines"),
+        "--only",
+        "llm",
+        "--prune",
+        str(args.prune),
+        "--distil-minutes",
+        str(args.distil_minutes),
+        "--llm-heads",
+        args.llm_heads,
+        "--max-llm-kl",
+        "100",
+    ]
+
+
+def _report(args: argparse.Namespace, trained_s: float, loss: float, entry: dict) -> None:
+    """Print the teacher, the pruning, the distillation and the fidelity of the LLM entry."""
     pruning, fidelity = entry["pruning"], entry["fidelity"]
     before, after = fidelity["before_distillation"], fidelity["after_distillation"]
     print(f"# python bench/llm_build.py {' '.join(sys.argv[1:])}".rstrip())
@@ -151,6 +153,25 @@ def main() -> int:
         )
     if fidelity["not_default"]:
         print(f"not a default: {'; '.join(fidelity['not_default'])}")
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    catalog = Catalog.load()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        teacher, loss, trained_s = _trained_teacher(folder, catalog, args)
+        (folder / "config.toml").write_text(
+            f"[brain]\nbackend = 'llm'\n[brain.llm]\npath = '{teacher}'\ndevice = 'cpu'\n"
+        )
+        command = _build_command(folder, args)
+        built = subprocess.run(command, capture_output=True, text=True, cwd=folder)
+        if built.returncode != 0:
+            print(built.stdout, built.stderr[-4000:], sep="\n")
+            return built.returncode
+        manifest = json.loads((folder / "engines" / "manifest.json").read_text())
+    (entry,) = [a for a in manifest["artifacts"] if a["kind"] == "llm"]
+    _report(args, trained_s, loss, entry)
     return 0
 
 

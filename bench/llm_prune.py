@@ -21,7 +21,7 @@ import tempfile
 import time
 
 import torch
-from llm import SIZES
+from qwen_configs import LLM_CONFIGS, qwen_config
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from streambot.brain.llm import PrefixCache, forward_with_cache
@@ -40,34 +40,39 @@ def kv_bytes(model: torch.nn.Module, tokens: int) -> int:
     return 2 * w.layers * w.kv_heads * w.head_dim * tokens * element
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=SIZES, default="0.5b")
+    parser.add_argument("--size", choices=sorted(LLM_CONFIGS), default="0.5b")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--ratios", default="0.25,0.5")
     parser.add_argument("--prefix-tokens", type=int, default=1100)
     parser.add_argument("--turn-tokens", type=int, default=40)
     parser.add_argument("--decode-tokens", type=int, default=24)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    device = torch.device(args.device)
-    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=151_936, max_position_embeddings=32_768, **SIZES[args.size])
-    base = Qwen2ForCausalLM(config).to(device, dtype).eval()
-    g = torch.Generator().manual_seed(1)
+    return parser
+
+
+def _pruned_models(
+    base: Qwen2ForCausalLM, ratios: str, g: torch.Generator
+) -> dict[str, Qwen2ForCausalLM]:
+    """The unpruned model, then one pruned per ratio, by name."""
     calibration = [torch.randint(0, 150_000, (128,), generator=g) for _ in range(8)]
     importance = measure_importance(base, calibration)
     models = {"unpruned": base}
-    records = {}
-    for ratio in (float(r) for r in args.ratios.split(",")):
+    for ratio in (float(r) for r in ratios.split(",")):
         pruned = prune_llm(base, importance, ratio, mode="query")
         models[f"pruned {ratio:g}"] = pruned.model
-        records[f"pruned {ratio:g}"] = pruned
+    return models
 
-    prefix = torch.randint(0, 150_000, (1, args.prefix_tokens), generator=g).to(device)
-    turn = torch.randint(0, 150_000, (1, args.turn_tokens), generator=g).to(device)
-    held_out = torch.randint(0, 150_000, (256,), generator=g).to(device)
+
+def _timings(
+    models: dict[str, Qwen2ForCausalLM],
+    prefix: torch.Tensor,
+    turn: torch.Tensor,
+    args: argparse.Namespace,
+    device: torch.device,
+) -> dict[str, dict[str, list[float]]]:
+    """Per model: seconds to the first token, decode tokens/s; repeats interleaved A/B/C."""
 
     def sync() -> None:
         if device.type == "cuda":
@@ -83,45 +88,58 @@ def main() -> int:
     results: dict[str, dict[str, list[float]]] = {
         name: {"ttft": [], "decode": []} for name in models
     }
-    with torch.inference_mode():
-        caches = {name: PrefixCache(m, prefix) for name, m in models.items()}
+    caches = {name: PrefixCache(m, prefix) for name, m in models.items()}
 
-        def first_token(name: str) -> tuple[torch.Tensor, object]:
-            return forward_with_cache(models[name], turn, caches[name].fresh())
+    def first_token(name: str) -> tuple[torch.Tensor, object]:
+        return forward_with_cache(models[name], turn, caches[name].fresh())
 
-        def decode(name: str) -> None:
-            logits, kv = first_token(name)
-            for _ in range(args.decode_tokens):
-                token = logits[:, -1:].argmax(-1)
-                logits, kv = forward_with_cache(models[name], token, kv)
+    def decode(name: str) -> None:
+        logits, kv = first_token(name)
+        for _ in range(args.decode_tokens):
+            token = logits[:, -1:].argmax(-1)
+            logits, kv = forward_with_cache(models[name], token, kv)
 
-        for name in models:  # warm-up
-            first_token(name)
-        for _ in range(args.repeats):
-            for name in models:
-                results[name]["ttft"].append(timed(lambda n=name: first_token(n)))
-            for name in models:
-                seconds = timed(lambda n=name: decode(n))
-                ttft = results[name]["ttft"][-1]
-                results[name]["decode"].append(args.decode_tokens / max(1e-9, seconds - ttft))
-        base_logits = base(input_ids=held_out[None]).logits[0]
-        kls, reload_diff = {}, {}
-        for name, record in records.items():
-            logits = record.model(input_ids=held_out[None]).logits[0]
-            kls[name] = float(full_kl(logits, base_logits))
-            with tempfile.TemporaryDirectory() as folder:
-                record.model.save_pretrained(folder)
-                again = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device)
-                diff = again(input_ids=held_out[None]).logits[0] - logits
-                reload_diff[name] = float(diff.abs().max())
+    for name in models:  # warm-up
+        first_token(name)
+    for _ in range(args.repeats):
+        for name in models:
+            results[name]["ttft"].append(timed(lambda n=name: first_token(n)))
+        for name in models:
+            seconds = timed(lambda n=name: decode(n))
+            ttft = results[name]["ttft"][-1]
+            results[name]["decode"].append(args.decode_tokens / max(1e-9, seconds - ttft))
+    return results
 
-    print(f"# python bench/llm_prune.py {' '.join(sys.argv[1:])}".rstrip())
-    print(
-        f"# Qwen2.5-{args.size} config, random weights, {dtype}, {device}, "
-        f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"turn {args.turn_tokens} tokens after a cached {args.prefix_tokens}-token prefix; "
-        f"medians of {args.repeats}"
-    )
+
+def _fidelity(
+    models: dict[str, Qwen2ForCausalLM],
+    held_out: torch.Tensor,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per pruned model: KL from the unpruned's logits, and max |logit change| once reloaded."""
+    base_logits = models["unpruned"](input_ids=held_out[None]).logits[0]
+    kls, reload_diff = {}, {}
+    for name, model in models.items():
+        if name == "unpruned":
+            continue
+        logits = model(input_ids=held_out[None]).logits[0]
+        kls[name] = float(full_kl(logits, base_logits))
+        with tempfile.TemporaryDirectory() as folder:
+            model.save_pretrained(folder)
+            again = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device)
+            diff = again(input_ids=held_out[None]).logits[0] - logits
+            reload_diff[name] = float(diff.abs().max())
+    return kls, reload_diff
+
+
+def _print_table(
+    models: dict[str, Qwen2ForCausalLM],
+    results: dict[str, dict[str, list[float]]],
+    kls: dict[str, float],
+    reload_diff: dict[str, float],
+    prefix_tokens: int,
+) -> None:
     header = (
         "heads/kv",
         "MLP",
@@ -142,9 +160,7 @@ def main() -> int:
         ttft = statistics.median(results[name]["ttft"])
         rate = statistics.median(results[name]["decode"])
         params = parameter_count(model)
-        memory = params * next(model.parameters()).element_size() + kv_bytes(
-            model, args.prefix_tokens
-        )
+        memory = params * next(model.parameters()).element_size() + kv_bytes(model, prefix_tokens)
         cells = (
             f"{c.num_attention_heads}/{c.num_key_value_heads}",
             str(c.intermediate_size),
@@ -158,6 +174,34 @@ def main() -> int:
             f"{reload_diff[name]:.1e}" if name in reload_diff else "-",
         )
         print(f"{name:<14}" + "".join(f"{x:>16}" for x in cells))
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    device = torch.device(args.device)
+    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+    torch.manual_seed(0)
+    config = Qwen2Config(**qwen_config(args.size))
+    base = Qwen2ForCausalLM(config).to(device, dtype).eval()
+    g = torch.Generator().manual_seed(1)
+    models = _pruned_models(base, args.ratios, g)
+
+    prefix = torch.randint(0, 150_000, (1, args.prefix_tokens), generator=g).to(device)
+    turn = torch.randint(0, 150_000, (1, args.turn_tokens), generator=g).to(device)
+    held_out = torch.randint(0, 150_000, (256,), generator=g).to(device)
+
+    with torch.inference_mode():
+        results = _timings(models, prefix, turn, args, device)
+        kls, reload_diff = _fidelity(models, held_out, dtype, device)
+
+    print(f"# python bench/llm_prune.py {' '.join(sys.argv[1:])}".rstrip())
+    print(
+        f"# Qwen2.5-{args.size} config, random weights, {dtype}, {device}, "
+        f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"turn {args.turn_tokens} tokens after a cached {args.prefix_tokens}-token prefix; "
+        f"medians of {args.repeats}"
+    )
+    _print_table(models, results, kls, reload_diff, args.prefix_tokens)
     return 0
 
 

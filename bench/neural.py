@@ -347,16 +347,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging("WARNING")
-    logging.getLogger("streambot").setLevel(logging.WARNING)
-    import torch
+def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' API deprecations
+
+
+def _print_machine(argv: list[str] | None) -> None:
+    import torch
 
     print(f"# python bench/neural.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
     print(
@@ -364,50 +364,56 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.__version__}, python {sys.version.split()[0]}; random weights (LLM, Wav2Lip):"
         " speed figures only, the LLM's text is gibberish"
     )
-    started = time.perf_counter()
-    legs: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="neural-bench-") as tmp:
-        work = Path(tmp)
-        replay = work / "chat.jsonl"
-        questions, skips = write_replay(replay, args)
+
+
+def _llm_info(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The --llm-path given, or a random-weight Qwen2.5 built (and described) under `work`."""
+    llm_info: dict[str, Any] = {"llm_path": args.llm_path} if args.llm_path else {}
+    if not args.llm_path:
+        llm_info = build_random_llm(work / "llm", args.llm_config, QUESTIONS)
         print(
-            f"# {args.seconds:g} s per leg, {questions} questions every {args.interval:g} s from "
-            f"{args.first_at:g} s, {skips} !skip ({args.skip_after:g} s after question "
-            f"N, 2N, ... for N = {args.skip_every}), {args.sink} sink, {args.size}"
+            f"# LLM: Qwen2.5-{args.llm_config} published config, {llm_info['params_b']} B "
+            f"params, random weights, BPE tokenizer padded to 151,936 ids, built and saved "
+            f"in {llm_info['build_s']} s; max_new_tokens {args.max_new_tokens}, temperature "
+            f"{args.temperature:g}, on {args.device}"
         )
-        llm_info: dict[str, Any] = {"llm_path": args.llm_path} if args.llm_path else {}
-        if not args.llm_path:
-            llm_info = build_random_llm(work / "llm", args.llm_config, QUESTIONS)
-            print(
-                f"# LLM: Qwen2.5-{args.llm_config} published config, {llm_info['params_b']} B "
-                f"params, random weights, BPE tokenizer padded to 151,936 ids, built and saved "
-                f"in {llm_info['build_s']} s; max_new_tokens {args.max_new_tokens}, temperature "
-                f"{args.temperature:g}, on {args.device}"
+    return llm_info
+
+
+def _run_legs(args: argparse.Namespace, work: Path, replay: Path, skips: int) -> list[dict]:
+    """One leg per --engine (the neural stack), then the defaults' leg with --compare-defaults."""
+    legs: list[dict] = []
+    for engine in args.engines:
+        face = face_setup(engine, args, work)
+        if face.note:
+            print(f"# --engine built: {face.note}")
+        name = f"neural-{engine}"
+        config = neural_config(args, work, name, replay, face)
+        legs.append(
+            run_leg(name, f"LLM + Piper + Wav2Lip {face.label}", config, args.seconds, skips)
+        )
+        if face.note:
+            legs[-1]["note"] = face.note
+    if args.compare_defaults:
+        config = base_config(args, work, "defaults", replay)
+        legs.append(
+            run_leg(
+                "defaults",
+                "embedded defaults: catalog brain, espeak-ng, mouth face",
+                config,
+                args.seconds,
+                skips,
             )
-        random_wav2lip(work / "wav2lip.pth")
-        astronaut(work / "host.png")
-        for engine in args.engines:
-            face = face_setup(engine, args, work)
-            if face.note:
-                print(f"# --engine built: {face.note}")
-            name = f"neural-{engine}"
-            config = neural_config(args, work, name, replay, face)
-            legs.append(
-                run_leg(name, f"LLM + Piper + Wav2Lip {face.label}", config, args.seconds, skips)
-            )
-            if face.note:
-                legs[-1]["note"] = face.note
-        if args.compare_defaults:
-            config = base_config(args, work, "defaults", replay)
-            legs.append(
-                run_leg(
-                    "defaults",
-                    "embedded defaults: catalog brain, espeak-ng, mouth face",
-                    config,
-                    args.seconds,
-                    skips,
-                )
-            )
+        )
+    return legs
+
+
+def _emit(
+    args: argparse.Namespace, llm_info: dict[str, Any], started: float, legs: list[dict]
+) -> None:
+    """Print the run as one JSON line, and write it to --json if given."""
+    import torch
+
     out = {
         "bench": "neural",
         "args": {k: v for k, v in vars(args).items() if k != "engines"},
@@ -421,6 +427,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{line}")
     if args.json:
         Path(args.json).write_text(line + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging("WARNING")
+    logging.getLogger("streambot").setLevel(logging.WARNING)
+    import torch  # noqa: F401  (loaded after the logging set-up and before transformers)
+
+    _quiet_transformers()
+    _print_machine(argv)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="neural-bench-") as tmp:
+        work = Path(tmp)
+        replay = work / "chat.jsonl"
+        questions, skips = write_replay(replay, args)
+        print(
+            f"# {args.seconds:g} s per leg, {questions} questions every {args.interval:g} s from "
+            f"{args.first_at:g} s, {skips} !skip ({args.skip_after:g} s after question "
+            f"N, 2N, ... for N = {args.skip_every}), {args.sink} sink, {args.size}"
+        )
+        llm_info = _llm_info(args, work)
+        random_wav2lip(work / "wav2lip.pth")
+        astronaut(work / "host.png")
+        legs = _run_legs(args, work, replay, skips)
+    _emit(args, llm_info, started, legs)
     return 0
 
 

@@ -30,6 +30,7 @@ from streambot.catalog import Catalog, LiveCatalog
 from streambot.clock import CLOCK_SWITCH_INTERVAL_S, VirtualClock, responsive_clock
 from streambot.config import OverlayConfig
 from streambot.events import ChatMessage
+from streambot.stage.overlay.compositor import Compositor
 from streambot.stage.overlay.director import OverlayDirector, build_compositor
 from streambot.turn import Turn, TurnKind
 
@@ -80,15 +81,17 @@ def beside_python(compose, frames: list[np.ndarray], count: int) -> dict[float, 
     return times
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--size", default="1280x720")
-    args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
+    return parser
+
+
+def _filled_director(width: int, height: int, rng: np.random.Generator) -> OverlayDirector:
+    """A director with every overlay up, the bottle's picture a random image."""
     with tempfile.TemporaryDirectory() as tmp:
         picture = Path(tmp) / "bottle.png"
-        rng = np.random.default_rng(0)
         Image.fromarray(rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)).save(picture)
         catalog = Catalog.load()
         bottle = catalog.find("保温杯")[0]
@@ -101,12 +104,15 @@ def main() -> int:
             VirtualClock(),
         )
         asyncio.run(fill(director, catalog))
-    compositor = director.compositor
-    slots = [s for s in ("label", "caption", "card", "countdown") if compositor.box(s)]
-    covered = sum(compositor.box(s)[2] * compositor.box(s)[3] for s in slots)
-    frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(4)]
+    return director
+
+
+def _copy_and_compose_times(
+    compositor: Compositor, frames: list[np.ndarray], count: int
+) -> tuple[list[float], list[float]]:
+    """Seconds per frame for a bare frame copy, and for composing every overlay onto it."""
     copy_times, compose_times = [], []
-    for k in range(args.frames):
+    for k in range(count):
         frame = frames[k % len(frames)]
         started = time.perf_counter()
         frame.copy()
@@ -114,42 +120,69 @@ def main() -> int:
         started = time.perf_counter()
         compositor.compose(frame)
         compose_times.append(time.perf_counter() - started)
+    return copy_times, compose_times
+
+
+def _label_only_times(compositor: Compositor, frames: list[np.ndarray], count: int) -> list[float]:
+    """Seconds per compose with the AI label alone (the idle stream), all overlays on after."""
+    label_only = []
+    director_images = {slot: compositor.shown(slot) for slot in ("caption", "card", "countdown")}
+    for slot in ("caption", "card", "countdown"):
+        compositor.show(slot, None)
+    for k in range(count):  # the idle stream: the AI label alone
+        frame = frames[k % len(frames)]
+        started = time.perf_counter()
+        compositor.compose(frame)
+        label_only.append(time.perf_counter() - started)
+    for slot in ("caption", "card", "countdown"):  # all on again
+        compositor.show(slot, director_images[slot])
+    return label_only
+
+
+def _print_steps(rows: tuple[tuple[str, list[float]], ...]) -> None:
+    print("| step | median ms | p95 ms |")
+    print("|---|---|---|")
+    for name, samples in rows:
+        p50, p95 = quantiles(samples)
+        print(f"| {name} | {p50:.2f} | {p95:.2f} |")
+
+
+def _print_beside_python(compositor: Compositor, frames: list[np.ndarray], count: int) -> None:
+    print()
+    print("| all overlays, beside a thread running Python | median ms | p95 ms | max ms |")
+    print("|---|---|---|---|")
+    for interval, samples in beside_python(compositor.compose, frames, count).items():
+        p50, p95 = quantiles(samples)
+        print(
+            f"| switch interval {interval * 1e3:g} ms | {p50:.2f} | {p95:.2f} | "
+            f"{max(samples) * 1e3:.2f} |"
+        )
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    rng = np.random.default_rng(0)
+    director = _filled_director(width, height, rng)
+    compositor = director.compositor
+    slots = [s for s in ("label", "caption", "card", "countdown") if compositor.box(s)]
+    covered = sum(compositor.box(s)[2] * compositor.box(s)[3] for s in slots)
+    frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(4)]
+    copy_times, compose_times = _copy_and_compose_times(compositor, frames, args.frames)
     print(f"# bench/overlay.py --frames {args.frames} --size {args.size}")
     print(
         f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}, "
         f"{os.cpu_count()} cores, numpy single-threaded"
     )
     print(f"overlays shown: {', '.join(slots)}; {covered / (width * height):.1%} of the frame")
-    label_only = []
-    director_images = {slot: compositor.shown(slot) for slot in ("caption", "card", "countdown")}
-    for slot in ("caption", "card", "countdown"):
-        compositor.show(slot, None)
-    for k in range(args.frames):  # the idle stream: the AI label alone
-        frame = frames[k % len(frames)]
-        started = time.perf_counter()
-        compositor.compose(frame)
-        label_only.append(time.perf_counter() - started)
-    print("| step | median ms | p95 ms |")
-    print("|---|---|---|")
+    label_only = _label_only_times(compositor, frames, args.frames)
     rows = (
         ("frame copy alone", copy_times),
         ("copy + all overlays", compose_times),
         ("copy + the AI label alone (idle)", label_only),
     )
-    for name, samples in rows:
-        p50, p95 = quantiles(samples)
-        print(f"| {name} | {p50:.2f} | {p95:.2f} |")
-    for slot in ("caption", "card", "countdown"):  # all on again
-        compositor.show(slot, director_images[slot])
-    print()
-    print("| all overlays, beside a thread running Python | median ms | p95 ms | max ms |")
-    print("|---|---|---|---|")
-    for interval, samples in beside_python(compositor.compose, frames, args.frames).items():
-        p50, p95 = quantiles(samples)
-        print(
-            f"| switch interval {interval * 1e3:g} ms | {p50:.2f} | {p95:.2f} | "
-            f"{max(samples) * 1e3:.2f} |"
-        )
+    _print_steps(rows)
+    _print_beside_python(compositor, frames, args.frames)
     return 0
 
 

@@ -48,12 +48,34 @@ def build_config(work: Path) -> Config:
     return config
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=300.0)
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--screenshots", default="")
-    args = parser.parse_args()
+    return parser
+
+
+def _report(
+    args: argparse.Namespace, frames: int, late: int, preview: int, delays: list[float]
+) -> None:
+    print(f"# bench/panel.py --seconds {args.seconds:g} --interval {args.interval:g}")
+    print(
+        f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}; "
+        "defaults, 1280x720, file sink, headless chromium with the panel open"
+    )
+    print(f"frames {frames}, late frames {late}, preview JPEGs {preview}")
+    if delays:
+        ordered = sorted(delays)
+        print(
+            f"chat message to its row on the page: n {len(delays)}, median "
+            f"{statistics.median(ordered) * 1e3:.0f} ms, p95 "
+            f"{ordered[int(len(ordered) * 0.95)] * 1e3:.0f} ms"
+        )
+
+
+def main() -> int:
+    args = _parser().parse_args()
     setup_logging("WARNING")
     delays = []
     with tempfile.TemporaryDirectory() as tmp, Daemon(build_config(Path(tmp))) as daemon:
@@ -95,19 +117,7 @@ def main() -> int:
         stats = app.presenter.stats
         frames, late = stats.frames, stats.late_frames
         preview = app.panel.preview.encoded
-    print(f"# bench/panel.py --seconds {args.seconds:g} --interval {args.interval:g}")
-    print(
-        f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}; "
-        "defaults, 1280x720, file sink, headless chromium with the panel open"
-    )
-    print(f"frames {frames}, late frames {late}, preview JPEGs {preview}")
-    if delays:
-        ordered = sorted(delays)
-        print(
-            f"chat message to its row on the page: n {len(delays)}, median "
-            f"{statistics.median(ordered) * 1e3:.0f} ms, p95 "
-            f"{ordered[int(len(ordered) * 0.95)] * 1e3:.0f} ms"
-        )
+    _report(args, frames, late, preview, delays)
     return 0
 
 

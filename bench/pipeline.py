@@ -25,7 +25,7 @@ from pathlib import Path
 import stalls  # bench/stalls.py, beside this file
 
 from streambot import clock
-from streambot.app import App
+from streambot.app import App, RunReport
 from streambot.config import Config
 from streambot.logs import setup_logging
 from streambot.panel.server import Panel
@@ -113,7 +113,7 @@ def thread_names() -> dict[int, str]:
     return names
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--interval", type=float, default=6.0, help="seconds between questions")
@@ -131,7 +131,45 @@ def main() -> int:
         action="store_true",
         help="log each late frame with where its time went (the presenter's debug line)",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def _print_run(args: argparse.Namespace, report: RunReport, wall: float) -> None:
+    print(
+        f"# bench/pipeline.py --seconds {args.seconds:g} --interval {args.interval:g} "
+        f"--sink {args.sink} --size {args.size} --overlay {args.overlay} "
+        f"--switch-interval-ms {args.switch_interval_ms:g}"
+    )
+    print(f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}")
+    print(
+        f"frames {report.frames}, wall {wall:.1f}s, sustained {report.fps:.2f} fps, "
+        f"late frames {report.late_frames}, live-sink drops {report.sink_drops}, "
+        f"turns {report.turns}"
+    )
+
+
+def _print_overlay_times(app: App) -> None:
+    if app.overlay is not None:
+        times = sorted(app.overlay.compositor.recent_seconds)
+        if times:
+            p50, p95 = times[len(times) // 2], times[int(len(times) * 0.95)]
+            print(
+                f"overlay compose per frame: median {p50 * 1e3:.2f} ms, "
+                f"p95 {p95 * 1e3:.2f} ms, max {times[-1] * 1e3:.2f} ms "
+                f"(last {len(times)} frames)"
+            )
+
+
+def _print_collections(pauses: list[float]) -> None:
+    full = sorted(pauses)
+    spread = (
+        f", median {full[len(full) // 2] * 1e3:.1f} ms, max {full[-1] * 1e3:.1f} ms" if full else ""
+    )
+    print(f"full garbage collections while streaming: {len(full)}{spread}")
+
+
+def main() -> int:
+    args = _parser().parse_args()
     clock.CLOCK_SWITCH_INTERVAL_S = args.switch_interval_ms / 1e3
     pauses = collection_pauses()
     setup_logging("WARNING")
@@ -148,33 +186,9 @@ def main() -> int:
         if sampler is not None:
             sampler.terminate()
             sampler.wait()
-        print(
-            f"# bench/pipeline.py --seconds {args.seconds:g} --interval {args.interval:g} "
-            f"--sink {args.sink} --size {args.size} --overlay {args.overlay} "
-            f"--switch-interval-ms {args.switch_interval_ms:g}"
-        )
-        print(f"# {platform.processor() or platform.machine()}, python {sys.version.split()[0]}")
-        print(
-            f"frames {report.frames}, wall {wall:.1f}s, sustained {report.fps:.2f} fps, "
-            f"late frames {report.late_frames}, live-sink drops {report.sink_drops}, "
-            f"turns {report.turns}"
-        )
-        if app.overlay is not None:
-            times = sorted(app.overlay.compositor.recent_seconds)
-            if times:
-                p50, p95 = times[len(times) // 2], times[int(len(times) * 0.95)]
-                print(
-                    f"overlay compose per frame: median {p50 * 1e3:.2f} ms, "
-                    f"p95 {p95 * 1e3:.2f} ms, max {times[-1] * 1e3:.2f} ms "
-                    f"(last {len(times)} frames)"
-                )
-        full = sorted(pauses)
-        spread = (
-            f", median {full[len(full) // 2] * 1e3:.1f} ms, max {full[-1] * 1e3:.1f} ms"
-            if full
-            else ""
-        )
-        print(f"full garbage collections while streaming: {len(full)}{spread}")
+        _print_run(args, report, wall)
+        _print_overlay_times(app)
+        _print_collections(pauses)
         if sampler is not None:
             print(f"late frames explained ({len(late)}):")
             for line in stalls.explain(late, Path(tmp) / "stalls.jsonl", names):

@@ -28,8 +28,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ def _config(folder: Path):
     return text_format.Parse(text, model_config_pb2.ModelConfig()), model_config_pb2
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("model", type=Path, help="a model folder of the generated repository")
     p.add_argument("--http-port", type=int, default=8000)
@@ -127,27 +128,29 @@ def main(argv: list[str] | None = None) -> int:
         help="each request executed on its own, as a server that shares a model but not its "
         "batches does (the A of the batching A/B)",
     )
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    return p
 
+
+def _session(model: Path, threads: int) -> Any:
+    """ONNX Runtime on the CPU for the model's engine, its threads not spinning when idle."""
     import onnxruntime as ort
-    from pytriton.decorators import batch
-    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-    from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
 
-    config, pb = _config(args.model)
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if args.threads:
-        options.intra_op_num_threads = args.threads
-    session = ort.InferenceSession(
-        str(args.model / "1" / "model.onnx"), options, providers=["CPUExecutionProvider"]
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(
+        str(model / "1" / "model.onnx"), options, providers=["CPUExecutionProvider"]
     )
+
+
+def _infer_func(
+    session: Any, config: Any, numpy_types: dict[int, type], one_by_one: bool
+) -> Callable[..., Any]:
+    """The function Triton calls: on each batch it joined, or on each request on its own."""
+    from pytriton.decorators import batch
+
     outputs = [o.name for o in config.output]
-    numpy_types = {pb.TYPE_FP32: np.float32, pb.TYPE_FP16: np.float16}
-    if any(t.data_type not in numpy_types for t in (*config.input, *config.output)):
-        print(f"{config.name}: only fp32 and fp16 tensors are served here", file=sys.stderr)
-        return 2
     types = {t.name: numpy_types[t.data_type] for t in config.input}
 
     def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -161,17 +164,26 @@ def main(argv: list[str] | None = None) -> int:
     def infer_one_by_one(requests: list) -> list[dict[str, np.ndarray]]:
         return [run(dict(request.items())) for request in requests]  # each room on its own
 
-    def tensors(section) -> list[Tensor]:
-        return [
-            Tensor(name=t.name, dtype=numpy_types[t.data_type], shape=tuple(t.dims))
-            for t in section
-        ]
+    return infer_one_by_one if one_by_one else infer_together
+
+
+def _tensors(section: Any, numpy_types: dict[int, type]) -> list[Any]:
+    from pytriton.model_config import Tensor
+
+    return [
+        Tensor(name=t.name, dtype=numpy_types[t.data_type], shape=tuple(t.dims)) for t in section
+    ]
+
+
+def _model_config(config: Any, no_dynamic_batching: bool) -> Any:
+    """PyTriton's model config: config.pbtxt's batch limit and dynamic batcher (or none)."""
+    from pytriton.model_config import DynamicBatcher, ModelConfig
 
     batching = config.dynamic_batching
-    model_config = ModelConfig(
+    return ModelConfig(
         max_batch_size=config.max_batch_size,
         batcher=None
-        if args.no_dynamic_batching
+        if no_dynamic_batching
         else DynamicBatcher(
             max_queue_delay_microseconds=batching.max_queue_delay_microseconds,
             preferred_batch_size=list(batching.preferred_batch_size),
@@ -179,6 +191,23 @@ def main(argv: list[str] | None = None) -> int:
             default_priority_level=batching.default_priority_level,
         ),
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
+
+    config, pb = _config(args.model)
+    session = _session(args.model, args.threads)
+    numpy_types = {pb.TYPE_FP32: np.float32, pb.TYPE_FP16: np.float16}
+    if any(t.data_type not in numpy_types for t in (*config.input, *config.output)):
+        print(f"{config.name}: only fp32 and fp16 tensors are served here", file=sys.stderr)
+        return 2
+    infer_func = _infer_func(session, config, numpy_types, args.no_dynamic_batching)
+    model_config = _model_config(config, args.no_dynamic_batching)
+
     server = TritonConfig(
         http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port
     )
@@ -188,9 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     with Triton(config=server, security_config=security) as triton:
         triton.bind(
             model_name=config.name,
-            infer_func=infer_one_by_one if args.no_dynamic_batching else infer_together,
-            inputs=tensors(config.input),
-            outputs=tensors(config.output),
+            infer_func=infer_func,
+            inputs=_tensors(config.input, numpy_types),
+            outputs=_tensors(config.output, numpy_types),
             config=model_config,
             strict=True,
         )

@@ -133,7 +133,7 @@ def _slim_engine(fp32: Path) -> Engine:
     return engine
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--frames", type=int, default=32, help="frames per timed pass")
@@ -144,7 +144,45 @@ def main() -> int:
     parser.add_argument("--int8", action="store_true", help="also int8 static QDQ (ONNX)")
     parser.add_argument("--fp16", action="store_true", help="also the fp16 ONNX export")
     parser.add_argument("--slim", action="store_true", help="also the onnxslim'd fp32 ONNX")
-    args = parser.parse_args()
+    return parser
+
+
+def _cpu_engines(
+    model: Wav2Lip, tag: str, work: Path, avatar: PreparedAvatar, args: argparse.Namespace
+) -> list[Engine]:
+    """The CPU engines --backends, --int8, --fp16 and --slim ask for, built from `model`."""
+    engines = []
+    if "torch" in args.backends:
+        engines.append(TorchEngine(model, ["mel", "face"], ["frame"], device="cpu"))
+    if "onnx" in args.backends:
+        from streambot.runtime.export import export_wav2lip_onnx
+        from streambot.runtime.onnx_engine import OnnxEngine
+
+        path = export_wav2lip_onnx(model, work / f"w2l{tag.strip()}.onnx")
+        engines.append(OnnxEngine(path))
+        if args.int8:
+            engines.append(_int8_engine(path, avatar))
+        if args.fp16:
+            half = export_wav2lip_onnx(
+                model, work / f"w2l{tag.strip()}-fp16.onnx", precision="fp16"
+            )
+            engines.append(OnnxEngine(half))
+            engines[-1].name += " fp16"
+        if args.slim:
+            engines.append(_slim_engine(path))
+    return engines
+
+
+def _report(rows: list[tuple[str, int, float, float, float]]) -> None:
+    print(f"# python bench/wav2lip.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'backend':<22}{'batch':>6}{'bare fps':>11}{'full fps':>11}{'full/bare':>11}")
+    for name, batch, bare, full, ratio in rows:
+        print(f"{name:<22}{batch:>6}{bare:>11.1f}{full:>11.1f}{ratio:>11.2f}")
+
+
+def main() -> int:
+    args = _parser().parse_args()
     torch.manual_seed(0)
     unpruned = Wav2Lip().eval()
     rows = []
@@ -159,26 +197,7 @@ def main() -> int:
 
                 model = prune_wav2lip(unpruned, ratio).model
             tag = f" p{round(ratio * 100):02d}" if ratio > 0 else ""
-            engines = []
-            if "torch" in args.backends:
-                engines.append(TorchEngine(model, ["mel", "face"], ["frame"], device="cpu"))
-            if "onnx" in args.backends:
-                from streambot.runtime.export import export_wav2lip_onnx
-                from streambot.runtime.onnx_engine import OnnxEngine
-
-                path = export_wav2lip_onnx(model, work / f"w2l{tag.strip()}.onnx")
-                engines.append(OnnxEngine(path))
-                if args.int8:
-                    engines.append(_int8_engine(path, avatar))
-                if args.fp16:
-                    half = export_wav2lip_onnx(
-                        model, work / f"w2l{tag.strip()}-fp16.onnx", precision="fp16"
-                    )
-                    engines.append(OnnxEngine(half))
-                    engines[-1].name += " fp16"
-                if args.slim:
-                    engines.append(_slim_engine(path))
-            for engine in engines:
+            for engine in _cpu_engines(model, tag, work, avatar, args):
                 for batch in batches:
                     frames = max(args.frames, batch)
                     measured = measure(engine, avatar, batch, frames, args.repeats)
@@ -188,11 +207,7 @@ def main() -> int:
                 b = args.cuda_batch
                 measured = measure(engine, avatar, b, 16 * b, args.repeats)
                 rows.append((engine.name + tag, b, *measured))
-    print(f"# python bench/wav2lip.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'backend':<22}{'batch':>6}{'bare fps':>11}{'full fps':>11}{'full/bare':>11}")
-    for name, batch, bare, full, ratio in rows:
-        print(f"{name:<22}{batch:>6}{bare:>11.1f}{full:>11.1f}{ratio:>11.2f}")
+    _report(rows)
     return 0
 
 

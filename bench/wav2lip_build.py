@@ -102,7 +102,7 @@ def live(config_path: Path, seconds: float) -> dict:
     }
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prune", default="0.3,0.5")
     parser.add_argument("--distil-minutes", type=float, default=3.0)
@@ -112,7 +112,71 @@ def main() -> int:
     parser.add_argument(
         "--live-only", action="store_true", help="only the live runs, on --work's engines"
     )
-    args = parser.parse_args()
+    return parser
+
+
+def _build_args(config: Path, out: Path, ratio: float, distil_minutes: float) -> list[str]:
+    """build_engines' arguments: the face pruned at `ratio`, every mouth PSNR accepted."""
+    return [
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--prune",
+        str(ratio),
+        "--distil-minutes",
+        str(distil_minutes),
+        "--backends",
+        "onnx,torch",
+        "--min-mouth-psnr",
+        "0",
+    ]
+
+
+def _print_ratio(ratio: float, seconds: float, artifacts: list[dict]) -> None:
+    """One build's figures: the ONNX fp32 engine's fidelity and speed, then each int8/fp16."""
+    by_file = {a["file"]: a for a in artifacts}
+    onnx = next(a for a in artifacts if a["precision"] == "fp32" and a["backend"] != "torch")
+    f, p = onnx["fidelity"], onnx["pruning"]
+    imp = f["importance"]
+    print(
+        f"ratio {ratio:g}: build {seconds:.0f} s, {p['params_after'] / 1e6:.1f}M params, "
+        f"importance l2 {imp['l2']['mouth_psnr_db']:.2f} dB / activation "
+        f"{imp['activation']['mouth_psnr_db']:.2f} dB -> {imp['chosen']}; "
+        f"mouth PSNR {f['before_distillation']['mouth_psnr_db']:.2f} -> "
+        f"{f['after_distillation']['mouth_psnr_db']:.2f} dB, SSIM "
+        f"{f['before_distillation']['mouth_ssim']:.3f} -> "
+        f"{f['after_distillation']['mouth_ssim']:.3f} after "
+        f"{f['distillation']['steps']} steps; ONNX fp32 {f['this_file']['fps']:.0f} FPS vs "
+        f"teacher {f['this_file']['teacher_fps']:.0f} ({f['this_file']['speed_up']:.2f}x)"
+    )
+    for name, a in sorted(by_file.items()):
+        if a["precision"] in ("int8", "fp16"):
+            own = a["fidelity"]["this_file"]
+            speed = f", {own['fps']:.0f} FPS" if "fps" in own else ""
+            print(f"    {name}: mouth PSNR {own['mouth_psnr_db']:.2f} dB{speed}")
+    print(f"    loss curve: {f['distillation']['loss_curve']}")
+
+
+def _live_runs(
+    work: Path, args: argparse.Namespace, ratios: list[float], configs: dict[float, Path]
+) -> None:
+    """Stream live with the unpruned ONNX face, then with the last ratio's build (auto)."""
+    logging.getLogger("streambot").setLevel(logging.WARNING)
+    logging.getLogger("streambot.face.factory").setLevel(logging.INFO)  # the engine used
+    unpruned = write_config(work, work / "none", "onnx", args.live, args.sink)
+    for name, path in (
+        ("unpruned ONNX fp32", unpruned),
+        (f"built p{round(ratios[-1] * 100):02d} (auto)", configs[ratios[-1]]),
+    ):
+        print(
+            f"live {args.live:g} s, Piper + Wav2Lip 1280x720, {args.sink} sink, "
+            f"{name}: {live(path, args.live)}"
+        )
+
+
+def main() -> int:
+    args = _parser().parse_args()
     from PIL import Image
     from skimage.data import astronaut
 
@@ -130,25 +194,11 @@ def main() -> int:
         table = []
         for ratio in [] if args.live_only else ratios:
             started = time.monotonic()
-            code = build_main(
-                [
-                    "--config",
-                    str(configs[ratio]),
-                    "--out",
-                    str(work / f"engines-{ratio:g}"),
-                    "--prune",
-                    str(ratio),
-                    "--distil-minutes",
-                    str(args.distil_minutes),
-                    "--backends",
-                    "onnx,torch",
-                    "--min-mouth-psnr",
-                    "0",
-                ]
-            )
+            out = work / f"engines-{ratio:g}"
+            code = build_main(_build_args(configs[ratio], out, ratio, args.distil_minutes))
             if code:
                 return code
-            manifest = json.loads((work / f"engines-{ratio:g}" / "manifest.json").read_text())
+            manifest = json.loads((out / "manifest.json").read_text())
             table.append((ratio, time.monotonic() - started, manifest["artifacts"]))
         print(f"# python bench/wav2lip_build.py {' '.join(sys.argv[1:])}".rstrip())
         print(
@@ -156,41 +206,9 @@ def main() -> int:
             " teacher: random weights, BatchNorm recalibrated on the avatar"
         )
         for ratio, seconds, artifacts in table:
-            by_file = {a["file"]: a for a in artifacts}
-            onnx = next(
-                a for a in artifacts if a["precision"] == "fp32" and a["backend"] != "torch"
-            )
-            f, p = onnx["fidelity"], onnx["pruning"]
-            imp = f["importance"]
-            print(
-                f"ratio {ratio:g}: build {seconds:.0f} s, {p['params_after'] / 1e6:.1f}M params, "
-                f"importance l2 {imp['l2']['mouth_psnr_db']:.2f} dB / activation "
-                f"{imp['activation']['mouth_psnr_db']:.2f} dB -> {imp['chosen']}; "
-                f"mouth PSNR {f['before_distillation']['mouth_psnr_db']:.2f} -> "
-                f"{f['after_distillation']['mouth_psnr_db']:.2f} dB, SSIM "
-                f"{f['before_distillation']['mouth_ssim']:.3f} -> "
-                f"{f['after_distillation']['mouth_ssim']:.3f} after "
-                f"{f['distillation']['steps']} steps; ONNX fp32 {f['this_file']['fps']:.0f} FPS vs "
-                f"teacher {f['this_file']['teacher_fps']:.0f} ({f['this_file']['speed_up']:.2f}x)"
-            )
-            for name, a in sorted(by_file.items()):
-                if a["precision"] in ("int8", "fp16"):
-                    own = a["fidelity"]["this_file"]
-                    speed = f", {own['fps']:.0f} FPS" if "fps" in own else ""
-                    print(f"    {name}: mouth PSNR {own['mouth_psnr_db']:.2f} dB{speed}")
-            print(f"    loss curve: {f['distillation']['loss_curve']}")
+            _print_ratio(ratio, seconds, artifacts)
         if args.live > 0:
-            logging.getLogger("streambot").setLevel(logging.WARNING)
-            logging.getLogger("streambot.face.factory").setLevel(logging.INFO)  # the engine used
-            unpruned = write_config(work, work / "none", "onnx", args.live, args.sink)
-            for name, path in (
-                ("unpruned ONNX fp32", unpruned),
-                (f"built p{round(ratios[-1] * 100):02d} (auto)", configs[ratios[-1]]),
-            ):
-                print(
-                    f"live {args.live:g} s, Piper + Wav2Lip 1280x720, {args.sink} sink, "
-                    f"{name}: {live(path, args.live)}"
-                )
+            _live_runs(work, args, ratios, configs)
     return 0
 
 
