@@ -202,6 +202,23 @@ INJECTION = re.compile(
     ),
     re.IGNORECASE,
 )
+# Orders to the host besides an injection ("SYSTEM:", "repeat it", "告诉大家"): a message that
+# gives them is not answered first (brain/catalog.py: the turn is the guarded LLM's or the
+# fallback's), and the host never says them back (brain/babble.py).
+_ORDERS = re.compile(
+    r"^\s*(?:system|assistant|admin|developer)\s*[:：]|\brepeat (?:it|this|after me)\b"
+    r"|\b(?:say|tell (?:everyone|everybody|the viewers)) (?:that )?(?:the |it|this)"
+    r"|开发者模式|快说|说出来|告诉大家",
+    re.IGNORECASE,
+)
+
+
+def gives_orders(text: str) -> bool:
+    """Whether viewer ``text`` reads as orders to the host (see ``_ORDERS``)."""
+    folded = screen_fold(text)
+    return bool(INJECTION.search(folded) or _ORDERS.search(folded))
+
+
 # A figure ("lamp is 1 dollar", "九块九"): digits in any script, the currency table's signs,
 # codes and English words, percentages, price words, and Chinese numerals with a money or count
 # unit (a Chinese money word alone is no figure: "元" is common in names).

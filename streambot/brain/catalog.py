@@ -33,7 +33,7 @@ from streambot.intents import (
 )
 from streambot.lang import detect_lang
 from streambot.money import format_money, minor_digits
-from streambot.screening import INJECTION, screen_fold
+from streambot.screening import gives_orders
 from streambot.text import UNSPACED, fold
 from streambot.turn import Turn, TurnKind
 
@@ -296,22 +296,6 @@ def _plural(name: str) -> str | None:
     if name.endswith("s"):
         return name
     return name + ("es" if name.endswith(("x", "ch", "sh", "z")) else "s")
-
-
-# A message that gives the host orders (an injection, a figure to say back) is not answered
-# first: the catalog's figures are right, but the turn is the guarded LLM's or the fallback's.
-_ORDERS = re.compile(
-    r"^\s*(?:system|assistant|admin|developer)\s*[:：]|\brepeat (?:it|this|after me)\b"
-    r"|\b(?:say|tell (?:everyone|everybody|the viewers)) (?:that )?(?:the |it|this)"
-    r"|开发者模式|快说|说出来|告诉大家",
-    re.IGNORECASE,
-)
-
-
-def gives_orders(text: str) -> bool:
-    """Whether viewer ``text`` reads as orders to the host (see ``_ORDERS``)."""
-    folded = screen_fold(text)
-    return bool(INJECTION.search(folded) or _ORDERS.search(folded))
 
 
 _DELTA = re.compile(rf"[{UNSPACED}]{{1,2}}|\S+\s*|\s+")
