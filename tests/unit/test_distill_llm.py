@@ -149,30 +149,12 @@ def with_prompt(prompt: torch.Tensor, texts: list[torch.Tensor]) -> list[torch.T
 def test_each_turn_is_drawn_after_the_prompt_every_text_shares():
     prompt = torch.arange(100, 200)
     texts = with_prompt(prompt, [torch.arange(i, i + 50) for i in range(5)])
-    turns = turn_samples(texts, shared_prefix(texts), 16, skip=3)
+    turns = turn_samples(texts, shared_prefix(texts), 16, seed=3)
     for _ in range(20):
         turn, learn_from = next(turns)
         assert learn_from is None  # the teacher's distribution only
         assert turn.numel() == 16  # at most the window, from the turn's start
         assert int(turn[0]) in range(5) and bool((turn[1:] - turn[:-1] == 1).all())
-
-
-def test_every_turn_is_learnt_once_before_any_is_learnt_twice():
-    prompt = torch.arange(100, 200)
-    texts = with_prompt(prompt, [torch.arange(i, i + 50) for i in range(7)])
-    turns = turn_samples(texts, shared_prefix(texts), 16)
-    firsts = [int(next(turns)[0][0]) for _ in range(21)]
-    assert [sorted(firsts[i : i + 7]) for i in (0, 7, 14)] == [list(range(7))] * 3
-    assert firsts[:7] != firsts[7:14]  # each round in its own order
-
-
-def test_a_continued_distillation_goes_on_with_the_turns_the_first_run_stopped_at():
-    prompt = torch.arange(100, 200)
-    texts = with_prompt(prompt, [torch.arange(i, i + 50) for i in range(7)])
-    one_run = turn_samples(texts, shared_prefix(texts), 16)
-    whole = [int(next(one_run)[0][0]) for _ in range(12)]
-    continued = turn_samples(texts, shared_prefix(texts), 16, skip=5)
-    assert [int(next(continued)[0][0]) for _ in range(7)] == whole[5:]
 
 
 def test_the_student_learns_the_turns_with_the_whole_prompt_before_them(trained, tmp_path):
