@@ -171,9 +171,20 @@ class _Reject(Exception):
     pass
 
 
-def _corrected(sentence: str, edits: list[tuple[int, int, str]], said: Said, kn: Knowledge) -> str:
+def _corrected(
+    sentence: str,
+    edits: list[tuple[int, int, str]],
+    said: Said,
+    kn: Knowledge,
+    asked_of_none: bool,
+) -> str:
     """``sentence`` with the guard's ``edits`` (corrected figures) made, refused when they
-    make it a repeat: a wrong price corrected can be the very sentence said just before."""
+    make it a repeat (a wrong price corrected can be the very sentence said just before), or
+    when the viewer asked about no product (``asked_of_none``): a model that answers "主播好"
+    with a product's price and stock, both wrong (a pruned 0.5B did), recites what it does
+    not know, and the catalog brain greets instead."""
+    if edits and asked_of_none:
+        raise _Reject("a figure it had wrong, to a message about no product")
     for start, end, new in sorted(edits, reverse=True):
         sentence = sentence[:start] + new + sentence[end:]
     if edits and (why := said_again(sentence, said, kn)) is not None:
@@ -304,7 +315,7 @@ class ReplyGuard:
                 raise _Reject(why)
         if (why := claims.stray_figures(said, kn, counts)) is not None:  # the least specific
             raise _Reject(why)
-        return _corrected(sentence, edits, said, kn), notes
+        return _corrected(sentence, edits, said, kn, bool(talks_of_none)), notes
 
     def _check_money(
         self,

@@ -389,6 +389,16 @@ async def test_a_viewers_orders_said_back_are_never_spoken(orders, sentence):
     assert passes("雪峰保温杯的价格是24.50美元。", [THERMO], "zh", question=orders)
 
 
+async def test_a_greeting_answered_with_figures_the_model_had_wrong_gets_the_greeting():
+    heard = await assert_handled(BABBLE["greeting-answered-with-wrong-figures"])
+    assert "你好" in heard, heard
+    # the catalog's own figures to a greeting are no worse than a pitch: said as they are
+    assert passes("AeroBrew 咖啡磨豆机的价格是89.99美元。", [], "zh", question="主播好")
+    # to a question about a product, a wrong figure is corrected as ever
+    verdict = check("It's $25.", [THERMO], question="how much is the thermo bottle?")
+    assert verdict.ok and verdict.text == "It's $24.50.", verdict
+
+
 async def test_a_models_refusal_boilerplate_is_never_spoken_the_catalog_brain_answers():
     heard = await assert_handled(BABBLE["refusal-to-a-greeting"])
     assert heard.strip()  # the catalog brain's greeting instead
