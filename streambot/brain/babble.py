@@ -1,5 +1,6 @@
-"""Babble, never spoken: an echo of the viewer's question (or a sentence nearly it), a repeat
-of what was just said or of this reply, a digit run, a repeated fragment, prompt scaffolding
+"""Babble, never spoken: an echo of the viewer's question (or a sentence nearly it), a
+viewer's orders said back, a repeat of what was just said or of this reply (asked again of a
+sentence the guard corrected), a digit run, a repeated fragment, prompt scaffolding
 (the prompt's own text, its labels, the viewer's words in quotes, brackets), a sentence
 without words, a model's refusal boilerplate, and a sentence not in the viewer's language."""
 
