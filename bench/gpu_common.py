@@ -1,18 +1,21 @@
 """What every section of ``bench/gpu_bench.py`` shares: the device and its timing (``Bench``),
 a table row, the real-size Wav2Lip's inputs and engine, and a Qwen2 LLM of a published shape
-with random weights."""
+with random weights (which bench/llm.py and bench/llm_prune.py build and time the same way)."""
 
 from __future__ import annotations
 
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from qwen_configs import LLM_CONFIGS as PUBLISHED_CONFIGS
 from qwen_configs import qwen_config
+
+if TYPE_CHECKING:
+    from transformers import Qwen2ForCausalLM
 
 # --quick only: the same code path on tiny shapes
 LLM_CONFIGS = {
@@ -85,7 +88,7 @@ def wav2lip_engine(model: torch.nn.Module, b: Bench) -> Any:
 
 
 # -- the LLM ----------------------------------------------------------------------------------
-def random_llm(size: str, b: Bench) -> tuple[torch.nn.Module, torch.dtype]:
+def random_llm(size: str, b: Bench) -> tuple[Qwen2ForCausalLM, torch.dtype]:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     tiny = {"vocab_size": 1000, **LLM_CONFIGS["tiny"]} if size == "tiny" else {}

@@ -17,8 +17,9 @@ import sys
 import time
 
 import torch
-from qwen_configs import LLM_CONFIGS, qwen_config
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from gpu_common import Bench, random_llm
+from qwen_configs import LLM_CONFIGS
+from transformers import Qwen2ForCausalLM
 
 from streambot.brain.llm import PrefixCache
 
@@ -34,18 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def _first_token_pairs(
     model: Qwen2ForCausalLM,
     cache: PrefixCache,
     full: torch.Tensor,
     turn: torch.Tensor,
     repeats: int,
-    device: torch.device,
+    bench: Bench,
 ) -> list[list[float]]:
     """Seconds to the first token (without, with the prefix cache), a pair per repeat."""
 
@@ -58,14 +54,7 @@ def _first_token_pairs(
     pairs = []
     without_cache(), with_cache()  # warm-up
     for _ in range(repeats):
-        times = []
-        for fn in (without_cache, with_cache):
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            times.append(time.perf_counter() - t0)
-        pairs.append(times)
+        pairs.append([bench.timed(fn) for fn in (without_cache, with_cache)])
     return pairs
 
 
@@ -74,7 +63,7 @@ def _decode_time(
     cache: PrefixCache,
     turn: torch.Tensor,
     tokens: int,
-    device: torch.device,
+    bench: Bench,
 ) -> tuple[float, float | None]:
     """Seconds to decode `tokens` tokens after the first, and the peak GPU GiB (None on CPU)."""
 
@@ -88,15 +77,9 @@ def _decode_time(
             out = model(input_ids=token, past_key_values=kv, use_cache=True, logits_to_keep=1)
             kv, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    _sync(device)
-    t0 = time.perf_counter()
-    decode()
-    _sync(device)
-    decode_s = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-    return decode_s, peak
+    bench.reset_peak()
+    decode_s = bench.timed(decode)
+    return decode_s, bench.peak_gib()
 
 
 def _report(
@@ -133,11 +116,9 @@ def _report(
 
 def main() -> int:
     args = _parser().parse_args()
-    device = torch.device(args.device)
-    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    torch.manual_seed(0)
-    config = Qwen2Config(**qwen_config(args.size))
-    model = Qwen2ForCausalLM(config).to(device, dtype).eval()
+    bench = Bench(args.device, quick=False)
+    device = bench.device
+    model, dtype = random_llm(args.size, bench)
     params = sum(p.numel() for p in model.parameters()) / 1e9
     prefix = torch.randint(0, 150_000, (1, args.prefix_tokens), device=device)
     turn = torch.randint(0, 150_000, (1, args.turn_tokens), device=device)
@@ -146,10 +127,10 @@ def main() -> int:
     with torch.inference_mode():
         started = time.perf_counter()
         cache = PrefixCache(model, prefix)
-        _sync(device)
+        bench.sync()
         encode_prefix = time.perf_counter() - started
-        pairs = _first_token_pairs(model, cache, full, turn, args.repeats, device)
-        decode_s, peak = _decode_time(model, cache, turn, args.decode_tokens, device)
+        pairs = _first_token_pairs(model, cache, full, turn, args.repeats, bench)
+        decode_s, peak = _decode_time(model, cache, turn, args.decode_tokens, bench)
 
     _report(args, params, dtype, device, encode_prefix, pairs, decode_s, peak)
     return 0

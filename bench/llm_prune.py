@@ -18,11 +18,11 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 
 import torch
-from qwen_configs import LLM_CONFIGS, qwen_config
-from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from gpu_common import Bench, random_llm
+from qwen_configs import LLM_CONFIGS
+from transformers import AutoModelForCausalLM, Qwen2ForCausalLM
 
 from streambot.brain.llm import PrefixCache, forward_with_cache
 from streambot.compress.distill_llm import full_kl
@@ -70,21 +70,9 @@ def _timings(
     prefix: torch.Tensor,
     turn: torch.Tensor,
     args: argparse.Namespace,
-    device: torch.device,
+    bench: Bench,
 ) -> dict[str, dict[str, list[float]]]:
     """Per model: seconds to the first token, decode tokens/s; repeats interleaved A/B/C."""
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def timed(fn) -> float:
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        return time.perf_counter() - t0
-
     results: dict[str, dict[str, list[float]]] = {
         name: {"ttft": [], "decode": []} for name in models
     }
@@ -103,9 +91,9 @@ def _timings(
         first_token(name)
     for _ in range(args.repeats):
         for name in models:
-            results[name]["ttft"].append(timed(lambda n=name: first_token(n)))
+            results[name]["ttft"].append(bench.timed(lambda n=name: first_token(n)))
         for name in models:
-            seconds = timed(lambda n=name: decode(n))
+            seconds = bench.timed(lambda n=name: decode(n))
             ttft = results[name]["ttft"][-1]
             results[name]["decode"].append(args.decode_tokens / max(1e-9, seconds - ttft))
     return results
@@ -178,11 +166,9 @@ def _print_table(
 
 def main() -> int:
     args = _parser().parse_args()
-    device = torch.device(args.device)
-    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    torch.manual_seed(0)
-    config = Qwen2Config(**qwen_config(args.size))
-    base = Qwen2ForCausalLM(config).to(device, dtype).eval()
+    bench = Bench(args.device, quick=False)
+    device = bench.device
+    base, dtype = random_llm(args.size, bench)
     g = torch.Generator().manual_seed(1)
     models = _pruned_models(base, args.ratios, g)
 
@@ -191,7 +177,7 @@ def main() -> int:
     held_out = torch.randint(0, 150_000, (256,), generator=g).to(device)
 
     with torch.inference_mode():
-        results = _timings(models, prefix, turn, args, device)
+        results = _timings(models, prefix, turn, args, bench)
         kls, reload_diff = _fidelity(models, held_out, dtype, device)
 
     print(f"# python bench/llm_prune.py {' '.join(sys.argv[1:])}".rstrip())
