@@ -8,6 +8,8 @@ released at its first comma-like break; later text goes out a whole sentence at 
 
 from __future__ import annotations
 
+import re
+
 from streambot.text import has_cjk
 
 # always end a sentence; a line break too: a model's new line is a new item (a real 0.5B ran a
@@ -17,6 +19,9 @@ _SOFT_END = "."  # ends a sentence only when followed by a space (not "39.99", "
 _CLAUSE_BREAKS = set("，、,：:")
 _CLOSERS = set("\"'”’)）」』]}》")
 SENTENCE_ENDS = frozenset(_HARD_ENDS | {_SOFT_END})  # the one set of sentence ends
+_CLAUSE_END = re.compile(
+    "[" + re.escape("".join(sorted(_HARD_ENDS | _CLAUSE_BREAKS))) + r"]+|\.(?=\s|$)"
+)
 
 
 def ends_sentence(text: str) -> bool:
@@ -24,6 +29,12 @@ def ends_sentence(text: str) -> bool:
     looked through)."""
     stripped = text.rstrip().rstrip("".join(_CLOSERS))
     return bool(stripped) and stripped[-1] in SENTENCE_ENDS
+
+
+def split_clauses(text: str) -> list[str]:
+    """``text``'s clauses: its pieces between sentence ends and clause breaks, as the
+    splitter knows them (a "." ends one only before a space), stripped, empty ones left out."""
+    return [c.strip() for c in _CLAUSE_END.split(text) if c.strip()]
 
 
 def closed(text: str) -> str:

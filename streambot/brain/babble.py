@@ -25,7 +25,7 @@ from streambot.intents import (
     CHECK_PHRASES,
 )
 from streambot.screening import gives_orders, screen_fold
-from streambot.sentences import split_sentences
+from streambot.sentences import split_clauses, split_sentences
 from streambot.text import is_cjk
 
 # -- babble ---------------------------------------------------------------------------------
@@ -164,8 +164,7 @@ def _orders_said_back(text: str, orders: str, kn: Knowledge) -> str | None:
     if gives_orders(text):
         return "the viewer's orders said back"
     said = kn.nameless(text)
-    clauses = [orders, *re.split(r"[,，;；:：.。!！?？]+", orders)]
-    for clause in clauses:
+    for clause in (orders, *split_clauses(orders)):
         asked = kn.nameless(clause)
         if len(asked) < ORDER_CLAUSE_CHARS or not said:
             continue
