@@ -299,7 +299,7 @@ class ReplyGuard:
         edits: list[tuple[int, int, str]] = []
         notes: list[str] = []
         counts = quantities(sentence, kn) | quantities(question, kn)
-        talks_of_none = question and not asks_about_a_product(question, lang)
+        talks_of_none = bool(question) and not asks_about_a_product(question, lang)
         if not about and DIGIT.search(sentence) and talks_of_none:
             raise _Reject("a figure for no product in particular, to a question about none")
         self._check_money(sentence, about, everyone, lang, edits, notes, counts)
@@ -315,7 +315,7 @@ class ReplyGuard:
                 raise _Reject(why)
         if (why := claims.stray_figures(said, kn, counts)) is not None:  # the least specific
             raise _Reject(why)
-        return _corrected(sentence, edits, said, kn, bool(talks_of_none)), notes
+        return _corrected(sentence, edits, said, kn, talks_of_none), notes
 
     def _check_money(
         self,
