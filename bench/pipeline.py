@@ -160,6 +160,20 @@ def _print_overlay_times(app: App) -> None:
             )
 
 
+def _print_slot_use(app: App) -> None:
+    """How far into its 40 ms slot each frame reached the sinks: the tail says how close the
+    stream came to late frames, with far more events to compare runs by than late frames."""
+    use = sorted(app.presenter.recent_slot_use)
+    if use:
+        p99 = use[min(len(use) - 1, int(len(use) * 0.99))]
+        near = sum(u > 0.5 for u in use)
+        print(
+            f"frame handed over, share of its slot used: median {use[len(use) // 2]:.2f}, "
+            f"p99 {p99:.2f}, max {use[-1]:.2f}; over half a slot: {near} "
+            f"(last {len(use)} frames)"
+        )
+
+
 def _print_collections(pauses: list[float]) -> None:
     full = sorted(pauses)
     spread = (
@@ -188,6 +202,7 @@ def main() -> int:
             sampler.wait()
         _print_run(args, report, wall)
         _print_overlay_times(app)
+        _print_slot_use(app)
         _print_collections(pauses)
         if sampler is not None:
             print(f"late frames explained ({len(late)}):")

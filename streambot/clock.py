@@ -26,17 +26,36 @@ log = logging.getLogger(__name__)
 CLOCK_SWITCH_INTERVAL_S = 0.001
 
 
+# NumPy asks the kernel for transparent huge pages for every array of 4 MB and more (a face
+# batch, a second of frames). Where the kernel honours that with direct compaction (Debian's and
+# Ubuntu's default, THP "madvise"), a burst of such arrays at the start of a turn stalled the
+# presenter's thread for 20-40 ms, and frames came late; without them: none (BENCHMARKS.md,
+# issue 31). Small pages cost the big arrays a little speed and nothing on the clock.
+def _set_numpy_huge_pages(enabled: bool) -> bool | None:
+    """Turn NumPy's huge-page requests on or off; returns the setting before, or None where
+    this NumPy has no switch (``NUMPY_MADVISE_HUGEPAGE``'s runtime form)."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    switch = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
+    return None if switch is None else bool(switch(enabled))
+
+
 @contextlib.contextmanager
 def responsive_clock(interval_s: float | None = None) -> Iterator[None]:
     """Run the block with the interpreter's thread switch interval at most ``interval_s``
-    (default ``CLOCK_SWITCH_INTERVAL_S``), restored after."""
+    (default ``CLOCK_SWITCH_INTERVAL_S``) and without NumPy's huge-page requests; both
+    restored after."""
     previous = sys.getswitchinterval()
     wanted = CLOCK_SWITCH_INTERVAL_S if interval_s is None else interval_s
     sys.setswitchinterval(min(previous, wanted))
+    huge_pages = _set_numpy_huge_pages(False)
     try:
         yield
     finally:
         sys.setswitchinterval(previous)
+        if huge_pages is not None:
+            _set_numpy_huge_pages(huge_pages)
 
 
 class Clock(Protocol):

@@ -18,7 +18,6 @@ import copy
 import functools
 import inspect
 import logging
-import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 
 from streambot.brain.llm_load import LLMError, load_causal_lm
+from streambot.threads import lower_this_threads_priority
 from streambot.turn import Turn
 
 log = logging.getLogger(__name__)
@@ -146,16 +146,6 @@ class PrefixCache:
         return int(self.ids.shape[1])
 
 
-def _lower_priority(nice: int) -> None:
-    """Run the calling thread (and the OpenMP workers it starts, which inherit it) ``nice``
-    steps nicer than it is: on Linux the nice value is per thread."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-    except (AttributeError, OSError) as exc:  # not Linux, or not allowed: run as is
-        log.debug("cannot lower the LLM thread's priority: %s", exc)
-
-
 class LocalLLM:
     """Model + tokenizer + prefix cache; blocking methods, run on ``executor``, the model's
     own thread: one generation at a time, and on a CPU at ``cpu_nice`` so that the face and
@@ -208,7 +198,7 @@ class LocalLLM:
         self._lock = threading.Lock()  # one generation at a time on this model
         nice = cpu_nice if self.device.type == "cpu" else 0
         self.executor = (
-            ThreadPoolExecutor(1, "llm", initializer=_lower_priority, initargs=(nice,))
+            ThreadPoolExecutor(1, "llm", initializer=lower_this_threads_priority, initargs=(nice,))
             if nice
             else ThreadPoolExecutor(1, "llm")
         )

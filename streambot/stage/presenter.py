@@ -28,6 +28,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -149,6 +150,7 @@ class Presenter:
         self.samples_per_frame = samples_per_frame(fps, sample_rate)
         self.clips = ClipQueue(round(buffer_s * fps))
         self.stats = PresenterStats()
+        self.recent_slot_use: deque[float] = deque(maxlen=4096)  # per frame, realtime only
         self.frame_index = 0
         self._next_slot = 0  # the first frame not yet taken (frame_index, or one more)
         self._origin: float | None = None  # clock time of frame 0's deadline, once running
@@ -283,6 +285,8 @@ class Presenter:
                 if max_frames is not None and self.frame_index >= max_frames:
                     stop.set()
                 if self.clock.realtime:
+                    # how far into its slot the frame was handed over: a late frame is > 1
+                    self.recent_slot_use.append((self.clock.now() - deadline) * self.fps)
                     behind = self.clock.now() - (deadline + period)
                     if behind > 0:
                         self._late(1)

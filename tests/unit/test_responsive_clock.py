@@ -3,6 +3,8 @@
 import asyncio
 import sys
 
+import numpy as np
+
 from streambot.app import App
 from streambot.clock import CLOCK_SWITCH_INTERVAL_S, responsive_clock
 
@@ -12,6 +14,17 @@ def test_the_switch_interval_is_short_inside_and_restored_after():
     with responsive_clock(0.002):
         assert sys.getswitchinterval() == 0.002
     assert sys.getswitchinterval() == before
+
+
+def test_numpy_asks_for_no_huge_pages_inside_and_as_before_after():
+    multiarray = np._core.multiarray
+    before = multiarray._set_madvise_hugepage(True)
+    try:
+        with responsive_clock(0.002):
+            assert multiarray._set_madvise_hugepage(False) is False  # it was off inside
+        assert multiarray._set_madvise_hugepage(True) is True  # on again after
+    finally:
+        multiarray._set_madvise_hugepage(before)
 
 
 def test_a_shorter_interval_set_by_the_user_is_kept():
