@@ -2,7 +2,8 @@
 viewer's orders said back, a repeat of what was just said or of this reply (asked again of a
 sentence the guard corrected), a digit run, a repeated fragment, prompt scaffolding
 (the prompt's own text, its labels, the viewer's words in quotes, brackets), a sentence
-without words, a model's refusal boilerplate, and a sentence not in the viewer's language."""
+without words, a model's refusal boilerplate, a list of a product's facts named without their
+values, and a sentence not in the viewer's language."""
 
 from __future__ import annotations
 
@@ -84,6 +85,8 @@ def babble(said: Said, kn: Knowledge) -> str | None:
         return f"repeated fragment {fragment!r}"
     if _REFUSAL.search(text):
         return "a model's refusal boilerplate"
+    if _names_facts_without_values(text, said):
+        return "names facts without their values"
     if said.question and (echo := _echo(text, said.question, kn)):
         return echo
     return said_again(text, said, kn)
@@ -180,6 +183,28 @@ _REFUSAL = re.compile(
     r"|作为(?:一个)?(?:AI|人工智能)|我没有(?:足够的)?(?:相关)?信息",
     re.IGNORECASE,
 )
+
+# The names of a product's facts listed without their values: "The SonicBuds Pro Earbuds is
+# priced, stock and shipping." (a real pruned 0.5B, to "Hi!"). A sentence with a figure in it,
+# or one offering to check, is left to the other rules.
+_FACT_LABEL = (
+    r"(?:\b(?:pric(?:e|ed|es|ing)|stock|shipping|delivery)\b|价格|价钱|库存|发货|运费|配送)"
+)
+_LABEL_LIST = re.compile(  # "in stock and shipping is ..." says something: not a list
+    rf"(?<!\bin\s)(?<!\bof\s){_FACT_LABEL}\s*(?:,|、|，|\band\b|和|及|与)\s*(?:the\s+|its\s+)?"
+    rf"{_FACT_LABEL}",
+    re.IGNORECASE,
+)
+_CHECKS = re.compile(r"\bcheck|确认|查一下|查查", re.IGNORECASE)
+
+
+def _names_facts_without_values(text: str, said: Said) -> bool:
+    return (
+        not said.money
+        and not any(c.isdigit() for c in text)
+        and _LABEL_LIST.search(text) is not None
+        and not _CHECKS.search(text)
+    )
 
 
 def repeat(text: str, previous: Sequence[str], kn: Knowledge) -> str | None:

@@ -389,6 +389,20 @@ async def test_a_viewers_orders_said_back_are_never_spoken(orders, sentence):
     assert passes("雪峰保温杯的价格是24.50美元。", [THERMO], "zh", question=orders)
 
 
+async def test_a_list_of_facts_named_without_their_values_is_never_spoken():
+    heard = await assert_handled(BABBLE["facts-named-without-their-values"])
+    assert "priced, stock" not in heard and heard.strip()  # the catalog brain's greeting
+    verdict = check("雪峰保温杯的价格、库存和发货。", [THERMO], "zh", question="主播好")
+    assert not verdict.ok and verdict.reason == "names facts without their values", verdict
+    # a sentence that says the facts, says something about stock, or offers to check passes
+    for sentence, products in (
+        (f"The SnowPeak Thermo Bottle is $24.50, with {THERMO.stock} in stock.", [THERMO]),
+        ("The SnowPeak Thermo Bottle is in stock and shipping is on the card.", [THERMO]),
+        ("Let me check the price and shipping for you.", []),
+    ):
+        assert passes(sentence, products, question="tell me about the thermo bottle"), sentence
+
+
 async def test_a_greeting_answered_with_figures_the_model_had_wrong_gets_the_greeting():
     heard = await assert_handled(BABBLE["greeting-answered-with-wrong-figures"])
     assert "你好" in heard, heard
