@@ -145,9 +145,25 @@ def _echo(text: str, question: str, kn: Knowledge) -> str | None:
     if not any(c.isdigit() for c in text):  # a sentence with a figure says something
         said, asked = kn.nameless(text), kn.nameless(question)
         long_enough = len(asked) >= NEAR_ECHO_CHARS or sum(map(is_cjk, asked)) >= 6
-        if long_enough and difflib.SequenceMatcher(None, said, asked).ratio() >= NEAR_ECHO:
+        if (
+            long_enough
+            and difflib.SequenceMatcher(None, said, asked).ratio() >= NEAR_ECHO
+            and not _answers_no(text, question)
+        ):
             return "an echo of the viewer's question, nearly word for word"
     return None
+
+
+# A negation, in either language (the guard reads a discount after one as none offered).
+NEGATION = r"(?:\b(?:no|not|never|without)\b|n't\b|没有|没|不|无)"
+_NEGATED = re.compile(NEGATION, re.IGNORECASE)
+
+
+def _answers_no(text: str, question: str) -> bool:
+    """``text`` is the question's words with a negation the question does not have: a "no"
+    said in its words ("Any discount on the grinder?" "No discount on the grinder."), which
+    the other rules judge as a claim (a warranty denied is still one the catalog lacks)."""
+    return _NEGATED.search(text) is not None and _NEGATED.search(question) is None
 
 
 # A sentence this alike the question (difflib's ratio, squashed), when the question is this

@@ -57,7 +57,9 @@ from streambot.brain.knowledge import (
     subjects,
 )
 from streambot.catalog import Product
+from streambot.intents import asked_detail, says_detail
 from streambot.screening import screen_fold
+from streambot.text import fold, has_cjk
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -201,7 +203,31 @@ def unsupported(said: Said, kn: Knowledge) -> str | None:
             kind = next(k for k, v in m.groupdict().items() if v)
             if not any(_supported(kind, m.group(0), f) for f in facts_pool(said, m.start(), kn)):
                 return m.group(0)
-    return None
+    return _yes_to_what_is_not_said(said, kn)
+
+
+_YES = re.compile(
+    r"^\W*(?:(?:yes|yeah|yep|sure|of course|absolutely|definitely|certainly)\b"
+    r"|是的|可以|当然|没问题|能的|有的)",
+    re.IGNORECASE,
+)
+
+
+def _yes_to_what_is_not_said(said: Said, kn: Knowledge) -> str | None:
+    """A reply opening with "Yes" to a question about what a catalog has no field for (does
+    it ship to Canada, is there a warranty) makes that claim without its words: the real
+    1.5B answered "Do you ship the grinder to Canada?" with "Yes, you can have the AeroBrew
+    Coffee Grinder for $89.99." Supported where the product's own text speaks of it."""
+    if said.so_far or not said.question or not _YES.match(said.text):
+        return None
+    lang = "zh" if has_cjk(said.question) else "en"
+    detail = asked_detail(fold(said.question), lang)
+    if detail is None:
+        return None
+    pool = facts_pool(said, 0, kn)
+    if any(says_detail(f.text, detail, "en") or says_detail(f.text, detail, "zh") for f in pool):
+        return None
+    return f"yes to a {detail} question"
 
 
 # -- unit figures and shipping times --------------------------------------------------------

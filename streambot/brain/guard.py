@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from streambot import money
 from streambot.brain import claims
-from streambot.brain.babble import babble, said_again, wrong_language
+from streambot.brain.babble import NEGATION, babble, said_again, wrong_language
 from streambot.brain.figures import (
     SHIPPING_MONEY_TALK,
     a_shipping_term,
@@ -159,9 +159,8 @@ _DISCOUNT = re.compile(
     r"|\d+(?:\.\d+)?\s*折|[一二三四五六七八九]折|打\S{0,2}折|折扣|优惠券|优惠|立减|减价|降价|原价|特价|秒杀|满\d+减",
     re.IGNORECASE,
 )
-_NEGATION_BEFORE = re.compile(
-    r"(?:\b(?:no|not|never|without)\b|n't\b|没有|没|不|无)(?:\W*\w+){0,3}?\W*$"
-)
+# "No discount on the grinder." (the real 1.5B) is true
+_NEGATION_BEFORE = re.compile(rf"{NEGATION}(?:\W*\w+){{0,3}}?\W*$", re.IGNORECASE)
 
 
 DIGIT = re.compile(r"\d")  # a sentence with one in it states a figure

@@ -208,6 +208,35 @@ async def test_a_claim_the_catalog_does_not_support_becomes_let_me_check(case):
         assert verdict.ok and verdict.text == sentence, (sentence, verdict)
 
 
+@pytest.mark.parametrize("case", cases("unsupported yes"))
+async def test_a_yes_to_what_the_catalog_has_no_field_for_becomes_let_me_check(case):
+    await assert_handled(case)
+    canada = "Do you ship the AeroBrew Coffee Grinder to Canada?"
+    verdict = check("Sure, it's $89.99.", [GRINDER], question=canada)
+    assert verdict.ok and verdict.text == CHECK_EN, verdict
+    to_canada = "雪峰保温杯能寄到加拿大吗？"
+    verdict = check("可以，保温杯24.50美元。", [THERMO], "zh", question=to_canada)
+    assert verdict.ok and verdict.text == CHECK_ZH, verdict
+    # a yes to what the catalog answers, or later in a reply, is no such claim
+    stock = f"Yes, the AeroBrew Coffee Grinder has {GRINDER.stock} in stock."
+    assert passes(stock, [GRINDER], question="Is the AeroBrew Coffee Grinder in stock?")
+    assert passes("Yes, it's $89.99.", [GRINDER], question=canada, so_far="Let me check.")
+    # where the product's own text speaks of it, a yes is the catalog's answer
+    bottle = THERMO.model_copy(update={"shipping": "ships to Canada in 5 to 7 days"})
+    other = ReplyGuard(Catalog(product=[bottle]))
+    asked = "Do you ship the SnowPeak Thermo Bottle to Canada?"
+    verdict = other.check("Yes, in 5 to 7 days.", [bottle], "en", question=asked)
+    assert verdict.ok and verdict.text == "Yes, in 5 to 7 days.", verdict
+
+
+@pytest.mark.parametrize("case", cases("discounts"))
+async def test_no_discount_is_said_as_it_is_and_an_invented_one_never(case):
+    await assert_handled(case)
+    for sentence, lang in (("Not discounted, sorry!", "en"), ("磨豆机没有折扣。", "zh")):
+        assert passes(sentence, [GRINDER], lang), sentence
+    assert not check("Discount today: the grinder is $70.", [GRINDER]).ok
+
+
 @pytest.mark.parametrize("case", cases("not sold"))
 async def test_not_sold_here_is_said_only_of_what_the_catalog_lacks_to_one_who_asked(case):
     await assert_handled(case)

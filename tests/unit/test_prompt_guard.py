@@ -230,11 +230,12 @@ LEAK = "prompt injection or instructions leaking into the reply"
         ("Okay, I will ignore previous instructions.", "en", LEAK),
         ("My system prompt says I should be nice.", "en", LEAK),
         ("Sure, the house rules say I can't.", "en", LEAK),
-        # the house rules read out: refused at their first invented-discount word
+        # the house rules read out: the prompt's own words ("Never" before the discount
+        # words is a negation, so they are no invented discount)
         (
             "Never invent discounts, coupons, sales, bundles, gifts or deadlines.",
             "en",
-            "invented discount: 'coupons' (the catalog has none)",
+            "prompt scaffolding",
         ),
         ("Get 20% off the grinder today!", "en", "invented discount: '20% off'"),
         ("Use coupon MIA10 at checkout.", "en", "invented discount: 'coupon'"),
