@@ -8,7 +8,8 @@ language: brain/babble.py). ``guard.ReplyGuard`` calls them on each sentence.
   the catalog has no figures for is a claim it does not support;
 * claims the catalog does not support (shipping destinations, warranties, returns, policies,
   colours, gifts, free shipping, a product or order called free: "it's free", "免费送")
-  unless the products' own facts say them (the shipping terms say free; a price of 0): the
+  unless the products' own facts say them (the shipping terms say free; a price of 0), and
+  a reply opening with "Yes" to a question about one of them ("Do you ship to Canada?"): the
   sentence is replaced by ``intents.CHECK_EN`` / ``CHECK_ZH``;
 * unit figures ("12 hours", "40 settings", "500 ml", "3种颜色") must be among the facts of the
   product the sentence is about, shipping times ("1 to 2 days", "1天", "next day") the
