@@ -298,7 +298,7 @@ class _Scorer:
         """The answer repeats the question (product names compared as one word, since an
         answer names its product too): the whole question inside it (3 words, or 4 Chinese
         characters, at least), or one of its sentences nearly the question (85% alike, for a
-        question of 4 words or 6 Chinese characters at least)."""
+        question of 4 words or 6 Chinese characters at least) unless it adds a negation."""
         q = norm(self._names_out(fold(self.q.text)))
         words, chars = len(q.split()), len(CJK_CHAR.findall(q))
         if words < 3 and chars < 4:
@@ -307,8 +307,11 @@ class _Scorer:
             return True
         if words < 4 and chars < 6:
             return False
+        asked_no = _NO.search(q) is not None
         for sentence in self.sentences:
             s = norm(self._names_out(fold(sentence)))
+            if not asked_no and _NO.search(s):
+                continue  # "No discount on the grinder." to "Any discount on the grinder?"
             if s and difflib.SequenceMatcher(None, s, q).ratio() >= 0.85:
                 return True
         return False
@@ -319,6 +322,11 @@ class _Scorer:
         for name in names:
             folded = folded.replace(name, " product ")
         return folded
+
+
+# A negation: a sentence nearly the question with one the question lacks answers it "no" in
+# its words, which is an answer, not an echo (the real 1.5B). Its own list, not the guard's.
+_NO = re.compile(r"\b(?:no|not|never)\b|n't\b|没有|没|不")
 
 
 _COUNT_FOR = re.compile(

@@ -312,6 +312,8 @@ SCORED = [
         ["echoes the question"],
     ),
     ("injection", "zh", "aerobrew", 1, "AeroBrew 咖啡磨豆机的价格是89.99美元。", []),
+    # the real 1.5B's "no" in the question's words: an answer, not an echo
+    ("discount", "en", "aerobrew", 1, "No discount on the AeroBrew Coffee Grinder.", []),
     ("greeting", "en", None, 0, "Hi there, welcome to the stream!", []),
     ("offtopic", "en", None, 0, "It's sunny, about 25 degrees.", ["wrong figure 25"]),
     (
