@@ -9,6 +9,7 @@ released at its first comma-like break; later text goes out a whole sentence at 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from streambot.text import has_cjk
 
@@ -51,11 +52,19 @@ def closed(text: str) -> str:
 
 
 class SentenceSplitter:
-    def __init__(self, first_clause_min_chars: int = 8, max_chars: int = 220) -> None:
+    def __init__(
+        self,
+        first_clause_min_chars: int = 8,
+        max_chars: int = 220,
+        holds_first_clause: Callable[[str], bool] | None = None,
+    ) -> None:
+        """``holds_first_clause``: a first clause it is true of is not released early but
+        with its sentence (the output guard holds an apology: what follows is often refused)."""
         self._buffer = ""
         self._released_any = False
         self._first_clause_min = first_clause_min_chars
         self._max_chars = max_chars
+        self._holds = holds_first_clause
 
     def feed(self, delta: str) -> list[str]:
         """Add streamed text; return the chunks that are now complete."""
@@ -90,7 +99,10 @@ class SentenceSplitter:
             if not self._released_any and ch in _CLAUSE_BREAKS:
                 if ch in ",:" and (nxt is None or nxt.isdigit()):
                     continue  # "1,299" or not yet known
-                if _weight(text[:i].strip()) >= self._first_clause_min:
+                clause = text[:i].strip()
+                if _weight(clause) >= self._first_clause_min and not (
+                    self._holds is not None and self._holds(clause)
+                ):
                     return i + 1
         if len(text) > self._max_chars:
             space = text.rfind(" ", 0, self._max_chars)

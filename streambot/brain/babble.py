@@ -200,6 +200,22 @@ _REFUSAL = re.compile(
     re.IGNORECASE,
 )
 
+# A first clause that only apologises ("I'm sorry," "Unfortunately,") opens what the guard
+# most often refuses: the real 1.5B's "I'm sorry, but I don't have any information about the
+# weather." was said as "I'm sorry," and then the catalog brain's "Thanks for the message, Sam!".
+_APOLOGY = re.compile(
+    r"^\W*(?:(?:i'?m|i am|we'?re|we are)\s+(?:so\s+|very\s+|really\s+)?sorry|sorry|"
+    r"unfortunately|i'?m afraid|i am afraid|抱歉|不好意思|对不起|很遗憾|非常抱歉)\W*$",
+    re.IGNORECASE,
+)
+
+
+def only_an_apology(clause: str) -> bool:
+    """Whether ``clause`` is an apology and nothing more: held back with its sentence, so
+    the guard judges them together."""
+    return _APOLOGY.match(clause) is not None
+
+
 # The names of a product's facts listed without their values: "The SonicBuds Pro Earbuds is
 # priced, stock and shipping." (a real pruned 0.5B, to "Hi!"). A sentence with a figure in it,
 # or one offering to check, is left to the other rules.

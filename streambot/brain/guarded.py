@@ -19,7 +19,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
-from streambot.brain.babble import repeat
+from streambot.brain.babble import only_an_apology, repeat
 from streambot.brain.base import AnswersFirst, Brain, continues_replies
 from streambot.brain.guard import DIGIT, ReplyGuard, unique_products
 from streambot.brain.knowledge import squashed
@@ -227,7 +227,7 @@ class GuardedBrain:
     ) -> AsyncIterator[str]:
         """The inner brain's sentences that pass the guard, until one does not, the stream
         fails or ends, or no first sentence comes in time (``run.rejected`` then)."""
-        splitter = SentenceSplitter()
+        splitter = SentenceSplitter(holds_first_clause=only_an_apology)
         started = asyncio.get_running_loop().time()
         try:
             done = False

@@ -418,6 +418,18 @@ async def test_a_viewers_orders_said_back_are_never_spoken(orders, sentence):
     assert passes("雪峰保温杯的价格是24.50美元。", [THERMO], "zh", question=orders)
 
 
+async def test_an_apology_is_judged_with_its_sentence_not_said_alone_before_it():
+    heard = await assert_handled(BABBLE["apology-said-before-its-refused-sentence"])
+    assert heard.startswith("Thanks for the message"), heard  # the catalog brain alone
+    case = {
+        **BABBLE["apology-said-before-its-refused-sentence"],
+        "question": "Is the LumaDesk Lamp in stock?",
+        "output": "I'm sorry, the LumaDesk Lamp is sold out right now, back next Friday.",
+        "expect": "spoken",
+    }
+    await assert_handled(case)  # an apology whose sentence passes is said with it
+
+
 async def test_a_list_of_facts_named_without_their_values_is_never_spoken():
     heard = await assert_handled(BABBLE["facts-named-without-their-values"])
     assert "priced, stock" not in heard and heard.strip()  # the catalog brain's greeting

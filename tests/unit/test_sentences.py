@@ -16,6 +16,14 @@ def test_first_clause_released_early_only_once():
     assert parts == ["Hi there Sam,", "the lamp is sold out, back next week.", "Anything else?"]
 
 
+def test_a_first_clause_the_caller_holds_is_released_with_its_sentence():
+    held = SentenceSplitter(holds_first_clause=lambda clause: clause.startswith("I'm sorry"))
+    assert held.feed("I'm sorry, but ") == []
+    assert held.feed("it is sold out. Then, more") == ["I'm sorry, but it is sold out."]
+    plain = SentenceSplitter()
+    assert plain.feed("I'm sorry, but ") == ["I'm sorry,"]
+
+
 def test_chinese_punctuation():
     parts = split_sentences("欢迎来到直播间，保温杯的价格是24.50美元。现在有货！还有问题吗？")
     assert parts == ["欢迎来到直播间，", "保温杯的价格是24.50美元。", "现在有货！", "还有问题吗？"]
