@@ -19,8 +19,8 @@ from typing import Literal
 
 from streambot.brain.slots import slot
 from streambot.catalog import Catalog, Product, format_price
-from streambot.intents import asks_about_a_product
-from streambot.text import normalise
+from streambot.intents import asks_about_a_product, detect_intents, price_comparison
+from streambot.text import fold, normalise
 from streambot.turn import Turn, TurnKind
 
 Memory = Literal["turns", "summary", "none"]
@@ -213,8 +213,22 @@ def _answer_message(
         f"{_summary(earlier)}{quoted(text, user)}\n\n"
         f"{_relevant(products, slots)}\n\n"
         f"Reply as {host_name}, in {_language(turn.lang)}, in one to three short spoken "
-        f"sentences, {figures}."
+        f"sentences, {figures}.{_what_a_full_answer_says(sanitize(text), turn.lang, products)}"
     )
+
+
+def _what_a_full_answer_says(text: str, lang: str, products: Sequence[Product]) -> str:
+    """The facts a whole answer to ``text`` gives, named for the model: the real 1.5B,
+    answering itself, said "Yes, the grinder is in stock." without the count, and named the
+    cheaper of two products without the other's price."""
+    folded = fold(text)
+    way = price_comparison(folded, lang) if len(products) > 1 else None
+    if way is not None:
+        which = "cheaper" if way == "cheaper" else "more expensive"
+        return f" Say which one is {which} and give both prices."
+    if "stock" in detect_intents(folded, lang):
+        return " Say how many are in stock, or when it is back if it is sold out."
+    return ""
 
 
 def _pitch_message(turn: Turn, catalog: Catalog, slots: bool) -> str:

@@ -16,7 +16,7 @@ from streambot.brain.slots import SlotFiller, SlotFillingBrain
 from streambot.catalog import Catalog, format_price
 from streambot.config import CatalogBrainConfig, Config
 from streambot.events import ChatMessage
-from streambot.turn import Turn
+from streambot.turn import Turn, TurnKind
 
 CATALOG = Catalog.load()
 THERMO, LAMP = CATALOG.by_id("thermo"), CATALOG.by_id("lumadesk")
@@ -119,3 +119,23 @@ def test_the_styles_are_config_keys_for_both_llm_backends():
     assert config.brain.openai.memory == "none"
     with pytest.raises(ValueError, match="memory"):
         Config.model_validate({"brain": {"llm": {"memory": "everything"}}})
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "asks"),
+    [
+        ("Is the AeroBrew Coffee Grinder in stock?", "en", "Say how many are in stock"),
+        ("雪峰保温杯还有货吗？", "zh", "Say how many are in stock"),
+        ("Which is cheaper, the aerobrew or the thermo bottle?", "en", "give both prices"),
+        ("Is the aerobrew more expensive than the thermo bottle?", "en", "more expensive and"),
+        ("Hi!", "en", None),
+        ("How much is the aerobrew?", "en", None),
+    ],
+)
+def test_the_user_message_names_the_facts_a_whole_answer_gives(text, lang, asks):
+    turn = Turn(1, TurnKind.ANSWER, ChatMessage("local", "ann", text), lang)
+    content = turn_messages(turn, CATALOG)[-1]["content"]
+    if asks is None:
+        assert content.rstrip().endswith("using only the catalog's figures."), content
+    else:
+        assert asks in content, content
