@@ -59,8 +59,9 @@ from streambot.brain.knowledge import (
 )
 from streambot.catalog import Product
 from streambot.intents import asked_detail, says_detail
+from streambot.lang import detect_lang
 from streambot.screening import screen_fold
-from streambot.text import fold, has_cjk
+from streambot.text import fold
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -221,7 +222,7 @@ def _yes_to_what_is_not_said(said: Said, kn: Knowledge) -> str | None:
     Coffee Grinder for $89.99." Supported where the product's own text speaks of it."""
     if said.so_far or not said.question or not _YES.match(said.text):
         return None
-    lang = "zh" if has_cjk(said.question) else "en"
+    lang = detect_lang(said.question)
     detail = asked_detail(fold(said.question), lang)
     if detail is None:
         return None

@@ -50,6 +50,7 @@ from streambot.intents import (
     CHECK_ZH,
     asks_about_a_product,
 )
+from streambot.lang import detect_lang
 from streambot.screening import Screen, screen_fold
 from streambot.text import has_cjk
 
@@ -361,7 +362,7 @@ class ReplyGuard:
             if len(figures) == 1 and len(everyone) == 1 and about and not threshold:
                 product = everyone[0]
                 # the figure's own style: "99元" becomes "89.99美元", "$1" becomes "$89.99"
-                right = format_price(product, "zh" if has_cjk(fig.text) else "en")
+                right = format_price(product, detect_lang(fig.text))
                 edits.append((fig.start, fig.end, right))
                 notes.append(f"price {fig.text} corrected to {right} ({product.name})")
                 continue

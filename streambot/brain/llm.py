@@ -197,10 +197,8 @@ class LocalLLM:
         self.prefix: PrefixCache | None = None
         self._lock = threading.Lock()  # one generation at a time on this model
         nice = cpu_nice if self.device.type == "cpu" else 0
-        self.executor = (
-            ThreadPoolExecutor(1, "llm", initializer=lower_this_threads_priority, initargs=(nice,))
-            if nice
-            else ThreadPoolExecutor(1, "llm")
+        self.executor = ThreadPoolExecutor(
+            1, "llm", initializer=lower_this_threads_priority, initargs=(nice,)
         )
 
     # -- prompts ----------------------------------------------------------------------------

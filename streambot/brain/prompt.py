@@ -203,7 +203,8 @@ def _answer_message(
 ) -> str:
     assert turn.message is not None
     text, user = turn.message.text, turn.message.spoken_name  # only a name it may say
-    products = catalog.find(sanitize(text))
+    clean = sanitize(text)
+    products = catalog.find(clean)
     earlier = discussed(catalog, memory) if style.memory == "summary" else []
     if earlier and not products and asks_about_a_product(text, turn.lang):
         products = earlier[:1]  # a follow-up ("how much is it?"): what was discussed last
@@ -213,7 +214,7 @@ def _answer_message(
         f"{_summary(earlier)}{quoted(text, user)}\n\n"
         f"{_relevant(products, slots)}\n\n"
         f"Reply as {host_name}, in {_language(turn.lang)}, in one to three short spoken "
-        f"sentences, {figures}.{_what_a_full_answer_says(sanitize(text), turn.lang, products)}"
+        f"sentences, {figures}.{_what_a_full_answer_says(clean, turn.lang, products)}"
     )
 
 

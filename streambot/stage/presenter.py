@@ -285,9 +285,10 @@ class Presenter:
                 if max_frames is not None and self.frame_index >= max_frames:
                     stop.set()
                 if self.clock.realtime:
+                    handed = self.clock.now()
                     # how far into its slot the frame was handed over: a late frame is > 1
-                    self.recent_slot_use.append((self.clock.now() - deadline) * self.fps)
-                    behind = self.clock.now() - (deadline + period)
+                    self.recent_slot_use.append((handed - deadline) * self.fps)
+                    behind = handed - (deadline + period)
                     if behind > 0:
                         self._late(1)
                         self.stats.missed_slots += 1
