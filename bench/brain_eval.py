@@ -39,6 +39,8 @@ def _config(args: argparse.Namespace, backend: str) -> Config:
         config.brain.llm.path = args.model
     if args.device:
         config.brain.llm.device = args.device
+    if args.dtype:
+        config.brain.llm.dtype = args.dtype
     if args.answer_first is not None:
         config.brain.llm.answer_first = config.brain.openai.answer_first = args.answer_first
     for section in (config.brain.llm, config.brain.openai):
@@ -93,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", help="[brain.llm] path: a model folder or a .gguf file")
     parser.add_argument("--device", help="[brain.llm] device (auto, cpu, cuda)")
+    parser.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "float16", "bfloat16"),
+        help="[brain.llm] dtype (default: the config's)",
+    )
     parser.add_argument("--openai-model", help="[brain.openai] model")
     parser.add_argument("--base-url", help="[brain.openai] base_url")
     parser.add_argument(

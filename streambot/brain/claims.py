@@ -150,7 +150,8 @@ _CLAIMS_EN = re.compile(
     r"|(?P<policy>polic(?:y|ies)|free trial|trial period)"
     r"|(?P<gift>free gifts?|gift (?:box|set|card)s?|bundled?)"
     r"|(?P<free>ships? (?:for )?free|free (?:shipping|delivery|postage)"
-    r"|(?:shipping|delivery) is free|free (?:over|above|on orders|for orders|with orders))"
+    r"|(?:shipping|delivery) is free|free to (?:ship|deliver|send)"
+    r"|free (?:over|above|on orders|for orders|with orders))"
     r"|(?P<colour>colou?rs|colou?r (?:options?|choices?|variants?|ways?)"
     r"|(?:red|blue|green|black|white|pink|purple|yellow|grey|gray|silver|gold|beige|brown"
     r"|navy|teal|rose gold)(?! (?:coffee|tea|light|noise)))"
@@ -174,18 +175,30 @@ _CLAIMS_ZH = re.compile(
     r"|(?P<price>免费|白送|不要钱|不花钱|零元)"
 )
 _FREE_ZH = ("包邮", "免运费", "免邮")
+# shipping free only past a threshold ("free over $35", "满35美元包邮"): free shipping said
+# without its condition is not so for one item (the real 0.5B: "... ships in 1 to 2 days, free
+# over $35. 7 units are available, and it's free to ship." of a $24.50 bottle)
+_FREE_IF = re.compile(r"free (?:over|above|on orders|for orders|with orders)|满")
+_CONDITION = re.compile(
+    r"\b(?:over|above|orders? of|at least|more than)\s+(?:us)?\$?\s?\d"
+    r"|满\s*[\d一二三四五六七八九十百两]",
+    re.IGNORECASE,
+)
 
 
-def _supported(kind: str, claim: str, facts: Facts) -> bool:
-    """Whether a product's own facts say what ``claim`` says."""
+def _supported(kind: str, claim: str, facts: Facts, sentence: str) -> bool:
+    """Whether a product's own facts say what ``claim``, said in ``sentence``, says."""
     claim = normal(claim)
     if kind == "price":  # a product called free: only one the catalog prices at nothing
         return facts.price == 0
-    if kind == "free":  # free shipping: the shipping terms say free, in either language
-        return (
+    if kind == "free":  # free shipping: the shipping terms say free, in either language,
+        says_free = (  # and where they set a threshold, the sentence names it
             ("free" in facts.shipping)
             if claim.isascii()
             else any(w in facts.shipping for w in _FREE_ZH)
+        )
+        return says_free and (
+            not _FREE_IF.search(facts.shipping) or bool(_CONDITION.search(sentence))
         )
     if kind == "place":
         return claim.removeprefix("the ").removesuffix("ly") in facts.shipping
@@ -203,7 +216,8 @@ def unsupported(said: Said, kn: Knowledge) -> str | None:
     for pattern in (_CLAIMS_EN, _CLAIMS_ZH):
         for m in pattern.finditer(said.text):
             kind = next(k for k, v in m.groupdict().items() if v)
-            if not any(_supported(kind, m.group(0), f) for f in facts_pool(said, m.start(), kn)):
+            facts = facts_pool(said, m.start(), kn)
+            if not any(_supported(kind, m.group(0), f, said.text) for f in facts):
                 return m.group(0)
     return _yes_to_what_is_not_said(said, kn)
 

@@ -32,6 +32,7 @@ from streambot.brain.eval_text import (
     DEARER,
     DISCOUNT,
     FREE_PRICE,
+    FREE_SHIPPING,
     FUTURE,
     GREETING,
     LATIN,
@@ -42,6 +43,7 @@ from streambot.brain.eval_text import (
     SCAFFOLD,
     SHIPPING_WORDS,
     SOLD_OUT,
+    THRESHOLD,
     TOKENS,
     negated,
     norm,
@@ -203,6 +205,13 @@ class _Scorer:
         for m in FREE_PRICE.finditer(sentence):
             if not shipping and not negated(sentence[: m.start()], 12):
                 unsupported.append(f"free {m.group(0)!r}")
+        if not THRESHOLD.search(sentence):  # free shipping said without its condition
+            for m in FREE_SHIPPING.finditer(sentence):
+                if negated(sentence[: m.start()], 12):
+                    continue
+                for p in subjects(m.start(), spans, scope):
+                    if not _ships_free(p):
+                        unsupported.append(f"{p.id} free shipping {m.group(0)!r}")
         topics = (
             ("destination", DESTINATIONS),
             ("warranty", WARRANTY),
@@ -363,6 +372,12 @@ def _says_shipping(text: str, p: Product) -> bool:
         elif says_point(text, terms):
             return True
     return False
+
+
+def _ships_free(p: Product) -> bool:
+    """Whether one item of ``p`` ships free: its terms say free with no threshold."""
+    terms = f"{p.shipping} {p.shipping_zh}"
+    return bool(re.search(r"free|包邮", terms, re.IGNORECASE)) and not THRESHOLD.search(terms)
 
 
 def _wrong_language(answer: str, lang: str) -> bool:

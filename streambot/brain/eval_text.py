@@ -86,6 +86,17 @@ FREE_PRICE = either(
 )
 
 
+FREE_SHIPPING = either(
+    r"\b(?:free (?:shipping|delivery|postage)|ships? (?:for )?free|free to (?:ship|deliver|send)"
+    r"|(?:shipping|delivery|postage) is free)\b",
+    r"包邮|免运费|免邮|免费(?:配送|送货|发货|快递|邮寄)",
+)
+
+
+# free shipping past a threshold ("free over $35", "满35美元包邮"), in the terms or an answer
+THRESHOLD = either(r"\b(?:over|above|at least|more than|orders? of)\s+\$?\d", r"满\s*\S")
+
+
 SHIPPING_WORDS = either(
     r"\b(?:ship|ships|shipping|shipped|delivery|deliver|postage|arrive)\b",
     r"包邮|运费|邮费|发货|快递|配送|到货",

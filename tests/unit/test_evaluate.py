@@ -190,6 +190,32 @@ SCORED = [
         ["missing stock (aerobrew)", "unsupported: aerobrew sold out 'sold out'"],
     ),
     ("restock", "zh", "lumadesk", 0, "护眼台灯下周五补货哦。", []),
+    (  # the real 0.5B: the bottle ships free only over $35, and one is $24.50
+        "shipping",
+        "en",
+        "thermo",
+        0,
+        "The SnowPeak Thermo Bottle ships in 1 to 2 days, free over $35. 7 units are "
+        "available, and it's free to ship.",
+        ["unsupported: thermo free shipping 'free to ship'"],
+    ),
+    (
+        "shipping",
+        "en",
+        "thermo",
+        0,
+        "The bottle ships in 1 to 2 days, free on orders over $35.",
+        [],
+    ),
+    ("shipping", "en", "aerobrew", 0, "The grinder ships free in 2 to 4 days.", []),
+    (
+        "shipping",
+        "zh",
+        "thermo",
+        0,
+        "雪峰保温杯1到2天发货，包邮。",
+        ["unsupported: thermo free shipping '包邮'"],
+    ),
     (  # a real pruned 0.5B's restock time (the catalog says next Friday)
         "restock",
         "en",

@@ -277,6 +277,28 @@ async def test_a_product_or_order_called_free_is_an_unsupported_price_claim(case
         assert "unsupported claim" in verdict.reason, (sentence, verdict)
 
 
+@pytest.mark.parametrize("case", cases("conditional free shipping"))
+async def test_free_shipping_said_without_the_terms_threshold_is_checked(case):
+    await assert_handled(case)
+    for sentence, products, lang in [
+        ("The SnowPeak Thermo Bottle is $24.50. It's free to ship.", [THERMO], "en"),
+        ("It ships free.", [THERMO], "en"),
+        ("Shipping is free for the SnowPeak Thermo Bottle.", [], "en"),
+        ("雪峰保温杯包邮。", [], "zh"),
+        ("The LumaDesk Lamp has free shipping.", [], "en"),
+    ]:
+        verdict = check(sentence, products, lang)
+        assert verdict.ok and "unsupported claim" in (verdict.reason or ""), (sentence, verdict)
+    for sentence, products, lang in [  # the threshold said, or terms free without one
+        ("It ships free on orders over $35.", [THERMO], "en"),
+        ("Buy two and it is free to ship, as orders above $35 ship free.", [THERMO], "en"),
+        ("满35美元包邮。", [THERMO], "zh"),
+        ("The AeroBrew Coffee Grinder is free to ship.", [], "en"),
+        ("咖啡磨豆机包邮。", [GRINDER], "zh"),
+    ]:
+        assert passes(sentence, products, lang), (sentence, check(sentence, products, lang))
+
+
 def test_free_shipping_the_shipping_terms_say_is_no_price_claim():
     for sentence, products, lang in [
         ("The SnowPeak Thermo Bottle has free shipping over $35.", [], "en"),
