@@ -154,6 +154,11 @@ def _report(args: argparse.Namespace, reports: list[Report]) -> None:
         print(f"\n{report.name}: who said the answers: {said}")
         if report.llm_sentences():
             print(f"{report.name}: {report.llm_sentences()}")
+        if report.llm_edited:
+            print(
+                f"{report.name}: of the LLM's whole answers, {report.llm_edited} with a figure "
+                "the guard put right or added"
+            )
 
 
 def main() -> int:

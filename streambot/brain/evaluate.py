@@ -141,6 +141,11 @@ class Report:
         """Answers the LLM said whole, no fallback."""
         return self._share(self.sources()["llm"])
 
+    @property
+    def llm_edited(self) -> int:
+        """Answers the LLM said whole with a figure the guard put right or added (a count)."""
+        return sum(1 for a in self.answers if a.source == "llm" and a.guard)
+
     def llm_sentences(self) -> str:
         """How much of what was said the LLM wrote, by sentence ("" without a guarded LLM)."""
         said = sum(len(split_sentences(a.text, early_first_clause=False)) for a in self.answers)

@@ -20,7 +20,8 @@
 
 A wrong figure is corrected in place when that is unambiguous (one figure of its kind in the
 sentence, one product involved, no quantity in sight: a wrong total is never "corrected" to
-the unit price); anything else wrong rejects the sentence.
+the unit price); anything else wrong rejects the sentence. A stock question answered "... is
+in stock." gets the count filled in after those words, from the catalog.
 
 ``GuardedBrain`` (brain/guarded.py) runs an inner brain through it, sentence by sentence.
 """
@@ -49,10 +50,11 @@ from streambot.intents import (
     CHECK_EN,
     CHECK_ZH,
     asks_about_a_product,
+    detect_intents,
 )
 from streambot.lang import detect_lang
 from streambot.screening import Screen, screen_fold
-from streambot.text import has_cjk
+from streambot.text import fold, has_cjk
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +171,35 @@ DIGIT = re.compile(r"\d")  # a sentence with one in it states a figure
 
 class _Reject(Exception):
     pass
+
+
+# "in stock" ending a sentence, where the count can follow it (not a clause: the count may
+# come in the next, which the streaming splitter hands over after this one)
+_IN_STOCK_EN = re.compile(
+    r"\b(?:in stock|available)(?:(?: right)? now| today)?(?=\s*(?:[.!]|$))", re.IGNORECASE
+)
+_IN_STOCK_ZH = re.compile(r"(?:有货|有库存)(?=[。！!]|$)")
+
+
+def _add_the_count(said: Said, edits: list[tuple[int, int, str]], notes: list[str]) -> None:
+    """A stock question answered "in stock" with no count gets the catalog's count after those
+    words, as a slot the host fills: the real 1.5B said "The AeroBrew Coffee Grinder is in
+    stock." to "Is it in stock?" and "... is still in stock." to "And how many are left?",
+    whatever the prompt asked. Not where the count was said already in this reply."""
+    sentence = said.text
+    for pattern, clause in ((_IN_STOCK_EN, ", {} left"), (_IN_STOCK_ZH, "，还剩{}件")):
+        for m in pattern.finditer(sentence):
+            if _AVAILABLE_NEGATED_BEFORE.search(sentence[: m.start()]):
+                continue
+            said_of = subjects(m.start(), said.spans, said.about)
+            if len(said_of) != 1 or said_of[0].stock == 0:
+                return
+            count = str(said_of[0].stock)
+            if re.search(rf"(?<!\d){count}(?!\d)", f"{said.so_far} {' '.join(said.previous)}"):
+                return
+            edits.append((m.end(), m.end(), clause.format(count)))
+            notes.append(f"the count added: {count} ({said_of[0].name})")
+            return
 
 
 def _corrected(
@@ -303,8 +334,10 @@ class ReplyGuard:
         if not about and DIGIT.search(sentence) and talks_of_none:
             raise _Reject("a figure for no product in particular, to a question about none")
         self._check_money(sentence, about, everyone, lang, edits, notes, counts)
-        self._check_stock(sentence, about, everyone, edits, notes)
+        counted = self._check_stock(sentence, about, everyone, edits, notes)
         self._check_availability(sentence, spans, about)
+        if not counted and "stock" in detect_intents(fold(question), lang):
+            _add_the_count(said, edits, notes)
         for rule in (
             claims.not_sold,
             claims.shipping_time,
@@ -375,7 +408,8 @@ class ReplyGuard:
         everyone: list[Product],
         edits: list[tuple[int, int, str]],
         notes: list[str],
-    ) -> None:
+    ) -> bool:
+        """Whether ``sentence`` says a stock figure; a wrong one is corrected or refused."""
         money = [(f.start, f.end) for f in money_figures(sentence)]
         claims: list[tuple[int, int, int]] = []  # (start, end, claimed) of each number
         for pattern in (*_STOCK_EN, *_STOCK_ZH):
@@ -389,7 +423,7 @@ class ReplyGuard:
                 if all(not (s < end and start < e) for s, e, _ in claims):
                     claims.append((start, end, int(m.group("n"))))
         if not claims:
-            return
+            return False
         if not about:
             raise _Reject("stock figure for no product in particular")
         for start, end, claimed in claims:
@@ -401,6 +435,7 @@ class ReplyGuard:
                 notes.append(f"stock {claimed} corrected to {product.stock} ({product.name})")
                 continue
             raise _Reject(f"wrong stock {claimed}: {_stocks(about)}")
+        return True
 
     def _check_availability(
         self, sentence: str, spans: list[tuple[int, int, Product]], about: list[Product]

@@ -277,6 +277,31 @@ async def test_a_product_or_order_called_free_is_an_unsupported_price_claim(case
         assert "unsupported claim" in verdict.reason, (sentence, verdict)
 
 
+@pytest.mark.parametrize("case", cases("stock count"))
+async def test_in_stock_said_without_the_count_to_a_stock_question_gets_the_count(case):
+    await assert_handled(case)
+    for sentence, question, lang, heard in [
+        (
+            "Yes, it is available right now!",
+            "is the grinder available?",
+            "en",
+            "Yes, it is available right now, 42 left!",
+        ),
+        ("磨豆机有货。", "磨豆机有货吗？", "zh", "磨豆机有货，还剩42件。"),
+    ]:
+        verdict = check(sentence, [GRINDER], lang, question=question)
+        assert verdict.ok and verdict.text == heard, verdict
+    for sentence, question, context in [  # no count wanted, said already, or no place for it
+        ("The grinder is in stock.", "how much is the grinder?", {}),
+        ("Yes, it is in stock.", "is it in stock?", {"so_far": "The grinder has 42 left."}),
+        ("It is in stock and ships free.", "is the grinder in stock?", {}),
+        ("The grinder is in stock, 42 left.", "is the grinder in stock?", {}),
+    ]:
+        assert passes(sentence, [GRINDER], question=question, **context), sentence
+    verdict = check("The lamp is in stock.", [LAMP], question="is the lamp in stock?")
+    assert not verdict.ok  # sold out: refused, never given a count
+
+
 @pytest.mark.parametrize("case", cases("conditional free shipping"))
 async def test_free_shipping_said_without_the_terms_threshold_is_checked(case):
     await assert_handled(case)
@@ -406,11 +431,13 @@ async def test_an_echo_of_the_viewers_question_is_never_spoken():
 async def test_a_question_said_back_with_a_word_filled_in_is_never_spoken():
     await assert_handled(BABBLE["off-topic-filled-in"])
     question = "Is the SnowPeak Thermo Bottle in stock?"
-    for sentence in (
-        f"Yes, the SnowPeak Thermo Bottle has {THERMO.stock} in stock.",
-        "The SnowPeak Thermo Bottle is in stock right now.",
-    ):
-        assert passes(sentence, [THERMO], question=question), sentence
+    assert passes(
+        f"Yes, the SnowPeak Thermo Bottle has {THERMO.stock} in stock.", [THERMO], question=question
+    )
+    verdict = check(
+        "The SnowPeak Thermo Bottle is in stock right now.", [THERMO], question=question
+    )
+    assert verdict.ok and verdict.text.endswith(f"right now, {THERMO.stock} left."), verdict
     assert passes("Sure, the AeroBrew grinder is $89.99.", [GRINDER], question="grinder price?")
 
 
