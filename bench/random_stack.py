@@ -90,7 +90,7 @@ def build_random_llm(
 ) -> dict[str, Any]:
     """Qwen2.5-``size``'s published architecture with random weights, plus the tokenizer
     (trained on ``llm_corpus``), saved with ``save_pretrained`` (bfloat16 on disk; the daemon
-    loads float32 on a CPU)."""
+    loads float32 on a CPU without native bfloat16)."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 

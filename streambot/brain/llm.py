@@ -95,14 +95,41 @@ class IncrementalDecoder:
         return delta
 
 
+_CPU_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU multiplies bfloat16 natively (x86 AVX512-BF16 or AMX), read from the
+    kernel's CPU flags: torch has no public check, and without these instructions bfloat16 is
+    converted in software and slower than float32. Not Linux: False."""
+    try:
+        text = cpuinfo.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return bool(_CPU_BF16_FLAGS & set(value.split()))
+    return False
+
+
 def pick_dtype(device: torch.device, requested: str) -> torch.dtype:
+    """The dtype the model runs in: ``requested``, or for "auto" bfloat16 on a GPU that has
+    it (else float16), and on a CPU bfloat16 where the CPU computes it natively: the real
+    0.5B and 1.5B answered as right as in float32 there, the 1.5B's first sentence 1.6-1.9x
+    sooner (BENCHMARKS.md, thirteenth session); float32 elsewhere."""
     if requested != "auto":
         return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[
             requested
         ]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+    return torch.bfloat16 if device.type == "cpu" and cpu_has_bfloat16() else torch.float32
+
+
+def daemon_dtype(model: torch.nn.Module, requested: str) -> torch.dtype:
+    """The dtype the daemon would run ``model`` in, on the device it is on."""
+    return pick_dtype(next(model.parameters()).device, requested)
 
 
 @functools.cache
@@ -171,10 +198,19 @@ class LocalLLM:
         self._ready(str(path), cpu_nice)
 
     @classmethod
-    def from_loaded(cls, tokenizer: object, model: torch.nn.Module, cpu_nice: int = 0) -> LocalLLM:
+    def from_loaded(
+        cls,
+        tokenizer: object,
+        model: torch.nn.Module,
+        cpu_nice: int = 0,
+        dtype: torch.dtype | None = None,
+    ) -> LocalLLM:
         """A LocalLLM around a model already in memory (build_engines.py judges its teacher and
-        its student by their answers, each exactly as the daemon would run it)."""
+        its student by their answers, each exactly as the daemon would run it). ``dtype``: a
+        copy of the model in that dtype is run (``daemon_dtype``), the model left as it is."""
         llm = cls.__new__(cls)
+        if dtype is not None and next(model.parameters()).dtype != dtype:
+            model = copy.deepcopy(model).to(dtype)
         weights = next(model.parameters())
         llm.device, llm.dtype = weights.device, weights.dtype
         llm.tokenizer, llm.model = tokenizer, model.eval()

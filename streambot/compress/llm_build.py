@@ -282,8 +282,10 @@ def _rates(
 ) -> tuple[dict[str, dict[str, Any]], bool]:
     """Both models' answer rates on ``held`` (the teacher's from its cache when judged before
     under the same key: every ratio of one model shares it), and whether the teacher's were."""
+    from streambot.brain.llm import daemon_dtype
+
     teacher, student = models
-    dtype = str(next(teacher.parameters()).dtype)
+    dtype = str(daemon_dtype(teacher, config.brain.llm.dtype))  # the dtype it is judged in
     key = rates_key(config, job.inputs, system_text(config), held, dtype)
     cache = JsonCache(options.out / f".{job.slug}.teacher-rates.json", key)
     rates, cached = teacher_rates(config, tokenizer, teacher, held, cache)
@@ -296,8 +298,11 @@ def _decode(
 ) -> dict[str, float]:
     """Both models' greedy decode speed on the daemon's system prompt and the first training
     question's turn (with the catalog's first answer said before it, as the daemon would)."""
+    from streambot.brain.llm import daemon_dtype
+
     chats, prefills, system = teacher_prompts(config, turns[:1])
-    return decode_speed(tokenizer, models, system, chats[0], prefills[0])
+    dtype = daemon_dtype(models["teacher"], config.brain.llm.dtype)
+    return decode_speed(tokenizer, models, system, chats[0], prefills[0], dtype=dtype)
 
 
 def _record(

@@ -148,10 +148,10 @@ def judge(
     from streambot.brain.assemble import daemon_brain
     from streambot.brain.catalog import CatalogBrain
     from streambot.brain.evaluate import evaluate
-    from streambot.brain.llm import LocalLLM
+    from streambot.brain.llm import LocalLLM, daemon_dtype
 
     catalog_brain = CatalogBrain(config.brain.catalog, persona=config.persona)
-    llm = LocalLLM.from_loaded(tokenizer, model)
+    llm = LocalLLM.from_loaded(tokenizer, model, dtype=daemon_dtype(model, config.brain.llm.dtype))
     judged = config.model_copy(deep=True)
     judged.brain.llm.first_sentence_s = 0.0  # its words are judged, not this machine's load
     try:
@@ -268,7 +268,12 @@ def describe(
 
 # -- decode speed -------------------------------------------------------------------------------
 def _decoder(
-    tokenizer: Any, model: Any, system: str, messages: list[dict[str, str]], prefill: str
+    tokenizer: Any,
+    model: Any,
+    system: str,
+    messages: list[dict[str, str]],
+    prefill: str,
+    dtype: Any = None,
 ) -> Callable[[int], float]:
     """``run(n)``: tokens per second of ``n`` greedy tokens (no stop token ends them) after the
     prompt, as the daemon runs it: the system prompt's KV from the prefix cache, the turn's
@@ -277,7 +282,8 @@ def _decoder(
 
     from streambot.brain.llm import LocalLLM, forward_with_cache
 
-    llm = LocalLLM.from_loaded(tokenizer, model)
+    llm = LocalLLM.from_loaded(tokenizer, model, dtype=dtype)
+    model = llm.model  # the copy in ``dtype``, if one was made
     llm.executor.shutdown()  # timed on this thread: the build's, at its priority
     llm.set_system_prompt(system)
     ids = llm.encode(messages, True, prefill)
@@ -304,11 +310,15 @@ def decode_speed(
     prefill: str = "",
     tokens: int = DECODE_TOKENS,
     repeats: int = DECODE_REPEATS,
+    dtype: Any = None,
 ) -> dict[str, float]:
     """Median greedy decode speed of ``models`` ({"teacher": ..., "student": ...}) on one real
     prompt, the runs of the two interleaved (a load that comes and goes slows both alike), and
-    the student's speedup: the manifest's ``fidelity["decode"]``."""
-    runs = {who: _decoder(tokenizer, m, system, messages, prefill) for who, m in models.items()}
+    the student's speedup: the manifest's ``fidelity["decode"]``. ``dtype``: each run in it,
+    as the daemon would (``daemon_dtype``)."""
+    runs = {
+        who: _decoder(tokenizer, m, system, messages, prefill, dtype) for who, m in models.items()
+    }
     for run in runs.values():
         run(DECODE_WARMUP)
     speeds: dict[str, list[float]] = {who: [] for who in runs}

@@ -479,3 +479,40 @@ async def test_a_local_llm_too_slow_to_start_is_stopped_and_the_catalog_answers(
     text = await asyncio.wait_for(said(brain, "how much is the grinder?"), timeout=20)
     assert "$89.99" in text and guarded.too_slow == 1
     assert await asyncio.to_thread(stopped.wait, 10)  # the generation thread was told to stop
+
+
+# -- the dtype a model runs in -------------------------------------------------------------
+def test_auto_runs_bfloat16_on_a_cpu_that_computes_it_natively(tmp_path, monkeypatch):
+    from streambot.brain import llm as llm_module
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert llm_module.cpu_has_bfloat16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw\n")
+    assert not llm_module.cpu_has_bfloat16(cpuinfo)  # AVX-512 alone converts in software
+    assert not llm_module.cpu_has_bfloat16(tmp_path / "absent")  # not Linux
+    cpu = torch.device("cpu")
+    for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(llm_module, "cpu_has_bfloat16", lambda native=native: native)
+        assert llm_module.pick_dtype(cpu, "auto") == expected
+        assert llm_module.pick_dtype(cpu, "float32") == torch.float32  # asked for: kept
+
+
+def test_a_loaded_model_is_judged_in_the_daemons_dtype_on_a_copy(model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    llm = LocalLLM.from_loaded(tokenizer, model, dtype=torch.bfloat16)
+    try:
+        assert llm.dtype == torch.bfloat16 and next(llm.model.parameters()).dtype == torch.bfloat16
+        assert next(model.parameters()).dtype == torch.float32  # the build's model untouched
+        llm.set_system_prompt(system_prompt(CATALOG))
+        assert llm.prefix is not None and llm.prefix.length > 200  # it runs, in bfloat16
+        messages = turn_messages(turn("how much is the grinder?"), CATALOG)
+        settings = GenerationSettings(max_new_tokens=8)
+        deltas: list[str] = []
+        text = llm.generate(messages, settings, deltas.append, threading.Event())
+        assert text == "".join(deltas)
+    finally:
+        llm.executor.shutdown()
