@@ -38,6 +38,7 @@ from streambot.brain.eval_text import (
     LATIN,
     LONG_DIGITS,
     NUMBER,
+    PRONOUN_FIRST,
     REFUSAL,
     REPEATED,
     SCAFFOLD,
@@ -116,6 +117,8 @@ class _Scorer:
             spans = self.guard.mentions(sentence)
             named = unique_products(p for _, _, p in spans)
             scope = named or recent or self.asked
+            if named and PRONOUN_FIRST.match(sentence):  # "It costs $24.50, while the grinder
+                scope = unique_products([*named, *recent])  # ...": "it" is one named before
             self._figures(sentence, scope)
             self._claims(sentence, spans, scope)
             recent = named or recent

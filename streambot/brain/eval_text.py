@@ -97,6 +97,11 @@ FREE_SHIPPING = either(
 THRESHOLD = either(r"\b(?:over|above|at least|more than|orders? of)\s+\$?\d", r"满\s*\S")
 
 
+PRONOUN_FIRST = either(
+    r"^\W*(?:it|it's|its|they|they're|this one|that one)\b", r"^\W*(?:它|这款|那款)"
+)
+
+
 SHIPPING_WORDS = either(
     r"\b(?:ship|ships|shipping|shipped|delivery|deliver|postage|arrive)\b",
     r"包邮|运费|邮费|发货|快递|配送|到货",

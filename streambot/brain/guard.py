@@ -75,6 +75,15 @@ _TOTAL_TALK = re.compile(
     r"|\bfor\s+(?:only\s+|just\s+)?(?=[$€£¥]|\d)",  # "two for $89.99": a price for the two
     re.I,
 )
+# an opening clause that starts with a pronoun and names nothing, set against a product named
+# after it: "It costs $24.50, while the AeroBrew Coffee Grinder costs $89.99." (the real 1.5B,
+# after "The SnowPeak Thermo Bottle is cheaper."): "it" is what the reply named before
+_PRONOUN_OPENING = re.compile(
+    r"^\W*(?:(?:it|it's|its|they|they're|this one|that one)\b|它|这款|这个|那款)", re.I
+)
+_CONTRAST = re.compile(
+    r"[,;，；]\s*(?:(?:while|whereas|but|and|compared to|unlike)\b|而|但|相比|和)", re.I
+)
 _EACH_TALK = re.compile(r"\b(?:each|apiece|per|a piece|one costs)\b|每个|每件|单价|一个", re.I)
 
 
@@ -171,6 +180,18 @@ DIGIT = re.compile(r"\d")  # a sentence with one in it states a figure
 
 class _Reject(Exception):
     pass
+
+
+def _referred_before(said: Said, context: list[Product]) -> tuple[int, list[Product]]:
+    """(where the opening clause ends, the products it is about) for a sentence that opens
+    with a pronoun, names no product in that clause, and sets it against one named after
+    (``_CONTRAST``): the products the reply named before (``context``), not that one.
+    (0, []) for any other sentence."""
+    earlier = [p for p in context if p not in said.about]
+    if not said.spans or not earlier or not _PRONOUN_OPENING.match(said.text):
+        return 0, []
+    contrast = _CONTRAST.search(said.text, 0, said.spans[0][0])
+    return (contrast.start(), earlier) if contrast else (0, [])
 
 
 # "in stock" ending a sentence, where the count can follow it (not a clause: the count may
@@ -333,7 +354,8 @@ class ReplyGuard:
         talks_of_none = bool(question) and not asks_about_a_product(question, lang)
         if not about and DIGIT.search(sentence) and talks_of_none:
             raise _Reject("a figure for no product in particular, to a question about none")
-        self._check_money(sentence, about, everyone, lang, edits, notes, counts)
+        referred = _referred_before(said, context)
+        self._check_money(sentence, about, everyone, lang, edits, notes, counts, referred)
         counted = self._check_stock(sentence, about, everyone, edits, notes)
         self._check_availability(sentence, spans, about)
         if not counted and "stock" in detect_intents(fold(question), lang):
@@ -359,14 +381,17 @@ class ReplyGuard:
         edits: list[tuple[int, int, str]],
         notes: list[str],
         counts: AbstractSet[int] = frozenset(),
+        referred: tuple[int, list[Product]] = (0, []),
     ) -> None:
         """``counts``: the quantities in sight ("two bottles"): a figure that is n x a price
-        is a right total, and a wrong one is refused, never corrected to the unit price."""
+        is a right total, and a wrong one is refused, never corrected to the unit price.
+        ``referred``: a figure before that offset is about those products (``_referred_before``)."""
         figures = money_figures(sentence)
-        candidates = about or list(self.catalog.product)  # about nothing: any catalog price
+        named_or_any = about or list(self.catalog.product)  # about nothing: any catalog price
         shipping_talk = SHIPPING_MONEY_TALK.search(sentence) is not None
         a_total = counts and _TOTAL_TALK.search(sentence) and not _EACH_TALK.search(sentence)
         for fig in figures:
+            candidates = referred[1] if fig.end <= referred[0] else named_or_any
             if fig.fee:  # said as a fee: one of the shipping terms' figures, or refused
                 if not a_shipping_term(fig, candidates):
                     raise _Reject(f"shipping figure {fig.text}: {_shipping(candidates)}")

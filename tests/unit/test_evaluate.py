@@ -190,6 +190,15 @@ SCORED = [
         ["missing stock (aerobrew)", "unsupported: aerobrew sold out 'sold out'"],
     ),
     ("restock", "zh", "lumadesk", 0, "护眼台灯下周五补货哦。", []),
+    (  # the real 1.5B: "it" is the bottle named before, not the grinder named after
+        "compare",
+        "en",
+        None,
+        0,
+        "The SnowPeak Thermo Bottle is cheaper. It costs $24.50, while the AeroBrew Coffee "
+        "Grinder costs $89.99.",
+        [],
+    ),
     (  # the real 0.5B: the bottle ships free only over $35, and one is $24.50
         "shipping",
         "en",

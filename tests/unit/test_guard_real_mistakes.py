@@ -785,6 +785,20 @@ async def test_a_price_said_of_it_is_the_price_of_the_product_named_last(case):
     assert squash(heard) == right
 
 
+@pytest.mark.parametrize("case", cases("pronoun against a product named after"))
+async def test_it_set_against_a_product_named_after_is_the_product_named_before(case):
+    await assert_handled(case)
+    first = "The SnowPeak Thermo Bottle is cheaper. "
+    for wrong in (  # the figure still checked: against the bottle, or the grinder it is said of
+        "It costs $89.99, while the AeroBrew Coffee Grinder costs $89.99.",
+        "It costs $24.50 like the AeroBrew Coffee Grinder.",
+    ):
+        brain = new_brain()
+        heard = await say(brain, first + wrong, case["question"], case["lang"])
+        assert "$89.99, while" not in heard and "$24.50 like" not in heard, heard
+        assert brain.rejections == 1
+
+
 @pytest.mark.parametrize("case", cases("cut off"))
 async def test_a_sentence_cut_off_inside_a_figure_is_never_spoken(case):
     heard, brain = await run_case(case)
