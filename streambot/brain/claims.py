@@ -490,6 +490,12 @@ _NOT_SOLD = re.compile(
     r"|不卖|没有卖|没卖|不在售|不出售|不销售",
     re.IGNORECASE,
 )
+# a price turned down, not the product: "不，62美元的价格不卖。" (the real 1.5B, asked to sell
+# the grinder for $62), "这个价不卖", "we don't sell it for $62"
+_A_PRICE_BEFORE = re.compile(r"(?:价格?|价钱|[\d.]+\s*(?:美元|元|块钱?))[^，。,.!！？?]{0,3}$")
+_A_PRICE_AFTER = re.compile(
+    r"^\s*(?:(?:it|them|this|that|one)\s+)?(?:for|at)\s+(?:us)?\$\s?\d", re.IGNORECASE
+)
 # a question that may be answered "not sold here": it asks whether something is sold
 _ASKS_TO_BUY = re.compile(
     r"\b(?:sells?|selling|sold|carry|carries|have|has|got|offer|buy|stock|get|any)\b"
@@ -505,6 +511,8 @@ def not_sold(said: Said, kn: Knowledge) -> str | None:
     m = _NOT_SOLD.search(said.text)
     if m is None:
         return None
+    if _A_PRICE_BEFORE.search(said.text[: m.start()]) or _A_PRICE_AFTER.match(said.text[m.end() :]):
+        return None  # a price refused, the product still sold
     sold = [p for p in subjects(m.start(), said.spans, said.about) if p.price > 0]
     if sold:
         return f"says {m.group(0)!r} of the {sold[0].name}, which the catalog sells"

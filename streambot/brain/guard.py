@@ -417,7 +417,9 @@ class ReplyGuard:
             if shipping_talk:  # a fee or threshold, never corrected to a product's price
                 raise _Reject(f"shipping figure {fig.text}: {_shipping(candidates)}")
             threshold = _THRESHOLD_BEFORE.search(sentence[: fig.start]) is not None
-            if len(figures) == 1 and len(everyone) == 1 and about and not threshold:
+            denied = _NEGATION_BEFORE.search(sentence[: fig.start]) is not None
+            # "We don't sell it for $62." corrected would deny the catalog's price: refused
+            if len(figures) == 1 and len(everyone) == 1 and about and not (threshold or denied):
                 product = everyone[0]
                 # the figure's own style: "99元" becomes "89.99美元", "$1" becomes "$89.99"
                 right = format_price(product, detect_lang(fig.text))
@@ -455,7 +457,8 @@ class ReplyGuard:
             if any(p.stock == claimed for p in about):
                 continue
             product = everyone[0]
-            if len(claims) == 1 and len(everyone) == 1 and product.stock > 0:
+            denied = _NEGATION_BEFORE.search(sentence[:start]) is not None  # as for a price
+            if len(claims) == 1 and len(everyone) == 1 and product.stock > 0 and not denied:
                 edits.append((start, end, str(product.stock)))
                 notes.append(f"stock {claimed} corrected to {product.stock} ({product.name})")
                 continue

@@ -253,6 +253,20 @@ async def test_not_sold_here_is_said_only_of_what_the_catalog_lacks_to_one_who_a
         ("手机今天不卖。", "有卖手机吗", "zh"),
     ]:
         assert passes(sentence, [], lang, question=question), sentence
+    # a price turned down is no product called unsold (the real 1.5B in bfloat16 said "不，62
+    # 美元的价格不卖。"), but the viewer's figure said back is still refused, never "corrected"
+    # into denying the catalog's price ("We don't sell it for $89.99.")
+    asked = "磨豆机62美元卖给我行吗？"
+    assert passes("这个价不卖哦。", [GRINDER], "zh", question=asked)
+    for sentence, lang in [
+        ("不，62美元的价格不卖。", "zh"),
+        ("We don't sell it for $62.", "en"),
+        ("It's not $62.", "en"),
+    ]:
+        verdict = check(sentence, [GRINDER], lang, question=asked)
+        assert not verdict.ok and "wrong price" in verdict.reason, (sentence, verdict)
+    verdict = check("We don't have 50 left.", [GRINDER], question="how many grinders left?")
+    assert not verdict.ok and "wrong stock" in verdict.reason, verdict
 
 
 async def test_a_reply_says_let_me_check_once_however_many_claims_it_invents():
