@@ -369,6 +369,11 @@ _ADJECTIVE_ZH = "|".join(_ADJECTIVES_ZH)
 _COMPARATIVE_ZH = re.compile(
     rf"(?P<most>更|最)(?P<a>{_ADJECTIVE_ZH})|(?P<b>便宜|贵)(?:一些|一点|些|点)"
 )
+# a question that asks which one ("哪个便宜？"), answered with a bare adjective after a name
+# ("AeroBrew咖啡磨豆机便宜，价格是89.99美元。", the real 1.5B in bfloat16, spoken): the answer
+# says that one is the cheapest of them
+_WHICH_ZH = re.compile(r"哪(?:个|款|一个|一款|种)")
+_BARE_ZH = re.compile(rf"(?<![不没更最太])(?:很|比较|较)?(?P<a>{_ADJECTIVE_ZH})(?!一些|一点|些|点)")
 _THAN_ZH = re.compile(r"(?P<neg>不|并不|没)?(?:比|不如|没有)")
 _NEGATED_EN = re.compile(r"(?:\b(?:not|no|never)|n't)(?:\s+\w+){0,2}\s*$", re.IGNORECASE)
 
@@ -427,6 +432,15 @@ def _comparisons(said: Said) -> list[_Comparison]:
                 m.start(), m.group(0), dimension, lower, most, negated is not None, None, False
             )
         )
+    if _WHICH_ZH.search(said.question):  # "哪个便宜？" "磨豆机便宜。": the cheaper of them
+        taken = [(c.at, c.at + len(c.text)) for c in out]
+        for m in _BARE_ZH.finditer(text):
+            if overlaps(m.start(), m.end(), taken):
+                continue
+            dimension, lower = _ADJECTIVES_ZH[m["a"]]
+            out.append(
+                _Comparison(m.start(), m.group(0), dimension, lower, True, False, None, False)
+            )
     return out
 
 

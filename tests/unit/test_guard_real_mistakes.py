@@ -173,6 +173,11 @@ async def test_a_comparison_the_catalog_contradicts_is_refused(case):
         ("It's cheaper than a café latte every day.", [THERMO], "en"),  # no catalog product
     ]:
         assert passes(sentence, products, lang), sentence
+    # to "which is cheaper?" a bare 便宜 names the cheaper one; to another question it is none
+    which = "磨豆机和保温杯哪个便宜？"
+    assert passes("SnowPeak保温杯便宜，价格是24.50美元。", [GRINDER, THERMO], "zh", question=which)
+    assert passes("磨豆机不便宜。", [GRINDER, THERMO], "zh", question=which)
+    assert passes("磨豆机很便宜。", [GRINDER], "zh", question="磨豆机多少钱？")
     # a comparison the catalog has no figures for (weights, sizes) is no fact to state
     verdict = check("The SnowPeak Thermo Bottle is lighter than the AeroBrew Coffee Grinder.")
     assert verdict.ok and verdict.text == CHECK_EN
