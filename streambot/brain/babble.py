@@ -196,7 +196,12 @@ def _orders_said_back(text: str, orders: str, kn: Knowledge) -> str | None:
 _REFUSAL = re.compile(
     r"\bI (?:don't|do not) have (?:enough|any|the) information\b|\bas an AI\b"
     r"|\bI(?:'m| am) (?:just )?an AI\b|\bI (?:can't|cannot) (?:help|assist) with (?:that|this)\b"
-    r"|作为(?:一个)?(?:AI|人工智能)|我没有(?:足够的)?(?:相关)?信息",
+    r"|\bI (?:can't|cannot|am unable to|'m unable to|am not able to) (?:provide|give|share)"
+    r" (?:you )?(?:any |the |that )?(?:information|info|details)\b"
+    r"|作为(?:一个)?(?:AI|人工智能)|我没有(?:足够的)?(?:相关)?信息"
+    # "抱歉，我无法提供关于AeroBrew咖啡磨豆机发货时间的信息。" (the real 1.5B, to a follow-up
+    # about shipping days, which the catalog has); "我无法提供折扣" is an answer, not this
+    r"|我(?:无法|不能|没办法|没有办法)(?:提供|回答|告诉您?|给出)[^。！？!?]{0,30}(?:信息|资料|问题)",
     re.IGNORECASE,
 )
 

@@ -528,6 +528,13 @@ async def test_a_models_refusal_boilerplate_is_never_spoken_the_catalog_brain_an
     for sentence in ("As an AI, I cannot shop.", "作为一个AI，我无法回答。", "我没有足够的信息。"):
         assert not check(sentence, [], question="hi").ok, sentence
     assert passes("I don't know the game's score, but the bottle is $24.50.", [THERMO])
+    await assert_handled(BABBLE["cannot-provide-what-the-catalog-has"])
+    for sentence, lang in [
+        ("I can't provide any information about shipping times.", "en"),
+        ("我无法回答这个问题。", "zh"),
+    ]:
+        assert not check(sentence, [GRINDER], lang, question="ships when?").ok, sentence
+    assert passes("我无法提供折扣，磨豆机的价格是89.99美元。", [GRINDER], "zh")
 
 
 async def test_the_memory_summary_read_back_is_never_spoken():
