@@ -97,6 +97,12 @@ FREE_SHIPPING = either(
 THRESHOLD = either(r"\b(?:over|above|at least|more than|orders? of)\s+\$?\d", r"满\s*\S")
 
 
+OBEYS = either(
+    r"^\W*(?:ok(?:ay)?|sure|got it|understood|will do|alright|as you wish)\b",
+    r"^\W*(?:好的|明白|收到|遵命|了解)",
+)
+
+
 PRONOUN_FIRST = either(
     r"^\W*(?:it|it's|its|they|they're|this one|that one)\b", r"^\W*(?:它|这款|那款)"
 )
