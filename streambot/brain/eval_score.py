@@ -259,7 +259,12 @@ class _Scorer:
                     continue
                 before = [s for s in spans if s[1] <= m.start()]
                 after = [s for s in spans if s[0] >= m.end()]
-                if before:
+                than = sentence[before[-2][1] : before[-1][0]] if len(before) >= 2 else ""
+                if "比" in than:  # "A比B贵": A is the dearer (the real 1.5B said it, right)
+                    if re.search(r"不比|没有|不如", than):
+                        continue  # "A不比B贵" says less: not judged
+                    subject, others = before[-2][2], [before[-1][2]]
+                elif before:
                     subject = before[-1][2]
                     others = [s[2] for s in after if s[2].id != subject.id]
                     others += [s[2] for s in before if s[2].id != subject.id]
