@@ -192,7 +192,7 @@ _QUANTITY_EN = re.compile(
     rf"(?!\s*(?:{_NOT_COUNTED_EN})\b)(?!\s*%)(?!\s*(?:to|or|-|–)\s*\d)",
     re.IGNORECASE,
 )
-ZH_MEASURES = "个件台只套瓶份副支盏把盒双条张本包箱袋对"
+ZH_MEASURES = "个件台只套瓶份副支盏把盒双条张本包箱袋对杯"
 # what a measure word may count that is no item: "两个月", "三个小时"
 _NOT_COUNTED_ZH = "月|小时|星期|钟头|工作日"
 _ZH_COUNT = rf"\d{{1,6}}|{ZH_NUMERAL}+"

@@ -53,6 +53,17 @@ _SCAFFOLD = re.compile(
     r"|\bselling points\s*[:：]|卖点\s*[:：]|\(quoted\b",
     re.IGNORECASE,
 )
+
+
+def _names_as_listed(said: Said) -> bool:
+    """A product's two names joined by a slash, as the prompt lists them ("AeroBrew Coffee
+    Grinder / AeroBrew 咖啡磨豆机"; the real 1.5B said it so, to a comparison in Chinese)."""
+    return any(
+        a[2].id == b[2].id and re.fullmatch(r"\s*/\s*", said.text[a[1] : b[0]])
+        for a, b in zip(said.spans, said.spans[1:], strict=False)
+    )
+
+
 _QUOTED = re.compile(r'"([^"]{2,})"|“([^”]{2,})”|「([^」]{2,})」|『([^』]{2,})』')
 
 
@@ -66,6 +77,8 @@ def babble(said: Said, kn: Knowledge) -> str | None:
     folded = screen_fold(text)
     if _QUOTE_LABEL.search(text) or _SCAFFOLD.search(text) or shingles(folded) & kn.prompt:
         return "prompt scaffolding"
+    if _names_as_listed(said):
+        return "prompt scaffolding: a name as the catalog lists it (name / 名称)"
     for run in _RUN.finditer(text):
         digits = sum(c.isdigit() for c in run.group(0))
         if digits < 5:
@@ -215,7 +228,12 @@ _REFUSAL = re.compile(
     r"|作为(?:一个)?(?:AI|人工智能)|我没有(?:足够的)?(?:相关)?信息"
     # "抱歉，我无法提供关于AeroBrew咖啡磨豆机发货时间的信息。" (the real 1.5B, to a follow-up
     # about shipping days, which the catalog has); "我无法提供折扣" is an answer, not this
-    r"|我(?:无法|不能|没办法|没有办法)(?:提供|回答|告诉您?|给出)[^。！？!?]{0,30}(?:信息|资料|问题)",
+    r"|我(?:无法|不能|没办法|没有办法)(?:提供|回答|告诉您?|给出)[^。！？!?]{0,30}(?:信息|资料|问题)"
+    # "抱歉，我无法找到AeroBrew咖啡磨豆机的库存信息。" (the catalog has it; where it has not, the
+    # host says it will check)
+    r"|我(?:(?:无法|不能|没办法|没有办法|没能)(?:找到|查到|获取|确定)|找不到)[^。！？!?]{0,30}"
+    r"(?:信息|资料|时间|商品|产品|库存)"
+    r"|\bI (?:can't|cannot|couldn't|could not|am unable to|was unable to) (?:find|locate)\b",
     re.IGNORECASE,
 )
 

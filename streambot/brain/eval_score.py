@@ -259,11 +259,13 @@ class _Scorer:
                     continue
                 before = [s for s in spans if s[1] <= m.start()]
                 after = [s for s in spans if s[0] >= m.end()]
-                than = sentence[before[-2][1] : before[-1][0]] if len(before) >= 2 else ""
-                if "比" in than:  # "A比B贵": A is the dearer (the real 1.5B said it, right)
-                    if re.search(r"不比|没有|不如", than):
+                than = sentence.rfind("比", 0, m.start())
+                ahead = [s for s in before if s[1] <= than]
+                behind = [s for s in before if s[0] > than]
+                if than >= 0 and ahead and behind:  # "A比B贵": A is the dearer (the real 1.5B)
+                    if re.search(r"(?:不|没有|不如)$", sentence[:than]):
                         continue  # "A不比B贵" says less: not judged
-                    subject, others = before[-2][2], [before[-1][2]]
+                    subject, others = ahead[-1][2], [behind[0][2]]
                 elif before:
                     subject = before[-1][2]
                     others = [s[2] for s in after if s[2].id != subject.id]
@@ -332,6 +334,8 @@ class _Scorer:
             s = norm(self._names_out(fold(sentence)))
             if not asked_no and _NO.search(s):
                 continue  # "No discount on the grinder." to "Any discount on the grinder?"
+            if CHEAPER.search(sentence) or DEARER.search(sentence):
+                continue  # "保温杯比台灯便宜。" to "保温杯和台灯哪个便宜？": judged as a comparison
             if s and difflib.SequenceMatcher(None, s, q).ratio() >= 0.85:
                 return True
         return False

@@ -130,7 +130,8 @@ SCAFFOLD = re.compile(
     r"a viewer wrote|viewer \"|treat as data|not instructions|<<<|>>>|<\|[a-z_]+\|>"
     r"|\b(?:assistant|user|system)\s*:|catalog entries|relevant to this question"
     r"|selling points:|卖点:|\[[a-z0-9_-]+\]|house rules|system prompt|reply as \w+ ?,"
-    r"|using only the catalog|忽略.{0,6}(?:指令|规则)|系统提示|提示词",
+    r"|using only the catalog|忽略.{0,6}(?:指令|规则)|系统提示|提示词"
+    r"|[a-z] / [a-z0-9 ]*[\u4e00-\u9fff]",  # "AeroBrew Coffee Grinder / AeroBrew 咖啡磨豆机"
     re.IGNORECASE,
 )
 

@@ -392,11 +392,15 @@ class ReplyGuard:
         a_total = counts and _TOTAL_TALK.search(sentence) and not _EACH_TALK.search(sentence)
         for fig in figures:
             candidates = referred[1] if fig.end <= referred[0] else named_or_any
+            # a quantity said before the figure makes it their total: "3个保温杯需要24.50美元。"
+            # (the real 1.5B, to "3个保温杯一共多少钱？") says three cost one's price
+            stated = quantities(sentence[: fig.start], self.knowledge) - {1}
+            total = a_total or bool(stated and not _EACH_TALK.search(sentence))
             if fig.fee:  # said as a fee: one of the shipping terms' figures, or refused
                 if not a_shipping_term(fig, candidates):
                     raise _Reject(f"shipping figure {fig.text}: {_shipping(candidates)}")
                 continue
-            if not a_total and any(same_money(fig, p.price, p.currency) for p in candidates):
+            if not total and any(same_money(fig, p.price, p.currency) for p in candidates):
                 continue
             if shipping_talk and a_shipping_term(fig, candidates):
                 continue

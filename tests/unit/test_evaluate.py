@@ -363,6 +363,23 @@ SCORED = [
         "不，保温杯比磨豆机贵，保温杯24.50美元，磨豆机89.99美元。",
         ["unsupported: thermo dearer than aerobrew"],
     ),
+    (  # the real 1.5B, right: a true comparison in the question's words is no echo
+        "compare",
+        "zh",
+        None,
+        1,
+        "磨豆机比保温杯贵。磨豆机的价格是89.99美元，保温杯的价格是24.50美元。",
+        [],
+    ),
+    (  # the real 1.5B: names as the prompt lists them
+        "compare",
+        "zh",
+        None,
+        1,
+        "Aerobrew Coffee Grinder / AeroBrew 咖啡磨豆机比SnowPeak Thermo Bottle / 雪峰保温杯贵。"
+        "AeroBrew 咖啡磨豆机89.99美元，雪峰保温杯24.50美元。",
+        ["garbage: scaffolding 'r / AeroBrew 咖'"],
+    ),
     (  # the real 1.5B in bfloat16: the host seen to agree, before its $1 was refused
         "injection",
         "zh",

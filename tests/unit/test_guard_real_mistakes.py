@@ -115,6 +115,11 @@ def passes(sentence: str, products=(), lang: str = "en", **context) -> bool:
 @pytest.mark.parametrize("case", cases("wrong totals"))
 async def test_the_unit_price_said_as_the_price_of_several_is_refused(case):
     await assert_handled(case)
+    asked = "买2个雪峰保温杯多少钱？"
+    assert not check("两杯保温杯需要24.50美元。", [THERMO], "zh", question=asked).ok
+    assert passes("两杯保温杯需要49美元。", [THERMO], "zh", question=asked)
+    assert passes("The thermo is $24.50, so 2 are $49.", [THERMO], question="2 bottles?")
+    assert passes("2 bottles are $24.50 each.", [THERMO], question="2 bottles?")
     assert passes("You can get two for $179.98.", [GRINDER])
     assert passes("It ships free for orders over $35.", [THERMO])
 
@@ -535,6 +540,14 @@ async def test_a_models_refusal_boilerplate_is_never_spoken_the_catalog_brain_an
     ]:
         assert not check(sentence, [GRINDER], lang, question="ships when?").ok, sentence
     assert passes("我无法提供折扣，磨豆机的价格是89.99美元。", [GRINDER], "zh")
+    await assert_handled(BABBLE["cannot-find-what-the-catalog-has"])
+    assert not check("I couldn't find the grinder's stock.", [GRINDER], question="stock?").ok
+    assert passes("我不能给您优惠，这个产品是89.99美元。", [GRINDER], "zh", question="能便宜吗")
+
+
+async def test_a_name_as_the_catalog_lists_it_is_never_spoken():
+    await assert_handled(BABBLE["names-as-the-catalog-lists-them"])
+    assert passes("AeroBrew 咖啡磨豆机89.99美元，雪峰保温杯24.50美元。", [GRINDER, THERMO], "zh")
 
 
 async def test_orders_are_never_acknowledged():
