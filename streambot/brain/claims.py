@@ -410,13 +410,17 @@ def _comparisons(said: Said) -> list[_Comparison]:
         after = [s for s in spans if m.end() <= s[0] <= m.end() + 2]
         if not after:
             continue
-        rest = text[after[0][1] : after[0][1] + 8]
+        end = after[0][1]
+        for s in spans:  # its other name after it ("SnowPeak Thermo Bottle / 雪峰保温杯")
+            if s[0] >= end and s[2].id == after[0][2].id and not text[end : s[0]].strip(" /"):
+                end = s[1]
+        rest = text[end : end + 8]
         adj = re.match(rf"\W*(?:那么|这么|更|还|要|再)?(?P<a>{_ADJECTIVE_ZH})", rest)
         if adj is None:
             continue
         dimension, lower = _ADJECTIVES_ZH[adj["a"]]
         negated = m["neg"] is not None or m.group(0).endswith(("不如", "没有"))
-        said_as = text[m.start() : after[0][1] + adj.end()]  # "比保温杯便宜"
+        said_as = text[m.start() : end + adj.end()]  # "比保温杯便宜"
         out.append(
             _Comparison(m.start(), said_as, dimension, lower, False, negated, after[0][2], True)
         )

@@ -178,6 +178,11 @@ async def test_a_comparison_the_catalog_contradicts_is_refused(case):
         ("It's cheaper than a café latte every day.", [THERMO], "en"),  # no catalog product
     ]:
         assert passes(sentence, products, lang), sentence
+    # a product's other name after 比 ("比SnowPeak Thermo Bottle / 雪峰保温杯便宜", the real 1.5B,
+    # a false comparison spoken before): the comparison is still read, and refused
+    slashed = "AeroBrew 咖啡磨豆机比SnowPeak Thermo Bottle / 雪峰保温杯便宜。"
+    verdict = check(slashed, [], "zh")
+    assert not verdict.ok and "false comparison" in verdict.reason, verdict
     # to "which is cheaper?" a bare 便宜 names the cheaper one; to another question it is none
     which = "磨豆机和保温杯哪个便宜？"
     assert passes("SnowPeak保温杯便宜，价格是24.50美元。", [GRINDER, THERMO], "zh", question=which)
