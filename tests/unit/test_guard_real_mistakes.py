@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from streambot.brain import claims
 from streambot.brain.catalog import CatalogBrain
 from streambot.brain.guard import ReplyGuard
 from streambot.brain.guarded import GuardedBrain
+from streambot.brain.knowledge import Said
 from streambot.catalog import Catalog
 from streambot.config import CatalogBrainConfig
 from streambot.events import ChatMessage
@@ -181,8 +183,9 @@ async def test_a_comparison_the_catalog_contradicts_is_refused(case):
     # a product's other name after 比 ("比SnowPeak Thermo Bottle / 雪峰保温杯便宜", the real 1.5B,
     # a false comparison spoken before): the comparison is still read, and refused
     slashed = "AeroBrew 咖啡磨豆机比SnowPeak Thermo Bottle / 雪峰保温杯便宜。"
-    verdict = check(slashed, [], "zh")
-    assert not verdict.ok and "false comparison" in verdict.reason, verdict
+    said = Said(slashed, GUARD.mentions(slashed), [GRINDER, THERMO], [GRINDER, THERMO], [])
+    compared = claims.comparison(said, GUARD.knowledge)
+    assert compared is not None and not compared[0], compared  # (and scaffolding, first)
     # to "which is cheaper?" a bare 便宜 names the cheaper one; to another question it is none
     which = "磨豆机和保温杯哪个便宜？"
     assert passes("SnowPeak保温杯便宜，价格是24.50美元。", [GRINDER, THERMO], "zh", question=which)
