@@ -1,7 +1,8 @@
 """Babble, never spoken: an echo of the viewer's question (or a sentence nearly it), a
-viewer's orders said back, a repeat of what was just said or of this reply (asked again of a
-sentence the guard corrected), a digit run, a repeated fragment, prompt scaffolding
-(the prompt's own text, its labels, the viewer's words in quotes, brackets), a sentence
+viewer's orders said back or agreed to ("好的，我明白了。"), a repeat of what was just said or of
+this reply (asked again of a sentence the guard corrected), a digit run, a repeated fragment,
+prompt scaffolding (the prompt's own text, its labels, the viewer's words in quotes, brackets,
+a product's names as the catalog lists them: "name / 名称"), a sentence
 without words, a model's refusal boilerplate, a list of a product's facts named without their
 values, and a sentence not in the viewer's language."""
 
