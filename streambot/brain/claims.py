@@ -142,6 +142,8 @@ def _foreign(window: str, kn: Knowledge) -> bool:
 
 
 # -- claims the catalog does not support ----------------------------------------------------
+# free shipping past a threshold, said or in the terms ("free over $35")
+_FREE_PAST = r"free (?:over|above|on orders|for orders|with orders)"
 _CLAIMS_EN = re.compile(
     r"\b(?:(?P<warranty>warrant(?:y|ies|eed)|guarantee[ds]?|money[- ]back)"
     r"|(?P<returns>(?:free|easy|hassle[- ]free|\d+[- ]days?|accepts?|offers?|no)\s+returns?"
@@ -151,7 +153,7 @@ _CLAIMS_EN = re.compile(
     r"|(?P<gift>free gifts?|gift (?:box|set|card)s?|bundled?)"
     r"|(?P<free>ships? (?:for )?free|free (?:shipping|delivery|postage)"
     r"|(?:shipping|delivery) is free|free to (?:ship|deliver|send)"
-    r"|free (?:over|above|on orders|for orders|with orders))"
+    rf"|{_FREE_PAST})"
     r"|(?P<colour>colou?rs|colou?r (?:options?|choices?|variants?|ways?)"
     r"|(?:red|blue|green|black|white|pink|purple|yellow|grey|gray|silver|gold|beige|brown"
     r"|navy|teal|rose gold)(?! (?:coffee|tea|light|noise)))"
@@ -178,7 +180,7 @@ _FREE_ZH = ("包邮", "免运费", "免邮")
 # shipping free only past a threshold ("free over $35", "满35美元包邮"): free shipping said
 # without its condition is not so for one item (the real 0.5B: "... ships in 1 to 2 days, free
 # over $35. 7 units are available, and it's free to ship." of a $24.50 bottle)
-_FREE_IF = re.compile(r"free (?:over|above|on orders|for orders|with orders)|满")
+_FREE_IF = re.compile(rf"{_FREE_PAST}|满")
 _CONDITION = re.compile(
     r"\b(?:over|above|orders? of|at least|more than)\s+(?:us)?\$?\s?\d"
     r"|满\s*[\d一二三四五六七八九十百两]",
