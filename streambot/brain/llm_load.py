@@ -156,6 +156,18 @@ def check_gguf(path: str | Path, key: str = KEY) -> str:
     return f"{path.name}: {architecture}" + (f' ("{name}")' if name else "")
 
 
+def _dense(gguf: bool) -> dict[str, Any]:
+    """For a GGUF file, the loader's option to unpack every weight into a plain tensor:
+    pruning, distillation and ``save_pretrained`` need plain weights, and transformers 5
+    otherwise keeps some architectures' weights packed where a kernel is published (and
+    warns that a packed file is fastest in float32, though it unpacks ours anyway)."""
+    try:
+        from transformers import GgufConfig
+    except ImportError:  # before transformers 5.x every GGUF file is unpacked
+        return {}
+    return {"quantization_config": GgufConfig(dequantize=True)} if gguf else {}
+
+
 def load_causal_lm(
     path: str | Path,
     dtype: Any = None,
@@ -183,7 +195,7 @@ def load_causal_lm(
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **extra)
         model = AutoModelForCausalLM.from_pretrained(
-            folder, local_files_only=True, dtype=dtype, **extra
+            folder, local_files_only=True, dtype=dtype, **extra, **_dense(gguf)
         )
     except (OSError, ValueError, ImportError) as exc:
         where = f"{key}: {path}" if gguf else str(path)
