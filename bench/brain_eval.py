@@ -69,6 +69,8 @@ async def _run(args: argparse.Namespace) -> list[Report]:
             if args.verbose:
                 mark = "ok " if answer.verdict.correct else "BAD"
                 print(f"{backend} {i}/{n} {mark} {answer.question.text!r} -> {answer.text!r}")
+                for note in answer.guard:  # what the guard refused or put right, and why
+                    print(f"    guard: {note}")
 
         report = await evaluate(
             brain,
