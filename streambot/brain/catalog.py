@@ -281,6 +281,16 @@ class CatalogAnswerer:
         return f"Thanks for the message, {who}! Ask me about prices, stock or shipping."
 
 
+def asks_the_same(catalog: Catalog, question: str, before: str, lang: str) -> bool:
+    """Whether ``question`` asks what ``before`` asked of a product: the catalog's answer to
+    each, read afresh (no follow-up), is the same ("How much is the aerobrew?" after "aero
+    brew price?"). Not for a greeting, chatter or a question that names no product."""
+    said, kind = CatalogAnswerer(catalog).answer_and_kind(question, None, lang)
+    if kind not in ("facts", "points", "detail"):
+        return False
+    return CatalogAnswerer(catalog).answer_and_kind(before, None, lang) == (said, kind)
+
+
 def _zh_count(n: int) -> str:
     """``n`` as counted in Chinese: 2 -> 两, 12 -> 十二, 35 -> 三十五 (100 and more in digits)."""
     if n == 2:

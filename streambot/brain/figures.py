@@ -393,17 +393,28 @@ def _mark_fees(text: str, said: list[MoneyFigure]) -> list[MoneyFigure]:
     return out
 
 
+def same_amount(figure: MoneyFigure, value: float) -> bool:
+    """Whether ``figure``'s number is ``value`` (to the cent), whatever its currency."""
+    return abs(figure.value - value) < 0.005
+
+
 def same_money(figure: MoneyFigure, value: float, currency: str) -> bool:
     """Whether ``figure`` is ``value`` in ``currency`` (a figure without a currency is any)."""
-    if abs(figure.value - value) >= 0.005:
+    if not same_amount(figure, value):
         return False
     return figure.currencies is None or currency.upper() in figure.currencies
 
 
-def a_shipping_term(figure: MoneyFigure, products: Iterable[Product]) -> bool:
-    """Whether ``figure`` is a money figure of the products' shipping terms ("free over $35")."""
-    return any(
-        same_money(figure, term.value, p.currency)
+def shipping_terms(products: Iterable[Product]) -> list[tuple[float, str]]:
+    """(amount, currency) of each money figure of the products' shipping terms ("free over
+    $35": a threshold; "运费8元": a fee), in the product's currency."""
+    return [
+        (term.value, p.currency)
         for p in products
         for term in money_figures(f"{p.shipping} {p.shipping_zh}")
-    )
+    ]
+
+
+def a_shipping_term(figure: MoneyFigure, products: Iterable[Product]) -> bool:
+    """Whether ``figure`` is a money figure of the products' shipping terms ("free over $35")."""
+    return any(same_money(figure, value, code) for value, code in shipping_terms(products))

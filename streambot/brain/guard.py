@@ -39,9 +39,10 @@ from streambot.brain import claims
 from streambot.brain.babble import NEGATION, babble, said_again, wrong_language
 from streambot.brain.figures import (
     SHIPPING_MONEY_TALK,
-    a_shipping_term,
+    MoneyFigure,
     money_figures,
-    same_money,
+    same_amount,
+    shipping_terms,
 )
 from streambot.brain.knowledge import Knowledge, Said, quantities, subjects
 from streambot.brain.prompt import CLOSE, OPEN
@@ -244,6 +245,29 @@ def _corrected(
     return sentence
 
 
+def _right_currency(
+    fig: MoneyFigure,
+    candidates: Sequence[Product],
+    counts: AbstractSet[int],
+    total: bool,
+    shipping_talk: bool,
+) -> str | None:
+    """The currency of a right figure whose number ``fig`` says, or None: a candidate's price
+    (unless the figure is a total), n x its price for a quantity in sight, or a figure of its
+    shipping terms (for a fee, or in a sentence about shipping). The figure's own currency
+    when it is one of them, else the first."""
+    terms = shipping_terms(candidates)
+    if fig.fee:
+        rights = terms
+    else:
+        rights = [(p.price, p.currency) for p in candidates if not total]
+        rights += [(round(n * p.price, 2), p.currency) for n in counts for p in candidates]
+        rights += terms if shipping_talk else []
+    codes = [code.upper() for value, code in rights if same_amount(fig, value)]
+    said = [code for code in codes if fig.currencies is None or code in fig.currencies]
+    return (said or codes or [None])[0]
+
+
 class ReplyGuard:
     """Checks one spoken sentence at a time against the catalog (see the module docstring)."""
 
@@ -396,20 +420,17 @@ class ReplyGuard:
             # (the real 1.5B, to "3个保温杯一共多少钱？") says three cost one's price
             stated = quantities(sentence[: fig.start], self.knowledge) - {1}
             total = a_total or bool(stated and not _EACH_TALK.search(sentence))
+            right = _right_currency(fig, candidates, counts, total, shipping_talk)
+            if right is not None:
+                if fig.currencies is not None and right not in fig.currencies:
+                    # the catalog's figure in the wrong currency: the real 1.5B says "258元"
+                    # of a $258 product in Chinese; the number stays, its currency is put right
+                    said_as = money.format_money(fig.value, right, detect_lang(fig.text))
+                    edits.append((fig.start, fig.end, said_as))
+                    notes.append(f"currency of {fig.text} corrected to {said_as}")
+                continue
             if fig.fee:  # said as a fee: one of the shipping terms' figures, or refused
-                if not a_shipping_term(fig, candidates):
-                    raise _Reject(f"shipping figure {fig.text}: {_shipping(candidates)}")
-                continue
-            if not total and any(same_money(fig, p.price, p.currency) for p in candidates):
-                continue
-            if shipping_talk and a_shipping_term(fig, candidates):
-                continue
-            if any(
-                same_money(fig, round(n * p.price, 2), p.currency)
-                for n in counts
-                for p in candidates
-            ):
-                continue
+                raise _Reject(f"shipping figure {fig.text}: {_shipping(candidates)}")
             if counts:
                 totals = ", ".join(
                     f"{n} x {format_price(p, 'en')} is "

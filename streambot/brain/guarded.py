@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from streambot.brain.babble import only_an_apology, repeat
 from streambot.brain.base import AnswersFirst, Brain, continues_replies
+from streambot.brain.catalog import asks_the_same
 from streambot.brain.guard import DIGIT, ReplyGuard, unique_products
 from streambot.brain.knowledge import squashed
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live
@@ -89,6 +90,7 @@ class GuardedBrain:
         self.catalog = self.live.current
         self.last_verdicts: list[tuple[str, str | None]] = []  # (sentence, reason) of a reply
         self.last_text = ""  # what the last reply actually said
+        self.last_asked = ""  # the viewer's words the last reply answered ("": not an answer)
         self.last_first = ""  # the catalog's answer the last reply started with ("": none)
         self.last_added = 0  # sentences the inner brain said after it
         self.rejections = 0  # replies handed to the fallback, for metrics
@@ -175,6 +177,8 @@ class GuardedBrain:
     async def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
         # the last reply: the guard refuses a sentence of it said again (a model's loop)
         previous, self.last_verdicts, self.last_text = self.last_text, [], ""
+        asked = turn.message.text if turn.kind == TurnKind.ANSWER and turn.message else ""
+        asked_before, self.last_asked = self.last_asked, asked
         self.last_first, self.last_added = "", 0
         if turn.kind == TurnKind.SAY:  # the operator's own words: trusted, said as they are
             said = turn.topic or (turn.message.text if turn.message else "")
@@ -187,11 +191,11 @@ class GuardedBrain:
             async for delta in self._script_line(turn):
                 yield delta
             return
-        run = _Run(
-            question=self._question_products(turn),
-            asked=turn.message.text if turn.kind == TurnKind.ANSWER and turn.message else "",
-            previous=previous,
-        )
+        if asked and asked_before and asks_the_same(self.catalog, asked, asked_before, turn.lang):
+            # the same question again (two viewers ask the price in a row): the same answer
+            # is an answer then, not a model's loop
+            previous = ""
+        run = _Run(self._question_products(turn), asked, previous)
         first = self._say_first(turn, run)
         if first:  # the catalog's exact answer at once; the inner brain continues after it
             yield first + " "

@@ -181,6 +181,21 @@ def test_prices_in_chinese_numerals_are_checked_too():
     assert not two.ok and "一千二百九十九元" in two.reason
 
 
+def test_the_catalogs_figure_in_the_wrong_currency_has_its_currency_put_right():
+    # the real 1.5B writes a dollar price in 元 when it answers in Chinese
+    verdict = GUARD.check("3个保温杯一共73.50元。", [THERMO], "zh")
+    assert verdict.ok and verdict.text == "3个保温杯一共73.50美元。"
+    assert "73.50元" in verdict.reason and "73.50美元" in verdict.reason
+    two = "AeroBrew 咖啡磨豆机89.99元，雪峰保温杯24.50元。"
+    verdict = GUARD.check(two, [GRINDER, THERMO], "zh")
+    assert verdict.ok and verdict.text == "AeroBrew 咖啡磨豆机89.99美元，雪峰保温杯24.50美元。"
+    verdict = GUARD.check("The bottle ships free over 35 yuan.", [THERMO], "en")
+    assert verdict.ok and verdict.text == "The bottle ships free over $35."
+    # only the number decides: another figure in 元 is as wrong as before
+    assert not GUARD.check("3个保温杯一共24.50元。", [THERMO], "zh").ok
+    assert not GUARD.check("磨豆机89.99元，保温杯25元。", [GRINDER, THERMO], "zh").ok
+
+
 def test_sold_out_lamp_is_not_in_stock():
     verdict = GUARD.check("Good news, the lamp is in stock!", [LAMP], "en")
     assert not verdict.ok and "sold out" in verdict.reason
@@ -339,6 +354,20 @@ async def test_sentences_stream_as_they_complete():
     assert await anext(stream) == "Hello there! "
     assert await anext(stream) == "The SnowPeak Thermo Bottle is $24.50. "
     await stream.aclose()
+
+
+async def test_the_same_answer_to_the_same_question_again_is_said_again():
+    answer = "The AeroBrew Coffee Grinder costs $89.99."
+    brain, inner = guarded(answer)
+    for question in ("How much is the aerobrew?", "aero brew price?"):
+        text = await collect(brain, answer_turn(question))
+        assert squash(text) == answer and inner.finished  # the LLM's, both times
+    assert brain.rejections == 0
+    # to another question the same words are a model's loop: refused, the catalog answers
+    inner.finished = False
+    text = await collect(brain, answer_turn("Is the AeroBrew Coffee Grinder in stock?"))
+    assert "repeats what was just said" in (brain.last_verdicts[-1][1] or "")
+    assert brain.rejections == 1 and "42" in text
 
 
 async def test_corrected_sentence_is_spoken_corrected():
