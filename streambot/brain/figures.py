@@ -5,6 +5,7 @@ temperatures"), shipping times ("1 to 2 days", "1天", "next day"), and money ("
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -403,6 +404,26 @@ def same_money(figure: MoneyFigure, value: float, currency: str) -> bool:
     if not same_amount(figure, value):
         return False
     return figure.currencies is None or currency.upper() in figure.currencies
+
+
+_OPEN_BRACKET = re.compile(r"\s*[(（]\s*")
+_CLOSE_BRACKET = re.compile(r"\s*[)）]")
+
+
+def without_restated_money(text: str) -> tuple[str, list[str]]:
+    """``text`` without a money figure said again in brackets right after the same amount,
+    and those left out: "$179.98 (179.98美元)" (the real 1.5B glosses an English answer's
+    figure in Chinese, and the other language refuses the sentence) is "$179.98". A bracket
+    with any other amount or more words in it ("$179.98 ($89.99 each)") stays."""
+    figures = money_figures(text)
+    dropped: list[str] = []
+    for said, again in reversed(list(itertools.pairwise(figures))):
+        opened = _OPEN_BRACKET.fullmatch(text, said.end, again.start)
+        closed = _CLOSE_BRACKET.match(text, again.end)
+        if opened and closed and same_amount(again, said.value):
+            dropped.append(text[said.end : closed.end()].strip())
+            text = text[: said.end] + text[closed.end() :]
+    return text, dropped[::-1]
 
 
 def shipping_terms(products: Iterable[Product]) -> list[tuple[float, str]]:

@@ -43,6 +43,7 @@ from streambot.brain.figures import (
     money_figures,
     same_amount,
     shipping_terms,
+    without_restated_money,
 )
 from streambot.brain.knowledge import Knowledge, Said, quantities, subjects
 from streambot.brain.prompt import CLOSE, OPEN
@@ -328,10 +329,12 @@ class ReplyGuard:
         (the last answer, this reply so far): neither is said back. ``so_far``: this reply
         until now, of which nothing is said twice (a fact or not)."""
         previous = [previous] if isinstance(previous, str) else list(previous)
+        plain, restated = without_restated_money(sentence)
         try:
-            text, notes = self._check(sentence, list(products), lang, question, previous, so_far)
+            text, notes = self._check(plain, list(products), lang, question, previous, so_far)
         except _Reject as exc:
             return GuardVerdict(False, sentence, str(exc))
+        notes = [f"the figure said again left out: {again!r}" for again in restated] + notes
         return GuardVerdict(True, text, "; ".join(notes) if notes else None)
 
     def _check(

@@ -196,6 +196,19 @@ def test_the_catalogs_figure_in_the_wrong_currency_has_its_currency_put_right():
     assert not GUARD.check("磨豆机89.99元，保温杯25元。", [GRINDER, THERMO], "zh").ok
 
 
+def test_a_figure_said_again_in_brackets_is_left_out():
+    # the real 1.5B glossed its English answer's total in Chinese
+    said = "The cost for 2 AeroBrew Coffee Grinders is $179.98 (179.98美元)."
+    verdict = GUARD.check(said, [GRINDER], "en", question="How much for 2 of the grinder?")
+    assert verdict.ok and verdict.text == "The cost for 2 AeroBrew Coffee Grinders is $179.98."
+    assert "(179.98美元)" in verdict.reason
+    each = "Two AeroBrew Coffee Grinders are $179.98 ($89.99 each)."
+    assert GUARD.check(each, [GRINDER], "en") == GuardVerdict(True, each, None)
+    # what is left is checked as ever: a wrong figure glossed is still wrong
+    wrong = "Two AeroBrew Coffee Grinders are $170 (170美元)."
+    assert not GUARD.check(wrong, [GRINDER], "en", question="How much for 2 grinders?").ok
+
+
 def test_sold_out_lamp_is_not_in_stock():
     verdict = GUARD.check("Good news, the lamp is in stock!", [LAMP], "en")
     assert not verdict.ok and "sold out" in verdict.reason
