@@ -278,16 +278,20 @@ def _names_facts_without_values(text: str, said: Said) -> bool:
 
 
 def repeat(text: str, previous: Sequence[str], kn: Knowledge) -> str | None:
-    """A sentence with a fact (a figure or a product's name) said just before, in the last
-    answer or this reply, said again (alone or with more after it). A pleasantry said again
-    ("Great question!") is no repeat."""
+    """A sentence with a fact (a figure, or a product's name with something said of it) said
+    just before, in the last answer or this reply, said again (alone or with more after it).
+    A pleasantry said again ("Great question!") is no repeat."""
     said = squashed(text)
     for before in previous:
         for sentence in {*split_sentences(before), *split_sentences(before, False)}:
             old = squashed(sentence)
             if not long_saying(old) or old not in said or sentence in CHECK_PHRASES:
                 continue
-            if any(c.isdigit() for c in old) or kn.catalog.find(sentence):
+            # a name alone ("The SnowPeak Thermo Bottle:", a clause before a list) says no
+            # fact: a sentence naming the product again is no repeat of it
+            if any(c.isdigit() for c in old) or (
+                kn.catalog.find(sentence) and kn.new_words(sentence, "")
+            ):
                 return f"repeats what was just said: {sentence!r}"
     return None
 

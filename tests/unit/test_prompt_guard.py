@@ -383,6 +383,16 @@ async def test_the_same_answer_to_the_same_question_again_is_said_again():
     assert brain.rejections == 1 and "42" in text
 
 
+def test_a_name_said_alone_before_is_no_repeat():
+    # the catalog brain's last answer opened with the name alone, then its points
+    before = "The SnowPeak Thermo Bottle: keeps drinks hot for 12 hours and a leak-proof lid."
+    said = "The SnowPeak Thermo Bottle costs $24.50 each, so two are $49."
+    verdict = GUARD.check(said, [THERMO], "en", question="2 thermo bottles?", previous=before)
+    assert verdict.ok and verdict.text == said
+    again = "It keeps drinks hot for 12 hours and a leak-proof lid."  # its fact said again
+    assert not GUARD.check(again, [THERMO], "en", previous=before).ok
+
+
 async def test_corrected_sentence_is_spoken_corrected():
     brain, _ = guarded("雪峰保温杯现在还剩100件，快来抢！")
     text = await collect(brain, answer_turn("保温杯还有货吗？", lang="zh"))
