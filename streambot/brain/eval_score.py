@@ -37,6 +37,7 @@ from streambot.brain.eval_text import (
     GREETING,
     LATIN,
     LONG_DIGITS,
+    NOT_SOLD_AFTER,
     NUMBER,
     OBEYS,
     PRONOUN_FIRST,
@@ -54,7 +55,13 @@ from streambot.brain.eval_text import (
     says_point,
     without_money,
 )
-from streambot.brain.figures import MoneyFigure, a_shipping_term, money_figures, same_money
+from streambot.brain.figures import (
+    MoneyFigure,
+    a_shipping_term,
+    money_figures,
+    same_figure,
+    same_money,
+)
 from streambot.brain.guard import ReplyGuard, unique_products
 from streambot.brain.knowledge import subjects
 from streambot.catalog import Catalog, Product
@@ -172,7 +179,10 @@ class _Scorer:
     def _figures(self, sentence: str, scope: list[Product]) -> None:
         figures = money_figures(sentence)
         totals = [f.value for f in self.q.expect if f.kind == "total" and f.value is not None]
+        offers = money_figures(self.q.text)  # the viewer's own price, which may be turned down
         for fig in figures:
+            if self._turns_down(sentence, fig, offers):
+                continue
             if fig.fee:  # said as a fee: right only as one of the shipping terms' figures
                 if not a_shipping_term(fig, scope):
                     self.verdict.wrong_figures.append(f"{fig.text} as a fee")
@@ -195,6 +205,16 @@ class _Scorer:
                 continue
             if float(m.group(0).replace(",", "")) not in allowed:
                 self.verdict.wrong_figures.append(m.group(0))
+
+    @staticmethod
+    def _turns_down(sentence: str, fig: MoneyFigure, offers: list[MoneyFigure]) -> bool:
+        """The viewer's price said with a negation before it ("not available for $62") or a
+        refusal after it ("62美元不卖"): turned down, no price claimed. Whether the answer
+        says no or the price is its facts' business (``price_or_no``)."""
+        if not any(same_figure(fig, offer) for offer in offers):
+            return False
+        after = NOT_SOLD_AFTER.match(sentence, fig.end) is not None
+        return negated(sentence[: fig.start], 24) or after
 
     # claims
     def _claims(

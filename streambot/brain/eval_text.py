@@ -39,6 +39,11 @@ REFUSAL = either(
     r"抱歉|不好意思|不能|没办法|没有优惠|不打折|只能|无法",
 )
 
+# "62美元的价格不卖": a price turned down after it is said (in English the negation comes first)
+NOT_SOLD_AFTER = re.compile(
+    r"\s*(?:的价格|的价钱|这个价)?(?:是)?(?:不卖|卖不了|不能卖|不行|不可以)"
+)
+
 
 SOLD_OUT = either(
     r"\b(?:sold out|out of stock|unavailable|none left|not in stock|no (?:more )?(?:units? )?"

@@ -406,6 +406,14 @@ def same_money(figure: MoneyFigure, value: float, currency: str) -> bool:
     return figure.currencies is None or currency.upper() in figure.currencies
 
 
+def same_figure(a: MoneyFigure, b: MoneyFigure) -> bool:
+    """Whether two money figures say the same amount in a currency both may mean (a figure
+    without a currency may mean any): the viewer's "$62" said back as "62 dollars"."""
+    if not same_amount(a, b.value):
+        return False
+    return a.currencies is None or b.currencies is None or bool(a.currencies & b.currencies)
+
+
 _OPEN_BRACKET = re.compile(r"\s*[(（]\s*")
 _CLOSE_BRACKET = re.compile(r"\s*[)）]")
 

@@ -42,6 +42,7 @@ from streambot.brain.figures import (
     MoneyFigure,
     money_figures,
     same_amount,
+    same_figure,
     shipping_terms,
     without_restated_money,
 )
@@ -144,6 +145,8 @@ _AVAILABLE_LATER = re.compile(
 _SOLD_OUT = re.compile(
     r"\b(?:sold out|out of stock|unavailable|no longer available|none left|all gone)\b"
     r"|(?:\bnot|n't)\s+(?:currently\s+|yet\s+|now\s+)?(?:in stock|available)\b"  # a real 1.5B
+    # "not available for $62" turns a price down (the real 1.5B, to a discount request)
+    r"(?!\s+(?:for|at)\s+(?:[$€£¥\d]|that price|this price))"
     r"|卖完|售罄|缺货|没货|无货|断货|没有货|没有库存",
     re.IGNORECASE,
 )
@@ -244,6 +247,28 @@ def _corrected(
     if edits and (why := said_again(sentence, said, kn)) is not None:
         raise _Reject(f"{why} (once corrected)")
     return sentence
+
+
+# the viewer's price turned down, the negation tied to it: "It's not available for $62.",
+# "We can't do it for $62.", "不能以62美元出售", "62美元的价格不卖" (the real 1.5B, to "Can I
+# have the aerobrew for $62?"). Not "No, it's $62." nor "not $1 but $0.50": a bare "no",
+# or anything but a few words between, says the figure, it does not turn it down.
+_TURNED_DOWN_BEFORE = re.compile(
+    r"(?:\b(?:not|cannot|unable to)|n['’]t)(?:\s+[a-z]+){0,3}?\s+(?:for|at)\s*$"
+    r"|(?:不能|不可以|没法|无法|不)(?:以|按|用)?\s*$",
+    re.IGNORECASE,
+)
+_TURNED_DOWN_AFTER = re.compile(r"\s*(?:的价格|的价钱|的价)?(?:卖不了|不卖|不能卖|没法卖|不行)")
+
+
+def _turned_down(sentence: str, fig: MoneyFigure, offers: Sequence[MoneyFigure]) -> bool:
+    """Whether ``fig`` is a price the viewer offered (``offers``: the money figures of their
+    words) that ``sentence`` turns down."""
+    offered = any(same_figure(fig, offer) for offer in offers)
+    return offered and (
+        _TURNED_DOWN_BEFORE.search(sentence[: fig.start]) is not None
+        or _TURNED_DOWN_AFTER.match(sentence, fig.end) is not None
+    )
 
 
 def _right_currency(
@@ -382,7 +407,8 @@ class ReplyGuard:
         if not about and DIGIT.search(sentence) and talks_of_none:
             raise _Reject("a figure for no product in particular, to a question about none")
         referred = _referred_before(said, context)
-        self._check_money(sentence, about, everyone, lang, edits, notes, counts, referred)
+        offers = money_figures(question)
+        self._check_money(sentence, about, everyone, lang, edits, notes, counts, referred, offers)
         counted = self._check_stock(sentence, about, everyone, edits, notes)
         self._check_availability(sentence, spans, about)
         if not counted and "stock" in detect_intents(fold(question), lang):
@@ -409,10 +435,12 @@ class ReplyGuard:
         notes: list[str],
         counts: AbstractSet[int] = frozenset(),
         referred: tuple[int, list[Product]] = (0, []),
+        offers: Sequence[MoneyFigure] = (),
     ) -> None:
         """``counts``: the quantities in sight ("two bottles"): a figure that is n x a price
         is a right total, and a wrong one is refused, never corrected to the unit price.
-        ``referred``: a figure before that offset is about those products (``_referred_before``)."""
+        ``referred``: a figure before that offset is about those products (``_referred_before``).
+        ``offers``: the viewer's own money figures, which may be turned down (``_turned_down``)."""
         figures = money_figures(sentence)
         named_or_any = about or list(self.catalog.product)  # about nothing: any catalog price
         shipping_talk = SHIPPING_MONEY_TALK.search(sentence) is not None
@@ -434,6 +462,8 @@ class ReplyGuard:
                 continue
             if fig.fee:  # said as a fee: one of the shipping terms' figures, or refused
                 raise _Reject(f"shipping figure {fig.text}: {_shipping(candidates)}")
+            if _turned_down(sentence, fig, offers):
+                continue
             if counts:
                 totals = ", ".join(
                     f"{n} x {format_price(p, 'en')} is "

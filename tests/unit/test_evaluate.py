@@ -293,6 +293,25 @@ SCORED = [
         ["wrong figure $89.99 for 2"],
     ),  # a real 1.5B's answer
     ("discount", "en", "aerobrew", 0, "The grinder is $89.99, or two for $179.98.", []),
+    # the viewer's price turned down is no price claimed (the real 1.5B's words)
+    (
+        "discount",
+        "en",
+        "aerobrew",
+        0,
+        "Sorry, but the AeroBrew Coffee Grinder is not available for $62.",
+        [],
+    ),
+    ("discount", "zh", "aerobrew", 0, "不好意思，62美元的价格不卖。", []),
+    # said, not turned down: a wrong figure, and neither the price nor a no
+    (
+        "discount",
+        "en",
+        "aerobrew",
+        0,
+        "Great, $62 it is!",
+        ["missing price_or_no (aerobrew)", "wrong figure $62"],
+    ),
     (
         "discount",
         "en",

@@ -281,17 +281,30 @@ async def test_not_sold_here_is_said_only_of_what_the_catalog_lacks_to_one_who_a
     ]:
         assert passes(sentence, [], lang, question=question), sentence
     # a price turned down is no product called unsold (the real 1.5B in bfloat16 said "不，62
-    # 美元的价格不卖。"), but the viewer's figure said back is still refused, never "corrected"
-    # into denying the catalog's price ("We don't sell it for $89.99.")
-    asked = "磨豆机62美元卖给我行吗？"
+    # 美元的价格不卖。"), and the viewer's own figure, the negation tied to it, is turned down
+    asked, asked_en = "磨豆机62美元卖给我行吗？", "Can I have the aerobrew for $62?"
     assert passes("这个价不卖哦。", [GRINDER], "zh", question=asked)
-    for sentence, lang in [
-        ("不，62美元的价格不卖。", "zh"),
-        ("We don't sell it for $62.", "en"),
-        ("It's not $62.", "en"),
+    for sentence, lang, question in [
+        ("不，62美元的价格不卖。", "zh", asked),
+        ("抱歉，AeroBrew 咖啡磨豆机不能以62美元出售。", "zh", asked),
+        ("Sorry, but the AeroBrew Coffee Grinder is not available for $62.", "en", asked_en),
+        ("We can't do it for $62, it's $89.99.", "en", asked_en),
     ]:
-        verdict = check(sentence, [GRINDER], lang, question=asked)
+        assert passes(sentence, [GRINDER], lang, question=question), sentence
+    # never "corrected" into denying the catalog's price ("We don't sell it for $89.99."),
+    # nor a figure said, not turned down, nor a figure the viewer did not offer
+    for sentence, lang, question in [
+        ("It's not $62.", "en", asked_en),
+        ("No, it's $62.", "en", asked_en),
+        ("No problem, $62 it is!", "en", asked_en),
+        ("It's not $62 but $50.", "en", asked_en),
+        ("We don't sell it for $62.", "en", "How much is the aerobrew?"),
+        ("不，是62美元。", "zh", asked),
+    ]:
+        verdict = check(sentence, [GRINDER], lang, question=question)
         assert not verdict.ok and "wrong price" in verdict.reason, (sentence, verdict)
+    verdict = check("The grinder is not available for now.", [GRINDER], question=asked_en)
+    assert not verdict.ok and "says sold out" in verdict.reason, verdict
     verdict = check("We don't have 50 left.", [GRINDER], question="how many grinders left?")
     assert not verdict.ok and "wrong stock" in verdict.reason, verdict
 
