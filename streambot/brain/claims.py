@@ -231,21 +231,34 @@ _YES = re.compile(
 )
 
 
+# "comes in ..." to a colour or size question names a variant: the real 1.5B answered "What
+# colours does the SnowPeak Thermo Bottle come in?" with "... comes in leak-proof lids."
+_VARIANT = re.compile(
+    r"\b(?:comes?|(?:is|are) (?:available|offered|sold)) in\b(?! handy)"
+    r"|有(?:多种|几种|[\d一二三四五六七八九十]+种)",
+    re.IGNORECASE,
+)
+
+
 def _yes_to_what_is_not_said(said: Said, kn: Knowledge) -> str | None:
     """A reply opening with "Yes" to a question about what a catalog has no field for (does
     it ship to Canada, is there a warranty) makes that claim without its words: the real
     1.5B answered "Do you ship the grinder to Canada?" with "Yes, you can have the AeroBrew
-    Coffee Grinder for $89.99." Supported where the product's own text speaks of it."""
-    if said.so_far or not said.question or not _YES.match(said.text):
+    Coffee Grinder for $89.99." So does a sentence naming a variant ("comes in ...") to a
+    colour or size question. Supported where the product's own text speaks of it."""
+    if not said.question:
+        return None
+    yes = not said.so_far and _YES.match(said.text) is not None
+    if not yes and not _VARIANT.search(said.text):
         return None
     lang = detect_lang(said.question)
     detail = asked_detail(fold(said.question), lang)
-    if detail is None:
+    if detail is None or not (yes or detail in ("colour", "size")):
         return None
     pool = facts_pool(said, 0, kn)
     if any(says_detail(f.text, detail, "en") or says_detail(f.text, detail, "zh") for f in pool):
         return None
-    return f"yes to a {detail} question"
+    return f"yes to a {detail} question" if yes else f"a {detail} the catalog does not name"
 
 
 # -- unit figures and shipping times --------------------------------------------------------
