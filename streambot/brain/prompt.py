@@ -205,13 +205,16 @@ def _answer_message(
     text, user = turn.message.text, turn.message.spoken_name  # only a name it may say
     clean = sanitize(text)
     products = catalog.find(clean)
-    earlier = discussed(catalog, memory) if style.memory == "summary" else []
+    earlier = discussed(catalog, memory)  # none without memory ("none": memory is empty)
     if earlier and not products and asks_about_a_product(text, turn.lang):
-        products = earlier[:1]  # a follow-up ("how much is it?"): what was discussed last
+        # a follow-up ("how many are left?"): what was discussed last, whatever the memory's
+        # style; told none, the real 1.5B answered one with "... is not sold here today."
+        products = earlier[:1]
     slots = style.facts == "slots"
     figures = "writing every figure as its slot" if slots else "using only the catalog's figures"
+    summary = _summary(earlier) if style.memory == "summary" else ""
     return (
-        f"{_summary(earlier)}{quoted(text, user)}\n\n"
+        f"{summary}{quoted(text, user)}\n\n"
         f"{_relevant(products, slots)}\n\n"
         f"Reply as {host_name}, in {_language(turn.lang)}, in one to three short spoken "
         f"sentences, {figures}.{_what_a_full_answer_says(clean, turn.lang, products)}"

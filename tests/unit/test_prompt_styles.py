@@ -81,9 +81,13 @@ def test_summary_memory_names_what_was_discussed_and_gives_a_follow_up_its_facts
 def test_turns_memory_replays_the_chat_and_none_forgets_it():
     turns = turn_messages(question("how much?"), CATALOG, MEMORY, "Mia", PromptStyle("turns"))
     assert [m["role"] for m in turns] == ["system", "user", "assistant", "user"]
+    # a follow-up gets the facts of what was discussed last, as with the summary
+    assert f"[{LAMP.id}]" in turns[-1]["content"].split("relevant to this question")[1]
+    assert "asked about" not in turns[-1]["content"]
     none = turn_messages(question("how much?"), CATALOG, MEMORY, "Mia", PromptStyle("none"))
     assert [m["role"] for m in none] == ["system", "user"]
     assert "asked about" not in none[-1]["content"]
+    assert "none matched" in none[-1]["content"]
 
 
 class Scripted:
