@@ -250,12 +250,13 @@ def _corrected(
 
 
 # the viewer's price turned down, the negation tied to it: "It's not available for $62.",
-# "We can't do it for $62.", "不能以62美元出售", "62美元的价格不卖" (the real 1.5B, to "Can I
-# have the aerobrew for $62?"). Not "No, it's $62." nor "not $1 but $0.50": a bare "no",
-# or anything but a few words between, says the figure, it does not turn it down.
+# "We can't do it for $62.", "It's $129, not $90.", "不能以62美元出售", "62美元的价格不卖" (the
+# real 1.5B, to "Can I have the aerobrew for $62?"). Not "No, it's $62.": a bare "no", or
+# more than a few words between, says the figure, it does not turn it down (and in "not $1
+# but $0.50" the other figure is checked as ever).
 _TURNED_DOWN_BEFORE = re.compile(
-    r"(?:\b(?:not|cannot|unable to)|n['’]t)(?:\s+[a-z]+){0,3}?\s+(?:for|at)\s*$"
-    r"|(?:不能|不可以|没法|无法|不)(?:以|按|用)?\s*$",
+    r"(?:\b(?:not|cannot|unable to)|n['’]t)(?:(?:\s+[a-z]+){0,3}?\s+(?:for|at))?\s*$"
+    r"|(?:不能|不可以|没法|无法|不是|不)(?:以|按|用)?\s*$",
     re.IGNORECASE,
 )
 _TURNED_DOWN_AFTER = re.compile(r"\s*(?:的价格|的价钱|的价)?(?:卖不了|不卖|不能卖|没法卖|不行)")

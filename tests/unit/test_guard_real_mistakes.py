@@ -289,12 +289,13 @@ async def test_not_sold_here_is_said_only_of_what_the_catalog_lacks_to_one_who_a
         ("抱歉，AeroBrew 咖啡磨豆机不能以62美元出售。", "zh", asked),
         ("Sorry, but the AeroBrew Coffee Grinder is not available for $62.", "en", asked_en),
         ("We can't do it for $62, it's $89.99.", "en", asked_en),
+        ("It's not $62.", "en", asked_en),
+        ("Sorry, but the AeroBrew Coffee Grinder is priced at $89.99, not $62.", "en", asked_en),
     ]:
         assert passes(sentence, [GRINDER], lang, question=question), sentence
     # never "corrected" into denying the catalog's price ("We don't sell it for $89.99."),
     # nor a figure said, not turned down, nor a figure the viewer did not offer
     for sentence, lang, question in [
-        ("It's not $62.", "en", asked_en),
         ("No, it's $62.", "en", asked_en),
         ("No problem, $62 it is!", "en", asked_en),
         ("It's not $62 but $50.", "en", asked_en),
