@@ -445,7 +445,7 @@ class ReplyGuard:
         figures = money_figures(sentence)
         named_or_any = about or list(self.catalog.product)  # about nothing: any catalog price
         shipping_talk = SHIPPING_MONEY_TALK.search(sentence) is not None
-        a_total = counts and _TOTAL_TALK.search(sentence) and not _EACH_TALK.search(sentence)
+        a_total = bool(counts and _TOTAL_TALK.search(sentence) and not _EACH_TALK.search(sentence))
         for fig in figures:
             candidates = referred[1] if fig.end <= referred[0] else named_or_any
             # a quantity said before the figure makes it their total: "3个保温杯需要24.50美元。"
