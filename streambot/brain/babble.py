@@ -241,9 +241,12 @@ _REFUSAL = re.compile(
 # A first clause that only apologises ("I'm sorry," "Unfortunately,") opens what the guard
 # most often refuses: the real 1.5B's "I'm sorry, but I don't have any information about the
 # weather." was said as "I'm sorry," and then the catalog brain's "Thanks for the message, Sam!".
+# With the viewer's name after it too: "Sorry, Sam," went out alone, then the catalog brain's
+# "Thanks for the message, Sam!" (the real 1.5B in bfloat16).
 _APOLOGY = re.compile(
     r"^\W*(?:(?:i'?m|i am|we'?re|we are)\s+(?:so\s+|very\s+|really\s+)?sorry|sorry|"
-    r"unfortunately|i'?m afraid|i am afraid|抱歉|不好意思|对不起|很遗憾|非常抱歉)\W*$",
+    r"unfortunately|i'?m afraid|i am afraid|抱歉|不好意思|对不起|很遗憾|非常抱歉)"
+    r"(?:[\s,，]+[\w'-]+(?:\s[\w'-]+)?)?\W*$",
     re.IGNORECASE,
 )
 

@@ -532,6 +532,8 @@ async def test_an_apology_is_judged_with_its_sentence_not_said_alone_before_it()
         "expect": "spoken",
     }
     await assert_handled(case)  # an apology whose sentence passes is said with it
+    heard = await assert_handled(BABBLE["apology-with-the-name-said-alone"])
+    assert heard.startswith("Thanks for the message"), heard  # with the viewer's name too
 
 
 async def test_a_list_of_facts_named_without_their_values_is_never_spoken():
