@@ -130,8 +130,18 @@ def test_the_styles_are_config_keys_for_both_llm_backends():
     [
         ("Is the AeroBrew Coffee Grinder in stock?", "en", "Say how many are in stock"),
         ("雪峰保温杯还有货吗？", "zh", "Say how many are in stock"),
-        ("Which is cheaper, the aerobrew or the thermo bottle?", "en", "give both prices"),
-        ("Is the aerobrew more expensive than the thermo bottle?", "en", "more expensive and"),
+        # the host compares the prices; the model only says which
+        (
+            "Which is cheaper, the aerobrew or the thermo bottle?",
+            "en",
+            "The cheaper one is the SnowPeak Thermo Bottle: say so and give both prices.",
+        ),
+        (
+            "Is the thermo bottle more expensive than the aerobrew?",
+            "en",
+            "The more expensive one is the AeroBrew Coffee Grinder",
+        ),
+        ("磨豆机和保温杯哪个便宜？", "zh", "The cheaper one is the SnowPeak Thermo Bottle"),
         ("Hi!", "en", None),
         ("How much is the aerobrew?", "en", None),
     ],
