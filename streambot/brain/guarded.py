@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from streambot.brain.babble import only_an_apology, repeat
 from streambot.brain.base import AnswersFirst, Brain, continues_replies
 from streambot.brain.catalog import asks_the_same
+from streambot.brain.figures import money_figures, same_figure
 from streambot.brain.guard import DIGIT, ReplyGuard, unique_products
 from streambot.brain.knowledge import squashed
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live
-from streambot.intents import CHECK_PHRASES
+from streambot.intents import CHECK_PHRASES, EN_NUMBERS, ZH_NUMERALS
 from streambot.sentences import SentenceSplitter, ends_sentence, split_sentences
 from streambot.turn import Turn, TurnKind
 
@@ -59,6 +60,19 @@ def _cut_inside_a_figure(sentence: str) -> bool:
     inside a figure ("ships in 1 to" of "1 to 2 days"), and a figure cut short is a wrong
     one. (What the guard refuses anyway, garbage, is refused first and counted as such.)"""
     return not ends_sentence(sentence) and DIGIT.search(sentence) is not None
+
+
+def _same_figures(sentence: str, said: str, new_words: set[str]) -> bool:
+    """``sentence`` says money figures, each said already, and no word of its own but a
+    number: "Three LumaDesk Lamps would be $177 ($59 each)." after the LLM's "The total for 3
+    LumaDesk Lamps would be $177 ($59 each)." (the real 1.5B's, then the catalog brain's)."""
+    figures = money_figures(sentence)
+    before = money_figures(said)
+    return (
+        bool(figures)
+        and all(any(same_figure(f, b) for b in before) for f in figures)
+        and all(w in EN_NUMBERS or all(c in ZH_NUMERALS for c in w) for w in new_words)
+    )
 
 
 # -- the guarded brain ------------------------------------------------------------------------
@@ -350,7 +364,9 @@ class GuardedBrain:
         if any(self._same_saying(sentence, s) for s in split_sentences(said, False)):
             return True
         kn = self.guard.knowledge
-        return repeat(sentence, [said], kn) is not None and not kn.new_words(sentence, said)
+        if repeat(sentence, [said], kn) is not None and not kn.new_words(sentence, said):
+            return True
+        return _same_figures(sentence, said, kn.new_words(sentence, said))
 
     def _same_saying(self, a: str, b: str) -> bool:
         """``a`` and ``b`` are the same words of the same products, their names aside."""

@@ -393,6 +393,17 @@ def test_a_name_said_alone_before_is_no_repeat():
     assert not GUARD.check(again, [THERMO], "en", previous=before).ok
 
 
+async def test_the_fallback_does_not_say_a_total_again_in_other_words():
+    # the real 1.5B said the total, then a sentence the guard refused; the catalog brain's
+    # answer after it said the same total again ("Three LumaDesk Lamps would be $177 ...")
+    brain, _ = guarded("The total for 3 LumaDesk Lamps would be $177 ($59 each). It is $5.")
+    text = await collect(brain, answer_turn("What's the total if I buy 3 of the lumadesk?"))
+    assert squash(text) == (
+        "The total for 3 LumaDesk Lamps would be $177 ($59 each). "
+        "The LumaDesk Lamp is sold out right now, back next Friday."
+    )
+
+
 async def test_corrected_sentence_is_spoken_corrected():
     brain, _ = guarded("雪峰保温杯现在还剩100件，快来抢！")
     text = await collect(brain, answer_turn("保温杯还有货吗？", lang="zh"))
