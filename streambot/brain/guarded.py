@@ -26,7 +26,7 @@ from streambot.brain.figures import money_figures, same_figure
 from streambot.brain.guard import DIGIT, ReplyGuard, unique_products
 from streambot.brain.knowledge import squashed
 from streambot.catalog import Catalog, LiveCatalog, Product, as_live
-from streambot.intents import CHECK_PHRASES, EN_NUMBERS, ZH_NUMERALS
+from streambot.intents import CHECK_PHRASES, EN_NUMBERS, ZH_NUMERALS, asks_about_a_product
 from streambot.sentences import SentenceSplitter, ends_sentence, split_sentences
 from streambot.turn import Turn, TurnKind
 
@@ -105,6 +105,7 @@ class GuardedBrain:
         self.last_verdicts: list[tuple[str, str | None]] = []  # (sentence, reason) of a reply
         self.last_text = ""  # what the last reply actually said
         self.last_asked = ""  # the viewer's words the last reply answered ("": not an answer)
+        self.last_about: list[Product] = []  # the products the last reply was about
         self.last_first = ""  # the catalog's answer the last reply started with ("": none)
         self.last_added = 0  # sentences the inner brain said after it
         self.rejections = 0  # replies handed to the fallback, for metrics
@@ -125,12 +126,20 @@ class GuardedBrain:
         return self.fallback.pitch_topics()
 
     def _question_products(self, turn: Turn) -> list[Product]:
+        """The products ``turn`` is about: a pitch's or script line's topic, else those the
+        viewer names; a follow-up that names none ("那还有货吗？") is about the one the last
+        reply was about, as its prompt says, so the model's "还有42件。" is checked as the
+        grinder's count, not refused as nobody's."""
         if turn.kind in (TurnKind.PITCH, TurnKind.SCRIPT):
             product = self.catalog.by_id(turn.topic) if turn.topic else None
             return [product] if product else []
-        if turn.message is not None:
-            return self.catalog.find(turn.message.text)
-        return []
+        if turn.message is None:
+            return []
+        named = self.catalog.find(turn.message.text)
+        if named or not asks_about_a_product(turn.message.text, turn.lang):
+            return named
+        last = [p for p in self.last_about[:1] if self.catalog.by_id(p.id) is not None]
+        return last
 
     async def _script_line(self, turn: Turn) -> AsyncIterator[str]:
         """A script line reworded by the inner brain, spoken only if every sentence of the
@@ -138,6 +147,7 @@ class GuardedBrain:
         whole rewording is checked before any of it is said, so a line is never half one,
         half the other."""
         products = self._question_products(turn)
+        self.last_about = products or self.last_about
         reworded: list[str] = []
         failed: str | None = None
         stream = self.inner.reply(turn)
@@ -205,11 +215,13 @@ class GuardedBrain:
             async for delta in self._script_line(turn):
                 yield delta
             return
+        products = self._question_products(turn)
+        self.last_about = products or self.last_about
         if asked and asked_before and asks_the_same(self.catalog, asked, asked_before, turn.lang):
             # the same question again (two viewers ask the price in a row): the same answer
             # is an answer then, not a model's loop
             previous = ""
-        run = _Run(self._question_products(turn), asked, previous)
+        run = _Run(products, asked, previous)
         first = self._say_first(turn, run)
         if first:  # the catalog's exact answer at once; the inner brain continues after it
             yield first + " "
@@ -291,7 +303,7 @@ class GuardedBrain:
                 run.recent or run.question,
                 turn.lang,
                 question=run.asked,
-                previous=(run.previous, self.last_text),
+                previous=(self._last_reply_unless_a_part(sentence, run), self.last_text),
                 so_far=self.last_text,
             )
             self.last_verdicts.append((sentence, verdict.reason))
@@ -312,6 +324,18 @@ class GuardedBrain:
             self.last_text += verdict.text + " "
             said.append(verdict.text + " ")
         return said
+
+    def _last_reply_unless_a_part(self, sentence: str, run: _Run) -> str:
+        """The last reply, whose sentences said again are a model's loop, or "" where
+        ``sentence`` comes after this reply's opening and names only products the question
+        names: a fact of theirs said again for this answer ("..., and the AeroBrew Coffee
+        Grinder is $89.99." in a comparison, after a reply that ended so; a loop starts a
+        reply with the last one)."""
+        if not self.last_text or not run.question:
+            return run.previous
+        named = unique_products(p for _, _, p in self.guard.mentions(sentence))
+        asked = {p.id for p in run.question}
+        return "" if named and all(p.id in asked for p in named) else run.previous
 
     async def _fallback_after(self, turn: Turn, rejected: bool) -> AsyncIterator[str]:
         """The fallback's answer when the inner brain's was refused, failed or empty: all of

@@ -404,6 +404,35 @@ async def test_the_fallback_does_not_say_a_total_again_in_other_words():
     )
 
 
+async def test_a_follow_up_is_checked_as_about_the_product_discussed_last():
+    brain, inner = guarded("AeroBrew 咖啡磨豆机的价格是89.99美元。")
+    await collect(brain, answer_turn("AeroBrew 咖啡磨豆机多少钱？", lang="zh"))
+    inner.script = "还有42件。"  # the real 1.5B's words, refused as nobody's count before
+    text = await collect(brain, answer_turn("那还有货吗？", lang="zh"))
+    assert squash(text) == "还有42件。" and brain.rejections == 0
+    inner.script = "还有5件。"  # and a wrong count is the grinder's to put right
+    await collect(brain, answer_turn("那还有货吗？", lang="zh"))
+    assert brain.last_text.strip() == "还有42件。"
+
+
+async def test_a_fact_of_the_questions_products_said_again_after_the_opening_is_no_loop():
+    before = (
+        "The SonicBuds Pro Earbuds are more expensive at $129, "
+        "and the AeroBrew Coffee Grinder is $89.99."
+    )
+    brain, inner = guarded(before)
+    await collect(brain, answer_turn("Is the sonicbuds more expensive than the aerobrew?"))
+    # the real 1.5B's next comparison ended as the last one did: said whole
+    inner.script = "The LumaDesk Lamp is cheaper at $59, and the AeroBrew Coffee Grinder is $89.99."
+    text = await collect(brain, answer_turn("Which is cheaper, the aerobrew or the lumadesk?"))
+    assert squash(text) == inner.script and brain.rejections == 0
+    # a reply that opens with the last one is a loop, refused as ever
+    inner.script = "The LumaDesk Lamp is cheaper at $59, and the AeroBrew Coffee Grinder is $89.99."
+    await collect(brain, answer_turn("How much is the lamp?"))
+    assert brain.rejections == 1
+    assert "repeats what was just said" in (brain.last_verdicts[0][1] or "")
+
+
 async def test_corrected_sentence_is_spoken_corrected():
     brain, _ = guarded("雪峰保温杯现在还剩100件，快来抢！")
     text = await collect(brain, answer_turn("保温杯还有货吗？", lang="zh"))
