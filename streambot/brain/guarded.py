@@ -138,8 +138,7 @@ class GuardedBrain:
         named = self.catalog.find(turn.message.text)
         if named or not asks_about_a_product(turn.message.text, turn.lang):
             return named
-        last = [p for p in self.last_about[:1] if self.catalog.by_id(p.id) is not None]
-        return last
+        return [p for p in self.last_about[:1] if self.catalog.by_id(p.id) is not None]
 
     async def _script_line(self, turn: Turn) -> AsyncIterator[str]:
         """A script line reworded by the inner brain, spoken only if every sentence of the
