@@ -128,6 +128,7 @@ def guarded_brain(
         live,
         answer_first=section.answer_first,
         first_sentence_s=section.first_sentence_s,
+        remembered=section.memory_turns if section.memory != "none" else 1,
     )
 
 

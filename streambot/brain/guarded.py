@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
@@ -50,7 +51,7 @@ class _Run:
 
     question: list[Product]
     asked: str
-    previous: str
+    previous: tuple[str, ...]  # the recent replies a loop would say again
     recent: list[Product] = field(default_factory=list)
     rejected: bool = False
 
@@ -89,6 +90,7 @@ class GuardedBrain:
         catalog: Catalog | LiveCatalog,
         answer_first: bool = False,
         first_sentence_s: float = 0.0,
+        remembered: int = 1,
     ) -> None:
         """``catalog``: read at the start of each reply, and every sentence of that reply is
         checked against what was read (a live catalog follows its file). ``answer_first``: a
@@ -98,7 +100,11 @@ class GuardedBrain:
         rejected sentence ends the reply there (the answer was said already).
         ``first_sentence_s``: how long the inner brain may take to its first sentence when
         nothing was said first, and to a script line's whole rewording (0: as long as it
-        takes); past it the fallback answers and the inner brain is closed (the LLM stops)."""
+        takes); past it the fallback answers and the inner brain is closed (the LLM stops).
+        ``remembered``: how many recent replies a model's loop is looked for in (at least the
+        last): the turns its prompt replays ([brain.llm] memory_turns), which a small model
+        says again (the real 1.5B answered a lamp's points and its arrival with the "sold
+        out, back next Friday" of its four answers before)."""
         self.inner, self.fallback, self.guard = inner, fallback, guard
         self.live = as_live(catalog)
         self.catalog = self.live.current
@@ -106,6 +112,7 @@ class GuardedBrain:
         self.last_text = ""  # what the last reply actually said
         self.last_asked = ""  # the viewer's words the last reply answered ("": not an answer)
         self.last_about: list[Product] = []  # the products the last reply was about
+        self._recent: deque[tuple[str, str]] = deque(maxlen=max(1, remembered))  # (asked, said)
         self.last_first = ""  # the catalog's answer the last reply started with ("": none)
         self.last_added = 0  # sentences the inner brain said after it
         self.rejections = 0  # replies handed to the fallback, for metrics
@@ -198,10 +205,12 @@ class GuardedBrain:
         return None
 
     async def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
-        # the last reply: the guard refuses a sentence of it said again (a model's loop)
-        previous, self.last_verdicts, self.last_text = self.last_text, [], ""
+        # the recent replies: the guard refuses a sentence of them said again (a model's loop)
+        if self.last_text:
+            self._recent.append((self.last_asked, self.last_text))
+        self.last_verdicts, self.last_text = [], ""
         asked = turn.message.text if turn.kind == TurnKind.ANSWER and turn.message else ""
-        asked_before, self.last_asked = self.last_asked, asked
+        self.last_asked = asked
         self.last_first, self.last_added = "", 0
         if turn.kind == TurnKind.SAY:  # the operator's own words: trusted, said as they are
             said = turn.topic or (turn.message.text if turn.message else "")
@@ -216,10 +225,13 @@ class GuardedBrain:
             return
         products = self._question_products(turn)
         self.last_about = products or self.last_about
-        if asked and asked_before and asks_the_same(self.catalog, asked, asked_before, turn.lang):
-            # the same question again (two viewers ask the price in a row): the same answer
-            # is an answer then, not a model's loop
-            previous = ""
+        # a reply to the same question (two viewers ask the price in a row) may be said the
+        # same way again: an answer then, not a model's loop
+        previous = tuple(
+            said
+            for before, said in self._recent
+            if not (asked and before and asks_the_same(self.catalog, asked, before, turn.lang))
+        )
         run = _Run(products, asked, previous)
         first = self._say_first(turn, run)
         if first:  # the catalog's exact answer at once; the inner brain continues after it
@@ -302,7 +314,7 @@ class GuardedBrain:
                 run.recent or run.question,
                 turn.lang,
                 question=run.asked,
-                previous=(self._last_reply_unless_a_part(sentence, run), self.last_text),
+                previous=(*self._recent_unless_a_part(sentence, run), self.last_text),
                 so_far=self.last_text,
             )
             self.last_verdicts.append((sentence, verdict.reason))
@@ -324,17 +336,17 @@ class GuardedBrain:
             said.append(verdict.text + " ")
         return said
 
-    def _last_reply_unless_a_part(self, sentence: str, run: _Run) -> str:
-        """The last reply, whose sentences said again are a model's loop, or "" where
+    def _recent_unless_a_part(self, sentence: str, run: _Run) -> tuple[str, ...]:
+        """The recent replies, whose sentences said again are a model's loop, or none where
         ``sentence`` comes after this reply's opening and names only products the question
         names: a fact of theirs said again for this answer ("..., and the AeroBrew Coffee
         Grinder is $89.99." in a comparison, after a reply that ended so; a loop starts a
-        reply with the last one)."""
+        reply with an earlier one)."""
         if not self.last_text or not run.question:
             return run.previous
         named = unique_products(p for _, _, p in self.guard.mentions(sentence))
         asked = {p.id for p in run.question}
-        return "" if named and all(p.id in asked for p in named) else run.previous
+        return () if named and all(p.id in asked for p in named) else run.previous
 
     async def _fallback_after(self, turn: Turn, rejected: bool) -> AsyncIterator[str]:
         """The fallback's answer when the inner brain's was refused, failed or empty: all of

@@ -309,10 +309,10 @@ class ScriptedInner:
             self.closed = True
 
 
-def guarded(script: str) -> tuple[GuardedBrain, ScriptedInner]:
+def guarded(script: str, remembered: int = 1) -> tuple[GuardedBrain, ScriptedInner]:
     inner = ScriptedInner(script)
     fallback = CatalogBrain(CatalogBrainConfig())
-    return GuardedBrain(inner, fallback, GUARD, CATALOG), inner
+    return GuardedBrain(inner, fallback, GUARD, CATALOG, remembered=remembered), inner
 
 
 async def collect(brain: GuardedBrain, turn: Turn) -> str:
@@ -431,6 +431,24 @@ async def test_a_fact_of_the_questions_products_said_again_after_the_opening_is_
     await collect(brain, answer_turn("How much is the lamp?"))
     assert brain.rejections == 1
     assert "repeats what was just said" in (brain.last_verdicts[0][1] or "")
+
+
+@pytest.mark.parametrize("remembered", [1, 4])
+async def test_a_sentence_of_any_remembered_reply_is_a_loop(remembered):
+    # the real 1.5B, its four lamp answers before in its prompt, answered the lamp's points
+    # with "The LumaDesk Lamp is sold out, back next Friday." two replies after it said so
+    sold_out = "The LumaDesk Lamp is sold out, back next Friday."
+    brain, inner = guarded(sold_out, remembered)
+    for question in ("Is the LumaDesk Lamp in stock?", "When will the luma desk be back in stock?"):
+        assert squash(await collect(brain, answer_turn(question))) == sold_out  # same question
+    inner.script = "The LumaDesk Lamp ships in 3 to 5 days."
+    await collect(brain, answer_turn("How long does shipping take for the desk lamp?"))
+    inner.script = sold_out
+    text = await collect(brain, answer_turn("Tell me about the luma desk, is it any good?"))
+    if remembered == 1:  # only the last reply looked at: said, and no answer to the question
+        assert squash(text) == sold_out and brain.rejections == 0
+    else:
+        assert brain.rejections == 1 and "flicker-free" in text
 
 
 async def test_corrected_sentence_is_spoken_corrected():
