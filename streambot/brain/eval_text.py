@@ -36,7 +36,7 @@ GREETING = either(
 
 REFUSAL = either(
     r"\b(?:sorry|afraid|unfortunately|can'?t|cannot|unable|not able|no discounts?|fixed)\b",
-    r"抱歉|不好意思|不能|没办法|没有优惠|不打折|只能|无法",
+    r"抱歉|不好意思|不能|没办法|没有优惠|不打折|只能|无法|不卖|卖不了",
 )
 
 # "62美元的价格不卖": a price turned down after it is said (in English the negation comes first)

@@ -303,6 +303,7 @@ SCORED = [
         [],
     ),
     ("discount", "zh", "aerobrew", 0, "不好意思，62美元的价格不卖。", []),
+    ("discount", "zh", "aerobrew", 0, "不，62美元的价格不卖。", []),  # the real 1.5B's "no"
     # said, not turned down: a wrong figure, and neither the price nor a no
     (
         "discount",
