@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -175,6 +175,12 @@ class Catalog(BaseModel):
             for name in (p.id, p.name, p.name_zh, *p.aliases, *p.aliases_zh)
             if name
         ]
+
+
+def by_price(products: Sequence[Product], way: str) -> list[Product]:
+    """``products`` the cheapest first for ``way`` "cheaper", the dearest first for "dearer"
+    (``intents.price_comparison``): the first is the answer to the comparison."""
+    return sorted(products, key=lambda p: p.price, reverse=way != "cheaper")
 
 
 def format_price(product: Product, lang: str) -> str:

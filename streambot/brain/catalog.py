@@ -16,7 +16,7 @@ import asyncio
 import re
 from collections.abc import AsyncGenerator
 
-from streambot.catalog import Catalog, LiveCatalog, Product, format_price
+from streambot.catalog import Catalog, LiveCatalog, Product, by_price, format_price
 from streambot.config import CatalogBrainConfig, PersonaConfig
 from streambot.intents import (
     CHECK_EN,
@@ -177,7 +177,7 @@ class CatalogAnswerer:
         $89.99." A yes-or-no question ("Is X more expensive than Y?") is answered about the
         product it names first."""
         zh, cheaper = lang == "zh", way == "cheaper"
-        ranked = sorted(products, key=lambda p: p.price, reverse=not cheaper)
+        ranked = by_price(products, way)
         price = {p.id: format_price(p, lang) for p in ranked}
         top, rest = ranked[0], ranked[1:]
         same = all(p.price == top.price for p in rest)
@@ -281,14 +281,16 @@ class CatalogAnswerer:
         return f"Thanks for the message, {who}! Ask me about prices, stock or shipping."
 
 
-def asks_the_same(catalog: Catalog, question: str, before: str, lang: str) -> bool:
-    """Whether ``question`` asks what ``before`` asked of a product: the catalog's answer to
-    each, read afresh (no follow-up), is the same ("How much is the aerobrew?" after "aero
-    brew price?"). Not for a greeting, chatter or a question that names no product."""
+# The kinds of answer that say something of a product (``answer_and_kind``).
+PRODUCT_ANSWERS = ("facts", "points", "detail")
+
+
+def product_answer(catalog: Catalog, question: str, lang: str) -> tuple[str, str] | None:
+    """(the catalog's answer, its kind) to ``question`` when it asks something of a product
+    it names, read afresh (no follow-up), else None: two questions with the same one ask the
+    same ("How much is the aerobrew?", "aero brew price?")."""
     said, kind = CatalogAnswerer(catalog).answer_and_kind(question, None, lang)
-    if kind not in ("facts", "points", "detail"):
-        return False
-    return CatalogAnswerer(catalog).answer_and_kind(before, None, lang) == (said, kind)
+    return (said, kind) if kind in PRODUCT_ANSWERS else None
 
 
 def _zh_count(n: int) -> str:
@@ -369,7 +371,7 @@ class CatalogBrain:
         if gives_orders(text):  # an injection naming a product: the LLM alone, guarded
             return None
         said, kind = self._answerer().answer_and_kind(text, turn.message.spoken_name, turn.lang)
-        return said if kind in ("facts", "points", "detail") and said.strip() else None
+        return said if kind in PRODUCT_ANSWERS and said.strip() else None
 
     async def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
         interval = self._config.token_interval_ms / 1000.0

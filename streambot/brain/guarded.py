@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from streambot.brain.babble import only_an_apology, repeat
 from streambot.brain.base import AnswersFirst, Brain, continues_replies
-from streambot.brain.catalog import asks_the_same
+from streambot.brain.catalog import product_answer
 from streambot.brain.figures import money_figures, same_figure
 from streambot.brain.guard import DIGIT, ReplyGuard, unique_products
 from streambot.brain.knowledge import squashed
@@ -227,10 +227,13 @@ class GuardedBrain:
         self.last_about = products or self.last_about
         # a reply to the same question (two viewers ask the price in a row) may be said the
         # same way again: an answer then, not a model's loop
+        answer = product_answer(self.catalog, asked, turn.lang) if asked else None
         previous = tuple(
             said
             for before, said in self._recent
-            if not (asked and before and asks_the_same(self.catalog, asked, before, turn.lang))
+            if answer is None
+            or not before
+            or product_answer(self.catalog, before, turn.lang) != answer
         )
         run = _Run(products, asked, previous)
         first = self._say_first(turn, run)
@@ -399,9 +402,10 @@ class GuardedBrain:
         if any(self._same_saying(sentence, s) for s in split_sentences(said, False)):
             return True
         kn = self.guard.knowledge
-        if repeat(sentence, [said], kn) is not None and not kn.new_words(sentence, said):
+        new_words = kn.new_words(sentence, said)
+        if repeat(sentence, [said], kn) is not None and not new_words:
             return True
-        return _same_figures(sentence, said, kn.new_words(sentence, said))
+        return _same_figures(sentence, said, new_words)
 
     def _same_saying(self, a: str, b: str) -> bool:
         """``a`` and ``b`` are the same words of the same products, their names aside."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from streambot.brain.slots import slot
-from streambot.catalog import Catalog, Product, format_price
+from streambot.catalog import Catalog, Product, by_price, format_price
 from streambot.intents import asks_about_a_product, detect_intents, price_comparison
 from streambot.text import fold, normalise
 from streambot.turn import Turn, TurnKind
@@ -230,9 +230,8 @@ def _what_a_full_answer_says(text: str, lang: str, products: Sequence[Product]) 
     if way is not None and len({p.currency for p in products}) == 1:
         # the host compares, the model says it: the real 1.5B called the dearer of two the
         # cheaper in 5 of 12 comparisons when left to compare the figures itself
-        cheaper = way == "cheaper"
-        which = "cheaper" if cheaper else "more expensive"
-        top = sorted(products, key=lambda p: p.price, reverse=not cheaper)[0]
+        which = "cheaper" if way == "cheaper" else "more expensive"
+        top = by_price(products, way)[0]
         if all(p.price == top.price for p in products):
             return " They cost the same: say so and give the price."
         return f" The {which} one is the {top.name}: say so and give both prices."
